@@ -1,0 +1,242 @@
+//! The `share_init` configuration: JSON parsing, validation, and the service URL's resolution.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The production share service (opencode's `https://api.opencode.ai`).
+pub const PROD_API: &str = "https://api.opencode.ai";
+/// The dev share service, used by `dev` and `0.0.0-…` snapshot installations.
+pub const DEV_API: &str = "https://api.dev.opencode.ai";
+
+/// A validated configuration with every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Base URL of the service, without a trailing slash.
+    pub url: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub max_pending_bytes: usize,
+    pub user_agent: String,
+    /// True when the URL's host is loopback (requests to it never go through a proxy).
+    pub loopback: bool,
+}
+
+/// The JSON object as the host wrote it; every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    url: Option<String>,
+    version: Option<String>,
+    timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    concurrency: Option<u64>,
+    max_retries: Option<u32>,
+    retry_initial_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    max_pending_bytes: Option<u64>,
+    user_agent: Option<String>,
+    allow_insecure: Option<bool>,
+}
+
+const MAX_CONCURRENCY: u64 = 64;
+const MAX_MS: u64 = 24 * 3600 * 1000;
+
+impl Config {
+    /// Parses `json` (None or "" for all defaults); `env_api` is `OPENCODE_API`'s value.
+    pub fn parse(json: Option<&str>, env_api: Option<&str>) -> Result<Config> {
+        let raw: Raw = match json.map(str::trim) {
+            None | Some("") => Raw::default(),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| Error::invalid(format!("config: {e}")))?,
+        };
+        let url = resolve_url(raw.url.as_deref(), env_api, raw.version.as_deref().unwrap_or(""));
+        let loopback = check_url(&url, raw.allow_insecure.unwrap_or(false), raw.url.is_none())?;
+
+        let ms = |name: &str, value: Option<u64>, default: u64, min: u64| -> Result<Duration> {
+            let v = value.unwrap_or(default);
+            if v < min || v > MAX_MS {
+                return Err(Error::invalid(format!(
+                    "config: {name} must be between {min} and {MAX_MS}, got {v}"
+                )));
+            }
+            Ok(Duration::from_millis(v))
+        };
+        let timeout = ms("timeout_ms", raw.timeout_ms, 30_000, 1)?;
+        let connect_timeout = ms("connect_timeout_ms", raw.connect_timeout_ms, 5_000, 1)?;
+        let retry_initial = ms("retry_initial_ms", raw.retry_initial_ms, 250, 1)?;
+        let retry_max = ms("retry_max_ms", raw.retry_max_ms, 30_000, 1)?;
+        if retry_max < retry_initial {
+            return Err(Error::invalid("config: retry_max_ms must not be below retry_initial_ms"));
+        }
+        let concurrency = raw.concurrency.unwrap_or(8);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(Error::invalid(format!(
+                "config: concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"
+            )));
+        }
+        let max_pending_bytes = raw.max_pending_bytes.unwrap_or(256 << 20);
+        if max_pending_bytes == 0 {
+            return Err(Error::invalid("config: max_pending_bytes must be at least 1"));
+        }
+        let user_agent = raw
+            .user_agent
+            .unwrap_or_else(|| format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
+        if user_agent.is_empty() || user_agent.chars().any(|c| c.is_control()) {
+            return Err(Error::invalid("config: user_agent must be non-empty printable text"));
+        }
+        Ok(Config {
+            url,
+            timeout,
+            connect_timeout,
+            concurrency: concurrency as usize,
+            max_retries: raw.max_retries.unwrap_or(10),
+            retry_initial,
+            retry_max,
+            max_pending_bytes: usize::try_from(max_pending_bytes).unwrap_or(usize::MAX),
+            user_agent,
+            loopback,
+        })
+    }
+}
+
+/// The base URL: the `url` key, else `OPENCODE_API`, else dev or production by `version`
+/// (`dev`, or a `0.0.0…` snapshot, picks dev). Trailing slashes are dropped.
+pub fn resolve_url(url: Option<&str>, env_api: Option<&str>, version: &str) -> String {
+    let chosen = url.or(env_api.filter(|v| !v.is_empty())).unwrap_or_else(|| {
+        if version == "dev" || version.starts_with("0.0.0") { DEV_API } else { PROD_API }
+    });
+    chosen.trim_end_matches('/').to_string()
+}
+
+/// Checks the URL's shape; plain http needs a loopback host unless `allow_insecure`.
+/// Returns whether the host is loopback.
+fn check_url(url: &str, allow_insecure: bool, from_env: bool) -> Result<bool> {
+    let origin = if from_env { "OPENCODE_API" } else { "config: url" };
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Error::invalid(format!("{origin} {url:?} is not a URL: {e}")))?;
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Err(Error::invalid(format!("{origin} {url:?} has no host")));
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback || allow_insecure => {}
+        "http" => {
+            return Err(Error::invalid(format!(
+                "{origin} {url:?} is plain http to a host that is not loopback: \
+                 set allow_insecure to true to permit it"
+            )));
+        }
+        other => return Err(Error::invalid(format!("{origin} {url:?}: scheme {other:?} is not http or https"))),
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::invalid(format!("{origin} {url:?} must not have a query or fragment")));
+    }
+    Ok(loopback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Status;
+
+    fn err(json: &str) -> String {
+        let e = Config::parse(Some(json), None).unwrap_err();
+        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+        e.message
+    }
+
+    #[test]
+    fn defaults() {
+        for json in [None, Some(""), Some("  "), Some("{}")] {
+            let c = Config::parse(json, None).unwrap();
+            assert_eq!(c.url, PROD_API);
+            assert_eq!(c.timeout, Duration::from_secs(30));
+            assert_eq!(c.connect_timeout, Duration::from_secs(5));
+            assert_eq!(c.concurrency, 8);
+            assert_eq!(c.max_retries, 10);
+            assert_eq!(c.retry_initial, Duration::from_millis(250));
+            assert_eq!(c.retry_max, Duration::from_secs(30));
+            assert_eq!(c.max_pending_bytes, 268_435_456);
+            assert_eq!(c.user_agent, format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
+            assert!(!c.loopback);
+        }
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = Config::parse(
+            Some(
+                r#"{"url":"http://10.0.0.5:8080/","version":"1.0.0","timeout_ms":100,
+                "connect_timeout_ms":50,"concurrency":1,"max_retries":0,"retry_initial_ms":5,
+                "retry_max_ms":10,"max_pending_bytes":1000,"user_agent":"host/1","allow_insecure":true}"#,
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.url, "http://10.0.0.5:8080");
+        assert_eq!((c.timeout, c.connect_timeout), (Duration::from_millis(100), Duration::from_millis(50)));
+        assert_eq!((c.concurrency, c.max_retries, c.max_pending_bytes), (1, 0, 1000));
+        assert_eq!((c.retry_initial, c.retry_max), (Duration::from_millis(5), Duration::from_millis(10)));
+        assert_eq!(c.user_agent, "host/1");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        assert!(err(r#"{"urll":"x"}"#).contains("unknown field `urll`"));
+        assert!(err(r#"{"concurrency":"8"}"#).contains("config"));
+        assert!(err(r#"{"timeout_ms":-1}"#).contains("config"));
+        assert!(err("[1]").contains("config"));
+        assert!(err("not json").contains("config"));
+        assert!(err(r#"{} {}"#).contains("config"));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(err(r#"{"concurrency":0}"#).contains("concurrency"));
+        assert!(err(r#"{"concurrency":65}"#).contains("concurrency"));
+        assert!(err(r#"{"timeout_ms":0}"#).contains("timeout_ms"));
+        assert!(err(r#"{"retry_initial_ms":100,"retry_max_ms":50}"#).contains("retry_max_ms"));
+        assert!(err(r#"{"max_pending_bytes":0}"#).contains("max_pending_bytes"));
+        assert!(err(r#"{"user_agent":""}"#).contains("user_agent"));
+        assert!(err("{\"user_agent\":\"a\\nb\"}").contains("user_agent"));
+    }
+
+    #[test]
+    fn url_resolution() {
+        assert_eq!(resolve_url(Some("https://x.test/"), Some("https://env.test"), "dev"), "https://x.test");
+        assert_eq!(resolve_url(None, Some("https://env.test//"), "dev"), "https://env.test");
+        assert_eq!(resolve_url(None, Some(""), "dev"), DEV_API);
+        assert_eq!(resolve_url(None, None, "dev"), DEV_API);
+        assert_eq!(resolve_url(None, None, "0.0.0-202507011200"), DEV_API);
+        assert_eq!(resolve_url(None, None, "0.3.110"), PROD_API);
+        assert_eq!(resolve_url(None, None, ""), PROD_API);
+        assert_eq!(resolve_url(None, None, "development"), PROD_API);
+        let c = Config::parse(Some(r#"{"version":"dev"}"#), Some("http://127.0.0.1:9")).unwrap();
+        assert_eq!(c.url, "http://127.0.0.1:9");
+        assert!(c.loopback);
+    }
+
+    #[test]
+    fn plain_http_needs_loopback_or_allow_insecure() {
+        for ok in ["http://127.0.0.1:1", "http://127.9.9.9", "http://localhost:3000", "http://[::1]:80", "https://share.example"] {
+            assert!(Config::parse(Some(&format!(r#"{{"url":"{ok}"}}"#)), None).is_ok(), "{ok}");
+        }
+        assert!(err(r#"{"url":"http://10.1.2.3"}"#).contains("allow_insecure"));
+        assert!(err(r#"{"url":"http://share.example"}"#).contains("allow_insecure"));
+        assert!(err(r#"{"url":"ftp://share.example"}"#).contains("scheme"));
+        assert!(err(r#"{"url":"share.example"}"#).contains("not a URL"));
+        assert!(err(r#"{"url":"https://share.example/?a=1"}"#).contains("query"));
+        let e = Config::parse(None, Some("http://share.example")).unwrap_err();
+        assert!(e.message.contains("OPENCODE_API"), "{}", e.message);
+    }
+}

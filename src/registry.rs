@@ -1,0 +1,77 @@
+//! The share registry: which sessions are shared, and with which secret.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// A share's secret. Its `Debug` form is redacted so it cannot slip into a log line or message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(secret: &str) -> Self {
+        Secret(Arc::from(secret))
+    }
+
+    /// The secret itself, for the request body and for redaction only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Session id to secret, filled by `share_create` and by `session/share/<id>` writes.
+#[derive(Debug, Default)]
+pub struct Registry {
+    shares: HashMap<Box<str>, Secret>,
+}
+
+impl Registry {
+    pub fn get(&self, session: &str) -> Option<&Secret> {
+        self.shares.get(session)
+    }
+
+    pub fn contains(&self, session: &str) -> bool {
+        self.shares.contains_key(session)
+    }
+
+    /// Remembers (or replaces) the share of `session`.
+    pub fn insert(&mut self, session: &str, secret: Secret) {
+        self.shares.insert(session.into(), secret);
+    }
+
+    /// Forgets the share of `session`; true if there was one.
+    pub fn remove(&mut self, session: &str) -> bool {
+        self.shares.remove(session).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.shares.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shares.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("5f1c-secret");
+        assert!(!format!("{s:?}").contains("5f1c"));
+        let mut r = Registry::default();
+        r.insert("ses_1", s.clone());
+        assert!(!format!("{r:?}").contains("5f1c"));
+        assert_eq!(r.get("ses_1").map(Secret::expose), Some("5f1c-secret"));
+        assert!(r.remove("ses_1"));
+        assert!(!r.contains("ses_1"));
+    }
+}
