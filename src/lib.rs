@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod content;
+pub mod http;
+pub mod protocol;
 pub mod error;
 pub mod key;
 pub mod queue;

@@ -66,9 +66,11 @@ pub enum AfterFailure {
     Dropped { exhausted: bool },
 }
 
+/// The request under way for a key.
 #[derive(Debug)]
-struct Content {
-    seq: u64,
+struct Flight {
+    /// Position the key had when it was dispatched: the oldest write this request delivers.
+    mark: u64,
     text: Arc<str>,
 }
 
@@ -77,11 +79,11 @@ struct Entry {
     key: Arc<str>,
     session: Arc<str>,
     /// Newest content not yet handed to a request.
-    pending: Option<Content>,
-    /// Content of the request under way.
-    in_flight: Option<Content>,
-    /// Order among keys: the sequence number of the first write not yet sent.
+    pending: Option<Arc<str>>,
+    /// With pending content: the sequence number of the first write not yet sent. It orders
+    /// keys for dispatch and marks what a flush waits for.
     position: u64,
+    in_flight: Option<Flight>,
     /// Set while the key waits for a retry.
     retry_at: Option<Instant>,
     /// Failed attempts since the key's last success.
@@ -100,7 +102,8 @@ pub struct Queue {
     ready: BTreeMap<u64, Arc<str>>,
     /// Keys waiting for a retry, by (retry time, position).
     waiting: BTreeMap<(Instant, u64), Arc<str>>,
-    /// Sequence numbers of every content pending or in flight (for flush).
+    /// The oldest undelivered write of every pending key and of every request under way: a
+    /// flush is done when none is at or below its mark.
     outstanding: BTreeSet<u64>,
     /// Requests under way, per session (for remove).
     flights: HashMap<Arc<str>, usize>,
@@ -130,7 +133,7 @@ impl Queue {
 
     /// Takes the newest content of `key` (of `session`), replacing any content still waiting.
     pub fn offer(&mut self, key: &str, session: &str, text: Arc<str>) -> Result<Offer, QueueFull> {
-        let waiting_len = self.entries.get(key).and_then(|e| e.pending.as_ref()).map_or(0, |c| c.text.len());
+        let waiting_len = self.entries.get(key).and_then(|e| e.pending.as_ref()).map_or(0, |t| t.len());
         let after = self.pending_bytes - waiting_len + text.len();
         if after > self.limits.max_pending_bytes {
             return Err(QueueFull { pending_bytes: self.pending_bytes, limit: self.limits.max_pending_bytes });
@@ -138,41 +141,37 @@ impl Queue {
         self.last_seq += 1;
         let seq = self.last_seq;
         self.counts.queued += 1;
-        self.outstanding.insert(seq);
         self.pending_bytes = after;
-        let content = Content { seq, text };
         let Some(entry) = self.entries.get_mut(key) else {
             let key: Arc<str> = Arc::from(key);
             self.ready.insert(seq, key.clone());
+            self.outstanding.insert(seq);
             self.pending_keys += 1;
             self.entries.insert(key.clone(), Entry {
                 key,
                 session: Arc::from(session),
-                pending: Some(content),
-                in_flight: None,
+                pending: Some(text),
                 position: seq,
+                in_flight: None,
                 retry_at: None,
                 attempts: 0,
                 cancelled: false,
             });
             return Ok(Offer::Queued);
         };
-        match entry.pending.replace(content) {
-            Some(old) => {
-                self.outstanding.remove(&old.seq);
-                self.counts.coalesced += 1;
-                Ok(Offer::Coalesced)
-            }
-            None => {
-                // the key is in flight (an idle key has no entry): it goes out again afterwards
-                entry.position = seq;
-                self.pending_keys += 1;
-                if entry.in_flight.is_none() && entry.retry_at.is_none() {
-                    self.ready.insert(seq, entry.key.clone());
-                }
-                Ok(Offer::Queued)
-            }
+        if entry.pending.replace(text).is_some() {
+            // same position: the newer content goes where the first unsent write stood
+            self.counts.coalesced += 1;
+            return Ok(Offer::Coalesced);
         }
+        // the key is in flight (an idle key has no entry): it goes out again afterwards
+        entry.position = seq;
+        self.outstanding.insert(seq);
+        self.pending_keys += 1;
+        if entry.in_flight.is_none() && entry.retry_at.is_none() {
+            self.ready.insert(seq, entry.key.clone());
+        }
+        Ok(Offer::Queued)
     }
 
     /// The next request to make, if a key is ready and fewer than `concurrency` are under way.
@@ -182,13 +181,12 @@ impl Queue {
         if self.in_flight >= self.limits.concurrency {
             return None;
         }
-        let (_, key) = self.ready.pop_first()?;
+        let (position, key) = self.ready.pop_first()?;
         let entry = self.entries.get_mut(&key).expect("ready keys have an entry");
-        let content = entry.pending.take().expect("ready keys have pending content");
+        let text = entry.pending.take().expect("ready keys have pending content");
         self.pending_keys -= 1;
-        self.pending_bytes -= content.text.len();
-        let text = content.text.clone();
-        entry.in_flight = Some(content);
+        self.pending_bytes -= text.len();
+        entry.in_flight = Some(Flight { mark: position, text: text.clone() });
         self.in_flight += 1;
         *self.flights.entry(entry.session.clone()).or_insert(0) += 1;
         Some(Dispatch { key, session: entry.session.clone(), content: text })
@@ -196,9 +194,9 @@ impl Queue {
 
     /// The request for `key` succeeded.
     pub fn sent(&mut self, key: &str) {
-        let Some(content) = self.land(key) else { return };
+        let Some(flight) = self.land(key) else { return };
         self.counts.sent += 1;
-        self.outstanding.remove(&content.seq);
+        self.outstanding.remove(&flight.mark);
         let entry = self.entries.get_mut(key).expect("landed keys have an entry");
         entry.attempts = 0;
         self.requeue_or_forget(key);
@@ -214,34 +212,35 @@ impl Queue {
         retryable: bool,
         delay: impl FnOnce(u32) -> Duration,
     ) -> AfterFailure {
-        let Some(content) = self.land(key) else { return AfterFailure::Dropped { exhausted: false } };
+        let Some(flight) = self.land(key) else { return AfterFailure::Dropped { exhausted: false } };
         self.counts.failed += 1;
         let entry = self.entries.get_mut(key).expect("landed keys have an entry");
         entry.attempts += 1;
-        let exhausted = entry.attempts > self.limits.max_retries;
+        let exhausted = entry.attempts > self.limits.max_retries && !entry.cancelled;
         if !retryable || exhausted || entry.cancelled {
             entry.attempts = 0;
             self.counts.dropped += 1;
-            self.outstanding.remove(&content.seq);
+            self.outstanding.remove(&flight.mark);
             self.requeue_or_forget(key);
             return AfterFailure::Dropped { exhausted: retryable && exhausted };
         }
         let retry = entry.attempts;
         self.counts.retried += 1;
         if entry.pending.is_some() {
-            self.counts.coalesced += 1; // the newer content replaces the failed one
-            self.outstanding.remove(&content.seq);
+            // the newer content replaces the failed one and covers its writes too
+            self.counts.coalesced += 1;
+            self.outstanding.remove(&entry.position);
         } else {
             self.pending_keys += 1;
-            self.pending_bytes += content.text.len();
-            entry.pending = Some(Content { seq: content.seq, text: content.text });
+            self.pending_bytes += flight.text.len();
+            entry.pending = Some(flight.text);
         }
-        // it had unsent data since the failed write: it goes before later keys
-        entry.position = content.seq;
+        // it has had unsent data since the failed request's first write: it goes before later keys
+        entry.position = flight.mark;
         let delay = delay(retry);
         let at = now + delay;
         entry.retry_at = Some(at);
-        self.waiting.insert((at, content.seq), entry.key.clone());
+        self.waiting.insert((at, flight.mark), entry.key.clone());
         AfterFailure::Retry { retry, delay }
     }
 
@@ -249,15 +248,15 @@ impl Queue {
     /// returns how many contents were dropped.
     pub fn purge_session(&mut self, session: &str) -> u64 {
         let keys: Vec<Arc<str>> =
-            self.entries.iter().filter(|(_, e)| &*e.session == session).map(|(k, _)| k.clone()).collect();
+            self.entries.values().filter(|e| &*e.session == session).map(|e| e.key.clone()).collect();
         let mut dropped = 0;
         for key in keys {
             let entry = self.entries.get_mut(&key).expect("listed");
-            if let Some(content) = entry.pending.take() {
+            if let Some(text) = entry.pending.take() {
                 dropped += 1;
                 self.pending_keys -= 1;
-                self.pending_bytes -= content.text.len();
-                self.outstanding.remove(&content.seq);
+                self.pending_bytes -= text.len();
+                self.outstanding.remove(&entry.position);
                 match entry.retry_at.take() {
                     Some(at) => self.waiting.remove(&(at, entry.position)),
                     None if entry.in_flight.is_none() => self.ready.remove(&entry.position),
@@ -276,11 +275,12 @@ impl Queue {
 
     /// Drops everything, pending and in flight (at shutdown); returns how many contents.
     pub fn drain(&mut self) -> u64 {
-        let left = self.outstanding.len() as u64;
+        let left = (self.pending_keys + self.in_flight) as u64;
         self.counts.dropped += left;
-        let (limits, counts) = (self.limits, self.counts);
+        let (limits, counts, last_seq) = (self.limits, self.counts, self.last_seq);
         *self = Queue::new(limits);
         self.counts = counts;
+        self.last_seq = last_seq;
         left
     }
 
@@ -339,11 +339,11 @@ impl Queue {
         self.counts
     }
 
-    /// Ends the request of `key`: returns its content, or None if there was none (the queue
+    /// Ends the request of `key`: returns it, or None if there was none (the queue
     /// was drained meanwhile).
-    fn land(&mut self, key: &str) -> Option<Content> {
+    fn land(&mut self, key: &str) -> Option<Flight> {
         let entry = self.entries.get_mut(key)?;
-        let content = entry.in_flight.take()?;
+        let flight = entry.in_flight.take()?;
         self.in_flight -= 1;
         if let Some(n) = self.flights.get_mut(&entry.session) {
             *n -= 1;
@@ -351,7 +351,7 @@ impl Queue {
                 self.flights.remove(&entry.session);
             }
         }
-        Some(content)
+        Some(flight)
     }
 
     /// After a request ended for good: queue the key's newer content, or forget the key.
@@ -370,7 +370,10 @@ impl Queue {
     pub fn check(&self) {
         let pending: Vec<_> = self.entries.values().filter_map(|e| e.pending.as_ref()).collect();
         assert_eq!(pending.len(), self.pending_keys);
-        assert_eq!(pending.iter().map(|c| c.text.len()).sum::<usize>(), self.pending_bytes);
+        assert_eq!(pending.iter().map(|t| t.len()).sum::<usize>(), self.pending_bytes);
+        let mut marks: BTreeSet<u64> = self.entries.values().filter(|e| e.pending.is_some()).map(|e| e.position).collect();
+        marks.extend(self.entries.values().filter_map(|e| e.in_flight.as_ref()).map(|f| f.mark));
+        assert_eq!(marks, self.outstanding);
         let flying = self.entries.values().filter(|e| e.in_flight.is_some()).count();
         assert_eq!(flying, self.in_flight);
         assert!(self.in_flight <= self.limits.concurrency);
@@ -551,6 +554,24 @@ mod tests {
     }
 
     #[test]
+    fn a_flush_mark_survives_coalescing_and_retries() {
+        let mut q = queue(8);
+        let t0 = Instant::now();
+        offer(&mut q, "a", "1");
+        let mark = q.last_seq();
+        offer(&mut q, "a", "2"); // rewritten after the flush began: still owed
+        assert!(q.holds_up_to(mark));
+        next(&mut q, t0).unwrap();
+        offer(&mut q, "a", "3");
+        q.failed("a", t0, true, |_| Duration::ZERO);
+        q.check();
+        assert!(q.holds_up_to(mark), "the retried content still covers the first write");
+        assert_eq!(next(&mut q, t0), Some(("a".into(), "3".into())));
+        q.sent("a");
+        assert!(!q.holds_up_to(mark));
+    }
+
+    #[test]
     fn flush_marks_and_drain() {
         let mut q = queue(8);
         let t0 = Instant::now();
@@ -566,5 +587,163 @@ mod tests {
         assert_eq!(q.drain(), 1);
         q.check();
         assert!(!q.holds_up_to(u64::MAX));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Write(u8),
+            Dispatch,
+            /// Complete the i-th request under way: 0 success, 1 retryable failure, 2 rejection.
+            Complete(usize, u8),
+            Tick(u16),
+        }
+
+        fn op(fatal: bool) -> impl Strategy<Value = Op> {
+            let outcome = if fatal { 0u8..3 } else { 0u8..2 };
+            prop_oneof![
+                4 => (0u8..6).prop_map(Op::Write),
+                3 => Just(Op::Dispatch),
+                3 => (0usize..8, outcome).prop_map(|(i, o)| Op::Complete(i, o)),
+                1 => (0u16..500).prop_map(Op::Tick),
+            ]
+        }
+
+        struct Run {
+            q: Queue,
+            now: Instant,
+            flying: Vec<Dispatch>,
+            /// What the service received, per key, in order.
+            service: HashMap<String, Vec<u64>>,
+            written: HashMap<String, u64>,
+            next_value: u64,
+        }
+
+        impl Run {
+            fn new(concurrency: usize, max_retries: u32) -> Run {
+                Run {
+                    q: Queue::new(Limits { concurrency, max_retries, max_pending_bytes: usize::MAX }),
+                    now: Instant::now(),
+                    flying: Vec::new(),
+                    service: HashMap::new(),
+                    written: HashMap::new(),
+                    next_value: 0,
+                }
+            }
+
+            fn apply(&mut self, op: &Op) {
+                match *op {
+                    Op::Write(k) => {
+                        self.next_value += 1;
+                        let key = format!("session/part/s{}/m/{k}", k % 2);
+                        self.q.offer(&key, &format!("s{}", k % 2), Arc::from(self.next_value.to_string())).unwrap();
+                        self.written.insert(key, self.next_value);
+                    }
+                    Op::Dispatch => {
+                        if let Some(d) = self.q.next_dispatch(self.now) {
+                            assert!(
+                                !self.flying.iter().any(|f| f.key == d.key),
+                                "two requests in flight for {}",
+                                d.key
+                            );
+                            self.flying.push(d);
+                        }
+                        assert!(self.flying.len() <= self.q.limits.concurrency);
+                    }
+                    Op::Complete(i, outcome) => {
+                        if self.flying.is_empty() {
+                            return;
+                        }
+                        let d = self.flying.remove(i % self.flying.len());
+                        match outcome {
+                            0 => {
+                                self.service.entry(d.key.to_string()).or_default().push(d.content.parse().unwrap());
+                                self.q.sent(&d.key);
+                            }
+                            1 => {
+                                self.q.failed(&d.key, self.now, true, |n| Duration::from_millis(10 * n as u64));
+                            }
+                            _ => {
+                                self.q.failed(&d.key, self.now, false, |_| Duration::ZERO);
+                            }
+                        }
+                    }
+                    Op::Tick(ms) => self.now += Duration::from_millis(ms as u64),
+                }
+                self.q.check();
+                assert_eq!(self.q.in_flight(), self.flying.len());
+            }
+
+            /// Lets the service answer everything until the queue is empty (bounded).
+            fn settle(&mut self) {
+                for _ in 0..10_000 {
+                    while let Some(d) = self.q.next_dispatch(self.now) {
+                        self.flying.push(d);
+                    }
+                    if self.flying.is_empty() && self.q.next_retry_at().is_none() {
+                        break;
+                    }
+                    for d in std::mem::take(&mut self.flying) {
+                        self.service.entry(d.key.to_string()).or_default().push(d.content.parse().unwrap());
+                        self.q.sent(&d.key);
+                    }
+                    self.now += Duration::from_secs(3600);
+                    self.q.check();
+                }
+                assert_eq!(self.q.pending_keys(), 0);
+                assert!(!self.q.holds_up_to(u64::MAX));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+            /// Retryable failures only: the service ends with the newest content of every key,
+            /// each key's contents arrive in write order, and a key never has two requests out.
+            #[test]
+            fn newest_content_wins_in_write_order(
+                concurrency in 1usize..4,
+                ops in proptest::collection::vec(op(false), 1..200),
+            ) {
+                let mut run = Run::new(concurrency, u32::MAX);
+                for op in &ops {
+                    run.apply(op);
+                }
+                run.settle();
+                for (key, newest) in &run.written {
+                    let got = &run.service[key];
+                    prop_assert_eq!(got.last(), Some(newest), "key {}", key);
+                    prop_assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order for {}: {:?}", key, got);
+                }
+                let c = run.q.counts();
+                prop_assert_eq!(c.queued, c.sent + c.coalesced + c.dropped);
+                prop_assert_eq!(c.dropped, 0);
+            }
+
+            /// With rejections and a small retry budget: the bookkeeping stays exact and every
+            /// content ends sent, coalesced or dropped.
+            #[test]
+            fn every_content_is_accounted_for(
+                concurrency in 1usize..4,
+                max_retries in 0u32..3,
+                ops in proptest::collection::vec(op(true), 1..200),
+            ) {
+                let mut run = Run::new(concurrency, max_retries);
+                for op in &ops {
+                    run.apply(op);
+                }
+                run.settle();
+                let c = run.q.counts();
+                prop_assert_eq!(c.queued, c.sent + c.coalesced + c.dropped);
+                prop_assert_eq!(c.sent as usize, run.service.values().map(Vec::len).sum::<usize>());
+                for got in run.service.values() {
+                    prop_assert!(got.windows(2).all(|w| w[0] < w[1]));
+                }
+            }
+        }
     }
 }

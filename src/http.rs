@@ -1,0 +1,99 @@
+//! The HTTP client: one reqwest blocking client (keep-alive pool, rustls, timeouts) shared by
+//! every request, turning each POST into a [`retry::Attempt`](crate::retry::Attempt).
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::blocking::Client;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+
+use crate::config::Config;
+use crate::retry::{Attempt, parse_retry_after};
+
+/// An answer with its body (read whole, so the connection goes back to the pool).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+/// The service at one base URL.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl Http {
+    /// Builds the client (milliseconds of work: do it once, on a library thread).
+    pub fn new(config: &Config) -> Result<Http, String> {
+        let mut builder = Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(config.user_agent.clone())
+            // a redirect would turn the POST into a GET or carry the secret elsewhere
+            .redirect(reqwest::redirect::Policy::none())
+            // idle connections the service may close on its side are retried, not lost
+            .pool_idle_timeout(Duration::from_secs(30));
+        if config.loopback {
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
+        Ok(Http { client, base: config.url.clone(), timeout: config.timeout })
+    }
+
+    /// POSTs a JSON `body` to `path`, giving up after `timeout` (at most the configured one).
+    pub fn post(&self, path: &str, body: String, timeout: Duration) -> Result<Answer, Attempt> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(timeout.min(self.timeout))
+            .body(body)
+            .send()
+            .map_err(|e| Attempt::Network(describe(path, &e)))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = response.bytes().map_err(|e| Attempt::Network(describe(path, &e)))?.to_vec();
+        Ok(Answer { status, retry_after, body })
+    }
+}
+
+impl Answer {
+    pub fn attempt(&self) -> Attempt {
+        Attempt::Answered { status: self.status, retry_after: self.retry_after }
+    }
+}
+
+/// A network error in one line: what failed, and the innermost cause (reqwest's own message
+/// names the URL, which holds no secret).
+fn describe(path: &str, e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    format!("POST {path} {what}: {}", chain(e))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
