@@ -1,16 +1,21 @@
 //! opencode-share: a native client for opencode's session-sharing service, with a C ABI.
 //!
-//! The C boundary lives in [`ffi`]; everything else is safe Rust that tests drive directly.
-//! See ARCHITECTURE.md for the map of modules and threads.
+//! `ffi` is the C boundary; `api` is the same API in safe Rust; `runtime` owns the threads; the
+//! other modules are the pure rules they use. ARCHITECTURE.md has the map.
 
+pub mod api;
 pub mod config;
 pub mod content;
-pub mod http;
-pub mod protocol;
 pub mod error;
+pub mod events;
+pub mod ffi;
+pub mod http;
 pub mod key;
+mod locks;
+pub mod protocol;
 pub mod queue;
 pub mod registry;
 pub mod retry;
+pub mod runtime;
 
 pub use error::{Error, Status};

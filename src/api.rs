@@ -1,0 +1,95 @@
+//! The library's API in safe Rust: what each `share_*` function does once the C boundary has
+//! turned its pointers into strings. Tests and Rust hosts call it directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::events::{self, hub};
+use crate::key;
+use crate::registry::Secret;
+use crate::runtime::{self, ops};
+
+pub use crate::runtime::ops::Completion;
+
+/// Starts the runtime with `config` (a JSON object; None or "" for the defaults).
+pub fn init(config: Option<&str>) -> Result<()> {
+    runtime::init(config)
+}
+
+/// Takes one storage write; never blocks on I/O.
+pub fn sync(key: &str, content: &str) -> Result<()> {
+    runtime::with_current(|shared| shared.sync(key, content))
+}
+
+/// Creates the share of `session`; returns `{"url","secret"}`.
+pub fn create(session: &str) -> Result<String> {
+    let shared = runtime::current()?;
+    key::check_session_id(session)?;
+    ops::create(&shared, session)
+}
+
+/// Removes the share of `session`: local state at once, then the delete request.
+pub fn remove(session: &str, secret: &str) -> Result<()> {
+    let shared = runtime::current()?;
+    let secret = check_remove(session, secret)?;
+    ops::forget(&shared, session);
+    ops::delete(&shared, session, &secret)
+}
+
+/// [`create`] on a worker; `completion` gets the operation id and status on the notifier
+/// thread, and [`op_take`] then hands over the result. Returns the operation id.
+pub fn create_async(session: &str, completion: Completion) -> Result<u32> {
+    let shared = runtime::current()?;
+    key::check_session_id(session)?;
+    let session = session.to_owned();
+    ops::start(&shared, completion, move |shared| ops::create(shared, &session))
+}
+
+/// [`remove`] on a worker: the local part is done before this returns.
+pub fn remove_async(session: &str, secret: &str, completion: Completion) -> Result<u32> {
+    let shared = runtime::current()?;
+    let secret = check_remove(session, secret)?;
+    ops::forget(&shared, session);
+    let session = session.to_owned();
+    ops::start(&shared, completion, move |shared| ops::delete(shared, &session, &secret).map(|()| "{}".into()))
+}
+
+fn check_remove(session: &str, secret: &str) -> Result<Secret> {
+    key::check_session_id(session)?;
+    if secret.is_empty() {
+        return Err(Error::invalid("secret is empty"));
+    }
+    Ok(Secret::new(secret))
+}
+
+/// The result of a completed asynchronous operation, once: its JSON, or its error.
+pub fn op_take(id: u32) -> Result<String> {
+    ops::take(id)
+}
+
+/// Waits up to `timeout` until everything accepted before the call has been sent or dropped.
+pub fn flush(timeout: Duration) -> Result<()> {
+    runtime::current()?.flush(timeout)
+}
+
+/// Flushes up to `timeout`, then stops the runtime.
+pub fn shutdown(timeout: Duration) -> Result<()> {
+    runtime::shutdown(timeout)
+}
+
+/// The stats as a JSON object.
+pub fn stats() -> Result<String> {
+    runtime::stats()
+}
+
+/// Sets (or with None clears) the host's event sink: called on the notifier thread when events
+/// are waiting to be taken.
+pub fn set_event_sink(sink: Option<Arc<dyn Fn() + Send + Sync>>) {
+    hub().set_sink(sink);
+}
+
+/// Takes the waiting events as a JSON array.
+pub fn events_take() -> String {
+    events::to_json(&hub().take())
+}

@@ -1,0 +1,186 @@
+//! Events for the host: what was synced, retried, failed or dropped. They are buffered only
+//! while the host has a sink, taken as one JSON array, and announced by a wake-up that the
+//! runtime's notifier thread delivers (workers never call into the host).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+
+use serde::Serialize;
+
+use crate::locks::lock;
+
+/// Events kept for the host before it takes them; older ones are kept, newer ones counted lost.
+pub const CAPACITY: usize = 65_536;
+
+/// Why contents were given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The service refused the content with a 4xx other than 401/403/408/429.
+    Rejected,
+    /// The content failed `max_retries + 1` times in a row.
+    RetriesExhausted,
+    /// The service answered 401/403: the share is gone.
+    Unshared,
+    /// `share_remove` purged the session's pending work.
+    Removed,
+    /// `share_shutdown`'s deadline came first.
+    Shutdown,
+    /// `share_sync` answered SHARE_ERR_QUEUE_FULL.
+    QueueFull,
+}
+
+/// One event. Never holds a secret: keys, session ids, statuses and network error text only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The service accepted the newest content of `key` (the original's "synced" log line).
+    Synced { key: Arc<str>, status: u16 },
+    /// An attempt failed and `key` will be tried again after `delay_ms`.
+    Retry {
+        key: Arc<str>,
+        retry: u32,
+        delay_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// An attempt failed for good (a `dropped` event follows).
+    Failed {
+        key: Arc<str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// `count` contents were given up.
+    Dropped {
+        reason: Reason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<Arc<str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<Arc<str>>,
+        count: u64,
+    },
+    /// The service answered 401/403 for `session`: its share is forgotten.
+    Unshared { session: Arc<str>, status: u16 },
+}
+
+/// The host's sink: a wake-up telling it to take the events.
+pub type Sink = Arc<dyn Fn() + Send + Sync>;
+/// How a running runtime gets the sink called on its notifier thread.
+pub type Courier = Box<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct Buffer {
+    events: VecDeque<Event>,
+    sink: Option<Sink>,
+    courier: Option<Courier>,
+}
+
+/// The global event buffer.
+pub struct Hub {
+    buffer: Mutex<Buffer>,
+    /// True while the host has a sink: only then are events kept.
+    enabled: AtomicBool,
+    /// A wake-up is on its way and the host has not taken the events since.
+    notified: AtomicBool,
+    lost: AtomicU64,
+}
+
+static HUB: Hub = Hub {
+    buffer: Mutex::new(Buffer { events: VecDeque::new(), sink: None, courier: None }),
+    enabled: AtomicBool::new(false),
+    notified: AtomicBool::new(false),
+    lost: AtomicU64::new(0),
+};
+
+/// The process's hub.
+pub fn hub() -> &'static Hub {
+    &HUB
+}
+
+impl Hub {
+    /// Sets the host's sink; events are kept from now on. None stops keeping them and forgets
+    /// those buffered.
+    pub fn set_sink(&self, sink: Option<Sink>) {
+        let mut buffer = lock(&self.buffer);
+        self.enabled.store(sink.is_some(), Ordering::SeqCst);
+        if sink.is_none() {
+            buffer.events.clear();
+        }
+        buffer.sink = sink;
+        self.notified.store(false, Ordering::SeqCst);
+    }
+
+    /// The host's sink, for the notifier thread to call.
+    pub fn sink(&self) -> Option<Sink> {
+        lock(&self.buffer).sink.clone()
+    }
+
+    /// Sets how wake-ups reach the host (None while no runtime runs: events wait).
+    pub fn set_courier(&self, courier: Option<Courier>) {
+        lock(&self.buffer).courier = courier;
+        self.notified.store(false, Ordering::SeqCst);
+    }
+
+    /// Records events, if the host listens, and sends one wake-up per batch it has not taken.
+    pub fn emit(&self, events: impl IntoIterator<Item = Event>) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let buffer = &mut *lock(&self.buffer);
+        for event in events {
+            if buffer.events.len() >= CAPACITY {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            } else {
+                buffer.events.push_back(event);
+            }
+        }
+        if buffer.events.is_empty() || self.notified.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(courier) = &buffer.courier {
+            self.notified.store(true, Ordering::SeqCst);
+            courier(); // a channel send: cheap, never calls the host
+        }
+    }
+
+    /// Takes every buffered event, oldest first.
+    pub fn take(&self) -> Vec<Event> {
+        let mut buffer = lock(&self.buffer);
+        self.notified.store(false, Ordering::SeqCst);
+        buffer.events.drain(..).collect()
+    }
+
+    /// Events that did not fit in the buffer, since the process started.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+/// The events as one JSON array.
+pub fn to_json(events: &[Event]) -> String {
+    serde_json::to_string(events).expect("events serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_their_type() {
+        let json = to_json(&[
+            Event::Synced { key: "session/info/ses_1".into(), status: 200 },
+            Event::Retry { key: "k".into(), retry: 2, delay_ms: 40, status: None, error: Some("reset".into()) },
+            Event::Dropped { reason: Reason::RetriesExhausted, key: Some("k".into()), session: None, count: 1 },
+        ]);
+        assert_eq!(
+            json,
+            r#"[{"type":"synced","key":"session/info/ses_1","status":200},{"type":"retry","key":"k","retry":2,"delay_ms":40,"error":"reset"},{"type":"dropped","reason":"retries_exhausted","key":"k","count":1}]"#
+        );
+    }
+}

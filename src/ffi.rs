@@ -1,0 +1,341 @@
+//! The C boundary, and the only `unsafe` in the library: it turns pointers into strings,
+//! results into status codes with a thread-local message, and panics into SHARE_ERR_PANIC.
+//! Everything else is in [`crate::api`]. The doc comments here become the header's manual.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api;
+use crate::error::{Error, Result, share_status};
+
+thread_local! {
+    /// This thread's last failure message.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// Runs `body`, turning its result into a status (recording the message) and a panic into
+/// SHARE_ERR_PANIC.
+fn guard(body: impl FnOnce() -> Result<()>) -> share_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => share_status::SHARE_OK,
+        Ok(Err(error)) => fail(error),
+        Err(_) => fail(Error::new(
+            share_status::SHARE_ERR_PANIC,
+            "the library panicked (a bug; please report it); the call was abandoned and the library still works",
+        )),
+    }
+}
+
+fn fail(error: Error) -> share_status {
+    let text = CString::new(error.message.replace('\0', "\\0")).unwrap_or_default();
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some(text));
+    error.status
+}
+
+/// Reads a NUL-terminated UTF-8 argument; `name` is for the message.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives the call.
+unsafe fn text<'a>(name: &str, ptr: *const c_char) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: the caller promises a NUL-terminated string valid for the call.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes.to_str().map_err(|e| Error::invalid(format!("{name} is not valid UTF-8 ({e})")))
+}
+
+/// Clears an out-pointer and returns it for writing.
+///
+/// # Safety
+/// `out` is NULL or valid for writing one pointer.
+unsafe fn out<'a>(out: *mut *mut c_char) -> Result<&'a mut *mut c_char> {
+    if out.is_null() {
+        return Err(Error::invalid("out_json is NULL"));
+    }
+    // SAFETY: the caller promises `out` is writable.
+    let slot = unsafe { &mut *out };
+    *slot = std::ptr::null_mut();
+    Ok(slot)
+}
+
+/// Hands a string to the caller; it frees it with `share_string_free`.
+fn give(slot: &mut *mut c_char, text: String) {
+    *slot = CString::new(text).unwrap_or_default().into_raw();
+}
+
+/// Called on a library thread when events are waiting; take them with `share_events_take`.
+/// It must not block for long: other notifications wait behind it.
+#[allow(non_camel_case_types)]
+pub type share_event_notify = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// Called once on a library thread when an asynchronous operation ends, with its id and
+/// status; take its result with `share_op_take`. Pass scalars only: some hosts run the
+/// callback's body later, after this returns.
+#[allow(non_camel_case_types)]
+pub type share_op_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, op_id: u32, status: share_status)>;
+
+/// The host's user_data pointer, carried to the notifier thread and handed back untouched.
+#[derive(Clone, Copy)]
+struct UserData(*mut c_void);
+// SAFETY: the library never dereferences it; the host chose to receive it on a library thread.
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+/// Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
+/// connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
+/// max_pending_bytes, user_agent, allow_insecure); NULL or "" takes every default. Unknown keys
+/// are an error. Returns SHARE_ERR_ALREADY_INITIALIZED, changing nothing, while running.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_init(config_json: *const c_char) -> share_status {
+    guard(|| {
+        let config = if config_json.is_null() {
+            None
+        } else {
+            // SAFETY: as documented, a NUL-terminated string.
+            Some(unsafe { text("config_json", config_json) }?)
+        };
+        api::init(config)
+    })
+}
+
+/// Takes one storage write: `key` as opencode names it, `content_json` one JSON value. Returns
+/// at once (no I/O). Keys outside `session/` and sessions without a known share are ignored
+/// (SHARE_OK); a `session/share/<id>` write with a string `secret` tells the library the
+/// session's share. Fails with SHARE_ERR_INVALID_ARGUMENT (malformed key, invalid JSON),
+/// SHARE_ERR_NOT_INITIALIZED or SHARE_ERR_QUEUE_FULL (nothing queued).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_sync(key: *const c_char, content_json: *const c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented, NUL-terminated strings.
+        let (key, content) = unsafe { (text("key", key)?, text("content_json", content_json)?) };
+        api::sync(key, content)
+    })
+}
+
+/// Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
+/// remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
+/// caller frees with share_string_free; on failure it is set to NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_create(session_id: *const c_char, out_json: *mut *mut c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let (slot, session) = unsafe { (out(out_json)?, text("session_id", session_id)?) };
+        give(slot, api::create(session)?);
+        Ok(())
+    })
+}
+
+/// Removes the share of `session_id`: drops its pending syncs and forgets its share at once,
+/// waits (up to timeout_ms) for its requests in flight, then POSTs /share_delete (retried).
+/// No sync of the session reaches the service after this returns, even when the delete fails.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_remove(session_id: *const c_char, secret: *const c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let (session, secret) = unsafe { (text("session_id", session_id)?, text("secret", secret)?) };
+        api::remove(session, secret)
+    })
+}
+
+/// Waits up to `timeout_ms` until every write accepted before the call has been sent or
+/// dropped (retries included): SHARE_OK, or SHARE_ERR_TIMEOUT. 0 only reports.
+#[unsafe(no_mangle)]
+pub extern "C" fn share_flush(timeout_ms: u32) -> share_status {
+    guard(|| api::flush(Duration::from_millis(timeout_ms.into())))
+}
+
+/// Flushes up to `timeout_ms`, then stops the library's threads, returning within the timeout.
+/// Work left at the deadline is dropped, counted in the stats and reported by a `dropped`
+/// event, and the answer is SHARE_ERR_TIMEOUT; the library is stopped either way and
+/// share_init may be called again.
+#[unsafe(no_mangle)]
+pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
+    guard(|| api::shutdown(Duration::from_millis(timeout_ms.into())))
+}
+
+/// `*out_json` receives the stats as a JSON object (running, queued, sent, coalesced, retried,
+/// failed, dropped, rejected, ignored, pending_keys, pending_bytes, in_flight, shares,
+/// events_lost); after shutdown, the last run's final figures. Free it with share_string_free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let slot = unsafe { out(out_json)? };
+        give(slot, api::stats()?);
+        Ok(())
+    })
+}
+
+/// This thread's last failure message, "" if none; never NULL. Valid until this thread's next
+/// failing share_ call.
+#[unsafe(no_mangle)]
+pub extern "C" fn share_last_error() -> *const c_char {
+    let found = LAST_ERROR.try_with(|last| last.borrow().as_ref().map(|text| text.as_ptr()));
+    found.ok().flatten().unwrap_or(c"".as_ptr())
+}
+
+/// The library's version, "MAJOR.MINOR.PATCH"; a static string.
+#[unsafe(no_mangle)]
+pub extern "C" fn share_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Frees a string the library handed out through an out_json. NULL is fine.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: `s` came from CString::into_raw in `give`, and is freed once by contract.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Sets the event sink: `notify(user_data)` is called on a library thread whenever events are
+/// waiting and were not yet announced; the host then takes them with share_events_take.
+/// Events are kept only while a sink is set (up to 65536; more are counted in events_lost).
+/// A NULL `notify` removes the sink and discards waiting events. May be called at any time.
+#[unsafe(no_mangle)]
+pub extern "C" fn share_set_event_callback(notify: share_event_notify, user_data: *mut c_void) -> share_status {
+    guard(|| {
+        let user_data = UserData(user_data);
+        api::set_event_sink(notify.map(|notify| {
+            Arc::new(move || {
+                let user_data = user_data;
+                // SAFETY: the host gave this function and pointer for exactly this call.
+                unsafe { notify(user_data.0) }
+            }) as Arc<dyn Fn() + Send + Sync>
+        }));
+        Ok(())
+    })
+}
+
+/// `*out_json` receives the waiting events, oldest first, as a JSON array (possibly `[]`),
+/// each an object with a "type": `synced` {key, status}, `retry` {key, retry, delay_ms, status
+/// or error}, `failed` {key, status or error}, `dropped` {reason, key or session, count} with
+/// reason rejected, retries_exhausted, unshared, removed, shutdown or queue_full, and `unshared`
+/// {session, status}. Free it with share_string_free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_events_take(out_json: *mut *mut c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let slot = unsafe { out(out_json)? };
+        give(slot, api::events_take());
+        Ok(())
+    })
+}
+
+fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api::Completion> {
+    let callback = callback.ok_or_else(|| Error::invalid("callback is NULL"))?;
+    let user_data = UserData(user_data);
+    Ok(Box::new(move |id, status| {
+        let user_data = user_data;
+        // SAFETY: the host gave this function and pointer for exactly this call.
+        unsafe { callback(user_data.0, id, status) }
+    }))
+}
+
+/// share_create without blocking: returns at once with the operation's id in `*out_op_id`
+/// (never 0); later `callback(user_data, op_id, status)` runs once on a library thread, and
+/// share_op_take hands over the result. If this call fails, the callback is never called.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_create_async(
+    session_id: *const c_char,
+    callback: share_op_callback,
+    user_data: *mut c_void,
+    out_op_id: *mut u32,
+) -> share_status {
+    guard(|| {
+        if out_op_id.is_null() {
+            return Err(Error::invalid("out_op_id is NULL"));
+        }
+        // SAFETY: as documented.
+        let session = unsafe { text("session_id", session_id)? };
+        let id = api::create_async(session, completion(callback, user_data)?)?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out_op_id = id };
+        Ok(())
+    })
+}
+
+/// share_remove without blocking: the local part (pending syncs dropped, share forgotten) is
+/// done before it returns; the wait for requests in flight and the delete happen on a library
+/// thread, ending with `callback(user_data, op_id, status)` as for share_create_async.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_remove_async(
+    session_id: *const c_char,
+    secret: *const c_char,
+    callback: share_op_callback,
+    user_data: *mut c_void,
+    out_op_id: *mut u32,
+) -> share_status {
+    guard(|| {
+        if out_op_id.is_null() {
+            return Err(Error::invalid("out_op_id is NULL"));
+        }
+        // SAFETY: as documented.
+        let (session, secret) = unsafe { (text("session_id", session_id)?, text("secret", secret)?) };
+        let id = api::remove_async(session, secret, completion(callback, user_data)?)?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out_op_id = id };
+        Ok(())
+    })
+}
+
+/// Takes the result of a completed asynchronous operation, once. Returns the operation's
+/// status; on SHARE_OK `*out_json` receives `{"url","secret"}` (create) or `{}` (remove), to free
+/// with share_string_free; otherwise it is NULL and share_last_error() on this thread has the
+/// operation's message. An unknown, unfinished or already taken id gives
+/// SHARE_ERR_INVALID_ARGUMENT. A result not taken stays in memory until taken.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_op_take(op_id: u32, out_json: *mut *mut c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let slot = unsafe { out(out_json)? };
+        give(slot, api::op_take(op_id)?);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: share_last_error never returns NULL and the string lives until the next failure.
+        unsafe { CStr::from_ptr(share_last_error()) }.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = guard(|| panic!("boom"));
+        assert_eq!(status, share_status::SHARE_ERR_PANIC);
+        assert!(last_error().contains("panicked"), "{}", last_error());
+        // the boundary still works afterwards
+        assert_eq!(guard(|| Ok(())), share_status::SHARE_OK);
+    }
+
+    #[test]
+    fn null_and_bad_utf8_are_invalid_arguments() {
+        // SAFETY: NULL and a NUL-terminated byte string are both allowed inputs.
+        unsafe {
+            assert_eq!(share_sync(std::ptr::null(), c"{}".as_ptr()), share_status::SHARE_ERR_INVALID_ARGUMENT);
+            assert_eq!(last_error(), "key is NULL");
+            let bad = b"session/info/\xff\0";
+            assert_eq!(share_sync(bad.as_ptr().cast(), c"{}".as_ptr()), share_status::SHARE_ERR_INVALID_ARGUMENT);
+            assert!(last_error().starts_with("key is not valid UTF-8"), "{}", last_error());
+            let mut out_json = 1 as *mut c_char;
+            assert_eq!(share_create(c"ses_1".as_ptr(), &mut out_json), share_status::SHARE_ERR_NOT_INITIALIZED);
+            assert!(out_json.is_null(), "out_json is cleared on failure");
+        }
+    }
+
+    #[test]
+    fn version_matches_the_crate() {
+        // SAFETY: a static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(share_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}

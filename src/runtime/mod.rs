@@ -1,0 +1,200 @@
+//! The global runtime: started by `share_init`, stopped by `share_shutdown`, startable again.
+//! Threads: `concurrency + 2` workers draining one crossbeam job queue, a timer for retries, and
+//! a notifier that alone calls into the host.
+
+mod notifier;
+pub mod ops;
+mod shared;
+mod timer;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, unbounded};
+
+use crate::config::Config;
+use crate::error::{Error, Result, Status};
+use crate::events::{Event, Reason, hub};
+use crate::http::Http;
+use crate::locks::lock;
+pub use shared::Shared;
+use shared::{Job, Notice, Tick};
+
+/// The running runtime, read by every call.
+static CURRENT: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
+/// The last runtime stopped, for `share_stats` after shutdown.
+static LAST: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+/// Serialises init and shutdown; holds the running runtime's threads.
+static LIFECYCLE: Mutex<Option<Threads>> = Mutex::new(None);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Workers beyond `concurrency`, so asynchronous creates and removes do not wait behind syncs.
+const SPARE_WORKERS: usize = 2;
+
+struct Threads {
+    handles: Vec<JoinHandle<()>>,
+    notifier: JoinHandle<()>,
+    done: Receiver<()>,
+    notifier_done: Receiver<()>,
+}
+
+fn read_current() -> RwLockReadGuard<'static, Option<Arc<Shared>>> {
+    CURRENT.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` on the running runtime, holding it for the call (short calls only: shutdown waits).
+pub fn with_current<R>(f: impl FnOnce(&Shared) -> Result<R>) -> Result<R> {
+    match read_current().as_deref() {
+        Some(shared) => f(shared),
+        None => Err(Error::not_initialized()),
+    }
+}
+
+/// The running runtime, for calls that may wait.
+pub fn current() -> Result<Arc<Shared>> {
+    read_current().clone().ok_or_else(Error::not_initialized)
+}
+
+/// `share_init`: parses the config, builds the HTTP client on a library thread and starts the
+/// threads.
+pub fn init(config_json: Option<&str>) -> Result<()> {
+    let mut lifecycle = lock(&LIFECYCLE);
+    if read_current().is_some() {
+        return Err(Error::new(
+            Status::SHARE_ERR_ALREADY_INITIALIZED,
+            "the library is already running; nothing changed (call share_shutdown first to reconfigure)",
+        ));
+    }
+    let env_api = std::env::var("OPENCODE_API").ok();
+    let config = Config::parse(config_json, env_api.as_deref())?;
+    let for_client = config.clone();
+    let http = thread::Builder::new()
+        .name("share-init".into())
+        .spawn(move || Http::new(&for_client))
+        .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, format!("cannot start a thread: {e}")))?
+        .join()
+        .map_err(|_| Error::new(Status::SHARE_ERR_PANIC, "building the HTTP client panicked (a bug)"))?
+        .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, e))?;
+
+    let (jobs_tx, jobs_rx) = unbounded();
+    let (ticks_tx, ticks_rx) = unbounded();
+    let (notices_tx, notices_rx) = unbounded();
+    let (done_tx, done_rx) = unbounded();
+    let (notifier_done_tx, notifier_done_rx) = unbounded();
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    let workers = config.concurrency + SPARE_WORKERS;
+    let shared = Arc::new(Shared::new(generation, config, http, jobs_tx, ticks_tx, notices_tx.clone()));
+
+    let spawn_failed = |e: std::io::Error| Error::new(Status::SHARE_ERR_NETWORK, format!("cannot start a thread: {e}"));
+    let notifier = thread::Builder::new()
+        .name("share-notifier".into())
+        .spawn(move || notifier::run(notices_rx, notifier_done_tx))
+        .map_err(spawn_failed)?;
+    let mut handles = Vec::with_capacity(workers + 1);
+    let mut started = Ok(());
+    for n in 0..workers {
+        let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
+        match thread::Builder::new().name(format!("share-worker-{n}")).spawn(move || worker::run(shared, jobs, done)) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                started = Err(spawn_failed(e));
+                break;
+            }
+        }
+    }
+    if started.is_ok() {
+        let (shared, done) = (shared.clone(), done_tx.clone());
+        match thread::Builder::new().name("share-timer".into()).spawn(move || timer::run(shared, ticks_rx, done)) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => started = Err(spawn_failed(e)),
+        }
+    }
+    if let Err(e) = started {
+        stop_threads(&shared, handles.len());
+        let _ = shared.notices.send(Notice::Stop);
+        return Err(e);
+    }
+
+    hub().set_courier(Some(Box::new(move || {
+        let _ = notices_tx.send(Notice::Events);
+    })));
+    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+    *lifecycle = Some(Threads { handles, notifier, done: done_rx, notifier_done: notifier_done_rx });
+    Ok(())
+}
+
+/// `share_shutdown`: stops new work, flushes until the deadline, drops and reports what is
+/// left, stops the threads and joins those that finish in time.
+pub fn shutdown(timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut lifecycle = lock(&LIFECYCLE);
+    let Some(shared) = CURRENT.write().unwrap_or_else(|e| e.into_inner()).take() else {
+        return Err(Error::not_initialized());
+    };
+    *lock(&LAST) = Some(shared.clone());
+    let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
+    let left = {
+        let mut state = shared.lock();
+        state.closed = true;
+        let left = state.queue.drain();
+        shared.changed.notify_all();
+        left
+    };
+    if left > 0 {
+        hub().emit([Event::Dropped { reason: Reason::Shutdown, key: None, session: None, count: left }]);
+    }
+    for call in ops::abandon(shared.generation) {
+        let _ = shared.notices.send(Notice::Call(call));
+    }
+    hub().set_courier(None);
+    let threads = lifecycle.take().expect("a running runtime has threads");
+    stop_threads(&shared, threads.handles.len() - 1);
+    let _ = shared.notices.send(Notice::Stop);
+    join_by(threads, deadline);
+    flushed.map_err(|_| {
+        Error::new(
+            Status::SHARE_ERR_TIMEOUT,
+            format!("shutdown: the deadline came first; {left} contents were dropped (see stats and events)"),
+        )
+    })
+}
+
+/// Asks `workers` workers and the timer to leave.
+fn stop_threads(shared: &Shared, workers: usize) {
+    for _ in 0..workers {
+        let _ = shared.jobs.send(Job::Stop);
+    }
+    let _ = shared.timer.send(Tick::Stop);
+}
+
+/// Joins the threads if they all leave by `deadline`; otherwise leaves them to finish on their
+/// own (a request in flight ends at its timeout; the notifier may be inside a host callback).
+fn join_by(threads: Threads, deadline: Instant) {
+    let all = threads.handles.len();
+    let mut left = all;
+    while left > 0 && threads.done.recv_deadline(deadline).is_ok() {
+        left -= 1;
+    }
+    if left == 0 {
+        for handle in threads.handles {
+            let _ = handle.join();
+        }
+    }
+    if threads.notifier_done.recv_deadline(deadline).is_ok() {
+        let _ = threads.notifier.join();
+    }
+}
+
+/// `share_stats`: the running runtime's figures, or the last one's after shutdown.
+pub fn stats() -> Result<String> {
+    if let Some(shared) = read_current().as_deref() {
+        return Ok(shared.stats_json(true));
+    }
+    match lock(&LAST).as_deref() {
+        Some(shared) => Ok(shared.stats_json(false)),
+        None => Err(Error::not_initialized()),
+    }
+}

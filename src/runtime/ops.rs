@@ -1,0 +1,212 @@
+//! Create and remove: the requests themselves (with retries inside one deadline), the local part
+//! of remove, and the slots through which asynchronous calls hand their results to the host.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::Instant;
+
+use super::shared::Shared;
+use crate::error::{Error, Result, Status};
+use crate::events::{Event, Reason, hub};
+use crate::http::Answer;
+use crate::locks::{lock, wait_until};
+use crate::protocol;
+use crate::registry::Secret;
+use crate::retry::{self, Attempt, Verdict};
+
+/// `share_create`: POST /share_create, retried within the configured timeout; the new share is
+/// remembered so later syncs of the session go out. Returns `{"url","secret"}`.
+pub fn create(shared: &Shared, session: &str) -> Result<String> {
+    let deadline = Instant::now() + shared.config.timeout;
+    let answer = request(shared, protocol::CREATE, &protocol::create_body(session), deadline)?;
+    let created = protocol::parse_created(&answer.body)?;
+    let mut state = shared.lock();
+    if !state.closed {
+        state.registry.insert(session, created.secret.clone());
+    }
+    Ok(created.to_json())
+}
+
+/// The local part of `share_remove`, done at once on the caller's thread: drops the session's
+/// pending work and forgets its share.
+pub fn forget(shared: &Shared, session: &str) {
+    let dropped = {
+        let mut state = shared.lock();
+        let dropped = state.queue.purge_session(session);
+        state.registry.remove(session);
+        shared.settled(&state);
+        dropped
+    };
+    if dropped > 0 {
+        hub().emit([Event::Dropped { reason: Reason::Removed, key: None, session: Some(session.into()), count: dropped }]);
+    }
+}
+
+/// The rest of `share_remove`: waits (within the configured timeout) until none of the
+/// session's requests is in flight, then POSTs /share_delete with retries.
+pub fn delete(shared: &Shared, session: &str, secret: &Secret) -> Result<()> {
+    let deadline = Instant::now() + shared.config.timeout;
+    {
+        let mut state = shared.lock();
+        state.waiters += 1;
+        let (mut state, idle) =
+            wait_until(&shared.changed, state, deadline, |s| s.queue.in_flight_of(session) == 0);
+        state.waiters -= 1;
+        if !idle {
+            return Err(Error::new(
+                Status::SHARE_ERR_TIMEOUT,
+                format!("remove {session:?}: its sync requests were still in flight at the deadline; delete not sent"),
+            ));
+        }
+    }
+    request(shared, protocol::DELETE, &protocol::delete_body(session, secret), deadline).map(|_| ())
+}
+
+/// POSTs `body` to `path` until it succeeds, fails for good, or retrying would pass `deadline`.
+fn request(shared: &Shared, path: &str, body: &str, deadline: Instant) -> Result<Answer> {
+    let mut retries = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::new(Status::SHARE_ERR_TIMEOUT, format!("POST {path}: no time left for an attempt")));
+        }
+        let outcome = shared.http.post(path, body.to_owned(), left);
+        let attempt = match outcome {
+            Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => return Ok(answer),
+            Ok(answer) => answer.attempt(),
+            Err(attempt) => attempt,
+        };
+        let verdict = retry::classify(&attempt);
+        let failure = failure(path, &attempt);
+        let Verdict::Retry { after } = verdict else { return Err(failure) };
+        if retries >= shared.policy.max_retries {
+            return Err(failure);
+        }
+        retries += 1;
+        let delay = shared.policy.jittered_delay(retries, after);
+        if Instant::now() + delay >= deadline {
+            return Err(failure);
+        }
+        thread::sleep(delay);
+    }
+}
+
+fn failure(path: &str, attempt: &Attempt) -> Error {
+    match attempt {
+        Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
+        Attempt::Answered { status, .. } => {
+            Error::new(Status::SHARE_ERR_HTTP_STATUS, format!("POST {path} answered HTTP {status}"))
+        }
+    }
+}
+
+/// Called once with an asynchronous operation's id and status, on the notifier thread.
+pub type Completion = Box<dyn FnOnce(u32, Status) + Send>;
+
+enum Slot {
+    /// Running for the runtime of this generation; the completion is still to be called.
+    Pending { generation: u64, completion: Completion },
+    /// Finished: what `share_op_take` hands over.
+    Done(Result<String>),
+}
+
+static SLOTS: Mutex<Option<HashMap<u32, Slot>>> = Mutex::new(None);
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// Starts an asynchronous operation: `work` runs on a worker; its result is kept for
+/// [`take`] and `completion` is called on the notifier thread. Returns the operation id.
+pub fn start(
+    shared: &std::sync::Arc<Shared>,
+    completion: Completion,
+    work: impl FnOnce(&Shared) -> Result<String> + Send + 'static,
+) -> Result<u32> {
+    let id = loop {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if id != 0 {
+            break id;
+        }
+    };
+    lock(&SLOTS)
+        .get_or_insert_with(HashMap::new)
+        .insert(id, Slot::Pending { generation: shared.generation, completion });
+    let runner = shared.clone();
+    let job = move || {
+        let result = if runner.lock().closed {
+            Err(Error::not_initialized())
+        } else {
+            catch_unwind(AssertUnwindSafe(|| work(&runner))).unwrap_or_else(|_| {
+                Err(Error::new(Status::SHARE_ERR_PANIC, "the library panicked during the operation (a bug)"))
+            })
+        };
+        finish(&runner, id, result);
+    };
+    if runner_send(shared, Box::new(job)).is_err() {
+        lock(&SLOTS).get_or_insert_with(HashMap::new).remove(&id);
+        return Err(Error::not_initialized());
+    }
+    Ok(id)
+}
+
+fn runner_send(shared: &Shared, job: Box<dyn FnOnce() + Send>) -> std::result::Result<(), ()> {
+    shared.jobs.send(super::shared::Job::Op(job)).map_err(|_| ())
+}
+
+/// Records an operation's result and has its completion called (unless shutdown already
+/// completed it).
+fn finish(shared: &Shared, id: u32, result: Result<String>) {
+    let status = result.as_ref().map_or_else(|e| e.status, |_| Status::SHARE_OK);
+    let completion = {
+        let mut slots = lock(&SLOTS);
+        let slots = slots.get_or_insert_with(HashMap::new);
+        match slots.remove(&id) {
+            Some(Slot::Pending { completion, .. }) => {
+                slots.insert(id, Slot::Done(result));
+                completion
+            }
+            Some(done) => {
+                slots.insert(id, done);
+                return;
+            }
+            None => return,
+        }
+    };
+    let _ = shared.notices.send(super::shared::Notice::Call(Box::new(move || completion(id, status))));
+}
+
+/// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
+/// (shutdown's deadline); returns the completions to call.
+pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
+    let mut slots = lock(&SLOTS);
+    let slots = slots.get_or_insert_with(HashMap::new);
+    let ids: Vec<u32> = slots
+        .iter()
+        .filter(|(_, s)| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+        .map(|(id, _)| *id)
+        .collect();
+    let mut calls: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+    for id in ids {
+        if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
+            let message = "share_shutdown stopped the library before the operation finished";
+            slots.insert(id, Slot::Done(Err(Error::new(Status::SHARE_ERR_TIMEOUT, message))));
+            calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
+        }
+    }
+    calls
+}
+
+/// Takes a finished operation's result (once).
+pub fn take(id: u32) -> Result<String> {
+    let mut slots = lock(&SLOTS);
+    let slots = slots.get_or_insert_with(HashMap::new);
+    match slots.remove(&id) {
+        Some(Slot::Done(result)) => result,
+        Some(pending) => {
+            slots.insert(id, pending);
+            Err(Error::invalid(format!("operation {id} has not completed yet")))
+        }
+        None => Err(Error::invalid(format!("no operation {id} to take (unknown, or already taken)"))),
+    }
+}

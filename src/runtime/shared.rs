@@ -1,0 +1,247 @@
+//! What every thread of one runtime shares: the configuration, the HTTP client, and the state
+//! behind one mutex (queue, share registry, worker accounting). `share_sync`'s work on the
+//! caller's thread lives here: classify, validate, copy, push, and wake a worker only if needed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::config::Config;
+use crate::content;
+use crate::error::{Error, Result, Status};
+use crate::events::{Event, Reason, hub};
+use crate::http::Http;
+use crate::key::{self, Key};
+use crate::locks::{lock, wait_until};
+use crate::queue::{Limits, Queue};
+use crate::registry::Registry;
+use crate::retry::RetryPolicy;
+
+/// Work for the worker threads.
+pub enum Job {
+    /// Send ready keys until none is left (one token per worker taking part).
+    Sync,
+    /// Run an asynchronous create or remove.
+    Op(Box<dyn FnOnce() + Send>),
+    /// Leave the thread.
+    Stop,
+}
+
+/// Messages for the timer thread.
+pub enum Tick {
+    /// A retry was scheduled: look at the earliest retry time again.
+    Wake,
+    Stop,
+}
+
+/// Calls into the host, made by the notifier thread only.
+pub enum Notice {
+    /// Events are buffered: call the host's sink.
+    Events,
+    /// Deliver an asynchronous operation's completion.
+    Call(Box<dyn FnOnce() + Send>),
+    Stop,
+}
+
+/// The state behind the runtime's one mutex.
+pub struct State {
+    pub queue: Queue,
+    pub registry: Registry,
+    /// Workers holding a sync token (sending, or about to look for a ready key).
+    pub sync_workers: usize,
+    /// Set by shutdown: no more work is accepted.
+    pub closed: bool,
+    /// Threads waiting on `changed` (flush, remove, shutdown): settles notify only when > 0.
+    pub waiters: usize,
+}
+
+impl State {
+    /// How many more workers to wake for the ready keys: workers already holding a token but
+    /// not sending pick up ready keys themselves, and at most `concurrency` hold a token.
+    pub fn claim_workers(&mut self, concurrency: usize) -> usize {
+        let idle = self.sync_workers.saturating_sub(self.queue.in_flight());
+        let wanted = self.queue.ready_len().saturating_sub(idle);
+        let room = concurrency.saturating_sub(self.sync_workers);
+        let n = wanted.min(room);
+        self.sync_workers += n;
+        n
+    }
+}
+
+/// One runtime's shared part. See the module documentation.
+pub struct Shared {
+    pub generation: u64,
+    pub config: Config,
+    pub policy: RetryPolicy,
+    pub http: Http,
+    pub state: Mutex<State>,
+    /// Notified when work settles, while someone waits.
+    pub changed: Condvar,
+    pub jobs: Sender<Job>,
+    pub timer: Sender<Tick>,
+    pub notices: Sender<Notice>,
+    /// Writes not ours: foreign keys, sessions without a share, share records without a secret.
+    pub ignored: AtomicU64,
+    /// Writes refused with SHARE_ERR_QUEUE_FULL.
+    pub rejected: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        generation: u64,
+        config: Config,
+        http: Http,
+        jobs: Sender<Job>,
+        timer: Sender<Tick>,
+        notices: Sender<Notice>,
+    ) -> Shared {
+        let limits = Limits {
+            concurrency: config.concurrency,
+            max_retries: config.max_retries,
+            max_pending_bytes: config.max_pending_bytes,
+        };
+        let policy =
+            RetryPolicy { initial: config.retry_initial, max: config.retry_max, max_retries: config.max_retries };
+        Shared {
+            generation,
+            policy,
+            http,
+            state: Mutex::new(State {
+                queue: Queue::new(limits),
+                registry: Registry::default(),
+                sync_workers: 0,
+                closed: false,
+                waiters: 0,
+            }),
+            changed: Condvar::new(),
+            jobs,
+            timer,
+            notices,
+            ignored: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Wakes threads waiting for work to settle, if any.
+    pub fn settled(&self, state: &State) {
+        if state.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Hands `tokens` sync tokens to the workers.
+    pub fn wake_workers(&self, tokens: usize) {
+        for _ in 0..tokens {
+            let _ = self.jobs.send(Job::Sync);
+        }
+    }
+
+    /// `share_sync` after the NULL, UTF-8 and initialisation checks.
+    pub fn sync(&self, key: &str, text: &str) -> Result<()> {
+        match key::classify(key)? {
+            Key::Foreign => self.ignore(),
+            Key::Share { session } => match content::share_secret(key, text)? {
+                Some(secret) => {
+                    let mut state = self.lock();
+                    if state.closed {
+                        return Err(Error::not_initialized());
+                    }
+                    state.registry.insert(session, secret);
+                    Ok(())
+                }
+                None => self.ignore(),
+            },
+            Key::Synced { session } => {
+                if !self.lock().registry.contains(session) {
+                    return self.ignore(); // not shared: the content is not even parsed
+                }
+                content::validate(key, text)?;
+                let text: Arc<str> = Arc::from(text);
+                let tokens = {
+                    let mut state = self.lock();
+                    if state.closed {
+                        return Err(Error::not_initialized());
+                    }
+                    if !state.registry.contains(session) {
+                        drop(state);
+                        return self.ignore(); // removed meanwhile
+                    }
+                    if let Err(full) = state.queue.offer(key, session, text) {
+                        drop(state);
+                        return Err(self.queue_full(key, full.pending_bytes, full.limit));
+                    }
+                    state.claim_workers(self.config.concurrency)
+                };
+                self.wake_workers(tokens);
+                Ok(())
+            }
+        }
+    }
+
+    fn ignore(&self) -> Result<()> {
+        self.ignored.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn queue_full(&self, key: &str, pending: usize, limit: usize) -> Error {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        hub().emit([Event::Dropped { reason: Reason::QueueFull, key: Some(key.into()), session: None, count: 1 }]);
+        Error::new(
+            Status::SHARE_ERR_QUEUE_FULL,
+            format!("{key:?} not queued: {pending} bytes are pending and max_pending_bytes is {limit}"),
+        )
+    }
+
+    /// Waits until every content accepted before the call has been sent or dropped, or the
+    /// deadline. A zero timeout only reports.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        let mark = state.queue.last_seq();
+        state.waiters += 1;
+        let (mut state, done) = wait_until(&self.changed, state, deadline, |s| !s.queue.holds_up_to(mark));
+        state.waiters -= 1;
+        if done {
+            return Ok(());
+        }
+        Err(Error::new(
+            Status::SHARE_ERR_TIMEOUT,
+            format!(
+                "flush: {} ms passed with {} keys still pending and {} requests in flight",
+                timeout.as_millis(),
+                state.queue.pending_keys(),
+                state.queue.in_flight()
+            ),
+        ))
+    }
+
+    /// The stats as JSON.
+    pub fn stats_json(&self, running: bool) -> String {
+        let state = self.lock();
+        let c = state.queue.counts();
+        serde_json::json!({
+            "running": running,
+            "queued": c.queued,
+            "sent": c.sent,
+            "coalesced": c.coalesced,
+            "retried": c.retried,
+            "failed": c.failed,
+            "dropped": c.dropped,
+            "rejected": self.rejected.load(Ordering::Relaxed),
+            "ignored": self.ignored.load(Ordering::Relaxed),
+            "pending_keys": state.queue.pending_keys(),
+            "pending_bytes": state.queue.pending_bytes(),
+            "in_flight": state.queue.in_flight(),
+            "shares": state.registry.len(),
+            "events_lost": hub().lost(),
+        })
+        .to_string()
+    }
+}
