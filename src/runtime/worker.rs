@@ -123,10 +123,11 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
                 events.push(dropped(Reason::Rejected));
             }
         }
+        // emitted before the lock is released, so a flush that returns has its events waiting
+        hub().emit(events);
         shared.settled(&state);
     }
     if wake_timer {
         let _ = shared.timer.send(Tick::Wake);
     }
-    hub().emit(events);
 }

@@ -1,0 +1,96 @@
+//! Shared by the integration tests: the runtime is global, so tests of one binary take turns;
+//! each gets a fresh loopback share service and a running library that is shut down after it.
+#![allow(dead_code)]
+
+#[path = "../support/service.rs"]
+pub mod service;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use opencode_share::api;
+pub use service::{Fault, FaultRule, ShareService};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// A running library against its own service; shuts the library down when dropped.
+pub struct Running {
+    pub service: ShareService,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = api::shutdown(Duration::from_secs(5));
+        api::set_event_sink(None);
+    }
+}
+
+/// Starts a service and the library against it; `extra` is more config JSON members
+/// (e.g. `"concurrency":2`), with short retry waits unless it sets its own.
+pub fn start(extra: &str) -> Running {
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
+    let service = ShareService::start();
+    let mut config = format!(r#"{{"url":"{}""#, service.url());
+    if !extra.contains("retry_initial_ms") {
+        config.push_str(r#","retry_initial_ms":5"#);
+    }
+    if !extra.contains("retry_max_ms") {
+        config.push_str(r#","retry_max_ms":50"#);
+    }
+    if !extra.is_empty() {
+        config.push(',');
+        config.push_str(extra);
+    }
+    config.push('}');
+    api::init(Some(&config)).unwrap_or_else(|e| panic!("init {config}: {e}"));
+    api::set_event_sink(Some(Arc::new(|| {})));
+    api::events_take();
+    Running { service, _turn: turn }
+}
+
+/// Creates a share through the library; returns its secret.
+pub fn share(session: &str) -> String {
+    let json = api::create(session).expect("create");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["secret"].as_str().unwrap().to_owned()
+}
+
+/// The stats as JSON.
+pub fn stats() -> serde_json::Value {
+    serde_json::from_str(&api::stats().expect("stats")).unwrap()
+}
+
+/// The events taken since the last call, as JSON values.
+pub fn events() -> Vec<serde_json::Value> {
+    serde_json::from_str(&api::events_take()).unwrap()
+}
+
+/// A session id as opencode makes them (`ses_` + 26 characters).
+pub fn session(n: u32) -> String {
+    format!("ses_{n:026}")
+}
+
+pub fn part_key(session: &str, part: u32) -> String {
+    format!("session/part/{session}/msg_{:026}/prt_{part:026}", 1)
+}
+
+/// A part's content whose text carries the write number `n`.
+pub fn part(n: u32) -> String {
+    format!(r#"{{"type":"text","text":"write {n}","n":{n}}}"#)
+}
+
+/// The write numbers the service received for `key`, in arrival order.
+pub fn received_ns(service: &ShareService, key: &str) -> Vec<u64> {
+    service
+        .requests_to("/share_sync")
+        .iter()
+        .filter(|r| r.status == 200)
+        .filter_map(|r| r.json.as_ref())
+        .filter(|j| j["key"] == key)
+        .map(|j| j["content"]["n"].as_u64().unwrap())
+        .collect()
+}
+
+pub const LONG: Duration = Duration::from_secs(20);

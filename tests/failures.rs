@@ -1,0 +1,184 @@
+//! Failures on the service side: 5xx, 429 with Retry-After, resets, closed connections, being
+//! down, rejected content, revoked shares, and the pending-bytes bound. Nothing wedges.
+
+mod common;
+
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use opencode_share::{Status, api};
+
+fn fault(path: &str, key: Option<&str>, fault: Fault, times: u32) -> FaultRule {
+    FaultRule { path: Some(path.into()), key: key.map(Into::into), fault, times }
+}
+
+fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+#[test]
+fn retryable_failures_are_retried_until_the_content_arrives() {
+    let run = start(r#""max_retries":10"#);
+    let sid = session(10);
+    share(&sid);
+    let keys: Vec<String> = (0..4).map(|p| part_key(&sid, p)).collect();
+    run.service.push_fault(fault("/share_sync", Some(&keys[0]), Fault::Status(503), 3));
+    run.service.push_fault(fault("/share_sync", Some(&keys[1]), Fault::Reset, 2));
+    run.service.push_fault(fault("/share_sync", Some(&keys[2]), Fault::Close, 2));
+    run.service.push_fault(fault("/share_sync", Some(&keys[3]), Fault::Status(408), 1));
+    for (n, key) in keys.iter().enumerate() {
+        api::sync(key, &part(n as u32)).unwrap();
+    }
+    api::flush(LONG).unwrap();
+    let data = run.service.data(&sid).unwrap();
+    assert_eq!(data.len(), 4, "every key arrived despite the faults");
+    let s = stats();
+    assert_eq!(s["retried"], 8);
+    assert_eq!(s["failed"], 8);
+    assert_eq!((s["sent"].as_u64(), s["dropped"].as_u64()), (Some(4), Some(0)));
+    let events = events();
+    assert_eq!(of_type(&events, "retry").len(), 8);
+    assert_eq!(of_type(&events, "synced").len(), 4);
+}
+
+#[test]
+fn a_key_waiting_for_its_retry_keeps_coalescing() {
+    let run = start(r#""retry_initial_ms":300,"retry_max_ms":300"#);
+    let sid = session(11);
+    share(&sid);
+    let key = part_key(&sid, 1);
+    run.service.push_fault(fault("/share_sync", Some(&key), Fault::Status(500), 1));
+    api::sync(&key, &part(1)).unwrap();
+    assert!(run.service.wait_for(LONG, |s| !s.requests_to("/share_sync").is_empty()));
+    for n in 2..=20 {
+        api::sync(&key, &part(n)).unwrap();
+    }
+    api::flush(LONG).unwrap();
+    assert_eq!(received_ns(&run.service, &key), vec![20], "the retry carries only the newest content");
+    assert_eq!(run.service.requests_to("/share_sync").len(), 2);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let run = start(r#""retry_initial_ms":1,"retry_max_ms":5000"#);
+    let sid = session(12);
+    share(&sid);
+    let key = part_key(&sid, 1);
+    run.service.push_fault(fault("/share_sync", Some(&key), Fault::StatusRetryAfter(429, "1".into()), 1));
+    api::sync(&key, &part(1)).unwrap();
+    api::flush(LONG).unwrap();
+    let r = run.service.requests_to("/share_sync");
+    assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 200]);
+    let waited = r[1].received.duration_since(r[0].finished);
+    assert!(waited >= Duration::from_millis(950), "asked to wait 1 s, waited {waited:?}");
+}
+
+#[test]
+fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
+    let run = start(r#""max_retries":30,"connect_timeout_ms":500"#);
+    let sid = session(13);
+    share(&sid);
+    run.service.go_down();
+    for n in 0..20 {
+        api::sync(&part_key(&sid, n % 4), &part(n)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert!(stats()["retried"].as_u64().unwrap() >= 1, "it tried while the service was down");
+    run.service.come_up();
+    api::flush(LONG).unwrap();
+    let data = run.service.data(&sid).unwrap();
+    assert_eq!(data.len(), 4);
+    assert_eq!(data[&part_key(&sid, 3)]["n"], 19);
+    assert_eq!(stats()["dropped"], 0);
+}
+
+#[test]
+fn spent_retries_drop_the_content_with_events_and_other_keys_go_on() {
+    let run = start(r#""max_retries":2"#);
+    let sid = session(14);
+    share(&sid);
+    let (bad, good) = (part_key(&sid, 1), part_key(&sid, 2));
+    run.service.push_fault(fault("/share_sync", Some(&bad), Fault::Status(500), 100));
+    api::sync(&bad, &part(1)).unwrap();
+    api::sync(&good, &part(2)).unwrap();
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.requests_to("/share_sync").iter().filter(|r| r.status == 500).count(), 3);
+    let data = run.service.data(&sid).unwrap();
+    assert!(data.contains_key(&good) && !data.contains_key(&bad));
+    let s = stats();
+    assert_eq!((s["dropped"].as_u64(), s["sent"].as_u64(), s["retried"].as_u64()), (Some(1), Some(1), Some(2)));
+    let events = events();
+    let dropped = of_type(&events, "dropped");
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["reason"], "retries_exhausted");
+    assert_eq!(dropped[0]["key"], bad.as_str());
+    assert_eq!(of_type(&events, "failed")[0]["status"], 500);
+    // the key is not wedged: a later write goes out
+    run.service.clear_faults();
+    api::sync(&bad, &part(3)).unwrap();
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.data(&sid).unwrap()[&bad]["n"], 3);
+}
+
+#[test]
+fn a_refused_content_is_dropped_at_once() {
+    let run = start("");
+    let sid = session(15);
+    share(&sid);
+    let key = part_key(&sid, 1);
+    run.service.push_fault(fault("/share_sync", Some(&key), Fault::Status(400), 1));
+    api::sync(&key, &part(1)).unwrap();
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.requests_to("/share_sync").len(), 1, "a 400 is not retried");
+    let events = events();
+    assert_eq!(of_type(&events, "dropped")[0]["reason"], "rejected");
+    assert_eq!(stats()["dropped"], 1);
+}
+
+#[test]
+fn a_revoked_share_is_forgotten() {
+    let run = start(r#""concurrency":1"#);
+    run.service.set_wrong_secret_status(401);
+    let sid = session(16);
+    run.service.create_share(&sid);
+    let secret = "00000000-0000-4000-8000-00000000dead";
+    api::sync(&format!("session/share/{sid}"), &format!(r#"{{"secret":"{secret}"}}"#)).unwrap();
+    for p in 0..5 {
+        api::sync(&part_key(&sid, p), &part(p)).unwrap();
+    }
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.requests_to("/share_sync").len(), 1, "the rest was dropped with the share");
+    let s = stats();
+    assert_eq!((s["shares"].as_u64(), s["dropped"].as_u64()), (Some(0), Some(5)));
+    let events_json = api::events_take();
+    assert!(!events_json.contains(secret));
+    let events: Vec<serde_json::Value> = serde_json::from_str(&events_json).unwrap();
+    assert_eq!(of_type(&events, "unshared")[0]["status"], 401);
+    assert_eq!(of_type(&events, "dropped")[0]["count"], 5);
+    api::sync(&part_key(&sid, 1), &part(9)).unwrap();
+    assert_eq!(stats()["ignored"], 1, "later writes of the session are ignored");
+}
+
+#[test]
+fn pending_bytes_are_bounded() {
+    let run = start(r#""max_pending_bytes":1000,"concurrency":1"#);
+    run.service.set_latency(Duration::from_millis(300));
+    let sid = session(17);
+    share(&sid);
+    let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(400));
+    api::sync(&part_key(&sid, 0), &big).unwrap(); // goes in flight
+    assert!(run.service.wait_for(LONG, |s| s.max_concurrent_syncs() == 1));
+    api::sync(&part_key(&sid, 1), &big).unwrap();
+    api::sync(&part_key(&sid, 2), &big).unwrap();
+    let e = api::sync(&part_key(&sid, 3), &big).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_QUEUE_FULL);
+    assert!(e.message.contains("max_pending_bytes"), "{}", e.message);
+    // replacing a waiting content counts only the difference
+    api::sync(&part_key(&sid, 2), &part(2)).unwrap();
+    let s = stats();
+    assert_eq!(s["rejected"], 1);
+    assert_eq!(of_type(&events(), "dropped")[0]["reason"], "queue_full");
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.data(&sid).unwrap().len(), 3);
+}

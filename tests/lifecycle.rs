@@ -1,0 +1,198 @@
+//! Create and remove (blocking and asynchronous), flush and shutdown deadlines, and the
+//! runtime's life: init twice, calls after shutdown, restart.
+
+mod common;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use opencode_share::{Status, api};
+
+#[test]
+fn create_returns_the_share_and_remembers_it() {
+    let run = start("");
+    let sid = session(20);
+    let json: serde_json::Value = serde_json::from_str(&api::create(&sid).unwrap()).unwrap();
+    assert_eq!(json["url"], format!("{}/s/{}", run.service.url(), &sid[sid.len() - 8..]));
+    assert_eq!(json["secret"].as_str(), run.service.secret(&sid).as_deref());
+    assert_eq!(stats()["shares"], 1);
+    assert_eq!(api::create("").unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(api::create("ses/1").unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT);
+}
+
+#[test]
+fn create_retries_then_reports_the_last_failure() {
+    let run = start(r#""max_retries":2"#);
+    let rule = |fault, times| FaultRule { path: Some("/share_create".into()), key: None, fault, times };
+    run.service.push_fault(rule(Fault::Status(502), 2));
+    api::create(&session(21)).expect("two 502s are retried");
+    run.service.push_fault(rule(Fault::Status(503), 3));
+    let e = api::create(&session(22)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
+    assert!(e.message.contains("503"), "{}", e.message);
+    run.service.push_fault(rule(Fault::Status(200), 1));
+    assert_eq!(api::create(&session(23)).unwrap_err().status, Status::SHARE_ERR_BAD_RESPONSE);
+    assert_eq!(run.service.requests_to("/share_create").len(), 2 + 1 + 3 + 1);
+}
+
+#[test]
+fn create_against_nothing_is_a_network_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let _run = start("");
+    api::shutdown(Duration::ZERO).unwrap(); // restart against a port nobody listens on
+    api::init(Some(&format!(r#"{{"url":"http://127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#))).unwrap();
+    let e = api::create(&session(24)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
+    assert!(e.message.contains("/share_create"), "{}", e.message);
+}
+
+#[test]
+fn remove_sends_nothing_of_the_session_after_it_returns() {
+    let run = start(r#""concurrency":4"#);
+    run.service.set_latency(Duration::from_millis(100));
+    let (sid, other) = (session(25), session(26));
+    let secret = share(&sid);
+    share(&other);
+    for n in 0..40 {
+        api::sync(&part_key(&sid, n % 10), &part(n)).unwrap();
+        api::sync(&part_key(&other, n % 3), &part(n)).unwrap();
+    }
+    assert!(run.service.wait_for(LONG, |s| s.max_concurrent_syncs() >= 1));
+    api::remove(&sid, &secret).unwrap();
+    let returned = Instant::now();
+    let of_sid = |s: &ShareService| {
+        s.requests_to("/share_sync").into_iter().filter(|r| r.json.as_ref().unwrap()["sessionID"] == sid.as_str()).collect::<Vec<_>>()
+    };
+    let deletes = run.service.requests_to("/share_delete");
+    assert_eq!(deletes.len(), 1);
+    assert!(of_sid(&run.service).iter().all(|r| r.finished <= deletes[0].received), "no sync overlaps the delete");
+    api::flush(LONG).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    assert!(of_sid(&run.service).iter().all(|r| r.received < returned), "no sync of the session after remove returned");
+    assert_eq!(run.service.data(&other).unwrap().len(), 3, "other sessions go on");
+    assert!(run.service.data(&sid).is_none());
+    let s = stats();
+    assert_eq!(s["shares"], 1);
+    assert!(s["dropped"].as_u64().unwrap() > 0);
+    let events = events();
+    assert!(events.iter().any(|e| e["type"] == "dropped" && e["reason"] == "removed"));
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    assert_eq!(stats()["ignored"], 1);
+}
+
+#[test]
+fn remove_forgets_locally_even_when_the_delete_fails() {
+    let run = start(r#""max_retries":0"#);
+    let sid = session(27);
+    let secret = share(&sid);
+    run.service.push_fault(FaultRule { path: Some("/share_delete".into()), key: None, fault: Fault::Status(500), times: 1 });
+    let e = api::remove(&sid, &secret).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
+    assert!(!e.message.contains(&secret));
+    assert_eq!(stats()["shares"], 0);
+    assert_eq!(api::remove(&sid, "").unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT);
+}
+
+#[test]
+fn async_create_and_remove_complete_on_a_library_thread() {
+    let run = start("");
+    run.service.set_latency(Duration::from_millis(300));
+    let (tx, rx) = mpsc::channel();
+    let sid = session(28);
+    let caller = thread::current().id();
+    let done = tx.clone();
+    let id = api::create_async(&sid, Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()))
+        .unwrap();
+    assert!(rx.try_recv().is_err(), "create_async returned before the service answered");
+    assert_eq!(api::op_take(id).unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT, "not finished yet");
+    let (done_id, status, thread) = rx.recv_timeout(LONG).unwrap();
+    assert_eq!((done_id, status), (id, Status::SHARE_OK));
+    assert_ne!(thread, caller);
+    let json: serde_json::Value = serde_json::from_str(&api::op_take(id).unwrap()).unwrap();
+    let secret = json["secret"].as_str().unwrap().to_owned();
+    assert_eq!(api::op_take(id).unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT, "taken once");
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    api::flush(LONG).unwrap();
+    let done = tx.clone();
+    let id = api::remove_async(&sid, &secret, Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()))
+        .unwrap();
+    assert_eq!(stats()["shares"], 0, "the local part is done before remove_async returns");
+    let (done_id, status, _) = rx.recv_timeout(LONG).unwrap();
+    assert_eq!((done_id, status), (id, Status::SHARE_OK));
+    assert_eq!(api::op_take(id).unwrap(), "{}");
+    assert!(run.service.data(&sid).is_none());
+    // a failure travels with the operation, not in a thread-local
+    run.service.set_latency(Duration::ZERO);
+    run.service.push_fault(FaultRule { path: Some("/share_create".into()), key: None, fault: Fault::Status(404), times: 1 });
+    let done = tx.clone();
+    let id = api::create_async(&session(29), Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()))
+        .unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().1, Status::SHARE_ERR_HTTP_STATUS);
+    assert!(api::op_take(id).unwrap_err().message.contains("404"));
+}
+
+#[test]
+fn flush_reports_a_timeout_and_finishes_later() {
+    let run = start("");
+    run.service.set_latency(Duration::from_millis(400));
+    let sid = session(30);
+    share(&sid);
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
+    assert_eq!(api::flush(Duration::from_millis(50)).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
+    api::flush(LONG).unwrap();
+    api::flush(Duration::ZERO).unwrap();
+}
+
+#[test]
+fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
+    let run = start(r#""concurrency":1"#);
+    run.service.set_latency(Duration::from_millis(1500));
+    let sid = session(31);
+    share(&sid);
+    for p in 0..5 {
+        api::sync(&part_key(&sid, p), &part(p)).unwrap();
+    }
+    let began = Instant::now();
+    let e = api::shutdown(Duration::from_millis(200)).unwrap_err();
+    let took = began.elapsed();
+    assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
+    assert!(took < Duration::from_millis(1200), "shutdown(200 ms) took {took:?}");
+    assert!(e.message.contains("5 contents were dropped"), "{}", e.message);
+    let s = stats();
+    assert_eq!((s["running"].as_bool(), s["dropped"].as_u64()), (Some(false), Some(5)));
+    let events = events();
+    assert!(events.iter().any(|e| e["type"] == "dropped" && e["reason"] == "shutdown" && e["count"] == 5));
+    assert_eq!(api::sync(&part_key(&sid, 1), "{}").unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
+    drop(run);
+}
+
+#[test]
+fn the_runtime_starts_stops_and_starts_again() {
+    let run = start("");
+    let e = api::init(None).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_ALREADY_INITIALIZED);
+    let config = format!(r#"{{"url":"{}"}}"#, run.service.url());
+    for round in 0..5u32 {
+        api::shutdown(Duration::from_secs(5)).unwrap();
+        assert_eq!(api::shutdown(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
+        assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
+        assert_eq!(api::create("ses_x").unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
+        assert_eq!(api::sync("x", "{").unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED, "init is checked before the key");
+        api::init(Some(&config)).unwrap();
+        let sid = session(40 + round);
+        share(&sid);
+        api::sync(&part_key(&sid, 0), &part(round)).unwrap();
+        api::flush(LONG).unwrap();
+        assert_eq!(stats()["sent"], 1, "each run counts afresh");
+    }
+    for bad in [r#"{"nope":1}"#, r#"{"concurrency":0}"#, "not json", r#"{"url":"http://example.com"}"#] {
+        api::shutdown(Duration::from_secs(5)).ok();
+        let e = api::init(Some(bad)).unwrap_err();
+        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
+    }
+}

@@ -1,0 +1,185 @@
+//! share_sync against a real loopback service: final state, coalescing, per-key order, the
+//! concurrency limit, secret stripping, key rules, and many threads at once.
+
+mod common;
+
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use opencode_share::{Status, api};
+
+#[test]
+fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
+    let run = start(r#""concurrency":4"#);
+    run.service.set_latency(Duration::from_millis(20));
+    let sid = session(1);
+    share(&sid);
+    let keys: Vec<String> = (0..5).map(|p| part_key(&sid, p)).collect();
+    for n in 0..200 {
+        api::sync(&keys[n as usize % 5], &part(n)).unwrap();
+        if n % 10 == 0 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    api::flush(LONG).unwrap();
+    let data = run.service.data(&sid).unwrap();
+    for (p, key) in keys.iter().enumerate() {
+        let last = 195 + p as u64;
+        assert_eq!(data[key]["n"], last, "{key} ends with its newest content");
+        let ns = received_ns(&run.service, key);
+        assert!(ns.windows(2).all(|w| w[0] < w[1]), "{key} arrived out of write order: {ns:?}");
+        assert_eq!(ns.last(), Some(&last));
+    }
+    let syncs = run.service.requests_to("/share_sync").len();
+    assert!(syncs < 200, "200 writes to 5 keys at 20 ms latency coalesce, got {syncs} requests");
+    assert_eq!(run.service.key_overlaps(), 0, "a key never has two requests at once");
+    let s = stats();
+    assert_eq!(s["queued"], 200);
+    assert_eq!(s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(), 200);
+    assert_eq!(s["sent"].as_u64().unwrap() as usize, syncs);
+    assert_eq!((s["pending_keys"].as_u64(), s["in_flight"].as_u64()), (Some(0), Some(0)));
+}
+
+#[test]
+fn requests_in_flight_never_pass_concurrency_and_do_overlap() {
+    let run = start(r#""concurrency":3"#);
+    run.service.set_latency(Duration::from_millis(50));
+    let sid = session(2);
+    share(&sid);
+    for p in 0..30 {
+        api::sync(&part_key(&sid, p), &part(p)).unwrap();
+    }
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.data(&sid).unwrap().len(), 30);
+    let max = run.service.max_concurrent_syncs();
+    assert!(max <= 3, "at most 3 syncs at once, saw {max}");
+    assert!(max >= 2, "30 keys at 50 ms latency should overlap, saw {max}");
+}
+
+#[test]
+fn concurrency_one_keeps_the_original_strict_order() {
+    let run = start(r#""concurrency":1"#);
+    let sid = session(3);
+    share(&sid);
+    let writes: Vec<String> = (0..40).map(|p| part_key(&sid, p)).collect();
+    for (n, key) in writes.iter().enumerate() {
+        api::sync(key, &part(n as u32)).unwrap();
+    }
+    api::flush(LONG).unwrap();
+    let order: Vec<String> = run
+        .service
+        .requests_to("/share_sync")
+        .iter()
+        .map(|r| r.json.as_ref().unwrap()["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, writes);
+    assert_eq!(run.service.max_concurrent_syncs(), 1);
+}
+
+#[test]
+fn the_share_secret_is_stripped_from_content_and_absent_from_events_and_stats() {
+    let run = start("");
+    let sid = session(4);
+    let secret = share(&sid);
+    let info = format!(
+        r#"{{"id":"{sid}","title":"t","share":{{"url":"https://x/s/1","secret":"{secret}"}},"tool":{{"secret":"not-the-share"}}}}"#
+    );
+    api::sync(&format!("session/info/{sid}"), &info).unwrap();
+    api::flush(LONG).unwrap();
+    let stored = &run.service.data(&sid).unwrap()[&format!("session/info/{sid}")];
+    assert_eq!(stored["share"], serde_json::json!({"url": "https://x/s/1"}));
+    assert_eq!(stored["tool"]["secret"], "not-the-share", "other secrets are the host's business");
+    let events = api::events_take();
+    let stats = api::stats().unwrap();
+    assert!(events.contains("synced"), "{events}");
+    assert!(!events.contains(&secret) && !stats.contains(&secret));
+    // the body carries the secret once, as the protocol's own field
+    let body = &run.service.requests_to("/share_sync")[0].body;
+    assert_eq!(body.matches(&secret).count(), 1, "{}", body.replace(&secret, "<secret>"));
+}
+
+#[test]
+fn a_share_record_written_by_the_host_shares_the_session() {
+    let run = start("");
+    let sid = session(5);
+    let (_, secret) = run.service.create_share(&sid);
+    let key = part_key(&sid, 1);
+    api::sync(&key, &part(1)).unwrap(); // not shared yet: ignored
+    api::sync(&format!("session/share/{sid}"), &format!(r#"{{"url":"u","secret":"{secret}"}}"#)).unwrap();
+    api::sync(&key, &part(2)).unwrap();
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.data(&sid).unwrap()[&key]["n"], 2);
+    let s = stats();
+    assert_eq!((s["ignored"].as_u64(), s["sent"].as_u64(), s["shares"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert!(run.service.requests_to("/share_sync").iter().all(|r| !r.body.contains("session/share/")));
+}
+
+#[test]
+fn key_rules_and_bad_content() {
+    let _run = start("");
+    let sid = session(6);
+    share(&sid);
+    for bad in ["session", "session/info", "session//x", "session/info/", "session/part/ses_1//p", "session/info/ses_1/"] {
+        let e = api::sync(bad, "{}").unwrap_err();
+        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
+        assert!(e.message.contains(bad), "{}", e.message);
+    }
+    let key = part_key(&sid, 1);
+    for bad in ["", "{", "{} {}", "nope", "{\"a\":1,}"] {
+        let e = api::sync(&key, bad).unwrap_err();
+        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad:?}");
+    }
+    let e = api::sync(&format!("session/share/{sid}"), "not json").unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    // not ours, or of a session without a share: ignored, and the content is not even parsed
+    api::sync("storage/migration", "not json").unwrap();
+    api::sync(&part_key(&session(99), 1), "not json").unwrap();
+    assert_eq!(stats()["ignored"], 2);
+    assert_eq!(stats()["queued"], 0);
+}
+
+#[test]
+fn eight_threads_syncing_at_once_lose_nothing() {
+    let run = start("");
+    let sid = session(7);
+    share(&sid);
+    let writers: Vec<_> = (0..8u32)
+        .map(|t| {
+            let sid = sid.clone();
+            thread::spawn(move || {
+                for n in 0..500u32 {
+                    api::sync(&part_key(&sid, t * 1000 + n % 50), &part(n)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let flusher = thread::spawn(|| api::flush(LONG));
+    for w in writers {
+        w.join().unwrap();
+    }
+    flusher.join().unwrap().unwrap();
+    api::flush(LONG).unwrap();
+    let data = run.service.data(&sid).unwrap();
+    assert_eq!(data.len(), 8 * 50);
+    assert!(data.values().all(|v| v["n"].as_u64().unwrap() >= 450), "every key ends with its last write");
+    let s = stats();
+    assert_eq!(s["queued"], 4000);
+    assert_eq!(s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(), 4000);
+    assert_eq!(run.service.key_overlaps(), 0);
+}
+
+#[test]
+fn requests_say_what_they_are() {
+    let run = start(r#""user_agent":"host/1.2""#);
+    let sid = session(8);
+    share(&sid);
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    api::flush(LONG).unwrap();
+    let r = &run.service.requests_to("/share_sync")[0];
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("user-agent"), Some("host/1.2"));
+    let body = r.json.as_ref().unwrap();
+    assert_eq!(body["sessionID"], sid.as_str());
+    assert_eq!(body["content"], serde_json::json!({"type":"text","text":"write 1","n":1}), "content is JSON, not a string");
+}
