@@ -1,6 +1,6 @@
 //! Shared by the integration tests: the runtime is global, so tests of one binary take turns;
 //! each gets a fresh loopback share service and a running library that is shut down after it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 #[path = "../support/service.rs"]
 pub mod service;
