@@ -139,7 +139,7 @@ enum share_status share_flush(uint32_t timeout_ms);
 enum share_status share_shutdown(uint32_t timeout_ms);
 
 /**
- * `*out_json` receives the stats as a JSON object (running, queued, sent, coalesced, retried,
+ * `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
  * failed, dropped, rejected, ignored, pending_keys, pending_bytes, in_flight, shares,
  * events_lost); after shutdown, the last run's final figures. Free it with share_string_free.
  */

@@ -162,7 +162,7 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
     guard(|| api::shutdown(Duration::from_millis(timeout_ms.into())))
 }
 
-/// `*out_json` receives the stats as a JSON object (running, queued, sent, coalesced, retried,
+/// `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
 /// failed, dropped, rejected, ignored, pending_keys, pending_bytes, in_flight, shares,
 /// events_lost); after shutdown, the last run's final figures. Free it with share_string_free.
 #[unsafe(no_mangle)]

@@ -228,6 +228,7 @@ impl Shared {
         let c = state.queue.counts();
         serde_json::json!({
             "running": running,
+            "url": self.config.url,
             "queued": c.queued,
             "sent": c.sent,
             "coalesced": c.coalesced,
