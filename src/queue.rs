@@ -3,7 +3,10 @@
 //! keys parked until their retry time. Pure state: the runtime wraps it in a mutex and supplies
 //! the clock, so unit and property tests drive it directly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

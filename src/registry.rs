@@ -1,6 +1,6 @@
 //! The share registry: which sessions are shared, and with which secret.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
