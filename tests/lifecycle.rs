@@ -196,3 +196,31 @@ fn the_runtime_starts_stops_and_starts_again() {
         assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
     }
 }
+
+/// The library's threads (and reqwest's, which owns the connections) still alive.
+fn library_threads() -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| ["share-worker", "share-timer", "share-notifier", "share-init", "reqwest"].iter().any(|p| name.starts_with(p)))
+        .collect()
+}
+
+#[test]
+fn shutdown_stops_every_thread_and_closes_the_client() {
+    let run = start("");
+    let sid = session(50);
+    share(&sid);
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    assert!(!library_threads().is_empty());
+    api::shutdown(LONG).unwrap();
+    // threads left behind by an earlier test's deadline end with their requests: wait for them
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !library_threads().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(library_threads(), Vec::<String>::new());
+    assert_eq!(stats()["sent"], 1, "the final figures outlive the runtime");
+    drop(run);
+}

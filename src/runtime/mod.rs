@@ -26,13 +26,21 @@ use shared::{Job, Notice, Tick};
 /// The running runtime, read by every call.
 static CURRENT: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
 /// The last runtime stopped, for `share_stats` after shutdown.
-static LAST: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+static LAST: Mutex<Option<Last>> = Mutex::new(None);
 /// Serialises init and shutdown; holds the running runtime's threads.
 static LIFECYCLE: Mutex<Option<Threads>> = Mutex::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Workers beyond `concurrency`, so asynchronous creates and removes do not wait behind syncs.
 const SPARE_WORKERS: usize = 2;
+
+/// What `share_stats` reads when no runtime runs.
+enum Last {
+    /// Shutting down: its figures still move.
+    Stopping(Arc<Shared>),
+    /// Stopped: its final figures (the runtime itself, with its HTTP client, is gone).
+    Stopped(String),
+}
 
 struct Threads {
     handles: Vec<JoinHandle<()>>,
@@ -134,7 +142,7 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     let Some(shared) = CURRENT.write().unwrap_or_else(|e| e.into_inner()).take() else {
         return Err(Error::not_initialized());
     };
-    *lock(&LAST) = Some(shared.clone());
+    *lock(&LAST) = Some(Last::Stopping(shared.clone()));
     let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
     let left = {
         let mut state = shared.lock();
@@ -154,6 +162,9 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     stop_threads(&shared, threads.handles.len() - 1);
     let _ = shared.notices.send(Notice::Stop);
     join_by(threads, deadline);
+    *lock(&LAST) = Some(Last::Stopped(shared.stats_json(false)));
+    // the last reference unless a request is still in flight: this closes the HTTP client
+    drop(shared);
     flushed.map_err(|_| {
         Error::new(
             Status::SHARE_ERR_TIMEOUT,
@@ -193,8 +204,9 @@ pub fn stats() -> Result<String> {
     if let Some(shared) = read_current().as_deref() {
         return Ok(shared.stats_json(true));
     }
-    match lock(&LAST).as_deref() {
-        Some(shared) => Ok(shared.stats_json(false)),
+    match &*lock(&LAST) {
+        Some(Last::Stopping(shared)) => Ok(shared.stats_json(false)),
+        Some(Last::Stopped(stats)) => Ok(stats.clone()),
         None => Err(Error::not_initialized()),
     }
 }

@@ -158,21 +158,13 @@ fn runner_send(shared: &Shared, job: Box<dyn FnOnce() + Send>) -> std::result::R
 /// completed it).
 fn finish(shared: &Shared, id: u32, result: Result<String>) {
     let status = result.as_ref().map_or_else(|e| e.status, |_| Status::SHARE_OK);
-    let completion = {
-        let mut slots = lock(&SLOTS);
-        let slots = slots.get_or_insert_with(HashMap::new);
-        match slots.remove(&id) {
-            Some(Slot::Pending { completion, .. }) => {
-                slots.insert(id, Slot::Done(result));
-                completion
-            }
-            Some(done) => {
-                slots.insert(id, done);
-                return;
-            }
-            None => return,
-        }
-    };
+    let mut slots = lock(&SLOTS);
+    let slots = slots.get_or_insert_with(HashMap::new);
+    if !matches!(slots.get(&id), Some(Slot::Pending { .. })) {
+        return; // shutdown completed it already
+    }
+    let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else { return };
+    // sent under the lock: shutdown's abandon() and its Stop notice cannot come in between
     let _ = shared.notices.send(super::shared::Notice::Call(Box::new(move || completion(id, status))));
 }
 
