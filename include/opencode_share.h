@@ -181,7 +181,8 @@ enum share_status share_events_take(char **out_json);
 /**
  * share_create without blocking: returns at once with the operation's id in `*out_op_id`
  * (never 0); later `callback(user_data, op_id, status)` runs once on a library thread, and
- * share_op_take hands over the result. If this call fails, the callback is never called.
+ * share_op_take hands over the result. If this call fails, the callback is never called. An
+ * operation that share_shutdown overtakes completes with SHARE_ERR_TIMEOUT.
  */
 enum share_status share_create_async(const char *session_id,
                                      share_op_callback callback,

@@ -244,7 +244,8 @@ fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api
 
 /// share_create without blocking: returns at once with the operation's id in `*out_op_id`
 /// (never 0); later `callback(user_data, op_id, status)` runs once on a library thread, and
-/// share_op_take hands over the result. If this call fails, the callback is never called.
+/// share_op_take hands over the result. If this call fails, the callback is never called. An
+/// operation that share_shutdown overtakes completes with SHARE_ERR_TIMEOUT.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_create_async(
     session_id: *const c_char,

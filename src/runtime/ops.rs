@@ -135,7 +135,7 @@ pub fn start(
     let runner = shared.clone();
     let job = move || {
         let result = if runner.lock().closed {
-            Err(Error::not_initialized())
+            Err(stopped())
         } else {
             catch_unwind(AssertUnwindSafe(|| work(&runner))).unwrap_or_else(|_| {
                 Err(Error::new(Status::SHARE_ERR_PANIC, "the library panicked during the operation (a bug)"))
@@ -181,12 +181,16 @@ pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
     let mut calls: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
     for id in ids {
         if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
-            let message = "share_shutdown stopped the library before the operation finished";
-            slots.insert(id, Slot::Done(Err(Error::new(Status::SHARE_ERR_TIMEOUT, message))));
+            slots.insert(id, Slot::Done(Err(stopped())));
             calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
         }
     }
     calls
+}
+
+/// The result of an operation that shutdown overtook.
+fn stopped() -> Error {
+    Error::new(Status::SHARE_ERR_TIMEOUT, "share_shutdown stopped the library before the operation finished")
 }
 
 /// Takes a finished operation's result (once).
