@@ -131,17 +131,19 @@ enum share_status share_remove(const char *session_id, const char *secret);
 enum share_status share_flush(uint32_t timeout_ms);
 
 /**
- * Flushes up to `timeout_ms`, then stops the library's threads, returning within the timeout.
- * Work left at the deadline is dropped, counted in the stats and reported by a `dropped`
- * event, and the answer is SHARE_ERR_TIMEOUT; the library is stopped either way and
- * share_init may be called again.
+ * Flushes up to `timeout_ms` (asynchronous creates and removes under way get the same
+ * deadline), then stops the library's threads, returning within the timeout. Work left at the
+ * deadline is dropped, counted in the stats and reported by a `dropped` event; async
+ * operations left complete with SHARE_ERR_TIMEOUT; the answer is then SHARE_ERR_TIMEOUT. The
+ * library is stopped either way and share_init may be called again.
  */
 enum share_status share_shutdown(uint32_t timeout_ms);
 
 /**
  * `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
  * failed, dropped, rejected, ignored, pending_keys, pending_bytes, in_flight, shares,
- * events_lost); after shutdown, the last run's final figures. Free it with share_string_free.
+ * events_lost; README explains each); after shutdown, the last run's final figures. Free it
+ * with share_string_free.
  */
 enum share_status share_stats(char **out_json);
 

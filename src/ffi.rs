@@ -153,10 +153,11 @@ pub extern "C" fn share_flush(timeout_ms: u32) -> share_status {
     guard(|| api::flush(Duration::from_millis(timeout_ms.into())))
 }
 
-/// Flushes up to `timeout_ms`, then stops the library's threads, returning within the timeout.
-/// Work left at the deadline is dropped, counted in the stats and reported by a `dropped`
-/// event, and the answer is SHARE_ERR_TIMEOUT; the library is stopped either way and
-/// share_init may be called again.
+/// Flushes up to `timeout_ms` (asynchronous creates and removes under way get the same
+/// deadline), then stops the library's threads, returning within the timeout. Work left at the
+/// deadline is dropped, counted in the stats and reported by a `dropped` event; async
+/// operations left complete with SHARE_ERR_TIMEOUT; the answer is then SHARE_ERR_TIMEOUT. The
+/// library is stopped either way and share_init may be called again.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
     guard(|| api::shutdown(Duration::from_millis(timeout_ms.into())))
@@ -164,7 +165,8 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
 
 /// `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
 /// failed, dropped, rejected, ignored, pending_keys, pending_bytes, in_flight, shares,
-/// events_lost); after shutdown, the last run's final figures. Free it with share_string_free.
+/// events_lost; README explains each); after shutdown, the last run's final figures. Free it
+/// with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status {
     guard(|| {

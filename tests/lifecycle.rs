@@ -224,3 +224,25 @@ fn shutdown_stops_every_thread_and_closes_the_client() {
     assert_eq!(stats()["sent"], 1, "the final figures outlive the runtime");
     drop(run);
 }
+
+#[test]
+fn shutdown_lets_async_operations_finish_within_its_deadline() {
+    let run = start("");
+    run.service.set_latency(Duration::from_millis(300));
+    let (tx, rx) = mpsc::channel();
+    let done = tx.clone();
+    let id = api::create_async(&session(60), Box::new(move |id, status| done.send((id, status)).unwrap())).unwrap();
+    api::shutdown(Duration::from_secs(5)).expect("the create finishes within the deadline");
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_OK));
+    assert!(api::op_take(id).unwrap().contains("secret"));
+
+    // one that cannot finish in time is abandoned, and shutdown says so
+    api::init(Some(&format!(r#"{{"url":"{}"}}"#, run.service.url()))).unwrap();
+    run.service.set_latency(Duration::from_millis(1500));
+    let id = api::create_async(&session(61), Box::new(move |id, status| tx.send((id, status)).unwrap())).unwrap();
+    let e = api::shutdown(Duration::from_millis(200)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
+    assert!(e.message.contains("1 asynchronous operations were abandoned"), "{}", e.message);
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_ERR_TIMEOUT));
+    drop(run);
+}

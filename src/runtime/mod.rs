@@ -144,6 +144,8 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     };
     *lock(&LAST) = Some(Last::Stopping(shared.clone()));
     let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
+    // asynchronous creates and removes under way get the rest of the deadline too
+    let ops_done = ops::wait_for_pending(shared.generation, deadline);
     let left = {
         let mut state = shared.lock();
         state.closed = true;
@@ -154,7 +156,9 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     if left > 0 {
         hub().emit([Event::Dropped { reason: Reason::Shutdown, key: None, session: None, count: left }]);
     }
-    for call in ops::abandon(shared.generation) {
+    let abandoned = ops::abandon(shared.generation);
+    let abandoned_ops = abandoned.len();
+    for call in abandoned {
         let _ = shared.notices.send(Notice::Call(call));
     }
     hub().set_courier(None);
@@ -165,12 +169,16 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     *lock(&LAST) = Some(Last::Stopped(shared.stats_json(false)));
     // the last reference unless a request is still in flight: this closes the HTTP client
     drop(shared);
-    flushed.map_err(|_| {
-        Error::new(
-            Status::SHARE_ERR_TIMEOUT,
-            format!("shutdown: the deadline came first; {left} contents were dropped (see stats and events)"),
-        )
-    })
+    if flushed.is_ok() && ops_done {
+        return Ok(());
+    }
+    Err(Error::new(
+        Status::SHARE_ERR_TIMEOUT,
+        format!(
+            "shutdown: the deadline came first; {left} contents were dropped (see stats and events) and \
+             {abandoned_ops} asynchronous operations were abandoned"
+        ),
+    ))
 }
 
 /// Asks `workers` workers and the timer to leave.
@@ -181,8 +189,10 @@ fn stop_threads(shared: &Shared, workers: usize) {
     let _ = shared.timer.send(Tick::Stop);
 }
 
-/// Joins the threads if they all leave by `deadline`; otherwise leaves them to finish on their
-/// own (a request in flight ends at its timeout; the notifier may be inside a host callback).
+/// Joins the workers and the timer if they all leave by `deadline`; otherwise leaves them to
+/// finish on their own (a request in flight ends at its timeout). The notifier is never waited
+/// for: it may be inside a host callback that waits for the very thread calling shutdown
+/// (koffi runs such callbacks on the JS thread); it is joined only if it has already left.
 fn join_by(threads: Threads, deadline: Instant) {
     let all = threads.handles.len();
     let mut left = all;
@@ -194,7 +204,7 @@ fn join_by(threads: Threads, deadline: Instant) {
             let _ = handle.join();
         }
     }
-    if threads.notifier_done.recv_deadline(deadline).is_ok() {
+    if threads.notifier_done.try_recv().is_ok() {
         let _ = threads.notifier.join();
     }
 }

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::shared::Shared;
 use crate::error::{Error, Result, Status};
@@ -87,8 +87,8 @@ fn request(shared: &Shared, path: &str, body: &str, deadline: Instant) -> Result
         }
         retries += 1;
         let delay = shared.policy.jittered_delay(retries, after);
-        if Instant::now() + delay >= deadline {
-            return Err(failure);
+        if Instant::now() + delay >= deadline || shared.lock().closed {
+            return Err(failure); // no time left, or shutdown abandoned the operation
         }
         thread::sleep(delay);
     }
@@ -166,6 +166,23 @@ fn finish(shared: &Shared, id: u32, result: Result<String>) {
     let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else { return };
     // sent under the lock: shutdown's abandon() and its Stop notice cannot come in between
     let _ = shared.notices.send(super::shared::Notice::Call(Box::new(move || completion(id, status))));
+}
+
+/// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
+pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
+    loop {
+        let pending = lock(&SLOTS).as_ref().is_some_and(|slots| {
+            slots.values().any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+        });
+        if !pending {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        // operations take network round trips; polling keeps the slots free of a condvar
+        thread::sleep(Duration::from_millis(2).min(deadline.saturating_duration_since(Instant::now())));
+    }
 }
 
 /// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
