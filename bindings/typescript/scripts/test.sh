@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Tests the TypeScript bindings in real Bun (bun test, bun:ffi) and real Node (node --test,
+# koffi): builds the release library, installs the npm dev dependencies if missing, compiles
+# dist/ with tsc, runs the same behaviour suite in both runtimes against a share service on
+# loopback, and ends with one line: "N passed, N failed" (both runtimes added up).
+set -uo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$here"
+
+passed=0
+failed=0
+status=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+step() { echo "== $*"; }
+give_up() { echo "$1" >&2; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+
+step "cargo build --release (libopencode_share)"
+(cd "$root" && cargo build --release --locked --quiet) || give_up "the release library did not build"
+
+if [ ! -d node_modules ]; then
+    step "npm ci"
+    npm ci --no-audit --no-fund || give_up "npm ci failed"
+fi
+
+# node_modules/.bin/bun is the real binary once bun's postinstall ran; the platform package
+# holds the same binary and needs no script (npm may skip install scripts).
+bun="$here/node_modules/.bin/bun"
+if ! "$bun" --version >/dev/null 2>&1; then
+    bun=$(ls "$here"/node_modules/@oven/bun-*/bin/bun 2>/dev/null | head -1)
+    [ -n "$bun" ] && "$bun" --version >/dev/null 2>&1 || give_up "no working bun in node_modules (npm ci, or npm install --allow-scripts=bun)"
+fi
+
+step "tsc (dist/ and the type check of test/types.ts)"
+node_modules/.bin/tsc -p . || give_up "tsc failed"
+node_modules/.bin/tsc -p tsconfig.test.json || give_up "the type check of test/types.ts failed"
+
+step "bun test ($("$bun" --version), bun:ffi)"
+"$bun" test ./test/bun.test.ts 2>&1 | tee "$log"
+bun_status=${PIPESTATUS[0]}
+bun_pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | tr -dc 0-9)
+bun_fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | tr -dc 0-9)
+bun_pass=${bun_pass:-0}
+bun_fail=${bun_fail:-0}
+if [ "$bun_status" -ne 0 ] && [ "$bun_fail" -eq 0 ]; then bun_fail=1; fi
+passed=$((passed + bun_pass)); failed=$((failed + bun_fail))
+
+step "node --test ($(node --version), koffi)"
+node --expose-gc --test --test-reporter=tap test/node.test.mjs 2>&1 | tee "$log"
+node_status=${PIPESTATUS[0]}
+node_pass=$(grep -E '^# pass [0-9]+$' "$log" | tail -1 | tr -dc 0-9)
+node_fail=$(grep -E '^# fail [0-9]+$' "$log" | tail -1 | tr -dc 0-9)
+node_pass=${node_pass:-0}
+node_fail=${node_fail:-0}
+if [ "$node_status" -ne 0 ] && [ "$node_fail" -eq 0 ]; then node_fail=1; fi
+passed=$((passed + node_pass)); failed=$((failed + node_fail))
+
+echo "bun: $bun_pass passed, $bun_fail failed; node: $node_pass passed, $node_fail failed"
+if [ "$failed" -ne 0 ]; then status=1; fi
+echo "$passed passed, $failed failed"
+exit $status

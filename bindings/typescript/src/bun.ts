@@ -1,0 +1,105 @@
+// Bun's entry point: the API of api.ts over a loader that binds the library with bun:ffi.
+//
+// Bun's threadsafe JSCallback returns to the library's notifier thread at once and runs the JS
+// function later on the JS thread, so the callbacks receive scalars only (user_data is NULL)
+// and the data is taken with a call. The two callbacks are made once per process and never
+// closed: the library may still hold them after a shutdown whose deadline passed, and an open
+// JSCallback does not keep the process alive.
+
+import { CString, JSCallback, dlopen } from "bun:ffi";
+
+import { install } from "./api.js";
+import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./native.js";
+
+const SYMBOLS = {
+  share_init: { args: ["ptr"], returns: "i32" },
+  share_sync: { args: ["ptr", "ptr"], returns: "i32" },
+  share_create_async: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
+  share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
+  share_op_take: { args: ["u32", "ptr"], returns: "i32" },
+  share_flush: { args: ["u32"], returns: "i32" },
+  share_shutdown: { args: ["u32"], returns: "i32" },
+  share_stats: { args: ["ptr"], returns: "i32" },
+  share_events_take: { args: ["ptr"], returns: "i32" },
+  share_set_event_callback: { args: ["ptr", "ptr"], returns: "i32" },
+  share_last_error: { args: [], returns: "ptr" },
+  share_version: { args: [], returns: "ptr" },
+  share_string_free: { args: ["ptr"], returns: "void" },
+} as const;
+
+/** A JS string as a NUL-terminated UTF-8 buffer (callers reject strings holding NUL). */
+function cstr(text: string): Buffer {
+  return Buffer.from(`${text}\0`, "utf8");
+}
+
+function read(pointer: number | null): string {
+  return pointer ? new CString(pointer).toString() : "";
+}
+
+let callbacks: { op: JSCallback; notify: JSCallback; hooks: NativeHooks } | undefined;
+
+const load: Loader = (path, hooks) => {
+  const { symbols: c } = dlopen(path, SYMBOLS);
+  // One pair per process: the hooks of the first load stay in use (api.ts loads the library once).
+  callbacks ??= {
+    hooks,
+    op: new JSCallback((_userData: number, opId: number, status: number) => callbacks!.hooks.opDone(opId, status), {
+      args: ["ptr", "u32", "i32"],
+      returns: "void",
+      threadsafe: true,
+    }),
+    notify: new JSCallback(() => callbacks!.hooks.events(), { args: ["ptr"], returns: "void", threadsafe: true }),
+  };
+  const { op, notify } = callbacks;
+  // Out-parameters, reused: every call runs on the JS thread and reads them before returning.
+  const outJson = new BigUint64Array(1);
+  const outId = new Uint32Array(1);
+
+  /** Runs `call` with a char** out-parameter; copies the string out and frees it (once). */
+  const taking = (call: (out: BigUint64Array) => number): NativeOut => {
+    outJson[0] = 0n;
+    const status = call(outJson);
+    const pointer = Number(outJson[0]);
+    outJson[0] = 0n;
+    if (!pointer) return { status, json: null };
+    try {
+      return { status, json: new CString(pointer).toString() };
+    } finally {
+      c.share_string_free(pointer);
+    }
+  };
+
+  const starting = (call: (out: Uint32Array) => number): NativeStart => {
+    outId[0] = 0;
+    const status = call(outId);
+    return { status, opId: outId[0]! };
+  };
+
+  const native: Native = {
+    backend: "bun:ffi",
+    path,
+    version: () => read(c.share_version()),
+    lastError: () => read(c.share_last_error()),
+    init: (config) => c.share_init(cstr(config)),
+    sync: (key, content) => c.share_sync(cstr(key), cstr(content)),
+    createAsync: (sessionID) => starting((out) => c.share_create_async(cstr(sessionID), op.ptr, null, out)),
+    removeAsync: (sessionID, secret) =>
+      starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
+    opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
+    flush: (timeoutMs) => c.share_flush(timeoutMs),
+    // Blocking, but short: api.ts calls it after the queue drained and no operation is pending,
+    // and Bun's callbacks never hold the notifier thread that it joins.
+    shutdown: async (timeoutMs) => {
+      const status = c.share_shutdown(timeoutMs);
+      return { status, message: status === 0 ? "" : read(c.share_last_error()) };
+    },
+    stats: () => taking((out) => c.share_stats(out)),
+    eventsTake: () => taking((out) => c.share_events_take(out)),
+    setEventSink: (on) => c.share_set_event_callback(on ? notify.ptr : null, null),
+  };
+  return native;
+};
+
+install(load);
+
+export * from "./public.js";

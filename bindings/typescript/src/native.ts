@@ -1,0 +1,52 @@
+// The boundary between the runtime-independent API (api.ts) and a loader (bun:ffi or koffi).
+// A loader binds the C functions of include/opencode_share.h and nothing more: statuses are
+// returned as numbers, out-strings are copied to JS strings and freed before it returns.
+
+/** A call's status and, on SHARE_OK, the string the library handed out (already freed). */
+export interface NativeOut {
+  status: number;
+  json: string | null;
+}
+
+/** A call that starts an asynchronous operation: its status and, on SHARE_OK, the op id. */
+export interface NativeStart {
+  status: number;
+  opId: number;
+}
+
+/** One loaded copy of libopencode_share. Every method runs on the JS thread. */
+export interface Native {
+  readonly backend: "bun:ffi" | "koffi";
+  readonly path: string;
+  version(): string;
+  /** share_last_error() of the JS thread: read it right after a failing call. */
+  lastError(): string;
+  init(configJson: string): number;
+  sync(key: string, contentJson: string): number;
+  createAsync(sessionID: string): NativeStart;
+  removeAsync(sessionID: string, secret: string): NativeStart;
+  opTake(opId: number): NativeOut;
+  /** share_flush; only ever called with 0 (report, never wait). */
+  flush(timeoutMs: number): number;
+  /**
+   * share_shutdown. Bun calls it on the JS thread (its callbacks never block the library's
+   * notifier); koffi runs it on a worker thread, so a callback the notifier is delivering can run
+   * meanwhile. A message for a failure is given when the loader cannot read share_last_error().
+   */
+  shutdown(timeoutMs: number): Promise<{ status: number; message: string }>;
+  stats(): NativeOut;
+  eventsTake(): NativeOut;
+  /** share_set_event_callback with the loader's notify callback (on) or NULL (off). */
+  setEventSink(on: boolean): number;
+}
+
+/** What a loader calls on the JS thread when the library's notifier announces something. */
+export interface NativeHooks {
+  /** An asynchronous operation ended: take its result with opTake(opId). */
+  opDone(opId: number, status: number): void;
+  /** Events are waiting: take them with eventsTake(). */
+  events(): void;
+}
+
+/** Loads the library at `path` (dlopen and bind every symbol) or throws with the reason. */
+export type Loader = (path: string, hooks: NativeHooks) => Native;

@@ -1,0 +1,17 @@
+// The behaviour suite in Bun (bun:test), through the package's "bun" export: bun:ffi.
+import { test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+import { defineSuite } from "./suite.mjs";
+
+const own = join(import.meta.dir, "..", "libopencode_share.so");
+const library =
+  process.env.OPENCODE_SHARE_LIB ||
+  (existsSync(own) ? own : join(import.meta.dir, "..", "..", "..", "target", "release", "libopencode_share.so"));
+
+defineSuite({
+  runtime: "bun",
+  library,
+  test: (name: string, fn: () => unknown, timeoutMs = 10_000) => test(name, fn as () => Promise<void>, timeoutMs),
+});

@@ -1,0 +1,20 @@
+// The behaviour suite in Node (node:test), through the package's "node" export: koffi.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { defineSuite } from "./suite.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const own = join(here, "..", "libopencode_share.so");
+const library =
+  process.env.OPENCODE_SHARE_LIB ||
+  (existsSync(own) ? own : join(here, "..", "..", "..", "target", "release", "libopencode_share.so"));
+
+defineSuite({
+  // a plain `bun test` picks this file up too (Bun implements node:test): then it tests bun:ffi
+  runtime: process.versions.bun ? "bun" : "node",
+  library,
+  test: (name, fn, timeoutMs = 10_000) => test(name, { timeout: timeoutMs }, fn),
+});

@@ -1,0 +1,662 @@
+// The behaviour suite, the same for Bun (test/bun.test.ts, bun:test) and Node
+// (test/node.test.mjs, node:test): both import the package by its name, so Bun gets the bun:ffi
+// loader and Node the koffi one. Every test talks to a share service on loopback
+// (support/service.mjs) and is bounded in time.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { Share, ShareError } from "opencode-share";
+
+import { createBus, createSessions, createStorage, id } from "./support/host.mjs";
+import { startRemoteService } from "./support/remote.mjs";
+import { startService } from "./support/service.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CHILD = join(here, "support", "child.mjs");
+const MiB = 1024 * 1024;
+
+/** Waits until `condition()` is true, polling every 5 ms; fails after `ms`. */
+async function until(condition, ms = 3000, what = "condition") {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Asserts that `fn` throws (or rejects with) a ShareError with `code`; returns it. */
+async function failsWith(code, fn) {
+  let error;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error, `expected a ${code} error, got none`);
+  assert.ok(error instanceof ShareError, `expected a ShareError, got ${error}`);
+  assert.ok(error instanceof Error);
+  assert.equal(error.code, code, error.message);
+  assert.equal(error.name, "ShareError");
+  assert.equal(typeof error.status, "number");
+  assert.ok(error.message.length > 0);
+  return error;
+}
+
+function config(service, extra = {}) {
+  return { url: service.url, timeout_ms: 3000, connect_timeout_ms: 1000, retry_initial_ms: 5, retry_max_ms: 50, ...extra };
+}
+
+/** Runs `body` with a fresh service and a running library; always shuts both down. */
+async function withShare(extra, body, serviceOptions = {}) {
+  const service = await startService(serviceOptions);
+  try {
+    Share.init(config(service, extra));
+    return await body(service);
+  } finally {
+    await Share.shutdown(3000).catch(() => {});
+    await service.close();
+  }
+}
+
+/** Runs support/child.mjs in a fresh process of this runtime; resolves to its JSON output. */
+function child(scenario, env = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [CHILD, scenario], {
+      env: { ...process.env, OPENCODE_SHARE_LIB: "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+    proc.stdout.on("data", (d) => (out += d));
+    proc.stderr.on("data", (d) => (err += d));
+    proc.on("close", (code) => {
+      clearTimeout(timer);
+      try {
+        resolve({ code, result: JSON.parse(out.trim().split("\n").pop() || "null"), stderr: err });
+      } catch {
+        reject(new Error(`child ${scenario} exited ${code}: ${out}\n${err}`));
+      }
+    });
+  });
+}
+
+function collectGarbage() {
+  if (typeof globalThis.Bun !== "undefined") globalThis.Bun.gc(true);
+  else if (typeof globalThis.gc === "function") globalThis.gc();
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+/**
+ * @param {{ test: (name: string, fn: () => Promise<void> | void, timeoutMs?: number) => void,
+ *           runtime: "bun" | "node", library: string }} t
+ */
+export function defineSuite({ test, runtime, library }) {
+  const backend = runtime === "bun" ? "bun:ffi" : "koffi";
+
+  test("loads the native library with this runtime's FFI", async () => {
+    await withShare({}, async (service) => {
+      const info = Share.library;
+      assert.ok(info);
+      assert.equal(info.backend, backend);
+      assert.equal(info.path, library);
+      assert.match(info.version, /^0\.1\.\d+$/);
+      assert.equal(Share.URL, service.url);
+    });
+  });
+
+  test("create, sync, flush: the service holds what was synced; synced events name key and status", async () => {
+    await withShare({}, async (service) => {
+      const synced = [];
+      const off = Share.on("synced", (e) => synced.push(e));
+      try {
+        const sid = id("ses");
+        const share = await Share.create(sid);
+        assert.deepEqual(Object.keys(share).sort(), ["secret", "url"]);
+        assert.equal(share.url, `https://opncd.test/s/${sid.slice(-8)}`);
+        assert.equal(share.secret, service.sessions.get(sid).secret);
+        const info = { id: sid, title: "hello", share: { url: share.url } };
+        const message = { id: "msg_1", role: "user" };
+        Share.sync(`session/info/${sid}`, info);
+        Share.sync(`session/message/${sid}/msg_1`, message);
+        Share.sync(`session/part/${sid}/msg_1/prt_1`, "a string is a JSON string");
+        Share.sync(`session/part/${sid}/msg_1/prt_2`, [1, 2.5, null, true, { deep: { é: "ü 😀" } }]);
+        Share.sync("project/global", { ignored: true });
+        await Share.flush(5000);
+        assert.deepEqual(service.held(sid), {
+          [`session/info/${sid}`]: info,
+          [`session/message/${sid}/msg_1`]: message,
+          [`session/part/${sid}/msg_1/prt_1`]: "a string is a JSON string",
+          [`session/part/${sid}/msg_1/prt_2`]: [1, 2.5, null, true, { deep: { é: "ü 😀" } }],
+        });
+        await until(() => synced.length === 4, 3000, "4 synced events");
+        for (const e of synced) {
+          assert.equal(e.type, "synced");
+          assert.equal(e.status, 200);
+          assert.ok(e.key.startsWith("session/"));
+        }
+        const stats = Share.stats();
+        assert.equal(stats.running, true);
+        assert.equal(stats.url, service.url);
+        assert.equal(stats.sent, 4);
+        assert.equal(stats.ignored, 1);
+        assert.equal(stats.shares, 1);
+      } finally {
+        off();
+      }
+    });
+  });
+
+  test("content is serialised once, with JSON.stringify semantics", async () => {
+    await withShare({}, async (service) => {
+      const sid = id("ses");
+      await Share.create(sid);
+      let calls = 0;
+      const content = {
+        toJSON() {
+          calls += 1;
+          return { when: new Date(0), skipped: undefined, n: 1 };
+        },
+      };
+      Share.sync(`session/info/${sid}`, content);
+      assert.equal(calls, 1);
+      await Share.flush(5000);
+      assert.deepEqual(service.held(sid)[`session/info/${sid}`], { when: "1970-01-01T00:00:00.000Z", n: 1 });
+    });
+  });
+
+  test("the event loop keeps running while create waits for a service 500 ms away", async () => {
+    await withShare(
+      {},
+      async (service) => {
+        let ticks = 0;
+        const timer = setInterval(() => (ticks += 1), 10);
+        const sid = id("ses");
+        const started = performance.now();
+        try {
+          const share = await Share.create(sid);
+          assert.ok(performance.now() - started >= 450, "the service answered after its latency");
+          assert.ok(share.secret);
+          // 500 ms at 10 ms: some 50 ticks; a blocked loop would give 0 or 1
+          assert.ok(ticks >= 10, `the timer fired ${ticks} times while create was pending`);
+          // sync returns at once too, while the service is slow
+          const before = ticks;
+          // 1000 writes of 16 keys: 8 in flight at once, two rounds of 500 ms
+          for (let i = 0; i < 1000; i++) Share.sync(`session/part/${sid}/msg_1/prt_${i % 16}`, { i });
+          await new Promise((r) => setTimeout(r, 200));
+          assert.ok(ticks - before >= 3, "timers fire while syncs are in flight");
+          await Share.flush(5000);
+          assert.equal(Object.keys(service.held(sid)).length, 16);
+        } finally {
+          clearInterval(timer);
+        }
+      },
+      { latencyMs: 500 },
+    );
+  }, 15_000);
+
+  test("invalid input throws (sync) or rejects (create, remove) with the status name and the library's message", async () => {
+    await failsWith("SHARE_ERR_NOT_INITIALIZED", () => Share.sync("session/info/ses_1", {}));
+    await failsWith("SHARE_ERR_NOT_INITIALIZED", () => Share.create("ses_1"));
+    await withShare({ max_retries: 1 }, async (service) => {
+      const bad = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.sync("session/info", {}));
+      assert.equal(bad.status, 1);
+      assert.match(bad.message, /^malformed key "session\/info": /);
+      const empty = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.sync("session//ses_1", {}));
+      assert.match(empty.message, /malformed key/);
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.sync("session/info/ses_1", undefined));
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.sync("session/info/ses_1", { n: 1n }));
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.sync(42, {}));
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.sync("session/info/ses\u0000_1", {}));
+      const created = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.create(""));
+      assert.equal(created.message, "session id is empty");
+      const slash = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.create("ses/1"));
+      assert.match(slash.message, /contains '\/'/);
+      const secret = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.remove("ses_1", ""));
+      assert.equal(secret.message, "secret is empty");
+      // a promise-returning function never throws synchronously
+      let threw = false;
+      let promise;
+      try {
+        promise = Share.create(undefined);
+      } catch {
+        threw = true;
+      }
+      assert.equal(threw, false);
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => promise);
+      const again = await failsWith("SHARE_ERR_ALREADY_INITIALIZED", () => Share.init({ url: service.url }));
+      assert.match(again.message, /already running/);
+      // the service refusing a create: the status of the last attempt
+      service.fail("/share_create", 500, 2); // the attempt and its one retry
+      const http = await failsWith("SHARE_ERR_HTTP_STATUS", () => Share.create(id("ses")));
+      assert.match(http.message, /500/);
+      // a wrong secret: the hosted service answers 500
+      const sid = id("ses");
+      await Share.create(sid);
+      const wrong = await failsWith("SHARE_ERR_HTTP_STATUS", () => Share.remove(sid, "not-the-secret"));
+      assert.match(wrong.message, /share_delete/);
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => Share.flush(-1));
+    });
+    const config = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () =>
+      Share.init({ url: "http://127.0.0.1:9", no_such_key: 1 }),
+    );
+    assert.match(config.message, /no_such_key/);
+    await failsWith("SHARE_ERR_NOT_INITIALIZED", () => Share.shutdown(100));
+  });
+
+  test("a network failure rejects create with SHARE_ERR_NETWORK", async () => {
+    const service = await startService();
+    const url = service.url;
+    await service.close();
+    try {
+      Share.init({ url, timeout_ms: 1000, max_retries: 1, retry_initial_ms: 5, retry_max_ms: 10 });
+      const error = await failsWith("SHARE_ERR_NETWORK", () => Share.create(id("ses")));
+      assert.match(error.message, /share_create/);
+    } finally {
+      await Share.shutdown(1000).catch(() => {});
+    }
+  });
+
+  test("flush rejects with SHARE_ERR_TIMEOUT when the service is slower than its deadline", async () => {
+    await withShare({}, async (service) => {
+      const sid = id("ses");
+      await Share.create(sid);
+      service.latencyMs = 1000;
+      Share.sync(`session/info/${sid}`, { title: "slow" });
+      const started = performance.now();
+      const error = await failsWith("SHARE_ERR_TIMEOUT", () => Share.flush(100));
+      const took = performance.now() - started;
+      assert.ok(took >= 90 && took < 900, `flush gave up after ${took} ms`);
+      assert.match(error.message, /flush: 100 ms passed with \d+ keys still pending and \d+ requests in flight/);
+      await Share.flush(3000);
+      assert.deepEqual(service.held(sid), { [`session/info/${sid}`]: { title: "slow" } });
+    });
+  });
+
+  test("events: retry, failed, dropped and unshared reach listeners; '*' sees all; off() stops them", async () => {
+    await withShare({ max_retries: 2 }, async (service) => {
+      const all = [];
+      const retries = [];
+      const offAll = Share.on("*", (e) => all.push(e));
+      const offRetry = Share.on("retry", (e) => retries.push(e));
+      const seen = (type, pred = () => true) => all.some((e) => e.type === type && pred(e));
+      try {
+        const sid = id("ses");
+        await Share.create(sid);
+        // one 503, then success: a retry event, then synced
+        service.fail("/share_sync", 503, 1);
+        Share.sync(`session/info/${sid}`, { v: 1 });
+        await Share.flush(5000);
+        await until(() => seen("synced"), 3000, "synced after a retry");
+        assert.equal(retries.length, 1);
+        assert.equal(retries[0].status, 503);
+        assert.equal(retries[0].key, `session/info/${sid}`);
+        assert.equal(typeof retries[0].delay_ms, "number");
+        // 400: rejected, dropped
+        service.fail("/share_sync", 400, 1);
+        Share.sync(`session/message/${sid}/msg_1`, { v: 2 });
+        await Share.flush(5000);
+        await until(() => seen("dropped", (e) => e.reason === "rejected"), 3000, "dropped (rejected)");
+        assert.ok(seen("failed", (e) => e.status === 400));
+        // always 500: retries spent, dropped
+        service.fail("/share_sync", 500, 3);
+        Share.sync(`session/message/${sid}/msg_2`, { v: 3 });
+        await Share.flush(5000);
+        await until(() => seen("dropped", (e) => e.reason === "retries_exhausted"), 3000, "dropped (retries)");
+        // 403: the share is gone
+        service.fail("/share_sync", 403, 1);
+        Share.sync(`session/message/${sid}/msg_3`, { v: 4 });
+        await Share.flush(5000);
+        await until(() => seen("unshared", (e) => e.session === sid && e.status === 403), 3000, "unshared");
+        // the session's later writes are not sent any more
+        const before = service.counts.sync;
+        Share.sync(`session/message/${sid}/msg_4`, { v: 5 });
+        await Share.flush(5000);
+        assert.equal(service.counts.sync, before);
+        for (const e of all) assert.equal(JSON.stringify(e).includes(service.sessions.get(sid).secret), false);
+      } finally {
+        offAll();
+        offRetry();
+      }
+      const count = all.length;
+      const sid = id("ses");
+      await Share.create(sid);
+      Share.sync(`session/info/${sid}`, { after: "off" });
+      await Share.flush(5000);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(all.length, count, "no listener, no event");
+      assert.throws(() => Share.on("nope", () => {}), ShareError);
+    });
+  });
+
+  test("remove: the service forgets the share and later writes of the session are not sent", async () => {
+    await withShare({}, async (service) => {
+      const sid = id("ses");
+      const { secret } = await Share.create(sid);
+      Share.sync(`session/info/${sid}`, { v: 1 });
+      await Share.flush(5000);
+      assert.equal(Share.stats().shares, 1);
+      const removed = Share.remove(sid, secret);
+      assert.equal(Share.stats().shares, 0, "the local part is done before remove returns");
+      assert.equal(await removed, undefined);
+      assert.equal(service.sessions.has(sid), false);
+      const before = service.counts.sync;
+      Share.sync(`session/info/${sid}`, { v: 2 });
+      await Share.flush(5000);
+      assert.equal(service.counts.sync, before);
+    });
+  });
+
+  test("init({ subscribe }) reproduces the original init(); shutdown unsubscribes", async () => {
+    const service = await startService();
+    const Bus = createBus();
+    const Storage = createStorage(Bus);
+    const errors = [];
+    const offError = Share.on("error", (e) => errors.push(e));
+    try {
+      Share.init({
+        ...config(service),
+        subscribe: (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content)),
+      });
+      assert.equal(Bus.subscriberCount(Storage.Event.Write), 1);
+      const sid = id("ses");
+      const share = await Share.create(sid);
+      await Storage.writeJSON(`session/share/${sid}`, share);
+      await Storage.writeJSON(`session/info/${sid}`, { id: sid, title: "via the bus" });
+      await Storage.writeJSON("session/broken", { bad: "key" });
+      await Share.flush(5000);
+      assert.deepEqual(service.held(sid), { [`session/info/${sid}`]: { id: sid, title: "via the bus" } });
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0].type, "error");
+      assert.equal(errors[0].key, "session/broken");
+      assert.equal(errors[0].error.code, "SHARE_ERR_INVALID_ARGUMENT");
+      await Share.shutdown(3000);
+      assert.equal(Bus.subscriberCount(Storage.Event.Write), 0);
+      // a host whose subscribe returns nothing: after shutdown its writes are ignored quietly
+      let forward;
+      Share.init({ ...config(service), subscribe: (fn) => void (forward = fn) });
+      forward(`session/share/${sid}`, share); // a new run learns the share from storage
+      forward(`session/info/${sid}`, { id: sid, title: "second run" });
+      await Share.shutdown(3000);
+      forward(`session/info/${sid}`, { id: sid, title: "after shutdown" });
+      forward("session/broken", {});
+      assert.equal(errors.length, 1, "no error for writes after shutdown");
+      assert.deepEqual(service.held(sid), { [`session/info/${sid}`]: { id: sid, title: "second run" } });
+    } finally {
+      offError();
+      await Share.shutdown(1000).catch(() => {});
+      await Storage.remove();
+      await service.close();
+    }
+  });
+
+  test("a share learnt from a session/share write: syncs go out and the secret is stripped", async () => {
+    await withShare({}, async (service) => {
+      const sid = id("ses");
+      // created elsewhere (another process of the host): the library learns it from storage
+      const created = await fetch(`${service.url}/share_create`, {
+        method: "POST",
+        body: JSON.stringify({ sessionID: sid }),
+      }).then((r) => r.json());
+      Share.sync(`session/share/${sid}`, created);
+      // opencode's auto-share once stored the secret in session/info
+      Share.sync(`session/info/${sid}`, { id: sid, share: { url: created.url, secret: created.secret } });
+      await Share.flush(5000);
+      assert.deepEqual(service.held(sid), { [`session/info/${sid}`]: { id: sid, share: { url: created.url } } });
+      assert.equal(service.mentioning(created.secret).length, 0, "the secret is never published as content");
+    });
+  });
+
+  test("shutdown flushes first, then stops; stats stay readable; init works again", async () => {
+    const service = await startService({ latencyMs: 50 });
+    try {
+      Share.init(config(service));
+      const sid = id("ses");
+      await Share.create(sid);
+      for (let i = 0; i < 20; i++) Share.sync(`session/part/${sid}/msg_1/prt_${i}`, { i });
+      await Share.shutdown(5000);
+      assert.equal(Object.keys(service.held(sid)).length, 20, "everything was sent before stopping");
+      const stats = Share.stats();
+      assert.equal(stats.running, false);
+      assert.equal(stats.sent, 20);
+      assert.equal(Share.URL, service.url);
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => Share.sync(`session/info/${sid}`, {}));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => Share.flush(100));
+      // startable again, with a new config
+      Share.init(config(service, { concurrency: 1 }));
+      assert.equal(Share.stats().running, true);
+      await Share.shutdown(1000);
+    } finally {
+      await Share.shutdown(100).catch(() => {});
+      await service.close();
+    }
+  });
+
+  test("shutdown's deadline: pending work is dropped and reported, a pending create rejects, the library stops", async () => {
+    const service = await startService({ latencyMs: 1500 });
+    const dropped = [];
+    const off = Share.on("dropped", (e) => dropped.push(e));
+    try {
+      Share.init(config(service, { timeout_ms: 5000 }));
+      const pending = Share.create(id("ses"));
+      const outcome = pending.then(
+        () => "resolved",
+        (e) => e,
+      );
+      const started = performance.now();
+      const error = await failsWith("SHARE_ERR_TIMEOUT", () => Share.shutdown(200));
+      const took = performance.now() - started;
+      assert.ok(took < 1200, `shutdown took ${took} ms with a 200 ms deadline`);
+      assert.match(error.message, /deadline/);
+      const result = await outcome;
+      assert.ok(result instanceof ShareError, `create settled with ${result}`);
+      assert.equal(result.code, "SHARE_ERR_TIMEOUT");
+      assert.equal(Share.stats().running, false);
+      // init again at once (the abandoned request may still be in flight on a library thread)
+      Share.init(config(service, { timeout_ms: 5000 }));
+      await Share.shutdown(1000);
+    } finally {
+      off();
+      await Share.shutdown(100).catch(() => {});
+      await service.close();
+    }
+  });
+
+  test("shutdown right after an event returns at once, not at its deadline; QUEUE_FULL is reported", async () => {
+    const service = await startService();
+    const seen = [];
+    const off = Share.on("*", (e) => seen.push(e));
+    try {
+      Share.init(config(service, { max_pending_bytes: 1000 }));
+      const sid = id("ses");
+      await Share.create(sid);
+      const full = await failsWith("SHARE_ERR_QUEUE_FULL", () =>
+        Share.sync(`session/part/${sid}/msg_1/prt_1`, { text: "x".repeat(5000) }),
+      );
+      assert.equal(full.status, 8);
+      // the library's notifier is announcing the dropped event right now: a shutdown that
+      // waited for it on the JS thread (koffi blocks the notifier until JS runs) would take 3 s
+      const started = performance.now();
+      await Share.shutdown(3000);
+      const took = performance.now() - started;
+      assert.ok(took < 1500, `shutdown took ${took.toFixed(0)} ms`);
+      await until(() => seen.some((e) => e.type === "dropped" && e.reason === "queue_full"), 2000, "dropped (queue_full)");
+    } finally {
+      off();
+      await Share.shutdown(100).catch(() => {});
+      await service.close();
+    }
+  });
+
+  test("a host: Bus + Storage writing like opencode, wired through subscribe; after flush the service holds exactly what storage holds", async () => {
+    const service = await startService({ latencyMs: 5 });
+    const Bus = createBus();
+    const Storage = createStorage(Bus);
+    const synced = [];
+    const off = Share.on("synced", (e) => synced.push(e.key));
+    try {
+      Share.init({
+        ...config(service, { version: "0.0.0-test" }),
+        subscribe: (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content)),
+      });
+      const Session = createSessions(Storage, Share);
+      const shared = await Session.create("shared session");
+      const other = await Session.create("not shared");
+      await Session.userMessage(shared.id, "before the share");
+      const share = await Session.share(shared.id);
+      // opencode publishes what the session had before it was shared
+      for (const [key, value] of Object.entries(await Storage.list(`session/message/${shared.id}/`)))
+        Share.sync(key, value);
+      for (const [key, value] of Object.entries(await Storage.list(`session/part/${shared.id}/`)))
+        Share.sync(key, value);
+      await Session.userMessage(shared.id, "explain the notes");
+      const tokens = Array.from({ length: 300 }, (_, i) => `token${i} `);
+      const streamed = Session.streamAnswer(shared.id, tokens);
+      const unsharedStream = Session.streamAnswer(other.id, tokens.slice(0, 20));
+      await Promise.all([streamed, unsharedStream]);
+      await Storage.writeJSON("project/global", { some: "other storage" });
+      await Share.flush(10_000);
+
+      const stored = {
+        ...(await Storage.list(`session/info/${shared.id}`)),
+        ...(await Storage.list(`session/message/${shared.id}/`)),
+        ...(await Storage.list(`session/part/${shared.id}/`)),
+      };
+      assert.ok(Object.keys(stored).length >= 7, "info, 3 messages and their parts");
+      assert.deepEqual(service.held(shared.id), stored);
+      assert.deepEqual(service.held(other.id), {}, "an unshared session is never sent");
+      assert.equal(service.mentioning(share.secret).length, 0);
+      const stats = Share.stats();
+      assert.ok(stats.coalesced > 0, "the streamed part was coalesced");
+      assert.ok(service.counts.sync < 300, `${service.counts.sync} sync requests for ${tokens.length} rewrites`);
+      await until(() => synced.length > 0 && Share.stats().in_flight === 0, 3000, "synced events");
+      await Share.shutdown(5000);
+      assert.equal(Bus.subscriberCount(Storage.Event.Write), 0);
+      // unshare after the fact: the host's remove through a new run
+      Share.init(config(service));
+      Share.sync(`session/share/${shared.id}`, share);
+      await Session.unshare(shared.id);
+      assert.equal(service.sessions.has(shared.id), false);
+    } finally {
+      off();
+      await Share.shutdown(3000).catch(() => {});
+      await Storage.remove();
+      await service.close();
+    }
+  }, 30_000);
+
+  test("no leaks across the boundary: 100 000 syncs, 1 000 creates and 200 000 stats leave resident memory flat", async () => {
+    // the service runs in its own process: this process's memory is the binding's and the library's
+    const service = await startRemoteService();
+    let events = 0;
+    const off = Share.on("*", () => (events += 1));
+    const sid = id("ses");
+    const keys = Array.from({ length: 64 }, (_, i) => `session/part/${sid}/msg_1/prt_${i}`);
+    const content = { type: "text", text: "x".repeat(400), meta: { n: 0 } };
+    const syncs = async (n) => {
+      for (let i = 0; i < n; i++) {
+        content.meta.n = i;
+        Share.sync(keys[i % keys.length], content);
+        if (i % 2000 === 1999) await tick();
+      }
+      await Share.flush(30_000);
+    };
+    const creates = async (n) => {
+      for (let i = 0; i < n; i += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, n - i) }, async () => {
+            const s = id("ses");
+            const { secret } = await Share.create(s);
+            await Share.remove(s, secret);
+          }),
+        );
+      }
+    };
+    try {
+      Share.init(config(service, { timeout_ms: 10_000 }));
+      await Share.create(sid);
+      // warm up: allocators, HTTP connections, JIT
+      await syncs(20_000);
+      await creates(200);
+      collectGarbage();
+      await tick();
+      collectGarbage();
+      const before = process.memoryUsage().rss;
+      await syncs(100_000);
+      await creates(1_000);
+      // every out-string freed: 200 000 stats strings (~350 bytes each) would be some 70 MiB
+      for (let i = 0; i < 200_000; i++) Share.stats();
+      collectGarbage();
+      await tick();
+      collectGarbage();
+      const after = process.memoryUsage().rss;
+      const grew = (after - before) / MiB;
+      console.log(
+        `[${runtime}] rss before ${(before / MiB).toFixed(1)} MiB, after 100000 syncs + 1000 creates + 200000 stats ${(after / MiB).toFixed(1)} MiB (${grew >= 0 ? "+" : ""}${grew.toFixed(1)} MiB), ${events} events`,
+      );
+      assert.ok(grew < 32, `resident memory grew by ${grew.toFixed(1)} MiB`);
+      const stats = Share.stats();
+      assert.equal(stats.pending_keys, 0);
+      assert.ok(stats.queued >= 120_000);
+      assert.ok(events > 0);
+      assert.equal(Object.keys(await service.held(sid)).length, keys.length);
+    } finally {
+      off();
+      await Share.shutdown(5000).catch(() => {});
+      await service.close();
+    }
+  }, 120_000);
+
+  test("library lookup: a missing explicit path is an error naming every place looked at", async () => {
+    const { code, result } = await child("missing-option");
+    assert.equal(code, 0);
+    assert.equal(result.code, "SHARE_ERR_LIBRARY");
+    assert.equal(result.status, -1);
+    assert.match(result.message, /the libraryPath option: \/nonexistent\/libopencode_share\.so \(no such file\)/);
+    assert.match(result.message, /cargo build --release/);
+    const env = await child("default", { OPENCODE_SHARE_LIB: "/nonexistent/env/libopencode_share.so" });
+    assert.equal(env.result.code, "SHARE_ERR_LIBRARY");
+    assert.match(env.result.message, /the libraryPath option: not set/);
+    assert.match(env.result.message, /OPENCODE_SHARE_LIB: \/nonexistent\/env\/libopencode_share\.so \(no such file\)/);
+  });
+
+  test("library lookup: a wrong file is an error naming the file; OPENCODE_SHARE_LIB is used before the defaults", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "opencode-share-lib-"));
+    try {
+      const text = join(dir, "not-a-library.so");
+      writeFileSync(text, "this is not an ELF file\n");
+      const wrong = await child("default", { OPENCODE_SHARE_LIB: text });
+      assert.equal(wrong.result.code, "SHARE_ERR_LIBRARY");
+      assert.ok(wrong.result.message.startsWith(`cannot load ${text}: `), wrong.result.message);
+      assert.match(wrong.result.message, /Looked at: /);
+      const copy = join(dir, "libopencode_share.so");
+      copyFileSync(library, copy);
+      const viaEnv = await child("default", { OPENCODE_SHARE_LIB: copy });
+      assert.deepEqual(viaEnv.result, { ok: true, path: copy, backend });
+      const link = join(dir, "link.so");
+      symlinkSync(library, link);
+      const viaOption = await child("option", { OPENCODE_SHARE_LIB: copy, CHILD_LIBRARY: link });
+      assert.deepEqual(viaOption.result, { ok: true, path: link, backend }, "the option comes first");
+      const defaults = await child("default");
+      assert.equal(defaults.result.ok, true);
+      const ownFolder = join(here, "..", "libopencode_share.so");
+      const expected = existsSync(ownFolder) ? ownFolder : join(here, "..", "..", "..", "target", "release", "libopencode_share.so");
+      assert.equal(defaults.result.path, expected, "without option or variable: the package folder, then target/release");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  test("a pending create keeps the process alive until it settles", async () => {
+    const { code, result } = await child("keep-alive");
+    assert.equal(code, 0);
+    assert.equal(result.created, true);
+    assert.equal(result.backend, backend);
+  }, 20_000);
+}

@@ -1,0 +1,144 @@
+// A share service on loopback that speaks opencode's protocol (SPEC.md), for the tests of both
+// runtimes (node:http works in Bun too). It stores each key last-write-wins per session, answers
+// a wrong secret with 500 as the hosted service does, and can be made slow or failing.
+//
+//   const service = await startService({ latencyMs: 0 });
+//   service.url               // http://127.0.0.1:<port>
+//   service.held(sessionID)   // { key: content } the service holds for the session
+//   service.fail("/share_sync", 503, 2)   // the next two sync requests answer 503
+//   service.latencyMs = 500   // every answer waits this long
+//   await service.close()
+
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+
+const WEB = "https://opncd.test";
+const ACCEPTED = [
+  /^session\/info\/([^/]+)$/,
+  /^session\/message\/([^/]+)\/[^/]+$/,
+  /^session\/part\/([^/]+)\/[^/]+\/[^/]+$/,
+];
+
+/**
+ * @param {{ latencyMs?: number, record?: boolean, unref?: boolean }} [options]
+ *   record: keep every request (path and body) in `requests`; off for the memory test.
+ *   unref: neither the server nor its latency timers keep the process alive.
+ */
+export async function startService(options = {}) {
+  /** @type {Map<string, { secret: string, url: string, data: Map<string, unknown> }>} */
+  const sessions = new Map();
+  /** @type {{ path: string, body: any, status: number }[]} */
+  const requests = [];
+  /** @type {{ path: string, status: number, left: number }[]} */
+  const failures = [];
+  const counts = { create: 0, sync: 0, delete: 0 };
+  const timers = new Set();
+
+  const service = {
+    url: "",
+    latencyMs: options.latencyMs ?? 0,
+    record: options.record ?? true,
+    requests,
+    counts,
+    sessions,
+    /** The next `count` requests to `path` answer `status`. */
+    fail(path, status, count = 1) {
+      failures.push({ path, status, left: count });
+    },
+    /** What the service holds for `sessionID`, as a plain object (empty when unknown). */
+    held(sessionID) {
+      const session = sessions.get(sessionID);
+      return session ? Object.fromEntries(session.data) : {};
+    },
+    /** Sync requests whose content mentions `text` (to look for a leaked secret). */
+    mentioning(text) {
+      return requests.filter((r) => r.path === "/share_sync" && JSON.stringify(r.body?.content ?? null).includes(text));
+    },
+    close,
+  };
+
+  /** @returns {{ status: number, body?: unknown }} */
+  function answer(path, body) {
+    const failure = failures.find((f) => f.path === path && f.left > 0);
+    if (failure) {
+      failure.left -= 1;
+      return { status: failure.status, body: { error: "injected" } };
+    }
+    if (body === undefined || body === null || typeof body !== "object") return { status: 400 };
+    const { sessionID } = body;
+    if (typeof sessionID !== "string" || sessionID === "") return { status: 400 };
+    switch (path) {
+      case "/share_create": {
+        counts.create += 1;
+        const created = { secret: randomUUID(), url: `${WEB}/s/${sessionID.slice(-8)}` };
+        sessions.set(sessionID, { ...created, data: new Map() });
+        return { status: 200, body: { url: created.url, secret: created.secret } };
+      }
+      case "/share_sync": {
+        counts.sync += 1;
+        const session = sessions.get(sessionID);
+        if (!session || session.secret !== body.secret) return { status: 500, body: { error: "unauthorized" } };
+        const match = typeof body.key === "string" && ACCEPTED.map((r) => r.exec(body.key)).find(Boolean);
+        if (match && match[1] === sessionID) session.data.set(body.key, body.content);
+        return { status: 200, body: {} };
+      }
+      case "/share_delete": {
+        counts.delete += 1;
+        const session = sessions.get(sessionID);
+        if (!session || session.secret !== body.secret) return { status: 500, body: { error: "unauthorized" } };
+        sessions.delete(sessionID);
+        return { status: 200, body: {} };
+      }
+      default:
+        return { status: 404 };
+    }
+  }
+
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      let body;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      } catch {
+        body = undefined;
+      }
+      const path = (req.url ?? "").split("?")[0];
+      const reply = () => {
+        timers.delete(timer);
+        const { status, body: out } = req.method === "POST" ? answer(path, body) : { status: 405 };
+        if (service.record) requests.push({ path, body, status });
+        const text = out === undefined ? "" : JSON.stringify(out);
+        res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      };
+      const timer = setTimeout(reply, service.latencyMs);
+      if (options.unref) timer.unref();
+      timers.add(timer);
+    });
+  });
+
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  if (options.unref) {
+    server.unref();
+    server.on("connection", (socket) => socket.unref());
+  }
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("no address");
+  service.url = `http://127.0.0.1:${address.port}`;
+
+  function close() {
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+    return new Promise((resolve) => {
+      server.close(() => resolve(undefined));
+      server.closeAllConnections?.();
+    });
+  }
+
+  return service;
+}
