@@ -131,6 +131,20 @@ enum share_status share_remove(const char *session_id, const char *secret);
 enum share_status share_flush(uint32_t timeout_ms);
 
 /**
+ * `*out_mark` receives the position of the newest write accepted so far (0 before any), for
+ * share_flush_until. Hosts that must not block take a mark once and then poll
+ * share_flush_until(mark, 0): writes made after the mark do not move the goal.
+ */
+enum share_status share_flush_mark(uint64_t *out_mark);
+
+/**
+ * share_flush for the writes up to `mark` (from share_flush_mark): waits up to `timeout_ms`
+ * until they have all been sent or dropped: SHARE_OK, or SHARE_ERR_TIMEOUT. 0 only reports.
+ * share_flush(t) is share_flush_until(the current mark, t).
+ */
+enum share_status share_flush_until(uint64_t mark, uint32_t timeout_ms);
+
+/**
  * Flushes up to `timeout_ms` (asynchronous creates and removes under way get the same
  * deadline), then stops the library's threads, returning within the timeout. Work left at the
  * deadline is dropped, counted in the stats and reported by a `dropped` event; async

@@ -73,6 +73,16 @@ pub fn flush(timeout: Duration) -> Result<()> {
     runtime::current()?.flush(timeout)
 }
 
+/// The position of the newest write accepted so far, for [`flush_until`].
+pub fn flush_mark() -> Result<u64> {
+    runtime::with_current(|shared| Ok(shared.flush_mark()))
+}
+
+/// Waits up to `timeout` until every write up to `mark` has been sent or dropped.
+pub fn flush_until(mark: u64, timeout: Duration) -> Result<()> {
+    runtime::current()?.flush_until(mark, timeout)
+}
+
 /// Flushes up to `timeout`, then stops the runtime.
 pub fn shutdown(timeout: Duration) -> Result<()> {
     runtime::shutdown(timeout)

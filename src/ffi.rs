@@ -153,6 +153,30 @@ pub extern "C" fn share_flush(timeout_ms: u32) -> share_status {
     guard(|| api::flush(Duration::from_millis(timeout_ms.into())))
 }
 
+/// `*out_mark` receives the position of the newest write accepted so far (0 before any), for
+/// share_flush_until. Hosts that must not block take a mark once and then poll
+/// share_flush_until(mark, 0): writes made after the mark do not move the goal.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_flush_mark(out_mark: *mut u64) -> share_status {
+    guard(|| {
+        if out_mark.is_null() {
+            return Err(Error::invalid("out_mark is NULL"));
+        }
+        let mark = api::flush_mark()?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out_mark = mark };
+        Ok(())
+    })
+}
+
+/// share_flush for the writes up to `mark` (from share_flush_mark): waits up to `timeout_ms`
+/// until they have all been sent or dropped: SHARE_OK, or SHARE_ERR_TIMEOUT. 0 only reports.
+/// share_flush(t) is share_flush_until(the current mark, t).
+#[unsafe(no_mangle)]
+pub extern "C" fn share_flush_until(mark: u64, timeout_ms: u32) -> share_status {
+    guard(|| api::flush_until(mark, Duration::from_millis(timeout_ms.into())))
+}
+
 /// Flushes up to `timeout_ms` (asynchronous creates and removes under way get the same
 /// deadline), then stops the library's threads, returning within the timeout. Work left at the
 /// deadline is dropped, counted in the stats and reported by a `dropped` event; async

@@ -246,3 +246,25 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
     assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_ERR_TIMEOUT));
     drop(run);
 }
+
+#[test]
+fn a_flush_mark_is_not_moved_by_later_writes() {
+    let run = start(r#""concurrency":1"#);
+    run.service.set_latency(Duration::from_millis(300));
+    let sid = session(70);
+    share(&sid);
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    let mark = api::flush_mark().unwrap();
+    api::sync(&part_key(&sid, 2), &part(2)).unwrap();
+    api::sync(&part_key(&sid, 3), &part(3)).unwrap();
+    let deadline = Instant::now() + LONG;
+    while api::flush_until(mark, Duration::ZERO).is_err() {
+        assert!(Instant::now() < deadline, "the mark was never reached");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let held = run.service.data(&sid).unwrap();
+    assert!(held.contains_key(&part_key(&sid, 1)));
+    assert!(!held.contains_key(&part_key(&sid, 3)), "reached before the later writes went out");
+    assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
+    api::flush(LONG).unwrap();
+}

@@ -202,9 +202,20 @@ impl Shared {
     /// Waits until every content accepted before the call has been sent or dropped, or the
     /// deadline. A zero timeout only reports.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let mark = self.lock().queue.last_seq();
+        self.flush_until(mark, timeout)
+    }
+
+    /// The position of the newest content accepted so far, for [`Shared::flush_until`].
+    pub fn flush_mark(&self) -> u64 {
+        self.lock().queue.last_seq()
+    }
+
+    /// [`Shared::flush`] for the contents accepted up to `mark`: lets a caller that cannot block
+    /// take its mark once, then poll with a zero timeout without later writes moving the goal.
+    pub fn flush_until(&self, mark: u64, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
-        let mark = state.queue.last_seq();
         state.waiters += 1;
         let (mut state, done) = wait_until(&self.changed, state, deadline, |s| !s.queue.holds_up_to(mark));
         state.waiters -= 1;

@@ -393,14 +393,17 @@ function timeoutError(what: string, ms: number): ShareError {
 
 /**
  * Resolves when every write accepted before the call has been sent or dropped (retries
- * included); rejects with SHARE_ERR_TIMEOUT after `timeoutMs`. Polls share_flush(0) on a timer.
+ * included); rejects with SHARE_ERR_TIMEOUT after `timeoutMs`. Takes a share_flush_mark, then
+ * polls share_flush_until(mark, 0) on a timer: writes made meanwhile do not move the goal.
  */
 export async function flush(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
   const ms = timeoutArg("timeoutMs", timeoutMs);
   const n = native;
   if (!n) throw notInitialized();
+  const { status: marked, mark } = n.flushMark();
+  if (marked !== OK) throw failure(n, marked);
   const done = await poll(() => {
-    const status = n.flush(0);
+    const status = n.flushUntil(mark, 0);
     if (status === OK) return true;
     if (status === TIMEOUT) return false;
     throw failure(n, status);
@@ -430,7 +433,8 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
     unsubscribe = undefined;
     if (off) off();
     const deadline = performance.now() + ms;
-    await poll(() => n.flush(0) !== TIMEOUT && ops.size === 0, deadline);
+    const { status: marked, mark } = n.flushMark();
+    if (marked === OK) await poll(() => n.flushUntil(mark, 0) !== TIMEOUT && ops.size === 0, deadline);
     const abandoned = ops.size;
     const left = Math.max(0, Math.floor(deadline - performance.now()));
     const { status, message } = await n.shutdown(left);

@@ -17,7 +17,8 @@ const SYMBOLS = {
   share_create_async: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_op_take: { args: ["u32", "ptr"], returns: "i32" },
-  share_flush: { args: ["u32"], returns: "i32" },
+  share_flush_mark: { args: ["ptr"], returns: "i32" },
+  share_flush_until: { args: ["u64", "u32"], returns: "i32" },
   share_shutdown: { args: ["u32"], returns: "i32" },
   share_stats: { args: ["ptr"], returns: "i32" },
   share_events_take: { args: ["ptr"], returns: "i32" },
@@ -54,6 +55,7 @@ const load: Loader = (path, hooks) => {
   // Out-parameters, reused: every call runs on the JS thread and reads them before returning.
   const outJson = new BigUint64Array(1);
   const outId = new Uint32Array(1);
+  const outMark = new BigUint64Array(1);
 
   /** Runs `call` with a char** out-parameter; copies the string out and frees it (once). */
   const taking = (call: (out: BigUint64Array) => number): NativeOut => {
@@ -86,9 +88,14 @@ const load: Loader = (path, hooks) => {
     removeAsync: (sessionID, secret) =>
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
-    flush: (timeoutMs) => c.share_flush(timeoutMs),
+    flushMark: () => {
+      outMark[0] = 0n;
+      const status = c.share_flush_mark(outMark);
+      return { status, mark: Number(outMark[0]) };
+    },
+    flushUntil: (mark, timeoutMs) => c.share_flush_until(BigInt(mark), timeoutMs),
     // Blocking, but short: api.ts calls it after the queue drained and no operation is pending,
-    // and Bun's callbacks never hold the notifier thread that it joins.
+    // and the library never waits for its notifier thread.
     shutdown: async (timeoutMs) => {
       const status = c.share_shutdown(timeoutMs);
       return { status, message: status === 0 ? "" : read(c.share_last_error()) };

@@ -20,7 +20,8 @@ interface Bound {
   share_create_async(session: string, cb: unknown, userData: null, out: number[]): number;
   share_remove_async(session: string, secret: string, cb: unknown, userData: null, out: number[]): number;
   share_op_take(opId: number, out: unknown[]): number;
-  share_flush(timeoutMs: number): number;
+  share_flush_mark(out: (number | bigint)[]): number;
+  share_flush_until(mark: number, timeoutMs: number): number;
   share_shutdown: ((timeoutMs: number) => number) & {
     async(timeoutMs: number, done: (err: unknown, status: number) => void): void;
   };
@@ -62,7 +63,8 @@ const load: Loader = (path, hooks) => {
     ),
     // char ** out-parameters are read as plain pointers: the string is decoded, then freed once
     share_op_take: fn("int32_t share_op_take(uint32_t op_id, _Out_ void **out_json)"),
-    share_flush: fn("int32_t share_flush(uint32_t timeout_ms)"),
+    share_flush_mark: fn("int32_t share_flush_mark(_Out_ uint64_t *out_mark)"),
+    share_flush_until: fn("int32_t share_flush_until(uint64_t mark, uint32_t timeout_ms)"),
     share_shutdown: fn("int32_t share_shutdown(uint32_t timeout_ms)") as Bound["share_shutdown"],
     share_stats: fn("int32_t share_stats(_Out_ void **out_json)"),
     share_events_take: fn("int32_t share_events_take(_Out_ void **out_json)"),
@@ -110,7 +112,12 @@ const load: Loader = (path, hooks) => {
     createAsync: (sessionID) => starting((out) => c.share_create_async(sessionID, op, null, out)),
     removeAsync: (sessionID, secret) => starting((out) => c.share_remove_async(sessionID, secret, op, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
-    flush: (timeoutMs) => c.share_flush(timeoutMs),
+    flushMark: () => {
+      const out: (number | bigint)[] = [0];
+      const status = c.share_flush_mark(out);
+      return { status, mark: Number(out[0]) };
+    },
+    flushUntil: (mark, timeoutMs) => c.share_flush_until(mark, timeoutMs),
     shutdown: (timeoutMs) =>
       new Promise((resolve, reject) => {
         c.share_shutdown.async(timeoutMs, (err, status) => {

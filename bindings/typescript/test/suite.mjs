@@ -279,6 +279,25 @@ export function defineSuite({ test, runtime, library }) {
     });
   });
 
+  test("flush is not starved by writes that keep arriving after it began", async () => {
+    await withShare({ concurrency: 1 }, async (service) => {
+      const sid = id("ses");
+      await Share.create(sid);
+      service.latencyMs = 100;
+      Share.sync(`session/info/${sid}`, { title: "first" });
+      let flushed = false;
+      const flushing = Share.flush(5000).then(() => (flushed = true));
+      // one new key every 20 ms: with one request of 100 ms at a time the queue only grows
+      for (let n = 0; !flushed && n < 150; n++) {
+        Share.sync(`session/part/${sid}/msg_1/prt_${n}`, { n });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await flushing;
+      assert.deepEqual(service.held(sid)[`session/info/${sid}`], { title: "first" });
+      assert.ok(Share.stats().pending_keys > 0, "it did not wait for the later writes");
+    });
+  });
+
   test("events: retry, failed, dropped and unshared reach listeners; '*' sees all; off() stops them", async () => {
     await withShare({ max_retries: 2 }, async (service) => {
       const all = [];

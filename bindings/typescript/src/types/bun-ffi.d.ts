@@ -2,7 +2,7 @@
 // a dependency on bun-types. Bun provides the module at run time.
 declare module "bun:ffi" {
   export type Pointer = number;
-  export type FFITypeName = "i32" | "u32" | "ptr" | "cstring" | "void" | "function";
+  export type FFITypeName = "i32" | "u32" | "u64" | "ptr" | "cstring" | "void" | "function";
   export interface FFIFunction {
     args?: readonly FFITypeName[];
     returns?: FFITypeName;
