@@ -79,10 +79,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let env_api = std::env::var("OPENCODE_API").ok();
     let config = Config::parse(config_json, env_api.as_deref())?;
     let for_client = config.clone();
-    let http = thread::Builder::new()
-        .name("share-init".into())
-        .spawn(move || Http::new(&for_client))
-        .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, format!("cannot start a thread: {e}")))?
+    let http = spawn("share-init".into(), move || Http::new(&for_client))?
         .join()
         .map_err(|_| Error::new(Status::SHARE_ERR_PANIC, "building the HTTP client panicked (a bug)"))?
         .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, e))?;
@@ -96,29 +93,22 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let workers = config.concurrency + SPARE_WORKERS;
     let shared = Arc::new(Shared::new(generation, config, http, jobs_tx, ticks_tx, notices_tx.clone()));
 
-    let spawn_failed = |e: std::io::Error| Error::new(Status::SHARE_ERR_NETWORK, format!("cannot start a thread: {e}"));
-    let notifier = thread::Builder::new()
-        .name("share-notifier".into())
-        .spawn(move || notifier::run(notices_rx, notifier_done_tx))
-        .map_err(spawn_failed)?;
+    let notifier = spawn("share-notifier".into(), move || notifier::run(notices_rx, notifier_done_tx))?;
     let mut handles = Vec::with_capacity(workers + 1);
     let mut started = Ok(());
     for n in 0..workers {
         let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
-        match thread::Builder::new().name(format!("share-worker-{n}")).spawn(move || worker::run(shared, jobs, done)) {
+        match spawn(format!("share-worker-{n}"), move || worker::run(shared, jobs, done)) {
             Ok(handle) => handles.push(handle),
             Err(e) => {
-                started = Err(spawn_failed(e));
+                started = Err(e);
                 break;
             }
         }
     }
     if started.is_ok() {
         let (shared, done) = (shared.clone(), done_tx.clone());
-        match thread::Builder::new().name("share-timer".into()).spawn(move || timer::run(shared, ticks_rx, done)) {
-            Ok(handle) => handles.push(handle),
-            Err(e) => started = Err(spawn_failed(e)),
-        }
+        started = spawn("share-timer".into(), move || timer::run(shared, ticks_rx, done)).map(|h| handles.push(h));
     }
     if let Err(e) = started {
         stop_threads(&shared, handles.len());
@@ -132,6 +122,14 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
     *lifecycle = Some(Threads { handles, notifier, done: done_rx, notifier_done: notifier_done_rx });
     Ok(())
+}
+
+/// Starts a named library thread.
+fn spawn<T: Send + 'static>(name: String, body: impl FnOnce() -> T + Send + 'static) -> Result<JoinHandle<T>> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(body)
+        .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, format!("cannot start a library thread: {e}")))
 }
 
 /// `share_shutdown`: stops new work, flushes until the deadline, drops and reports what is
