@@ -33,6 +33,31 @@ function cstr(text: string): Buffer {
   return Buffer.from(`${text}\0`, "utf8");
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * A reusable NUL-terminated UTF-8 buffer for the hot path (sync): encoded in one pass, with no
+ * allocation once grown. The library copies what it keeps, so the next call may overwrite it.
+ */
+class Scratch {
+  /** Larger contents get a buffer of their own, so one huge write does not pin its size. */
+  static readonly KEEP = 1 << 20;
+  private bytes = new Uint8Array(4096);
+
+  encode(text: string): Uint8Array {
+    // UTF-16 to UTF-8 takes at most 3 bytes per code unit, plus the NUL
+    const need = text.length * 3 + 1;
+    let bytes = this.bytes;
+    if (bytes.length < need) {
+      bytes = new Uint8Array(need);
+      if (need <= Scratch.KEEP) this.bytes = bytes;
+    }
+    const { written } = encoder.encodeInto(text, bytes);
+    bytes[written] = 0;
+    return bytes;
+  }
+}
+
 function read(pointer: number | null): string {
   return pointer ? new CString(pointer).toString() : "";
 }
@@ -56,6 +81,8 @@ const load: Loader = (path, hooks) => {
   const outJson = new BigUint64Array(1);
   const outId = new Uint32Array(1);
   const outMark = new BigUint64Array(1);
+  const keyScratch = new Scratch();
+  const contentScratch = new Scratch();
 
   /** Runs `call` with a char** out-parameter; copies the string out and frees it (once). */
   const taking = (call: (out: BigUint64Array) => number): NativeOut => {
@@ -83,7 +110,7 @@ const load: Loader = (path, hooks) => {
     version: () => read(c.share_version()),
     lastError: () => read(c.share_last_error()),
     init: (config) => c.share_init(cstr(config)),
-    sync: (key, content) => c.share_sync(cstr(key), cstr(content)),
+    sync: (key, content) => c.share_sync(keyScratch.encode(key), contentScratch.encode(content)),
     createAsync: (sessionID) => starting((out) => c.share_create_async(cstr(sessionID), op.ptr, null, out)),
     removeAsync: (sessionID, secret) =>
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
