@@ -28,20 +28,23 @@ pub fn share_secret(key: &str, text: &str) -> Result<Option<Secret>> {
 /// The content as it goes on the wire: the host's own text, unless some object member's value
 /// equals the secret, in which case those members are removed (at any depth) and the rest is
 /// re-encoded. The text is only parsed when it could hold the secret: verbatim, or written
-/// with `\u` escapes.
-pub fn redact<'a>(text: &'a str, secret: &Secret) -> Cow<'a, str> {
+/// with `\u` escapes. Fails when the text holds the secret verbatim but cannot be read into a
+/// tree (valid JSON with a lone surrogate escape such as `"\ud800"`): it must not go out.
+pub fn redact<'a>(text: &'a str, secret: &Secret) -> Result<Cow<'a, str>> {
     let secret = secret.expose();
     if !text.contains(secret) && !text.contains("\\u") {
-        return Cow::Borrowed(text);
+        return Ok(Cow::Borrowed(text));
     }
-    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
-        return Cow::Borrowed(text); // validated on entry; cannot happen
+    let mut value = match serde_json::from_str::<Value>(text) {
+        Ok(value) => value,
+        Err(_) if !text.contains(secret) => return Ok(Cow::Borrowed(text)),
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "the content holds the share's secret and cannot be re-read to remove it ({e}); not sent"
+            )));
+        }
     };
-    if strip_secret(&mut value, secret) {
-        Cow::Owned(value.to_string())
-    } else {
-        Cow::Borrowed(text)
-    }
+    Ok(if strip_secret(&mut value, secret) { Cow::Owned(value.to_string()) } else { Cow::Borrowed(text) })
 }
 
 /// Removes every object member whose value is the string `secret`; true if any was removed.
@@ -93,7 +96,7 @@ mod tests {
     fn redact_removes_members_equal_to_the_secret_at_any_depth() {
         let secret = Secret::new("0b5e-7f");
         let text = r#"{"id":"ses_1","share":{"url":"https://x/s/1","secret":"0b5e-7f"},"list":[{"k":"0b5e-7f","n":1}]}"#;
-        let out = redact(text, &secret);
+        let out = redact(text, &secret).unwrap();
         assert_eq!(out, r#"{"id":"ses_1","share":{"url":"https://x/s/1"},"list":[{"n":1}]}"#);
         assert!(!out.contains("0b5e-7f"));
     }
@@ -102,16 +105,29 @@ mod tests {
     fn redact_keeps_other_secret_fields_and_the_text_as_it_came() {
         let secret = Secret::new("0b5e-7f");
         let text = r#"{ "tool": {"input": {"secret": "hunter2"}}, "z": 1, "a": 2 }"#;
-        assert!(matches!(redact(text, &secret), Cow::Borrowed(t) if t == text));
+        assert!(matches!(redact(text, &secret), Ok(Cow::Borrowed(t)) if t == text));
         // the secret inside a longer string is not a member equal to it
         let text = r#"{"note":"the secret 0b5e-7f was rotated"}"#;
-        assert_eq!(redact(text, &secret), text);
+        assert_eq!(redact(text, &secret).unwrap(), text);
     }
 
     #[test]
     fn redact_sees_through_unicode_escapes() {
         let secret = Secret::new("ab");
-        let out = redact(r#"{"s":"\u0061b","t":"x"}"#, &secret);
+        let out = redact(r#"{"s":"\u0061b","t":"x"}"#, &secret).unwrap();
         assert_eq!(out, r#"{"t":"x"}"#);
+    }
+
+    #[test]
+    fn content_that_cannot_be_stripped_is_refused_not_sent() {
+        // valid JSON (validate accepts it), but a lone surrogate cannot be read into a tree
+        let secret = Secret::new("0b5e-7f");
+        let text = r#"{"a":"\ud800","share":{"secret":"0b5e-7f"}}"#;
+        validate("k", text).unwrap();
+        let e = redact(text, &secret).unwrap_err();
+        assert!(!e.message.contains("0b5e-7f"), "{}", e.message);
+        // without the secret in it, the same kind of text goes out as it came
+        let text = r#"{"a":"\ud800"}"#;
+        assert_eq!(redact(text, &secret).unwrap(), text);
     }
 }

@@ -10,6 +10,8 @@ pub enum Attempt {
     Answered { status: u16, retry_after: Option<Duration> },
     /// No answer: connect error, reset, closed connection, timeout.
     Network(String),
+    /// Not sent: the library itself refused the request (why, in words without the secret).
+    Refused(String),
 }
 
 /// What to do after an attempt.
@@ -29,6 +31,7 @@ pub enum Verdict {
 pub fn classify(attempt: &Attempt) -> Verdict {
     match attempt {
         Attempt::Network(_) => Verdict::Retry { after: None },
+        Attempt::Refused(_) => Verdict::Reject,
         Attempt::Answered { status, retry_after } => match status {
             200..=299 => Verdict::Success,
             401 | 403 => Verdict::Unshared,

@@ -183,3 +183,19 @@ fn requests_say_what_they_are() {
     assert_eq!(body["sessionID"], sid.as_str());
     assert_eq!(body["content"], serde_json::json!({"type":"text","text":"write 1","n":1}), "content is JSON, not a string");
 }
+
+#[test]
+fn content_holding_the_secret_that_cannot_be_stripped_is_dropped_not_sent() {
+    let run = start("");
+    let sid = session(9);
+    let secret = share(&sid);
+    let key = format!("session/info/{sid}");
+    // valid JSON, but a lone surrogate escape cannot be read into a tree to strip the secret
+    api::sync(&key, &format!(r#"{{"title":"\ud800","share":{{"secret":"{secret}"}}}}"#)).unwrap();
+    api::flush(LONG).unwrap();
+    assert!(run.service.requests_to("/share_sync").is_empty(), "nothing went out");
+    let events = api::events_take();
+    assert!(events.contains(r#""reason":"rejected""#) && events.contains("cannot be re-read"), "{events}");
+    assert!(!events.contains(&secret));
+    assert_eq!(stats()["dropped"], 1);
+}

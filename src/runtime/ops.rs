@@ -97,6 +97,7 @@ fn request(shared: &Shared, path: &str, body: &str, deadline: Instant) -> Result
 fn failure(path: &str, attempt: &Attempt) -> Error {
     match attempt {
         Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
+        Attempt::Refused(e) => Error::invalid(e.clone()),
         Attempt::Answered { status, .. } => {
             Error::new(Status::SHARE_ERR_HTTP_STATUS, format!("POST {path} answered HTTP {status}"))
         }

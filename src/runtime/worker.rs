@@ -50,10 +50,14 @@ fn send_ready(shared: &Shared) {
     }
 }
 
-/// POSTs one content, its share's secret stripped out.
+/// POSTs one content, its share's secret stripped out. A content that cannot be stripped is
+/// not sent: it is dropped as rejected, with the reason in the `failed` event.
 fn post(shared: &Shared, dispatch: &Dispatch, secret: &Secret) -> Result<Answer, Attempt> {
     let attempt = catch_unwind(AssertUnwindSafe(|| {
-        let text = content::redact(&dispatch.content, secret);
+        let text = match content::redact(&dispatch.content, secret) {
+            Ok(text) => text,
+            Err(e) => return Err(Attempt::Refused(e.message)),
+        };
         let body = protocol::sync_body(&dispatch.session, secret, &dispatch.key, &text);
         shared.http.post(protocol::SYNC, body, shared.config.timeout)
     }));
@@ -68,7 +72,7 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
     };
     let (status, error) = match &attempt {
         Attempt::Answered { status, .. } => (Some(*status), None),
-        Attempt::Network(e) => (None, Some(e.clone())),
+        Attempt::Network(e) | Attempt::Refused(e) => (None, Some(e.clone())),
     };
     let key = &dispatch.key;
     let now = Instant::now();
