@@ -150,6 +150,9 @@ static void version_and_calls_before_init(completions *ops) {
   check_error_message(NULL);
   CHECK_STATUS(share_sync("project/x", "{}"), SHARE_ERR_NOT_INITIALIZED);
   CHECK_STATUS(share_flush(0), SHARE_ERR_NOT_INITIALIZED);
+  uint64_t early_mark = 7;
+  CHECK_STATUS(share_flush_mark(&early_mark), SHARE_ERR_NOT_INITIALIZED);
+  CHECK_STATUS(share_flush_until(0, 0), SHARE_ERR_NOT_INITIALIZED);
   CHECK_STATUS(share_shutdown(0), SHARE_ERR_NOT_INITIALIZED);
   CHECK_STATUS(share_remove(NEVER, "secret"), SHARE_ERR_NOT_INITIALIZED);
   char *out = &sentinel; /* not NULL: a failed call must clear it */
@@ -316,6 +319,12 @@ static share create_sync_flush(const char *url, event_counter *events) {
 
   CHECK_STATUS(share_flush(10000), SHARE_OK);
   CHECK_STATUS(share_flush(0), SHARE_OK); /* nothing left: reports at once */
+  /* the same in two steps, for hosts that must not block: take a mark, then poll it */
+  uint64_t mark = 0;
+  CHECK_STATUS(share_flush_mark(NULL), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(share_flush_mark(&mark), SHARE_OK);
+  CHECK(mark >= 4 + REWRITES);
+  CHECK_STATUS(share_flush_until(mark, 0), SHARE_OK);
 
   stats after = get_stats(keep.secret);
   unsigned long long queued = after.queued - before.queued;
