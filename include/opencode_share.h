@@ -217,13 +217,25 @@ enum share_status share_remove_async(const char *session_id,
                                      uint32_t *out_op_id);
 
 /**
+ * share_flush without blocking: returns at once with the operation's id in `*out_op_id`;
+ * `callback(user_data, op_id, status)` runs once on a library thread when everything accepted
+ * before the call has been sent or dropped (SHARE_OK) or `timeout_ms` has passed
+ * (SHARE_ERR_TIMEOUT); share_op_take then gives `{}` or the message. No thread waits meanwhile.
+ */
+enum share_status share_flush_async(uint32_t timeout_ms,
+                                    share_op_callback callback,
+                                    void *user_data,
+                                    uint32_t *out_op_id);
+
+/**
  * Takes the result of a completed asynchronous operation, once. Returns the operation's
- * status; on SHARE_OK `*out_json` receives `{"url","secret"}` (create) or `{}` (remove), to free
+ * status; on SHARE_OK `*out_json` receives `{"url","secret"}` (create) or `{}` (remove, flush), to free
  * with share_string_free; otherwise it is NULL and share_last_error() on this thread has the
  * operation's message. An unknown, unfinished or already taken id gives
  * SHARE_ERR_INVALID_ARGUMENT. A result not taken stays in memory until taken.
  */
-enum share_status share_op_take(uint32_t op_id, char **out_json);
+enum share_status share_op_take(uint32_t op_id,
+                                char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -73,6 +73,12 @@ pub fn flush(timeout: Duration) -> Result<()> {
     runtime::current()?.flush(timeout)
 }
 
+/// [`flush`] without blocking: `completion` gets the operation id and status (SHARE_OK or
+/// SHARE_ERR_TIMEOUT) on the notifier thread; no thread waits meanwhile.
+pub fn flush_async(timeout: Duration, completion: Completion) -> Result<u32> {
+    runtime::current()?.flush_async(timeout, completion)
+}
+
 /// The position of the newest write accepted so far, for [`flush_until`].
 pub fn flush_mark() -> Result<u64> {
     runtime::with_current(|shared| Ok(shared.flush_mark()))

@@ -316,8 +316,30 @@ pub unsafe extern "C" fn share_remove_async(
     })
 }
 
+/// share_flush without blocking: returns at once with the operation's id in `*out_op_id`;
+/// `callback(user_data, op_id, status)` runs once on a library thread when everything accepted
+/// before the call has been sent or dropped (SHARE_OK) or `timeout_ms` has passed
+/// (SHARE_ERR_TIMEOUT); share_op_take then gives `{}` or the message. No thread waits meanwhile.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_flush_async(
+    timeout_ms: u32,
+    callback: share_op_callback,
+    user_data: *mut c_void,
+    out_op_id: *mut u32,
+) -> share_status {
+    guard(|| {
+        if out_op_id.is_null() {
+            return Err(Error::invalid("out_op_id is NULL"));
+        }
+        let id = api::flush_async(Duration::from_millis(timeout_ms.into()), completion(callback, user_data)?)?;
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out_op_id = id };
+        Ok(())
+    })
+}
+
 /// Takes the result of a completed asynchronous operation, once. Returns the operation's
-/// status; on SHARE_OK `*out_json` receives `{"url","secret"}` (create) or `{}` (remove), to free
+/// status; on SHARE_OK `*out_json` receives `{"url","secret"}` (create) or `{}` (remove, flush), to free
 /// with share_string_free; otherwise it is NULL and share_last_error() on this thread has the
 /// operation's message. An unknown, unfinished or already taken id gives
 /// SHARE_ERR_INVALID_ARGUMENT. A result not taken stays in memory until taken.

@@ -268,3 +268,30 @@ fn a_flush_mark_is_not_moved_by_later_writes() {
     assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
     api::flush(LONG).unwrap();
 }
+
+#[test]
+fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
+    let run = start(r#""concurrency":1"#);
+    let (tx, rx) = mpsc::channel();
+    let done = move |tx: mpsc::Sender<(u32, Status)>| -> opencode_share::api::Completion {
+        Box::new(move |id, status| tx.send((id, status)).unwrap())
+    };
+    // nothing pending: completes at once
+    let id = api::flush_async(LONG, done(tx.clone())).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_OK));
+    assert_eq!(api::op_take(id).unwrap(), "{}");
+
+    run.service.set_latency(Duration::from_millis(300));
+    let sid = session(80);
+    share(&sid);
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    let short = api::flush_async(Duration::from_millis(50), done(tx.clone())).unwrap();
+    let long = api::flush_async(LONG, done(tx.clone())).unwrap();
+    api::sync(&part_key(&sid, 2), &part(2)).unwrap(); // after both: neither waits for it
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (short, Status::SHARE_ERR_TIMEOUT));
+    assert!(api::op_take(short).unwrap_err().message.contains("deadline"));
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (long, Status::SHARE_OK));
+    let held = run.service.data(&sid).unwrap();
+    assert!(held.contains_key(&part_key(&sid, 1)) && !held.contains_key(&part_key(&sid, 2)));
+    api::flush(LONG).unwrap();
+}

@@ -37,7 +37,7 @@ pub fn forget(shared: &Shared, session: &str) {
         let mut state = shared.lock();
         let dropped = state.queue.purge_session(session);
         state.registry.remove(session);
-        shared.settled(&state);
+        shared.settled(&mut state);
         dropped
     };
     if dropped > 0 {
@@ -124,15 +124,7 @@ pub fn start(
     completion: Completion,
     work: impl FnOnce(&Shared) -> Result<String> + Send + 'static,
 ) -> Result<u32> {
-    let id = loop {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 {
-            break id;
-        }
-    };
-    lock(&SLOTS)
-        .get_or_insert_with(HashMap::new)
-        .insert(id, Slot::Pending { generation: shared.generation, completion });
+    let id = register(shared, completion);
     let runner = shared.clone();
     let job = move || {
         let result = if runner.lock().closed {
@@ -151,13 +143,27 @@ pub fn start(
     Ok(id)
 }
 
+/// Opens a slot for an operation that something else will [`finish`]; returns its id.
+pub fn register(shared: &Shared, completion: Completion) -> u32 {
+    let id = loop {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if id != 0 {
+            break id;
+        }
+    };
+    lock(&SLOTS)
+        .get_or_insert_with(HashMap::new)
+        .insert(id, Slot::Pending { generation: shared.generation, completion });
+    id
+}
+
 fn runner_send(shared: &Shared, job: Box<dyn FnOnce() + Send>) -> std::result::Result<(), ()> {
     shared.jobs.send(super::shared::Job::Op(job)).map_err(|_| ())
 }
 
 /// Records an operation's result and has its completion called (unless shutdown already
 /// completed it).
-fn finish(shared: &Shared, id: u32, result: Result<String>) {
+pub fn finish(shared: &Shared, id: u32, result: Result<String>) {
     let status = result.as_ref().map_or_else(|e| e.status, |_| Status::SHARE_OK);
     let mut slots = lock(&SLOTS);
     let slots = slots.get_or_insert_with(HashMap::new);

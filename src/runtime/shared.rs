@@ -55,6 +55,8 @@ pub struct State {
     pub closed: bool,
     /// Threads waiting on `changed` (flush, remove, shutdown): settles notify only when > 0.
     pub waiters: usize,
+    /// Asynchronous flushes: (mark, deadline, operation id), completed by settles and the timer.
+    pub flushes: Vec<(u64, Instant, u32)>,
 }
 
 impl State {
@@ -114,6 +116,7 @@ impl Shared {
                 sync_workers: 0,
                 closed: false,
                 waiters: 0,
+                flushes: Vec::new(),
             }),
             changed: Condvar::new(),
             jobs,
@@ -129,11 +132,61 @@ impl Shared {
         lock(&self.state)
     }
 
-    /// Wakes threads waiting for work to settle, if any.
-    pub fn settled(&self, state: &State) {
+    /// Wakes threads waiting for work to settle, if any, and completes the asynchronous
+    /// flushes that are done or out of time.
+    pub fn settled(&self, state: &mut State) {
         if state.waiters > 0 {
             self.changed.notify_all();
         }
+        if !state.flushes.is_empty() {
+            self.check_flushes(state, Instant::now());
+        }
+    }
+
+    /// Completes the asynchronous flushes whose writes have all settled (SHARE_OK) or whose
+    /// deadline has passed (SHARE_ERR_TIMEOUT).
+    pub fn check_flushes(&self, state: &mut State, now: Instant) {
+        let queue = &state.queue;
+        state.flushes.retain(|&(mark, deadline, id)| {
+            let result = if !queue.holds_up_to(mark) {
+                Ok("{}".to_owned())
+            } else if now >= deadline {
+                Err(Error::new(
+                    Status::SHARE_ERR_TIMEOUT,
+                    format!(
+                        "flush: the deadline passed with {} keys still pending and {} requests in flight",
+                        queue.pending_keys(),
+                        queue.in_flight()
+                    ),
+                ))
+            } else {
+                return true;
+            };
+            super::ops::finish(self, id, result);
+            false
+        });
+    }
+
+    /// `share_flush_async`: registers a flush that settles and the timer complete.
+    pub fn flush_async(&self, timeout: Duration, completion: super::ops::Completion) -> Result<u32> {
+        let id = super::ops::register(self, completion);
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            super::ops::finish(self, id, Err(Error::not_initialized()));
+            return Ok(id);
+        }
+        let mark = state.queue.last_seq();
+        state.flushes.push((mark, Instant::now() + timeout, id));
+        self.check_flushes(&mut state, Instant::now());
+        drop(state);
+        let _ = self.timer.send(Tick::Wake); // its deadline may be the earliest
+        Ok(id)
+    }
+
+    /// The earliest deadline of an asynchronous flush, for the timer.
+    pub fn next_flush_deadline(state: &State) -> Option<Instant> {
+        state.flushes.iter().map(|&(_, deadline, _)| deadline).min()
     }
 
     /// Hands `tokens` sync tokens to the workers.

@@ -1,4 +1,5 @@
-//! The timer thread: sleeps until the earliest retry is due, then hands ready keys to workers.
+//! The timer thread: sleeps until the earliest retry is due, then hands ready keys to workers;
+//! it also ends asynchronous flushes whose deadline has come.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,9 +16,17 @@ pub fn run(shared: Arc<Shared>, ticks: Receiver<Tick>, done: Sender<()>) {
             if state.closed {
                 break;
             }
-            state.queue.wake_due(Instant::now());
+            let now = Instant::now();
+            state.queue.wake_due(now);
+            if !state.flushes.is_empty() {
+                shared.check_flushes(&mut state, now);
+            }
             let tokens = state.claim_workers(shared.config.concurrency);
-            (tokens, state.queue.next_retry_at())
+            let next = match (state.queue.next_retry_at(), Shared::next_flush_deadline(&state)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (tokens, next)
         };
         shared.wake_workers(tokens);
         let tick = match next {

@@ -129,7 +129,7 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
         }
         // emitted before the lock is released, so a flush that returns has its events waiting
         hub().emit(events);
-        shared.settled(&state);
+        shared.settled(&mut state);
     }
     if wake_timer {
         let _ = shared.timer.send(Tick::Wake);

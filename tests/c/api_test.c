@@ -366,7 +366,15 @@ static void async_create_and_remove(const char *url, completions *ops) {
   check_error_message(shared.secret);
 
   CHECK_STATUS(share_sync("session/info/" ASYNC, "{\"title\":\"async\"}"), SHARE_OK);
-  CHECK_STATUS(share_flush(10000), SHARE_OK);
+  uint32_t flush = 0;
+  CHECK_STATUS(share_flush_async(10000, NULL, ops, &flush), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(share_flush_async(10000, on_op, ops, NULL), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(share_flush_async(10000, on_op, ops, &flush), SHARE_OK);
+  CHECK_STATUS(wait_op(ops, flush), SHARE_OK);
+  CHECK_STATUS(share_op_take(flush, &out), SHARE_OK);
+  CHECK(out != NULL && strcmp(out, "{}") == 0);
+  share_string_free(out);
+  CHECK_STATUS(share_flush(0), SHARE_OK); /* the async flush ended once everything had settled */
 
   stats before = get_stats(shared.secret);
   uint32_t remove = 0;
@@ -522,7 +530,7 @@ int main(int argc, char **argv) {
   pthread_mutex_lock(&ops.lock);
   int completed = ops.count, on_main = ops.on_main_thread;
   pthread_mutex_unlock(&ops.lock);
-  CHECK(completed == 4);
+  CHECK(completed == 5); /* two creates, two removes, one flush */
   CHECK(!on_main);
   CHECK(!atomic_load(&events.on_main_thread));
   CHECK_STATUS(share_set_event_callback(NULL, NULL), SHARE_OK);

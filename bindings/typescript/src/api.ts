@@ -380,35 +380,14 @@ function poll(done: () => boolean, deadline: number): Promise<boolean> {
   });
 }
 
-function timeoutError(what: string, ms: number): ShareError {
-  let detail = "";
-  try {
-    const s = stats();
-    detail = ` with ${s.pending_keys} keys still pending and ${s.in_flight} requests in flight`;
-  } catch {
-    // stats are a courtesy here
-  }
-  return new ShareError(TIMEOUT, `${what}: ${ms} ms passed${detail}`);
-}
-
 /**
  * Resolves when every write accepted before the call has been sent or dropped (retries
- * included); rejects with SHARE_ERR_TIMEOUT after `timeoutMs`. Takes a share_flush_mark, then
- * polls share_flush_until(mark, 0) on a timer: writes made meanwhile do not move the goal.
+ * included); rejects with SHARE_ERR_TIMEOUT after `timeoutMs`. Completes through
+ * share_flush_async's callback: nothing polls, and writes made meanwhile do not move the goal.
  */
 export async function flush(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
   const ms = timeoutArg("timeoutMs", timeoutMs);
-  const n = native;
-  if (!n) throw notInitialized();
-  const { status: marked, mark } = n.flushMark();
-  if (marked !== OK) throw failure(n, marked);
-  const done = await poll(() => {
-    const status = n.flushUntil(mark, 0);
-    if (status === OK) return true;
-    if (status === TIMEOUT) return false;
-    throw failure(n, status);
-  }, performance.now() + ms);
-  if (!done) throw timeoutError("flush", ms);
+  await start((n) => n.flushAsync(ms));
 }
 
 /**
@@ -440,8 +419,8 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
     const { status, message } = await n.shutdown(left);
     drainEvents();
     if (status !== OK) throw new ShareError(status, message || `${STATUS[status] ?? status}`);
-    // The library answers SHARE_OK when only creates/removes were cut short (they reject with
-    // SHARE_ERR_TIMEOUT): the deadline still came with work left.
+    // Creates/removes still pending when the wait ended are abandoned (they reject with
+    // SHARE_ERR_TIMEOUT): the deadline came with work left, whatever the library answered.
     if (abandoned > 0) {
       throw new ShareError(
         TIMEOUT,

@@ -17,6 +17,7 @@ const SYMBOLS = {
   share_create_async: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_op_take: { args: ["u32", "ptr"], returns: "i32" },
+  share_flush_async: { args: ["u32", "ptr", "ptr", "ptr"], returns: "i32" },
   share_flush_mark: { args: ["ptr"], returns: "i32" },
   share_flush_until: { args: ["u64", "u32"], returns: "i32" },
   share_shutdown: { args: ["u32"], returns: "i32" },
@@ -115,6 +116,7 @@ const load: Loader = (path, hooks) => {
     removeAsync: (sessionID, secret) =>
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
+    flushAsync: (timeoutMs) => starting((out) => c.share_flush_async(timeoutMs, op.ptr, null, out)),
     flushMark: () => {
       outMark[0] = 0n;
       const status = c.share_flush_mark(outMark);

@@ -26,6 +26,8 @@ export interface Native {
   createAsync(sessionID: string): NativeStart;
   removeAsync(sessionID: string, secret: string): NativeStart;
   opTake(opId: number): NativeOut;
+  /** share_flush_async: completes through the op callback, like createAsync. */
+  flushAsync(timeoutMs: number): NativeStart;
   /** share_flush_mark: the position of the newest write accepted so far. */
   flushMark(): { status: number; mark: number };
   /** share_flush_until; only ever called with 0 (report, never wait). */

@@ -20,6 +20,7 @@ interface Bound {
   share_create_async(session: string, cb: unknown, userData: null, out: number[]): number;
   share_remove_async(session: string, secret: string, cb: unknown, userData: null, out: number[]): number;
   share_op_take(opId: number, out: unknown[]): number;
+  share_flush_async(timeoutMs: number, cb: unknown, userData: null, out: number[]): number;
   share_flush_mark(out: (number | bigint)[]): number;
   share_flush_until(mark: number, timeoutMs: number): number;
   share_shutdown: ((timeoutMs: number) => number) & {
@@ -63,6 +64,9 @@ const load: Loader = (path, hooks) => {
     ),
     // char ** out-parameters are read as plain pointers: the string is decoded, then freed once
     share_op_take: fn("int32_t share_op_take(uint32_t op_id, _Out_ void **out_json)"),
+    share_flush_async: fn(
+      "int32_t share_flush_async(uint32_t timeout_ms, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
+    ),
     share_flush_mark: fn("int32_t share_flush_mark(_Out_ uint64_t *out_mark)"),
     share_flush_until: fn("int32_t share_flush_until(uint64_t mark, uint32_t timeout_ms)"),
     share_shutdown: fn("int32_t share_shutdown(uint32_t timeout_ms)") as Bound["share_shutdown"],
@@ -112,6 +116,7 @@ const load: Loader = (path, hooks) => {
     createAsync: (sessionID) => starting((out) => c.share_create_async(sessionID, op, null, out)),
     removeAsync: (sessionID, secret) => starting((out) => c.share_remove_async(sessionID, secret, op, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
+    flushAsync: (timeoutMs) => starting((out) => c.share_flush_async(timeoutMs, op, null, out)),
     flushMark: () => {
       const out: (number | bigint)[] = [0];
       const status = c.share_flush_mark(out);
