@@ -439,6 +439,20 @@ struct Ctx {
     cap: Duration,
 }
 
+/// One progress line on stderr per run.
+fn progress(scenario: &str, latency: u64, contender: &str, run: usize, r: &RunResult) {
+    eprintln!(
+        "compare: {scenario:>7} {latency:>3} ms  {contender:<14} run {}: {:<8} keys {}/{}  requests {:>5}  {}  ({:.1} s)",
+        run + 1,
+        r.time_to_final_ms.map_or("-".into(), |t| format!("{t:.0} ms")),
+        r.keys_final,
+        r.keys_expected,
+        r.requests,
+        r.outcome,
+        r.wall_s
+    );
+}
+
 fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -> RunResult {
     let began = Instant::now();
     // Latency and faults are set once the driver is READY: setup and warm-up run at 0 ms, clean.
@@ -975,17 +989,7 @@ fn main() {
             for i in 0..n {
                 let c = cs[(i + run) % n];
                 let r = run_one(&ctx, sc, *lat, c, run);
-                eprintln!(
-                    "compare: {sc:>7} {lat:>3} ms  {:<14} run {}: {:<8} keys {}/{}  requests {:>5}  {}  ({:.1} s)",
-                    c.id,
-                    run + 1,
-                    r.time_to_final_ms.map_or("-".into(), |t| format!("{t:.0} ms")),
-                    r.keys_final,
-                    r.keys_expected,
-                    r.requests,
-                    r.outcome,
-                    r.wall_s
-                );
+                progress(sc, *lat, c.id, run, &r);
                 results.push(r);
             }
         }
@@ -993,15 +997,7 @@ fn main() {
 
     let soak = if opts.soak && contenders.iter().any(|c| c.id == "c-library") {
         let r = run_one(&ctx, "soak", 0, contender("c-library"), 0);
-        eprintln!(
-            "compare:    soak   0 ms  c-library      run 1: {:<8} keys {}/{}  requests {:>5}  {}  ({:.1} s)",
-            r.time_to_final_ms.map_or("-".into(), |t| format!("{t:.0} ms")),
-            r.keys_final,
-            r.keys_expected,
-            r.requests,
-            r.outcome,
-            r.wall_s
-        );
+        progress("soak", 0, "c-library", 0, &r);
         Some(r)
     } else {
         None

@@ -268,6 +268,26 @@ fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api
     }))
 }
 
+/// Starts an asynchronous operation with `start` and writes its id to `out_op_id`, which is
+/// checked before anything starts.
+///
+/// # Safety
+/// `out_op_id` is NULL or writable.
+unsafe fn start_op(
+    out_op_id: *mut u32,
+    callback: share_op_callback,
+    user_data: *mut c_void,
+    start: impl FnOnce(api::Completion) -> Result<u32>,
+) -> Result<()> {
+    if out_op_id.is_null() {
+        return Err(Error::invalid("out_op_id is NULL"));
+    }
+    let id = start(completion(callback, user_data)?)?;
+    // SAFETY: checked non-NULL; the caller promises it is writable.
+    unsafe { *out_op_id = id };
+    Ok(())
+}
+
 /// share_create without blocking: returns at once with the operation's id in `*out_op_id`
 /// (never 0); later `callback(user_data, op_id, status)` runs once on a library thread, and
 /// share_op_take hands over the result. If this call fails, the callback is never called. An
@@ -280,15 +300,10 @@ pub unsafe extern "C" fn share_create_async(
     out_op_id: *mut u32,
 ) -> share_status {
     guard(|| {
-        if out_op_id.is_null() {
-            return Err(Error::invalid("out_op_id is NULL"));
-        }
         // SAFETY: as documented.
-        let session = unsafe { text("session_id", session_id)? };
-        let id = api::create_async(session, completion(callback, user_data)?)?;
-        // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out_op_id = id };
-        Ok(())
+        unsafe {
+            start_op(out_op_id, callback, user_data, |done| api::create_async(text("session_id", session_id)?, done))
+        }
     })
 }
 
@@ -304,15 +319,12 @@ pub unsafe extern "C" fn share_remove_async(
     out_op_id: *mut u32,
 ) -> share_status {
     guard(|| {
-        if out_op_id.is_null() {
-            return Err(Error::invalid("out_op_id is NULL"));
-        }
         // SAFETY: as documented.
-        let (session, secret) = unsafe { (text("session_id", session_id)?, text("secret", secret)?) };
-        let id = api::remove_async(session, secret, completion(callback, user_data)?)?;
-        // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out_op_id = id };
-        Ok(())
+        unsafe {
+            start_op(out_op_id, callback, user_data, |done| {
+                api::remove_async(text("session_id", session_id)?, text("secret", secret)?, done)
+            })
+        }
     })
 }
 
@@ -328,13 +340,12 @@ pub unsafe extern "C" fn share_flush_async(
     out_op_id: *mut u32,
 ) -> share_status {
     guard(|| {
-        if out_op_id.is_null() {
-            return Err(Error::invalid("out_op_id is NULL"));
+        // SAFETY: as documented.
+        unsafe {
+            start_op(out_op_id, callback, user_data, |done| {
+                api::flush_async(Duration::from_millis(timeout_ms.into()), done)
+            })
         }
-        let id = api::flush_async(Duration::from_millis(timeout_ms.into()), completion(callback, user_data)?)?;
-        // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out_op_id = id };
-        Ok(())
     })
 }
 
