@@ -191,7 +191,11 @@ impl Sizes {
         };
         match scenario {
             "burst" | "faults" => {
-                let n = if scenario == "burst" { self.burst_keys } else { self.faults_keys };
+                let n = if scenario == "burst" {
+                    self.burst_keys
+                } else {
+                    self.faults_keys
+                };
                 for k in 0..n {
                     out.push((0, part_key(0, k / 4, k), part(0, k, 0, k, len_part(k))));
                 }
@@ -202,7 +206,11 @@ impl Sizes {
             }
             "initial" => {
                 let sid = ses_id(0);
-                out.push((0, format!("session/info/{sid}"), texts.content(&sid, &sid, "info", 0, 0, 200)));
+                out.push((
+                    0,
+                    format!("session/info/{sid}"),
+                    texts.content(&sid, &sid, "info", 0, 0, 200),
+                ));
                 let (m_n, p_n) = (self.initial_messages, self.initial_parts);
                 for m in 0..m_n {
                     let mid = msg_id(m);
@@ -218,7 +226,11 @@ impl Sizes {
                 for s in 0..self.many_sessions {
                     for k in 0..self.many_keys {
                         let seed = s * self.many_keys + k;
-                        out.push((s, part_key(s, k / 4, k), part(s, k, 0, seed, len_part(seed))));
+                        out.push((
+                            s,
+                            part_key(s, k / 4, k),
+                            part(s, k, 0, seed, len_part(seed)),
+                        ));
                     }
                 }
             }
@@ -275,25 +287,100 @@ struct Contender {
 }
 
 const CONTENDERS: [Contender; 10] = [
-    Contender { id: "c-library", label: "library · C", runtime: "c", kind: Kind::Library, versus: "bun-baseline", color: "#1f4e99" },
-    Contender { id: "bun-library", label: "library · Bun", runtime: "bun", kind: Kind::Library, versus: "bun-baseline", color: "#3b82d6" },
-    Contender { id: "node-library", label: "library · Node", runtime: "node", kind: Kind::Library, versus: "node-baseline", color: "#22a39a" },
-    Contender { id: "bun-baseline", label: "original · Bun", runtime: "bun", kind: Kind::Baseline, versus: "", color: "#f08c2e" },
-    Contender { id: "node-baseline", label: "original · Node", runtime: "node", kind: Kind::Baseline, versus: "", color: "#d64541" },
-    Contender { id: "c-none", label: "driver alone · C", runtime: "c", kind: Kind::Null, versus: "", color: "#999999" },
-    Contender { id: "bun-none", label: "driver alone · Bun", runtime: "bun", kind: Kind::Null, versus: "", color: "#999999" },
-    Contender { id: "node-none", label: "driver alone · Node", runtime: "node", kind: Kind::Null, versus: "", color: "#999999" },
-    Contender { id: "bun-lazy", label: "prototype: lazy hand-off · Bun", runtime: "bun", kind: Kind::Prototype, versus: "bun-baseline", color: "#7a5cc7" },
-    Contender { id: "node-lazy", label: "prototype: lazy hand-off · Node", runtime: "node", kind: Kind::Prototype, versus: "node-baseline", color: "#a07ad6" },
+    Contender {
+        id: "c-library",
+        label: "library · C",
+        runtime: "c",
+        kind: Kind::Library,
+        versus: "bun-baseline",
+        color: "#1f4e99",
+    },
+    Contender {
+        id: "bun-library",
+        label: "library · Bun",
+        runtime: "bun",
+        kind: Kind::Library,
+        versus: "bun-baseline",
+        color: "#3b82d6",
+    },
+    Contender {
+        id: "node-library",
+        label: "library · Node",
+        runtime: "node",
+        kind: Kind::Library,
+        versus: "node-baseline",
+        color: "#22a39a",
+    },
+    Contender {
+        id: "bun-baseline",
+        label: "original · Bun",
+        runtime: "bun",
+        kind: Kind::Baseline,
+        versus: "",
+        color: "#f08c2e",
+    },
+    Contender {
+        id: "node-baseline",
+        label: "original · Node",
+        runtime: "node",
+        kind: Kind::Baseline,
+        versus: "",
+        color: "#d64541",
+    },
+    Contender {
+        id: "c-none",
+        label: "driver alone · C",
+        runtime: "c",
+        kind: Kind::Null,
+        versus: "",
+        color: "#999999",
+    },
+    Contender {
+        id: "bun-none",
+        label: "driver alone · Bun",
+        runtime: "bun",
+        kind: Kind::Null,
+        versus: "",
+        color: "#999999",
+    },
+    Contender {
+        id: "node-none",
+        label: "driver alone · Node",
+        runtime: "node",
+        kind: Kind::Null,
+        versus: "",
+        color: "#999999",
+    },
+    Contender {
+        id: "bun-lazy",
+        label: "prototype: lazy hand-off · Bun",
+        runtime: "bun",
+        kind: Kind::Prototype,
+        versus: "bun-baseline",
+        color: "#7a5cc7",
+    },
+    Contender {
+        id: "node-lazy",
+        label: "prototype: lazy hand-off · Node",
+        runtime: "node",
+        kind: Kind::Prototype,
+        versus: "node-baseline",
+        color: "#a07ad6",
+    },
 ];
 
 /// The contenders that are compared (not the drivers-alone references nor the prototypes).
 fn compared() -> impl Iterator<Item = &'static Contender> {
-    CONTENDERS.iter().filter(|c| matches!(c.kind, Kind::Library | Kind::Baseline))
+    CONTENDERS
+        .iter()
+        .filter(|c| matches!(c.kind, Kind::Library | Kind::Baseline))
 }
 
 fn contender(id: &str) -> &'static Contender {
-    CONTENDERS.iter().find(|c| c.id == id).expect("known contender")
+    CONTENDERS
+        .iter()
+        .find(|c| c.id == id)
+        .expect("known contender")
 }
 
 struct Paths {
@@ -311,12 +398,16 @@ impl Paths {
         let work = root.join("target/bench-compare");
         // To evaluate a change of the bindings or of the JS driver without touching the tree:
         // COMPARE_BINDINGS_DIST=<a dist/ folder>, COMPARE_DRIVER_JS=<a compiled driver.js>.
-        let var = |name: &str, default: PathBuf| std::env::var_os(name).map_or(default, PathBuf::from);
+        let var =
+            |name: &str, default: PathBuf| std::env::var_os(name).map_or(default, PathBuf::from);
         Paths {
             driver_c: work.join("driver_c"),
             driver_js: var("COMPARE_DRIVER_JS", work.join("js/driver.js")),
             bun: root.join("bindings/typescript/node_modules/.bin/bun"),
-            bindings_dist: var("COMPARE_BINDINGS_DIST", root.join("bindings/typescript/dist")),
+            bindings_dist: var(
+                "COMPARE_BINDINGS_DIST",
+                root.join("bindings/typescript/dist"),
+            ),
             logs: work.join("logs"),
             root,
         }
@@ -355,10 +446,16 @@ impl Paths {
             ("the C driver", &self.driver_c),
             ("the JS driver", &self.driver_js),
             ("bun", &self.bun),
-            ("the bindings (dist/node.js)", &self.bindings_dist.join("node.js")),
+            (
+                "the bindings (dist/node.js)",
+                &self.bindings_dist.join("node.js"),
+            ),
         ] {
             if !p.exists() {
-                return Err(format!("{what} is missing: {} (run scripts/bench, which builds it)", p.display()));
+                return Err(format!(
+                    "{what} is missing: {} (run scripts/bench, which builds it)",
+                    p.display()
+                ));
             }
         }
         Ok(())
@@ -414,7 +511,9 @@ impl RunResult {
     }
     /// Inside the write calls, per write, in µs: thread CPU from C, wall from JS.
     fn in_call_us(&self) -> Option<f64> {
-        let ns = self.drv("cpu_in_sync_ns").or_else(|| self.drv("wall_in_sync_ns"))?;
+        let ns = self
+            .drv("cpu_in_sync_ns")
+            .or_else(|| self.drv("wall_in_sync_ns"))?;
         Some(ns / self.writes()? / 1000.0)
     }
     fn process_cpu_ms(&self) -> Option<f64> {
@@ -428,7 +527,11 @@ impl RunResult {
 fn wire_len(r: &service::Recorded) -> u64 {
     // request line + headers as received + blank line + body
     let line = "POST ".len() + r.path.len() + " HTTP/1.1\r\n".len();
-    let headers: usize = r.headers.iter().map(|(n, v)| n.len() + 2 + v.len() + 2).sum();
+    let headers: usize = r
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + 2 + v.len() + 2)
+        .sum();
     (line + headers + 2 + r.body.len()) as u64
 }
 
@@ -444,7 +547,8 @@ fn progress(scenario: &str, latency: u64, contender: &str, run: usize, r: &RunRe
     eprintln!(
         "compare: {scenario:>7} {latency:>3} ms  {contender:<14} run {}: {:<8} keys {}/{}  requests {:>5}  {}  ({:.1} s)",
         run + 1,
-        r.time_to_final_ms.map_or("-".into(), |t| format!("{t:.0} ms")),
+        r.time_to_final_ms
+            .map_or("-".into(), |t| format!("{t:.0} ms")),
         r.keys_final,
         r.keys_expected,
         r.requests,
@@ -484,10 +588,18 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
     };
 
     let _ = fs::create_dir_all(&ctx.paths.logs);
-    let log_path = ctx.paths.logs.join(format!("{scenario}-{latency}ms-{}-{run}.log", c.id));
+    let log_path = ctx
+        .paths
+        .logs
+        .join(format!("{scenario}-{latency}ms-{}-{run}.log", c.id));
     let mut cmd = ctx.paths.command(c);
     cmd.args(sizes.args(scenario));
-    cmd.args(["--url", &service.url(), "--timeout-ms", &ctx.cap.as_millis().to_string()]);
+    cmd.args([
+        "--url",
+        &service.url(),
+        "--timeout-ms",
+        &ctx.cap.as_millis().to_string(),
+    ]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     match fs::File::create(&log_path) {
         Ok(f) => cmd.stderr(f),
@@ -524,7 +636,11 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
                 service.set_latency(Duration::from_millis(latency));
                 if scenario == "faults" {
                     let s = &ctx.sizes;
-                    service.set_random_faults(s.faults_reset_pct, s.faults_500_pct, 0xfa17 + run as u64);
+                    service.set_random_faults(
+                        s.faults_reset_pct,
+                        s.faults_500_pct,
+                        0xfa17 + run as u64,
+                    );
                 }
                 said_go = stdin.write_all(b"GO\n").and_then(|_| stdin.flush()).is_ok();
             }
@@ -537,7 +653,10 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
     let Some(t0) = t0 else {
         let _ = child.kill();
         let _ = child.wait();
-        result.outcome = format!("failed: no READY/START from the driver (see {})", log_path.display());
+        result.outcome = format!(
+            "failed: no READY/START from the driver (see {})",
+            log_path.display()
+        );
         return result;
     };
 
@@ -557,7 +676,10 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
                 break;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                result.outcome = format!("failed: the driver exited without a result (see {})", log_path.display());
+                result.outcome = format!(
+                    "failed: the driver exited without a result (see {})",
+                    log_path.display()
+                );
                 break;
             }
         }
@@ -580,15 +702,16 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
 
     // Everything below is read from the service.
     let requests = service.requests();
-    let expected: HashMap<&str, (u64, &Value)> =
-        finals.iter().map(|(s, k, v)| (k.as_str(), (*s, v))).collect();
+    let expected: HashMap<&str, (u64, &Value)> = finals
+        .iter()
+        .map(|(s, k, v)| (k.as_str(), (*s, v)))
+        .collect();
     let mut first_final: HashMap<&str, Instant> = HashMap::new();
     let mut conns = HashSet::new();
     let mut final_received: HashMap<&str, Instant> = HashMap::new();
     // The drivers' warm-up (session ses_warmup..., before START) is not counted.
-    let measured = |r: &&service::Recorded| {
-        r.path == "/share_sync" && !r.body.contains("\"ses_warmup")
-    };
+    let measured =
+        |r: &&service::Recorded| r.path == "/share_sync" && !r.body.contains("\"ses_warmup");
     for r in requests.iter().filter(measured) {
         result.requests += 1;
         result.wire_bytes += wire_len(r);
@@ -603,9 +726,15 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
         if r.status != 200 {
             continue;
         }
-        let Some(obj) = r.json.as_ref().and_then(Value::as_object) else { continue };
-        let Some(key) = obj.get("key").and_then(Value::as_str) else { continue };
-        let Some((key, (_, want))) = expected.get_key_value(key) else { continue };
+        let Some(obj) = r.json.as_ref().and_then(Value::as_object) else {
+            continue;
+        };
+        let Some(key) = obj.get("key").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some((key, (_, want))) = expected.get_key_value(key) else {
+            continue;
+        };
         if obj.get("content") == Some(*want) && !first_final.contains_key(key) {
             first_final.insert(key, r.finished);
             final_received.insert(key, r.received);
@@ -638,7 +767,10 @@ fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -
     } else if result.keys_final == result.keys_expected {
         result.time_to_final_ms = result.last_final_ms;
     } else if result.outcome == "ok" {
-        result.outcome = format!("incomplete: {} of {} keys hold their final content", result.keys_final, result.keys_expected);
+        result.outcome = format!(
+            "incomplete: {} of {} keys hold their final content",
+            result.keys_final, result.keys_expected
+        );
     }
     if scenario == "stream" {
         let syncs: Vec<&service::Recorded> = requests.iter().filter(measured).collect();
@@ -669,7 +801,11 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// Runs of one (scenario, latency, contender).
@@ -683,7 +819,13 @@ impl<'a> Cell<'a> {
         let v: Vec<f64> = self
             .runs
             .iter()
-            .filter_map(|r| f(r).or(if inf_missing { Some(f64::INFINITY) } else { None }))
+            .filter_map(|r| {
+                f(r).or(if inf_missing {
+                    Some(f64::INFINITY)
+                } else {
+                    None
+                })
+            })
             .collect();
         median(v)
     }
@@ -692,7 +834,10 @@ impl<'a> Cell<'a> {
         if v.is_empty() {
             return None;
         }
-        Some((v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(0.0, f64::max)))
+        Some((
+            v.iter().cloned().fold(f64::INFINITY, f64::min),
+            v.iter().cloned().fold(0.0, f64::max),
+        ))
     }
 }
 
@@ -705,14 +850,26 @@ impl<'a> Results<'a> {
         let runs: Vec<&RunResult> = self
             .all
             .iter()
-            .filter(|r| r.scenario == scenario && r.latency_ms == latency && r.contender == contender)
+            .filter(|r| {
+                r.scenario == scenario && r.latency_ms == latency && r.contender == contender
+            })
             .collect();
         (!runs.is_empty()).then_some(Cell { runs })
     }
 
     /// Median over run pairs (same run index) of lib/base for `f`; None if no pair has both.
-    fn ratio(&self, scenario: &str, latency: u64, lib: &str, base: &str, f: impl Fn(&RunResult) -> Option<f64>) -> Option<f64> {
-        let (l, b) = (self.cell(scenario, latency, lib)?, self.cell(scenario, latency, base)?);
+    fn ratio(
+        &self,
+        scenario: &str,
+        latency: u64,
+        lib: &str,
+        base: &str,
+        f: impl Fn(&RunResult) -> Option<f64>,
+    ) -> Option<f64> {
+        let (l, b) = (
+            self.cell(scenario, latency, lib)?,
+            self.cell(scenario, latency, base)?,
+        );
         let mut v = Vec::new();
         for lr in &l.runs {
             if let Some(br) = b.runs.iter().find(|br| br.run == lr.run) {
@@ -775,13 +932,21 @@ fn fmt_num(x: f64) -> String {
 
 /// Short enough for a bar's label: 51.6k for 51 574.
 fn fmt_short(x: f64) -> String {
-    if x.is_finite() && x >= 10_000.0 { format!("{:.1}k", x / 1000.0) } else { fmt_num(x) }
+    if x.is_finite() && x >= 10_000.0 {
+        format!("{:.1}k", x / 1000.0)
+    } else {
+        fmt_num(x)
+    }
 }
 
 /// A count (or a median of counts): no decimals unless it has some.
 fn fmt_count(x: f64) -> String {
     if x.is_finite() && x.fract() == 0.0 {
-        if x >= 100.0 { fmt_num(x) } else { format!("{x:.0}") }
+        if x >= 100.0 {
+            fmt_num(x)
+        } else {
+            format!("{x:.0}")
+        }
     } else if x.is_finite() {
         format!("{x:.1}")
     } else {
@@ -839,7 +1004,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/report"),
         render: None,
     };
-    let list = |v: &str| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let list = |v: &str| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -850,7 +1020,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--runs" => o.runs = value()?.parse().map_err(|_| "--runs needs a number")?,
             "--only" => o.only = Some(list(&value()?)),
             "--latencies" => {
-                o.latencies = Some(list(&value()?).iter().map(|s| s.parse().map_err(|_| format!("bad latency {s}"))).collect::<Result<_, _>>()?)
+                o.latencies = Some(
+                    list(&value()?)
+                        .iter()
+                        .map(|s| s.parse().map_err(|_| format!("bad latency {s}")))
+                        .collect::<Result<_, _>>()?,
+                )
             }
             "--contenders" => o.contenders = Some(list(&value()?)),
             "--cap-s" => o.cap_s = Some(value()?.parse().map_err(|_| "--cap-s needs a number")?),
@@ -928,10 +1103,23 @@ fn main() {
         let from_script = std::env::var_os("COMPARE_COMMAND").is_some();
         std::process::exit(if from_script { 2 } else { 0 });
     }
-    let sizes = if opts.quick { Sizes::quick() } else { Sizes::full() };
+    let sizes = if opts.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
     let cap = Duration::from_secs(opts.cap_s.unwrap_or(if opts.quick { 30 } else { 90 }));
-    let ctx = Ctx { paths, sizes, texts: Texts::new(), cap };
-    let latencies = opts.latencies.clone().unwrap_or(if opts.quick { vec![0, 20] } else { vec![0, 20, 100] });
+    let ctx = Ctx {
+        paths,
+        sizes,
+        texts: Texts::new(),
+        cap,
+    };
+    let latencies = opts.latencies.clone().unwrap_or(if opts.quick {
+        vec![0, 20]
+    } else {
+        vec![0, 20, 100]
+    });
     let scenarios: Vec<&str> = SCENARIOS
         .iter()
         .copied()
@@ -1008,36 +1196,89 @@ fn main() {
     let env = Env {
         date,
         commit: {
-            let c = sh("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]);
+            let c = sh(
+                "git",
+                &[
+                    "-C",
+                    env!("CARGO_MANIFEST_DIR"),
+                    "rev-parse",
+                    "--short",
+                    "HEAD",
+                ],
+            );
             let dirty = !Command::new("git")
-                .args(["-C", env!("CARGO_MANIFEST_DIR"), "diff", "--quiet", "HEAD", "--", "src"])
+                .args([
+                    "-C",
+                    env!("CARGO_MANIFEST_DIR"),
+                    "diff",
+                    "--quiet",
+                    "HEAD",
+                    "--",
+                    "src",
+                ])
                 .status()
                 .is_ok_and(|s| s.success());
-            if dirty { format!("{c} (src/ has uncommitted changes)") } else { c }
+            if dirty {
+                format!("{c} (src/ has uncommitted changes)")
+            } else {
+                c
+            }
         },
         cpu: fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+            })
             .unwrap_or_else(|| "unknown".into()),
         cpus: thread::available_parallelism().map_or(0, |n| n.get()),
-        kernel: fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         bun: sh(&ctx.paths.bun.to_string_lossy(), &["--version"]),
         node: sh("node", &["--version"]),
         rustc: sh("rustc", &["--version"]),
-        command: std::env::var("COMPARE_COMMAND").unwrap_or_else(|_| format!("cargo bench --bench compare -- {}", args.join(" "))),
-        load_before: load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        load_after: load_after.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        command: std::env::var("COMPARE_COMMAND")
+            .unwrap_or_else(|_| format!("cargo bench --bench compare -- {}", args.join(" "))),
+        load_before: load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after: load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         elapsed_s: elapsed.as_secs_f64(),
         runs: opts.runs,
         quick: opts.quick,
         cap_s: ctx.cap.as_secs(),
     };
 
-    emit(&opts.out, &ctx, &env, &results, soak.as_ref(), &skipped, &plan);
+    emit(
+        &opts.out,
+        &ctx,
+        &env,
+        &results,
+        soak.as_ref(),
+        &skipped,
+        &plan,
+    );
 }
 
 /// Writes report.md, chart.svg and results.json into `out`.
-fn emit(out: &Path, ctx: &Ctx, env: &Env, results: &[RunResult], soak: Option<&RunResult>, skipped: &[String], plan: &[(&str, u64, Vec<&Contender>)]) {
+fn emit(
+    out: &Path,
+    ctx: &Ctx,
+    env: &Env,
+    results: &[RunResult],
+    soak: Option<&RunResult>,
+    skipped: &[String],
+    plan: &[(&str, u64, Vec<&Contender>)],
+) {
     let _ = fs::create_dir_all(out);
     let res = Results { all: results };
     let report = write_report(ctx, env, &res, plan, skipped, soak);
@@ -1052,14 +1293,21 @@ fn emit(out: &Path, ctx: &Ctx, env: &Env, results: &[RunResult], soak: Option<&R
     for (name, text) in [
         ("report.md", report),
         ("chart.svg", chart),
-        ("results.json", serde_json::to_string_pretty(&raw).unwrap_or_default()),
+        (
+            "results.json",
+            serde_json::to_string_pretty(&raw).unwrap_or_default(),
+        ),
     ] {
         if let Err(e) = fs::write(out.join(name), text) {
             eprintln!("compare: cannot write {}: {e}", out.join(name).display());
             std::process::exit(1);
         }
     }
-    println!("compare: wrote {} (report.md, chart.svg, results.json); the run took {:.0} s", out.display(), env.elapsed_s);
+    println!(
+        "compare: wrote {} (report.md, chart.svg, results.json); the run took {:.0} s",
+        out.display(),
+        env.elapsed_s
+    );
 }
 
 /// `--render FILE`: the report and chart again from a results.json (same figures, no new runs).
@@ -1069,20 +1317,37 @@ fn render(file: &Path, out: &Path) -> Result<(), String> {
     let field = |name: &str| raw.get(name).cloned().unwrap_or(Value::Null);
     let env: Env = serde_json::from_value(field("env")).map_err(|e| format!("env: {e}"))?;
     let sizes: Sizes = serde_json::from_value(field("sizes")).map_err(|e| format!("sizes: {e}"))?;
-    let results: Vec<RunResult> = serde_json::from_value(field("runs")).map_err(|e| format!("runs: {e}"))?;
-    let soak: Option<RunResult> = serde_json::from_value(field("soak")).map_err(|e| format!("soak: {e}"))?;
-    let skipped: Vec<String> = serde_json::from_value(field("skipped")).map_err(|e| format!("skipped: {e}"))?;
+    let results: Vec<RunResult> =
+        serde_json::from_value(field("runs")).map_err(|e| format!("runs: {e}"))?;
+    let soak: Option<RunResult> =
+        serde_json::from_value(field("soak")).map_err(|e| format!("soak: {e}"))?;
+    let skipped: Vec<String> =
+        serde_json::from_value(field("skipped")).map_err(|e| format!("skipped: {e}"))?;
     let mut plan: Vec<(&str, u64, Vec<&Contender>)> = Vec::new();
     for r in &results {
-        if !plan.iter().any(|(s, l, _)| *s == r.scenario && *l == r.latency_ms) {
+        if !plan
+            .iter()
+            .any(|(s, l, _)| *s == r.scenario && *l == r.latency_ms)
+        {
             let cs = CONTENDERS
                 .iter()
-                .filter(|c| results.iter().any(|x| x.scenario == r.scenario && x.latency_ms == r.latency_ms && x.contender == c.id))
+                .filter(|c| {
+                    results.iter().any(|x| {
+                        x.scenario == r.scenario
+                            && x.latency_ms == r.latency_ms
+                            && x.contender == c.id
+                    })
+                })
                 .collect();
             plan.push((r.scenario.as_str(), r.latency_ms, cs));
         }
     }
-    let ctx = Ctx { paths: Paths::new(), sizes, texts: Texts::new(), cap: Duration::from_secs(env.cap_s) };
+    let ctx = Ctx {
+        paths: Paths::new(),
+        sizes,
+        texts: Texts::new(),
+        cap: Duration::from_secs(env.cap_s),
+    };
     emit(out, &ctx, &env, &results, soak.as_ref(), &skipped, &plan);
     Ok(())
 }
@@ -1127,7 +1392,12 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
     let mut any = false;
     for lib in libs {
         let c = contender(lib);
-        let (Some(l), Some(b)) = (res.cell("burst", lat, lib), res.cell("burst", lat, c.versus)) else { continue };
+        let (Some(l), Some(b)) = (
+            res.cell("burst", lat, lib),
+            res.cell("burst", lat, c.versus),
+        ) else {
+            continue;
+        };
         any = true;
         let r = res.ratio("burst", lat, lib, c.versus, ttf);
         let lm = l.median(ttf, true);
@@ -1143,7 +1413,11 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
         ));
     }
     if any {
-        out.push(Target { name: "burst at 20 ms drained in at most ¼ of the original's time".into(), pass, figures: figs.join("; ") });
+        out.push(Target {
+            name: "burst at 20 ms drained in at most ¼ of the original's time".into(),
+            pass,
+            figures: figs.join("; "),
+        });
     }
 
     // 2. stream at 20 ms: no more requests than the baseline; last content within about one round trip
@@ -1153,7 +1427,12 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
     let bound = 2.0 * (lat as f64 + 5.0);
     for lib in libs {
         let c = contender(lib);
-        let (Some(l), Some(b)) = (res.cell("stream", lat, lib), res.cell("stream", lat, c.versus)) else { continue };
+        let (Some(l), Some(b)) = (
+            res.cell("stream", lat, lib),
+            res.cell("stream", lat, c.versus),
+        ) else {
+            continue;
+        };
         any = true;
         let lr = l.median(reqs, false).unwrap_or(f64::INFINITY);
         let br = b.median(reqs, false).unwrap_or(0.0);
@@ -1194,7 +1473,9 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
     for lib in ["bun-library", "node-library"] {
         let c = contender(lib);
         for sc in SCENARIOS.into_iter().filter(|s| *s != "faults") {
-            let (Some(l), Some(b)) = (res.cell(sc, lat, lib), res.cell(sc, lat, c.versus)) else { continue };
+            let (Some(l), Some(b)) = (res.cell(sc, lat, lib), res.cell(sc, lat, c.versus)) else {
+                continue;
+            };
             any = true;
             let lm = l.median(|r| r.host_cpu_us(), false);
             let bm = b.median(|r| r.host_cpu_us(), false);
@@ -1223,9 +1504,15 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
     let mut any = false;
     for lat in [0, 20, 100] {
         for c in compared() {
-            let Some(cell) = res.cell("faults", lat, c.id) else { continue };
+            let Some(cell) = res.cell("faults", lat, c.id) else {
+                continue;
+            };
             any = true;
-            let got: Vec<String> = cell.runs.iter().map(|r| format!("{}/{}", r.keys_final, r.keys_expected)).collect();
+            let got: Vec<String> = cell
+                .runs
+                .iter()
+                .map(|r| format!("{}/{}", r.keys_final, r.keys_expected))
+                .collect();
             if c.kind == Kind::Library {
                 pass &= cell.runs.iter().all(|r| r.keys_final == r.keys_expected);
             }
@@ -1239,12 +1526,25 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
     // 5. soak
     if let Some(s) = soak {
         let series = soak_series(s);
-        let at = |w: u64| series.iter().find(|(x, _)| *x == Some(w)).map(|(_, kb)| *kb);
+        let at = |w: u64| {
+            series
+                .iter()
+                .find(|(x, _)| *x == Some(w))
+                .map(|(_, kb)| *kb)
+        };
         let ref_w = ctx.sizes.soak_sample * 2;
         let reference = at(ref_w);
-        let last = series.iter().rev().find(|(x, _)| x.is_some()).map(|(_, kb)| *kb);
+        let last = series
+            .iter()
+            .rev()
+            .find(|(x, _)| x.is_some())
+            .map(|(_, kb)| *kb);
         let flushed = series.iter().find(|(x, _)| x.is_none()).map(|(_, kb)| *kb);
-        let max_after = series.iter().filter(|(x, _)| x.is_none_or(|x| x >= ref_w)).map(|(_, kb)| *kb).fold(0.0, f64::max);
+        let max_after = series
+            .iter()
+            .filter(|(x, _)| x.is_none_or(|x| x >= ref_w))
+            .map(|(_, kb)| *kb)
+            .fold(0.0, f64::max);
         let flat = match reference {
             Some(r) => max_after <= r * 1.10 + 2048.0,
             None => false,
@@ -1274,7 +1574,12 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
 
 /// The soak's RSS samples: (Some(writes) or None for "after the final flush", kB).
 fn soak_series(s: &RunResult) -> Vec<(Option<u64>, f64)> {
-    let Some(arr) = s.driver.as_ref().and_then(|d| d.get("rss_series")).and_then(Value::as_array) else {
+    let Some(arr) = s
+        .driver
+        .as_ref()
+        .and_then(|d| d.get("rss_series"))
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     arr.iter()
@@ -1286,7 +1591,14 @@ fn soak_series(s: &RunResult) -> Vec<(Option<u64>, f64)> {
         .collect()
 }
 
-fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Contender>)], skipped: &[String], soak: Option<&RunResult>) -> String {
+fn write_report(
+    ctx: &Ctx,
+    env: &Env,
+    res: &Results,
+    plan: &[(&str, u64, Vec<&Contender>)],
+    skipped: &[String],
+    soak: Option<&RunResult>,
+) -> String {
     let mut md = String::new();
     let z = &ctx.sizes;
     let _ = writeln!(md, "# opencode-share against the original `Share` module\n");
@@ -1299,23 +1611,52 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
     let _ = writeln!(md, "| command | `{}` |", env.command);
     let _ = writeln!(md, "| date | {} |", env.date);
     let _ = writeln!(md, "| commit | {} |", env.commit);
-    let _ = writeln!(md, "| machine | {} CPUs, {}, Linux {} |", env.cpus, env.cpu, env.kernel);
-    let _ = writeln!(md, "| runtimes | Bun {}, Node {}, {} |", env.bun, env.node, env.rustc);
+    let _ = writeln!(
+        md,
+        "| machine | {} CPUs, {}, Linux {} |",
+        env.cpus, env.cpu, env.kernel
+    );
+    let _ = writeln!(
+        md,
+        "| runtimes | Bun {}, Node {}, {} |",
+        env.bun, env.node, env.rustc
+    );
     let _ = writeln!(
         md,
         "| runs | {} per contender and case{}; medians; ratios library/original are medians of per-run pairs (same run index, same runtime; C is paired with Bun) |",
         env.runs,
-        if env.quick { " (--quick: smaller sizes)" } else { "" }
+        if env.quick {
+            " (--quick: smaller sizes)"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(md, "| cap | {} s per run; a run not drained by then is DNF |", env.cap_s);
-    let _ = writeln!(md, "| took | {:.0} s; load average before {}, after {} |", env.elapsed_s, env.load_before, env.load_after);
+    let _ = writeln!(
+        md,
+        "| cap | {} s per run; a run not drained by then is DNF |",
+        env.cap_s
+    );
+    let _ = writeln!(
+        md,
+        "| took | {:.0} s; load average before {}, after {} |",
+        env.elapsed_s, env.load_before, env.load_after
+    );
     let _ = writeln!(md);
     let _ = writeln!(md, "![time to final content at 20 ms](chart.svg)\n");
 
     let _ = writeln!(md, "## Targets\n");
-    let _ = writeln!(md, "| target | result | figures (medians) |\n| --- | --- | --- |");
+    let _ = writeln!(
+        md,
+        "| target | result | figures (medians) |\n| --- | --- | --- |"
+    );
     for t in targets(ctx, res, soak) {
-        let _ = writeln!(md, "| {} | **{}** | {} |", t.name, if t.pass { "PASS" } else { "MISS" }, t.figures);
+        let _ = writeln!(
+            md,
+            "| {} | **{}** | {} |",
+            t.name,
+            if t.pass { "PASS" } else { "MISS" },
+            t.figures
+        );
     }
     let _ = writeln!(md);
 
@@ -1335,18 +1676,26 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
     for (sc, lat, cs) in plan {
         let _ = writeln!(md, "### {} — {} ms\n", scenario_title(sc, z), lat);
         let stream = *sc == "stream";
-        let _ = write!(md, "| contender | time to final, ms | requests | bytes | final | host CPU/write, µs | in call, µs | process CPU, ms | peak RSS, MiB |");
+        let _ = write!(
+            md,
+            "| contender | time to final, ms | requests | bytes | final | host CPU/write, µs | in call, µs | process CPU, ms | peak RSS, MiB |"
+        );
         if stream {
             let _ = write!(md, " last write → final, ms | turnaround, ms |");
         }
         let _ = writeln!(md);
-        let _ = write!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = write!(
+            md,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
         if stream {
             let _ = write!(md, " ---: | ---: |");
         }
         let _ = writeln!(md);
         for c in cs {
-            let Some(cell) = res.cell(sc, *lat, c.id) else { continue };
+            let Some(cell) = res.cell(sc, *lat, c.id) else {
+                continue;
+            };
             if c.kind == Kind::Null {
                 let _ = write!(
                     md,
@@ -1354,7 +1703,9 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
                     c.label,
                     opt(cell.median(|r| r.host_cpu_us(), false), fmt_num),
                     opt(cell.median(|r| r.process_cpu_ms(), false), fmt_num),
-                    opt(cell.median(|r| r.peak_rss_mib(), false), |x| format!("{x:.1}")),
+                    opt(cell.median(|r| r.peak_rss_mib(), false), |x| format!(
+                        "{x:.1}"
+                    )),
                 );
                 if stream {
                     let _ = write!(md, " — | — |");
@@ -1362,11 +1713,19 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
                 let _ = writeln!(md);
                 continue;
             }
-            let versus = (matches!(c.kind, Kind::Library | Kind::Prototype) && cs.iter().any(|x| x.id == c.versus)).then_some(c.versus);
-            let ratio = |f: fn(&RunResult) -> Option<f64>| versus.and_then(|b| res.ratio(sc, *lat, c.id, b, f));
+            let versus = (matches!(c.kind, Kind::Library | Kind::Prototype)
+                && cs.iter().any(|x| x.id == c.versus))
+            .then_some(c.versus);
+            let ratio = |f: fn(&RunResult) -> Option<f64>| {
+                versus.and_then(|b| res.ratio(sc, *lat, c.id, b, f))
+            };
             let t = cell.median(ttf, true);
             let range = cell.range(ttf);
-            let dnf = cell.runs.iter().filter(|r| r.time_to_final_ms.is_none()).count();
+            let dnf = cell
+                .runs
+                .iter()
+                .filter(|r| r.time_to_final_ms.is_none())
+                .count();
             let time = match t {
                 Some(t) if t.is_finite() => {
                     let mut s = fmt_num(t);
@@ -1380,10 +1739,20 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
                 }
                 _ => {
                     let last = cell.median(|r| r.last_final_ms, false);
-                    format!("DNF ({} of {} runs){}", dnf, cell.runs.len(), last.map_or(String::new(), |l| format!("; last final at {} ms", fmt_num(l))))
+                    format!(
+                        "DNF ({} of {} runs){}",
+                        dnf,
+                        cell.runs.len(),
+                        last.map_or(String::new(), |l| format!(
+                            "; last final at {} ms",
+                            fmt_num(l)
+                        ))
+                    )
                 }
             };
-            let finals = cell.median(|r| Some(r.keys_final as f64), false).unwrap_or(0.0);
+            let finals = cell
+                .median(|r| Some(r.keys_final as f64), false)
+                .unwrap_or(0.0);
             let _ = write!(
                 md,
                 "| {} | {} | {}{} | {}{} | {finals:.0}/{} | {}{} | {} | {} | {} |",
@@ -1398,7 +1767,9 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
                 fmt_ratio(ratio(|r| r.host_cpu_us())),
                 opt(cell.median(|r| r.in_call_us(), false), fmt_num),
                 opt(cell.median(|r| r.process_cpu_ms(), false), fmt_num),
-                opt(cell.median(|r| r.peak_rss_mib(), false), |x| format!("{x:.1}")),
+                opt(cell.median(|r| r.peak_rss_mib(), false), |x| format!(
+                    "{x:.1}"
+                )),
             );
             if stream {
                 let lag = cell.median(|r| r.lag_ms, true);
@@ -1416,13 +1787,24 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
         if *sc == "faults" {
             let _ = writeln!(md);
             for c in cs {
-                let Some(cell) = res.cell(sc, *lat, c.id) else { continue };
+                let Some(cell) = res.cell(sc, *lat, c.id) else {
+                    continue;
+                };
                 let r = cell.runs[0];
                 let _ = writeln!(
                     md,
                     "- {} (run 1): {} requests: {} answered 200, {} answered 500, {} reset; {} connections; {}",
-                    c.label, r.requests, r.answered_200, r.answered_500, r.reset_or_unanswered, r.connections,
-                    r.driver.as_ref().and_then(|d| d.get("drain")).and_then(Value::as_str).unwrap_or(&r.outcome)
+                    c.label,
+                    r.requests,
+                    r.answered_200,
+                    r.answered_500,
+                    r.reset_or_unanswered,
+                    r.connections,
+                    r.driver
+                        .as_ref()
+                        .and_then(|d| d.get("drain"))
+                        .and_then(Value::as_str)
+                        .unwrap_or(&r.outcome)
                 );
             }
         }
@@ -1430,8 +1812,19 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
             .iter()
             .filter_map(|c| res.cell(sc, *lat, c.id))
             .flat_map(|cell| cell.runs.into_iter())
-            .filter(|r| r.outcome != "ok" && r.outcome != "reference" && !(r.scenario == "faults" && r.contender.ends_with("baseline")))
-            .map(|r| format!("{} run {}: {}", contender(&r.contender).label, r.run + 1, r.outcome))
+            .filter(|r| {
+                r.outcome != "ok"
+                    && r.outcome != "reference"
+                    && !(r.scenario == "faults" && r.contender.ends_with("baseline"))
+            })
+            .map(|r| {
+                format!(
+                    "{} run {}: {}",
+                    contender(&r.contender).label,
+                    r.run + 1,
+                    r.outcome
+                )
+            })
             .collect();
         if !odd.is_empty() {
             let _ = writeln!(md, "\nNot clean: {}", odd.join("; "));
@@ -1457,9 +1850,25 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
             fmt_num(z.soak_sample as f64)
         );
         let series = soak_series(s);
-        let _ = writeln!(md, "| after writes | {} |", series.iter().map(|(w, _)| w.map_or("flushed".into(), |w| fmt_num(w as f64))).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            md,
+            "| after writes | {} |",
+            series
+                .iter()
+                .map(|(w, _)| w.map_or("flushed".into(), |w| fmt_num(w as f64)))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
         let _ = writeln!(md, "| --- |{}", " ---: |".repeat(series.len()));
-        let _ = writeln!(md, "| RSS, MiB | {} |\n", series.iter().map(|(_, kb)| format!("{:.1}", kb / 1024.0)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            md,
+            "| RSS, MiB | {} |\n",
+            series
+                .iter()
+                .map(|(_, kb)| format!("{:.1}", kb / 1024.0))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
         let writes = s.drv("writes").unwrap_or(0.0);
         let _ = writeln!(
             md,
@@ -1469,9 +1878,16 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
             s.keys_expected,
             fmt_num(s.requests as f64),
             fmt_bytes(s.wire_bytes as f64),
-            opt(s.drv("cpu_in_sync_ns").map(|n| n / writes.max(1.0)), |x| format!("{x:.0} ns")),
+            opt(
+                s.drv("cpu_in_sync_ns").map(|n| n / writes.max(1.0)),
+                |x| format!("{x:.0} ns")
+            ),
             opt(s.peak_rss_mib(), |x| format!("{x:.1}")),
-            s.driver.as_ref().and_then(|d| d.get("stats")).map(|v| v.to_string()).unwrap_or_default()
+            s.driver
+                .as_ref()
+                .and_then(|d| d.get("stats"))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         );
     }
     md
@@ -1482,7 +1898,9 @@ fn write_report(ctx: &Ctx, env: &Env, res: &Results, plan: &[(&str, u64, Vec<&Co
 // ------------------------------------------------------------------------------------------
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 struct Bar {
@@ -1493,25 +1911,65 @@ struct Bar {
     incomplete: bool,
 }
 
-fn panel(svg: &mut String, y0: f64, title: &str, groups: &[(String, Vec<Bar>)], fmt: fn(f64) -> String) -> f64 {
+fn panel(
+    svg: &mut String,
+    y0: f64,
+    title: &str,
+    groups: &[(String, Vec<Bar>)],
+    fmt: fn(f64) -> String,
+) -> f64 {
     let (left, width, height) = (70.0, 860.0, 200.0);
-    let _ = writeln!(svg, r#"<text x="{left}" y="{}" class="title">{}</text>"#, y0 + 16.0, esc(title));
+    let _ = writeln!(
+        svg,
+        r#"<text x="{left}" y="{}" class="title">{}</text>"#,
+        y0 + 16.0,
+        esc(title)
+    );
     let top = y0 + 30.0;
-    let vals: Vec<f64> = groups.iter().flat_map(|(_, bs)| bs.iter().filter_map(|b| b.value)).filter(|v| *v > 0.0 && v.is_finite()).collect();
+    let vals: Vec<f64> = groups
+        .iter()
+        .flat_map(|(_, bs)| bs.iter().filter_map(|b| b.value))
+        .filter(|v| *v > 0.0 && v.is_finite())
+        .collect();
     if vals.is_empty() {
         return top + 20.0;
     }
-    let lo = vals.iter().cloned().fold(f64::INFINITY, f64::min).log10().floor();
-    let hi = vals.iter().cloned().fold(0.0, f64::max).log10().ceil().max(lo + 1.0);
+    let lo = vals
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min)
+        .log10()
+        .floor();
+    let hi = vals
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max)
+        .log10()
+        .ceil()
+        .max(lo + 1.0);
     let y_of = |v: f64| top + height - (v.log10() - lo) / (hi - lo) * height;
     // axis and decade grid
     let mut d = lo;
     while d <= hi + 1e-9 {
         let y = y_of(10f64.powf(d));
-        let _ = writeln!(svg, r#"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" class="grid"/>"#, left + width);
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" class="grid"/>"#,
+            left + width
+        );
         let tick = 10f64.powf(d);
-        let label = if tick >= 1.0 { fmt_count(tick) } else { format!("{tick}") };
-        let _ = writeln!(svg, r#"<text x="{}" y="{:.1}" class="axis" text-anchor="end">{}</text>"#, left - 6.0, y + 4.0, label);
+        let label = if tick >= 1.0 {
+            fmt_count(tick)
+        } else {
+            format!("{tick}")
+        };
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{:.1}" class="axis" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + 4.0,
+            label
+        );
         d += 1.0;
     }
     let gw = width / groups.len() as f64;
@@ -1539,7 +1997,13 @@ fn panel(svg: &mut String, y0: f64, title: &str, groups: &[(String, Vec<Bar>)], 
                             top + height - y
                         );
                     }
-                    let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" class="val" text-anchor="middle">{}</text>"#, x + (bw - 3.0) / 2.0, y - 3.0, esc(&fmt(v)));
+                    let _ = writeln!(
+                        svg,
+                        r#"<text x="{:.1}" y="{:.1}" class="val" text-anchor="middle">{}</text>"#,
+                        x + (bw - 3.0) / 2.0,
+                        y - 3.0,
+                        esc(&fmt(v))
+                    );
                 }
                 None => {
                     let _ = writeln!(
@@ -1561,29 +2025,47 @@ fn panel(svg: &mut String, y0: f64, title: &str, groups: &[(String, Vec<Bar>)], 
                 }
             }
         }
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" class="group" text-anchor="middle">{}</text>"#, gx + gw / 2.0, top + height + 18.0, esc(label));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" class="group" text-anchor="middle">{}</text>"#,
+            gx + gw / 2.0,
+            top + height + 18.0,
+            esc(label)
+        );
     }
     top + height + 36.0
 }
 
 fn write_chart(ctx: &Ctx, res: &Results, plan: &[(&str, u64, Vec<&Contender>)]) -> String {
     let lat = 20;
-    let cases: Vec<&(&str, u64, Vec<&Contender>)> = plan.iter().filter(|(_, l, _)| *l == lat).collect();
+    let cases: Vec<&(&str, u64, Vec<&Contender>)> =
+        plan.iter().filter(|(_, l, _)| *l == lat).collect();
     let group = |f: &dyn Fn(&Cell) -> (Option<f64>, String)| -> Vec<(String, Vec<Bar>)> {
         cases
             .iter()
             .map(|(sc, _, cs)| {
                 let bars = compared()
                     .map(|c| {
-                        let not_run = || Bar { color: c.color, value: None, note: "not run".into(), incomplete: false };
+                        let not_run = || Bar {
+                            color: c.color,
+                            value: None,
+                            note: "not run".into(),
+                            incomplete: false,
+                        };
                         if !cs.iter().any(|x| x.id == c.id) {
                             return not_run();
                         }
                         match res.cell(sc, lat, c.id) {
                             Some(cell) => {
                                 let (value, note) = f(&cell);
-                                let incomplete = cell.median(ttf, true).is_none_or(|t| !t.is_finite());
-                                Bar { color: c.color, value, note: format!("{} {}", c.label, note), incomplete }
+                                let incomplete =
+                                    cell.median(ttf, true).is_none_or(|t| !t.is_finite());
+                                Bar {
+                                    color: c.color,
+                                    value,
+                                    note: format!("{} {}", c.label, note),
+                                    incomplete,
+                                }
                             }
                             None => not_run(),
                         }
@@ -1591,7 +2073,10 @@ fn write_chart(ctx: &Ctx, res: &Results, plan: &[(&str, u64, Vec<&Contender>)]) 
                     .collect();
                 let n = match *sc {
                     "stream" => format!("stream ({} writes)", ctx.sizes.stream_writes),
-                    "initial" => format!("initial ({} keys)", 1 + ctx.sizes.initial_messages + ctx.sizes.initial_parts),
+                    "initial" => format!(
+                        "initial ({} keys)",
+                        1 + ctx.sizes.initial_messages + ctx.sizes.initial_parts
+                    ),
                     "many" => format!("many ({}×{})", ctx.sizes.many_sessions, ctx.sizes.many_keys),
                     "burst" => format!("burst ({} keys)", ctx.sizes.burst_keys),
                     "faults" => format!("faults ({} keys)", ctx.sizes.faults_keys),
@@ -1603,10 +2088,19 @@ fn write_chart(ctx: &Ctx, res: &Results, plan: &[(&str, u64, Vec<&Contender>)]) 
     };
     let time = group(&|cell| {
         let t = cell.median(ttf, true).filter(|t| t.is_finite());
-        let finals = cell.median(|r| Some(r.keys_final as f64), false).unwrap_or(0.0);
+        let finals = cell
+            .median(|r| Some(r.keys_final as f64), false)
+            .unwrap_or(0.0);
         match t {
             Some(t) => (Some(t), format!("{} ms", fmt_num(t))),
-            None => (None, format!("DNF: {} of {} final", fmt_count(finals), cell.runs[0].keys_expected)),
+            None => (
+                None,
+                format!(
+                    "DNF: {} of {} final",
+                    fmt_count(finals),
+                    cell.runs[0].keys_expected
+                ),
+            ),
         }
     });
     let requests = group(&|cell| {
@@ -1619,9 +2113,33 @@ fn write_chart(ctx: &Ctx, res: &Results, plan: &[(&str, u64, Vec<&Contender>)]) 
     });
     let mut body = String::new();
     let mut y = 56.0;
-    y = panel(&mut body, y, "Time until the service holds every final content, ms (log scale)", &time, fmt_short);
-    y = panel(&mut body, y, "/share_sync requests sent (log scale)", &requests, |x| if x >= 10_000.0 { fmt_short(x) } else { fmt_count(x) });
-    y = panel(&mut body, y, "Host thread CPU per write, µs (log scale; the JS thread in Bun/Node, the writer threads in C)", &cpu, fmt_num);
+    y = panel(
+        &mut body,
+        y,
+        "Time until the service holds every final content, ms (log scale)",
+        &time,
+        fmt_short,
+    );
+    y = panel(
+        &mut body,
+        y,
+        "/share_sync requests sent (log scale)",
+        &requests,
+        |x| {
+            if x >= 10_000.0 {
+                fmt_short(x)
+            } else {
+                fmt_count(x)
+            }
+        },
+    );
+    y = panel(
+        &mut body,
+        y,
+        "Host thread CPU per write, µs (log scale; the JS thread in Bun/Node, the writer threads in C)",
+        &cpu,
+        fmt_num,
+    );
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -1635,18 +2153,26 @@ fn write_chart(ctx: &Ctx, res: &Results, plan: &[(&str, u64, Vec<&Contender>)]) 
 <style>.title{{font-size:13px;font-weight:bold;fill:#222}}.axis{{font-size:10px;fill:#555}}.val{{font-size:9px;fill:#333}}.group{{font-size:12px;fill:#222}}.grid{{stroke:#ddd;stroke-width:1}}.dnf{{font-size:10px;fill:#444}}.legend{{font-size:12px;fill:#222}}</style>
 <rect width="100%" height="100%" fill="white"/>"##
     );
-    let _ = writeln!(svg, r#"<text x="70" y="18" class="title">opencode-share vs the original Share module — service latency 20 ms, medians</text>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="70" y="18" class="title">opencode-share vs the original Share module — service latency 20 ms, medians</text>"#
+    );
     let _ = writeln!(
         svg,
         r#"<text x="70" y="56" class="axis">hatched: some final content never arrived (the original stops sending at the first connection reset)</text>"#
     );
     let mut x = 70.0;
     for c in compared() {
-        let _ = writeln!(svg, r#"<rect x="{x}" y="26" width="12" height="12" fill="{}"/><text x="{}" y="36" class="legend">{}</text>"#, c.color, x + 16.0, esc(c.label));
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="26" width="12" height="12" fill="{}"/><text x="{}" y="36" class="legend">{}</text>"#,
+            c.color,
+            x + 16.0,
+            esc(c.label)
+        );
         x += 150.0;
     }
     svg.push_str(&body);
     svg.push_str("</svg>\n");
     svg
 }
-

@@ -34,9 +34,16 @@ fn sync(key: &CString, content: &CString) {
 
 fn share_sync(c: &mut Criterion) {
     let service = service::ShareService::start();
-    api::init(Some(&format!(r#"{{"url":"{}","max_pending_bytes":1099511627776}}"#, service.url()))).unwrap();
+    api::init(Some(&format!(
+        r#"{{"url":"{}","max_pending_bytes":1099511627776}}"#,
+        service.url()
+    )))
+    .unwrap();
     api::create(SESSION).unwrap();
-    let key = CString::new(format!("session/part/{SESSION}/msg_7f3a293c1001dGP7YTh3CSghDk/prt_7f3a2981f0010WacShqQt0yC1V")).unwrap();
+    let key = CString::new(format!(
+        "session/part/{SESSION}/msg_7f3a293c1001dGP7YTh3CSghDk/prt_7f3a2981f0010WacShqQt0yC1V"
+    ))
+    .unwrap();
     let mut group = c.benchmark_group("share_sync");
     for (label, size) in [("100B", 100), ("1KiB", 1024), ("100KiB", 100 * 1024)] {
         let content = part(size);
@@ -69,17 +76,31 @@ fn share_sync(c: &mut Criterion) {
 }
 
 fn key_parsing(c: &mut Criterion) {
-    let part = format!("session/part/{SESSION}/msg_7f3a293c1001dGP7YTh3CSghDk/prt_7f3a2981f0010WacShqQt0yC1V");
+    let part = format!(
+        "session/part/{SESSION}/msg_7f3a293c1001dGP7YTh3CSghDk/prt_7f3a2981f0010WacShqQt0yC1V"
+    );
     let mut group = c.benchmark_group("key::classify");
-    group.bench_function("part", |b| b.iter(|| key::classify(black_box(&part)).unwrap()));
-    group.bench_function("info", |b| b.iter(|| key::classify(black_box("session/info/ses_80c5d89ffffekQQ8blAcavcm0S")).unwrap()));
-    group.bench_function("foreign", |b| b.iter(|| key::classify(black_box("project/global/abc")).unwrap()));
+    group.bench_function("part", |b| {
+        b.iter(|| key::classify(black_box(&part)).unwrap())
+    });
+    group.bench_function("info", |b| {
+        b.iter(|| key::classify(black_box("session/info/ses_80c5d89ffffekQQ8blAcavcm0S")).unwrap())
+    });
+    group.bench_function("foreign", |b| {
+        b.iter(|| key::classify(black_box("project/global/abc")).unwrap())
+    });
     group.finish();
 }
 
 fn coalescing(c: &mut Criterion) {
-    let limits = Limits { concurrency: 8, max_retries: 10, max_pending_bytes: usize::MAX };
-    let keys: Vec<String> = (0..10_000).map(|n| format!("session/part/{SESSION}/msg_1/prt_{n:026}")).collect();
+    let limits = Limits {
+        concurrency: 8,
+        max_retries: 10,
+        max_pending_bytes: usize::MAX,
+    };
+    let keys: Vec<String> = (0..10_000)
+        .map(|n| format!("session/part/{SESSION}/msg_1/prt_{n:026}"))
+        .collect();
     let text: Arc<str> = Arc::from(part(1024).to_str().unwrap());
     let mut queue = Queue::new(limits);
     for key in &keys {
@@ -90,7 +111,9 @@ fn coalescing(c: &mut Criterion) {
     group.bench_function("offer (coalesce)", |b| {
         b.iter(|| {
             n = (n + 7919) % keys.len();
-            queue.offer(black_box(&keys[n]), SESSION, text.clone()).unwrap()
+            queue
+                .offer(black_box(&keys[n]), SESSION, text.clone())
+                .unwrap()
         })
     });
     group.bench_function("dispatch + sent + offer", |b| {

@@ -36,14 +36,24 @@ fn run() -> Result<(), String> {
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("fixture: {e}"))?;
-            Ok((v["key"].as_str().unwrap_or_default().to_owned(), v["content"].clone()))
+            Ok((
+                v["key"].as_str().unwrap_or_default().to_owned(),
+                v["content"].clone(),
+            ))
         })
         .collect::<Result<_, String>>()?;
-    let session = writes[0].1["id"].as_str().ok_or("fixture: the first write is not session/info")?.to_owned();
+    let session = writes[0].1["id"]
+        .as_str()
+        .ok_or("fixture: the first write is not session/info")?
+        .to_owned();
 
     let service = service::ShareService::start();
     service.set_latency(latency);
-    println!("share service   {} (loopback, {} ms per request)", service.url(), latency.as_millis());
+    println!(
+        "share service   {} (loopback, {} ms per request)",
+        service.url(),
+        latency.as_millis()
+    );
     api::init(Some(&json!({ "url": service.url() }).to_string())).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
@@ -51,14 +61,22 @@ fn run() -> Result<(), String> {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
 
-    let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
-    let (url, secret) = (created["url"].as_str().unwrap(), created["secret"].as_str().unwrap().to_owned());
+    let created: Value =
+        serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
+    let (url, secret) = (
+        created["url"].as_str().unwrap(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
     println!("shared          {session} -> {url}");
 
     // opencode stores the share record, and its auto-share once copied it into session/info:
     // the library learns the share from the first and strips the secret from the second
     let share_record = json!({ "url": url, "secret": secret });
-    api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
+    api::sync(
+        &format!("session/share/{session}"),
+        &share_record.to_string(),
+    )
+    .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
     for (n, (key, content)) in writes.iter().enumerate() {
@@ -76,7 +94,9 @@ fn run() -> Result<(), String> {
     api::flush(Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
 
-    let held = service.data(&session).ok_or("the service holds no share for the session")?;
+    let held = service
+        .data(&session)
+        .ok_or("the service holds no share for the session")?;
     println!("\nthe service holds {} keys of {session}:", held.len());
     for (key, value) in &held {
         println!("  {:<100} {}", key, describe(value));
@@ -95,14 +115,26 @@ fn run() -> Result<(), String> {
     api::shutdown(Duration::from_secs(5)).map_err(|e| e.to_string())?;
 
     if held != newest {
-        let wrong: Vec<&String> = newest.keys().filter(|k| held.get(*k) != newest.get(*k)).collect();
-        return Err(format!("the service's copy differs from storage for {wrong:?}"));
+        let wrong: Vec<&String> = newest
+            .keys()
+            .filter(|k| held.get(*k) != newest.get(*k))
+            .collect();
+        return Err(format!(
+            "the service's copy differs from storage for {wrong:?}"
+        ));
     }
     let leaked = held.values().any(|v| v.to_string().contains(&secret));
-    if leaked || stats.to_string().contains(&secret) || events.iter().any(|e| e.to_string().contains(&secret)) {
-        return Err("the share secret leaked into the shared content, the stats or an event".into());
+    if leaked
+        || stats.to_string().contains(&secret)
+        || events.iter().any(|e| e.to_string().contains(&secret))
+    {
+        return Err(
+            "the share secret leaked into the shared content, the stats or an event".into(),
+        );
     }
-    println!("ok      the service holds exactly the newest content of every key; the secret is not in it");
+    println!(
+        "ok      the service holds exactly the newest content of every key; the secret is not in it"
+    );
     Ok(())
 }
 
@@ -111,7 +143,11 @@ fn describe(v: &Value) -> String {
     let kind = v["type"].as_str().or(v["role"].as_str()).unwrap_or("info");
     let mut text = match kind {
         "text" => format!("text, {} chars", v["text"].as_str().map_or(0, str::len)),
-        "tool" => format!("tool {} {}", v["tool"].as_str().unwrap_or("?"), v["state"]["status"].as_str().unwrap_or("?")),
+        "tool" => format!(
+            "tool {} {}",
+            v["tool"].as_str().unwrap_or("?"),
+            v["state"]["status"].as_str().unwrap_or("?")
+        ),
         "info" => format!("session {:?}", v["title"].as_str().unwrap_or("")),
         other => other.to_owned(),
     };
@@ -125,9 +161,10 @@ fn latency_arg() -> Result<Duration, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => Ok(Duration::from_millis(20)),
-        [flag, ms] if flag == "--latency-ms" => {
-            ms.parse().map(Duration::from_millis).map_err(|_| format!("--latency-ms takes a number, not {ms:?}"))
-        }
+        [flag, ms] if flag == "--latency-ms" => ms
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("--latency-ms takes a number, not {ms:?}")),
         _ => Err("usage: share_demo [--latency-ms N]".into()),
     }
 }

@@ -19,6 +19,12 @@ pub fn init(config: Option<&str>) -> Result<()> {
 
 /// Takes one storage write; never blocks on I/O.
 pub fn sync(key: &str, content: &str) -> Result<()> {
+    sync_queued(key, content).map(|_| ())
+}
+
+/// [`sync`], telling whether the content was queued (an event naming its key or session will
+/// follow) or ignored.
+pub fn sync_queued(key: &str, content: &str) -> Result<bool> {
     runtime::with_current(|shared| shared.sync(key, content))
 }
 
@@ -43,7 +49,9 @@ pub fn create_async(session: &str, completion: Completion) -> Result<u32> {
     let shared = runtime::current()?;
     key::check_session_id(session)?;
     let session = session.to_owned();
-    ops::start(&shared, completion, move |shared| ops::create(shared, &session))
+    ops::start(&shared, completion, move |shared| {
+        ops::create(shared, &session)
+    })
 }
 
 /// [`remove`] on a worker: the local part is done before this returns.
@@ -52,7 +60,9 @@ pub fn remove_async(session: &str, secret: &str, completion: Completion) -> Resu
     let secret = check_remove(session, secret)?;
     ops::forget(&shared, session);
     let session = session.to_owned();
-    ops::start(&shared, completion, move |shared| ops::delete(shared, &session, &secret).map(|()| "{}".into()))
+    ops::start(&shared, completion, move |shared| {
+        ops::delete(shared, &session, &secret).map(|()| "{}".into())
+    })
 }
 
 fn check_remove(session: &str, secret: &str) -> Result<Secret> {

@@ -54,10 +54,15 @@ impl Config {
     pub fn parse(json: Option<&str>, env_api: Option<&str>) -> Result<Config> {
         let raw: Raw = match json.map(str::trim) {
             None | Some("") => Raw::default(),
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| Error::invalid(format!("config: {e}")))?,
+            Some(text) => {
+                serde_json::from_str(text).map_err(|e| Error::invalid(format!("config: {e}")))?
+            }
         };
-        let url = resolve_url(raw.url.as_deref(), env_api, raw.version.as_deref().unwrap_or(""));
+        let url = resolve_url(
+            raw.url.as_deref(),
+            env_api,
+            raw.version.as_deref().unwrap_or(""),
+        );
         let loopback = check_url(&url, raw.allow_insecure.unwrap_or(false), raw.url.is_none())?;
 
         let ms = |name: &str, value: Option<u64>, default: u64, min: u64| -> Result<Duration> {
@@ -74,7 +79,9 @@ impl Config {
         let retry_initial = ms("retry_initial_ms", raw.retry_initial_ms, 250, 1)?;
         let retry_max = ms("retry_max_ms", raw.retry_max_ms, 30_000, 1)?;
         if retry_max < retry_initial {
-            return Err(Error::invalid("config: retry_max_ms must not be below retry_initial_ms"));
+            return Err(Error::invalid(
+                "config: retry_max_ms must not be below retry_initial_ms",
+            ));
         }
         let concurrency = raw.concurrency.unwrap_or(8);
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
@@ -84,13 +91,17 @@ impl Config {
         }
         let max_pending_bytes = raw.max_pending_bytes.unwrap_or(256 << 20);
         if max_pending_bytes == 0 {
-            return Err(Error::invalid("config: max_pending_bytes must be at least 1"));
+            return Err(Error::invalid(
+                "config: max_pending_bytes must be at least 1",
+            ));
         }
         let user_agent = raw
             .user_agent
             .unwrap_or_else(|| format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
         if user_agent.is_empty() || user_agent.chars().any(|c| c.is_control()) {
-            return Err(Error::invalid("config: user_agent must be non-empty printable text"));
+            return Err(Error::invalid(
+                "config: user_agent must be non-empty printable text",
+            ));
         }
         Ok(Config {
             url,
@@ -110,23 +121,36 @@ impl Config {
 /// The base URL: the `url` key, else `OPENCODE_API`, else dev or production by `version`
 /// (`dev`, or a `0.0.0…` snapshot, picks dev). Trailing slashes are dropped.
 pub fn resolve_url(url: Option<&str>, env_api: Option<&str>, version: &str) -> String {
-    let chosen = url.or(env_api.filter(|v| !v.is_empty())).unwrap_or_else(|| {
-        if version == "dev" || version.starts_with("0.0.0") { DEV_API } else { PROD_API }
-    });
+    let chosen = url
+        .or(env_api.filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| {
+            if version == "dev" || version.starts_with("0.0.0") {
+                DEV_API
+            } else {
+                PROD_API
+            }
+        });
     chosen.trim_end_matches('/').to_string()
 }
 
 /// Checks the URL's shape; plain http needs a loopback host unless `allow_insecure`.
 /// Returns whether the host is loopback.
 fn check_url(url: &str, allow_insecure: bool, from_env: bool) -> Result<bool> {
-    let origin = if from_env { "OPENCODE_API" } else { "config: url" };
+    let origin = if from_env {
+        "OPENCODE_API"
+    } else {
+        "config: url"
+    };
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| Error::invalid(format!("{origin} {url:?} is not a URL: {e}")))?;
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Err(Error::invalid(format!("{origin} {url:?} has no host")));
     };
     let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     match parsed.scheme() {
         "https" => {}
         "http" if loopback || allow_insecure => {}
@@ -136,10 +160,16 @@ fn check_url(url: &str, allow_insecure: bool, from_env: bool) -> Result<bool> {
                  set allow_insecure to true to permit it"
             )));
         }
-        other => return Err(Error::invalid(format!("{origin} {url:?}: scheme {other:?} is not http or https"))),
+        other => {
+            return Err(Error::invalid(format!(
+                "{origin} {url:?}: scheme {other:?} is not http or https"
+            )));
+        }
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(Error::invalid(format!("{origin} {url:?} must not have a query or fragment")));
+        return Err(Error::invalid(format!(
+            "{origin} {url:?} must not have a query or fragment"
+        )));
     }
     Ok(loopback)
 }
@@ -167,7 +197,10 @@ mod tests {
             assert_eq!(c.retry_initial, Duration::from_millis(250));
             assert_eq!(c.retry_max, Duration::from_secs(30));
             assert_eq!(c.max_pending_bytes, 268_435_456);
-            assert_eq!(c.user_agent, format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
+            assert_eq!(
+                c.user_agent,
+                format!("opencode-share/{}", env!("CARGO_PKG_VERSION"))
+            );
             assert!(!c.loopback);
         }
     }
@@ -184,9 +217,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.url, "http://10.0.0.5:8080");
-        assert_eq!((c.timeout, c.connect_timeout), (Duration::from_millis(100), Duration::from_millis(50)));
-        assert_eq!((c.concurrency, c.max_retries, c.max_pending_bytes), (1, 0, 1000));
-        assert_eq!((c.retry_initial, c.retry_max), (Duration::from_millis(5), Duration::from_millis(10)));
+        assert_eq!(
+            (c.timeout, c.connect_timeout),
+            (Duration::from_millis(100), Duration::from_millis(50))
+        );
+        assert_eq!(
+            (c.concurrency, c.max_retries, c.max_pending_bytes),
+            (1, 0, 1000)
+        );
+        assert_eq!(
+            (c.retry_initial, c.retry_max),
+            (Duration::from_millis(5), Duration::from_millis(10))
+        );
         assert_eq!(c.user_agent, "host/1");
     }
 
@@ -213,8 +255,14 @@ mod tests {
 
     #[test]
     fn url_resolution() {
-        assert_eq!(resolve_url(Some("https://x.test/"), Some("https://env.test"), "dev"), "https://x.test");
-        assert_eq!(resolve_url(None, Some("https://env.test//"), "dev"), "https://env.test");
+        assert_eq!(
+            resolve_url(Some("https://x.test/"), Some("https://env.test"), "dev"),
+            "https://x.test"
+        );
+        assert_eq!(
+            resolve_url(None, Some("https://env.test//"), "dev"),
+            "https://env.test"
+        );
         assert_eq!(resolve_url(None, Some(""), "dev"), DEV_API);
         assert_eq!(resolve_url(None, None, "dev"), DEV_API);
         assert_eq!(resolve_url(None, None, "0.0.0-202507011200"), DEV_API);
@@ -228,8 +276,17 @@ mod tests {
 
     #[test]
     fn plain_http_needs_loopback_or_allow_insecure() {
-        for ok in ["http://127.0.0.1:1", "http://127.9.9.9", "http://localhost:3000", "http://[::1]:80", "https://share.example"] {
-            assert!(Config::parse(Some(&format!(r#"{{"url":"{ok}"}}"#)), None).is_ok(), "{ok}");
+        for ok in [
+            "http://127.0.0.1:1",
+            "http://127.9.9.9",
+            "http://localhost:3000",
+            "http://[::1]:80",
+            "https://share.example",
+        ] {
+            assert!(
+                Config::parse(Some(&format!(r#"{{"url":"{ok}"}}"#)), None).is_ok(),
+                "{ok}"
+            );
         }
         assert!(err(r#"{"url":"http://10.1.2.3"}"#).contains("allow_insecure"));
         assert!(err(r#"{"url":"http://share.example"}"#).contains("allow_insecure"));

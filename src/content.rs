@@ -22,7 +22,11 @@ pub fn validate(key: &str, text: &str) -> Result<()> {
 pub fn share_secret(key: &str, text: &str) -> Result<Option<Secret>> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Error::invalid(format!("content of {key:?} is not one JSON value: {e}")))?;
-    Ok(value.get("secret").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Secret::new))
+    Ok(value
+        .get("secret")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(Secret::new))
 }
 
 /// The content as it goes on the wire: the host's own text, unless some object member's value
@@ -44,7 +48,11 @@ pub fn redact<'a>(text: &'a str, secret: &Secret) -> Result<Cow<'a, str>> {
             )));
         }
     };
-    Ok(if strip_secret(&mut value, secret) { Cow::Owned(value.to_string()) } else { Cow::Borrowed(text) })
+    Ok(if strip_secret(&mut value, secret) {
+        Cow::Owned(value.to_string())
+    } else {
+        Cow::Borrowed(text)
+    })
 }
 
 /// Removes every object member whose value is the string `secret`; true if any was removed.
@@ -59,7 +67,9 @@ pub fn strip_secret(value: &mut Value, secret: &str) -> bool {
             }
             changed
         }
-        Value::Array(items) => items.iter_mut().fold(false, |acc, v| strip_secret(v, secret) | acc),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| strip_secret(v, secret) | acc),
         _ => false,
     }
 }
@@ -70,12 +80,34 @@ mod tests {
 
     #[test]
     fn validate_accepts_one_value_only() {
-        for ok in ["{}", "[]", "1", "\"s\"", "null", " {\"a\":[1,2,{\"b\":null}]} ", "true"] {
+        for ok in [
+            "{}",
+            "[]",
+            "1",
+            "\"s\"",
+            "null",
+            " {\"a\":[1,2,{\"b\":null}]} ",
+            "true",
+        ] {
             assert!(validate("k", ok).is_ok(), "{ok}");
         }
-        for bad in ["", " ", "{", "{} {}", "{\"a\":}", "nul", "'x'", "{\"a\":1,}", "\"\u{1}\""] {
+        for bad in [
+            "",
+            " ",
+            "{",
+            "{} {}",
+            "{\"a\":}",
+            "nul",
+            "'x'",
+            "{\"a\":1,}",
+            "\"\u{1}\"",
+        ] {
             let e = validate("session/info/s", bad).unwrap_err();
-            assert!(e.message.contains("not one JSON value"), "{bad}: {}", e.message);
+            assert!(
+                e.message.contains("not one JSON value"),
+                "{bad}: {}",
+                e.message
+            );
         }
         // nesting far beyond serde_json's limit is an error, not a stack overflow
         let deep = "[".repeat(100_000);
@@ -84,7 +116,9 @@ mod tests {
 
     #[test]
     fn share_records_give_their_secret() {
-        let s = share_secret("k", r#"{"secret":"abc","url":"u"}"#).unwrap().unwrap();
+        let s = share_secret("k", r#"{"secret":"abc","url":"u"}"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.expose(), "abc");
         assert!(share_secret("k", r#"{"url":"u"}"#).unwrap().is_none());
         assert!(share_secret("k", r#"{"secret":7}"#).unwrap().is_none());
@@ -97,7 +131,10 @@ mod tests {
         let secret = Secret::new("0b5e-7f");
         let text = r#"{"id":"ses_1","share":{"url":"https://x/s/1","secret":"0b5e-7f"},"list":[{"k":"0b5e-7f","n":1}]}"#;
         let out = redact(text, &secret).unwrap();
-        assert_eq!(out, r#"{"id":"ses_1","share":{"url":"https://x/s/1"},"list":[{"n":1}]}"#);
+        assert_eq!(
+            out,
+            r#"{"id":"ses_1","share":{"url":"https://x/s/1"},"list":[{"n":1}]}"#
+        );
         assert!(!out.contains("0b5e-7f"));
     }
 

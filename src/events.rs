@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-
 use serde::Serialize;
 
 use crate::locks::lock;
@@ -67,6 +66,9 @@ pub enum Event {
     },
     /// The service answered 401/403 for `session`: its share is forgotten.
     Unshared { session: Arc<str>, status: u16 },
+    /// `count` events did not fit in the buffer and are missing before this one: a host that
+    /// tracks keys from events must re-check them.
+    Lost { count: u64 },
 }
 
 /// The host's sink: a wake-up telling it to take the events.
@@ -77,6 +79,8 @@ pub type Courier = Box<dyn Fn() + Send + Sync>;
 #[derive(Default)]
 struct Buffer {
     events: VecDeque<Event>,
+    /// Events lost since the host last took them.
+    lost_since_take: u64,
     sink: Option<Sink>,
     courier: Option<Courier>,
 }
@@ -92,7 +96,12 @@ pub struct Hub {
 }
 
 static HUB: Hub = Hub {
-    buffer: Mutex::new(Buffer { events: VecDeque::new(), sink: None, courier: None }),
+    buffer: Mutex::new(Buffer {
+        events: VecDeque::new(),
+        lost_since_take: 0,
+        sink: None,
+        courier: None,
+    }),
     enabled: AtomicBool::new(false),
     notified: AtomicBool::new(false),
     lost: AtomicU64::new(0),
@@ -111,6 +120,7 @@ impl Hub {
         self.enabled.store(sink.is_some(), Ordering::SeqCst);
         if sink.is_none() {
             buffer.events.clear();
+            buffer.lost_since_take = 0;
         }
         buffer.sink = sink;
         self.notified.store(false, Ordering::SeqCst);
@@ -136,6 +146,7 @@ impl Hub {
         for event in events {
             if buffer.events.len() >= CAPACITY {
                 self.lost.fetch_add(1, Ordering::Relaxed);
+                buffer.lost_since_take += 1;
             } else {
                 buffer.events.push_back(event);
             }
@@ -149,11 +160,16 @@ impl Hub {
         }
     }
 
-    /// Takes every buffered event, oldest first.
+    /// Takes every buffered event, oldest first, and a `lost` event last if some did not fit.
     pub fn take(&self) -> Vec<Event> {
         let mut buffer = lock(&self.buffer);
         self.notified.store(false, Ordering::SeqCst);
-        buffer.events.drain(..).collect()
+        let mut events: Vec<Event> = buffer.events.drain(..).collect();
+        let lost = std::mem::take(&mut buffer.lost_since_take);
+        if lost > 0 {
+            events.push(Event::Lost { count: lost });
+        }
+        events
     }
 
     /// Events that did not fit in the buffer, since the process started.
@@ -174,13 +190,54 @@ mod tests {
     #[test]
     fn events_serialize_with_their_type() {
         let json = to_json(&[
-            Event::Synced { key: "session/info/ses_1".into(), status: 200 },
-            Event::Retry { key: "k".into(), retry: 2, delay_ms: 40, status: None, error: Some("reset".into()) },
-            Event::Dropped { reason: Reason::RetriesExhausted, key: Some("k".into()), session: None, count: 1 },
+            Event::Synced {
+                key: "session/info/ses_1".into(),
+                status: 200,
+            },
+            Event::Retry {
+                key: "k".into(),
+                retry: 2,
+                delay_ms: 40,
+                status: None,
+                error: Some("reset".into()),
+            },
+            Event::Dropped {
+                reason: Reason::RetriesExhausted,
+                key: Some("k".into()),
+                session: None,
+                count: 1,
+            },
         ]);
         assert_eq!(
             json,
             r#"[{"type":"synced","key":"session/info/ses_1","status":200},{"type":"retry","key":"k","retry":2,"delay_ms":40,"error":"reset"},{"type":"dropped","reason":"retries_exhausted","key":"k","count":1}]"#
         );
+    }
+
+    #[test]
+    fn events_that_do_not_fit_are_reported_by_one_lost_event_at_the_next_take() {
+        let hub = Hub {
+            buffer: Mutex::new(Buffer::default()),
+            enabled: AtomicBool::new(false),
+            notified: AtomicBool::new(false),
+            lost: AtomicU64::new(0),
+        };
+        hub.set_sink(Some(Arc::new(|| {})));
+        let synced = |i: usize| Event::Synced {
+            key: format!("session/part/s/m/{i}").into(),
+            status: 200,
+        };
+        hub.emit((0..CAPACITY + 3).map(synced));
+        let taken = hub.take();
+        assert_eq!(taken.len(), CAPACITY + 1);
+        assert_eq!(
+            taken[CAPACITY - 1],
+            synced(CAPACITY - 1),
+            "the oldest events are the ones kept"
+        );
+        assert_eq!(taken[CAPACITY], Event::Lost { count: 3 });
+        assert_eq!(hub.lost(), 3);
+        hub.emit([synced(0)]);
+        assert_eq!(hub.take(), vec![synced(0)], "the loss is reported once");
     }
 }

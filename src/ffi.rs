@@ -50,7 +50,9 @@ unsafe fn text<'a>(name: &str, ptr: *const c_char) -> Result<&'a str> {
     }
     // SAFETY: the caller promises a NUL-terminated string valid for the call.
     let bytes = unsafe { CStr::from_ptr(ptr) };
-    bytes.to_str().map_err(|e| Error::invalid(format!("{name} is not valid UTF-8 ({e})")))
+    bytes
+        .to_str()
+        .map_err(|e| Error::invalid(format!("{name} is not valid UTF-8 ({e})")))
 }
 
 /// Clears an out-pointer and returns it for writing.
@@ -81,7 +83,8 @@ pub type share_event_notify = Option<unsafe extern "C" fn(user_data: *mut c_void
 /// status; take its result with `share_op_take`. Pass scalars only: some hosts run the
 /// callback's body later, after this returns.
 #[allow(non_camel_case_types)]
-pub type share_op_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, op_id: u32, status: share_status)>;
+pub type share_op_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, op_id: u32, status: share_status)>;
 
 /// The host's user_data pointer, carried to the notifier thread and handed back untouched.
 #[derive(Clone, Copy)]
@@ -113,7 +116,10 @@ pub unsafe extern "C" fn share_init(config_json: *const c_char) -> share_status 
 /// session's share. Fails with SHARE_ERR_INVALID_ARGUMENT (malformed key, invalid JSON),
 /// SHARE_ERR_NOT_INITIALIZED or SHARE_ERR_QUEUE_FULL (nothing queued).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn share_sync(key: *const c_char, content_json: *const c_char) -> share_status {
+pub unsafe extern "C" fn share_sync(
+    key: *const c_char,
+    content_json: *const c_char,
+) -> share_status {
     guard(|| {
         // SAFETY: as documented, NUL-terminated strings.
         let (key, content) = unsafe { (text("key", key)?, text("content_json", content_json)?) };
@@ -121,11 +127,40 @@ pub unsafe extern "C" fn share_sync(key: *const c_char, content_json: *const c_c
     })
 }
 
+/// share_sync that also tells what became of the write, for a host that tracks delivery (the
+/// TypeScript binding holds a key's newer contents, unserialised, until this one settles).
+/// `*out_queued` is set to true when the content was queued for the service: an event naming
+/// its key (synced, retry, failed, dropped) or its session (dropped, unshared) will follow, if
+/// an event callback is set. It is set to false when the write was ignored or the call failed.
+/// Checks, statuses and cost are those of share_sync.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_sync_queued(
+    key: *const c_char,
+    content_json: *const c_char,
+    out_queued: *mut bool,
+) -> share_status {
+    guard(|| {
+        if out_queued.is_null() {
+            return Err(Error::invalid("out_queued is NULL"));
+        }
+        // SAFETY: checked non-NULL; the caller promises it is writable. Strings as documented.
+        unsafe { *out_queued = false };
+        let (key, content) = unsafe { (text("key", key)?, text("content_json", content_json)?) };
+        let queued = api::sync_queued(key, content)?;
+        // SAFETY: as above.
+        unsafe { *out_queued = queued };
+        Ok(())
+    })
+}
+
 /// Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
 /// remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
 /// caller frees with share_string_free; on failure it is set to NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn share_create(session_id: *const c_char, out_json: *mut *mut c_char) -> share_status {
+pub unsafe extern "C" fn share_create(
+    session_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> share_status {
     guard(|| {
         // SAFETY: as documented.
         let (slot, session) = unsafe { (out(out_json)?, text("session_id", session_id)?) };
@@ -138,10 +173,14 @@ pub unsafe extern "C" fn share_create(session_id: *const c_char, out_json: *mut 
 /// waits (up to timeout_ms) for its requests in flight, then POSTs /share_delete (retried).
 /// No sync of the session reaches the service after this returns, even when the delete fails.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn share_remove(session_id: *const c_char, secret: *const c_char) -> share_status {
+pub unsafe extern "C" fn share_remove(
+    session_id: *const c_char,
+    secret: *const c_char,
+) -> share_status {
     guard(|| {
         // SAFETY: as documented.
-        let (session, secret) = unsafe { (text("session_id", session_id)?, text("secret", secret)?) };
+        let (session, secret) =
+            unsafe { (text("session_id", session_id)?, text("secret", secret)?) };
         api::remove(session, secret)
     })
 }
@@ -229,7 +268,10 @@ pub unsafe extern "C" fn share_string_free(s: *mut c_char) {
 /// Events are kept only while a sink is set (up to 65536; more are counted in events_lost).
 /// A NULL `notify` removes the sink and discards waiting events. May be called at any time.
 #[unsafe(no_mangle)]
-pub extern "C" fn share_set_event_callback(notify: share_event_notify, user_data: *mut c_void) -> share_status {
+pub extern "C" fn share_set_event_callback(
+    notify: share_event_notify,
+    user_data: *mut c_void,
+) -> share_status {
     guard(|| {
         let user_data = UserData(user_data);
         api::set_event_sink(notify.map(|notify| {
@@ -302,7 +344,9 @@ pub unsafe extern "C" fn share_create_async(
     guard(|| {
         // SAFETY: as documented.
         unsafe {
-            start_op(out_op_id, callback, user_data, |done| api::create_async(text("session_id", session_id)?, done))
+            start_op(out_op_id, callback, user_data, |done| {
+                api::create_async(text("session_id", session_id)?, done)
+            })
         }
     })
 }
@@ -322,7 +366,11 @@ pub unsafe extern "C" fn share_remove_async(
         // SAFETY: as documented.
         unsafe {
             start_op(out_op_id, callback, user_data, |done| {
-                api::remove_async(text("session_id", session_id)?, text("secret", secret)?, done)
+                api::remove_async(
+                    text("session_id", session_id)?,
+                    text("secret", secret)?,
+                    done,
+                )
             })
         }
     })
@@ -370,7 +418,10 @@ mod tests {
 
     fn last_error() -> String {
         // SAFETY: share_last_error never returns NULL and the string lives until the next failure.
-        unsafe { CStr::from_ptr(share_last_error()) }.to_str().unwrap().to_owned()
+        unsafe { CStr::from_ptr(share_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     #[test]
@@ -386,13 +437,26 @@ mod tests {
     fn null_and_bad_utf8_are_invalid_arguments() {
         // SAFETY: NULL and a NUL-terminated byte string are both allowed inputs.
         unsafe {
-            assert_eq!(share_sync(std::ptr::null(), c"{}".as_ptr()), share_status::SHARE_ERR_INVALID_ARGUMENT);
+            assert_eq!(
+                share_sync(std::ptr::null(), c"{}".as_ptr()),
+                share_status::SHARE_ERR_INVALID_ARGUMENT
+            );
             assert_eq!(last_error(), "key is NULL");
             let bad = b"session/info/\xff\0";
-            assert_eq!(share_sync(bad.as_ptr().cast(), c"{}".as_ptr()), share_status::SHARE_ERR_INVALID_ARGUMENT);
-            assert!(last_error().starts_with("key is not valid UTF-8"), "{}", last_error());
+            assert_eq!(
+                share_sync(bad.as_ptr().cast(), c"{}".as_ptr()),
+                share_status::SHARE_ERR_INVALID_ARGUMENT
+            );
+            assert!(
+                last_error().starts_with("key is not valid UTF-8"),
+                "{}",
+                last_error()
+            );
             let mut out_json = std::ptr::dangling_mut::<c_char>();
-            assert_eq!(share_create(c"ses_1".as_ptr(), &mut out_json), share_status::SHARE_ERR_NOT_INITIALIZED);
+            assert_eq!(
+                share_create(c"ses_1".as_ptr(), &mut out_json),
+                share_status::SHARE_ERR_NOT_INITIALIZED
+            );
             assert!(out_json.is_null(), "out_json is cleared on failure");
         }
     }

@@ -39,8 +39,14 @@ impl Http {
         if config.loopback {
             builder = builder.no_proxy();
         }
-        let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
-        Ok(Http { client, base: config.url.clone(), timeout: config.timeout })
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
+        Ok(Http {
+            client,
+            base: config.url.clone(),
+            timeout: config.timeout,
+        })
     }
 
     /// POSTs a JSON `body` to `path`, giving up after `timeout` (at most the configured one).
@@ -60,14 +66,24 @@ impl Http {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = response.bytes().map_err(|e| Attempt::Network(describe(path, &e)))?.to_vec();
-        Ok(Answer { status, retry_after, body })
+        let body = response
+            .bytes()
+            .map_err(|e| Attempt::Network(describe(path, &e)))?
+            .to_vec();
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
     }
 }
 
 impl Answer {
     pub fn attempt(&self) -> Attempt {
-        Attempt::Answered { status: self.status, retry_after: self.retry_after }
+        Attempt::Answered {
+            status: self.status,
+            retry_after: self.retry_after,
+        }
     }
 }
 

@@ -23,12 +23,19 @@ pub fn classify(key: &str) -> Result<Key<'_>> {
     let sub = parts.next();
     let session = parts.next();
     let (Some(sub), Some(session)) = (sub, session) else {
-        return Err(malformed(key, "it needs at least three segments: session/<sub>/<sessionID>"));
+        return Err(malformed(
+            key,
+            "it needs at least three segments: session/<sub>/<sessionID>",
+        ));
     };
     if sub.is_empty() || session.is_empty() || parts.any(str::is_empty) {
         return Err(malformed(key, "a segment is empty"));
     }
-    Ok(if sub == "share" { Key::Share { session } } else { Key::Synced { session } })
+    Ok(if sub == "share" {
+        Key::Share { session }
+    } else {
+        Key::Synced { session }
+    })
 }
 
 /// Checks a session id given to create/remove: non-empty, no `/` (it could not name a key).
@@ -37,7 +44,9 @@ pub fn check_session_id(session: &str) -> Result<()> {
         return Err(Error::invalid("session id is empty"));
     }
     if session.contains('/') {
-        return Err(Error::invalid(format!("session id {session:?} contains '/'")));
+        return Err(Error::invalid(format!(
+            "session id {session:?} contains '/'"
+        )));
     }
     Ok(())
 }
@@ -53,26 +62,45 @@ mod tests {
 
     #[test]
     fn keys_outside_session_are_foreign() {
-        for key in ["", "project/abc", "sessions/info/x", "Session/info/x", "/session/info/x", "x"] {
+        for key in [
+            "",
+            "project/abc",
+            "sessions/info/x",
+            "Session/info/x",
+            "/session/info/x",
+            "x",
+        ] {
             assert_eq!(classify(key), Ok(Key::Foreign), "{key}");
         }
     }
 
     #[test]
     fn synced_keys_name_their_session() {
-        assert_eq!(classify("session/info/ses_1"), Ok(Key::Synced { session: "ses_1" }));
-        assert_eq!(classify("session/message/ses_1/msg_2"), Ok(Key::Synced { session: "ses_1" }));
+        assert_eq!(
+            classify("session/info/ses_1"),
+            Ok(Key::Synced { session: "ses_1" })
+        );
+        assert_eq!(
+            classify("session/message/ses_1/msg_2"),
+            Ok(Key::Synced { session: "ses_1" })
+        );
         assert_eq!(
             classify("session/part/ses_1/msg_2/prt_3"),
             Ok(Key::Synced { session: "ses_1" })
         );
         // subs the hosted service drops are still ours to send (the service decides)
-        assert_eq!(classify("session/diff/ses_9"), Ok(Key::Synced { session: "ses_9" }));
+        assert_eq!(
+            classify("session/diff/ses_9"),
+            Ok(Key::Synced { session: "ses_9" })
+        );
     }
 
     #[test]
     fn share_keys_are_recognised() {
-        assert_eq!(classify("session/share/ses_1"), Ok(Key::Share { session: "ses_1" }));
+        assert_eq!(
+            classify("session/share/ses_1"),
+            Ok(Key::Share { session: "ses_1" })
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub fn wait_until<'a, T>(
         if now >= deadline {
             return (guard, false);
         }
-        guard = condvar.wait_timeout(guard, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        guard = condvar
+            .wait_timeout(guard, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }

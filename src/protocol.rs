@@ -55,13 +55,21 @@ pub fn parse_created(body: &[u8]) -> Result<Created> {
         url: String,
         secret: String,
     }
-    let bad = |why: String| Error::new(Status::SHARE_ERR_BAD_RESPONSE, format!("{CREATE} answered {why}"));
+    let bad = |why: String| {
+        Error::new(
+            Status::SHARE_ERR_BAD_RESPONSE,
+            format!("{CREATE} answered {why}"),
+        )
+    };
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| bad(format!("a body that is not {{\"url\",\"secret\"}} ({e})")))?;
     if answer.secret.is_empty() || answer.url.is_empty() {
         return Err(bad("an empty url or secret".into()));
     }
-    Ok(Created { url: answer.url, secret: Secret::new(&answer.secret) })
+    Ok(Created {
+        url: answer.url,
+        secret: Secret::new(&answer.secret),
+    })
 }
 
 fn push_json_string(out: &mut String, s: &str) {
@@ -76,13 +84,21 @@ mod tests {
 
     #[test]
     fn sync_body_embeds_content_as_json() {
-        let body = sync_body("ses_\"1", &Secret::new("s3"), "session/info/ses_\"1", r#"{"a": [1, 2]}"#);
+        let body = sync_body(
+            "ses_\"1",
+            &Secret::new("s3"),
+            "session/info/ses_\"1",
+            r#"{"a": [1, 2]}"#,
+        );
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             v,
             json!({"sessionID": "ses_\"1", "secret": "s3", "key": "session/info/ses_\"1", "content": {"a": [1, 2]}})
         );
-        assert!(body.ends_with(r#""content":{"a": [1, 2]}}"#), "content kept as it came: {body}");
+        assert!(
+            body.ends_with(r#""content":{"a": [1, 2]}}"#),
+            "content kept as it came: {body}"
+        );
     }
 
     #[test]
@@ -95,12 +111,22 @@ mod tests {
 
     #[test]
     fn created_answers() {
-        let c = parse_created(br#"{"url":"https://opencode.ai/s/abcdefgh","secret":"u-u-i-d"}"#).unwrap();
+        let c = parse_created(br#"{"url":"https://opencode.ai/s/abcdefgh","secret":"u-u-i-d"}"#)
+            .unwrap();
         assert_eq!(c.url, "https://opencode.ai/s/abcdefgh");
         assert_eq!(c.secret.expose(), "u-u-i-d");
         let v: Value = serde_json::from_str(&c.to_json()).unwrap();
-        assert_eq!(v, json!({"url": "https://opencode.ai/s/abcdefgh", "secret": "u-u-i-d"}));
-        for bad in [&b"<html>"[..], b"{}", br#"{"url":1,"secret":"x"}"#, br#"{"url":"","secret":"x"}"#, b""] {
+        assert_eq!(
+            v,
+            json!({"url": "https://opencode.ai/s/abcdefgh", "secret": "u-u-i-d"})
+        );
+        for bad in [
+            &b"<html>"[..],
+            b"{}",
+            br#"{"url":1,"secret":"x"}"#,
+            br#"{"url":"","secret":"x"}"#,
+            b"",
+        ] {
             let e = parse_created(bad).unwrap_err();
             assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE);
         }

@@ -136,10 +136,17 @@ impl Queue {
 
     /// Takes the newest content of `key` (of `session`), replacing any content still waiting.
     pub fn offer(&mut self, key: &str, session: &str, text: Arc<str>) -> Result<Offer, QueueFull> {
-        let waiting_len = self.entries.get(key).and_then(|e| e.pending.as_ref()).map_or(0, |t| t.len());
+        let waiting_len = self
+            .entries
+            .get(key)
+            .and_then(|e| e.pending.as_ref())
+            .map_or(0, |t| t.len());
         let after = self.pending_bytes - waiting_len + text.len();
         if after > self.limits.max_pending_bytes {
-            return Err(QueueFull { pending_bytes: self.pending_bytes, limit: self.limits.max_pending_bytes });
+            return Err(QueueFull {
+                pending_bytes: self.pending_bytes,
+                limit: self.limits.max_pending_bytes,
+            });
         }
         self.last_seq += 1;
         let seq = self.last_seq;
@@ -150,16 +157,19 @@ impl Queue {
             self.ready.insert(seq, key.clone());
             self.outstanding.insert(seq);
             self.pending_keys += 1;
-            self.entries.insert(key.clone(), Entry {
-                key,
-                session: Arc::from(session),
-                pending: Some(text),
-                position: seq,
-                in_flight: None,
-                retry_at: None,
-                attempts: 0,
-                cancelled: false,
-            });
+            self.entries.insert(
+                key.clone(),
+                Entry {
+                    key,
+                    session: Arc::from(session),
+                    pending: Some(text),
+                    position: seq,
+                    in_flight: None,
+                    retry_at: None,
+                    attempts: 0,
+                    cancelled: false,
+                },
+            );
             return Ok(Offer::Queued);
         };
         if entry.pending.replace(text).is_some() {
@@ -185,14 +195,27 @@ impl Queue {
             return None;
         }
         let (position, key) = self.ready.pop_first()?;
-        let entry = self.entries.get_mut(&key).expect("ready keys have an entry");
-        let text = entry.pending.take().expect("ready keys have pending content");
+        let entry = self
+            .entries
+            .get_mut(&key)
+            .expect("ready keys have an entry");
+        let text = entry
+            .pending
+            .take()
+            .expect("ready keys have pending content");
         self.pending_keys -= 1;
         self.pending_bytes -= text.len();
-        entry.in_flight = Some(Flight { mark: position, text: text.clone() });
+        entry.in_flight = Some(Flight {
+            mark: position,
+            text: text.clone(),
+        });
         self.in_flight += 1;
         *self.flights.entry(entry.session.clone()).or_insert(0) += 1;
-        Some(Dispatch { key, session: entry.session.clone(), content: text })
+        Some(Dispatch {
+            key,
+            session: entry.session.clone(),
+            content: text,
+        })
     }
 
     /// The request for `key` succeeded.
@@ -200,7 +223,10 @@ impl Queue {
         let Some(flight) = self.land(key) else { return };
         self.counts.sent += 1;
         self.outstanding.remove(&flight.mark);
-        let entry = self.entries.get_mut(key).expect("landed keys have an entry");
+        let entry = self
+            .entries
+            .get_mut(key)
+            .expect("landed keys have an entry");
         entry.attempts = 0;
         self.requeue_or_forget(key);
     }
@@ -215,9 +241,14 @@ impl Queue {
         retryable: bool,
         delay: impl FnOnce(u32) -> Duration,
     ) -> AfterFailure {
-        let Some(flight) = self.land(key) else { return AfterFailure::Dropped { exhausted: false } };
+        let Some(flight) = self.land(key) else {
+            return AfterFailure::Dropped { exhausted: false };
+        };
         self.counts.failed += 1;
-        let entry = self.entries.get_mut(key).expect("landed keys have an entry");
+        let entry = self
+            .entries
+            .get_mut(key)
+            .expect("landed keys have an entry");
         entry.attempts += 1;
         let exhausted = entry.attempts > self.limits.max_retries && !entry.cancelled;
         if !retryable || exhausted || entry.cancelled {
@@ -225,7 +256,9 @@ impl Queue {
             self.counts.dropped += 1;
             self.outstanding.remove(&flight.mark);
             self.requeue_or_forget(key);
-            return AfterFailure::Dropped { exhausted: retryable && exhausted };
+            return AfterFailure::Dropped {
+                exhausted: retryable && exhausted,
+            };
         }
         let retry = entry.attempts;
         self.counts.retried += 1;
@@ -250,8 +283,12 @@ impl Queue {
     /// Drops every pending content of `session` and cancels retries of its requests under way;
     /// returns how many contents were dropped.
     pub fn purge_session(&mut self, session: &str) -> u64 {
-        let keys: Vec<Arc<str>> =
-            self.entries.values().filter(|e| &*e.session == session).map(|e| e.key.clone()).collect();
+        let keys: Vec<Arc<str>> = self
+            .entries
+            .values()
+            .filter(|e| &*e.session == session)
+            .map(|e| e.key.clone())
+            .collect();
         let mut dropped = 0;
         for key in keys {
             let entry = self.entries.get_mut(&key).expect("listed");
@@ -371,26 +408,63 @@ impl Queue {
     /// Checks the internal bookkeeping against a recount (tests only).
     #[cfg(test)]
     pub fn check(&self) {
-        let pending: Vec<_> = self.entries.values().filter_map(|e| e.pending.as_ref()).collect();
+        let pending: Vec<_> = self
+            .entries
+            .values()
+            .filter_map(|e| e.pending.as_ref())
+            .collect();
         assert_eq!(pending.len(), self.pending_keys);
-        assert_eq!(pending.iter().map(|t| t.len()).sum::<usize>(), self.pending_bytes);
-        let mut marks: BTreeSet<u64> = self.entries.values().filter(|e| e.pending.is_some()).map(|e| e.position).collect();
-        marks.extend(self.entries.values().filter_map(|e| e.in_flight.as_ref()).map(|f| f.mark));
+        assert_eq!(
+            pending.iter().map(|t| t.len()).sum::<usize>(),
+            self.pending_bytes
+        );
+        let mut marks: BTreeSet<u64> = self
+            .entries
+            .values()
+            .filter(|e| e.pending.is_some())
+            .map(|e| e.position)
+            .collect();
+        marks.extend(
+            self.entries
+                .values()
+                .filter_map(|e| e.in_flight.as_ref())
+                .map(|f| f.mark),
+        );
         assert_eq!(marks, self.outstanding);
-        let flying = self.entries.values().filter(|e| e.in_flight.is_some()).count();
+        let flying = self
+            .entries
+            .values()
+            .filter(|e| e.in_flight.is_some())
+            .count();
         assert_eq!(flying, self.in_flight);
         assert!(self.in_flight <= self.limits.concurrency);
         assert_eq!(self.flights.values().sum::<usize>(), self.in_flight);
         assert_eq!(self.outstanding.len(), pending.len() + flying);
         for (k, e) in &self.entries {
-            assert!(e.pending.is_some() || e.in_flight.is_some(), "idle entry {k} kept");
+            assert!(
+                e.pending.is_some() || e.in_flight.is_some(),
+                "idle entry {k} kept"
+            );
             let ready = e.pending.is_some() && e.in_flight.is_none() && e.retry_at.is_none();
-            assert_eq!(self.ready.get(&e.position) == Some(k), ready, "ready set wrong for {k}");
+            assert_eq!(
+                self.ready.get(&e.position) == Some(k),
+                ready,
+                "ready set wrong for {k}"
+            );
             assert_eq!(e.retry_at.is_some(), self.waiting.values().any(|w| w == k));
         }
-        assert_eq!(self.ready.len(), self.entries.values().filter(|e| e.pending.is_some() && e.in_flight.is_none() && e.retry_at.is_none()).count());
+        assert_eq!(
+            self.ready.len(),
+            self.entries
+                .values()
+                .filter(|e| e.pending.is_some() && e.in_flight.is_none() && e.retry_at.is_none())
+                .count()
+        );
         let c = self.counts;
-        assert_eq!(c.queued, c.sent + c.coalesced + c.dropped + self.pending_keys as u64 + self.in_flight as u64);
+        assert_eq!(
+            c.queued,
+            c.sent + c.coalesced + c.dropped + self.pending_keys as u64 + self.in_flight as u64
+        );
     }
 }
 
@@ -399,7 +473,11 @@ mod tests {
     use super::*;
 
     fn queue(concurrency: usize) -> Queue {
-        Queue::new(Limits { concurrency, max_retries: 3, max_pending_bytes: 1 << 20 })
+        Queue::new(Limits {
+            concurrency,
+            max_retries: 3,
+            max_pending_bytes: 1 << 20,
+        })
     }
 
     fn offer(q: &mut Queue, key: &str, text: &str) -> Offer {
@@ -409,7 +487,9 @@ mod tests {
     }
 
     fn next(q: &mut Queue, now: Instant) -> Option<(String, String)> {
-        let d = q.next_dispatch(now).map(|d| (d.key.to_string(), d.content.to_string()));
+        let d = q
+            .next_dispatch(now)
+            .map(|d| (d.key.to_string(), d.content.to_string()));
         q.check();
         d
     }
@@ -465,13 +545,22 @@ mod tests {
         offer(&mut q, "a", "1");
         next(&mut q, t0).unwrap();
         let r = q.failed("a", t0, true, |n| Duration::from_millis(100 * n as u64));
-        assert_eq!(r, AfterFailure::Retry { retry: 1, delay: Duration::from_millis(100) });
+        assert_eq!(
+            r,
+            AfterFailure::Retry {
+                retry: 1,
+                delay: Duration::from_millis(100)
+            }
+        );
         q.check();
         assert_eq!(next(&mut q, t0), None, "parked until its time");
         assert_eq!(q.next_retry_at(), Some(t0 + Duration::from_millis(100)));
         offer(&mut q, "a", "2"); // keeps coalescing while it waits
         assert_eq!(next(&mut q, t0 + Duration::from_millis(99)), None);
-        assert_eq!(next(&mut q, t0 + Duration::from_millis(100)), Some(("a".into(), "2".into())));
+        assert_eq!(
+            next(&mut q, t0 + Duration::from_millis(100)),
+            Some(("a".into(), "2".into()))
+        );
         q.sent("a");
         q.check();
         assert_eq!(q.counts().coalesced, 1);
@@ -496,17 +585,32 @@ mod tests {
         offer(&mut q, "a", "1");
         for retry in 1..=3 {
             next(&mut q, t0).unwrap();
-            assert_eq!(q.failed("a", t0, true, |_| Duration::ZERO), AfterFailure::Retry { retry, delay: Duration::ZERO });
+            assert_eq!(
+                q.failed("a", t0, true, |_| Duration::ZERO),
+                AfterFailure::Retry {
+                    retry,
+                    delay: Duration::ZERO
+                }
+            );
         }
         next(&mut q, t0).unwrap();
-        assert_eq!(q.failed("a", t0, true, |_| Duration::ZERO), AfterFailure::Dropped { exhausted: true });
+        assert_eq!(
+            q.failed("a", t0, true, |_| Duration::ZERO),
+            AfterFailure::Dropped { exhausted: true }
+        );
         q.check();
         assert_eq!(q.counts().dropped, 1);
         assert_eq!(q.pending_keys(), 0);
         // a later write starts afresh
         offer(&mut q, "a", "2");
         next(&mut q, t0).unwrap();
-        assert_eq!(q.failed("a", t0, true, |_| Duration::ZERO), AfterFailure::Retry { retry: 1, delay: Duration::ZERO });
+        assert_eq!(
+            q.failed("a", t0, true, |_| Duration::ZERO),
+            AfterFailure::Retry {
+                retry: 1,
+                delay: Duration::ZERO
+            }
+        );
     }
 
     #[test]
@@ -516,7 +620,10 @@ mod tests {
         offer(&mut q, "a", "1");
         next(&mut q, t0).unwrap();
         offer(&mut q, "a", "2");
-        assert_eq!(q.failed("a", t0, false, |_| unreachable!()), AfterFailure::Dropped { exhausted: false });
+        assert_eq!(
+            q.failed("a", t0, false, |_| unreachable!()),
+            AfterFailure::Dropped { exhausted: false }
+        );
         assert_eq!(next(&mut q, t0), Some(("a".into(), "2".into())));
     }
 
@@ -533,7 +640,10 @@ mod tests {
         assert_eq!(q.in_flight_of("s1"), 1);
         assert_eq!(q.purge_session("s1"), 2);
         q.check();
-        assert_eq!(q.failed("s1/a", t0, true, |_| Duration::ZERO), AfterFailure::Dropped { exhausted: false });
+        assert_eq!(
+            q.failed("s1/a", t0, true, |_| Duration::ZERO),
+            AfterFailure::Dropped { exhausted: false }
+        );
         q.check();
         assert_eq!(q.in_flight_of("s1"), 0);
         assert_eq!(next(&mut q, t0), Some(("s2/a".into(), "1".into())));
@@ -542,10 +652,20 @@ mod tests {
 
     #[test]
     fn pending_bytes_are_bounded() {
-        let mut q = Queue::new(Limits { concurrency: 1, max_retries: 0, max_pending_bytes: 10 });
+        let mut q = Queue::new(Limits {
+            concurrency: 1,
+            max_retries: 0,
+            max_pending_bytes: 10,
+        });
         q.offer("a", "s", Arc::from("123456")).unwrap();
         let full = q.offer("b", "s", Arc::from("123456")).unwrap_err();
-        assert_eq!(full, QueueFull { pending_bytes: 6, limit: 10 });
+        assert_eq!(
+            full,
+            QueueFull {
+                pending_bytes: 6,
+                limit: 10
+            }
+        );
         // replacing a's content only counts the difference
         q.offer("a", "s", Arc::from("1234567890")).unwrap();
         q.check();
@@ -568,7 +688,10 @@ mod tests {
         offer(&mut q, "a", "3");
         q.failed("a", t0, true, |_| Duration::ZERO);
         q.check();
-        assert!(q.holds_up_to(mark), "the retried content still covers the first write");
+        assert!(
+            q.holds_up_to(mark),
+            "the retried content still covers the first write"
+        );
         assert_eq!(next(&mut q, t0), Some(("a".into(), "3".into())));
         q.sent("a");
         assert!(!q.holds_up_to(mark));
@@ -629,7 +752,11 @@ mod tests {
         impl Run {
             fn new(concurrency: usize, max_retries: u32) -> Run {
                 Run {
-                    q: Queue::new(Limits { concurrency, max_retries, max_pending_bytes: usize::MAX }),
+                    q: Queue::new(Limits {
+                        concurrency,
+                        max_retries,
+                        max_pending_bytes: usize::MAX,
+                    }),
                     now: Instant::now(),
                     flying: Vec::new(),
                     service: HashMap::new(),
@@ -643,7 +770,13 @@ mod tests {
                     Op::Write(k) => {
                         self.next_value += 1;
                         let key = format!("session/part/s{}/m/{k}", k % 2);
-                        self.q.offer(&key, &format!("s{}", k % 2), Arc::from(self.next_value.to_string())).unwrap();
+                        self.q
+                            .offer(
+                                &key,
+                                &format!("s{}", k % 2),
+                                Arc::from(self.next_value.to_string()),
+                            )
+                            .unwrap();
                         self.written.insert(key, self.next_value);
                     }
                     Op::Dispatch => {
@@ -664,11 +797,16 @@ mod tests {
                         let d = self.flying.remove(i % self.flying.len());
                         match outcome {
                             0 => {
-                                self.service.entry(d.key.to_string()).or_default().push(d.content.parse().unwrap());
+                                self.service
+                                    .entry(d.key.to_string())
+                                    .or_default()
+                                    .push(d.content.parse().unwrap());
                                 self.q.sent(&d.key);
                             }
                             1 => {
-                                self.q.failed(&d.key, self.now, true, |n| Duration::from_millis(10 * n as u64));
+                                self.q.failed(&d.key, self.now, true, |n| {
+                                    Duration::from_millis(10 * n as u64)
+                                });
                             }
                             _ => {
                                 self.q.failed(&d.key, self.now, false, |_| Duration::ZERO);
@@ -691,7 +829,10 @@ mod tests {
                         break;
                     }
                     for d in std::mem::take(&mut self.flying) {
-                        self.service.entry(d.key.to_string()).or_default().push(d.content.parse().unwrap());
+                        self.service
+                            .entry(d.key.to_string())
+                            .or_default()
+                            .push(d.content.parse().unwrap());
                         self.q.sent(&d.key);
                     }
                     self.now += Duration::from_secs(3600);

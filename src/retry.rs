@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     /// The service answered with this status (`retry_after` from its Retry-After header).
-    Answered { status: u16, retry_after: Option<Duration> },
+    Answered {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     /// No answer: connect error, reset, closed connection, timeout.
     Network(String),
     /// Not sent: the library itself refused the request (why, in words without the secret).
@@ -32,10 +35,15 @@ pub fn classify(attempt: &Attempt) -> Verdict {
     match attempt {
         Attempt::Network(_) => Verdict::Retry { after: None },
         Attempt::Refused(_) => Verdict::Reject,
-        Attempt::Answered { status, retry_after } => match status {
+        Attempt::Answered {
+            status,
+            retry_after,
+        } => match status {
             200..=299 => Verdict::Success,
             401 | 403 => Verdict::Unshared,
-            408 | 429 | 500..=599 => Verdict::Retry { after: *retry_after },
+            408 | 429 | 500..=599 => Verdict::Retry {
+                after: *retry_after,
+            },
             _ => Verdict::Reject,
         },
     }
@@ -54,7 +62,12 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (1 for the first retry): a uniformly random time in
     /// `[0, min(max, initial·2^(retry-1))]`, raised to `retry_after` if the service asked for
     /// more, and capped at `max` in both cases. `random(n)` returns a value in `[0, n]`.
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>, random: impl FnOnce(u64) -> u64) -> Duration {
+    pub fn delay(
+        &self,
+        retry: u32,
+        retry_after: Option<Duration>,
+        random: impl FnOnce(u64) -> u64,
+    ) -> Duration {
         let cap = self.max.as_millis() as u64;
         let exp = (self.initial.as_millis() as u64)
             .saturating_mul(1u64 << retry.saturating_sub(1).min(62))
@@ -86,7 +99,10 @@ mod tests {
     use super::*;
 
     fn answered(status: u16) -> Attempt {
-        Attempt::Answered { status, retry_after: None }
+        Attempt::Answered {
+            status,
+            retry_after: None,
+        }
     }
 
     #[test]
@@ -95,7 +111,11 @@ mod tests {
             assert_eq!(classify(&answered(s)), Verdict::Success, "{s}");
         }
         for s in [408, 429, 500, 502, 503, 504, 599] {
-            assert_eq!(classify(&answered(s)), Verdict::Retry { after: None }, "{s}");
+            assert_eq!(
+                classify(&answered(s)),
+                Verdict::Retry { after: None },
+                "{s}"
+            );
         }
         for s in [401, 403] {
             assert_eq!(classify(&answered(s)), Verdict::Unshared, "{s}");
@@ -103,10 +123,16 @@ mod tests {
         for s in [100, 301, 302, 400, 404, 405, 409, 413, 422] {
             assert_eq!(classify(&answered(s)), Verdict::Reject, "{s}");
         }
-        assert_eq!(classify(&Attempt::Network("reset".into())), Verdict::Retry { after: None });
+        assert_eq!(
+            classify(&Attempt::Network("reset".into())),
+            Verdict::Retry { after: None }
+        );
         let ra = Some(Duration::from_secs(3));
         assert_eq!(
-            classify(&Attempt::Answered { status: 429, retry_after: ra }),
+            classify(&Attempt::Answered {
+                status: 429,
+                retry_after: ra
+            }),
             Verdict::Retry { after: ra }
         );
     }
@@ -151,7 +177,10 @@ mod tests {
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -27,7 +27,15 @@ const CFLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"
 /// What the static library needs from the system, from
 /// `cargo rustc --lib --crate-type staticlib -- --print native-static-libs` (x86_64 Linux, glibc);
 /// refresh it when dependencies change.
-const NATIVE_STATIC_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+const NATIVE_STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
 
 /// valgrind's exit status when it found errors (definite leaks included).
 const VALGRIND_ERROR_EXIT: i32 = 99;
@@ -52,7 +60,10 @@ fn the_header_compiles_alone_as_c_and_as_cpp() {
     let include = repo().join("include");
     let c_probe = "#include \"opencode_share.h\"\n#include \"opencode_share.h\"\nint main(void) { return SHARE_OK; }\n";
     let mut c = Command::new(compiler("CC", "cc"));
-    c.args(CFLAGS).args(["-fsyntax-only", "-x", "c", "-I"]).arg(&include).arg("-");
+    c.args(CFLAGS)
+        .args(["-fsyntax-only", "-x", "c", "-I"])
+        .arg(&include)
+        .arg("-");
     must_succeed(c, Some(c_probe), COMPILE_LIMIT, "the header as C11");
 
     // extern "C" linkage and the callback types as a C++ host uses them
@@ -69,9 +80,19 @@ int main() {
 }
 "#;
     let mut cpp = Command::new(compiler("CXX", "c++"));
-    cpp.args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", "-x", "c++", "-I"])
-        .arg(&include)
-        .arg("-");
+    cpp.args([
+        "-std=c++11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-fsyntax-only",
+        "-x",
+        "c++",
+        "-I",
+    ])
+    .arg(&include)
+    .arg("-");
     must_succeed(cpp, Some(cpp_probe), COMPILE_LIMIT, "the header as C++11");
 }
 
@@ -112,7 +133,11 @@ fn run_all(link: Link) {
     sources.sort();
     assert!(!sources.is_empty(), "no C test programs in tests/c");
     for source in &sources {
-        let stem = source.file_stem().expect("file name").to_string_lossy().into_owned();
+        let stem = source
+            .file_stem()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         let exe = compile(source, &stem, link);
         let service = ShareService::start();
         let started = Instant::now();
@@ -120,11 +145,17 @@ fn run_all(link: Link) {
         let elapsed = started.elapsed();
         let what = format!("{stem} ({} library)", link.name());
         match status {
-            None => panic!("{what} did not finish within {RUN_LIMIT:?}; it was killed. Output:\n{output}"),
+            None => panic!(
+                "{what} did not finish within {RUN_LIMIT:?}; it was killed. Output:\n{output}"
+            ),
             Some(status) if status.code() == Some(VALGRIND_ERROR_EXIT) => {
-                panic!("{what}: valgrind found errors (exit {VALGRIND_ERROR_EXIT}). Output:\n{output}")
+                panic!(
+                    "{what}: valgrind found errors (exit {VALGRIND_ERROR_EXIT}). Output:\n{output}"
+                )
             }
-            Some(status) if !status.success() => panic!("{what} failed ({status}). Output:\n{output}"),
+            Some(status) if !status.success() => {
+                panic!("{what} failed ({status}). Output:\n{output}")
+            }
             Some(_) => {}
         }
         match stem.as_str() {
@@ -133,7 +164,11 @@ fn run_all(link: Link) {
             _ => {} // other programs (readme_example.c): their exit status and valgrind's verdict
         }
         println!("{what}: passed in {:.1} s", elapsed.as_secs_f64());
-        for line in output.lines().filter(|l| ["checks passed", "writes:", "ERROR SUMMARY"].iter().any(|s| l.contains(s))) {
+        for line in output.lines().filter(|l| {
+            ["checks passed", "writes:", "ERROR SUMMARY"]
+                .iter()
+                .any(|s| l.contains(s))
+        }) {
             println!("  {line}");
         }
     }
@@ -143,19 +178,47 @@ fn run_all(link: Link) {
 fn check_api_test(service: &ShareService) {
     let keep = service.data(KEEP).expect("KEEP is still shared");
     let info = &keep[&format!("session/info/{KEEP}")];
-    assert_eq!(info["title"], "rewrite 99", "the key rewritten 100 times holds the last write: {info}");
+    assert_eq!(
+        info["title"], "rewrite 99",
+        "the key rewritten 100 times holds the last write: {info}"
+    );
     assert_eq!(info["n"], 99);
-    assert!(info["share"]["url"].is_string(), "the share's url stays: {info}");
-    assert!(info["share"].get("secret").is_none(), "the member equal to the secret is stripped: {info}");
-    assert_eq!(info["tool"]["input"]["secret"], "hunter2", "other secret fields stay: {info}");
+    assert!(
+        info["share"]["url"].is_string(),
+        "the share's url stays: {info}"
+    );
+    assert!(
+        info["share"].get("secret").is_none(),
+        "the member equal to the secret is stripped: {info}"
+    );
+    assert_eq!(
+        info["tool"]["input"]["secret"], "hunter2",
+        "other secret fields stay: {info}"
+    );
     let expected = BTreeMap::from([
         (format!("session/info/{KEEP}"), info.clone()),
-        (format!("session/message/{KEEP}/msg_1"), json!({"id": "msg_1", "role": "user"})),
-        (format!("session/part/{KEEP}/msg_1/prt_1"), json!({"id": "prt_1", "text": "hello"})),
+        (
+            format!("session/message/{KEEP}/msg_1"),
+            json!({"id": "msg_1", "role": "user"}),
+        ),
+        (
+            format!("session/part/{KEEP}/msg_1/prt_1"),
+            json!({"id": "prt_1", "text": "hello"}),
+        ),
         (format!("session/part/{KEEP}/msg_1/prt_2"), json!([1, 2, 3])),
-        (format!("session/part/{KEEP}/msg_1/prt_3"), json!("just a string")),
+        (
+            format!("session/part/{KEEP}/msg_1/prt_3"),
+            json!("just a string"),
+        ),
+        (
+            format!("session/part/{KEEP}/msg_1/prt_4"),
+            json!({"id": "prt_4"}),
+        ),
         // sent in the second run, once the share record told the library the secret again
-        (format!("session/message/{KEEP}/msg_cycle2"), json!({"cycle": 2})),
+        (
+            format!("session/message/{KEEP}/msg_cycle2"),
+            json!({"cycle": 2}),
+        ),
     ]);
     assert_eq!(keep, expected, "KEEP's keys on the service");
 
@@ -165,7 +228,10 @@ fn check_api_test(service: &ShareService) {
         .filter(|(key, _, _)| key == &format!("session/info/{KEEP}"))
         .map(|(_, content, _)| content["n"].as_u64().expect("n"))
         .collect();
-    assert!(ns.windows(2).all(|w| w[0] < w[1]), "info contents out of write order: {ns:?}");
+    assert!(
+        ns.windows(2).all(|w| w[0] < w[1]),
+        "info contents out of write order: {ns:?}"
+    );
     assert_eq!(ns.last(), Some(&99));
 
     // removed shares are gone, and no sync of theirs came after the delete
@@ -177,19 +243,42 @@ fn check_api_test(service: &ShareService) {
             .find(|r| r.status == 200 && field(r, "sessionID") == sid)
             .unwrap_or_else(|| panic!("no successful delete of {sid}"));
         for (key, _, seq) in syncs(service, sid) {
-            assert!(seq < delete.seq, "{key} reached the service after {sid}'s delete");
+            assert!(
+                seq < delete.seq,
+                "{key} reached the service after {sid}'s delete"
+            );
         }
     }
-    let failed_deletes = deletes.iter().filter(|r| field(r, "sessionID") == UNKNOWN && r.status == 500).count();
-    assert!(failed_deletes >= 2, "both removes with a wrong secret reached the service");
-    assert!(syncs(service, NEVER).is_empty(), "a session without a share sent nothing");
-    assert!(syncs(service, ASYNC).len() == 1, "ASYNC's one content before its remove");
+    let failed_deletes = deletes
+        .iter()
+        .filter(|r| field(r, "sessionID") == UNKNOWN && r.status == 500)
+        .count();
+    assert!(
+        failed_deletes >= 2,
+        "both removes with a wrong secret reached the service"
+    );
+    assert!(
+        syncs(service, NEVER).is_empty(),
+        "a session without a share sent nothing"
+    );
+    assert!(
+        syncs(service, ASYNC).len() == 1,
+        "ASYNC's one content before its remove"
+    );
 
     // no content sent carries its share's secret
     for r in service.requests_to("/share_sync") {
         let secret = field(&r, "secret");
-        let content = r.json.as_ref().map(|j| j["content"].to_string()).unwrap_or_default();
-        assert!(!secret.is_empty() && !content.contains(&secret), "a secret in sent content: {}", r.body);
+        let content = r
+            .json
+            .as_ref()
+            .map(|j| j["content"].to_string())
+            .unwrap_or_default();
+        assert!(
+            !secret.is_empty() && !content.contains(&secret),
+            "a secret in sent content: {}",
+            r.body
+        );
     }
     assert_eq!(service.key_overlaps(), 0, "a key had two requests at once");
 }
@@ -200,7 +289,11 @@ fn check_threads_test(service: &ShareService) {
     for t in 0..8 {
         for k in 0..10 {
             let key = format!("session/part/{THREADS}/msg_t{t}/prt_{k:02}");
-            assert_eq!(data.get(&key), Some(&json!({"t": t, "i": 990 + k})), "{key}");
+            assert_eq!(
+                data.get(&key),
+                Some(&json!({"t": t, "i": 990 + k})),
+                "{key}"
+            );
         }
     }
     assert_eq!(data.len(), 80, "keys on the service");
@@ -209,7 +302,11 @@ fn check_threads_test(service: &ShareService) {
 
 /// The string member `name` of a recorded request's JSON body ("" if missing).
 fn field(r: &service::Recorded, name: &str) -> String {
-    r.json.as_ref().and_then(|j| j[name].as_str()).unwrap_or_default().to_owned()
+    r.json
+        .as_ref()
+        .and_then(|j| j[name].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The accepted (200) syncs of `sid`, as (key, content, seq), in arrival order.
@@ -218,7 +315,16 @@ fn syncs(service: &ShareService, sid: &str) -> Vec<(String, Value, u64)> {
         .requests_to("/share_sync")
         .into_iter()
         .filter(|r| r.status == 200 && field(r, "sessionID") == sid)
-        .map(|r| (field(&r, "key"), r.json.as_ref().map(|j| j["content"].clone()).unwrap_or_default(), r.seq))
+        .map(|r| {
+            (
+                field(&r, "key"),
+                r.json
+                    .as_ref()
+                    .map(|j| j["content"].clone())
+                    .unwrap_or_default(),
+                r.seq,
+            )
+        })
         .collect()
 }
 
@@ -232,16 +338,30 @@ fn compile(source: &Path, stem: &str, link: Link) -> PathBuf {
     // executable.
     let tmp = dir.join(format!("{stem}-{}.{}.tmp", link.name(), std::process::id()));
     let mut cc = Command::new(compiler("CC", "cc"));
-    cc.args(CFLAGS).arg("-I").arg(repo().join("include")).arg(source).arg("-o").arg(&tmp);
+    cc.args(CFLAGS)
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(&tmp);
     match link {
         Link::Shared => {
-            cc.arg("-L").arg(&libs.dir).arg("-lopencode_share").arg(rpath(&libs.dir)).arg("-pthread");
+            cc.arg("-L")
+                .arg(&libs.dir)
+                .arg("-lopencode_share")
+                .arg(rpath(&libs.dir))
+                .arg("-pthread");
         }
         Link::Static => {
             cc.arg(&libs.static_lib).args(NATIVE_STATIC_LIBS);
         }
     }
-    must_succeed(cc, None, COMPILE_LIMIT, &format!("compiling {} ({} library)", source.display(), link.name()));
+    must_succeed(
+        cc,
+        None,
+        COMPILE_LIMIT,
+        &format!("compiling {} ({} library)", source.display(), link.name()),
+    );
     std::fs::rename(&tmp, &exe).expect("move the executable into place");
     exe
 }
@@ -315,15 +435,25 @@ fn libs() -> &'static Libs {
         let deps = exe.parent().expect("deps directory").to_path_buf();
         let profile_dir = deps.parent().expect("profile directory").to_path_buf();
         let out_dir = profile_dir.join("c-tests");
-        let has_libs = |dir: &Path| dir.join("libopencode_share.so").is_file() && dir.join("libopencode_share.a").is_file();
+        let has_libs = |dir: &Path| {
+            dir.join("libopencode_share.so").is_file() && dir.join("libopencode_share.a").is_file()
+        };
         let dir = if has_libs(&deps) {
             deps
         } else {
             build_libs(&profile_dir);
-            assert!(has_libs(&profile_dir), "cargo build left no libraries in {}", profile_dir.display());
+            assert!(
+                has_libs(&profile_dir),
+                "cargo build left no libraries in {}",
+                profile_dir.display()
+            );
             profile_dir
         };
-        Libs { static_lib: dir.join("libopencode_share.a"), dir, out_dir }
+        Libs {
+            static_lib: dir.join("libopencode_share.a"),
+            dir,
+            out_dir,
+        }
     })
 }
 
@@ -331,9 +461,11 @@ fn libs() -> &'static Libs {
 fn build_libs(profile_dir: &Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--lib", "--manifest-path"]).arg(repo().join("Cargo.toml"));
+    cmd.args(["build", "--lib", "--manifest-path"])
+        .arg(repo().join("Cargo.toml"));
     // target/<profile> (or target/<triple>/<profile>: the same arithmetic holds)
-    cmd.arg("--target-dir").arg(profile_dir.parent().expect("target directory"));
+    cmd.arg("--target-dir")
+        .arg(profile_dir.parent().expect("target directory"));
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
         Some("release") => {
@@ -360,13 +492,25 @@ fn must_succeed(cmd: Command, stdin: Option<&str>, limit: Duration, what: &str) 
 
 /// Runs `cmd` with `stdin` as its input, killing it once `limit` has passed. Returns its exit
 /// status (None if killed) and its stdout followed by its stderr.
-fn run_bounded(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> (Option<ExitStatus>, String) {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+fn run_bounded(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    limit: Duration,
+) -> (Option<ExitStatus>, String) {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-        input.write_all(text.as_bytes()).expect("write the child's input");
+        input
+            .write_all(text.as_bytes())
+            .expect("write the child's input");
     }
     // read both pipes on their own threads so a chatty child never blocks on a full pipe
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
@@ -378,8 +522,18 @@ fn run_bounded(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> (Optio
             String::from_utf8_lossy(&text).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait().expect("wait for the child") {
@@ -402,7 +556,9 @@ fn run_bounded(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> (Optio
 
 /// The compiler named by env `var`, else `default`.
 fn compiler(var: &str, default: &str) -> OsString {
-    std::env::var_os(var).filter(|v| !v.is_empty()).unwrap_or_else(|| default.into())
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.into())
 }
 
 /// The repository root.

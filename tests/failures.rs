@@ -10,7 +10,12 @@ use common::*;
 use opencode_share::{Status, api};
 
 fn fault(path: &str, key: Option<&str>, fault: Fault, times: u32) -> FaultRule {
-    FaultRule { path: Some(path.into()), key: key.map(Into::into), fault, times }
+    FaultRule {
+        path: Some(path.into()),
+        key: key.map(Into::into),
+        fault,
+        times,
+    }
 }
 
 fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
@@ -23,10 +28,14 @@ fn retryable_failures_are_retried_until_the_content_arrives() {
     let sid = session(10);
     share(&sid);
     let keys: Vec<String> = (0..4).map(|p| part_key(&sid, p)).collect();
-    run.service.push_fault(fault("/share_sync", Some(&keys[0]), Fault::Status(503), 3));
-    run.service.push_fault(fault("/share_sync", Some(&keys[1]), Fault::Reset, 2));
-    run.service.push_fault(fault("/share_sync", Some(&keys[2]), Fault::Close, 2));
-    run.service.push_fault(fault("/share_sync", Some(&keys[3]), Fault::Status(408), 1));
+    run.service
+        .push_fault(fault("/share_sync", Some(&keys[0]), Fault::Status(503), 3));
+    run.service
+        .push_fault(fault("/share_sync", Some(&keys[1]), Fault::Reset, 2));
+    run.service
+        .push_fault(fault("/share_sync", Some(&keys[2]), Fault::Close, 2));
+    run.service
+        .push_fault(fault("/share_sync", Some(&keys[3]), Fault::Status(408), 1));
     for (n, key) in keys.iter().enumerate() {
         api::sync(key, &part(n as u32)).unwrap();
     }
@@ -36,7 +45,10 @@ fn retryable_failures_are_retried_until_the_content_arrives() {
     let s = stats();
     assert_eq!(s["retried"], 8);
     assert_eq!(s["failed"], 8);
-    assert_eq!((s["sent"].as_u64(), s["dropped"].as_u64()), (Some(4), Some(0)));
+    assert_eq!(
+        (s["sent"].as_u64(), s["dropped"].as_u64()),
+        (Some(4), Some(0))
+    );
     let events = events();
     assert_eq!(of_type(&events, "retry").len(), 8);
     assert_eq!(of_type(&events, "synced").len(), 4);
@@ -48,14 +60,22 @@ fn a_key_waiting_for_its_retry_keeps_coalescing() {
     let sid = session(11);
     share(&sid);
     let key = part_key(&sid, 1);
-    run.service.push_fault(fault("/share_sync", Some(&key), Fault::Status(500), 1));
+    run.service
+        .push_fault(fault("/share_sync", Some(&key), Fault::Status(500), 1));
     api::sync(&key, &part(1)).unwrap();
-    assert!(run.service.wait_for(LONG, |s| !s.requests_to("/share_sync").is_empty()));
+    assert!(
+        run.service
+            .wait_for(LONG, |s| !s.requests_to("/share_sync").is_empty())
+    );
     for n in 2..=20 {
         api::sync(&key, &part(n)).unwrap();
     }
     api::flush(LONG).unwrap();
-    assert_eq!(received_ns(&run.service, &key), vec![20], "the retry carries only the newest content");
+    assert_eq!(
+        received_ns(&run.service, &key),
+        vec![20],
+        "the retry carries only the newest content"
+    );
     assert_eq!(run.service.requests_to("/share_sync").len(), 2);
 }
 
@@ -65,13 +85,24 @@ fn retry_after_is_honoured() {
     let sid = session(12);
     share(&sid);
     let key = part_key(&sid, 1);
-    run.service.push_fault(fault("/share_sync", Some(&key), Fault::StatusRetryAfter(429, "1".into()), 1));
+    run.service.push_fault(fault(
+        "/share_sync",
+        Some(&key),
+        Fault::StatusRetryAfter(429, "1".into()),
+        1,
+    ));
     api::sync(&key, &part(1)).unwrap();
     api::flush(LONG).unwrap();
     let r = run.service.requests_to("/share_sync");
-    assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 200]);
+    assert_eq!(
+        r.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![429, 200]
+    );
     let waited = r[1].received.duration_since(r[0].finished);
-    assert!(waited >= Duration::from_millis(950), "asked to wait 1 s, waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "asked to wait 1 s, waited {waited:?}"
+    );
 }
 
 #[test]
@@ -84,7 +115,10 @@ fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
         api::sync(&part_key(&sid, n % 4), &part(n)).unwrap();
     }
     thread::sleep(Duration::from_millis(300));
-    assert!(stats()["retried"].as_u64().unwrap() >= 1, "it tried while the service was down");
+    assert!(
+        stats()["retried"].as_u64().unwrap() >= 1,
+        "it tried while the service was down"
+    );
     run.service.come_up();
     api::flush(LONG).unwrap();
     let data = run.service.data(&sid).unwrap();
@@ -99,15 +133,30 @@ fn spent_retries_drop_the_content_with_events_and_other_keys_go_on() {
     let sid = session(14);
     share(&sid);
     let (bad, good) = (part_key(&sid, 1), part_key(&sid, 2));
-    run.service.push_fault(fault("/share_sync", Some(&bad), Fault::Status(500), 100));
+    run.service
+        .push_fault(fault("/share_sync", Some(&bad), Fault::Status(500), 100));
     api::sync(&bad, &part(1)).unwrap();
     api::sync(&good, &part(2)).unwrap();
     api::flush(LONG).unwrap();
-    assert_eq!(run.service.requests_to("/share_sync").iter().filter(|r| r.status == 500).count(), 3);
+    assert_eq!(
+        run.service
+            .requests_to("/share_sync")
+            .iter()
+            .filter(|r| r.status == 500)
+            .count(),
+        3
+    );
     let data = run.service.data(&sid).unwrap();
     assert!(data.contains_key(&good) && !data.contains_key(&bad));
     let s = stats();
-    assert_eq!((s["dropped"].as_u64(), s["sent"].as_u64(), s["retried"].as_u64()), (Some(1), Some(1), Some(2)));
+    assert_eq!(
+        (
+            s["dropped"].as_u64(),
+            s["sent"].as_u64(),
+            s["retried"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2))
+    );
     let events = events();
     let dropped = of_type(&events, "dropped");
     assert_eq!(dropped.len(), 1);
@@ -127,10 +176,15 @@ fn a_refused_content_is_dropped_at_once() {
     let sid = session(15);
     share(&sid);
     let key = part_key(&sid, 1);
-    run.service.push_fault(fault("/share_sync", Some(&key), Fault::Status(400), 1));
+    run.service
+        .push_fault(fault("/share_sync", Some(&key), Fault::Status(400), 1));
     api::sync(&key, &part(1)).unwrap();
     api::flush(LONG).unwrap();
-    assert_eq!(run.service.requests_to("/share_sync").len(), 1, "a 400 is not retried");
+    assert_eq!(
+        run.service.requests_to("/share_sync").len(),
+        1,
+        "a 400 is not retried"
+    );
     let events = events();
     assert_eq!(of_type(&events, "dropped")[0]["reason"], "rejected");
     assert_eq!(stats()["dropped"], 1);
@@ -143,21 +197,36 @@ fn a_revoked_share_is_forgotten() {
     let sid = session(16);
     run.service.create_share(&sid);
     let secret = "00000000-0000-4000-8000-00000000dead";
-    api::sync(&format!("session/share/{sid}"), &format!(r#"{{"secret":"{secret}"}}"#)).unwrap();
+    api::sync(
+        &format!("session/share/{sid}"),
+        &format!(r#"{{"secret":"{secret}"}}"#),
+    )
+    .unwrap();
     for p in 0..5 {
         api::sync(&part_key(&sid, p), &part(p)).unwrap();
     }
     api::flush(LONG).unwrap();
-    assert_eq!(run.service.requests_to("/share_sync").len(), 1, "the rest was dropped with the share");
+    assert_eq!(
+        run.service.requests_to("/share_sync").len(),
+        1,
+        "the rest was dropped with the share"
+    );
     let s = stats();
-    assert_eq!((s["shares"].as_u64(), s["dropped"].as_u64()), (Some(0), Some(5)));
+    assert_eq!(
+        (s["shares"].as_u64(), s["dropped"].as_u64()),
+        (Some(0), Some(5))
+    );
     let events_json = api::events_take();
     assert!(!events_json.contains(secret));
     let events: Vec<serde_json::Value> = serde_json::from_str(&events_json).unwrap();
     assert_eq!(of_type(&events, "unshared")[0]["status"], 401);
     assert_eq!(of_type(&events, "dropped")[0]["count"], 5);
     api::sync(&part_key(&sid, 1), &part(9)).unwrap();
-    assert_eq!(stats()["ignored"], 1, "later writes of the session are ignored");
+    assert_eq!(
+        stats()["ignored"],
+        1,
+        "later writes of the session are ignored"
+    );
 }
 
 #[test]
@@ -168,7 +237,10 @@ fn pending_bytes_are_bounded() {
     share(&sid);
     let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(400));
     api::sync(&part_key(&sid, 0), &big).unwrap(); // goes in flight
-    assert!(run.service.wait_for(LONG, |s| s.max_concurrent_syncs() == 1));
+    assert!(
+        run.service
+            .wait_for(LONG, |s| s.max_concurrent_syncs() == 1)
+    );
     api::sync(&part_key(&sid, 1), &big).unwrap();
     api::sync(&part_key(&sid, 2), &big).unwrap();
     let e = api::sync(&part_key(&sid, 3), &big).unwrap_err();

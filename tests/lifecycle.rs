@@ -15,17 +15,31 @@ fn create_returns_the_share_and_remembers_it() {
     let run = start("");
     let sid = session(20);
     let json: serde_json::Value = serde_json::from_str(&api::create(&sid).unwrap()).unwrap();
-    assert_eq!(json["url"], format!("{}/s/{}", run.service.url(), &sid[sid.len() - 8..]));
+    assert_eq!(
+        json["url"],
+        format!("{}/s/{}", run.service.url(), &sid[sid.len() - 8..])
+    );
     assert_eq!(json["secret"].as_str(), run.service.secret(&sid).as_deref());
     assert_eq!(stats()["shares"], 1);
-    assert_eq!(api::create("").unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT);
-    assert_eq!(api::create("ses/1").unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        api::create("").unwrap_err().status,
+        Status::SHARE_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        api::create("ses/1").unwrap_err().status,
+        Status::SHARE_ERR_INVALID_ARGUMENT
+    );
 }
 
 #[test]
 fn create_retries_then_reports_the_last_failure() {
     let run = start(r#""max_retries":2"#);
-    let rule = |fault, times| FaultRule { path: Some("/share_create".into()), key: None, fault, times };
+    let rule = |fault, times| FaultRule {
+        path: Some("/share_create".into()),
+        key: None,
+        fault,
+        times,
+    };
     run.service.push_fault(rule(Fault::Status(502), 2));
     api::create(&session(21)).expect("two 502s are retried");
     run.service.push_fault(rule(Fault::Status(503), 3));
@@ -33,8 +47,14 @@ fn create_retries_then_reports_the_last_failure() {
     assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
     assert!(e.message.contains("503"), "{}", e.message);
     run.service.push_fault(rule(Fault::Status(200), 1));
-    assert_eq!(api::create(&session(23)).unwrap_err().status, Status::SHARE_ERR_BAD_RESPONSE);
-    assert_eq!(run.service.requests_to("/share_create").len(), 2 + 1 + 3 + 1);
+    assert_eq!(
+        api::create(&session(23)).unwrap_err().status,
+        Status::SHARE_ERR_BAD_RESPONSE
+    );
+    assert_eq!(
+        run.service.requests_to("/share_create").len(),
+        2 + 1 + 3 + 1
+    );
 }
 
 #[test]
@@ -44,7 +64,10 @@ fn create_against_nothing_is_a_network_error() {
     drop(closed);
     let _run = start("");
     api::shutdown(Duration::ZERO).unwrap(); // restart against a port nobody listens on
-    api::init(Some(&format!(r#"{{"url":"http://127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#))).unwrap();
+    api::init(Some(&format!(
+        r#"{{"url":"http://127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#
+    )))
+    .unwrap();
     let e = api::create(&session(24)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
     assert!(e.message.contains("/share_create"), "{}", e.message);
@@ -61,25 +84,47 @@ fn remove_sends_nothing_of_the_session_after_it_returns() {
         api::sync(&part_key(&sid, n % 10), &part(n)).unwrap();
         api::sync(&part_key(&other, n % 3), &part(n)).unwrap();
     }
-    assert!(run.service.wait_for(LONG, |s| s.max_concurrent_syncs() >= 1));
+    assert!(
+        run.service
+            .wait_for(LONG, |s| s.max_concurrent_syncs() >= 1)
+    );
     api::remove(&sid, &secret).unwrap();
     let returned = Instant::now();
     let of_sid = |s: &ShareService| {
-        s.requests_to("/share_sync").into_iter().filter(|r| r.json.as_ref().unwrap()["sessionID"] == sid.as_str()).collect::<Vec<_>>()
+        s.requests_to("/share_sync")
+            .into_iter()
+            .filter(|r| r.json.as_ref().unwrap()["sessionID"] == sid.as_str())
+            .collect::<Vec<_>>()
     };
     let deletes = run.service.requests_to("/share_delete");
     assert_eq!(deletes.len(), 1);
-    assert!(of_sid(&run.service).iter().all(|r| r.finished <= deletes[0].received), "no sync overlaps the delete");
+    assert!(
+        of_sid(&run.service)
+            .iter()
+            .all(|r| r.finished <= deletes[0].received),
+        "no sync overlaps the delete"
+    );
     api::flush(LONG).unwrap();
     thread::sleep(Duration::from_millis(200));
-    assert!(of_sid(&run.service).iter().all(|r| r.received < returned), "no sync of the session after remove returned");
-    assert_eq!(run.service.data(&other).unwrap().len(), 3, "other sessions go on");
+    assert!(
+        of_sid(&run.service).iter().all(|r| r.received < returned),
+        "no sync of the session after remove returned"
+    );
+    assert_eq!(
+        run.service.data(&other).unwrap().len(),
+        3,
+        "other sessions go on"
+    );
     assert!(run.service.data(&sid).is_none());
     let s = stats();
     assert_eq!(s["shares"], 1);
     assert!(s["dropped"].as_u64().unwrap() > 0);
     let events = events();
-    assert!(events.iter().any(|e| e["type"] == "dropped" && e["reason"] == "removed"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "dropped" && e["reason"] == "removed")
+    );
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     assert_eq!(stats()["ignored"], 1);
 }
@@ -89,12 +134,20 @@ fn remove_forgets_locally_even_when_the_delete_fails() {
     let run = start(r#""max_retries":0"#);
     let sid = session(27);
     let secret = share(&sid);
-    run.service.push_fault(FaultRule { path: Some("/share_delete".into()), key: None, fault: Fault::Status(500), times: 1 });
+    run.service.push_fault(FaultRule {
+        path: Some("/share_delete".into()),
+        key: None,
+        fault: Fault::Status(500),
+        times: 1,
+    });
     let e = api::remove(&sid, &secret).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
     assert!(!e.message.contains(&secret));
     assert_eq!(stats()["shares"], 0);
-    assert_eq!(api::remove(&sid, "").unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        api::remove(&sid, "").unwrap_err().status,
+        Status::SHARE_ERR_INVALID_ARGUMENT
+    );
 }
 
 #[test]
@@ -105,33 +158,66 @@ fn async_create_and_remove_complete_on_a_library_thread() {
     let sid = session(28);
     let caller = thread::current().id();
     let done = tx.clone();
-    let id = api::create_async(&sid, Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()))
-        .unwrap();
-    assert!(rx.try_recv().is_err(), "create_async returned before the service answered");
-    assert_eq!(api::op_take(id).unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT, "not finished yet");
+    let id = api::create_async(
+        &sid,
+        Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()),
+    )
+    .unwrap();
+    assert!(
+        rx.try_recv().is_err(),
+        "create_async returned before the service answered"
+    );
+    assert_eq!(
+        api::op_take(id).unwrap_err().status,
+        Status::SHARE_ERR_INVALID_ARGUMENT,
+        "not finished yet"
+    );
     let (done_id, status, thread) = rx.recv_timeout(LONG).unwrap();
     assert_eq!((done_id, status), (id, Status::SHARE_OK));
     assert_ne!(thread, caller);
     let json: serde_json::Value = serde_json::from_str(&api::op_take(id).unwrap()).unwrap();
     let secret = json["secret"].as_str().unwrap().to_owned();
-    assert_eq!(api::op_take(id).unwrap_err().status, Status::SHARE_ERR_INVALID_ARGUMENT, "taken once");
+    assert_eq!(
+        api::op_take(id).unwrap_err().status,
+        Status::SHARE_ERR_INVALID_ARGUMENT,
+        "taken once"
+    );
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     api::flush(LONG).unwrap();
     let done = tx.clone();
-    let id = api::remove_async(&sid, &secret, Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()))
-        .unwrap();
-    assert_eq!(stats()["shares"], 0, "the local part is done before remove_async returns");
+    let id = api::remove_async(
+        &sid,
+        &secret,
+        Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        stats()["shares"],
+        0,
+        "the local part is done before remove_async returns"
+    );
     let (done_id, status, _) = rx.recv_timeout(LONG).unwrap();
     assert_eq!((done_id, status), (id, Status::SHARE_OK));
     assert_eq!(api::op_take(id).unwrap(), "{}");
     assert!(run.service.data(&sid).is_none());
     // a failure travels with the operation, not in a thread-local
     run.service.set_latency(Duration::ZERO);
-    run.service.push_fault(FaultRule { path: Some("/share_create".into()), key: None, fault: Fault::Status(404), times: 1 });
+    run.service.push_fault(FaultRule {
+        path: Some("/share_create".into()),
+        key: None,
+        fault: Fault::Status(404),
+        times: 1,
+    });
     let done = tx.clone();
-    let id = api::create_async(&session(29), Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()))
-        .unwrap();
-    assert_eq!(rx.recv_timeout(LONG).unwrap().1, Status::SHARE_ERR_HTTP_STATUS);
+    let id = api::create_async(
+        &session(29),
+        Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(LONG).unwrap().1,
+        Status::SHARE_ERR_HTTP_STATUS
+    );
     assert!(api::op_take(id).unwrap_err().message.contains("404"));
 }
 
@@ -142,8 +228,14 @@ fn flush_reports_a_timeout_and_finishes_later() {
     let sid = session(30);
     share(&sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
-    assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
-    assert_eq!(api::flush(Duration::from_millis(50)).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
+    assert_eq!(
+        api::flush(Duration::ZERO).unwrap_err().status,
+        Status::SHARE_ERR_TIMEOUT
+    );
+    assert_eq!(
+        api::flush(Duration::from_millis(50)).unwrap_err().status,
+        Status::SHARE_ERR_TIMEOUT
+    );
     api::flush(LONG).unwrap();
     api::flush(Duration::ZERO).unwrap();
 }
@@ -161,13 +253,30 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
     let e = api::shutdown(Duration::from_millis(200)).unwrap_err();
     let took = began.elapsed();
     assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
-    assert!(took < Duration::from_millis(1200), "shutdown(200 ms) took {took:?}");
-    assert!(e.message.contains("5 contents were dropped"), "{}", e.message);
+    assert!(
+        took < Duration::from_millis(1200),
+        "shutdown(200 ms) took {took:?}"
+    );
+    assert!(
+        e.message.contains("5 contents were dropped"),
+        "{}",
+        e.message
+    );
     let s = stats();
-    assert_eq!((s["running"].as_bool(), s["dropped"].as_u64()), (Some(false), Some(5)));
+    assert_eq!(
+        (s["running"].as_bool(), s["dropped"].as_u64()),
+        (Some(false), Some(5))
+    );
     let events = events();
-    assert!(events.iter().any(|e| e["type"] == "dropped" && e["reason"] == "shutdown" && e["count"] == 5));
-    assert_eq!(api::sync(&part_key(&sid, 1), "{}").unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "dropped" && e["reason"] == "shutdown" && e["count"] == 5)
+    );
+    assert_eq!(
+        api::sync(&part_key(&sid, 1), "{}").unwrap_err().status,
+        Status::SHARE_ERR_NOT_INITIALIZED
+    );
     drop(run);
 }
 
@@ -179,10 +288,23 @@ fn the_runtime_starts_stops_and_starts_again() {
     let config = format!(r#"{{"url":"{}"}}"#, run.service.url());
     for round in 0..5u32 {
         api::shutdown(Duration::from_secs(5)).unwrap();
-        assert_eq!(api::shutdown(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
-        assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
-        assert_eq!(api::create("ses_x").unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED);
-        assert_eq!(api::sync("x", "{").unwrap_err().status, Status::SHARE_ERR_NOT_INITIALIZED, "init is checked before the key");
+        assert_eq!(
+            api::shutdown(Duration::ZERO).unwrap_err().status,
+            Status::SHARE_ERR_NOT_INITIALIZED
+        );
+        assert_eq!(
+            api::flush(Duration::ZERO).unwrap_err().status,
+            Status::SHARE_ERR_NOT_INITIALIZED
+        );
+        assert_eq!(
+            api::create("ses_x").unwrap_err().status,
+            Status::SHARE_ERR_NOT_INITIALIZED
+        );
+        assert_eq!(
+            api::sync("x", "{").unwrap_err().status,
+            Status::SHARE_ERR_NOT_INITIALIZED,
+            "init is checked before the key"
+        );
         api::init(Some(&config)).unwrap();
         let sid = session(40 + round);
         share(&sid);
@@ -190,7 +312,12 @@ fn the_runtime_starts_stops_and_starts_again() {
         api::flush(LONG).unwrap();
         assert_eq!(stats()["sent"], 1, "each run counts afresh");
     }
-    for bad in [r#"{"nope":1}"#, r#"{"concurrency":0}"#, "not json", r#"{"url":"http://example.com"}"#] {
+    for bad in [
+        r#"{"nope":1}"#,
+        r#"{"concurrency":0}"#,
+        "not json",
+        r#"{"url":"http://example.com"}"#,
+    ] {
         api::shutdown(Duration::from_secs(5)).ok();
         let e = api::init(Some(bad)).unwrap_err();
         assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
@@ -203,7 +330,17 @@ fn library_threads() -> Vec<String> {
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .map(|name| name.trim().to_owned())
-        .filter(|name| ["share-worker", "share-timer", "share-notifier", "share-init", "reqwest"].iter().any(|p| name.starts_with(p)))
+        .filter(|name| {
+            [
+                "share-worker",
+                "share-timer",
+                "share-notifier",
+                "share-init",
+                "reqwest",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+        })
         .collect()
 }
 
@@ -231,7 +368,11 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
     run.service.set_latency(Duration::from_millis(300));
     let (tx, rx) = mpsc::channel();
     let done = tx.clone();
-    let id = api::create_async(&session(60), Box::new(move |id, status| done.send((id, status)).unwrap())).unwrap();
+    let id = api::create_async(
+        &session(60),
+        Box::new(move |id, status| done.send((id, status)).unwrap()),
+    )
+    .unwrap();
     api::shutdown(Duration::from_secs(5)).expect("the create finishes within the deadline");
     assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_OK));
     assert!(api::op_take(id).unwrap().contains("secret"));
@@ -239,11 +380,23 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
     // one that cannot finish in time is abandoned, and shutdown says so
     api::init(Some(&format!(r#"{{"url":"{}"}}"#, run.service.url()))).unwrap();
     run.service.set_latency(Duration::from_millis(1500));
-    let id = api::create_async(&session(61), Box::new(move |id, status| tx.send((id, status)).unwrap())).unwrap();
+    let id = api::create_async(
+        &session(61),
+        Box::new(move |id, status| tx.send((id, status)).unwrap()),
+    )
+    .unwrap();
     let e = api::shutdown(Duration::from_millis(200)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
-    assert!(e.message.contains("1 asynchronous operations were abandoned"), "{}", e.message);
-    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_ERR_TIMEOUT));
+    assert!(
+        e.message
+            .contains("1 asynchronous operations were abandoned"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        rx.recv_timeout(LONG).unwrap(),
+        (id, Status::SHARE_ERR_TIMEOUT)
+    );
     drop(run);
 }
 
@@ -264,8 +417,14 @@ fn a_flush_mark_is_not_moved_by_later_writes() {
     }
     let held = run.service.data(&sid).unwrap();
     assert!(held.contains_key(&part_key(&sid, 1)));
-    assert!(!held.contains_key(&part_key(&sid, 3)), "reached before the later writes went out");
-    assert_eq!(api::flush(Duration::ZERO).unwrap_err().status, Status::SHARE_ERR_TIMEOUT);
+    assert!(
+        !held.contains_key(&part_key(&sid, 3)),
+        "reached before the later writes went out"
+    );
+    assert_eq!(
+        api::flush(Duration::ZERO).unwrap_err().status,
+        Status::SHARE_ERR_TIMEOUT
+    );
     api::flush(LONG).unwrap();
 }
 
@@ -288,8 +447,16 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
     let short = api::flush_async(Duration::from_millis(50), done(tx.clone())).unwrap();
     let long = api::flush_async(LONG, done(tx.clone())).unwrap();
     api::sync(&part_key(&sid, 2), &part(2)).unwrap(); // after both: neither waits for it
-    assert_eq!(rx.recv_timeout(LONG).unwrap(), (short, Status::SHARE_ERR_TIMEOUT));
-    assert!(api::op_take(short).unwrap_err().message.contains("deadline"));
+    assert_eq!(
+        rx.recv_timeout(LONG).unwrap(),
+        (short, Status::SHARE_ERR_TIMEOUT)
+    );
+    assert!(
+        api::op_take(short)
+            .unwrap_err()
+            .message
+            .contains("deadline")
+    );
     assert_eq!(rx.recv_timeout(LONG).unwrap(), (long, Status::SHARE_OK));
     let held = run.service.data(&sid).unwrap();
     assert!(held.contains_key(&part_key(&sid, 1)) && !held.contains_key(&part_key(&sid, 2)));

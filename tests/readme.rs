@@ -10,5 +10,8 @@ fn readme_shows_the_c_example_the_tests_compile() {
         .nth(1)
         .and_then(|rest| rest.split("```\n<!-- /readme_example.c -->").next())
         .expect("README has the marked C example");
-    assert_eq!(shown, example, "README's C example differs from tests/c/readme_example.c");
+    assert_eq!(
+        shown, example,
+        "README's C example differs from tests/c/readme_example.c"
+    );
 }

@@ -28,17 +28,33 @@ fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
         let last = 195 + p as u64;
         assert_eq!(data[key]["n"], last, "{key} ends with its newest content");
         let ns = received_ns(&run.service, key);
-        assert!(ns.windows(2).all(|w| w[0] < w[1]), "{key} arrived out of write order: {ns:?}");
+        assert!(
+            ns.windows(2).all(|w| w[0] < w[1]),
+            "{key} arrived out of write order: {ns:?}"
+        );
         assert_eq!(ns.last(), Some(&last));
     }
     let syncs = run.service.requests_to("/share_sync").len();
-    assert!(syncs < 200, "200 writes to 5 keys at 20 ms latency coalesce, got {syncs} requests");
-    assert_eq!(run.service.key_overlaps(), 0, "a key never has two requests at once");
+    assert!(
+        syncs < 200,
+        "200 writes to 5 keys at 20 ms latency coalesce, got {syncs} requests"
+    );
+    assert_eq!(
+        run.service.key_overlaps(),
+        0,
+        "a key never has two requests at once"
+    );
     let s = stats();
     assert_eq!(s["queued"], 200);
-    assert_eq!(s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(), 200);
+    assert_eq!(
+        s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(),
+        200
+    );
     assert_eq!(s["sent"].as_u64().unwrap() as usize, syncs);
-    assert_eq!((s["pending_keys"].as_u64(), s["in_flight"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (s["pending_keys"].as_u64(), s["in_flight"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -54,7 +70,10 @@ fn requests_in_flight_never_pass_concurrency_and_do_overlap() {
     assert_eq!(run.service.data(&sid).unwrap().len(), 30);
     let max = run.service.max_concurrent_syncs();
     assert!(max <= 3, "at most 3 syncs at once, saw {max}");
-    assert!(max >= 2, "30 keys at 50 ms latency should overlap, saw {max}");
+    assert!(
+        max >= 2,
+        "30 keys at 50 ms latency should overlap, saw {max}"
+    );
 }
 
 #[test]
@@ -89,14 +108,22 @@ fn the_share_secret_is_stripped_from_content_and_absent_from_events_and_stats() 
     api::flush(LONG).unwrap();
     let stored = &run.service.data(&sid).unwrap()[&format!("session/info/{sid}")];
     assert_eq!(stored["share"], serde_json::json!({"url": "https://x/s/1"}));
-    assert_eq!(stored["tool"]["secret"], "not-the-share", "other secrets are the host's business");
+    assert_eq!(
+        stored["tool"]["secret"], "not-the-share",
+        "other secrets are the host's business"
+    );
     let events = api::events_take();
     let stats = api::stats().unwrap();
     assert!(events.contains("synced"), "{events}");
     assert!(!events.contains(&secret) && !stats.contains(&secret));
     // the body carries the secret once, as the protocol's own field
     let body = &run.service.requests_to("/share_sync")[0].body;
-    assert_eq!(body.matches(&secret).count(), 1, "{}", body.replace(&secret, "<secret>"));
+    assert_eq!(
+        body.matches(&secret).count(),
+        1,
+        "{}",
+        body.replace(&secret, "<secret>")
+    );
 }
 
 #[test]
@@ -106,13 +133,29 @@ fn a_share_record_written_by_the_host_shares_the_session() {
     let (_, secret) = run.service.create_share(&sid);
     let key = part_key(&sid, 1);
     api::sync(&key, &part(1)).unwrap(); // not shared yet: ignored
-    api::sync(&format!("session/share/{sid}"), &format!(r#"{{"url":"u","secret":"{secret}"}}"#)).unwrap();
+    api::sync(
+        &format!("session/share/{sid}"),
+        &format!(r#"{{"url":"u","secret":"{secret}"}}"#),
+    )
+    .unwrap();
     api::sync(&key, &part(2)).unwrap();
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap()[&key]["n"], 2);
     let s = stats();
-    assert_eq!((s["ignored"].as_u64(), s["sent"].as_u64(), s["shares"].as_u64()), (Some(1), Some(1), Some(1)));
-    assert!(run.service.requests_to("/share_sync").iter().all(|r| !r.body.contains("session/share/")));
+    assert_eq!(
+        (
+            s["ignored"].as_u64(),
+            s["sent"].as_u64(),
+            s["shares"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert!(
+        run.service
+            .requests_to("/share_sync")
+            .iter()
+            .all(|r| !r.body.contains("session/share/"))
+    );
 }
 
 #[test]
@@ -120,7 +163,14 @@ fn key_rules_and_bad_content() {
     let _run = start("");
     let sid = session(6);
     share(&sid);
-    for bad in ["session", "session/info", "session//x", "session/info/", "session/part/ses_1//p", "session/info/ses_1/"] {
+    for bad in [
+        "session",
+        "session/info",
+        "session//x",
+        "session/info/",
+        "session/part/ses_1//p",
+        "session/info/ses_1/",
+    ] {
         let e = api::sync(bad, "{}").unwrap_err();
         assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
         assert!(e.message.contains(bad), "{}", e.message);
@@ -162,10 +212,16 @@ fn eight_threads_syncing_at_once_lose_nothing() {
     api::flush(LONG).unwrap();
     let data = run.service.data(&sid).unwrap();
     assert_eq!(data.len(), 8 * 50);
-    assert!(data.values().all(|v| v["n"].as_u64().unwrap() >= 450), "every key ends with its last write");
+    assert!(
+        data.values().all(|v| v["n"].as_u64().unwrap() >= 450),
+        "every key ends with its last write"
+    );
     let s = stats();
     assert_eq!(s["queued"], 4000);
-    assert_eq!(s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(), 4000);
+    assert_eq!(
+        s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(),
+        4000
+    );
     assert_eq!(run.service.key_overlaps(), 0);
 }
 
@@ -181,7 +237,11 @@ fn requests_say_what_they_are() {
     assert_eq!(r.header("user-agent"), Some("host/1.2"));
     let body = r.json.as_ref().unwrap();
     assert_eq!(body["sessionID"], sid.as_str());
-    assert_eq!(body["content"], serde_json::json!({"type":"text","text":"write 1","n":1}), "content is JSON, not a string");
+    assert_eq!(
+        body["content"],
+        serde_json::json!({"type":"text","text":"write 1","n":1}),
+        "content is JSON, not a string"
+    );
 }
 
 #[test]
@@ -191,11 +251,60 @@ fn content_holding_the_secret_that_cannot_be_stripped_is_dropped_not_sent() {
     let secret = share(&sid);
     let key = format!("session/info/{sid}");
     // valid JSON, but a lone surrogate escape cannot be read into a tree to strip the secret
-    api::sync(&key, &format!(r#"{{"title":"\ud800","share":{{"secret":"{secret}"}}}}"#)).unwrap();
+    api::sync(
+        &key,
+        &format!(r#"{{"title":"\ud800","share":{{"secret":"{secret}"}}}}"#),
+    )
+    .unwrap();
     api::flush(LONG).unwrap();
-    assert!(run.service.requests_to("/share_sync").is_empty(), "nothing went out");
+    assert!(
+        run.service.requests_to("/share_sync").is_empty(),
+        "nothing went out"
+    );
     let events = api::events_take();
-    assert!(events.contains(r#""reason":"rejected""#) && events.contains("cannot be re-read"), "{events}");
+    assert!(
+        events.contains(r#""reason":"rejected""#) && events.contains("cannot be re-read"),
+        "{events}"
+    );
     assert!(!events.contains(&secret));
     assert_eq!(stats()["dropped"], 1);
+}
+
+#[test]
+fn sync_queued_says_which_writes_will_be_followed_by_an_event() {
+    let run = start("");
+    let sid = session(12);
+    let unshared = session(13);
+    let key = part_key(&sid, 1);
+    assert!(
+        !api::sync_queued("storage/migration", "{}").unwrap(),
+        "a foreign key is ignored"
+    );
+    assert!(
+        !api::sync_queued(&part_key(&unshared, 1), "{}").unwrap(),
+        "a session without a share"
+    );
+    let (_, secret) = run.service.create_share(&sid);
+    let record = format!(r#"{{"url":"u","secret":"{secret}"}}"#);
+    assert!(
+        !api::sync_queued(&format!("session/share/{sid}"), &record).unwrap(),
+        "a share record is never sent"
+    );
+    assert!(api::sync_queued(&key, &part(1)).unwrap());
+    assert_eq!(
+        api::sync_queued(&key, "{").unwrap_err().status,
+        Status::SHARE_ERR_INVALID_ARGUMENT
+    );
+    api::flush(LONG).unwrap();
+    let named: Vec<_> = events()
+        .into_iter()
+        .filter(|e| e["key"] == key.as_str())
+        .collect();
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert_eq!(named[0]["type"], "synced");
+    api::shutdown(LONG).unwrap();
+    assert_eq!(
+        api::sync_queued(&key, &part(2)).unwrap_err().status,
+        Status::SHARE_ERR_NOT_INITIALIZED
+    );
 }

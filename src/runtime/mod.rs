@@ -81,7 +81,12 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let for_client = config.clone();
     let http = spawn("share-init".into(), move || Http::new(&for_client))?
         .join()
-        .map_err(|_| Error::new(Status::SHARE_ERR_PANIC, "building the HTTP client panicked (a bug)"))?
+        .map_err(|_| {
+            Error::new(
+                Status::SHARE_ERR_PANIC,
+                "building the HTTP client panicked (a bug)",
+            )
+        })?
         .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, e))?;
 
     let (jobs_tx, jobs_rx) = unbounded();
@@ -91,14 +96,25 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let (notifier_done_tx, notifier_done_rx) = unbounded();
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
     let workers = config.concurrency + SPARE_WORKERS;
-    let shared = Arc::new(Shared::new(generation, config, http, jobs_tx, ticks_tx, notices_tx.clone()));
+    let shared = Arc::new(Shared::new(
+        generation,
+        config,
+        http,
+        jobs_tx,
+        ticks_tx,
+        notices_tx.clone(),
+    ));
 
-    let notifier = spawn("share-notifier".into(), move || notifier::run(notices_rx, notifier_done_tx))?;
+    let notifier = spawn("share-notifier".into(), move || {
+        notifier::run(notices_rx, notifier_done_tx)
+    })?;
     let mut handles = Vec::with_capacity(workers + 1);
     let mut started = Ok(());
     for n in 0..workers {
         let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
-        match spawn(format!("share-worker-{n}"), move || worker::run(shared, jobs, done)) {
+        match spawn(format!("share-worker-{n}"), move || {
+            worker::run(shared, jobs, done)
+        }) {
             Ok(handle) => handles.push(handle),
             Err(e) => {
                 started = Err(e);
@@ -108,7 +124,10 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     }
     if started.is_ok() {
         let (shared, done) = (shared.clone(), done_tx.clone());
-        started = spawn("share-timer".into(), move || timer::run(shared, ticks_rx, done)).map(|h| handles.push(h));
+        started = spawn("share-timer".into(), move || {
+            timer::run(shared, ticks_rx, done)
+        })
+        .map(|h| handles.push(h));
     }
     if let Err(e) = started {
         stop_threads(&shared, handles.len());
@@ -120,16 +139,26 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         let _ = notices_tx.send(Notice::Events);
     })));
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
-    *lifecycle = Some(Threads { handles, notifier, done: done_rx, notifier_done: notifier_done_rx });
+    *lifecycle = Some(Threads {
+        handles,
+        notifier,
+        done: done_rx,
+        notifier_done: notifier_done_rx,
+    });
     Ok(())
 }
 
 /// Starts a named library thread.
-fn spawn<T: Send + 'static>(name: String, body: impl FnOnce() -> T + Send + 'static) -> Result<JoinHandle<T>> {
-    thread::Builder::new()
-        .name(name)
-        .spawn(body)
-        .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, format!("cannot start a library thread: {e}")))
+fn spawn<T: Send + 'static>(
+    name: String,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>> {
+    thread::Builder::new().name(name).spawn(body).map_err(|e| {
+        Error::new(
+            Status::SHARE_ERR_NETWORK,
+            format!("cannot start a library thread: {e}"),
+        )
+    })
 }
 
 /// `share_shutdown`: stops new work, flushes until the deadline, drops and reports what is
@@ -152,7 +181,12 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
         left
     };
     if left > 0 {
-        hub().emit([Event::Dropped { reason: Reason::Shutdown, key: None, session: None, count: left }]);
+        hub().emit([Event::Dropped {
+            reason: Reason::Shutdown,
+            key: None,
+            session: None,
+            count: left,
+        }]);
     }
     let abandoned = ops::abandon(shared.generation);
     let abandoned_ops = abandoned.len();

@@ -21,7 +21,12 @@ use crate::retry::{self, Attempt, Verdict};
 /// remembered so later syncs of the session go out. Returns `{"url","secret"}`.
 pub fn create(shared: &Shared, session: &str) -> Result<String> {
     let deadline = Instant::now() + shared.config.timeout;
-    let answer = request(shared, protocol::CREATE, &protocol::create_body(session), deadline)?;
+    let answer = request(
+        shared,
+        protocol::CREATE,
+        &protocol::create_body(session),
+        deadline,
+    )?;
     let created = protocol::parse_created(&answer.body)?;
     let mut state = shared.lock();
     if !state.closed {
@@ -41,7 +46,12 @@ pub fn forget(shared: &Shared, session: &str) {
         dropped
     };
     if dropped > 0 {
-        hub().emit([Event::Dropped { reason: Reason::Removed, key: None, session: Some(session.into()), count: dropped }]);
+        hub().emit([Event::Dropped {
+            reason: Reason::Removed,
+            key: None,
+            session: Some(session.into()),
+            count: dropped,
+        }]);
     }
 }
 
@@ -52,17 +62,26 @@ pub fn delete(shared: &Shared, session: &str, secret: &Secret) -> Result<()> {
     {
         let mut state = shared.lock();
         state.waiters += 1;
-        let (mut state, idle) =
-            wait_until(&shared.changed, state, deadline, |s| s.queue.in_flight_of(session) == 0);
+        let (mut state, idle) = wait_until(&shared.changed, state, deadline, |s| {
+            s.queue.in_flight_of(session) == 0
+        });
         state.waiters -= 1;
         if !idle {
             return Err(Error::new(
                 Status::SHARE_ERR_TIMEOUT,
-                format!("remove {session:?}: its sync requests were still in flight at the deadline; delete not sent"),
+                format!(
+                    "remove {session:?}: its sync requests were still in flight at the deadline; delete not sent"
+                ),
             ));
         }
     }
-    request(shared, protocol::DELETE, &protocol::delete_body(session, secret), deadline).map(|_| ())
+    request(
+        shared,
+        protocol::DELETE,
+        &protocol::delete_body(session, secret),
+        deadline,
+    )
+    .map(|_| ())
 }
 
 /// POSTs `body` to `path` until it succeeds, fails for good, or retrying would pass `deadline`.
@@ -71,17 +90,24 @@ fn request(shared: &Shared, path: &str, body: &str, deadline: Instant) -> Result
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::new(Status::SHARE_ERR_TIMEOUT, format!("POST {path}: no time left for an attempt")));
+            return Err(Error::new(
+                Status::SHARE_ERR_TIMEOUT,
+                format!("POST {path}: no time left for an attempt"),
+            ));
         }
         let outcome = shared.http.post(path, body.to_owned(), left);
         let attempt = match outcome {
-            Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => return Ok(answer),
+            Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => {
+                return Ok(answer);
+            }
             Ok(answer) => answer.attempt(),
             Err(attempt) => attempt,
         };
         let verdict = retry::classify(&attempt);
         let failure = failure(path, &attempt);
-        let Verdict::Retry { after } = verdict else { return Err(failure) };
+        let Verdict::Retry { after } = verdict else {
+            return Err(failure);
+        };
         if retries >= shared.policy.max_retries {
             return Err(failure);
         }
@@ -98,9 +124,10 @@ fn failure(path: &str, attempt: &Attempt) -> Error {
     match attempt {
         Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
         Attempt::Refused(e) => Error::invalid(e.clone()),
-        Attempt::Answered { status, .. } => {
-            Error::new(Status::SHARE_ERR_HTTP_STATUS, format!("POST {path} answered HTTP {status}"))
-        }
+        Attempt::Answered { status, .. } => Error::new(
+            Status::SHARE_ERR_HTTP_STATUS,
+            format!("POST {path} answered HTTP {status}"),
+        ),
     }
 }
 
@@ -109,7 +136,10 @@ pub type Completion = Box<dyn FnOnce(u32, Status) + Send>;
 
 enum Slot {
     /// Running for the runtime of this generation; the completion is still to be called.
-    Pending { generation: u64, completion: Completion },
+    Pending {
+        generation: u64,
+        completion: Completion,
+    },
     /// Finished: what `share_op_take` hands over.
     Done(Result<String>),
 }
@@ -131,7 +161,10 @@ pub fn start(
             Err(stopped())
         } else {
             catch_unwind(AssertUnwindSafe(|| work(&runner))).unwrap_or_else(|_| {
-                Err(Error::new(Status::SHARE_ERR_PANIC, "the library panicked during the operation (a bug)"))
+                Err(Error::new(
+                    Status::SHARE_ERR_PANIC,
+                    "the library panicked during the operation (a bug)",
+                ))
             })
         };
         finish(&runner, id, result);
@@ -151,35 +184,52 @@ pub fn register(shared: &Shared, completion: Completion) -> u32 {
             break id;
         }
     };
-    lock(&SLOTS)
-        .get_or_insert_with(HashMap::new)
-        .insert(id, Slot::Pending { generation: shared.generation, completion });
+    lock(&SLOTS).get_or_insert_with(HashMap::new).insert(
+        id,
+        Slot::Pending {
+            generation: shared.generation,
+            completion,
+        },
+    );
     id
 }
 
 fn runner_send(shared: &Shared, job: Box<dyn FnOnce() + Send>) -> std::result::Result<(), ()> {
-    shared.jobs.send(super::shared::Job::Op(job)).map_err(|_| ())
+    shared
+        .jobs
+        .send(super::shared::Job::Op(job))
+        .map_err(|_| ())
 }
 
 /// Records an operation's result and has its completion called (unless shutdown already
 /// completed it).
 pub fn finish(shared: &Shared, id: u32, result: Result<String>) {
-    let status = result.as_ref().map_or_else(|e| e.status, |_| Status::SHARE_OK);
+    let status = result
+        .as_ref()
+        .map_or_else(|e| e.status, |_| Status::SHARE_OK);
     let mut slots = lock(&SLOTS);
     let slots = slots.get_or_insert_with(HashMap::new);
     if !matches!(slots.get(&id), Some(Slot::Pending { .. })) {
         return; // shutdown completed it already
     }
-    let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else { return };
+    let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else {
+        return;
+    };
     // sent under the lock: shutdown's abandon() and its Stop notice cannot come in between
-    let _ = shared.notices.send(super::shared::Notice::Call(Box::new(move || completion(id, status))));
+    let _ = shared
+        .notices
+        .send(super::shared::Notice::Call(Box::new(move || {
+            completion(id, status)
+        })));
 }
 
 /// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
 pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
     loop {
         let pending = lock(&SLOTS).as_ref().is_some_and(|slots| {
-            slots.values().any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+            slots
+                .values()
+                .any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
         });
         if !pending {
             return true;
@@ -188,7 +238,9 @@ pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
             return false;
         }
         // operations take network round trips; polling keeps the slots free of a condvar
-        thread::sleep(Duration::from_millis(2).min(deadline.saturating_duration_since(Instant::now())));
+        thread::sleep(
+            Duration::from_millis(2).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
@@ -214,7 +266,10 @@ pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
 
 /// The result of an operation that shutdown overtook.
 fn stopped() -> Error {
-    Error::new(Status::SHARE_ERR_TIMEOUT, "share_shutdown stopped the library before the operation finished")
+    Error::new(
+        Status::SHARE_ERR_TIMEOUT,
+        "share_shutdown stopped the library before the operation finished",
+    )
 }
 
 /// Takes a finished operation's result (once).
@@ -225,8 +280,12 @@ pub fn take(id: u32) -> Result<String> {
         Some(Slot::Done(result)) => result,
         Some(pending) => {
             slots.insert(id, pending);
-            Err(Error::invalid(format!("operation {id} has not completed yet")))
+            Err(Error::invalid(format!(
+                "operation {id} has not completed yet"
+            )))
         }
-        None => Err(Error::invalid(format!("no operation {id} to take (unknown, or already taken)"))),
+        None => Err(Error::invalid(format!(
+            "no operation {id} to take (unknown, or already taken)"
+        ))),
     }
 }

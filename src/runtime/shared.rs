@@ -104,8 +104,11 @@ impl Shared {
             max_retries: config.max_retries,
             max_pending_bytes: config.max_pending_bytes,
         };
-        let policy =
-            RetryPolicy { initial: config.retry_initial, max: config.retry_max, max_retries: config.max_retries };
+        let policy = RetryPolicy {
+            initial: config.retry_initial,
+            max: config.retry_max,
+            max_retries: config.max_retries,
+        };
         Shared {
             generation,
             policy,
@@ -168,7 +171,11 @@ impl Shared {
     }
 
     /// `share_flush_async`: registers a flush that settles and the timer complete.
-    pub fn flush_async(&self, timeout: Duration, completion: super::ops::Completion) -> Result<u32> {
+    pub fn flush_async(
+        &self,
+        timeout: Duration,
+        completion: super::ops::Completion,
+    ) -> Result<u32> {
         let id = super::ops::register(self, completion);
         let mut state = self.lock();
         if state.closed {
@@ -196,8 +203,9 @@ impl Shared {
         }
     }
 
-    /// `share_sync` after the NULL, UTF-8 and initialisation checks.
-    pub fn sync(&self, key: &str, text: &str) -> Result<()> {
+    /// `share_sync` after the NULL, UTF-8 and initialisation checks. True when the content was
+    /// queued (an event naming its key or session will follow), false when it was ignored.
+    pub fn sync(&self, key: &str, text: &str) -> Result<bool> {
         match key::classify(key)? {
             Key::Foreign => self.ignore(),
             Key::Share { session } => match content::share_secret(key, text)? {
@@ -207,7 +215,7 @@ impl Shared {
                         return Err(Error::not_initialized());
                     }
                     state.registry.insert(session, secret);
-                    Ok(())
+                    Ok(false)
                 }
                 None => self.ignore(),
             },
@@ -233,22 +241,29 @@ impl Shared {
                     state.claim_workers(self.config.concurrency)
                 };
                 self.wake_workers(tokens);
-                Ok(())
+                Ok(true)
             }
         }
     }
 
-    fn ignore(&self) -> Result<()> {
+    fn ignore(&self) -> Result<bool> {
         self.ignored.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(false)
     }
 
     fn queue_full(&self, key: &str, pending: usize, limit: usize) -> Error {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        hub().emit([Event::Dropped { reason: Reason::QueueFull, key: Some(key.into()), session: None, count: 1 }]);
+        hub().emit([Event::Dropped {
+            reason: Reason::QueueFull,
+            key: Some(key.into()),
+            session: None,
+            count: 1,
+        }]);
         Error::new(
             Status::SHARE_ERR_QUEUE_FULL,
-            format!("{key:?} not queued: {pending} bytes are pending and max_pending_bytes is {limit}"),
+            format!(
+                "{key:?} not queued: {pending} bytes are pending and max_pending_bytes is {limit}"
+            ),
         )
     }
 
@@ -270,7 +285,9 @@ impl Shared {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         state.waiters += 1;
-        let (mut state, done) = wait_until(&self.changed, state, deadline, |s| !s.queue.holds_up_to(mark));
+        let (mut state, done) = wait_until(&self.changed, state, deadline, |s| {
+            !s.queue.holds_up_to(mark)
+        });
         state.waiters -= 1;
         if done {
             return Ok(());

@@ -22,7 +22,10 @@ pub fn run(shared: Arc<Shared>, ticks: Receiver<Tick>, done: Sender<()>) {
                 shared.check_flushes(&mut state, now);
             }
             let tokens = state.claim_workers(shared.config.concurrency);
-            let next = match (state.queue.next_retry_at(), Shared::next_flush_deadline(&state)) {
+            let next = match (
+                state.queue.next_retry_at(),
+                Shared::next_flush_deadline(&state),
+            ) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };

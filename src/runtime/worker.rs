@@ -44,7 +44,10 @@ fn send_ready(shared: &Shared) {
         let outcome = match &secret {
             Some(secret) => post(shared, &dispatch, secret),
             // a purge removes the session's pending keys with its share; kept for safety
-            None => Err(Attempt::Answered { status: 403, retry_after: None }),
+            None => Err(Attempt::Answered {
+                status: 403,
+                retry_after: None,
+            }),
         };
         settle(shared, &dispatch, secret.as_ref(), outcome);
     }
@@ -59,13 +62,24 @@ fn post(shared: &Shared, dispatch: &Dispatch, secret: &Secret) -> Result<Answer,
             Err(e) => return Err(Attempt::Refused(e.message)),
         };
         let body = protocol::sync_body(&dispatch.session, secret, &dispatch.key, &text);
-        shared.http.post(protocol::SYNC, body, shared.config.timeout)
+        shared
+            .http
+            .post(protocol::SYNC, body, shared.config.timeout)
     }));
-    attempt.unwrap_or_else(|_| Err(Attempt::Network("the library panicked while sending (a bug)".into())))
+    attempt.unwrap_or_else(|_| {
+        Err(Attempt::Network(
+            "the library panicked while sending (a bug)".into(),
+        ))
+    })
 }
 
 /// Settles one request's outcome into the queue and tells the host.
-fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome: Result<Answer, Attempt>) {
+fn settle(
+    shared: &Shared,
+    dispatch: &Dispatch,
+    secret: Option<&Secret>,
+    outcome: Result<Answer, Attempt>,
+) {
     let attempt = match outcome {
         Ok(answer) => answer.attempt(),
         Err(attempt) => attempt,
@@ -83,24 +97,49 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
         if state.closed {
             return; // shutdown drained and counted this request already
         }
-        let failed = Event::Failed { key: key.clone(), status, error: error.clone() };
-        let dropped = |reason| Event::Dropped { reason, key: Some(key.clone()), session: None, count: 1 };
+        let failed = Event::Failed {
+            key: key.clone(),
+            status,
+            error: error.clone(),
+        };
+        let dropped = |reason| Event::Dropped {
+            reason,
+            key: Some(key.clone()),
+            session: None,
+            count: 1,
+        };
         match retry::classify(&attempt) {
             Verdict::Success => {
                 state.queue.sent(key);
-                events.push(Event::Synced { key: key.clone(), status: status.unwrap_or(200) });
+                events.push(Event::Synced {
+                    key: key.clone(),
+                    status: status.unwrap_or(200),
+                });
             }
             Verdict::Retry { after } => {
                 let policy = shared.policy;
-                match state.queue.failed(key, now, true, |n| policy.jittered_delay(n, after)) {
+                match state
+                    .queue
+                    .failed(key, now, true, |n| policy.jittered_delay(n, after))
+                {
                     AfterFailure::Retry { retry, delay } => {
                         wake_timer = true;
                         let delay_ms = delay.as_millis() as u64;
-                        events.push(Event::Retry { key: key.clone(), retry, delay_ms, status, error });
+                        events.push(Event::Retry {
+                            key: key.clone(),
+                            retry,
+                            delay_ms,
+                            status,
+                            error,
+                        });
                     }
                     AfterFailure::Dropped { exhausted } => {
                         events.push(failed);
-                        events.push(dropped(if exhausted { Reason::RetriesExhausted } else { Reason::Removed }));
+                        events.push(dropped(if exhausted {
+                            Reason::RetriesExhausted
+                        } else {
+                            Reason::Removed
+                        }));
                     }
                 }
             }
@@ -111,7 +150,10 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
                 if secret.is_some() && state.registry.get(&dispatch.session) == secret {
                     count += state.queue.purge_session(&dispatch.session);
                     state.registry.remove(&dispatch.session);
-                    events.push(Event::Unshared { session: dispatch.session.clone(), status: status.unwrap_or(403) });
+                    events.push(Event::Unshared {
+                        session: dispatch.session.clone(),
+                        status: status.unwrap_or(403),
+                    });
                 }
                 events.push(failed);
                 events.push(Event::Dropped {

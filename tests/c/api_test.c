@@ -149,6 +149,9 @@ static void version_and_calls_before_init(completions *ops) {
   CHECK_STATUS(share_sync("session/info/" NEVER, "{}"), SHARE_ERR_NOT_INITIALIZED);
   check_error_message(NULL);
   CHECK_STATUS(share_sync("project/x", "{}"), SHARE_ERR_NOT_INITIALIZED);
+  bool queued = true;
+  CHECK_STATUS(share_sync_queued("session/info/" NEVER, "{}", &queued), SHARE_ERR_NOT_INITIALIZED);
+  CHECK(!queued);
   CHECK_STATUS(share_flush(0), SHARE_ERR_NOT_INITIALIZED);
   uint64_t early_mark = 7;
   CHECK_STATUS(share_flush_mark(&early_mark), SHARE_ERR_NOT_INITIALIZED);
@@ -311,6 +314,16 @@ static share create_sync_flush(const char *url, event_counter *events) {
    * parsed) */
   CHECK_STATUS(share_sync("project/global", "{}"), SHARE_OK);
   CHECK_STATUS(share_sync("session/info/" NEVER, "{not json"), SHARE_OK);
+  /* share_sync_queued tells which writes an event (naming the key) will follow */
+  bool queued_flag = true;
+  CHECK_STATUS(share_sync_queued("project/global", "{}", &queued_flag), SHARE_OK);
+  CHECK(!queued_flag);
+  CHECK_STATUS(share_sync_queued("session/part/" KEEP "/msg_1/prt_4", "{\"id\":\"prt_4\"}", &queued_flag), SHARE_OK);
+  CHECK(queued_flag);
+  CHECK_STATUS(share_sync_queued("session/part/" KEEP "/msg_1/prt_4", "{", &queued_flag), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK(!queued_flag);
+  CHECK_STATUS(share_sync_queued("session/part/" KEEP "/msg_1/prt_4", "{}", NULL), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK_CONTAINS(share_last_error(), "out_queued");
   /* a shared session's content must be one JSON value; the message never echoes it */
   snprintf(content, sizeof content, "{\"secret\":\"%s\",", keep.secret);
   CHECK_STATUS(share_sync("session/info/" KEEP, content), SHARE_ERR_INVALID_ARGUMENT);
@@ -323,17 +336,17 @@ static share create_sync_flush(const char *url, event_counter *events) {
   uint64_t mark = 0;
   CHECK_STATUS(share_flush_mark(NULL), SHARE_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(share_flush_mark(&mark), SHARE_OK);
-  CHECK(mark >= 4 + REWRITES);
+  CHECK(mark >= 5 + REWRITES);
   CHECK_STATUS(share_flush_until(mark, 0), SHARE_OK);
 
   stats after = get_stats(keep.secret);
   unsigned long long queued = after.queued - before.queued;
-  CHECK(queued == 4 + REWRITES);
+  CHECK(queued == 5 + REWRITES);
   CHECK(after.sent > before.sent);
-  CHECK(after.sent - before.sent >= 5); /* every key's newest content went out */
+  CHECK(after.sent - before.sent >= 6); /* every key's newest content went out */
   CHECK(after.sent + after.coalesced == after.queued);
   CHECK(after.dropped == 0 && after.failed == 0);
-  CHECK(after.ignored - before.ignored == 2);
+  CHECK(after.ignored - before.ignored == 3);
   CHECK(after.pending_keys == 0 && after.pending_bytes == 0 && after.in_flight == 0);
   CHECK(after.running);
 
@@ -346,6 +359,7 @@ static share create_sync_flush(const char *url, event_counter *events) {
   CHECK(out != NULL && out[0] == '[');
   CHECK_CONTAINS(out, "\"type\":\"synced\"");
   CHECK_CONTAINS(out, "\"key\":\"session/info/" KEEP "\"");
+  CHECK_CONTAINS(out, "\"key\":\"session/part/" KEEP "/msg_1/prt_4\"");
   CHECK(!contains(out, keep.secret));
   share_string_free(out);
   return keep;

@@ -47,7 +47,10 @@ pub fn start(extra: &str) -> Running {
     api::init(Some(&config)).unwrap_or_else(|e| panic!("init {config}: {e}"));
     api::set_event_sink(Some(Arc::new(|| {})));
     api::events_take();
-    Running { service, _turn: turn }
+    Running {
+        service,
+        _turn: turn,
+    }
 }
 
 /// Creates a share through the library; returns its secret.
