@@ -1,7 +1,11 @@
 // The API, the same in Bun and Node: it drives a Native (native.ts) that a loader bound with
 // bun:ffi (bun.ts) or koffi (node.ts). Nothing here blocks the event loop on the network:
-// sync returns at once, create/remove complete through the library's asynchronous entry points,
-// flush and shutdown poll a non-blocking report on a timer.
+// sync returns at once, create/remove/flush complete through the library's asynchronous entry
+// points, shutdown polls a non-blocking report on a timer.
+//
+// Lazy hand-over: while a key has content queued or in flight in the library, `sync` keeps the
+// key's newest content here, unserialised (the original's `pending` map), and hands it over when
+// an event names the key. A content that a newer one replaces is never serialised.
 
 import { resolve as resolvePath } from "node:path";
 
@@ -39,6 +43,7 @@ const INVALID_ARGUMENT = 1;
 const NOT_INITIALIZED = 2;
 const ALREADY_INITIALIZED = 3;
 const TIMEOUT = 7;
+const QUEUE_FULL = 8;
 const LIBRARY = -1;
 
 /** Every failure of this package: `code` names the library's status, `message` is its message. */
@@ -107,6 +112,8 @@ export interface ShareStats {
   in_flight: number;
   shares: number;
   events_lost: number;
+  /** Contents `sync` holds, unserialised, until their key's earlier content settles. */
+  held: number;
 }
 
 /** The service accepted the newest content of `key` (the original's "synced" log line). */
@@ -134,10 +141,12 @@ export interface FailedEvent {
 /** Contents given up, and why. */
 export interface DroppedEvent {
   type: "dropped";
-  reason: "rejected" | "retries_exhausted" | "unshared" | "removed" | "shutdown" | "queue_full";
+  /** `invalid`: a held content that could not be serialised when it was handed over (see `error`). */
+  reason: "rejected" | "retries_exhausted" | "unshared" | "removed" | "shutdown" | "queue_full" | "invalid";
   key?: string;
   session?: string;
   count: number;
+  error?: string;
 }
 /** The service answered 401/403 for `session`: its share is forgotten. */
 export interface UnsharedEvent {
@@ -145,8 +154,13 @@ export interface UnsharedEvent {
   session: string;
   status: number;
 }
+/** `count` events did not fit in the library's buffer (the JS thread was busy for long). */
+export interface LostEvent {
+  type: "lost";
+  count: number;
+}
 /** Every event the library reports. */
-export type ShareEvent = SyncedEvent | RetryEvent | FailedEvent | DroppedEvent | UnsharedEvent;
+export type ShareEvent = SyncedEvent | RetryEvent | FailedEvent | DroppedEvent | UnsharedEvent | LostEvent;
 
 /** A storage write handed over through `subscribe` that `sync` refused. */
 export interface SyncErrorEvent {
@@ -161,6 +175,7 @@ export interface ShareEventMap {
   failed: FailedEvent;
   dropped: DroppedEvent;
   unshared: UnsharedEvent;
+  lost: LostEvent;
   /** Every library event. */
   "*": ShareEvent;
   /** A write from `subscribe` that failed (without a listener: a process warning). */
@@ -176,7 +191,7 @@ export interface LibraryInfo {
   version: string;
 }
 
-const EVENT_NAMES: readonly ShareEventName[] = ["synced", "retry", "failed", "dropped", "unshared", "*", "error"];
+const EVENT_NAMES: readonly ShareEventName[] = ["synced", "retry", "failed", "dropped", "unshared", "lost", "*", "error"];
 const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_U32 = 0xffff_ffff;
 
@@ -190,6 +205,14 @@ let stopping: Promise<void> | undefined;
 let sinkOn = false;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 const ops = new Map<number, { resolve: (json: string) => void; reject: (error: ShareError) => void }>();
+/** True while running and not shutting down: only then does `sync` hold contents. */
+let lazy = false;
+/** Keys whose content the library queued and no event has named since (share_sync_queued). */
+const busy = new Set<string>();
+/** The newest content of a busy key, unserialised, waiting for the key's next event. */
+const held = new Map<string, unknown>();
+/** This run's held contents replaced by a newer one, and those refused when handed over. */
+const heldCounts = { coalesced: 0, refused: 0 };
 const listeners = new Map<ShareEventName, Set<(event: never) => void>>();
 
 /** Called once by the entry module (bun.ts or node.ts) with its loader. */
@@ -201,6 +224,8 @@ const hooks: NativeHooks = {
   opDone(opId) {
     const n = native;
     if (!n) return;
+    // events raised before the operation ended reach listeners (and settle keys) before it resolves
+    drainEvents();
     // the result is taken whoever started the operation, so the library never keeps it
     const out = n.opTake(opId);
     const op = ops.get(opId);
@@ -286,6 +311,12 @@ export function init(options: InitOptions = {}): void {
   const n = load(libraryPath);
   const status = n.init(JSON.stringify(config));
   if (status !== OK) throw failure(n, status);
+  busy.clear();
+  held.clear();
+  heldCounts.coalesced = 0;
+  heldCounts.refused = 0;
+  lazy = true;
+  updateSink(); // the hand-over needs the library's events, listeners or not
   const mine = ++run;
   liveRun = mine;
   if (subscribe) {
@@ -298,14 +329,28 @@ export function init(options: InitOptions = {}): void {
 }
 
 /**
- * Takes one storage write: `content` is any JSON value, serialised once here. Returns at once;
- * the request goes out on a library thread if the session is shared. Throws a ShareError for a
- * malformed key, content that is not JSON, a full queue, or before `init`.
+ * Takes one storage write: `content` is any JSON value. Returns at once; the request goes out on
+ * a library thread if the session is shared. Throws a ShareError for a malformed key, content
+ * that is not JSON, a full queue, or before `init`. While the key's previous content is still
+ * queued or in flight, `content` is kept as given (not copied, like the original's pending map)
+ * and serialised when the key is free, unless a newer write replaces it first; if it cannot be
+ * serialised then, it is dropped with a `dropped` event (reason `invalid`) and counted in
+ * `stats().rejected`.
  */
 export function sync(key: string, content: unknown): void {
   const n = native;
   if (!n) throw notInitialized();
+  if (lazy && busy.has(key)) {
+    if (held.has(key)) heldCounts.coalesced++;
+    held.set(key, content);
+    return;
+  }
   textArg("key", key);
+  handOver(n, key, content);
+}
+
+/** Serialises `content` and gives it to the library; marks the key busy if it was queued. */
+function handOver(n: Native, key: string, content: unknown): void {
   let json: string | undefined;
   try {
     json = JSON.stringify(content);
@@ -315,6 +360,43 @@ export function sync(key: string, content: unknown): void {
   if (json === undefined) throw invalid(`content is not a JSON value (${typeof content})`);
   const status = n.sync(key, json);
   if (status !== OK) throw failure(n, status);
+  if (lazy && n.queued()) busy.add(key);
+}
+
+/** An event named `key`: it is no longer busy, and its held content (if any) goes over now. */
+function settle(key: string): void {
+  if (busy.delete(key)) pass(key);
+}
+
+/** Settles every busy key (of `session` only, if given): for events that name no key. */
+function settleAll(session?: string): void {
+  for (const key of [...busy]) if (session === undefined || key.split("/", 3)[2] === session) settle(key);
+}
+
+/** Hands every held content to the library now (flush and shutdown must cover them). */
+function passAll(): void {
+  for (const key of [...held.keys()]) pass(key);
+}
+
+/**
+ * Hands `key`'s held content, if any, to the library. One that cannot be serialised or is
+ * refused now is reported as dropped: the write that gave it returned long ago.
+ */
+function pass(key: string): void {
+  const n = native;
+  if (!n || !held.has(key)) return;
+  const content = held.get(key);
+  held.delete(key);
+  try {
+    handOver(n, key, content);
+  } catch (e) {
+    const error = e instanceof ShareError ? e : new ShareError(INVALID_ARGUMENT, String(e), { cause: e });
+    if (error.status === QUEUE_FULL) return; // the library counted and reported this one
+    heldCounts.refused++;
+    const event: DroppedEvent = { type: "dropped", reason: "invalid", key, count: 1, error: error.message };
+    emit("dropped", event);
+    emit("*", event);
+  }
 }
 
 function syncFromHost(key: string, content: unknown): void {
@@ -387,6 +469,7 @@ function poll(done: () => boolean, deadline: number): Promise<boolean> {
  */
 export async function flush(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
   const ms = timeoutArg("timeoutMs", timeoutMs);
+  passAll();
   await start((n) => n.flushAsync(ms));
 }
 
@@ -407,6 +490,10 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
   const n = native;
   if (!n) return Promise.reject(notInitialized());
   const stop = async () => {
+    // from now on every write goes straight to the library, which flushes or counts it
+    passAll();
+    lazy = false;
+    busy.clear();
     liveRun = 0;
     const off = unsubscribe;
     unsubscribe = undefined;
@@ -418,6 +505,7 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
     const left = Math.max(0, Math.floor(deadline - performance.now()));
     const { status, message } = await n.shutdown(left);
     drainEvents();
+    updateSink();
     if (status !== OK) throw new ShareError(status, message || `${STATUS[status] ?? status}`);
     // Creates/removes still pending when the wait ended are abandoned (they reject with
     // SHARE_ERR_TIMEOUT): the deadline came with work left, whatever the library answered.
@@ -440,7 +528,13 @@ export function stats(): ShareStats {
   if (!n) throw notInitialized();
   const out = n.stats();
   if (out.status !== OK) throw failure(n, out.status);
-  return JSON.parse(out.json ?? "{}") as ShareStats;
+  const stats = JSON.parse(out.json ?? "{}") as ShareStats;
+  // held writes count as accepted; so queued = sent + coalesced + dropped + pending + in flight + held
+  stats.queued += heldCounts.coalesced + held.size;
+  stats.coalesced += heldCounts.coalesced;
+  stats.rejected += heldCounts.refused;
+  stats.held = held.size;
+  return stats;
 }
 
 /** The share service's base URL in use (or last used); undefined before `init`. */
@@ -483,7 +577,7 @@ export function off<K extends ShareEventName>(event: K, listener: (event: ShareE
 function updateSink(): void {
   const n = native;
   if (!n) return;
-  let want = false;
+  let want = lazy;
   for (const [name, set] of listeners) if (name !== "error" && set.size > 0) want = true;
   if (want === sinkOn) return;
   const status = n.setEventSink(want);
@@ -497,6 +591,12 @@ function drainEvents(): void {
   const out = n.eventsTake();
   if (out.status !== OK || !out.json || out.json === "[]") return;
   for (const event of JSON.parse(out.json) as ShareEvent[]) {
+    if (lazy) {
+      if (event.type === "unshared") settleAll(event.session);
+      else if (event.type === "lost") settleAll();
+      else if (event.type !== "dropped" || event.key !== undefined) settle(event.key!);
+      else settleAll(event.session); // a dropped event for a session, or for all
+    }
     emit(event.type, event as never);
     emit("*", event);
   }

@@ -22,7 +22,10 @@ export interface Native {
   /** share_last_error() of the JS thread: read it right after a failing call. */
   lastError(): string;
   init(configJson: string): number;
+  /** share_sync_queued: the status; `queued()` then says whether it queued the content. */
   sync(key: string, contentJson: string): number;
+  /** share_sync_queued's out flag of the last sync: an event naming the key (or its session) follows. */
+  queued(): boolean;
   createAsync(sessionID: string): NativeStart;
   removeAsync(sessionID: string, secret: string): NativeStart;
   opTake(opId: number): NativeOut;

@@ -171,6 +171,128 @@ export function defineSuite({ test, runtime, library }) {
     });
   });
 
+  test("while a key's request is in flight, its newer contents wait unserialised: only the newest goes next; flush covers them", async () => {
+    await withShare({}, async (service) => {
+      const sid = id("ses");
+      await Share.create(sid);
+      const key = `session/part/${sid}/msg_1/prt_1`;
+      service.latencyMs = 100;
+      const serialised = [];
+      const content = (n) => ({
+        toJSON() {
+          serialised.push(n);
+          return { text: `v${n}`, n };
+        },
+      });
+      const sentNs = () => service.requests.filter((r) => r.path === "/share_sync").map((r) => r.body.content.n);
+
+      Share.sync(key, content(1)); // the key is free: serialised and queued at once
+      for (let n = 2; n <= 5; n++) Share.sync(key, content(n));
+      Share.sync(key, { toJSON: () => assert.fail("a replaced content is never serialised") });
+      Share.sync(key, content(6));
+      assert.deepEqual(serialised, [1]);
+      let stats = Share.stats();
+      assert.equal(stats.held, 1);
+      assert.equal(stats.coalesced, 5);
+      assert.equal(stats.queued, 7);
+      // the key's synced event hands the newest over, without a flush
+      await until(() => service.held(sid)[key]?.n === 6, 3000, "content 6 on the service");
+      assert.deepEqual(serialised, [1, 6]);
+      assert.deepEqual(sentNs(), [1, 6]);
+
+      // after a flush the key is free (its events came first): 7 goes over at once; 8 is held,
+      // and the next flush hands it over (the library may still coalesce it with 7)
+      await Share.flush(5000);
+      Share.sync(key, content(7));
+      Share.sync(key, content(8));
+      assert.deepEqual(serialised, [1, 6, 7]);
+      await Share.flush(5000);
+      assert.deepEqual(serialised, [1, 6, 7, 8]);
+      assert.deepEqual(service.held(sid)[key], { text: "v8", n: 8 });
+      assert.match(sentNs().join(","), /^1,6,(7,)?8$/);
+
+      // a held content that cannot be serialised when its turn comes: dropped, reported, counted
+      const dropped = [];
+      const off = Share.on("dropped", (e) => dropped.push(e));
+      try {
+        Share.sync(key, content(9));
+        Share.sync(key, { big: 10n });
+        await Share.flush(5000);
+      } finally {
+        off();
+      }
+      assert.equal(dropped.length, 1);
+      assert.equal(dropped[0].reason, "invalid");
+      assert.equal(dropped[0].key, key);
+      assert.match(dropped[0].error, /BigInt/i);
+      stats = Share.stats();
+      assert.equal(stats.rejected, 1);
+      assert.equal(stats.held, 0);
+      assert.equal(stats.sent, sentNs().length);
+      assert.equal(stats.queued, stats.sent + stats.coalesced + stats.dropped + stats.pending_keys + stats.in_flight + stats.held);
+      assert.deepEqual(service.held(sid)[key], { text: "v9", n: 9 });
+    });
+  });
+
+  test("a held content of a session removed meanwhile is never sent", async () => {
+    await withShare({}, async (service) => {
+      const sid = id("ses");
+      const { secret } = await Share.create(sid);
+      const key = `session/part/${sid}/msg_1/prt_1`;
+      service.latencyMs = 100;
+      Share.sync(key, { n: 1 });
+      Share.sync(key, { n: 2 }); // held behind 1
+      assert.equal(Share.stats().held, 1);
+      await Share.remove(sid, secret);
+      await until(() => Share.stats().held === 0, 3000, "the held content to be handed over");
+      await Share.flush(5000);
+      const sent = service.requests.filter((r) => r.path === "/share_sync").map((r) => r.body.content.n);
+      assert.ok(sent.length <= 1 && !sent.includes(2), `sent: ${sent}`);
+    });
+  });
+
+  test("events lost while the JS thread was blocked: busy keys are released, a held content still goes out", async () => {
+    const service = await startRemoteService(1500);
+    const lost = [];
+    const off = Share.on("lost", (e) => lost.push(e));
+    try {
+      Share.init(config(service, { concurrency: 1, max_pending_bytes: 1000 }));
+      const sid = id("ses");
+      await Share.create(sid);
+      const k = (i) => `session/part/${sid}/msg_1/prt_${i}`;
+      Share.sync(k(0), { n: 0 }); // in flight for 1.5 s, longer than the loop below takes
+      Share.sync(k(1), { text: "x".repeat(900) }); // waits behind it, filling the queue
+      Share.sync(k(1), { n: 2 }); // held until k(1)'s event
+      // every refused write raises a dropped event: more than the library's buffer holds
+      const refused = 65_536 + 100;
+      for (let i = 0; i < refused; i++) {
+        try {
+          Share.sync(k(2), { text: "y".repeat(200) });
+          assert.fail("the queue should be full");
+        } catch (e) {
+          assert.equal(e.code, "SHARE_ERR_QUEUE_FULL");
+        }
+      }
+      // stay blocked until both requests were answered: their synced events do not fit either
+      const deadline = Date.now() + 10_000;
+      while (Share.stats().sent < 2) if (Date.now() > deadline) assert.fail("k(0) and k(1) were not sent");
+      await until(() => lost.length === 1, 5000, "the lost event");
+      assert.equal(lost[0].count, refused + 2 - 65_536);
+      assert.equal(Share.stats().events_lost, lost[0].count);
+      // k(1)'s synced event was lost, yet its held content went out, and no flush was needed
+      const until2 = Date.now() + 5000;
+      while ((await service.held(sid))[k(1)]?.n !== 2) {
+        if (Date.now() > until2) assert.fail(`k(1) holds ${JSON.stringify((await service.held(sid))[k(1)])}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(Share.stats().held, 0);
+    } finally {
+      off();
+      await Share.shutdown(3000).catch(() => {});
+      await service.close();
+    }
+  }, 30_000);
+
   test("the event loop keeps running while create waits for a service 500 ms away", async () => {
     await withShare(
       {},
