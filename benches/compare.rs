@@ -269,9 +269,6 @@ enum Kind {
     Baseline,
     /// The driver alone, writing nowhere: the cost of its own pacing (a reference for stream).
     Null,
-    /// A prototype of a proposed bindings change (driver.ts `library-lazy`): only when named
-    /// with --contenders, never in targets or the chart.
-    Prototype,
 }
 
 #[derive(Clone, Copy)]
@@ -286,7 +283,7 @@ struct Contender {
     color: &'static str,
 }
 
-const CONTENDERS: [Contender; 10] = [
+const CONTENDERS: [Contender; 8] = [
     Contender {
         id: "c-library",
         label: "library · C",
@@ -351,25 +348,9 @@ const CONTENDERS: [Contender; 10] = [
         versus: "",
         color: "#999999",
     },
-    Contender {
-        id: "bun-lazy",
-        label: "prototype: lazy hand-off · Bun",
-        runtime: "bun",
-        kind: Kind::Prototype,
-        versus: "bun-baseline",
-        color: "#7a5cc7",
-    },
-    Contender {
-        id: "node-lazy",
-        label: "prototype: lazy hand-off · Node",
-        runtime: "node",
-        kind: Kind::Prototype,
-        versus: "node-baseline",
-        color: "#a07ad6",
-    },
 ];
 
-/// The contenders that are compared (not the drivers-alone references nor the prototypes).
+/// The contenders that are compared (not the drivers-alone references).
 fn compared() -> impl Iterator<Item = &'static Contender> {
     CONTENDERS
         .iter()
@@ -431,7 +412,6 @@ impl Paths {
             Kind::Library => "library",
             Kind::Baseline => "baseline",
             Kind::Null => "none",
-            Kind::Prototype => "library-lazy",
         };
         cmd.args(["--contender", kind]);
         if c.runtime != "c" {
@@ -1127,9 +1107,10 @@ fn main() {
         .collect();
     let contenders: Vec<&Contender> = CONTENDERS
         .iter()
-        .filter(|c| match &opts.contenders {
-            Some(o) => o.iter().any(|x| x == c.id),
-            None => c.kind != Kind::Prototype,
+        .filter(|c| {
+            opts.contenders
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|x| x == c.id))
         })
         .collect();
     let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -1713,9 +1694,8 @@ fn write_report(
                 let _ = writeln!(md);
                 continue;
             }
-            let versus = (matches!(c.kind, Kind::Library | Kind::Prototype)
-                && cs.iter().any(|x| x.id == c.versus))
-            .then_some(c.versus);
+            let versus = (c.kind == Kind::Library && cs.iter().any(|x| x.id == c.versus))
+                .then_some(c.versus);
             let ratio = |f: fn(&RunResult) -> Option<f64>| {
                 versus.and_then(|b| res.ratio(sc, *lat, c.id, b, f))
             };

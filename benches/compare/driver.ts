@@ -117,7 +117,6 @@ interface Contender {
 }
 
 interface ShareApi {
-  on(event: string, listener: (e: { type: string; key?: string }) => void): () => void;
   init(options: Record<string, unknown>): void;
   sync(key: string, content: unknown): void;
   create(sessionID: string): Promise<{ url: string; secret: string }>;
@@ -148,55 +147,6 @@ async function library(): Promise<Contender> {
     },
     report: () => Share.stats(),
     close: () => Share.shutdown(5000).catch(() => {}),
-  };
-}
-
-/**
- * PROTOTYPE of a proposed change to the bindings, not the shipped library (`--contender
- * library-lazy`, run only when asked for): serialise lazily while a key is busy. A key with a
- * request in flight keeps its newest content here, unserialised, like the original's `pending`
- * map; it is handed to the library when the key's request settles (its synced / retry / failed /
- * dropped event). Only valid where every written key is queued by the library (all sessions
- * shared), as in these scenarios: a real implementation needs the library to say so.
- */
-async function libraryLazy(): Promise<Contender> {
-  const inner = await library();
-  const dir = opts.bindings!;
-  const { Share } = (await import(`${dir}/${isBun ? "bun.js" : "node.js"}`)) as { Share: ShareApi };
-  const busy = new Set<string>();
-  const held = new Map<string, Content>();
-  const settle = (key: string) => {
-    const c = held.get(key);
-    if (c === undefined) {
-      busy.delete(key);
-      return;
-    }
-    held.delete(key);
-    Share.sync(key, c);
-  };
-  Share.on("*", (e) => {
-    if (e.key && (e.type === "synced" || e.type === "retry" || e.type === "failed" || e.type === "dropped")) settle(e.key);
-  });
-  return {
-    ...inner,
-    write(key, c) {
-      if (busy.has(key)) {
-        held.set(key, c);
-        return;
-      }
-      busy.add(key);
-      Share.sync(key, c);
-    },
-    async drain(ms) {
-      const end = performance.now() + ms;
-      for (;;) {
-        const status = await inner.drain(Math.max(0, end - performance.now()));
-        if (status !== "flushed" || held.size === 0) return status;
-        if (performance.now() >= end) return "flush failed: contents still held";
-        // let the library's event callbacks (macrotasks) run before flushing again
-        await sleep(1);
-      }
-    },
   };
 }
 
@@ -271,9 +221,7 @@ async function main() {
       ? await baseline()
       : contender === "none"
         ? none()
-        : contender === "library-lazy"
-          ? await libraryLazy()
-          : await library();
+        : await library();
   await warmUp(c);
   const plan: [string, Content][] = [];
   let tStart = 0;
