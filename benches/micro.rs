@@ -97,6 +97,8 @@ fn coalescing(c: &mut Criterion) {
         concurrency: 8,
         max_retries: 10,
         max_pending_bytes: usize::MAX,
+        // no interval: a key offered again right after its request would be parked, not ready
+        min_interval: Duration::ZERO,
     };
     let keys: Vec<String> = (0..10_000)
         .map(|n| format!("session/part/{SESSION}/msg_1/prt_{n:026}"))
@@ -104,7 +106,9 @@ fn coalescing(c: &mut Criterion) {
     let text: Arc<str> = Arc::from(part(1024).to_str().unwrap());
     let mut queue = Queue::new(limits);
     for key in &keys {
-        queue.offer(key, SESSION, text.clone()).unwrap();
+        queue
+            .offer(key, SESSION, text.clone(), Instant::now())
+            .unwrap();
     }
     let mut group = c.benchmark_group("queue, 10000 keys pending");
     let mut n = 0;
@@ -112,15 +116,16 @@ fn coalescing(c: &mut Criterion) {
         b.iter(|| {
             n = (n + 7919) % keys.len();
             queue
-                .offer(black_box(&keys[n]), SESSION, text.clone())
+                .offer(black_box(&keys[n]), SESSION, text.clone(), Instant::now())
                 .unwrap()
         })
     });
     group.bench_function("dispatch + sent + offer", |b| {
         b.iter(|| {
-            let d = queue.next_dispatch(Instant::now()).unwrap();
-            queue.sent(&d.key);
-            queue.offer(&d.key, SESSION, text.clone()).unwrap()
+            let now = Instant::now();
+            let d = queue.next_dispatch(now).unwrap();
+            queue.sent(&d.key, now);
+            queue.offer(&d.key, SESSION, text.clone(), now).unwrap()
         })
     });
     group.finish();

@@ -97,8 +97,9 @@ extern "C" {
 /**
  * Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
  * connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
- * max_pending_bytes, user_agent, allow_insecure); NULL or "" takes every default. Unknown keys
- * are an error. Returns SHARE_ERR_ALREADY_INITIALIZED, changing nothing, while running.
+ * max_pending_bytes, min_interval_ms, user_agent, allow_insecure); NULL or "" takes every
+ * default. Unknown keys are an error. Returns SHARE_ERR_ALREADY_INITIALIZED, changing nothing,
+ * while running.
  */
 enum share_status share_init(const char *config_json);
 

@@ -24,6 +24,8 @@ pub struct Config {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub max_pending_bytes: usize,
+    /// Least time between the starts of two requests of one key.
+    pub min_interval: Duration,
     pub user_agent: String,
     /// True when the URL's host is loopback (requests to it never go through a proxy).
     pub loopback: bool,
@@ -42,11 +44,16 @@ struct Raw {
     retry_initial_ms: Option<u64>,
     retry_max_ms: Option<u64>,
     max_pending_bytes: Option<u64>,
+    min_interval_ms: Option<u64>,
     user_agent: Option<String>,
     allow_insecure: Option<bool>,
 }
 
 const MAX_CONCURRENCY: u64 = 64;
+/// A streaming part is rewritten per provider chunk; 25 ms (40 requests a second per key) is
+/// below what a reader of the shared page can tell, and keeps the newest content within about
+/// one round trip of a 20 ms service.
+const DEFAULT_MIN_INTERVAL_MS: u64 = 25;
 const MAX_MS: u64 = 24 * 3600 * 1000;
 
 impl Config {
@@ -78,6 +85,12 @@ impl Config {
         let connect_timeout = ms("connect_timeout_ms", raw.connect_timeout_ms, 5_000, 1)?;
         let retry_initial = ms("retry_initial_ms", raw.retry_initial_ms, 250, 1)?;
         let retry_max = ms("retry_max_ms", raw.retry_max_ms, 30_000, 1)?;
+        let min_interval = ms(
+            "min_interval_ms",
+            raw.min_interval_ms,
+            DEFAULT_MIN_INTERVAL_MS,
+            0,
+        )?;
         if retry_max < retry_initial {
             return Err(Error::invalid(
                 "config: retry_max_ms must not be below retry_initial_ms",
@@ -112,6 +125,7 @@ impl Config {
             retry_initial,
             retry_max,
             max_pending_bytes: usize::try_from(max_pending_bytes).unwrap_or(usize::MAX),
+            min_interval,
             user_agent,
             loopback,
         })
@@ -197,6 +211,7 @@ mod tests {
             assert_eq!(c.retry_initial, Duration::from_millis(250));
             assert_eq!(c.retry_max, Duration::from_secs(30));
             assert_eq!(c.max_pending_bytes, 268_435_456);
+            assert_eq!(c.min_interval, Duration::from_millis(25));
             assert_eq!(
                 c.user_agent,
                 format!("opencode-share/{}", env!("CARGO_PKG_VERSION"))
@@ -211,7 +226,8 @@ mod tests {
             Some(
                 r#"{"url":"http://10.0.0.5:8080/","version":"1.0.0","timeout_ms":100,
                 "connect_timeout_ms":50,"concurrency":1,"max_retries":0,"retry_initial_ms":5,
-                "retry_max_ms":10,"max_pending_bytes":1000,"user_agent":"host/1","allow_insecure":true}"#,
+                "retry_max_ms":10,"max_pending_bytes":1000,"min_interval_ms":0,"user_agent":"host/1",
+                "allow_insecure":true}"#,
             ),
             None,
         )
@@ -221,6 +237,7 @@ mod tests {
             (c.timeout, c.connect_timeout),
             (Duration::from_millis(100), Duration::from_millis(50))
         );
+        assert_eq!(c.min_interval, Duration::ZERO);
         assert_eq!(
             (c.concurrency, c.max_retries, c.max_pending_bytes),
             (1, 0, 1000)

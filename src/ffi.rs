@@ -95,8 +95,9 @@ unsafe impl Sync for UserData {}
 
 /// Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
 /// connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
-/// max_pending_bytes, user_agent, allow_insecure); NULL or "" takes every default. Unknown keys
-/// are an error. Returns SHARE_ERR_ALREADY_INITIALIZED, changing nothing, while running.
+/// max_pending_bytes, min_interval_ms, user_agent, allow_insecure); NULL or "" takes every
+/// default. Unknown keys are an error. Returns SHARE_ERR_ALREADY_INITIALIZED, changing nothing,
+/// while running.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_init(config_json: *const c_char) -> share_status {
     guard(|| {

@@ -1,9 +1,10 @@
 //! The coalescing queue: the newest unsent content of each key, dispatched in the order of each
-//! key's first unsent write, at most one request per key and `concurrency` in all, with failed
-//! keys parked until their retry time. Pure state: the runtime wraps it in a mutex and supplies
-//! the clock, so unit and property tests drive it directly.
+//! key's first unsent write, at most one request per key and `concurrency` in all, two requests
+//! of one key at least `min_interval` apart, with keys parked until their retry or interval time.
+//! Pure state: the runtime wraps it in a mutex and supplies the clock, so unit and property tests
+//! drive it directly.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use foldhash::HashMap;
 use foldhash::HashMapExt;
@@ -16,6 +17,9 @@ pub struct Limits {
     pub concurrency: usize,
     pub max_retries: u32,
     pub max_pending_bytes: usize,
+    /// Least time between the starts of two requests of one key: a key rewritten faster waits,
+    /// and its writes meanwhile coalesce. Zero sends again as soon as the key is free.
+    pub min_interval: Duration,
 }
 
 /// Lifetime totals. Every accepted content ends in exactly one of sent, coalesced or dropped,
@@ -49,6 +53,9 @@ pub struct Dispatch {
 pub enum Offer {
     /// The key had nothing waiting; it now has.
     Queued,
+    /// Queued, but the key's last request started less than `min_interval` ago: it is parked
+    /// until then (the clock's owner must wake at `next_parked_at`).
+    Parked,
     /// The key already had content waiting; the new content replaced it.
     Coalesced,
 }
@@ -87,8 +94,8 @@ struct Entry {
     /// keys for dispatch and marks what a flush waits for.
     position: u64,
     in_flight: Option<Flight>,
-    /// Set while the key waits for a retry.
-    retry_at: Option<Instant>,
+    /// Set while the key waits for a retry or for its interval since its last request.
+    parked_until: Option<Instant>,
     /// Failed attempts since the key's last success.
     attempts: u32,
     /// The session was purged while this key's request was under way: do not retry it.
@@ -103,8 +110,12 @@ pub struct Queue {
     /// Keys that can be sent now, by position. A key is here exactly when it has pending
     /// content, no request under way and no retry to wait for.
     ready: BTreeMap<u64, Arc<str>>,
-    /// Keys waiting for a retry, by (retry time, position).
+    /// Parked keys (waiting for a retry or for their interval), by (time, position).
     waiting: BTreeMap<(Instant, u64), Arc<str>>,
+    /// When each key's latest request started, kept for `min_interval` (empty when it is zero).
+    starts: HashMap<Arc<str>, Instant>,
+    /// The same starts in time order, to forget them once `min_interval` has passed.
+    start_log: VecDeque<(Instant, Arc<str>)>,
     /// The oldest undelivered write of every pending key and of every request under way: a
     /// flush is done when none is at or below its mark.
     outstanding: BTreeSet<u64>,
@@ -124,6 +135,8 @@ impl Queue {
             entries: HashMap::new(),
             ready: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            starts: HashMap::new(),
+            start_log: VecDeque::new(),
             outstanding: BTreeSet::new(),
             flights: HashMap::new(),
             in_flight: 0,
@@ -135,7 +148,13 @@ impl Queue {
     }
 
     /// Takes the newest content of `key` (of `session`), replacing any content still waiting.
-    pub fn offer(&mut self, key: &str, session: &str, text: Arc<str>) -> Result<Offer, QueueFull> {
+    pub fn offer(
+        &mut self,
+        key: &str,
+        session: &str,
+        text: Arc<str>,
+        now: Instant,
+    ) -> Result<Offer, QueueFull> {
         let waiting_len = self
             .entries
             .get(key)
@@ -154,23 +173,26 @@ impl Queue {
         self.pending_bytes = after;
         let Some(entry) = self.entries.get_mut(key) else {
             let key: Arc<str> = Arc::from(key);
-            self.ready.insert(seq, key.clone());
             self.outstanding.insert(seq);
             self.pending_keys += 1;
             self.entries.insert(
                 key.clone(),
                 Entry {
-                    key,
+                    key: key.clone(),
                     session: Arc::from(session),
                     pending: Some(text),
                     position: seq,
                     in_flight: None,
-                    retry_at: None,
+                    parked_until: None,
                     attempts: 0,
                     cancelled: false,
                 },
             );
-            return Ok(Offer::Queued);
+            return Ok(if self.make_ready(key, seq, now) {
+                Offer::Queued
+            } else {
+                Offer::Parked
+            });
         };
         if entry.pending.replace(text).is_some() {
             // same position: the newer content goes where the first unsent write stood
@@ -178,17 +200,15 @@ impl Queue {
             return Ok(Offer::Coalesced);
         }
         // the key is in flight (an idle key has no entry): it goes out again afterwards
+        debug_assert!(entry.in_flight.is_some());
         entry.position = seq;
         self.outstanding.insert(seq);
         self.pending_keys += 1;
-        if entry.in_flight.is_none() && entry.retry_at.is_none() {
-            self.ready.insert(seq, entry.key.clone());
-        }
         Ok(Offer::Queued)
     }
 
     /// The next request to make, if a key is ready and fewer than `concurrency` are under way.
-    /// Keys whose retry time has come are made ready first.
+    /// Parked keys whose time has come are made ready first.
     pub fn next_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
         self.wake_due(now);
         if self.in_flight >= self.limits.concurrency {
@@ -210,17 +230,22 @@ impl Queue {
             text: text.clone(),
         });
         self.in_flight += 1;
-        *self.flights.entry(entry.session.clone()).or_insert(0) += 1;
+        let session = entry.session.clone();
+        *self.flights.entry(session.clone()).or_insert(0) += 1;
+        self.note_start(&key, now);
         Some(Dispatch {
             key,
-            session: entry.session.clone(),
+            session,
             content: text,
         })
     }
 
-    /// The request for `key` succeeded.
-    pub fn sent(&mut self, key: &str) {
-        let Some(flight) = self.land(key) else { return };
+    /// The request for `key` succeeded. True if the key has newer content that is parked until
+    /// its interval has passed.
+    pub fn sent(&mut self, key: &str, now: Instant) -> bool {
+        let Some(flight) = self.land(key) else {
+            return false;
+        };
         self.counts.sent += 1;
         self.outstanding.remove(&flight.mark);
         let entry = self
@@ -228,7 +253,7 @@ impl Queue {
             .get_mut(key)
             .expect("landed keys have an entry");
         entry.attempts = 0;
-        self.requeue_or_forget(key);
+        self.requeue_or_forget(key, now)
     }
 
     /// The request for `key` failed. A retryable failure keeps the key's newest content (the
@@ -255,7 +280,7 @@ impl Queue {
             entry.attempts = 0;
             self.counts.dropped += 1;
             self.outstanding.remove(&flight.mark);
-            self.requeue_or_forget(key);
+            self.requeue_or_forget(key, now);
             return AfterFailure::Dropped {
                 exhausted: retryable && exhausted,
             };
@@ -273,11 +298,13 @@ impl Queue {
         }
         // it has had unsent data since the failed request's first write: it goes before later keys
         entry.position = flight.mark;
-        let delay = delay(retry);
-        let at = now + delay;
-        entry.retry_at = Some(at);
-        self.waiting.insert((at, flight.mark), entry.key.clone());
-        AfterFailure::Retry { retry, delay }
+        let key = entry.key.clone();
+        let at = (now + delay(retry)).max(self.earliest_start(&key).unwrap_or(now));
+        self.park(key, flight.mark, at);
+        AfterFailure::Retry {
+            retry,
+            delay: at - now,
+        }
     }
 
     /// Drops every pending content of `session` and cancels retries of its requests under way;
@@ -297,7 +324,7 @@ impl Queue {
                 self.pending_keys -= 1;
                 self.pending_bytes -= text.len();
                 self.outstanding.remove(&entry.position);
-                match entry.retry_at.take() {
+                match entry.parked_until.take() {
                     Some(at) => self.waiting.remove(&(at, entry.position)),
                     None if entry.in_flight.is_none() => self.ready.remove(&entry.position),
                     None => None,
@@ -324,7 +351,7 @@ impl Queue {
         left
     }
 
-    /// Makes ready every parked key whose retry time has come.
+    /// Makes ready every parked key whose time has come.
     pub fn wake_due(&mut self, now: Instant) {
         while let Some(entry) = self.waiting.first_entry() {
             if entry.key().0 > now {
@@ -332,14 +359,14 @@ impl Queue {
             }
             let ((_, position), key) = entry.remove_entry();
             if let Some(e) = self.entries.get_mut(&key) {
-                e.retry_at = None;
+                e.parked_until = None;
             }
             self.ready.insert(position, key);
         }
     }
 
-    /// When the earliest parked key may be retried.
-    pub fn next_retry_at(&self) -> Option<Instant> {
+    /// When the earliest parked key may go (a retry, or the end of an interval).
+    pub fn next_parked_at(&self) -> Option<Instant> {
         self.waiting.first_key_value().map(|((at, _), _)| *at)
     }
 
@@ -394,15 +421,65 @@ impl Queue {
         Some(flight)
     }
 
-    /// After a request ended for good: queue the key's newer content, or forget the key.
-    fn requeue_or_forget(&mut self, key: &str) {
+    /// After a request ended for good: queue the key's newer content, or forget the key. True
+    /// if the newer content is parked until the key's interval has passed.
+    fn requeue_or_forget(&mut self, key: &str, now: Instant) -> bool {
         let entry = self.entries.get_mut(key).expect("entry");
         entry.cancelled = false;
-        if entry.pending.is_some() {
-            self.ready.insert(entry.position, entry.key.clone());
-        } else {
+        if entry.pending.is_none() {
             self.entries.remove(key);
+            return false;
         }
+        let (key, position) = (entry.key.clone(), entry.position);
+        !self.make_ready(key, position, now)
+    }
+
+    /// Puts a key with pending content and no request under way in the ready set, or parks it
+    /// until its interval has passed. True if it is ready.
+    fn make_ready(&mut self, key: Arc<str>, position: u64, now: Instant) -> bool {
+        match self.earliest_start(&key) {
+            Some(at) if at > now => {
+                self.park(key, position, at);
+                false
+            }
+            _ => {
+                self.ready.insert(position, key);
+                true
+            }
+        }
+    }
+
+    fn park(&mut self, key: Arc<str>, position: u64, at: Instant) {
+        if let Some(entry) = self.entries.get_mut(&key) {
+            entry.parked_until = Some(at);
+        }
+        self.waiting.insert((at, position), key);
+    }
+
+    /// The earliest time `key` may start a request, if it started one within `min_interval`.
+    fn earliest_start(&self, key: &str) -> Option<Instant> {
+        self.starts
+            .get(key)
+            .map(|&at| at + self.limits.min_interval)
+    }
+
+    /// Remembers that a request of `key` starts now, and forgets starts older than the interval.
+    fn note_start(&mut self, key: &Arc<str>, now: Instant) {
+        let interval = self.limits.min_interval;
+        if interval.is_zero() {
+            return;
+        }
+        while let Some((at, _)) = self.start_log.front() {
+            if *at + interval > now {
+                break;
+            }
+            let (at, old) = self.start_log.pop_front().expect("front");
+            if self.starts.get(&old) == Some(&at) {
+                self.starts.remove(&old);
+            }
+        }
+        self.starts.insert(key.clone(), now);
+        self.start_log.push_back((now, key.clone()));
     }
 
     /// Checks the internal bookkeeping against a recount (tests only).
@@ -445,19 +522,24 @@ impl Queue {
                 e.pending.is_some() || e.in_flight.is_some(),
                 "idle entry {k} kept"
             );
-            let ready = e.pending.is_some() && e.in_flight.is_none() && e.retry_at.is_none();
+            let ready = e.pending.is_some() && e.in_flight.is_none() && e.parked_until.is_none();
             assert_eq!(
                 self.ready.get(&e.position) == Some(k),
                 ready,
                 "ready set wrong for {k}"
             );
-            assert_eq!(e.retry_at.is_some(), self.waiting.values().any(|w| w == k));
+            assert_eq!(
+                e.parked_until.is_some(),
+                self.waiting.values().any(|w| w == k)
+            );
         }
         assert_eq!(
             self.ready.len(),
             self.entries
                 .values()
-                .filter(|e| e.pending.is_some() && e.in_flight.is_none() && e.retry_at.is_none())
+                .filter(|e| e.pending.is_some()
+                    && e.in_flight.is_none()
+                    && e.parked_until.is_none())
                 .count()
         );
         let c = self.counts;
@@ -477,11 +559,16 @@ mod tests {
             concurrency,
             max_retries: 3,
             max_pending_bytes: 1 << 20,
+            min_interval: Duration::ZERO,
         })
     }
 
     fn offer(q: &mut Queue, key: &str, text: &str) -> Offer {
-        let r = q.offer(key, "ses", Arc::from(text)).unwrap();
+        offer_at(q, key, text, Instant::now())
+    }
+
+    fn offer_at(q: &mut Queue, key: &str, text: &str, now: Instant) -> Offer {
+        let r = q.offer(key, "ses", Arc::from(text), now).unwrap();
         q.check();
         r
     }
@@ -518,7 +605,7 @@ mod tests {
         // a is in flight: only b may go
         assert_eq!(next(&mut q, now), Some(("b".into(), "1".into())));
         assert_eq!(next(&mut q, now), None);
-        q.sent("a");
+        q.sent("a", Instant::now());
         q.check();
         assert_eq!(next(&mut q, now), Some(("a".into(), "2".into())));
     }
@@ -532,10 +619,76 @@ mod tests {
         offer(&mut q, "k", "2"); // written while in flight, before j
         offer(&mut q, "j", "1");
         assert_eq!(next(&mut q, now), None);
-        q.sent("k");
+        q.sent("k", Instant::now());
         assert_eq!(next(&mut q, now), Some(("k".into(), "2".into())));
-        q.sent("k");
+        q.sent("k", Instant::now());
         assert_eq!(next(&mut q, now), Some(("j".into(), "1".into())));
+    }
+
+    fn queue_with_interval(ms: u64) -> Queue {
+        Queue::new(Limits {
+            min_interval: Duration::from_millis(ms),
+            ..queue(8).limits
+        })
+    }
+
+    #[test]
+    fn a_hot_key_starts_its_requests_at_least_the_interval_apart() {
+        let mut q = queue_with_interval(25);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        offer_at(&mut q, "a", "1", t0);
+        assert_eq!(next(&mut q, t0), Some(("a".into(), "1".into())));
+        offer_at(&mut q, "a", "2", ms(5)); // a is in flight
+        offer_at(&mut q, "b", "1", ms(5));
+        assert_eq!(next(&mut q, ms(5)), Some(("b".into(), "1".into())));
+        // a's answer comes at 20 ms; its next request may start at 25 ms
+        assert!(q.sent("a", ms(20)), "parked");
+        q.check();
+        assert_eq!(offer_at(&mut q, "a", "3", ms(21)), Offer::Coalesced);
+        assert_eq!(next(&mut q, ms(24)), None);
+        assert_eq!(q.next_parked_at(), Some(ms(25)));
+        assert_eq!(next(&mut q, ms(25)), Some(("a".into(), "3".into())));
+        assert_eq!(q.counts().coalesced, 1);
+        // b was started at 5 ms: a rewrite sent at 40 ms goes at once
+        assert!(!q.sent("b", ms(30)));
+        assert_eq!(offer_at(&mut q, "b", "2", ms(40)), Offer::Queued);
+        assert_eq!(next(&mut q, ms(40)), Some(("b".into(), "2".into())));
+    }
+
+    #[test]
+    fn a_key_written_again_soon_after_its_request_ended_is_parked_for_the_rest_of_the_interval() {
+        let mut q = queue_with_interval(25);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        offer_at(&mut q, "a", "1", t0);
+        next(&mut q, t0).unwrap();
+        assert!(!q.sent("a", ms(10)), "nothing newer: the key is forgotten");
+        assert_eq!(offer_at(&mut q, "a", "2", ms(12)), Offer::Parked);
+        assert_eq!(next(&mut q, ms(12)), None);
+        assert_eq!(next(&mut q, ms(25)), Some(("a".into(), "2".into())));
+        // with the key answered and nothing newer for longer than the interval, it is forgotten
+        q.sent("a", ms(30));
+        assert_eq!(offer_at(&mut q, "a", "3", ms(60)), Offer::Queued);
+    }
+
+    #[test]
+    fn a_retry_waits_for_the_interval_too() {
+        let mut q = queue_with_interval(25);
+        let t0 = Instant::now();
+        offer_at(&mut q, "a", "1", t0);
+        next(&mut q, t0).unwrap();
+        let now = t0 + Duration::from_millis(5);
+        let r = q.failed("a", now, true, |_| Duration::from_millis(1));
+        assert_eq!(
+            r,
+            AfterFailure::Retry {
+                retry: 1,
+                delay: Duration::from_millis(20)
+            }
+        );
+        q.check();
+        assert_eq!(q.next_parked_at(), Some(t0 + Duration::from_millis(25)));
     }
 
     #[test]
@@ -554,14 +707,14 @@ mod tests {
         );
         q.check();
         assert_eq!(next(&mut q, t0), None, "parked until its time");
-        assert_eq!(q.next_retry_at(), Some(t0 + Duration::from_millis(100)));
+        assert_eq!(q.next_parked_at(), Some(t0 + Duration::from_millis(100)));
         offer(&mut q, "a", "2"); // keeps coalescing while it waits
         assert_eq!(next(&mut q, t0 + Duration::from_millis(99)), None);
         assert_eq!(
             next(&mut q, t0 + Duration::from_millis(100)),
             Some(("a".into(), "2".into()))
         );
-        q.sent("a");
+        q.sent("a", Instant::now());
         q.check();
         assert_eq!(q.counts().coalesced, 1);
         assert_eq!(q.counts().sent, 1);
@@ -631,12 +784,16 @@ mod tests {
     fn purge_drops_pending_and_cancels_retries_of_flights() {
         let mut q = queue(8);
         let t0 = Instant::now();
-        q.offer("s1/a", "s1", Arc::from("1")).unwrap();
-        q.offer("s1/b", "s1", Arc::from("1")).unwrap();
-        q.offer("s2/a", "s2", Arc::from("1")).unwrap();
+        q.offer("s1/a", "s1", Arc::from("1"), Instant::now())
+            .unwrap();
+        q.offer("s1/b", "s1", Arc::from("1"), Instant::now())
+            .unwrap();
+        q.offer("s2/a", "s2", Arc::from("1"), Instant::now())
+            .unwrap();
         let d = q.next_dispatch(t0).unwrap();
         assert_eq!(&*d.key, "s1/a");
-        q.offer("s1/a", "s1", Arc::from("2")).unwrap();
+        q.offer("s1/a", "s1", Arc::from("2"), Instant::now())
+            .unwrap();
         assert_eq!(q.in_flight_of("s1"), 1);
         assert_eq!(q.purge_session("s1"), 2);
         q.check();
@@ -656,9 +813,13 @@ mod tests {
             concurrency: 1,
             max_retries: 0,
             max_pending_bytes: 10,
+            min_interval: Duration::ZERO,
         });
-        q.offer("a", "s", Arc::from("123456")).unwrap();
-        let full = q.offer("b", "s", Arc::from("123456")).unwrap_err();
+        q.offer("a", "s", Arc::from("123456"), Instant::now())
+            .unwrap();
+        let full = q
+            .offer("b", "s", Arc::from("123456"), Instant::now())
+            .unwrap_err();
         assert_eq!(
             full,
             QueueFull {
@@ -667,12 +828,14 @@ mod tests {
             }
         );
         // replacing a's content only counts the difference
-        q.offer("a", "s", Arc::from("1234567890")).unwrap();
+        q.offer("a", "s", Arc::from("1234567890"), Instant::now())
+            .unwrap();
         q.check();
         assert_eq!(q.counts().queued, 2);
         // in flight content is not pending
         q.next_dispatch(Instant::now()).unwrap();
-        q.offer("b", "s", Arc::from("123456")).unwrap();
+        q.offer("b", "s", Arc::from("123456"), Instant::now())
+            .unwrap();
         q.check();
     }
 
@@ -693,7 +856,7 @@ mod tests {
             "the retried content still covers the first write"
         );
         assert_eq!(next(&mut q, t0), Some(("a".into(), "3".into())));
-        q.sent("a");
+        q.sent("a", Instant::now());
         assert!(!q.holds_up_to(mark));
     }
 
@@ -707,7 +870,7 @@ mod tests {
         next(&mut q, t0).unwrap();
         offer(&mut q, "b", "1");
         assert!(q.holds_up_to(mark));
-        q.sent("a");
+        q.sent("a", Instant::now());
         assert!(!q.holds_up_to(mark), "later writes do not hold a flush");
         assert!(q.holds_up_to(q.last_seq()));
         assert_eq!(q.drain(), 1);
@@ -743,6 +906,8 @@ mod tests {
             q: Queue,
             now: Instant,
             flying: Vec<Dispatch>,
+            /// When each key's latest request started.
+            started: HashMap<String, Instant>,
             /// What the service received, per key, in order.
             service: HashMap<String, Vec<u64>>,
             written: HashMap<String, u64>,
@@ -750,14 +915,16 @@ mod tests {
         }
 
         impl Run {
-            fn new(concurrency: usize, max_retries: u32) -> Run {
+            fn new(concurrency: usize, max_retries: u32, min_interval_ms: u64) -> Run {
                 Run {
                     q: Queue::new(Limits {
                         concurrency,
                         max_retries,
                         max_pending_bytes: usize::MAX,
+                        min_interval: Duration::from_millis(min_interval_ms),
                     }),
                     now: Instant::now(),
+                    started: HashMap::new(),
                     flying: Vec::new(),
                     service: HashMap::new(),
                     written: HashMap::new(),
@@ -775,6 +942,7 @@ mod tests {
                                 &key,
                                 &format!("s{}", k % 2),
                                 Arc::from(self.next_value.to_string()),
+                                self.now,
                             )
                             .unwrap();
                         self.written.insert(key, self.next_value);
@@ -786,6 +954,7 @@ mod tests {
                                 "two requests in flight for {}",
                                 d.key
                             );
+                            self.start(&d);
                             self.flying.push(d);
                         }
                         assert!(self.flying.len() <= self.q.limits.concurrency);
@@ -801,7 +970,7 @@ mod tests {
                                     .entry(d.key.to_string())
                                     .or_default()
                                     .push(d.content.parse().unwrap());
-                                self.q.sent(&d.key);
+                                self.q.sent(&d.key, self.now);
                             }
                             1 => {
                                 self.q.failed(&d.key, self.now, true, |n| {
@@ -819,13 +988,27 @@ mod tests {
                 assert_eq!(self.q.in_flight(), self.flying.len());
             }
 
+            /// Checks the interval since the key's last request, and notes this one's start.
+            fn start(&mut self, d: &Dispatch) {
+                if let Some(&last) = self.started.get(&*d.key) {
+                    assert!(
+                        self.now - last >= self.q.limits.min_interval,
+                        "{} started again after {:?}",
+                        d.key,
+                        self.now - last
+                    );
+                }
+                self.started.insert(d.key.to_string(), self.now);
+            }
+
             /// Lets the service answer everything until the queue is empty (bounded).
             fn settle(&mut self) {
                 for _ in 0..10_000 {
                     while let Some(d) = self.q.next_dispatch(self.now) {
+                        self.start(&d);
                         self.flying.push(d);
                     }
-                    if self.flying.is_empty() && self.q.next_retry_at().is_none() {
+                    if self.flying.is_empty() && self.q.next_parked_at().is_none() {
                         break;
                     }
                     for d in std::mem::take(&mut self.flying) {
@@ -833,7 +1016,7 @@ mod tests {
                             .entry(d.key.to_string())
                             .or_default()
                             .push(d.content.parse().unwrap());
-                        self.q.sent(&d.key);
+                        self.q.sent(&d.key, self.now);
                     }
                     self.now += Duration::from_secs(3600);
                     self.q.check();
@@ -851,9 +1034,10 @@ mod tests {
             #[test]
             fn newest_content_wins_in_write_order(
                 concurrency in 1usize..4,
+                min_interval_ms in prop_oneof![Just(0u64), 1u64..300],
                 ops in proptest::collection::vec(op(false), 1..200),
             ) {
-                let mut run = Run::new(concurrency, u32::MAX);
+                let mut run = Run::new(concurrency, u32::MAX, min_interval_ms);
                 for op in &ops {
                     run.apply(op);
                 }
@@ -874,9 +1058,10 @@ mod tests {
             fn every_content_is_accounted_for(
                 concurrency in 1usize..4,
                 max_retries in 0u32..3,
+                min_interval_ms in prop_oneof![Just(0u64), 1u64..300],
                 ops in proptest::collection::vec(op(true), 1..200),
             ) {
-                let mut run = Run::new(concurrency, max_retries);
+                let mut run = Run::new(concurrency, max_retries, min_interval_ms);
                 for op in &ops {
                     run.apply(op);
                 }

@@ -308,3 +308,44 @@ fn sync_queued_says_which_writes_will_be_followed_by_an_event() {
         Status::SHARE_ERR_NOT_INITIALIZED
     );
 }
+
+#[test]
+fn a_hot_key_is_sent_at_most_once_per_min_interval_and_ends_with_its_newest_content() {
+    let run = start(r#""min_interval_ms":40"#);
+    let sid = session(14);
+    share(&sid);
+    let key = part_key(&sid, 1);
+    let other = part_key(&sid, 2);
+    let started = std::time::Instant::now();
+    for n in 0..150 {
+        api::sync(&key, &part(n)).unwrap();
+        if n == 75 {
+            api::sync(&other, &part(n)).unwrap(); // another key is not held back by the hot one
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let writing = started.elapsed();
+    api::flush(LONG).unwrap();
+    let requests: Vec<_> = run
+        .service
+        .requests_to("/share_sync")
+        .into_iter()
+        .filter(|r| r.json.as_ref().is_some_and(|j| j["key"] == key.as_str()))
+        .collect();
+    for pair in requests.windows(2) {
+        let gap = pair[1].received - pair[0].received;
+        // started 40 ms apart; their arrival may jitter on a loaded machine, never by half
+        assert!(
+            gap >= Duration::from_millis(20),
+            "two requests of one key {gap:?} apart"
+        );
+    }
+    let most = (writing.as_millis() / 40 + 2) as usize;
+    assert!(
+        requests.len() <= most,
+        "{} requests in {writing:?}",
+        requests.len()
+    );
+    assert_eq!(received_ns(&run.service, &key).last(), Some(&149));
+    assert_eq!(run.service.data(&sid).unwrap()[&other]["n"], 75);
+}

@@ -15,7 +15,7 @@ use crate::events::{Event, Reason, hub};
 use crate::http::Http;
 use crate::key::{self, Key};
 use crate::locks::{lock, wait_until};
-use crate::queue::{Limits, Queue};
+use crate::queue::{Limits, Offer, Queue};
 use crate::registry::Registry;
 use crate::retry::RetryPolicy;
 
@@ -103,6 +103,7 @@ impl Shared {
             concurrency: config.concurrency,
             max_retries: config.max_retries,
             max_pending_bytes: config.max_pending_bytes,
+            min_interval: config.min_interval,
         };
         let policy = RetryPolicy {
             initial: config.retry_initial,
@@ -225,7 +226,7 @@ impl Shared {
                 }
                 content::validate(key, text)?;
                 let text: Arc<str> = Arc::from(text);
-                let tokens = {
+                let (tokens, offer) = {
                     let mut state = self.lock();
                     if state.closed {
                         return Err(Error::not_initialized());
@@ -234,13 +235,19 @@ impl Shared {
                         drop(state);
                         return self.ignore(); // removed meanwhile
                     }
-                    if let Err(full) = state.queue.offer(key, session, text) {
-                        drop(state);
-                        return Err(self.queue_full(key, full.pending_bytes, full.limit));
-                    }
-                    state.claim_workers(self.config.concurrency)
+                    let offer = match state.queue.offer(key, session, text, Instant::now()) {
+                        Ok(offer) => offer,
+                        Err(full) => {
+                            drop(state);
+                            return Err(self.queue_full(key, full.pending_bytes, full.limit));
+                        }
+                    };
+                    (state.claim_workers(self.config.concurrency), offer)
                 };
                 self.wake_workers(tokens);
+                if offer == Offer::Parked {
+                    let _ = self.timer.send(Tick::Wake); // the key's time may be the earliest
+                }
                 Ok(true)
             }
         }

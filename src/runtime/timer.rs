@@ -1,4 +1,5 @@
-//! The timer thread: sleeps until the earliest retry is due, then hands ready keys to workers;
+//! The timer thread: sleeps until the earliest parked key may go (a retry, or a hot key's
+//! interval), then hands ready keys to workers;
 //! it also ends asynchronous flushes whose deadline has come.
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub fn run(shared: Arc<Shared>, ticks: Receiver<Tick>, done: Sender<()>) {
             }
             let tokens = state.claim_workers(shared.config.concurrency);
             let next = match (
-                state.queue.next_retry_at(),
+                state.queue.next_parked_at(),
                 Shared::next_flush_deadline(&state),
             ) {
                 (Some(a), Some(b)) => Some(a.min(b)),

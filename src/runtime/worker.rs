@@ -110,7 +110,7 @@ fn settle(
         };
         match retry::classify(&attempt) {
             Verdict::Success => {
-                state.queue.sent(key);
+                wake_timer = state.queue.sent(key, now);
                 events.push(Event::Synced {
                     key: key.clone(),
                     status: status.unwrap_or(200),
