@@ -1440,7 +1440,7 @@ fn targets(ctx: &Ctx, res: &Results, soak: Option<&RunResult>) -> Vec<Target> {
     if any {
         out.push(Target {
             name: format!(
-                "stream at 20 ms: no more requests than the original; the last content ≤ {bound:.0} ms after the last write, i.e. it leaves with the first request after the one in flight (≤ 1 round trip to end it, then 1 round trip)"
+                "stream at 20 ms: no more requests than the original; the last content ≤ {bound:.0} ms after the last write, i.e. it leaves with the first request after the one in flight (≤ 1 round trip, or the library's 25 ms pace, to end it; then 1 round trip)"
             ),
             pass,
             figures: figs.join("; "),

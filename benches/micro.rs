@@ -107,7 +107,7 @@ fn coalescing(c: &mut Criterion) {
     let mut queue = Queue::new(limits);
     for key in &keys {
         queue
-            .offer(key, SESSION, text.clone(), Instant::now())
+            .offer(key, SESSION, text.clone(), Instant::now)
             .unwrap();
     }
     let mut group = c.benchmark_group("queue, 10000 keys pending");
@@ -116,7 +116,7 @@ fn coalescing(c: &mut Criterion) {
         b.iter(|| {
             n = (n + 7919) % keys.len();
             queue
-                .offer(black_box(&keys[n]), SESSION, text.clone(), Instant::now())
+                .offer(black_box(&keys[n]), SESSION, text.clone(), Instant::now)
                 .unwrap()
         })
     });
@@ -125,7 +125,7 @@ fn coalescing(c: &mut Criterion) {
             let now = Instant::now();
             let d = queue.next_dispatch(now).unwrap();
             queue.sent(&d.key, now);
-            queue.offer(&d.key, SESSION, text.clone(), now).unwrap()
+            queue.offer(&d.key, SESSION, text.clone(), || now).unwrap()
         })
     });
     group.finish();

@@ -235,7 +235,7 @@ impl Shared {
                         drop(state);
                         return self.ignore(); // removed meanwhile
                     }
-                    let offer = match state.queue.offer(key, session, text, Instant::now()) {
+                    let offer = match state.queue.offer(key, session, text, Instant::now) {
                         Ok(offer) => offer,
                         Err(full) => {
                             drop(state);
