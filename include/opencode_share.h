@@ -123,6 +123,15 @@ enum share_status share_sync(const char *key, const char *content_json);
 enum share_status share_sync_queued(const char *key, const char *content_json, bool *out_queued);
 
 /**
+ * Whether `key` has content in the library that has not settled: queued, waiting for a retry or
+ * for its pace, or in flight. While `*out_pending` is true, an event naming the key (synced,
+ * retry, failed, dropped) or its session (dropped, unshared) will follow, if an event callback
+ * is set: a host holding newer content of the key can wait for it instead of serialising now.
+ * `*out_pending` is false on failure. Cheap: one lookup under the library's lock.
+ */
+enum share_status share_sync_pending(const char *key, bool *out_pending);
+
+/**
  * Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
  * remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
  * caller frees with share_string_free; on failure it is set to NULL.

@@ -28,6 +28,12 @@ pub fn sync_queued(key: &str, content: &str) -> Result<bool> {
     runtime::with_current(|shared| shared.sync(key, content))
 }
 
+/// True while `key` has content queued, parked or in flight: an event naming the key (or its
+/// session) will follow when that ends.
+pub fn sync_pending(key: &str) -> Result<bool> {
+    runtime::with_current(|shared| shared.key_pending(key))
+}
+
 /// Creates the share of `session`; returns `{"url","secret"}`.
 pub fn create(session: &str) -> Result<String> {
     let shared = runtime::current()?;

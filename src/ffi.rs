@@ -154,6 +154,30 @@ pub unsafe extern "C" fn share_sync_queued(
     })
 }
 
+/// Whether `key` has content in the library that has not settled: queued, waiting for a retry or
+/// for its pace, or in flight. While `*out_pending` is true, an event naming the key (synced,
+/// retry, failed, dropped) or its session (dropped, unshared) will follow, if an event callback
+/// is set: a host holding newer content of the key can wait for it instead of serialising now.
+/// `*out_pending` is false on failure. Cheap: one lookup under the library's lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_sync_pending(
+    key: *const c_char,
+    out_pending: *mut bool,
+) -> share_status {
+    guard(|| {
+        if out_pending.is_null() {
+            return Err(Error::invalid("out_pending is NULL"));
+        }
+        // SAFETY: checked non-NULL; the caller promises it is writable. `key` as documented.
+        unsafe { *out_pending = false };
+        let key = unsafe { text("key", key)? };
+        let pending = api::sync_pending(key)?;
+        // SAFETY: as above.
+        unsafe { *out_pending = pending };
+        Ok(())
+    })
+}
+
 /// Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
 /// remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
 /// caller frees with share_string_free; on failure it is set to NULL.

@@ -387,6 +387,11 @@ impl Queue {
         self.outstanding.first().is_some_and(|&first| first <= seq)
     }
 
+    /// True while `key` has content pending, parked or in flight.
+    pub fn holds_key(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// Requests under way for `session`.
     pub fn in_flight_of(&self, session: &str) -> usize {
         self.flights.get(session).copied().unwrap_or(0)

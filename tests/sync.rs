@@ -271,7 +271,7 @@ fn content_holding_the_secret_that_cannot_be_stripped_is_dropped_not_sent() {
 }
 
 #[test]
-fn sync_queued_says_which_writes_will_be_followed_by_an_event() {
+fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
     let run = start("");
     let sid = session(12);
     let unshared = session(13);
@@ -290,12 +290,17 @@ fn sync_queued_says_which_writes_will_be_followed_by_an_event() {
         !api::sync_queued(&format!("session/share/{sid}"), &record).unwrap(),
         "a share record is never sent"
     );
+    run.service.set_latency(Duration::from_millis(100));
     assert!(api::sync_queued(&key, &part(1)).unwrap());
+    assert!(api::sync_pending(&key).unwrap(), "queued or in flight until it settles");
+    assert!(!api::sync_pending(&part_key(&sid, 2)).unwrap());
+    assert!(!api::sync_pending("not even a key").unwrap());
     assert_eq!(
         api::sync_queued(&key, "{").unwrap_err().status,
         Status::SHARE_ERR_INVALID_ARGUMENT
     );
     api::flush(LONG).unwrap();
+    assert!(!api::sync_pending(&key).unwrap());
     let named: Vec<_> = events()
         .into_iter()
         .filter(|e| e["key"] == key.as_str())
@@ -305,6 +310,10 @@ fn sync_queued_says_which_writes_will_be_followed_by_an_event() {
     api::shutdown(LONG).unwrap();
     assert_eq!(
         api::sync_queued(&key, &part(2)).unwrap_err().status,
+        Status::SHARE_ERR_NOT_INITIALIZED
+    );
+    assert_eq!(
+        api::sync_pending(&key).unwrap_err().status,
         Status::SHARE_ERR_NOT_INITIALIZED
     );
 }

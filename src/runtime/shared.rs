@@ -253,6 +253,15 @@ impl Shared {
         }
     }
 
+    /// True while `key` has content pending, parked or in flight.
+    pub fn key_pending(&self, key: &str) -> Result<bool> {
+        let state = self.lock();
+        if state.closed {
+            return Err(Error::not_initialized());
+        }
+        Ok(state.queue.holds_key(key))
+    }
+
     fn ignore(&self) -> Result<bool> {
         self.ignored.fetch_add(1, Ordering::Relaxed);
         Ok(false)

@@ -152,6 +152,7 @@ static void version_and_calls_before_init(completions *ops) {
   bool queued = true;
   CHECK_STATUS(share_sync_queued("session/info/" NEVER, "{}", &queued), SHARE_ERR_NOT_INITIALIZED);
   CHECK(!queued);
+  CHECK_STATUS(share_sync_pending("session/info/" NEVER, &queued), SHARE_ERR_NOT_INITIALIZED);
   CHECK_STATUS(share_flush(0), SHARE_ERR_NOT_INITIALIZED);
   uint64_t early_mark = 7;
   CHECK_STATUS(share_flush_mark(&early_mark), SHARE_ERR_NOT_INITIALIZED);
@@ -324,6 +325,12 @@ static share create_sync_flush(const char *url, event_counter *events) {
   CHECK(!queued_flag);
   CHECK_STATUS(share_sync_queued("session/part/" KEEP "/msg_1/prt_4", "{}", NULL), SHARE_ERR_INVALID_ARGUMENT);
   CHECK_CONTAINS(share_last_error(), "out_queued");
+  bool pending = true;
+  CHECK_STATUS(share_sync_pending("session/part/" KEEP "/msg_1/prt_99", &pending), SHARE_OK);
+  CHECK(!pending); /* never written */
+  CHECK_STATUS(share_sync_pending(NULL, &pending), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(share_sync_pending("session/part/" KEEP "/msg_1/prt_4", NULL), SHARE_ERR_INVALID_ARGUMENT);
+  CHECK_CONTAINS(share_last_error(), "out_pending");
   /* a shared session's content must be one JSON value; the message never echoes it */
   snprintf(content, sizeof content, "{\"secret\":\"%s\",", keep.secret);
   CHECK_STATUS(share_sync("session/info/" KEEP, content), SHARE_ERR_INVALID_ARGUMENT);
@@ -332,6 +339,8 @@ static share create_sync_flush(const char *url, event_counter *events) {
 
   CHECK_STATUS(share_flush(10000), SHARE_OK);
   CHECK_STATUS(share_flush(0), SHARE_OK); /* nothing left: reports at once */
+  CHECK_STATUS(share_sync_pending("session/info/" KEEP, &pending), SHARE_OK);
+  CHECK(!pending); /* settled */
   /* the same in two steps, for hosts that must not block: take a mark, then poll it */
   uint64_t mark = 0;
   CHECK_STATUS(share_flush_mark(NULL), SHARE_ERR_INVALID_ARGUMENT);
