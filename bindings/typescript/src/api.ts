@@ -5,7 +5,9 @@
 //
 // Lazy hand-over: while a key has content queued or in flight in the library, `sync` keeps the
 // key's newest content here, unserialised (the original's `pending` map), and hands it over when
-// an event names the key. A content that a newer one replaces is never serialised.
+// an event names the key. A content that a newer one replaces is never serialised. The library's
+// events are taken only while something is held or someone listens: otherwise every answer
+// would wake the JS thread.
 
 import { resolve as resolvePath } from "node:path";
 
@@ -209,9 +211,14 @@ let keepAlive: ReturnType<typeof setInterval> | undefined;
 const ops = new Map<number, { resolve: (json: string) => void; reject: (error: ShareError) => void }>();
 /** True while running and not shutting down: only then does `sync` hold contents. */
 let lazy = false;
-/** Keys whose content the library queued and no event has named since (share_sync_queued). */
-const busy = new Set<string>();
-/** The newest content of a busy key, unserialised, waiting for the key's next event. */
+/**
+ * Keys the library queued lately (share_sync_queued): a hint that a key may still be pending,
+ * confirmed with share_sync_pending before holding. Stale entries cost one check; the set is
+ * cleared when it passes RECENT_MAX, so it stays small in a long session.
+ */
+const recent = new Set<string>();
+const RECENT_MAX = 4096;
+/** The newest content of a key still pending in the library, unserialised, until an event names the key. */
 const held = new Map<string, unknown>();
 /** This run's held contents replaced by a newer one, and those refused when handed over. */
 const heldCounts = { coalesced: 0, refused: 0 };
@@ -313,12 +320,11 @@ export function init(options: InitOptions = {}): void {
   const n = load(libraryPath);
   const status = n.init(JSON.stringify(config));
   if (status !== OK) throw failure(n, status);
-  busy.clear();
+  recent.clear();
   held.clear();
   heldCounts.coalesced = 0;
   heldCounts.refused = 0;
   lazy = true;
-  updateSink(); // the hand-over needs the library's events, listeners or not
   const mine = ++run;
   liveRun = mine;
   if (subscribe) {
@@ -342,16 +348,34 @@ export function init(options: InitOptions = {}): void {
 export function sync(key: string, content: unknown): void {
   const n = native;
   if (!n) throw notInitialized();
-  if (lazy && busy.has(key)) {
-    if (held.has(key)) heldCounts.coalesced++;
-    held.set(key, content);
-    return;
+  if (lazy) {
+    if (held.has(key)) {
+      heldCounts.coalesced++;
+      held.set(key, content);
+      return;
+    }
+    if (recent.has(key) && stillPending(n, key)) {
+      held.set(key, content);
+      return;
+    }
   }
   textArg("key", key);
   handOver(n, key, content);
 }
 
-/** Serialises `content` and gives it to the library; marks the key busy if it was queued. */
+/**
+ * Whether `key` still has content pending in the library. The event sink is set before asking,
+ * so the event that ends a pending content cannot slip by unseen.
+ */
+function stillPending(n: Native, key: string): boolean {
+  updateSink(true);
+  if (n.pending(key)) return true;
+  recent.delete(key);
+  updateSink();
+  return false;
+}
+
+/** Serialises `content` and gives it to the library; notes the key if it was queued. */
 function handOver(n: Native, key: string, content: unknown): void {
   let json: string | undefined;
   try {
@@ -362,22 +386,15 @@ function handOver(n: Native, key: string, content: unknown): void {
   if (json === undefined) throw invalid(`content is not a JSON value (${typeof content})`);
   const status = n.sync(key, json);
   if (status !== OK) throw failure(n, status);
-  if (lazy && n.queued()) busy.add(key);
+  if (lazy && n.queued()) {
+    if (recent.size >= RECENT_MAX) recent.clear();
+    recent.add(key);
+  }
 }
 
-/** An event named `key`: it is no longer busy, and its held content (if any) goes over now. */
-function settle(key: string): void {
-  if (busy.delete(key)) pass(key);
-}
-
-/** Settles every busy key (of `session` only, if given): for events that name no key. */
-function settleAll(session?: string): void {
-  for (const key of [...busy]) if (session === undefined || key.split("/", 3)[2] === session) settle(key);
-}
-
-/** Hands every held content to the library now (flush and shutdown must cover them). */
-function passAll(): void {
-  for (const key of [...held.keys()]) pass(key);
+/** Hands every held content (of `session` only, if given) to the library now. */
+function passAll(session?: string): void {
+  for (const key of [...held.keys()]) if (session === undefined || key.split("/", 3)[2] === session) pass(key);
 }
 
 /**
@@ -472,6 +489,7 @@ function poll(done: () => boolean, deadline: number): Promise<boolean> {
 export async function flush(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
   const ms = timeoutArg("timeoutMs", timeoutMs);
   passAll();
+  updateSink();
   await start((n) => n.flushAsync(ms));
 }
 
@@ -495,7 +513,7 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
     // from now on every write goes straight to the library, which flushes or counts it
     passAll();
     lazy = false;
-    busy.clear();
+    recent.clear();
     liveRun = 0;
     const off = unsubscribe;
     unsubscribe = undefined;
@@ -575,11 +593,14 @@ export function off<K extends ShareEventName>(event: K, listener: (event: ShareE
   updateSink();
 }
 
-/** The library keeps events only while a sink is set: set it while anyone listens. */
-function updateSink(): void {
+/**
+ * The library keeps events only while a sink is set: set it while anyone listens, while a
+ * content is held (its key's event hands it over), or when `needed` (about to hold one).
+ */
+function updateSink(needed = false): void {
   const n = native;
   if (!n) return;
-  let want = lazy;
+  let want = needed || held.size > 0;
   for (const [name, set] of listeners) if (name !== "error" && set.size > 0) want = true;
   if (want === sinkOn) return;
   const status = n.setEventSink(want);
@@ -593,15 +614,16 @@ function drainEvents(): void {
   const out = n.eventsTake();
   if (out.status !== OK || !out.json || out.json === "[]") return;
   for (const event of JSON.parse(out.json) as ShareEvent[]) {
-    if (lazy) {
-      if (event.type === "unshared") settleAll(event.session);
-      else if (event.type === "lost") settleAll();
-      else if (event.type !== "dropped" || event.key !== undefined) settle(event.key!);
-      else settleAll(event.session); // a dropped event for a session, or for all
+    if (held.size > 0) {
+      if (event.type === "unshared") passAll(event.session);
+      else if (event.type === "lost") passAll();
+      else if (event.type !== "dropped" || event.key !== undefined) pass(event.key!);
+      else passAll(event.session); // a dropped event for a session, or for all
     }
     emit(event.type, event as never);
     emit("*", event);
   }
+  updateSink(); // nothing held any more: stop taking events nobody needs
 }
 
 function emit<K extends ShareEventName>(name: K, event: ShareEventMap[K]): void {

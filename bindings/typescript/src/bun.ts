@@ -14,6 +14,7 @@ import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./nati
 const SYMBOLS = {
   share_init: { args: ["ptr"], returns: "i32" },
   share_sync_queued: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
+  share_sync_pending: { args: ["ptr", "ptr"], returns: "i32" },
   share_create_async: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_op_take: { args: ["u32", "ptr"], returns: "i32" },
@@ -83,6 +84,7 @@ const load: Loader = (path, hooks) => {
   const outId = new Uint32Array(1);
   const outMark = new BigUint64Array(1);
   const outQueued = new Uint8Array(1);
+  const outPending = new Uint8Array(1);
   const keyScratch = new Scratch();
   const contentScratch = new Scratch();
 
@@ -114,6 +116,7 @@ const load: Loader = (path, hooks) => {
     init: (config) => c.share_init(cstr(config)),
     sync: (key, content) => c.share_sync_queued(keyScratch.encode(key), contentScratch.encode(content), outQueued),
     queued: () => outQueued[0] === 1,
+    pending: (key) => c.share_sync_pending(keyScratch.encode(key), outPending) === 0 && outPending[0] === 1,
     createAsync: (sessionID) => starting((out) => c.share_create_async(cstr(sessionID), op.ptr, null, out)),
     removeAsync: (sessionID, secret) =>
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),

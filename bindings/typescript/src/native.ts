@@ -26,6 +26,8 @@ export interface Native {
   sync(key: string, contentJson: string): number;
   /** share_sync_queued's out flag of the last sync: an event naming the key (or its session) follows. */
   queued(): boolean;
+  /** share_sync_pending: the key has content queued, parked or in flight (false on failure). */
+  pending(key: string): boolean;
   createAsync(sessionID: string): NativeStart;
   removeAsync(sessionID: string, secret: string): NativeStart;
   opTake(opId: number): NativeOut;

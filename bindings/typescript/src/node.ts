@@ -17,6 +17,7 @@ import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./nati
 interface Bound {
   share_init(config: string): number;
   share_sync_queued(key: string, content: string, out: Uint8Array): number;
+  share_sync_pending(key: string, out: Uint8Array): number;
   share_create_async(session: string, cb: unknown, userData: null, out: number[]): number;
   share_remove_async(session: string, secret: string, cb: unknown, userData: null, out: number[]): number;
   share_op_take(opId: number, out: unknown[]): number;
@@ -57,6 +58,7 @@ const load: Loader = (path, hooks) => {
     share_init: fn("int32_t share_init(const char *config_json)"),
     // the flag is written into a reused byte that koffi passes by address (no out-array per call)
     share_sync_queued: fn("int32_t share_sync_queued(const char *key, const char *content_json, uint8_t *out_queued)"),
+    share_sync_pending: fn("int32_t share_sync_pending(const char *key, uint8_t *out_pending)"),
     share_create_async: fn(
       "int32_t share_create_async(const char *session_id, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
     ),
@@ -102,6 +104,7 @@ const load: Loader = (path, hooks) => {
   };
 
   const outQueued = new Uint8Array(1);
+  const outPending = new Uint8Array(1);
 
   const starting = (call: (out: number[]) => number): NativeStart => {
     const out = [0];
@@ -117,6 +120,7 @@ const load: Loader = (path, hooks) => {
     init: (config) => c.share_init(config),
     sync: (key, content) => c.share_sync_queued(key, content, outQueued),
     queued: () => outQueued[0] === 1,
+    pending: (key) => c.share_sync_pending(key, outPending) === 0 && outPending[0] === 1,
     createAsync: (sessionID) => starting((out) => c.share_create_async(sessionID, op, null, out)),
     removeAsync: (sessionID, secret) => starting((out) => c.share_remove_async(sessionID, secret, op, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
