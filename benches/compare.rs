@@ -1650,7 +1650,7 @@ fn write_report(
          the service received and their size on the wire (request line, headers, body); **final** — keys whose \
          stored content is the last one written; **host CPU/write** — CPU of the thread(s) that wrote, from `START` \
          until the contender had nothing left to send, per write (C: the writer threads; Bun/Node: the JS thread, \
-         which also runs the original's fetches and the bindings' flush polling); **in call** — per write, inside the \
+         which also runs the original's fetches and the bindings' hand-over of held contents); **in call** — per write, inside the \
          write call only (C: thread CPU; JS: wall); **process CPU** — the whole driver process from `START` to drained; \
          **peak RSS** — the driver's VmHWM. `(0.12×)` is library/original, pair by pair in the same runtime.\n"
     );
