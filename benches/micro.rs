@@ -34,8 +34,10 @@ fn sync(key: &CString, content: &CString) {
 
 fn share_sync(c: &mut Criterion) {
     let service = service::ShareService::start();
+    // no pace: the idle case writes the key again right after its request, and measures the
+    // call that wakes a worker (with the default 25 ms pace it would park the key instead)
     api::init(Some(&format!(
-        r#"{{"url":"{}","max_pending_bytes":1099511627776}}"#,
+        r#"{{"url":"{}","max_pending_bytes":1099511627776,"min_interval_ms":0}}"#,
         service.url()
     )))
     .unwrap();

@@ -292,7 +292,10 @@ fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
     );
     run.service.set_latency(Duration::from_millis(100));
     assert!(api::sync_queued(&key, &part(1)).unwrap());
-    assert!(api::sync_pending(&key).unwrap(), "queued or in flight until it settles");
+    assert!(
+        api::sync_pending(&key).unwrap(),
+        "queued or in flight until it settles"
+    );
     assert!(!api::sync_pending(&part_key(&sid, 2)).unwrap());
     assert!(!api::sync_pending("not even a key").unwrap());
     assert_eq!(
