@@ -17,6 +17,8 @@ pub const DEV_API: &str = "https://api.dev.opencode.ai";
 pub struct Config {
     /// Base URL of the service, without a trailing slash.
     pub url: String,
+    /// The same without any `user:password@`, for stats and messages.
+    pub shown_url: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub concurrency: usize,
@@ -70,6 +72,7 @@ impl Config {
             env_api,
             raw.version.as_deref().unwrap_or(""),
         );
+        let shown_url = without_credentials(&url);
         let loopback = check_url(&url, raw.allow_insecure.unwrap_or(false), raw.url.is_none())?;
 
         let ms = |name: &str, value: Option<u64>, default: u64, min: u64| -> Result<Duration> {
@@ -118,6 +121,7 @@ impl Config {
         }
         Ok(Config {
             url,
+            shown_url,
             timeout,
             connect_timeout,
             concurrency: concurrency as usize,
@@ -149,14 +153,29 @@ pub fn resolve_url(url: Option<&str>, env_api: Option<&str>, version: &str) -> S
 
 /// Checks the URL's shape; plain http needs a loopback host unless `allow_insecure`.
 /// Returns whether the host is loopback.
+/// `url` without the `user:password@` of its authority, if any (credentials stay out of stats
+/// and messages; requests still use them).
+pub fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 fn check_url(url: &str, allow_insecure: bool, from_env: bool) -> Result<bool> {
     let origin = if from_env {
         "OPENCODE_API"
     } else {
         "config: url"
     };
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| Error::invalid(format!("{origin} {url:?} is not a URL: {e}")))?;
+    let parsed = reqwest::Url::parse(url);
+    let url = without_credentials(url);
+    let parsed =
+        parsed.map_err(|e| Error::invalid(format!("{origin} {url:?} is not a URL: {e}")))?;
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Err(Error::invalid(format!("{origin} {url:?} has no host")));
     };
@@ -218,6 +237,28 @@ mod tests {
             );
             assert!(!c.loopback);
         }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_kept_for_requests_and_hidden_elsewhere() {
+        for (given, shown) in [
+            ("http://u:pw@127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://u@api.test/base", "https://api.test/base"),
+            ("https://a@b:c@api.test", "https://api.test"),
+            ("https://api.test/p@th", "https://api.test/p@th"),
+            ("https://api.test", "https://api.test"),
+            ("user:pw@host:1", "host:1"), // no scheme: still hidden
+        ] {
+            assert_eq!(without_credentials(given), shown, "{given}");
+        }
+        let c = Config::parse(Some(r#"{"url":"http://u:hunter2@localhost:9"}"#), None).unwrap();
+        assert_eq!(c.url, "http://u:hunter2@localhost:9");
+        assert_eq!(c.shown_url, "http://localhost:9");
+        let message = err(r#"{"url":"http://u:hunter2@example.com"}"#);
+        assert!(
+            message.contains("allow_insecure") && !message.contains("hunter2"),
+            "{message}"
+        );
     }
 
     #[test]

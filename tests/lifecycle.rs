@@ -462,3 +462,32 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
     assert!(held.contains_key(&part_key(&sid, 1)) && !held.contains_key(&part_key(&sid, 2)));
     api::flush(LONG).unwrap();
 }
+
+#[test]
+fn credentials_in_the_service_url_appear_in_no_stats_error_or_event() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let _run = start("");
+    api::shutdown(Duration::ZERO).unwrap();
+    api::init(Some(&format!(
+        r#"{{"url":"http://opencode:hunter2@127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#
+    )))
+    .unwrap();
+    let e = api::create(&session(25)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
+    assert!(!e.message.contains("hunter2"), "{}", e.message);
+    let sid = session(26);
+    api::sync(&format!("session/share/{sid}"), r#"{"secret":"s"}"#).unwrap();
+    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
+    let _ = api::flush(Duration::from_secs(5));
+    let events = api::events_take();
+    assert!(events.contains("\"retry\""), "{events}");
+    assert!(!events.contains("hunter2"), "{events}");
+    let stats = api::stats().unwrap();
+    assert!(!stats.contains("hunter2"), "{stats}");
+    assert!(
+        stats.contains(&format!("http://127.0.0.1:{port}")),
+        "{stats}"
+    );
+}

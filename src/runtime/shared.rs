@@ -325,7 +325,7 @@ impl Shared {
         let c = state.queue.counts();
         serde_json::json!({
             "running": running,
-            "url": self.config.url,
+            "url": self.config.shown_url,
             "queued": c.queued,
             "sent": c.sent,
             "coalesced": c.coalesced,
