@@ -57,17 +57,24 @@ fn create_retries_then_reports_the_last_failure() {
     );
 }
 
-#[test]
-fn create_against_nothing_is_a_network_error() {
+/// Restarts the library against a loopback port nobody listens on (`userinfo` goes before the
+/// host); returns the port. The caller holds `_run` for its turn.
+fn restart_against_nothing(userinfo: &str) -> u16 {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let _run = start("");
-    api::shutdown(Duration::ZERO).unwrap(); // restart against a port nobody listens on
+    api::shutdown(Duration::ZERO).unwrap();
     api::init(Some(&format!(
-        r#"{{"url":"http://127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#
+        r#"{{"url":"http://{userinfo}127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#
     )))
     .unwrap();
+    port
+}
+
+#[test]
+fn create_against_nothing_is_a_network_error() {
+    let _run = start("");
+    restart_against_nothing("");
     let e = api::create(&session(24)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
     assert!(e.message.contains("/share_create"), "{}", e.message);
@@ -465,15 +472,8 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
 
 #[test]
 fn credentials_in_the_service_url_appear_in_no_stats_error_or_event() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
     let _run = start("");
-    api::shutdown(Duration::ZERO).unwrap();
-    api::init(Some(&format!(
-        r#"{{"url":"http://opencode:hunter2@127.0.0.1:{port}","max_retries":1,"retry_initial_ms":1}}"#
-    )))
-    .unwrap();
+    let port = restart_against_nothing("opencode:hunter2@");
     let e = api::create(&session(25)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
     assert!(!e.message.contains("hunter2"), "{}", e.message);
