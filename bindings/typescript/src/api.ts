@@ -1,7 +1,7 @@
 // The API, the same in Bun and Node: it drives a Native (native.ts) that a loader bound with
 // bun:ffi (bun.ts) or koffi (node.ts). Nothing here blocks the event loop on the network:
-// sync returns at once, create/remove/flush complete through the library's asynchronous entry
-// points, shutdown polls a non-blocking report on a timer.
+// sync returns at once; create, remove, flush and the wait of shutdown complete through the
+// library's asynchronous entry points; nothing polls.
 //
 // Lazy hand-over: while a key has content queued or in flight in the library, `sync` keeps the
 // key's newest content here, unserialised (the original's `pending` map), and hands it over when
@@ -208,7 +208,10 @@ let liveRun = 0;
 let stopping: Promise<void> | undefined;
 let sinkOn = false;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
-const ops = new Map<number, { resolve: (json: string) => void; reject: (error: ShareError) => void }>();
+/** Pending asynchronous operations by id; `flush` marks share_flush_async's (not a create/remove). */
+const ops = new Map<number, { resolve: (json: string) => void; reject: (error: ShareError) => void; flush: boolean }>();
+/** Called once no create/remove is pending (shutdown waits for that). */
+const idleWaiters: (() => void)[] = [];
 /** True while running and not shutting down: only then does `sync` hold contents. */
 let lazy = false;
 /**
@@ -242,6 +245,7 @@ const hooks: NativeHooks = {
     if (!op) return;
     ops.delete(opId);
     if (ops.size === 0) release();
+    if (pendingCreatesAndRemoves() === 0) for (const wake of idleWaiters.splice(0)) wake();
     if (error) op.reject(error);
     else op.resolve(out.json ?? "{}");
   },
@@ -428,7 +432,7 @@ function syncFromHost(key: string, content: unknown): void {
   }
 }
 
-function start(call: (n: Native) => NativeStart): Promise<string> {
+function start(call: (n: Native) => NativeStart, flush = false): Promise<string> {
   const n = native;
   if (!n) return Promise.reject(notInitialized());
   let started: NativeStart;
@@ -439,7 +443,7 @@ function start(call: (n: Native) => NativeStart): Promise<string> {
   }
   if (started.status !== OK) return Promise.reject(failure(n, started.status));
   return new Promise((resolve, reject) => {
-    ops.set(started.opId, { resolve, reject });
+    ops.set(started.opId, { resolve, reject, flush });
     hold();
   });
 }
@@ -462,23 +466,16 @@ export async function remove(sessionID: string, secret: string): Promise<void> {
   await start((n) => n.removeAsync(textArg("sessionID", sessionID), textArg("secret", secret)));
 }
 
-/** Resolves once `done()` is true, polling with a backoff of 1 to 25 ms, or at the deadline. */
-function poll(done: () => boolean, deadline: number): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    let delay = 1;
-    const tick = () => {
-      try {
-        if (done()) return resolve(true);
-      } catch (e) {
-        return reject(e);
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) return resolve(false);
-      setTimeout(tick, Math.min(delay, left));
-      delay = Math.min(delay * 2, 25);
-    };
-    tick();
-  });
+function pendingCreatesAndRemoves(): number {
+  let n = 0;
+  for (const op of ops.values()) if (!op.flush) n++;
+  return n;
+}
+
+/** Resolves once no create/remove is pending. */
+function noCreatesOrRemoves(): Promise<void> {
+  if (pendingCreatesAndRemoves() === 0) return Promise.resolve();
+  return new Promise((resolve) => idleWaiters.push(resolve));
 }
 
 /**
@@ -490,7 +487,7 @@ export async function flush(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<voi
   const ms = timeoutArg("timeoutMs", timeoutMs);
   passAll();
   updateSink();
-  await start((n) => n.flushAsync(ms));
+  await start((n) => n.flushAsync(ms), true);
 }
 
 /**
@@ -519,9 +516,13 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
     unsubscribe = undefined;
     if (off) off();
     const deadline = performance.now() + ms;
-    const { status: marked, mark } = n.flushMark();
-    if (marked === OK) await poll(() => n.flushUntil(mark, 0) !== TIMEOUT && ops.size === 0, deadline);
-    const abandoned = ops.size;
+    // the queue's flush and the pending creates/removes, or the deadline, whichever comes first
+    const flushed = start((n) => n.flushAsync(ms), true).catch(() => undefined);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    await Promise.race([flushed.then(noCreatesOrRemoves), timeUp]);
+    clearTimeout(timer);
+    const abandoned = pendingCreatesAndRemoves();
     const left = Math.max(0, Math.floor(deadline - performance.now()));
     const { status, message } = await n.shutdown(left);
     drainEvents();

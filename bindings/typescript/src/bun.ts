@@ -19,8 +19,6 @@ const SYMBOLS = {
   share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_op_take: { args: ["u32", "ptr"], returns: "i32" },
   share_flush_async: { args: ["u32", "ptr", "ptr", "ptr"], returns: "i32" },
-  share_flush_mark: { args: ["ptr"], returns: "i32" },
-  share_flush_until: { args: ["u64", "u32"], returns: "i32" },
   share_shutdown: { args: ["u32"], returns: "i32" },
   share_stats: { args: ["ptr"], returns: "i32" },
   share_events_take: { args: ["ptr"], returns: "i32" },
@@ -82,7 +80,6 @@ const load: Loader = (path, hooks) => {
   // Out-parameters, reused: every call runs on the JS thread and reads them before returning.
   const outJson = new BigUint64Array(1);
   const outId = new Uint32Array(1);
-  const outMark = new BigUint64Array(1);
   const outQueued = new Uint8Array(1);
   const outPending = new Uint8Array(1);
   const keyScratch = new Scratch();
@@ -122,12 +119,6 @@ const load: Loader = (path, hooks) => {
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
     flushAsync: (timeoutMs) => starting((out) => c.share_flush_async(timeoutMs, op.ptr, null, out)),
-    flushMark: () => {
-      outMark[0] = 0n;
-      const status = c.share_flush_mark(outMark);
-      return { status, mark: Number(outMark[0]) };
-    },
-    flushUntil: (mark, timeoutMs) => c.share_flush_until(BigInt(mark), timeoutMs),
     // Blocking, but short: api.ts calls it after the queue drained and no operation is pending,
     // and the library never waits for its notifier thread.
     shutdown: async (timeoutMs) => {

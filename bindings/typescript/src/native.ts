@@ -33,10 +33,6 @@ export interface Native {
   opTake(opId: number): NativeOut;
   /** share_flush_async: completes through the op callback, like createAsync. */
   flushAsync(timeoutMs: number): NativeStart;
-  /** share_flush_mark: the position of the newest write accepted so far. */
-  flushMark(): { status: number; mark: number };
-  /** share_flush_until; only ever called with 0 (report, never wait). */
-  flushUntil(mark: number, timeoutMs: number): number;
   /**
    * share_shutdown. Bun calls it on the JS thread (its callbacks never block the library's
    * notifier); koffi runs it on a worker thread, so a callback the notifier is delivering can run

@@ -22,8 +22,6 @@ interface Bound {
   share_remove_async(session: string, secret: string, cb: unknown, userData: null, out: number[]): number;
   share_op_take(opId: number, out: unknown[]): number;
   share_flush_async(timeoutMs: number, cb: unknown, userData: null, out: number[]): number;
-  share_flush_mark(out: (number | bigint)[]): number;
-  share_flush_until(mark: number, timeoutMs: number): number;
   share_shutdown: ((timeoutMs: number) => number) & {
     async(timeoutMs: number, done: (err: unknown, status: number) => void): void;
   };
@@ -70,8 +68,6 @@ const load: Loader = (path, hooks) => {
     share_flush_async: fn(
       "int32_t share_flush_async(uint32_t timeout_ms, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
     ),
-    share_flush_mark: fn("int32_t share_flush_mark(_Out_ uint64_t *out_mark)"),
-    share_flush_until: fn("int32_t share_flush_until(uint64_t mark, uint32_t timeout_ms)"),
     share_shutdown: fn("int32_t share_shutdown(uint32_t timeout_ms)") as Bound["share_shutdown"],
     share_stats: fn("int32_t share_stats(_Out_ void **out_json)"),
     share_events_take: fn("int32_t share_events_take(_Out_ void **out_json)"),
@@ -125,12 +121,6 @@ const load: Loader = (path, hooks) => {
     removeAsync: (sessionID, secret) => starting((out) => c.share_remove_async(sessionID, secret, op, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
     flushAsync: (timeoutMs) => starting((out) => c.share_flush_async(timeoutMs, op, null, out)),
-    flushMark: () => {
-      const out: (number | bigint)[] = [0];
-      const status = c.share_flush_mark(out);
-      return { status, mark: Number(out[0]) };
-    },
-    flushUntil: (mark, timeoutMs) => c.share_flush_until(mark, timeoutMs),
     shutdown: (timeoutMs) =>
       new Promise((resolve, reject) => {
         c.share_shutdown.async(timeoutMs, (err, status) => {
