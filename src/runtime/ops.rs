@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::shared::Shared;
 use crate::error::{Error, Result, Status};
@@ -145,6 +145,8 @@ enum Slot {
 }
 
 static SLOTS: Mutex<Option<HashMap<u32, Slot>>> = Mutex::new(None);
+/// Notified when an operation's slot leaves Pending (shutdown waits on it).
+static SETTLED: Condvar = Condvar::new();
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 /// Starts an asynchronous operation: `work` runs on a worker; its result is kept for
@@ -215,6 +217,7 @@ pub fn finish(shared: &Shared, id: u32, result: Result<String>) {
     let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else {
         return;
     };
+    SETTLED.notify_all();
     // sent under the lock: shutdown's abandon() and its Stop notice cannot come in between
     let _ = shared
         .notices
@@ -225,23 +228,15 @@ pub fn finish(shared: &Shared, id: u32, result: Result<String>) {
 
 /// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
 pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
-    loop {
-        let pending = lock(&SLOTS).as_ref().is_some_and(|slots| {
+    let (slots, none) = wait_until(&SETTLED, lock(&SLOTS), deadline, |slots| {
+        !slots.as_ref().is_some_and(|slots| {
             slots
                 .values()
                 .any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
-        });
-        if !pending {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        // operations take network round trips; polling keeps the slots free of a condvar
-        thread::sleep(
-            Duration::from_millis(2).min(deadline.saturating_duration_since(Instant::now())),
-        );
-    }
+        })
+    });
+    drop(slots);
+    none
 }
 
 /// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
