@@ -69,6 +69,20 @@ unsafe fn out<'a>(out: *mut *mut c_char) -> Result<&'a mut *mut c_char> {
     Ok(slot)
 }
 
+/// Clears a bool out-pointer (false until the call succeeds) and returns it for writing.
+///
+/// # Safety
+/// `out` is NULL or valid for writing one bool.
+unsafe fn flag<'a>(name: &str, out: *mut bool) -> Result<&'a mut bool> {
+    if out.is_null() {
+        return Err(Error::invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: the caller promises `out` is writable.
+    let slot = unsafe { &mut *out };
+    *slot = false;
+    Ok(slot)
+}
+
 /// Hands a string to the caller; it frees it with `share_string_free`.
 fn give(slot: &mut *mut c_char, text: String) {
     *slot = CString::new(text).unwrap_or_default().into_raw();
@@ -141,15 +155,15 @@ pub unsafe extern "C" fn share_sync_queued(
     out_queued: *mut bool,
 ) -> share_status {
     guard(|| {
-        if out_queued.is_null() {
-            return Err(Error::invalid("out_queued is NULL"));
-        }
-        // SAFETY: checked non-NULL; the caller promises it is writable. Strings as documented.
-        unsafe { *out_queued = false };
-        let (key, content) = unsafe { (text("key", key)?, text("content_json", content_json)?) };
-        let queued = api::sync_queued(key, content)?;
-        // SAFETY: as above.
-        unsafe { *out_queued = queued };
+        // SAFETY: as documented.
+        let (queued, key, content) = unsafe {
+            (
+                flag("out_queued", out_queued)?,
+                text("key", key)?,
+                text("content_json", content_json)?,
+            )
+        };
+        *queued = api::sync_queued(key, content)?;
         Ok(())
     })
 }
@@ -165,15 +179,9 @@ pub unsafe extern "C" fn share_sync_pending(
     out_pending: *mut bool,
 ) -> share_status {
     guard(|| {
-        if out_pending.is_null() {
-            return Err(Error::invalid("out_pending is NULL"));
-        }
-        // SAFETY: checked non-NULL; the caller promises it is writable. `key` as documented.
-        unsafe { *out_pending = false };
-        let key = unsafe { text("key", key)? };
-        let pending = api::sync_pending(key)?;
-        // SAFETY: as above.
-        unsafe { *out_pending = pending };
+        // SAFETY: as documented.
+        let (pending, key) = unsafe { (flag("out_pending", out_pending)?, text("key", key)?) };
+        *pending = api::sync_pending(key)?;
         Ok(())
     })
 }
