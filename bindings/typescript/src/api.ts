@@ -202,7 +202,10 @@ const MAX_U32 = 0xffff_ffff;
 let loader: Loader | undefined;
 let native: Native | undefined;
 let unsubscribe: (() => void) | undefined;
-/** Which run's `subscribe` hand-over is live: one of an earlier run ignores writes. */
+/**
+ * Which run's `subscribe` hand-over is live (one of an earlier run ignores writes); 0 when the
+ * library is not running or shutting down, when `sync` holds nothing.
+ */
 let run = 0;
 let liveRun = 0;
 let stopping: Promise<void> | undefined;
@@ -212,8 +215,6 @@ let keepAlive: ReturnType<typeof setInterval> | undefined;
 const ops = new Map<number, { resolve: (json: string) => void; reject: (error: ShareError) => void; flush: boolean }>();
 /** Called once no create/remove is pending (shutdown waits for that). */
 const idleWaiters: (() => void)[] = [];
-/** True while running and not shutting down: only then does `sync` hold contents. */
-let lazy = false;
 /**
  * Keys the library queued lately (share_sync_queued): a hint that a key may still be pending,
  * confirmed with share_sync_pending before holding. Stale entries cost one check; the set is
@@ -328,7 +329,6 @@ export function init(options: InitOptions = {}): void {
   held.clear();
   heldCounts.coalesced = 0;
   heldCounts.refused = 0;
-  lazy = true;
   const mine = ++run;
   liveRun = mine;
   if (subscribe) {
@@ -352,7 +352,7 @@ export function init(options: InitOptions = {}): void {
 export function sync(key: string, content: unknown): void {
   const n = native;
   if (!n) throw notInitialized();
-  if (lazy) {
+  if (liveRun !== 0) {
     if (held.has(key)) {
       heldCounts.coalesced++;
       held.set(key, content);
@@ -390,7 +390,7 @@ function handOver(n: Native, key: string, content: unknown): void {
   if (json === undefined) throw invalid(`content is not a JSON value (${typeof content})`);
   const status = n.sync(key, json);
   if (status !== OK) throw failure(n, status);
-  if (lazy && n.queued()) {
+  if (liveRun !== 0 && n.queued()) {
     if (recent.size >= RECENT_MAX) recent.clear();
     recent.add(key);
   }
@@ -509,9 +509,8 @@ export function shutdown(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> 
   const stop = async () => {
     // from now on every write goes straight to the library, which flushes or counts it
     passAll();
-    lazy = false;
-    recent.clear();
     liveRun = 0;
+    recent.clear();
     const off = unsubscribe;
     unsubscribe = undefined;
     if (off) off();
