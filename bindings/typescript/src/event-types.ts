@@ -1,0 +1,90 @@
+// The events' shapes. EVENT_TYPES and DROP_REASONS are the library's (src/events.rs, documented
+// at share_events_take in include/opencode_share.h); test/header.mjs checks them against both,
+// and the type checks at the end keep the interfaces in step with the lists.
+
+import type { ShareError } from "./status.js";
+
+/** The `type` of every event the library reports. */
+export const EVENT_TYPES = ["synced", "retry", "failed", "dropped", "unshared", "lost"] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Why the library gave contents up (a `dropped` event's `reason`). */
+export const DROP_REASONS = ["rejected", "retries_exhausted", "unshared", "removed", "shutdown", "queue_full"] as const;
+
+/** The service accepted the newest content of `key` (the original's "synced" log line). */
+export interface SyncedEvent {
+  type: "synced";
+  key: string;
+  status: number;
+}
+/** An attempt failed and will be retried after `delay_ms`. */
+export interface RetryEvent {
+  type: "retry";
+  key: string;
+  retry: number;
+  delay_ms: number;
+  status?: number;
+  error?: string;
+}
+/** An attempt failed for good; a `dropped` event follows. */
+export interface FailedEvent {
+  type: "failed";
+  key: string;
+  status?: number;
+  error?: string;
+}
+/** Contents given up, and why. */
+export interface DroppedEvent {
+  type: "dropped";
+  /** `invalid` (the binding's own): a held content that could not be serialised when it was handed over (see `error`). */
+  reason: (typeof DROP_REASONS)[number] | "invalid";
+  key?: string;
+  session?: string;
+  count: number;
+  error?: string;
+}
+/** The service answered 401/403 for `session`: its share is forgotten. */
+export interface UnsharedEvent {
+  type: "unshared";
+  session: string;
+  status: number;
+}
+/** `count` events did not fit in the library's buffer (the JS thread was busy for long). */
+export interface LostEvent {
+  type: "lost";
+  count: number;
+}
+/** Every event the library reports. */
+export type ShareEvent = SyncedEvent | RetryEvent | FailedEvent | DroppedEvent | UnsharedEvent | LostEvent;
+
+/** A storage write handed over through `subscribe` that `sync` refused. */
+export interface SyncErrorEvent {
+  type: "error";
+  key: unknown;
+  error: ShareError;
+}
+
+export interface ShareEventMap {
+  synced: SyncedEvent;
+  retry: RetryEvent;
+  failed: FailedEvent;
+  dropped: DroppedEvent;
+  unshared: UnsharedEvent;
+  lost: LostEvent;
+  /** Every library event. */
+  "*": ShareEvent;
+  /** A write from `subscribe` that failed (without a listener: a process warning). */
+  error: SyncErrorEvent;
+}
+
+export type ShareEventName = keyof ShareEventMap;
+
+/** What `on` accepts. */
+export const EVENT_NAMES: readonly ShareEventName[] = [...EVENT_TYPES, "*", "error"];
+
+// Compile-time checks: every listed type has an interface and a name in ShareEventMap, and
+// every interface a listed type.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const everyTypeListed: Same<ShareEvent["type"], EventType> = true;
+const everyTypeNamed: Same<Exclude<ShareEventName, "*" | "error">, EventType> = true;
+void [everyTypeListed, everyTypeNamed];

@@ -1,0 +1,71 @@
+// The shapes of the API's arguments and results (not events: event-types.ts).
+
+/** share_init's configuration (README's table); every key is optional, unknown keys fail. */
+export interface ShareConfig {
+  /** Base URL of the share service; default: OPENCODE_API, else chosen from `version`. */
+  url?: string;
+  /** The host's installation version: "dev" or "0.0.0-…" picks the dev API. */
+  version?: string;
+  timeout_ms?: number;
+  connect_timeout_ms?: number;
+  concurrency?: number;
+  max_retries?: number;
+  retry_initial_ms?: number;
+  retry_max_ms?: number;
+  max_pending_bytes?: number;
+  /** Least time between the starts of two requests of one key (default 25; 0: no pause). */
+  min_interval_ms?: number;
+  user_agent?: string;
+  allow_insecure?: boolean;
+}
+
+/** Hands `sync` to the host's storage events; may return a function that unsubscribes. */
+export type Subscribe = (sync: (key: string, content: unknown) => void) => unknown;
+
+export interface InitOptions extends ShareConfig {
+  /** The native library file; see README for the places looked at without it. */
+  libraryPath?: string;
+  /**
+   * Called once after the library started, with a function to call for every storage write.
+   * Whatever function it returns is called by `shutdown` to unsubscribe.
+   */
+  subscribe?: Subscribe;
+}
+
+/**
+ * What `create` resolves to: the library's answer as given. `id` is there only when the
+ * protocol's share records carry one (the legacy protocol's do not).
+ */
+export interface ShareInfo {
+  id?: string;
+  url: string;
+  secret: string;
+}
+
+/** `stats()`: the library's counters; after shutdown, the last run's final figures. */
+export interface ShareStats {
+  running: boolean;
+  url: string;
+  queued: number;
+  sent: number;
+  coalesced: number;
+  retried: number;
+  failed: number;
+  dropped: number;
+  rejected: number;
+  ignored: number;
+  pending_keys: number;
+  pending_bytes: number;
+  in_flight: number;
+  shares: number;
+  events_lost: number;
+  /** Contents `sync` holds, unserialised, until their key's earlier content settles. */
+  held: number;
+}
+
+/** Which copy of the library is in use. */
+export interface LibraryInfo {
+  backend: "bun:ffi" | "koffi";
+  path: string;
+  version: string;
+}
