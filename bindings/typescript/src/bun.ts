@@ -9,24 +9,8 @@
 import { CString, JSCallback, dlopen } from "bun:ffi";
 
 import { install } from "./api.js";
+import { CALLBACKS, SYMBOLS } from "./bun-symbols.js";
 import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./native.js";
-
-const SYMBOLS = {
-  share_init: { args: ["ptr"], returns: "i32" },
-  share_sync_queued: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
-  share_sync_pending: { args: ["ptr", "ptr"], returns: "i32" },
-  share_create_async: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
-  share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
-  share_op_take: { args: ["u32", "ptr"], returns: "i32" },
-  share_flush_async: { args: ["u32", "ptr", "ptr", "ptr"], returns: "i32" },
-  share_shutdown: { args: ["u32"], returns: "i32" },
-  share_stats: { args: ["ptr"], returns: "i32" },
-  share_events_take: { args: ["ptr"], returns: "i32" },
-  share_set_event_callback: { args: ["ptr", "ptr"], returns: "i32" },
-  share_last_error: { args: [], returns: "ptr" },
-  share_version: { args: [], returns: "ptr" },
-  share_string_free: { args: ["ptr"], returns: "void" },
-} as const;
 
 /** A JS string as a NUL-terminated UTF-8 buffer (callers reject strings holding NUL). */
 function cstr(text: string): Buffer {
@@ -70,11 +54,10 @@ const load: Loader = (path, hooks) => {
   callbacks ??= {
     hooks,
     op: new JSCallback((_userData: number, opId: number, status: number) => callbacks!.hooks.opDone(opId, status), {
-      args: ["ptr", "u32", "i32"],
-      returns: "void",
+      ...CALLBACKS.share_op_callback,
       threadsafe: true,
     }),
-    notify: new JSCallback(() => callbacks!.hooks.events(), { args: ["ptr"], returns: "void", threadsafe: true }),
+    notify: new JSCallback(() => callbacks!.hooks.events(), { ...CALLBACKS.share_event_notify, threadsafe: true }),
   };
   const { op, notify } = callbacks;
   // Out-parameters, reused: every call runs on the JS thread and reads them before returning.

@@ -12,6 +12,7 @@ import koffi from "koffi";
 import type { TypeObject } from "koffi";
 
 import { install } from "./api.js";
+import { CALLBACKS, FUNCTIONS } from "./node-symbols.js";
 import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./native.js";
 
 interface Bound {
@@ -47,35 +48,14 @@ const load: Loader = (path, hooks) => {
   const lib = koffi.load(path);
   // koffi names types process-wide: declare them once, however many times a file is loaded
   protos ??= {
-    OpCallback: koffi.proto("void share_op_callback(void *user_data, uint32_t op_id, int32_t status)"),
-    EventNotify: koffi.proto("void share_event_notify(void *user_data)"),
+    OpCallback: koffi.proto(CALLBACKS.share_op_callback),
+    EventNotify: koffi.proto(CALLBACKS.share_event_notify),
   };
   const { OpCallback, EventNotify } = protos;
-  const fn = (definition: string) => lib.func(definition);
-  const c: Bound = {
-    share_init: fn("int32_t share_init(const char *config_json)"),
-    // the flag is written into a reused byte that koffi passes by address (no out-array per call)
-    share_sync_queued: fn("int32_t share_sync_queued(const char *key, const char *content_json, uint8_t *out_queued)"),
-    share_sync_pending: fn("int32_t share_sync_pending(const char *key, uint8_t *out_pending)"),
-    share_create_async: fn(
-      "int32_t share_create_async(const char *session_id, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
-    ),
-    share_remove_async: fn(
-      "int32_t share_remove_async(const char *session_id, const char *secret, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
-    ),
-    // char ** out-parameters are read as plain pointers: the string is decoded, then freed once
-    share_op_take: fn("int32_t share_op_take(uint32_t op_id, _Out_ void **out_json)"),
-    share_flush_async: fn(
-      "int32_t share_flush_async(uint32_t timeout_ms, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
-    ),
-    share_shutdown: fn("int32_t share_shutdown(uint32_t timeout_ms)") as Bound["share_shutdown"],
-    share_stats: fn("int32_t share_stats(_Out_ void **out_json)"),
-    share_events_take: fn("int32_t share_events_take(_Out_ void **out_json)"),
-    share_set_event_callback: fn("int32_t share_set_event_callback(share_event_notify *notify, void *user_data)"),
-    share_last_error: fn("const char *share_last_error(void)"),
-    share_version: fn("const char *share_version(void)"),
-    share_string_free: fn("void share_string_free(void *s)"),
-  };
+  const c = Object.fromEntries(Object.entries(FUNCTIONS).map(([name, definition]) => [name, lib.func(definition)])) as unknown as Bound;
+  // Bound types exactly the functions FUNCTIONS declares (a compile-time check)
+  const typed: [keyof Bound] extends [keyof typeof FUNCTIONS] ? ([keyof typeof FUNCTIONS] extends [keyof Bound] ? true : false) : false = true;
+  void typed;
   callbacks ??= {
     hooks,
     op: koffi.register(

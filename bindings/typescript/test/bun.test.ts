@@ -1,8 +1,10 @@
-// The behaviour suite in Bun (bun:test), through the package's "bun" export: bun:ffi.
+// The behaviour suite in Bun (bun:test), through the package's "bun" export: bun:ffi; and the
+// header checks (header.mjs).
 import { test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
+import { defineHeaderChecks } from "./header.mjs";
 import { defineSuite } from "./suite.mjs";
 
 const own = join(import.meta.dir, "..", "libopencode_share.so");
@@ -15,3 +17,5 @@ defineSuite({
   library,
   test: (name: string, fn: () => unknown, timeoutMs = 10_000) => test(name, fn as () => Promise<void>, timeoutMs),
 });
+
+defineHeaderChecks({ test: (name: string, fn: () => unknown) => test(name, fn as () => Promise<void>) });

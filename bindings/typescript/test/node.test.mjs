@@ -1,9 +1,11 @@
-// The behaviour suite in Node (node:test), through the package's "node" export: koffi.
+// The behaviour suite in Node (node:test), through the package's "node" export: koffi; and the
+// header checks (header.mjs).
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
+import { defineHeaderChecks } from "./header.mjs";
 import { defineSuite } from "./suite.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,3 +20,5 @@ defineSuite({
   library,
   test: (name, fn, timeoutMs = 10_000) => test(name, { timeout: timeoutMs }, fn),
 });
+
+defineHeaderChecks({ test: (name, fn) => test(name, fn) });
