@@ -1,24 +1,24 @@
 /*
- * driver.c: the library from C, one scenario of the side-by-side benchmark (benches/compare.rs).
+ * driver.c: the library from C, one run of the side-by-side benchmark (benches/compare/).
  *
- * The orchestrator starts this program with the share service's URL and a scenario; it creates
- * the shares it needs, warms up, prints "READY" and waits for "GO" on stdin, prints "START" (the
- * orchestrator's clock starts when it reads the line),
- * writes the scenario's storage writes through share_sync, waits with share_flush until the
- * library has sent everything, and prints one line "RESULT {json}" with what it measured on its
- * side: CPU of the writing thread(s) inside the share_sync calls and from START to drained,
- * process CPU, peak resident memory, the library's stats. Everything about delivery (times,
- * requests, bytes, contents) is measured by the orchestrator on the service's side.
+ * The orchestrator starts this program with the share service's URL and a workload file
+ * (benches/compare/workload.rs writes it: every key and content of the scenario, so this driver
+ * generates nothing). It creates the shares the workload names, warms up with the workload's
+ * warm-up writes, prints "READY" and waits for "GO" on stdin, prints "START" (the orchestrator's
+ * clock starts when it reads the line), makes the writes through share_sync, waits with
+ * share_flush until the library has sent everything, and prints one line "RESULT {json}" with
+ * what it measured on its side: CPU of the writing thread(s) inside the share_sync calls and from
+ * START to drained, process CPU, peak resident memory, the library's stats. Everything about
+ * delivery (times, requests, bytes, contents) is measured by the orchestrator on the service's
+ * side.
  *
- * Contents are generated with the same function as benches/compare/driver.ts and the
- * orchestrator (see benches/compare/README.md, "Workloads"), so the orchestrator knows the final
- * content of every key.
+ * How it writes follows from the workload: with threads > 1, one writer thread per thread index
+ * (many); with interval_us > 0, paced (stream); with total > the writes, replayed (soak);
+ * otherwise back to back.
  *
  * Build: cc -O2 -std=c11 -pthread -I include benches/compare/driver.c \
  *          -L target/release -lopencode_share -Wl,-rpath,$PWD/target/release -o target/bench-compare/driver_c
- * Usage: driver_c --url URL --scenario burst|stream|initial|many|faults|soak
- *          [--keys N] [--writes W] [--interval-us U] [--sessions S] [--messages M] [--parts P]
- *          [--threads T] [--timeout-ms X] [--sample-every N] [--contender none]
+ * Usage: driver_c --url URL --workload FILE [--timeout-ms X] [--contender library|none]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,58 +34,98 @@
 #include "opencode_share.h"
 
 /* ---------------------------------------------------------------------------------------- */
-/* Workload: ids, keys and contents (identical in driver.ts and compare.rs)                  */
+/* The workload file (written by benches/compare/workload.rs, which documents the format)   */
 /* ---------------------------------------------------------------------------------------- */
 
-static const char ALPHA[] = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod ";
-#define MASTER_LEN (1000 + 70000)
-static char MASTER[MASTER_LEN + 1];
+/* One write: the C thread that makes it, its key, and its content around the version. */
+typedef struct {
+  long thread, v;
+  char *key, *head, *tail;
+} write_t;
 
-static void master_init(void) {
-  size_t n = sizeof ALPHA - 1;
-  for (size_t j = 0; j < MASTER_LEN; j++) MASTER[j] = ALPHA[(j * 7 + j / 5) % n];
-  MASTER[MASTER_LEN] = 0;
+typedef struct {
+  write_t *items;
+  long n;
+} writes_t;
+
+typedef struct {
+  char **items;
+  long n;
+} names_t;
+
+static struct {
+  char scenario[32];
+  long interval_us, threads, total, sample_every;
+  char *warmup_sid;
+  writes_t warmup, writes;
+  names_t creates, timed_creates;
+} W = {.threads = 1};
+
+static void *grow(void *p, long n, size_t size) {
+  p = realloc(p, size * (size_t)(n + 1));
+  if (!p) { fprintf(stderr, "driver: out of memory\n"); exit(3); }
+  return p;
 }
 
-static size_t text_off(long seed) { return (size_t)((seed * 131) % 1000); }
-static long len_part(long x) { return 200 + (x * 97) % 1600; }
-static long len_msg(long x) { return 100 + (x * 37) % 300; }
-static long len_soak(long x) { return 100 + (x * 97) % 400; }
-static long len_stream(long v) { return 16 + 4 * v; }
+static char *copy_str(const char *s) {
+  char *d = strdup(s);
+  if (!d) { fprintf(stderr, "driver: out of memory\n"); exit(3); }
+  return d;
+}
 
-static void ses_id(char *out, long s) { sprintf(out, "ses_bench%021ld", s); }
-static void msg_id(char *out, long m) { sprintf(out, "msg_bench%021ld", m); }
-static void prt_id(char *out, long p) { sprintf(out, "prt_bench%021ld", p); }
+static void push_name(names_t *l, const char *name) {
+  l->items = grow(l->items, l->n, sizeof(char *));
+  l->items[l->n++] = copy_str(name);
+}
 
-/* The JSON content: {"id","sessionID","type","v","text"}; returns a malloc'd string. */
-static char *content(const char *id, const char *sid, const char *kind, long v, long seed, long len) {
-  if (len < 0 || text_off(seed) + (size_t)len > MASTER_LEN) {
-    fprintf(stderr, "driver: text length %ld too large\n", len);
-    exit(2);
-  }
-  size_t cap = (size_t)len + 256;
+/* f = thread (or absent), key, v, head, tail */
+static void push_write(writes_t *l, char **f, int with_thread) {
+  l->items = grow(l->items, l->n, sizeof(write_t));
+  write_t *w = &l->items[l->n++];
+  w->thread = with_thread ? atol(*f++) : 0;
+  w->key = copy_str(f[0]);
+  w->v = atol(f[1]);
+  w->head = copy_str(f[2]);
+  w->tail = copy_str(f[3]);
+}
+
+/* The content of `w` in replay pass `pass`: head, version, tail (a malloc'd string). */
+static char *content_of(const write_t *w, long pass) {
+  size_t cap = strlen(w->head) + strlen(w->tail) + 24;
   char *s = malloc(cap);
   if (!s) { fprintf(stderr, "driver: out of memory\n"); exit(3); }
-  snprintf(s, cap, "{\"id\":\"%s\",\"sessionID\":\"%s\",\"type\":\"%s\",\"v\":%ld,\"text\":\"%.*s\"}", id, sid, kind,
-           v, (int)len, MASTER + text_off(seed));
+  snprintf(s, cap, "%s%ld%s", w->head, w->v + pass, w->tail);
   return s;
 }
 
-static char *part_key(long s, long m, long p) {
-  char sid[64], mid[64], pid[64];
-  ses_id(sid, s);
-  msg_id(mid, m);
-  prt_id(pid, p);
-  char *k = malloc(256);
-  snprintf(k, 256, "session/part/%s/%s/%s", sid, mid, pid);
-  return k;
-}
-
-static char *part_content(long s, long p, long v, long seed, long len) {
-  char sid[64], pid[64];
-  ses_id(sid, s);
-  prt_id(pid, p);
-  return content(pid, sid, "part", v, seed, len);
+static void read_workload(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) { fprintf(stderr, "driver: cannot open the workload %s: %s\n", path, strerror(errno)); exit(2); }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  while ((len = getline(&line, &cap, f)) > 0) {
+    if (line[len - 1] == '\n') line[--len] = 0;
+    char *field[7] = {0}, *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(line, "\t", &save); t && n < 7; t = strtok_r(NULL, "\t", &save)) field[n++] = t;
+    const char *r = field[0] ? field[0] : "";
+    if (n == 5 && !strcmp(r, "warmup")) push_write(&W.warmup, field + 1, 0);
+    else if (n == 6 && !strcmp(r, "write")) push_write(&W.writes, field + 1, 1);
+    else if (n != 2) { fprintf(stderr, "driver: bad workload line: %.80s\n", line); exit(2); }
+    else if (!strcmp(r, "scenario")) snprintf(W.scenario, sizeof W.scenario, "%s", field[1]);
+    else if (!strcmp(r, "interval_us")) W.interval_us = atol(field[1]);
+    else if (!strcmp(r, "threads")) W.threads = atol(field[1]) < 1 ? 1 : atol(field[1]);
+    else if (!strcmp(r, "total")) W.total = atol(field[1]);
+    else if (!strcmp(r, "sample_every")) W.sample_every = atol(field[1]);
+    else if (!strcmp(r, "warmup_create")) W.warmup_sid = copy_str(field[1]);
+    else if (!strcmp(r, "create")) push_name(&W.creates, field[1]);
+    else if (!strcmp(r, "create_timed")) push_name(&W.timed_creates, field[1]);
+    /* workload, await_each: nothing to do here */
+  }
+  free(line);
+  fclose(f);
+  if (!W.warmup_sid || W.writes.n == 0) { fprintf(stderr, "driver: the workload %s is incomplete\n", path); exit(2); }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -134,9 +174,8 @@ static void check(share_status st, const char *what) {
 /* Options                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-static const char *opt_url = NULL, *opt_scenario = NULL;
-static long opt_keys = 200, opt_writes = 2000, opt_interval_us = 1000, opt_sessions = 50, opt_messages = 500,
-            opt_parts = 2000, opt_threads = 4, opt_timeout_ms = 90000, opt_sample_every = 100000;
+static const char *opt_url = NULL, *opt_workload = NULL;
+static long opt_timeout_ms = 90000;
 /* --contender none: the driver alone (no share_sync calls), to measure its own pacing cost. */
 static int opt_none = 0;
 
@@ -151,21 +190,13 @@ static void parse(int argc, char **argv) {
     if (!v) { fprintf(stderr, "driver: %s needs a value\n", a); exit(2); }
     i++;
     if (!strcmp(a, "--url")) opt_url = v;
-    else if (!strcmp(a, "--scenario")) opt_scenario = v;
-    else if (!strcmp(a, "--keys")) opt_keys = atol(v);
-    else if (!strcmp(a, "--writes")) opt_writes = atol(v);
-    else if (!strcmp(a, "--interval-us")) opt_interval_us = atol(v);
-    else if (!strcmp(a, "--sessions")) opt_sessions = atol(v);
-    else if (!strcmp(a, "--messages")) opt_messages = atol(v);
-    else if (!strcmp(a, "--parts")) opt_parts = atol(v);
-    else if (!strcmp(a, "--threads")) opt_threads = atol(v);
+    else if (!strcmp(a, "--workload")) opt_workload = v;
     else if (!strcmp(a, "--timeout-ms")) opt_timeout_ms = atol(v);
-    else if (!strcmp(a, "--sample-every")) opt_sample_every = atol(v);
     else if (!strcmp(a, "--contender")) opt_none = !strcmp(v, "none");
     else if (!strcmp(a, "--bindings")) { /* the JS driver's option */ }
     else { fprintf(stderr, "driver: unknown option %s\n", a); exit(2); }
   }
-  if (!opt_url || !opt_scenario) { fprintf(stderr, "driver: --url and --scenario are required\n"); exit(2); }
+  if (!opt_url || !opt_workload) { fprintf(stderr, "driver: --url and --workload are required\n"); exit(2); }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -195,11 +226,12 @@ static void signal_start(void) {
   fflush(stdout);
 }
 
-static void create_share(long s) {
-  char sid[64], *out = NULL;
-  ses_id(sid, s);
-  check(share_create(sid, &out), "share_create");
-  share_string_free(out);
+static void create_shares(const names_t *sids) {
+  for (long i = 0; i < sids->n; i++) {
+    char *out = NULL;
+    check(share_create(sids->items[i], &out), "share_create");
+    share_string_free(out);
+  }
 }
 
 /* A list of writes prepared before START, so the timed loop only calls share_sync. */
@@ -210,8 +242,8 @@ typedef struct {
 } plan_t;
 
 static void plan_push(plan_t *p, char *key, char *body) {
-  p->keys = realloc(p->keys, sizeof(char *) * (size_t)(p->n + 1));
-  p->contents = realloc(p->contents, sizeof(char *) * (size_t)(p->n + 1));
+  p->keys = grow(p->keys, p->n, sizeof(char *));
+  p->contents = grow(p->contents, p->n, sizeof(char *));
   p->keys[p->n] = key;
   p->contents[p->n] = body;
   p->n++;
@@ -242,159 +274,148 @@ static void *writer_thread(void *arg) {
   return NULL;
 }
 
-/* Warm-up, before START: a share of its own session, 1 000 writes of 10 keys, flushed. Both
- * contenders do the same, so caches, connections and (in JS) the JIT are warm when timing starts;
- * the orchestrator ignores this session's requests. */
-static const char WARMUP_SID[] = "ses_warmup00000000000000000000";
-
+/* Warm-up, before START: a share of its own session and the workload's warm-up writes, flushed.
+ * Both contenders do the same, so caches, connections and (in JS) the JIT are warm when timing
+ * starts; the orchestrator ignores this session's requests. */
 static void warm_up(void) {
-  char *out = NULL, key[256], pid[64];
-  check(share_create(WARMUP_SID, &out), "share_create (warm-up)");
+  char *out = NULL;
+  check(share_create(W.warmup_sid, &out), "share_create (warm-up)");
   share_string_free(out);
-  for (long i = 0; i < 1000; i++) {
-    long k = i % 10;
-    prt_id(pid, k);
-    snprintf(key, sizeof key, "session/part/%s/msg_warmup00000000000000000000/%s", WARMUP_SID, pid);
-    char *body = content(pid, WARMUP_SID, "part", i / 10, k, len_part(k));
-    check(share_sync(key, body), "share_sync (warm-up)");
+  for (long i = 0; i < W.warmup.n; i++) {
+    char *body = content_of(&W.warmup.items[i], 0);
+    check(share_sync(W.warmup.items[i].key, body), "share_sync (warm-up)");
     free(body);
   }
   check(share_flush(60000), "share_flush (warm-up)");
 }
 
+/* What the writing measured, for the RESULT line. */
+typedef struct {
+  long writes, errors;
+  int64_t cpu_in_sync, wall_in_sync, cpu_thread_total, t0_thread_cpu;
+  char rss_series[4096];
+  size_t rss_len;
+} measures_t;
+
+/* Appends [label, VmRSS kB] to the RSS series. */
+static void sample_rss(measures_t *m, const char *label) {
+  if (m->rss_len + 64 < sizeof m->rss_series)
+    m->rss_len += (size_t)snprintf(m->rss_series + m->rss_len, sizeof m->rss_series - m->rss_len, "%s[%s,%ld]",
+                                   m->rss_len ? "," : "", label, status_kb("VmRSS"));
+}
+
+/* The writes of thread `t` (every write when t < 0), their contents built now, before START. */
+static plan_t plan_of(long t) {
+  plan_t p = {0};
+  for (long i = 0; i < W.writes.n; i++)
+    if (t < 0 || W.writes.items[i].thread == t) plan_push(&p, W.writes.items[i].key, content_of(&W.writes.items[i], 0));
+  return p;
+}
+
+static void start_timed(measures_t *m) {
+  signal_start();
+  m->t0_thread_cpu = thread_cpu();
+  create_shares(&W.timed_creates); /* the initial share: the create is part of the timed work */
+}
+
+/* Back to back from this thread (burst, faults, initial): CPU and wall around the whole loop. */
+static void run_back_to_back(measures_t *m) {
+  writer_t w = {.plan = plan_of(-1)};
+  start_timed(m);
+  write_all(&w);
+  m->writes = w.plan.n, m->errors = w.errors, m->cpu_in_sync = w.cpu_in_sync, m->wall_in_sync = w.wall_in_sync;
+}
+
+/* Write v due at START + v * interval (an absolute schedule: no drift); CPU and wall per call. */
+static void run_paced(measures_t *m) {
+  plan_t p = plan_of(-1);
+  start_timed(m);
+  for (long v = 0; v < p.n; v++) {
+    int64_t due = t_start + v * W.interval_us * 1000LL;
+    struct timespec ts = {(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+    int64_t c0 = thread_cpu(), w0 = mono();
+    if (do_sync(p.keys[v], p.contents[v]) != SHARE_OK) m->errors++;
+    m->cpu_in_sync += thread_cpu() - c0;
+    m->wall_in_sync += mono() - w0;
+  }
+  m->writes = p.n;
+}
+
+/* W.threads writer threads, released together by a barrier after START (many). */
+static void run_threads(measures_t *m) {
+  long T = W.threads;
+  writer_t *ws = calloc((size_t)T, sizeof(writer_t));
+  pthread_t *th = calloc((size_t)T, sizeof(pthread_t));
+  pthread_barrier_t barrier;
+  pthread_barrier_init(&barrier, NULL, (unsigned)T + 1);
+  for (long t = 0; t < T; t++) {
+    ws[t].plan = plan_of(t);
+    ws[t].barrier = &barrier;
+    pthread_create(&th[t], NULL, writer_thread, &ws[t]);
+  }
+  start_timed(m);
+  pthread_barrier_wait(&barrier);
+  for (long t = 0; t < T; t++) {
+    pthread_join(th[t], NULL);
+    m->writes += ws[t].plan.n, m->errors += ws[t].errors;
+    m->cpu_in_sync += ws[t].cpu_in_sync, m->wall_in_sync += ws[t].wall_in_sync;
+    m->cpu_thread_total += ws[t].cpu_total;
+  }
+}
+
+/* The writes replayed until W.total (soak): each content built in a reused buffer outside the
+ * measured call (thread CPU per call), VmRSS sampled every W.sample_every writes. */
+static void run_replayed(measures_t *m) {
+  size_t cap = 0;
+  for (long k = 0; k < W.writes.n; k++) {
+    size_t need = strlen(W.writes.items[k].head) + strlen(W.writes.items[k].tail) + 24;
+    if (need > cap) cap = need;
+  }
+  char *buf = malloc(cap);
+  start_timed(m);
+  for (long i = 0; i < W.total; i++) {
+    const write_t *w = &W.writes.items[i % W.writes.n];
+    snprintf(buf, cap, "%s%ld%s", w->head, w->v + i / W.writes.n, w->tail);
+    int64_t c0 = thread_cpu();
+    share_status st = do_sync(w->key, buf);
+    m->cpu_in_sync += thread_cpu() - c0;
+    if (st != SHARE_OK) m->errors++;
+    if (W.sample_every > 0 && (i + 1) % W.sample_every == 0) {
+      char at[24];
+      snprintf(at, sizeof at, "%ld", i + 1);
+      sample_rss(m, at);
+    }
+  }
+  m->writes = W.total;
+}
+
 int main(int argc, char **argv) {
   parse(argc, argv);
-  master_init();
+  read_workload(opt_workload);
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   char config[512];
   snprintf(config, sizeof config, "{\"url\":\"%s\"}", opt_url);
   check(share_init(config), "share_init");
   warm_up();
+  create_shares(&W.creates);
 
-  const char *sc = opt_scenario;
-  long writes = 0, errors = 0;
-  int64_t cpu_in_sync = 0, wall_in_sync = 0, cpu_thread_total = 0, last_write_ns = 0;
-  int64_t t0_thread_cpu = 0;
-  char rss_series[4096] = "";
-  size_t rss_len = 0;
-
-  if (!strcmp(sc, "burst") || !strcmp(sc, "faults")) {
-    create_share(0);
-    writer_t w = {0};
-    for (long k = 0; k < opt_keys; k++) plan_push(&w.plan, part_key(0, k / 4, k), part_content(0, k, 0, k, len_part(k)));
-    signal_start();
-    t0_thread_cpu = thread_cpu();
-    write_all(&w);
-    last_write_ns = mono() - t_start;
-    writes = w.plan.n, errors = w.errors, cpu_in_sync = w.cpu_in_sync, wall_in_sync = w.wall_in_sync;
-  } else if (!strcmp(sc, "stream")) {
-    create_share(0);
-    char *key = part_key(0, 0, 0);
-    char **bodies = malloc(sizeof(char *) * (size_t)opt_writes);
-    for (long v = 0; v < opt_writes; v++) bodies[v] = part_content(0, 0, v, 0, len_stream(v));
-    signal_start();
-    t0_thread_cpu = thread_cpu();
-    for (long v = 0; v < opt_writes; v++) {
-      /* write v is due at START + v * interval (absolute schedule: no drift) */
-      int64_t due = t_start + v * opt_interval_us * 1000LL;
-      struct timespec ts = {(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
-      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
-      int64_t c0 = thread_cpu(), w0 = mono();
-      if (do_sync(key, bodies[v]) != SHARE_OK) errors++;
-      cpu_in_sync += thread_cpu() - c0;
-      wall_in_sync += mono() - w0;
-    }
-    last_write_ns = mono() - t_start;
-    writes = opt_writes;
-  } else if (!strcmp(sc, "initial")) {
-    writer_t w = {0};
-    char sid[64], mid[64];
-    ses_id(sid, 0);
-    char *ik = malloc(128);
-    snprintf(ik, 128, "session/info/%s", sid);
-    plan_push(&w.plan, ik, content(sid, sid, "info", 0, 0, 200));
-    long p = 0;
-    for (long m = 0; m < opt_messages; m++) {
-      msg_id(mid, m);
-      char *mk = malloc(256);
-      snprintf(mk, 256, "session/message/%s/%s", sid, mid);
-      plan_push(&w.plan, mk, content(mid, sid, "message", 0, m, len_msg(m)));
-      for (; p < opt_parts && p * opt_messages / opt_parts == m; p++)
-        plan_push(&w.plan, part_key(0, m, p), part_content(0, p, 0, p, len_part(p)));
-    }
-    signal_start(); /* the create is part of the timed work: "synced right after create" */
-    t0_thread_cpu = thread_cpu();
-    create_share(0);
-    write_all(&w);
-    last_write_ns = mono() - t_start;
-    writes = w.plan.n, errors = w.errors, cpu_in_sync = w.cpu_in_sync, wall_in_sync = w.wall_in_sync;
-  } else if (!strcmp(sc, "many")) {
-    for (long s = 0; s < opt_sessions; s++) create_share(s);
-    long T = opt_threads < 1 ? 1 : opt_threads;
-    writer_t *ws = calloc((size_t)T, sizeof(writer_t));
-    pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, (unsigned)T + 1);
-    for (long k = 0; k < opt_keys; k++)
-      for (long s = 0; s < opt_sessions; s++) {
-        long seed = s * opt_keys + k;
-        plan_push(&ws[s % T].plan, part_key(s, k / 4, k), part_content(s, k, 0, seed, len_part(seed)));
-      }
-    pthread_t *th = calloc((size_t)T, sizeof(pthread_t));
-    for (long t = 0; t < T; t++) {
-      ws[t].barrier = &barrier;
-      pthread_create(&th[t], NULL, writer_thread, &ws[t]);
-    }
-    signal_start();
-    t0_thread_cpu = thread_cpu();
-    pthread_barrier_wait(&barrier);
-    for (long t = 0; t < T; t++) {
-      pthread_join(th[t], NULL);
-      writes += ws[t].plan.n, errors += ws[t].errors;
-      cpu_in_sync += ws[t].cpu_in_sync, wall_in_sync += ws[t].wall_in_sync;
-      cpu_thread_total += ws[t].cpu_total;
-    }
-    last_write_ns = mono() - t_start;
-  } else if (!strcmp(sc, "soak")) {
-    create_share(0);
-    char **keys = malloc(sizeof(char *) * (size_t)opt_keys);
-    for (long k = 0; k < opt_keys; k++) keys[k] = part_key(0, k / 4, k);
-    char sid[64], pid[64];
-    ses_id(sid, 0);
-    char *buf = malloc(1000 + 256);
-    long samples = 0;
-    signal_start();
-    t0_thread_cpu = thread_cpu();
-    for (long i = 0; i < opt_writes; i++) {
-      long k = i % opt_keys, v = i / opt_keys, len = len_soak(k);
-      prt_id(pid, k);
-      snprintf(buf, 1256, "{\"id\":\"%s\",\"sessionID\":\"%s\",\"type\":\"part\",\"v\":%ld,\"text\":\"%.*s\"}", pid, sid, v,
-               (int)len, MASTER + text_off(k));
-      int64_t c0 = thread_cpu();
-      share_status st = do_sync(keys[k], buf);
-      cpu_in_sync += thread_cpu() - c0;
-      if (st != SHARE_OK) errors++;
-      if ((i + 1) % opt_sample_every == 0 && rss_len + 64 < sizeof rss_series) {
-        rss_len += (size_t)snprintf(rss_series + rss_len, sizeof rss_series - rss_len, "%s[%ld,%ld]",
-                                    samples++ ? "," : "", i + 1, status_kb("VmRSS"));
-      }
-    }
-    last_write_ns = mono() - t_start;
-    writes = opt_writes;
-  } else {
-    fprintf(stderr, "driver: unknown scenario %s\n", sc);
-    return 2;
-  }
+  measures_t m = {0};
+  if (W.threads > 1) run_threads(&m);
+  else if (W.interval_us > 0) run_paced(&m);
+  else if (W.total > W.writes.n) run_replayed(&m);
+  else run_back_to_back(&m);
+  int64_t last_write_ns = mono() - t_start;
 
   /* Drained: the library has sent (or dropped) everything written. */
   int64_t left_ms = opt_timeout_ms - (mono() - t_start) / 1000000;
   share_status fl = share_flush(left_ms > 0 ? (uint32_t)left_ms : 0);
   int64_t drained_ns = mono() - t_start;
-  if (cpu_thread_total == 0) cpu_thread_total = thread_cpu() - t0_thread_cpu;
-  else cpu_thread_total += thread_cpu() - t0_thread_cpu; /* many: the main thread's wait as well */
+  /* the main thread's CPU from START, and (many) the writer threads' as well */
+  m.cpu_thread_total += thread_cpu() - m.t0_thread_cpu;
   int64_t cpu_process = process_cpu() - cpu_start_process;
-  if (!strcmp(sc, "soak") && rss_len + 64 < sizeof rss_series)
-    rss_len += (size_t)snprintf(rss_series + rss_len, sizeof rss_series - rss_len, ",[\"flushed\",%ld]", status_kb("VmRSS"));
+  if (W.sample_every > 0) sample_rss(&m, "\"flushed\"");
 
   char *stats = NULL;
   share_stats(&stats);
@@ -402,9 +423,9 @@ int main(int argc, char **argv) {
          "\"flush_status\":%d,\"cpu_in_sync_ns\":%lld,\"wall_in_sync_ns\":%lld,\"host_thread_cpu_ns\":%lld,"
          "\"process_cpu_ns\":%lld,\"last_write_ns\":%lld,\"drained_ns\":%lld,\"peak_rss_kb\":%ld,"
          "\"rss_series\":[%s],\"stats\":%s}\n",
-         opt_none ? "none" : "library", writes, errors, (int)fl, (long long)cpu_in_sync, (long long)wall_in_sync, (long long)cpu_thread_total,
-         (long long)cpu_process, (long long)last_write_ns, (long long)drained_ns, status_kb("VmHWM"), rss_series,
-         stats ? stats : "null");
+         opt_none ? "none" : "library", m.writes, m.errors, (int)fl, (long long)m.cpu_in_sync,
+         (long long)m.wall_in_sync, (long long)m.cpu_thread_total, (long long)cpu_process, (long long)last_write_ns,
+         (long long)drained_ns, status_kb("VmHWM"), m.rss_series, stats ? stats : "null");
   fflush(stdout);
   share_string_free(stats);
   share_shutdown(5000);

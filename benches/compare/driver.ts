@@ -1,60 +1,63 @@
-// driver.ts: one scenario of the side-by-side benchmark (benches/compare.rs) in Bun or Node, for
+// driver.ts: one run of the side-by-side benchmark (benches/compare/) in Bun or Node, for
 // either contender: `--contender library` (opencode-share through bindings/typescript) or
 // `--contender baseline` (the original module, benches/compare/baseline/share.ts).
 //
 // Compiled by tsc into target/bench-compare/js/ and run as the same JS file by `node` and `bun`.
-// It creates the shares it needs, warms up, prints "READY" and waits for "GO" on stdin, prints
+// It reads the workload file the orchestrator wrote (benches/compare/workload.rs: every key and
+// content of the scenario, so this driver generates nothing), creates the shares it names, warms
+// up with its warm-up writes, prints "READY" and waits for "GO" on stdin, prints
 // "START" (the orchestrator's clock starts when it reads the line), makes the scenario's writes, waits until its contender has nothing left to send
 // (library: Share.flush; baseline: the tail of its promise chain, since the original has no
 // flush), then prints "RESULT {json}": the JS thread's CPU from START to drained (from
 // /proc/self/task/<pid>/schedstat: neither runtime has a thread CPU clock), the wall time spent
 // inside the write calls, process CPU, peak resident memory. Delivery is measured by the
 // orchestrator on the service's side.
-//
-// Contents come from the same function as driver.c and compare.rs (benches/compare/README.md).
 
 import { readFileSync, readSync, writeSync } from "node:fs";
 
 import * as Baseline from "./baseline/share.js";
 
 // ------------------------------------------------------------------------------------------
-// Workload (identical in driver.c and compare.rs)
+// The workload file (written by benches/compare/workload.rs, which documents the format)
 // ------------------------------------------------------------------------------------------
 
-const ALPHA = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod ";
-const MASTER_LEN = 1000 + 70000;
-const MASTER = (() => {
-  const chars: string[] = [];
-  for (let j = 0; j < MASTER_LEN; j++) chars.push(ALPHA[(j * 7 + Math.floor(j / 5)) % ALPHA.length]!);
-  return chars.join("");
-})();
+type Content = Record<string, unknown>;
+type Write = [key: string, content: Content];
 
-const textOff = (seed: number) => (seed * 131) % 1000;
-const lenPart = (x: number) => 200 + ((x * 97) % 1600);
-const lenMsg = (x: number) => 100 + ((x * 37) % 300);
-const lenStream = (v: number) => 16 + 4 * v;
-const pad21 = (n: number) => String(n).padStart(21, "0");
-const sesId = (s: number) => `ses_bench${pad21(s)}`;
-const msgId = (m: number) => `msg_bench${pad21(m)}`;
-const prtId = (p: number) => `prt_bench${pad21(p)}`;
-
-interface Content {
-  id: string;
-  sessionID: string;
-  type: string;
-  v: number;
-  text: string;
+interface Workload {
+  intervalUs: number;
+  awaitEach: boolean;
+  warmupSid: string;
+  warmup: Write[];
+  creates: string[];
+  timedCreates: string[];
+  /** In file order (from C, `thread` splits them; JS writes them in this order). */
+  writes: Write[];
 }
 
-function content(id: string, sessionID: string, type: string, v: number, seed: number, len: number): Content {
-  const off = textOff(seed);
-  if (off + len > MASTER_LEN) throw new Error(`text length ${len} too large`);
-  return { id, sessionID, type, v, text: MASTER.substring(off, off + len) };
+/** Reads the workload; a content is `head + v + tail`, parsed here, before START. */
+function readWorkload(path: string): Workload {
+  const w: Workload = { intervalUs: 0, awaitEach: false, warmupSid: "", warmup: [], creates: [], timedCreates: [], writes: [] };
+  let total = 0;
+  // one string per distinct key, as a host that keeps its key (the stream's one part) passes it
+  const keys = new Map<string, string>();
+  const intern = (key: string) => keys.get(key) ?? (keys.set(key, key), key);
+  const write = ([key, v, head, tail]: string[]): Write => [intern(key!), JSON.parse(`${head}${v}${tail}`) as Content];
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (line === "") continue;
+    const [record, ...f] = line.split("\t");
+    if (record === "write") w.writes.push(write(f.slice(1)));
+    else if (record === "warmup") w.warmup.push(write(f));
+    else if (record === "create") w.creates.push(f[0]!);
+    else if (record === "create_timed") w.timedCreates.push(f[0]!);
+    else if (record === "warmup_create") w.warmupSid = f[0]!;
+    else if (record === "interval_us") w.intervalUs = Number(f[0]);
+    else if (record === "await_each") w.awaitEach = f[0] === "1";
+    else if (record === "total") total = Number(f[0]);
+  }
+  if (total !== w.writes.length) throw new Error(`a workload replayed in passes (total ${total}) is for the C driver`);
+  return w;
 }
-
-const partKey = (s: number, m: number, p: number) => `session/part/${sesId(s)}/${msgId(m)}/${prtId(p)}`;
-const partContent = (s: number, p: number, v: number, seed: number, len: number) =>
-  content(prtId(p), sesId(s), "part", v, seed, len);
 
 // ------------------------------------------------------------------------------------------
 // Options
@@ -72,14 +75,8 @@ const opts: Record<string, string> = {};
 }
 const num = (name: string, fallback: number) => (opts[name] === undefined ? fallback : Number(opts[name]));
 const URL_ = opts.url!;
-const scenario = opts.scenario!;
+const workload = readWorkload(opts.workload!);
 const contender = opts.contender ?? "library";
-const keys = num("keys", 200);
-const writesN = num("writes", 2000);
-const intervalUs = num("interval-us", 1000);
-const sessions = num("sessions", 50);
-const messages = num("messages", 500);
-const parts = num("parts", 2000);
 const timeoutMs = num("timeout-ms", 90000);
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
@@ -200,17 +197,13 @@ async function baseline(): Promise<Contender> {
 // ------------------------------------------------------------------------------------------
 
 /**
- * Warm-up, before START: a share of its own session, 1 000 writes of 10 keys, drained. Both
- * contenders do the same, so the JIT, caches and connections are warm when timing starts (as
- * in a long-running opencode); the orchestrator ignores this session's requests.
+ * Warm-up, before START: a share of its own session and the workload's warm-up writes, drained.
+ * Both contenders do the same, so the JIT, caches and connections are warm when timing starts
+ * (as in a long-running opencode); the orchestrator ignores this session's requests.
  */
 async function warmUp(c: Contender) {
-  const sid = "ses_warmup00000000000000000000";
-  await c.create(sid);
-  for (let i = 0; i < 1000; i++) {
-    const k = i % 10;
-    await c.write(`session/part/${sid}/msg_warmup00000000000000000000/${prtId(k)}`, content(prtId(k), sid, "part", Math.floor(i / 10), k, lenPart(k)));
-  }
+  await c.create(workload.warmupSid);
+  for (const [key, content] of workload.warmup) await c.write(key, content);
   const status = await c.drain(60000);
   if (status !== "flushed" && status !== "drained") throw new Error(`warm-up: ${status}`);
 }
@@ -223,7 +216,6 @@ async function main() {
         ? none()
         : await library();
   await warmUp(c);
-  const plan: [string, Content][] = [];
   let tStart = 0;
   let cpu0 = 0;
   let proc0: NodeJS.CpuUsage = process.cpuUsage();
@@ -253,7 +245,7 @@ async function main() {
   let wallInWrites = 0;
   let writes = 0;
   let errors = 0;
-  const writeAll = async (list: [string, Content][], awaitEach: boolean) => {
+  const writeAll = async (list: Write[], awaitEach: boolean) => {
     const w0 = performance.now();
     for (const [key, body] of list) {
       try {
@@ -267,56 +259,30 @@ async function main() {
     writes += list.length;
   };
 
-  if (scenario === "burst" || scenario === "faults") {
-    await c.create(sesId(0));
-    for (let k = 0; k < keys; k++) plan.push([partKey(0, Math.floor(k / 4), k), partContent(0, k, 0, k, lenPart(k))]);
-    start();
-    await writeAll(plan, false);
-  } else if (scenario === "stream") {
-    await c.create(sesId(0));
-    const key = partKey(0, 0, 0);
-    const bodies: Content[] = [];
-    for (let v = 0; v < writesN; v++) bodies.push(partContent(0, 0, v, 0, lenStream(v)));
-    start();
-    for (let v = 0; v < writesN; v++) {
-      // write v is due at START + v * interval (absolute schedule: no drift); always yield to I/O
-      const wait = tStart + (v * intervalUs) / 1000 - performance.now();
+  for (const sid of workload.creates) await c.create(sid);
+  const plan = workload.writes;
+  start();
+  // the initial share: the create is part of the timed work ("synced right after create")
+  for (const sid of workload.timedCreates) await c.create(sid);
+  if (workload.intervalUs > 0) {
+    // write v is due at START + v * interval (absolute schedule: no drift); always yield to I/O
+    for (let v = 0; v < plan.length; v++) {
+      const wait = tStart + (v * workload.intervalUs) / 1000 - performance.now();
       if (wait > 0) await sleep(wait);
       else await yieldIo();
+      const [key, body] = plan[v]!;
       const w0 = performance.now();
       try {
-        void c.write(key, bodies[v]!);
+        void c.write(key, body);
       } catch {
         errors++;
       }
       wallInWrites += performance.now() - w0;
     }
-    writes = writesN;
-  } else if (scenario === "initial") {
-    const sid = sesId(0);
-    plan.push([`session/info/${sid}`, content(sid, sid, "info", 0, 0, 200)]);
-    let p = 0;
-    for (let m = 0; m < messages; m++) {
-      plan.push([`session/message/${sid}/${msgId(m)}`, content(msgId(m), sid, "message", 0, m, lenMsg(m))]);
-      for (; p < parts && Math.floor((p * messages) / parts) === m; p++)
-        plan.push([partKey(0, m, p), partContent(0, p, 0, p, lenPart(p))]);
-    }
-    start(); // the create is part of the timed work: "synced right after create"
-    await c.create(sid);
-    // Session.share() awaited each Share.sync of its initial full sync
-    await writeAll(plan, true);
-  } else if (scenario === "many") {
-    for (let s = 0; s < sessions; s++) await c.create(sesId(s));
-    // 50 sessions x 20 keys, interleaved: key k of every session, then key k + 1
-    for (let k = 0; k < keys; k++)
-      for (let s = 0; s < sessions; s++) {
-        const seed = s * keys + k;
-        plan.push([partKey(s, Math.floor(k / 4), k), partContent(s, k, 0, seed, lenPart(seed))]);
-      }
-    start();
-    await writeAll(plan, false);
+    writes = plan.length;
   } else {
-    throw new Error(`unknown scenario ${scenario}`);
+    // Session.share() awaited each Share.sync of its initial full sync (await_each)
+    await writeAll(plan, workload.awaitEach);
   }
   const lastWrite = performance.now() - tStart;
   const left = Math.max(0, timeoutMs - (performance.now() - tStart));

@@ -1,0 +1,399 @@
+//! The workloads, defined once: every id, key and content of every scenario is generated here and
+//! handed to the drivers (C and JS) as a workload file, so the drivers only replay it and the
+//! orchestrator knows each key's final content from the same list.
+//!
+//! The file is text, one record per line, fields separated by tabs (keys and compact JSON never
+//! hold a tab):
+//!
+//! ```text
+//! workload        1
+//! scenario        <name>
+//! interval_us     <U>      write i is due at START + i * U µs (0: back to back)
+//! threads         <T>      C writes with T threads (each write names its thread); JS in file order
+//! await_each      0|1      JS awaits each write (as Session.share() awaited Share.sync)
+//! total           <N>      writes to make: the list is replayed in order until N; pass p adds p to v
+//! sample_every    <S>      the C driver samples VmRSS every S writes (0: never)
+//! warmup_create   <sid>    before READY: create this share, then the warmup writes, drained
+//! warmup          <key> <v> <head> <tail>
+//! create          <sid>    after setup, before START
+//! create_timed    <sid>    after START (the initial share: the create is part of the work)
+//! write           <thread> <key> <v> <head> <tail>
+//! ```
+//!
+//! A content is `head + v + tail`: `{"id":…,"sessionID":…,"type":…,"v":` + the version + `,"text":…}`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const ALPHA: &[u8] = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod ";
+const MASTER_LEN: usize = 1000 + 70000;
+
+/// The warm-up's session: its requests are not counted (see run.rs).
+pub const WARMUP_SID: &str = "ses_warmup00000000000000000000";
+
+/// The texts every content's `text` is cut from.
+pub struct Texts {
+    master: String,
+}
+
+impl Texts {
+    pub fn new() -> Texts {
+        let n = ALPHA.len();
+        let master = (0..MASTER_LEN)
+            .map(|j| ALPHA[(j * 7 + j / 5) % n] as char)
+            .collect();
+        Texts { master }
+    }
+
+    fn text(&self, seed: u64, len: u64) -> &str {
+        let off = ((seed * 131) % 1000) as usize;
+        &self.master[off..off + len as usize]
+    }
+
+    /// A content around its version: `{"id","sessionID","type","v":` and `,"text"}`.
+    fn content(&self, id: &str, sid: &str, kind: &str, seed: u64, len: u64) -> (String, String) {
+        let s = |x: &str| serde_json::to_string(x).expect("a string serialises");
+        let head = format!(
+            r#"{{"id":{},"sessionID":{},"type":{},"v":"#,
+            s(id),
+            s(sid),
+            s(kind)
+        );
+        (head, format!(r#","text":{}}}"#, s(self.text(seed, len))))
+    }
+}
+
+fn len_part(x: u64) -> u64 {
+    200 + (x * 97) % 1600
+}
+fn len_msg(x: u64) -> u64 {
+    100 + (x * 37) % 300
+}
+fn len_soak(x: u64) -> u64 {
+    100 + (x * 97) % 400
+}
+fn len_stream(v: u64) -> u64 {
+    16 + 4 * v
+}
+pub fn ses_id(s: u64) -> String {
+    format!("ses_bench{s:021}")
+}
+fn msg_id(m: u64) -> String {
+    format!("msg_bench{m:021}")
+}
+fn prt_id(p: u64) -> String {
+    format!("prt_bench{p:021}")
+}
+fn part_key(s: u64, m: u64, p: u64) -> String {
+    format!("session/part/{}/{}/{}", ses_id(s), msg_id(m), prt_id(p))
+}
+
+/// Scenario sizes (the full run's, or --quick's smaller ones).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Sizes {
+    pub burst_keys: u64,
+    pub stream_writes: u64,
+    pub stream_interval_us: u64,
+    pub initial_messages: u64,
+    pub initial_parts: u64,
+    pub many_sessions: u64,
+    pub many_keys: u64,
+    pub many_threads: u64,
+    pub faults_keys: u64,
+    pub faults_reset_pct: u32,
+    pub faults_500_pct: u32,
+    pub soak_writes: u64,
+    pub soak_keys: u64,
+    pub soak_sample: u64,
+}
+
+impl Sizes {
+    pub fn full() -> Sizes {
+        Sizes {
+            burst_keys: 200,
+            stream_writes: 2000,
+            stream_interval_us: 1000,
+            initial_messages: 500,
+            initial_parts: 2000,
+            many_sessions: 50,
+            many_keys: 20,
+            many_threads: 4,
+            faults_keys: 200,
+            faults_reset_pct: 10,
+            faults_500_pct: 10,
+            soak_writes: 1_000_000,
+            soak_keys: 10_000,
+            soak_sample: 100_000,
+        }
+    }
+
+    pub fn quick() -> Sizes {
+        Sizes {
+            burst_keys: 100,
+            stream_writes: 500,
+            initial_messages: 100,
+            initial_parts: 400,
+            many_sessions: 10,
+            many_keys: 10,
+            faults_keys: 100,
+            soak_writes: 200_000,
+            soak_keys: 2_000,
+            soak_sample: 20_000,
+            ..Sizes::full()
+        }
+    }
+
+    /// The sizes of one run. The stream gets a third of a round trip more writes (1 ms apart) per
+    /// run index, modulo 3, so that its last write falls at different points of the request in
+    /// flight from run to run: otherwise, with a steady round trip, every run would end at the
+    /// same phase and the time from the last write to its arrival would say more about that
+    /// phase than about the client.
+    pub fn for_run(&self, scenario: &str, latency: u64, run: usize) -> Sizes {
+        let mut s = self.clone();
+        if scenario == "stream" && self.stream_interval_us > 0 {
+            let third_ms = (latency + 1).div_ceil(3);
+            s.stream_writes += (run as u64 % 3) * third_ms * 1000 / self.stream_interval_us;
+        }
+        s
+    }
+
+    /// How many sync requests the original needs at least (one per key, one at a time).
+    pub fn baseline_requests(&self, scenario: &str) -> u64 {
+        match scenario {
+            "burst" => self.burst_keys,
+            "faults" => 0, // it stops at the first reset
+            "stream" => 0, // paced by the writes
+            "initial" => 1 + self.initial_messages + self.initial_parts,
+            "many" => self.many_sessions * self.many_keys,
+            _ => 0,
+        }
+    }
+}
+
+/// One storage write: which C writer thread makes it, its key, its content around the version.
+pub struct Write {
+    thread: u64,
+    key: String,
+    v: u64,
+    head: String,
+    tail: String,
+}
+
+impl Write {
+    fn part(texts: &Texts, s: u64, m: u64, p: u64, v: u64, seed: u64, len: u64) -> Write {
+        let (head, tail) = texts.content(&prt_id(p), &ses_id(s), "part", seed, len);
+        Write {
+            thread: 0,
+            key: part_key(s, m, p),
+            v,
+            head,
+            tail,
+        }
+    }
+
+    fn other(texts: &Texts, key: String, id: &str, kind: &str, seed: u64, len: u64) -> Write {
+        let (head, tail) = texts.content(id, &ses_id(0), kind, seed, len);
+        Write {
+            thread: 0,
+            key,
+            v: 0,
+            head,
+            tail,
+        }
+    }
+
+    fn content(&self, pass: u64) -> String {
+        format!("{}{}{}", self.head, self.v + pass, self.tail)
+    }
+}
+
+/// One scenario's writes and how the drivers make them.
+pub struct Workload {
+    scenario: String,
+    interval_us: u64,
+    threads: u64,
+    await_each: bool,
+    /// Writes to make: `writes` replayed in order (only the soak makes more than one pass).
+    total: u64,
+    sample_every: u64,
+    creates: Vec<String>,
+    timed_creates: Vec<String>,
+    warmup: Vec<Write>,
+    writes: Vec<Write>,
+}
+
+impl Workload {
+    /// The workload of `scenario` at `sizes` (already `for_run`).
+    pub fn new(scenario: &str, z: &Sizes, texts: &Texts) -> Workload {
+        let mut w = Workload {
+            scenario: scenario.to_string(),
+            interval_us: 0,
+            threads: 1,
+            await_each: false,
+            total: 0,
+            sample_every: 0,
+            creates: vec![ses_id(0)],
+            timed_creates: Vec::new(),
+            warmup: warmup(texts),
+            writes: Vec::new(),
+        };
+        match scenario {
+            "burst" => w.writes = distinct_parts(texts, z.burst_keys),
+            "faults" => w.writes = distinct_parts(texts, z.faults_keys),
+            "stream" => w.stream(texts, z),
+            "initial" => w.initial(texts, z),
+            "many" => w.many(texts, z),
+            "soak" => w.soak(texts, z),
+            _ => {}
+        }
+        if w.total == 0 {
+            w.total = w.writes.len() as u64;
+        }
+        w
+    }
+
+    fn stream(&mut self, texts: &Texts, z: &Sizes) {
+        self.interval_us = z.stream_interval_us;
+        self.writes = (0..z.stream_writes)
+            .map(|v| Write::part(texts, 0, 0, 0, v, 0, len_stream(v)))
+            .collect();
+    }
+
+    /// The create, then the session's info, and each message followed by its parts.
+    fn initial(&mut self, texts: &Texts, z: &Sizes) {
+        let sid = ses_id(0);
+        self.timed_creates = std::mem::take(&mut self.creates);
+        self.await_each = true;
+        let info = Write::other(texts, format!("session/info/{sid}"), &sid, "info", 0, 200);
+        self.writes.push(info);
+        let (m_n, p_n) = (z.initial_messages, z.initial_parts);
+        let mut p = 0;
+        for m in 0..m_n {
+            let (mid, key) = (msg_id(m), format!("session/message/{sid}/{}", msg_id(m)));
+            self.writes
+                .push(Write::other(texts, key, &mid, "message", m, len_msg(m)));
+            while p < p_n && p * m_n / p_n == m {
+                self.writes
+                    .push(Write::part(texts, 0, m, p, 0, p, len_part(p)));
+                p += 1;
+            }
+        }
+    }
+
+    /// Key k of every session, then key k + 1; from C, session s is written by thread s mod T.
+    fn many(&mut self, texts: &Texts, z: &Sizes) {
+        self.threads = z.many_threads.max(1);
+        self.creates = (0..z.many_sessions).map(ses_id).collect();
+        for k in 0..z.many_keys {
+            for s in 0..z.many_sessions {
+                let seed = s * z.many_keys + k;
+                let mut w = Write::part(texts, s, k / 4, k, 0, seed, len_part(seed));
+                w.thread = s % self.threads;
+                self.writes.push(w);
+            }
+        }
+    }
+
+    /// Round-robin over the keys, a new version each pass.
+    fn soak(&mut self, texts: &Texts, z: &Sizes) {
+        self.total = z.soak_writes;
+        self.sample_every = z.soak_sample;
+        self.writes = (0..z.soak_keys)
+            .map(|k| Write::part(texts, 0, k / 4, k, 0, k, len_soak(k)))
+            .collect();
+    }
+
+    pub fn scenario(&self) -> &str {
+        &self.scenario
+    }
+
+    /// What the service must hold at the end: the last content written to each key, by session.
+    pub fn finals(&self) -> Vec<(String, String, Value)> {
+        let n = self.writes.len() as u64;
+        let mut last: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+        for (j, w) in self
+            .writes
+            .iter()
+            .enumerate()
+            .take(self.total.min(n) as usize)
+        {
+            // the last pass that reaches write j
+            let pass = (self.total - 1 - j as u64) / n;
+            last.insert(&w.key, (j, pass));
+        }
+        let mut out: Vec<(usize, String, String, Value)> = last
+            .into_iter()
+            .map(|(key, (j, pass))| {
+                let w = &self.writes[j];
+                let content = serde_json::from_str(&w.content(pass)).expect("contents are JSON");
+                let sid = key.split('/').nth(2).unwrap_or_default().to_string();
+                (j, sid, key.to_string(), content)
+            })
+            .collect();
+        out.sort_by_key(|(j, ..)| *j);
+        out.into_iter().map(|(_, s, k, v)| (s, k, v)).collect()
+    }
+
+    /// The workload file the drivers read (format: this module's comment).
+    pub fn file(&self) -> String {
+        let mut f = String::new();
+        let _ = writeln!(f, "workload\t1\nscenario\t{}", self.scenario);
+        let _ = writeln!(
+            f,
+            "interval_us\t{}\nthreads\t{}",
+            self.interval_us, self.threads
+        );
+        let _ = writeln!(f, "await_each\t{}", u8::from(self.await_each));
+        let _ = writeln!(
+            f,
+            "total\t{}\nsample_every\t{}",
+            self.total, self.sample_every
+        );
+        let _ = writeln!(f, "warmup_create\t{WARMUP_SID}");
+        for w in &self.warmup {
+            let _ = writeln!(f, "warmup\t{}\t{}\t{}\t{}", w.key, w.v, w.head, w.tail);
+        }
+        for sid in &self.creates {
+            let _ = writeln!(f, "create\t{sid}");
+        }
+        for sid in &self.timed_creates {
+            let _ = writeln!(f, "create_timed\t{sid}");
+        }
+        for w in &self.writes {
+            let (t, k) = (w.thread, &w.key);
+            let _ = writeln!(f, "write\t{t}\t{k}\t{}\t{}\t{}", w.v, w.head, w.tail);
+        }
+        f
+    }
+}
+
+/// Part k of session 0 (message k / 4), written once each.
+fn distinct_parts(texts: &Texts, n: u64) -> Vec<Write> {
+    (0..n)
+        .map(|k| Write::part(texts, 0, k / 4, k, 0, k, len_part(k)))
+        .collect()
+}
+
+/// The warm-up: 1 000 writes of 10 keys of the warm-up session, version i / 10.
+fn warmup(texts: &Texts) -> Vec<Write> {
+    (0..1000)
+        .map(|i| {
+            let k = i % 10;
+            let (head, tail) = texts.content(&prt_id(k), WARMUP_SID, "part", k, len_part(k));
+            let key = format!(
+                "session/part/{WARMUP_SID}/msg_warmup00000000000000000000/{}",
+                prt_id(k)
+            );
+            Write {
+                thread: 0,
+                key,
+                v: i / 10,
+                head,
+                tail,
+            }
+        })
+        .collect()
+}
