@@ -11,6 +11,7 @@ import { CString, JSCallback, dlopen } from "bun:ffi";
 import { install } from "./api.js";
 import { CALLBACKS, SYMBOLS } from "./bun-symbols.js";
 import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./native.js";
+import { OK } from "./status.js";
 
 /** A JS string as a NUL-terminated UTF-8 buffer (callers reject strings holding NUL). */
 function cstr(text: string): Buffer {
@@ -96,7 +97,7 @@ const load: Loader = (path, hooks) => {
     init: (config) => c.share_init(cstr(config)),
     sync: (key, content) => c.share_sync_queued(keyScratch.encode(key), contentScratch.encode(content), outQueued),
     queued: () => outQueued[0] === 1,
-    pending: (key) => c.share_sync_pending(keyScratch.encode(key), outPending) === 0 && outPending[0] === 1,
+    pending: (key) => c.share_sync_pending(keyScratch.encode(key), outPending) === OK && outPending[0] === 1,
     createAsync: (sessionID) => starting((out) => c.share_create_async(cstr(sessionID), op.ptr, null, out)),
     removeAsync: (sessionID, secret) =>
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
@@ -106,7 +107,7 @@ const load: Loader = (path, hooks) => {
     // and the library never waits for its notifier thread.
     shutdown: async (timeoutMs) => {
       const status = c.share_shutdown(timeoutMs);
-      return { status, message: status === 0 ? "" : read(c.share_last_error()) };
+      return { status, message: status === OK ? "" : read(c.share_last_error()) };
     },
     stats: () => taking((out) => c.share_stats(out)),
     eventsTake: () => taking((out) => c.share_events_take(out)),

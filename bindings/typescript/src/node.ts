@@ -14,6 +14,7 @@ import type { TypeObject } from "koffi";
 import { install } from "./api.js";
 import { CALLBACKS, FUNCTIONS } from "./node-symbols.js";
 import type { Loader, Native, NativeHooks, NativeOut, NativeStart } from "./native.js";
+import { NOT_INITIALIZED, OK, PANIC, TIMEOUT } from "./status.js";
 
 interface Bound {
   share_init(config: string): number;
@@ -36,9 +37,9 @@ interface Bound {
 
 /** share_shutdown's failures, for the `.async` call whose thread-local message JS cannot read. */
 const SHUTDOWN_MESSAGES: Record<number, string> = {
-  2: "the library is not running: call Share.init first",
-  7: "shutdown: the deadline came first; the work left was dropped (see stats and the dropped event)",
-  9: "the library panicked during shutdown (a bug; please report it); it is stopped",
+  [NOT_INITIALIZED]: "the library is not running: call Share.init first",
+  [TIMEOUT]: "shutdown: the deadline came first; the work left was dropped (see stats and the dropped event)",
+  [PANIC]: "the library panicked during shutdown (a bug; please report it); it is stopped",
 };
 
 let callbacks: { op: unknown; notify: unknown; hooks: NativeHooks } | undefined;
@@ -96,7 +97,7 @@ const load: Loader = (path, hooks) => {
     init: (config) => c.share_init(config),
     sync: (key, content) => c.share_sync_queued(key, content, outQueued),
     queued: () => outQueued[0] === 1,
-    pending: (key) => c.share_sync_pending(key, outPending) === 0 && outPending[0] === 1,
+    pending: (key) => c.share_sync_pending(key, outPending) === OK && outPending[0] === 1,
     createAsync: (sessionID) => starting((out) => c.share_create_async(sessionID, op, null, out)),
     removeAsync: (sessionID, secret) => starting((out) => c.share_remove_async(sessionID, secret, op, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),

@@ -35,6 +35,7 @@ export const NOT_INITIALIZED = code("SHARE_ERR_NOT_INITIALIZED");
 export const ALREADY_INITIALIZED = code("SHARE_ERR_ALREADY_INITIALIZED");
 export const TIMEOUT = code("SHARE_ERR_TIMEOUT");
 export const QUEUE_FULL = code("SHARE_ERR_QUEUE_FULL");
+export const PANIC = code("SHARE_ERR_PANIC");
 /** Not a share_status: the library could not be found or loaded. */
 export const LIBRARY = -1;
 
