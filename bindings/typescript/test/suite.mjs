@@ -252,7 +252,10 @@ export function defineSuite({ test, runtime, library }) {
   });
 
   test("events lost while the JS thread was blocked: busy keys are released, a held content still goes out", async () => {
-    const service = await startRemoteService(1500);
+    // sync answers wait for the gate, which the blocked JS thread opens with a file write
+    const gateDir = mkdtempSync(join(tmpdir(), "opencode-share-gate-"));
+    const gate = join(gateDir, "open");
+    const service = await startRemoteService(0, gate);
     const lost = [];
     const off = Share.on("lost", (e) => lost.push(e));
     try {
@@ -260,7 +263,7 @@ export function defineSuite({ test, runtime, library }) {
       const sid = id("ses");
       await Share.create(sid);
       const k = (i) => `session/part/${sid}/msg_1/prt_${i}`;
-      Share.sync(k(0), { n: 0 }); // in flight for 1.5 s, longer than the loop below takes
+      Share.sync(k(0), { n: 0 }); // in flight until the gate opens
       Share.sync(k(1), { text: "x".repeat(900) }); // waits behind it, filling the queue
       Share.sync(k(1), { n: 2 }); // held until k(1)'s event
       // every refused write raises a dropped event: more than the library's buffer holds
@@ -273,6 +276,7 @@ export function defineSuite({ test, runtime, library }) {
           assert.equal(e.code, "SHARE_ERR_QUEUE_FULL");
         }
       }
+      writeFileSync(gate, "");
       // stay blocked until both requests were answered: their synced events do not fit either
       const deadline = Date.now() + 10_000;
       while (Share.stats().sent < 2) if (Date.now() > deadline) assert.fail("k(0) and k(1) were not sent");
@@ -290,6 +294,7 @@ export function defineSuite({ test, runtime, library }) {
       off();
       await Share.shutdown(3000).catch(() => {});
       await service.close();
+      rmSync(gateDir, { recursive: true, force: true });
     }
   }, 30_000);
 

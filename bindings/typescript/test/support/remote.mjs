@@ -7,8 +7,9 @@ import { fileURLToPath } from "node:url";
 
 const SERVE = join(dirname(fileURLToPath(import.meta.url)), "serve.mjs");
 
-export function startRemoteService(latencyMs = 0) {
-  const proc = spawn(process.execPath, [SERVE, String(latencyMs)], { stdio: ["pipe", "pipe", "inherit"] });
+/** `gateFile`: sync answers wait until that file exists (see service.mjs). */
+export function startRemoteService(latencyMs = 0, gateFile = "") {
+  const proc = spawn(process.execPath, [SERVE, String(latencyMs), gateFile], { stdio: ["pipe", "pipe", "inherit"] });
   const lines = createInterface({ input: proc.stdout });
   const waiting = [];
   lines.on("line", (line) => waiting.shift()?.(JSON.parse(line)));

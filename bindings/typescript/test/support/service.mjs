@@ -7,9 +7,12 @@
 //   service.held(sessionID)   // { key: content } the service holds for the session
 //   service.fail("/share_sync", 503, 2)   // the next two sync requests answer 503
 //   service.latencyMs = 500   // every answer waits this long
+//   startService({ gateFile })  // sync answers wait until that file exists (a blocked JS
+//                               // thread can open the gate with a synchronous file write)
 //   await service.close()
 
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 
 const WEB = "https://opncd.test";
@@ -20,8 +23,9 @@ const ACCEPTED = [
 ];
 
 /**
- * @param {{ latencyMs?: number, record?: boolean, unref?: boolean }} [options]
+ * @param {{ latencyMs?: number, record?: boolean, unref?: boolean, gateFile?: string }} [options]
  *   record: keep every request (path and body) in `requests`; off for the memory test.
+ *   gateFile: sync answers wait (after the latency) until this file exists.
  *   unref: neither the server nor its latency timers keep the process alive.
  */
 export async function startService(options = {}) {
@@ -107,13 +111,18 @@ export async function startService(options = {}) {
       const path = (req.url ?? "").split("?")[0];
       const reply = () => {
         timers.delete(timer);
+        if (options.gateFile && path === "/share_sync" && !existsSync(options.gateFile)) {
+          timer = setTimeout(reply, 5);
+          timers.add(timer);
+          return;
+        }
         const { status, body: out } = req.method === "POST" ? answer(path, body) : { status: 405 };
         if (service.record) requests.push({ path, body, status });
         const text = out === undefined ? "" : JSON.stringify(out);
         res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
         res.end(text);
       };
-      const timer = setTimeout(reply, service.latencyMs);
+      let timer = setTimeout(reply, service.latencyMs);
       if (options.unref) timer.unref();
       timers.add(timer);
     });
