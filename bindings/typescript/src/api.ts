@@ -15,7 +15,7 @@ import { libraryFileName, search } from "./locate.js";
 import type { Loader, Native, NativeHooks, NativeStart } from "./native.js";
 
 /** The library's major.minor this binding was written for; any patch release loads. */
-const COMPATIBLE = "0.1";
+const COMPATIBLE = "0.2";
 
 /** share_status values, by number. */
 export const STATUS = [
