@@ -309,7 +309,7 @@ fn npm_tarballs_install_and_run_in_node_and_bun_without_rust() {
         .into_owned();
     let path = format!("{node_dir}:/usr/local/bin:/usr/bin:/bin");
     let bindings = repo().join("bindings/typescript");
-    let bun = bindings.join("node_modules/.bin/bun");
+    let bun = bun(&bindings);
     for tool in ["cargo", "rustc"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -406,6 +406,33 @@ fn npm_tarballs_install_and_run_in_node_and_bun_without_rust() {
         "node",
         &["node_modules/typescript/bin/tsc", "-p", "."],
     );
+}
+
+/// The bindings' Bun: node_modules/.bin/bun once bun's postinstall ran, else the platform
+/// package's binary (as bindings/typescript/scripts/test.sh finds it).
+fn bun(bindings: &Path) -> PathBuf {
+    let linked = bindings.join("node_modules/.bin/bun");
+    let works = |exe: &Path| {
+        Command::new(exe)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&linked) {
+        return linked;
+    }
+    std::fs::read_dir(bindings.join("node_modules/@oven"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin/bun"))
+        .find(|exe| works(exe))
+        .unwrap_or_else(|| {
+            panic!(
+                "no working bun in {}/node_modules (npm ci)",
+                bindings.display()
+            )
+        })
 }
 
 fn which(program: &str) -> PathBuf {
