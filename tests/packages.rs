@@ -172,7 +172,7 @@ fn c_install_tree_builds_programs_with_pkg_config_shared_and_static() {
         sh(
             &dir,
             &env,
-            &format!("cc -std=c99 -Wall -Werror -o {exe} app.c {link}"),
+            &format!("cc -std=c99 -pedantic -Wall -Wextra -Werror -o {exe} app.c {link}"),
         );
         let service = ShareService::start();
         let out = run(&dir, run_env, &format!("./{exe}"), &[&service.url()]);
