@@ -2,6 +2,10 @@
 //! committed `include/opencode_share.h` differs from it; `OPENCODE_SHARE_WRITE_HEADER=1 cargo
 //! build` refreshes the committed copy (cargo publish forbids writing into the source tree by
 //! default).
+//!
+//! On Linux it also gives the shared library its SONAME, `libopencode_share.so.<major>`, so a
+//! program linked against it keeps working across compatible releases (scripts/install lays out
+//! the usual `.so -> .so.0 -> .so.0.2.0` links). cargo-c sets the same SONAME itself.
 
 use std::env;
 use std::path::PathBuf;
@@ -11,6 +15,12 @@ fn main() {
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=OPENCODE_SHARE_WRITE_HEADER");
+    let linux = env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    if linux && env::var_os("CARGO_CFG_CARGO_C").is_none() {
+        let major =
+            env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets CARGO_PKG_VERSION_MAJOR");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libopencode_share.so.{major}");
+    }
     let crate_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))

@@ -5,6 +5,10 @@
  * remove shares with share_create / share_remove (or their _async forms), and stop it with
  * share_shutdown, which flushes first.
  *
+ * Language: C99 or later (it includes <stdbool.h> and <stdint.h>), or C++11. Link with
+ * `pkg-config --cflags --libs opencode_share` (add --static, and -Wl,-Bstatic before it, for
+ * the static archive).
+ *
  * Threads: every function may be called from any thread, at any time, concurrently. Callbacks
  * (share_event_notify, share_op_callback) run on one library thread, never inside a share_ call
  * of yours; keep them short.

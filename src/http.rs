@@ -28,6 +28,8 @@ pub struct Http {
 impl Http {
     /// Builds the client (milliseconds of work: do it once, on a library thread).
     pub fn new(config: &Config) -> Result<Http, String> {
+        // rustls on ring (see Cargo.toml); a provider the process installed first is kept
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)

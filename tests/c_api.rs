@@ -449,6 +449,12 @@ fn libs() -> &'static Libs {
             );
             profile_dir
         };
+        // the .so's SONAME is libopencode_share.so.0 (build.rs): the name programs linked
+        // against it load, which cargo's output folder lacks (an install has the link)
+        let soname = dir.join("libopencode_share.so.0");
+        if std::fs::symlink_metadata(&soname).is_err() {
+            let _ = std::os::unix::fs::symlink("libopencode_share.so", &soname);
+        }
         Libs {
             static_lib: dir.join("libopencode_share.a"),
             dir,

@@ -1,4 +1,4 @@
-/* README example: share a session, sync two writes, flush, print the stats. */
+/* README example: share a session, print its URL, sync two writes, flush, print the stats. */
 #include <stdio.h>
 #include <string.h>
 #include "opencode_share.h"
@@ -15,8 +15,13 @@ int main(int argc, char **argv) {
         share_shutdown(0);
         return 1;
     }
-    /* share is {"url":..,"secret":..}: show the url, keep the secret to remove the share later */
-    printf("shared (%zu bytes of JSON)\n", strlen(share));
+    /* share is {"url":"..","secret":".."}: print the url (a real program would use a JSON
+       parser, and keep the secret to remove the share later) */
+    const char *url = strstr(share, "\"url\":\"");
+    if (url != NULL) {
+        url += strlen("\"url\":\"");
+        printf("share URL: %.*s\n", (int)strcspn(url, "\""), url);
+    }
     share_string_free(share);
 
     share_sync("session/info/ses_readme000000000000000001", "{\"title\":\"hello\"}");

@@ -17,7 +17,7 @@ trap 'rm -f "$log"' EXIT
 step() { echo "== $*"; }
 give_up() { echo "$1" >&2; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 
-step "cargo build --release (libopencode_share)"
+step "cargo build --release (the optimised libopencode_share the bindings load: a few minutes the first time, then reused)"
 (cd "$root" && cargo build --release --locked --quiet) || give_up "the release library did not build"
 
 if [ ! -d node_modules ]; then

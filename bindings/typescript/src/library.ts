@@ -12,7 +12,7 @@ import { LIBRARY, ShareError, invalid } from "./status.js";
 import type { LibraryInfo } from "./types.js";
 
 /** The library's major.minor this binding was written for; any patch release loads. */
-const COMPATIBLE = "0.1";
+const COMPATIBLE = "0.2";
 
 /** What the loader calls on the JS thread when the library's notifier announces something. */
 const hooks: NativeHooks = {

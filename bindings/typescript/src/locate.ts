@@ -1,9 +1,12 @@
 // Where the native library is looked for, in order: the `libraryPath` option, the
-// OPENCODE_SHARE_LIB environment variable, the package's own folder, the repository's
-// target/release (for a checkout of opencode-share). A place that was named explicitly (option
-// or variable) must hold the file: a typo never falls back to some other copy.
+// OPENCODE_SHARE_LIB environment variable, the package's own folder, the platform package
+// (`opencode-share-linux-x64-gnu` and the like, an optional dependency that npm installs only on
+// its platform, as napi-rs and koffi packages do), the repository's target/release (for a
+// checkout of opencode-share). A place that was named explicitly (option or variable) must
+// hold the file: a typo never falls back to some other copy.
 
 import { existsSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,6 +22,35 @@ export function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), "..");
 }
 
+/** glibc or musl, for the platform package's name on Linux (napi-rs's `gnu` / `musl`). */
+export function linuxLibc(): "gnu" | "musl" {
+  try {
+    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+    if (report?.header && "glibcVersionRuntime" in report.header) {
+      return report.header.glibcVersionRuntime ? "gnu" : "musl";
+    }
+  } catch {
+    // no process.report here: look for musl's loader instead
+  }
+  return existsSync(`/lib/ld-musl-${process.arch === "x64" ? "x86_64" : process.arch}.so.1`) ? "musl" : "gnu";
+}
+
+/** The name of the npm package that carries the library for this platform. */
+export function platformPackage(platform: string = process.platform, arch: string = process.arch): string {
+  const libc = platform === "linux" ? `-${linuxLibc()}` : "";
+  return `opencode-share-${platform}-${arch}${libc}`;
+}
+
+/** The library file inside the installed platform package, or undefined if it is not installed. */
+export function platformPackageFile(): string | undefined {
+  try {
+    const manifest = createRequire(import.meta.url).resolve(`${platformPackage()}/package.json`);
+    return join(dirname(manifest), libraryFileName());
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Place {
   /** Where the candidate comes from, for the error message. */
   source: string;
@@ -26,6 +58,8 @@ export interface Place {
   file: string | undefined;
   /** The source was named explicitly: if its file is missing, the search stops there. */
   explicit: boolean;
+  /** What the message says when `file` is undefined (default "not set"). */
+  absent?: string;
 }
 
 /** Every place looked at, in order. */
@@ -37,6 +71,7 @@ export function places(option?: string, env: NodeJS.ProcessEnv = process.env): P
     { source: "the libraryPath option", file: option ? resolve(option) : undefined, explicit: true },
     { source: "OPENCODE_SHARE_LIB", file: fromEnv ? resolve(fromEnv) : undefined, explicit: true },
     { source: "the package folder", file: join(root, name), explicit: false },
+    { source: `the platform package ${platformPackage()}`, file: platformPackageFile(), explicit: false, absent: "not installed" },
     { source: "the repository's target/release", file: resolve(root, "..", "..", "target", "release", name), explicit: false },
   ];
 }
@@ -60,7 +95,7 @@ export function search(option?: string, env: NodeJS.ProcessEnv = process.env): S
   const looked: string[] = [];
   for (const place of places(option, env)) {
     if (place.file === undefined) {
-      looked.push(`${place.source}: not set`);
+      looked.push(`${place.source}: ${place.absent ?? "not set"}`);
       continue;
     }
     if (isFile(place.file)) {

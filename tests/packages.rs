@@ -1,0 +1,445 @@
+//! The release artifacts as their users get them, from `target/package/` (built by
+//! `scripts/package`; another folder with `OPENCODE_SHARE_PACKAGE_DIR`): the C install tree
+//! unpacked into a temporary prefix and used through pkg-config, shared and static; the npm
+//! tarballs installed into an empty folder and used from Node and Bun (ES module, CommonJS)
+//! and type-checked with `tsc --strict`, with no Rust toolchain on PATH. Each runs against a
+//! loopback share service.
+//!
+//! Ignored by a plain `cargo test` (the artifacts need a release build); `scripts/test` runs
+//! `scripts/package` and then `cargo test --test packages -- --ignored`. The Python wheel is
+//! tested by its own pytest suite (bindings/python/tests), which scripts/test also runs.
+
+#[path = "support/service.rs"]
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use service::ShareService;
+
+/// Bound, in seconds, on every command these tests run (through coreutils' `timeout`).
+const LIMIT_S: &str = "300";
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn package_dir() -> PathBuf {
+    std::env::var_os("OPENCODE_SHARE_PACKAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/package"))
+}
+
+/// The one artifact of target/package whose name is `name`; fails with what to run if missing.
+fn artifact(name: &str) -> PathBuf {
+    let path = package_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/package first",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty folder for one test under cargo's per-test temporary folder.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("packages-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch folder");
+    dir
+}
+
+/// Runs `program args` (bounded by LIMIT_S) in `dir` with `env`; panics with its output
+/// unless it succeeds. Returns its stdout.
+fn run(dir: &Path, env: &[(&str, &str)], program: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(LIMIT_S).arg(program).args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let shown = format!("{program} {}", args.join(" "));
+    let output: Output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{shown} failed ({}) in {}\n--- stdout ---\n{stdout}--- stderr ---\n{}",
+        output.status,
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `sh -c script` (for the `$(pkg-config ...)` command lines exactly as a user types them).
+fn sh(dir: &Path, env: &[(&str, &str)], script: &str) -> String {
+    run(dir, env, "sh", &["-c", script])
+}
+
+fn needed(file: &Path) -> Vec<String> {
+    let dynamic = run(repo(), &[], "readelf", &["-d", &file.to_string_lossy()]);
+    dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(str::to_owned))
+        .collect()
+}
+
+/// The share the README example created must be on the service, with its synced keys.
+fn check_readme_share(service: &ShareService, output: &str) {
+    let sid = "ses_readme000000000000000001";
+    let data = service.data(sid).expect("the example's share exists");
+    assert_eq!(data.len(), 2, "both writes arrived: {data:?}");
+    let url = format!("/s/{}", &sid[sid.len() - 8..]);
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("share URL: http") && l.ends_with(&url)),
+        "the example prints the share URL: {output}"
+    );
+}
+
+/// Unpacks the C install tree into a fresh scratch folder: (the folder, the tree's prefix).
+fn unpack_c_tree(name: &str) -> (PathBuf, PathBuf) {
+    let tree = format!("opencode-share-{VERSION}-linux-x86_64");
+    let tarball = artifact(&format!("{tree}.tar.gz"));
+    let dir = scratch(name);
+    run(&dir, &[], "tar", &["-xzf", &tarball.to_string_lossy()]);
+    let prefix = dir.join(&tree);
+    (dir, prefix)
+}
+
+#[test]
+#[ignore = "needs target/package from scripts/package (scripts/test runs it)"]
+fn c_install_tree_builds_programs_with_pkg_config_shared_and_static() {
+    let (dir, prefix) = unpack_c_tree("c");
+    let lib = prefix.join("lib");
+
+    // the usual links, and the SONAME programs record
+    let link = |name: &str| {
+        std::fs::read_link(lib.join(name))
+            .unwrap_or_else(|e| panic!("lib/{name} is not a link: {e}"))
+    };
+    assert_eq!(
+        link("libopencode_share.so"),
+        Path::new("libopencode_share.so.0")
+    );
+    assert_eq!(
+        link("libopencode_share.so.0"),
+        PathBuf::from(format!("libopencode_share.so.{VERSION}"))
+    );
+    let real = lib.join(format!("libopencode_share.so.{VERSION}"));
+    let dynamic = run(&dir, &[], "readelf", &["-d", &real.to_string_lossy()]);
+    assert!(
+        dynamic.contains("Library soname: [libopencode_share.so.0]"),
+        "{dynamic}"
+    );
+    // shipped without debug info or a symbol table
+    let sections = run(&dir, &[], "readelf", &["-S", "-W", &real.to_string_lossy()]);
+    assert!(
+        !sections.contains(".debug_") && !sections.contains(".symtab"),
+        "{sections}"
+    );
+    let archive = lib.join("libopencode_share.a");
+    let archive_sections = run(
+        &dir,
+        &[],
+        "readelf",
+        &["-S", "-W", &archive.to_string_lossy()],
+    );
+    assert!(
+        !archive_sections.contains(".debug_info"),
+        "the archive keeps debug info"
+    );
+    assert!(prefix.join("include/opencode_share.h").is_file());
+
+    let pc_path = lib.join("pkgconfig");
+    let pc_path = pc_path.to_string_lossy();
+    let env = [("PKG_CONFIG_PATH", pc_path.as_ref())];
+    let modversion = sh(&dir, &env, "pkg-config --modversion opencode_share");
+    assert_eq!(modversion.trim(), VERSION);
+
+    let app = dir.join("app.c");
+    std::fs::copy(repo().join("tests/c/readme_example.c"), &app).expect("copy the example");
+    let lib_s = lib.to_string_lossy();
+    // compiles app.c with `link` (the pkg-config part of the command line), checks what the
+    // program needs at run time, runs it against a fresh service and checks the share
+    let build_and_run = |exe: &str, link: &str, run_env: &[(&str, &str)]| -> Vec<String> {
+        sh(
+            &dir,
+            &env,
+            &format!("cc -std=c99 -pedantic -Wall -Wextra -Werror -o {exe} app.c {link}"),
+        );
+        let service = ShareService::start();
+        let out = run(&dir, run_env, &format!("./{exe}"), &[&service.url()]);
+        check_readme_share(&service, &out);
+        needed(&dir.join(exe))
+    };
+
+    // shared: `cc app.c $(pkg-config --cflags --libs opencode_share)`, run with the prefix's lib
+    let deps = build_and_run(
+        "app-shared",
+        "$(pkg-config --cflags --libs opencode_share)",
+        &[("LD_LIBRARY_PATH", &lib_s)],
+    );
+    assert!(
+        deps.contains(&"libopencode_share.so.0".to_owned()),
+        "the program records the SONAME: {deps:?}"
+    );
+
+    // static: the same with --static (and -Wl,-Bstatic, which picks the archive over the .so)
+    let deps = build_and_run(
+        "app-static",
+        "-Wl,-Bstatic $(pkg-config --static --cflags --libs opencode_share)",
+        &[],
+    );
+    assert!(
+        !deps.iter().any(|d| d.contains("opencode_share")),
+        "the static program needs no libopencode_share: {deps:?}"
+    );
+}
+
+/// Symbols the dynamic library exports (defined, global, in .dynsym).
+fn exported(lib: &Path) -> Vec<String> {
+    let listing = run(
+        repo(),
+        &[],
+        "nm",
+        &["-D", "--defined-only", &lib.to_string_lossy()],
+    );
+    listing
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (_addr, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+            kind.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase())
+                .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs target/package from scripts/package (scripts/test runs it)"]
+fn the_shared_library_exports_only_share_symbols_and_the_archive_no_unprefixed_c() {
+    let (dir, prefix) = unpack_c_tree("symbols");
+    let lib = prefix.join("lib");
+    let symbols = exported(&lib.join(format!("libopencode_share.so.{VERSION}")));
+    assert!(symbols.len() >= 20, "share_* symbols: {symbols:?}");
+    let foreign: Vec<&String> = symbols
+        .iter()
+        .filter(|s| !s.starts_with("share_"))
+        .collect();
+    assert!(foreign.is_empty(), "exported beyond share_*: {foreign:?}");
+
+    // The archive's global symbols: ours (share_*), Rust's (mangled, or LLVM's `anon.<hash>`
+    // constants and `DW.ref.` personality references: no C name clashes), the Rust runtime's,
+    // and ring's C and assembly, which is prefixed with its version (ring_core_0_17_14_).
+    let listing = run(
+        &dir,
+        &[],
+        "nm",
+        &[
+            "-g",
+            "--defined-only",
+            "--format=posix",
+            &lib.join("libopencode_share.a").to_string_lossy(),
+        ],
+    );
+    let unprefixed: std::collections::BTreeSet<&str> = listing
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let name = parts.next()?;
+            let kind = parts.next()?;
+            (kind.len() == 1 && !name.ends_with(':')).then_some(name)
+        })
+        .filter(|name| {
+            !(name.starts_with("share_")
+                || name.starts_with("_ZN")
+                || name.starts_with("_R")
+                || name.starts_with("__rust")
+                || name.starts_with("rust_")
+                || name.starts_with("ring_core_")
+                || name.starts_with("anon.")
+                || name.starts_with("DW.ref."))
+        })
+        .filter(|name| !is_compiler_builtin(name))
+        .collect();
+    assert!(
+        unprefixed.is_empty(),
+        "global C symbols in the archive that could clash with another copy: {unprefixed:?}"
+    );
+}
+
+/// compiler-builtins' runtime routines (`__udivti3`, `memcpy` fallbacks...): weak or the same
+/// as libgcc's, as in every Rust static library.
+fn is_compiler_builtin(name: &str) -> bool {
+    name.starts_with("__")
+        || ["memcpy", "memmove", "memset", "memcmp", "bcmp", "strlen"].contains(&name)
+}
+
+#[test]
+#[ignore = "needs target/package from scripts/package (scripts/test runs it)"]
+fn npm_tarballs_install_and_run_in_node_and_bun_without_rust() {
+    let main = artifact(&format!("opencode-share-{VERSION}.tgz"));
+    let platform = artifact(&format!("opencode-share-linux-x64-gnu-{VERSION}.tgz"));
+    let dir = scratch("npm");
+    for file in ["esm.mjs", "cjs.cjs", "consumer.ts", "tsconfig.json"] {
+        std::fs::copy(repo().join("tests/packages/npm").join(file), dir.join(file))
+            .expect("copy a consumer");
+    }
+    std::fs::write(
+        dir.join("package.json"),
+        r#"{"name":"consumer","private":true,"type":"module"}"#,
+    )
+    .expect("write package.json");
+
+    // A PATH with node and npm but no Rust toolchain (cargo, rustc).
+    let node = which("node");
+    let node_dir = node
+        .parent()
+        .expect("node's folder")
+        .to_string_lossy()
+        .into_owned();
+    let path = format!("{node_dir}:/usr/local/bin:/usr/bin:/bin");
+    let bindings = repo().join("bindings/typescript");
+    let bun = bun(&bindings);
+    for tool in ["cargo", "rustc"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .env("PATH", &path)
+            .output()
+            .expect("sh");
+        assert!(
+            !found.status.success(),
+            "{tool} is on the consumer's PATH {path}"
+        );
+    }
+    // Offline: koffi, typescript and @types/node come from npm's cache (scripts/test fills it),
+    // in the versions of the bindings' lockfile.
+    let lock: Value = serde_json::from_str(
+        &std::fs::read_to_string(bindings.join("package-lock.json")).expect("read the lockfile"),
+    )
+    .expect("the lockfile is JSON");
+    let pinned = |name: &str| {
+        let version = lock["packages"][format!("node_modules/{name}")]["version"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} is not in bindings/typescript/package-lock.json"));
+        format!("{name}@{version}")
+    };
+    let (typescript, types_node) = (pinned("typescript"), pinned("@types/node"));
+    let env = [
+        ("PATH", path.as_str()),
+        ("npm_config_update_notifier", "false"),
+    ];
+    run(
+        &dir,
+        &env,
+        "npm",
+        &[
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            &main.to_string_lossy(),
+            &platform.to_string_lossy(),
+            &typescript,
+            &types_node,
+        ],
+    );
+    let installed = dir.join("node_modules/opencode-share-linux-x64-gnu/libopencode_share.so");
+    assert!(
+        installed.is_file(),
+        "the platform package carries the library"
+    );
+    assert!(
+        dir.join("node_modules/opencode-share/dist/node.js")
+            .is_file(),
+        "prepack built dist/"
+    );
+
+    let service = ShareService::start();
+    let url = service.url();
+    let runs: [(&str, &Path, &str, &str); 4] = [
+        ("node", &node, "esm.mjs", "koffi"),
+        ("node", &node, "cjs.cjs", "koffi"),
+        ("bun", &bun, "esm.mjs", "bun:ffi"),
+        ("bun", &bun, "cjs.cjs", "bun:ffi"),
+    ];
+    for (i, (runtime, exe, script, backend)) in runs.into_iter().enumerate() {
+        let session = format!("ses_npmconsumer0000000000{i:02}");
+        let out = run(
+            &dir,
+            &env,
+            &exe.to_string_lossy(),
+            &[script, &url, &session],
+        );
+        let line: Value = serde_json::from_str(out.trim().lines().last().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("{runtime} {script} printed no JSON line ({e}): {out}"));
+        assert_eq!(line["backend"], backend, "{runtime} {script}: {line}");
+        assert_eq!(line["version"], VERSION);
+        let loaded = Path::new(line["path"].as_str().unwrap_or_default());
+        assert_eq!(
+            loaded.canonicalize().ok(),
+            installed.canonicalize().ok(),
+            "{runtime} {script} loaded the platform package's library: {line}"
+        );
+        assert!(
+            line["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&session[session.len() - 8..])),
+            "{line}"
+        );
+        let data = service.data(&session).expect("the consumer's share exists");
+        assert_eq!(data.len(), 1, "{runtime} {script}: {data:?}");
+    }
+
+    run(
+        &dir,
+        &env,
+        "node",
+        &["node_modules/typescript/bin/tsc", "-p", "."],
+    );
+}
+
+/// The bindings' Bun: node_modules/.bin/bun once bun's postinstall ran, else the platform
+/// package's binary (as bindings/typescript/scripts/test.sh finds it).
+fn bun(bindings: &Path) -> PathBuf {
+    let linked = bindings.join("node_modules/.bin/bun");
+    let works = |exe: &Path| {
+        Command::new(exe)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&linked) {
+        return linked;
+    }
+    std::fs::read_dir(bindings.join("node_modules/@oven"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin/bun"))
+        .find(|exe| works(exe))
+        .unwrap_or_else(|| {
+            panic!(
+                "no working bun in {}/node_modules (npm ci)",
+                bindings.display()
+            )
+        })
+}
+
+fn which(program: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{program} is not on PATH");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
