@@ -17,5 +17,6 @@ pub mod queue;
 pub mod registry;
 pub mod retry;
 pub mod runtime;
+pub mod spool;
 
 pub use error::{Error, Status};
