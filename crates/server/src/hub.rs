@@ -83,6 +83,14 @@ impl Hub {
         }
     }
 
+    /// Every share with viewers may have new writes (after the relay reconnected).
+    pub fn poke_all(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for ch in channels.values() {
+            ch.wake.notify_one();
+        }
+    }
+
     /// Share `id` is gone: tell its viewers and drop the channel.
     pub fn close(&self, id: &str) {
         let removed = self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(id);

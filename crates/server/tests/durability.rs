@@ -3,33 +3,19 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::part;
-
-fn start(db: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opencode-share-server"))
-        .args(["--listen", "127.0.0.1:0", "--database", db, "--rate-limit", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").expect("first line names the address").to_owned();
-    (child, url)
-}
+use support::{part, start_binary};
 
 #[test]
 fn every_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("share.db").display());
-    let (mut server, url) = start(&db);
+    let (mut server, url) = start_binary(&db);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let created: Value = http
         .post(format!("{url}/api/share"))
@@ -71,7 +57,7 @@ fn every_acknowledged_write_survives_kill_9() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 20, "only {} writes were acknowledged before the kill", acked.len());
 
-    let (mut again, url) = start(&db);
+    let (mut again, url) = start_binary(&db);
     let items: Vec<Value> = http.get(format!("{url}/api/share/{id}/data")).send().unwrap().json().unwrap();
     again.kill().unwrap();
     again.wait().unwrap();

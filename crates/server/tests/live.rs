@@ -3,12 +3,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use support::{Server, part, session_id};
+use support::{Events, Server, part, session_id};
 use tokio_tungstenite::tungstenite::Message;
 
 #[test]
@@ -66,21 +65,10 @@ fn the_viewer_stream_catches_up_follows_writes_and_ends_on_delete() {
     let (id, secret) = s.create_next(&session_id());
     assert_eq!(s.sync_next(&id, &secret, json!([part("msg_1", "prt_1", "first")])), 200);
     let response = s.http.get(s.url(&format!("/share/{id}/events?after=0"))).send().unwrap();
-    assert_eq!(response.status().as_u16(), 200);
     assert!(response.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
-    let mut lines = BufReader::new(response).lines();
-    let mut next_event = || -> (String, Value) {
-        let mut kind = String::new();
-        for _ in 0..100 {
-            let line = lines.next().expect("the stream goes on").unwrap();
-            if let Some(k) = line.strip_prefix("event: ") {
-                kind = k.to_owned();
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                return (kind, serde_json::from_str(d).unwrap());
-            }
-        }
-        panic!("no event in 100 lines");
-    };
+    drop(response);
+    let mut events = Events::open(&s.http, &s.running.url, &id, 0);
+    let mut next_event = || events.next();
     let (kind, first) = next_event();
     assert_eq!((kind.as_str(), first["pid"].as_str()), ("item", Some("prt_1")));
     assert!(first["html"].as_str().unwrap().contains("first"));

@@ -73,6 +73,20 @@ impl Server {
     }
 }
 
+/// The server binary as a child process on a free port: (child, base URL from its first line).
+pub fn start_binary(database: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opencode-share-server"))
+        .args(["--listen", "127.0.0.1:0", "--database", database, "--rate-limit", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect("the first line names the address").to_owned();
+    (child, url)
+}
+
 fn answer(r: reqwest::blocking::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().unwrap();
@@ -84,9 +98,40 @@ pub fn part(mid: &str, pid: &str, text: &str) -> Value {
 }
 
 /// A session id whose share id (last 8 characters) is unique per call in this process.
+/// (Random per process, so runs against one PostgreSQL database do not collide.)
 pub fn session_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
+    static BASE: OnceLock<u32> = OnceLock::new();
+    let base = *BASE.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() as u32);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("ses_test{:04x}{:08}", std::process::id() & 0xffff, n)
+    format!("ses_test{:08x}", base.wrapping_add(n.wrapping_mul(2_654_435_761)))
+}
+
+/// An SSE client of `/share/<id>/events`: yields (event, data) pairs.
+pub struct Events(std::io::Lines<std::io::BufReader<reqwest::blocking::Response>>);
+
+impl Events {
+    pub fn open(http: &reqwest::blocking::Client, base: &str, id: &str, after: i64) -> Events {
+        use std::io::BufRead;
+        let response = http.get(format!("{base}/share/{id}/events?after={after}")).send().unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        Events(std::io::BufReader::new(response).lines())
+    }
+
+    /// The next event (the server's keep-alive comes every 15 s; the client's timeout bounds a wait).
+    pub fn next(&mut self) -> (String, Value) {
+        let mut kind = String::new();
+        for _ in 0..100 {
+            let line = self.0.next().expect("the stream goes on").unwrap();
+            if let Some(k) = line.strip_prefix("event: ") {
+                kind = k.to_owned();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                return (kind, serde_json::from_str(d).unwrap());
+            }
+        }
+        panic!("no event in 100 lines");
+    }
 }
