@@ -10,7 +10,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("opencode-share-server: cannot start the runtime: {e}");

@@ -178,7 +178,7 @@ pub fn spawn(config: Config) -> Result<Running, String> {
     let thread = thread::Builder::new()
         .name("share-server".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(16).enable_all().build() {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.to_string()));
