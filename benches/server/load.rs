@@ -31,7 +31,7 @@ impl Drop for Server {
 
 fn start(binary: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let db = format!("sqlite://{}{}", dir.path().join("bench.db").display(), std::env::var("BENCH_SQLITE_QUERY").unwrap_or_default());
     let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--database", &db, "--rate-limit", "0"])
         .stdout(Stdio::piped())

@@ -56,9 +56,17 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    pub fn open(path: &str) -> Result<Self, String> {
+    /// `target` is `PATH`, or `PATH?synchronous=normal` to skip the fsync at each commit (a
+    /// commit then survives the server's crash or kill, not the machine's power loss).
+    pub fn open(target: &str) -> Result<Self, String> {
+        let (path, synchronous) = match target.split_once('?') {
+            None => (target, "FULL"),
+            Some((path, "synchronous=full")) => (path, "FULL"),
+            Some((path, "synchronous=normal")) => (path, "NORMAL"),
+            Some(_) => return Err("sqlite://PATH takes only ?synchronous=full or ?synchronous=normal".into()),
+        };
         let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;")
+        conn.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=10000;"))
             .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -76,15 +84,13 @@ impl SqliteStore {
     ) -> BoxFuture<'static, StoreResult<T>> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let result = match conn.execute_batch("SAVEPOINT job") {
-                Err(e) => Err(backend(e)),
-                Ok(()) => {
+            let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(backend);
+            let result = match run("SAVEPOINT job") {
+                Err(e) => Err(e),
+                Ok(_) => {
                     let r = f(conn);
-                    let end = if r.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-                    match conn.execute_batch(end) {
-                        Ok(()) => r,
-                        Err(e) => Err(backend(e)),
-                    }
+                    let ended = if r.is_ok() { run("RELEASE job") } else { run("ROLLBACK TO job").and_then(|_| run("RELEASE job")) };
+                    ended.and(r)
                 }
             };
             Box::new(move |commit: StoreResult<()>| {
@@ -113,7 +119,7 @@ impl SqliteStore {
                     Some(c) => c,
                     None => {
                         let c = Connection::open(&path).map_err(backend)?;
-                        c.execute_batch("PRAGMA query_only=1; PRAGMA busy_timeout=10000;").map_err(backend)?;
+                        c.execute_batch("PRAGMA query_only=1; PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA mmap_size=1073741824;").map_err(backend)?;
                         c
                     }
                 };
@@ -287,4 +293,21 @@ impl Store for SqliteStore {
     }
 
     fn relay(self: Arc<Self>, _hub: Arc<Hub>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    #[test]
+    fn the_path_may_choose_the_commit_sync_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("share-sqlite-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("a.db").display().to_string();
+        assert!(SqliteStore::open(&db).is_ok());
+        assert!(SqliteStore::open(&format!("{db}?synchronous=normal")).is_ok());
+        assert!(SqliteStore::open(&format!("{db}?synchronous=off")).err().unwrap().contains("synchronous=full"));
+        assert!(SqliteStore::open(&dir.join("missing/x.db").display().to_string()).err().unwrap().contains("cannot open"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
