@@ -49,6 +49,8 @@ pub struct SqliteStore {
     jobs: Mutex<mpsc::Sender<Job>>,
     path: String,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// The checkpoint thread runs while this lives.
+    _alive: Arc<()>,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -66,7 +68,11 @@ impl SqliteStore {
             Some(_) => return Err("sqlite://PATH takes only ?synchronous=full or ?synchronous=normal".into()),
         };
         let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        conn.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=10000;"))
+        // the writer never checkpoints inside a commit (a latency spike for every job of that
+        // group); a thread of its own copies the WAL back into the database every second
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;"
+        ))
             .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -74,7 +80,14 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| e.to_string())?;
-        Ok(SqliteStore { jobs: Mutex::new(tx), path: path.to_owned(), readers: Arc::default() })
+        let checkpointer = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let alive = Arc::new(());
+        let weak = Arc::downgrade(&alive);
+        thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoints(checkpointer, weak))
+            .map_err(|e| e.to_string())?;
+        Ok(SqliteStore { jobs: Mutex::new(tx), path: path.to_owned(), readers: Arc::default(), _alive: alive })
     }
 
     /// Runs `f` on the writer; resolves once its transaction committed.
@@ -132,6 +145,20 @@ impl SqliteStore {
             .await
             .unwrap_or_else(|e| Err(StoreError::Backend(format!("read task failed: {e}"))))
         })
+    }
+}
+
+/// Every second, a passive checkpoint (never waits for, or blocks, the writer or readers).
+fn checkpoints(conn: Connection, store: std::sync::Weak<()>) {
+    let _ = conn.execute_batch("PRAGMA busy_timeout=1000;");
+    loop {
+        thread::sleep(std::time::Duration::from_secs(1));
+        if store.strong_count() == 0 {
+            return; // the store was dropped
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            eprintln!("opencode-share-server: checkpoint failed: {e}");
+        }
     }
 }
 
