@@ -1,12 +1,11 @@
-//! The main job, end to end: start a share service on loopback inside this process, start the
-//! library against it, share the sample session in examples/fixtures (replayed as opencode's
-//! storage writes it, with a little latency on the service), flush, and show what the service
-//! now holds next to the stats.
+//! The main job, end to end: start this workspace's share server (opencode-share-server, SQLite in
+//! a temporary folder) on loopback inside this process, start the library against it, share the
+//! sample session in examples/fixtures (replayed as opencode's storage writes it), flush, and show
+//! what the server now holds next to the stats and the viewer URL.
 //!
-//!     cargo run --example share_demo [-- --latency-ms 20]
-
-#[path = "../tests/support/service.rs"]
-mod service;
+//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787]
+//!
+//! `--serve` keeps the server running afterwards so a person can open the viewer page.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -30,53 +29,67 @@ fn main() -> ExitCode {
     }
 }
 
+struct Args {
+    serve: bool,
+    listen: String,
+}
+
+fn args() -> Result<Args, String> {
+    let mut out = Args { serve: false, listen: "127.0.0.1:0".into() };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--serve" => out.serve = true,
+            "--listen" => out.listen = args.next().ok_or("--listen needs HOST:PORT")?,
+            _ => return Err("usage: share_demo [--serve] [--listen HOST:PORT]".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// A temporary folder for the server's SQLite file, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn run() -> Result<(), String> {
-    let latency = latency_arg()?;
+    let args = args()?;
     let writes: Vec<(String, Value)> = FIXTURE
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("fixture: {e}"))?;
-            Ok((
-                v["key"].as_str().unwrap_or_default().to_owned(),
-                v["content"].clone(),
-            ))
+            Ok((v["key"].as_str().unwrap_or_default().to_owned(), v["content"].clone()))
         })
         .collect::<Result<_, String>>()?;
-    let session = writes[0].1["id"]
-        .as_str()
-        .ok_or("fixture: the first write is not session/info")?
-        .to_owned();
+    let session = writes[0].1["id"].as_str().ok_or("fixture: the first write is not session/info")?.to_owned();
 
-    let service = service::ShareService::start();
-    service.set_latency(latency);
-    println!(
-        "share service   {} (loopback, {} ms per request)",
-        service.url(),
-        latency.as_millis()
-    );
-    api::init(Some(&json!({ "url": service.url() }).to_string())).map_err(|e| e.to_string())?;
+    let dir = TempDir(std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+    let server = opencode_share_server::spawn(opencode_share_server::Config {
+        listen: args.listen.clone(),
+        database: format!("sqlite://{}", dir.0.join("share.db").display()),
+        ..Default::default()
+    })?;
+    println!("share server    {} (opencode-share-server, SQLite in {})", server.url, dir.0.display());
+    api::init(Some(&json!({ "url": server.url }).to_string())).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
     api::set_event_sink(Some(Arc::new(move || {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
 
-    let created: Value =
-        serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
-    let (url, secret) = (
-        created["url"].as_str().unwrap(),
-        created["secret"].as_str().unwrap().to_owned(),
-    );
+    let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
+    let (url, secret) = (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
     println!("shared          {session} -> {url}");
 
     // opencode stores the share record, and its auto-share once copied it into session/info:
     // the library learns the share from the first and strips the secret from the second
     let share_record = json!({ "url": url, "secret": secret });
-    api::sync(
-        &format!("session/share/{session}"),
-        &share_record.to_string(),
-    )
-    .map_err(|e| e.to_string())?;
+    api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
     for (n, (key, content)) in writes.iter().enumerate() {
@@ -94,20 +107,18 @@ fn run() -> Result<(), String> {
     api::flush(Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
 
-    let held = service
-        .data(&session)
-        .ok_or("the service holds no share for the session")?;
-    println!("\nthe service holds {} keys of {session}:", held.len());
+    let held = server_holds(&server.url, &session)?;
+    println!("\nthe server holds {} keys of {session}:", held.len());
     for (key, value) in &held {
         println!("  {:<100} {}", key, describe(value));
     }
-    let requests = service.requests_to("/share_sync").len();
     let stats: Value = serde_json::from_str(&api::stats().map_err(|e| e.to_string())?).unwrap();
     let events: Vec<Value> = serde_json::from_str(&api::events_take()).unwrap();
     println!("\nstats   {stats}");
     println!(
-        "        {} storage writes became {requests} requests in {} ms; {} events ({} host wake-ups)",
+        "        {} storage writes became {} requests in {} ms; {} events ({} host wake-ups)",
         writes.len(),
+        stats["sent"],
         elapsed.as_millis(),
         events.len(),
         wakeups.load(Ordering::Relaxed)
@@ -115,27 +126,52 @@ fn run() -> Result<(), String> {
     api::shutdown(Duration::from_secs(5)).map_err(|e| e.to_string())?;
 
     if held != newest {
-        let wrong: Vec<&String> = newest
-            .keys()
-            .filter(|k| held.get(*k) != newest.get(*k))
-            .collect();
-        return Err(format!(
-            "the service's copy differs from storage for {wrong:?}"
-        ));
+        let wrong: Vec<&String> = newest.keys().filter(|k| held.get(*k) != newest.get(*k)).collect();
+        return Err(format!("the server's copy differs from storage for {wrong:?}"));
     }
     let leaked = held.values().any(|v| v.to_string().contains(&secret));
-    if leaked
-        || stats.to_string().contains(&secret)
-        || events.iter().any(|e| e.to_string().contains(&secret))
-    {
-        return Err(
-            "the share secret leaked into the shared content, the stats or an event".into(),
-        );
+    if leaked || stats.to_string().contains(&secret) || events.iter().any(|e| e.to_string().contains(&secret)) {
+        return Err("the share secret leaked into the shared content, the stats or an event".into());
     }
-    println!(
-        "ok      the service holds exactly the newest content of every key; the secret is not in it"
-    );
+    println!("ok      the server holds exactly the newest content of every key; the secret is not in it");
+    let short = &session[session.len() - 8..];
+    println!("viewer  {url}  (also {}/share/{short})", server.url);
+    if args.serve {
+        println!("serving until Ctrl-C");
+        loop {
+            thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    server.stop();
     Ok(())
+}
+
+/// What the server holds, read back through ShareNext's public data route, as storage keys.
+fn server_holds(base: &str, session: &str) -> Result<BTreeMap<String, Value>, String> {
+    let short = &session[session.len() - 8..];
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
+    let response = client.get(format!("{base}/api/share/{short}/data")).send().map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("the server answered {} for the share's data", response.status()));
+    }
+    let text = response.text().map_err(|e| format!("the share's data: {e}"))?;
+    let items: Vec<Value> = serde_json::from_str(&text).map_err(|e| format!("the share's data: {e}"))?;
+    let mut held = BTreeMap::new();
+    for item in items {
+        let data = &item["data"];
+        let key = match item["type"].as_str() {
+            Some("session") => format!("session/info/{session}"),
+            Some("message") => format!("session/message/{session}/{}", data["id"].as_str().unwrap_or("?")),
+            Some("part") => format!(
+                "session/part/{session}/{}/{}",
+                data["messageID"].as_str().unwrap_or("?"),
+                data["id"].as_str().unwrap_or("?")
+            ),
+            other => format!("{other:?}"),
+        };
+        held.insert(key, data.clone());
+    }
+    Ok(held)
 }
 
 /// A one-line summary of a stored content.
@@ -143,11 +179,7 @@ fn describe(v: &Value) -> String {
     let kind = v["type"].as_str().or(v["role"].as_str()).unwrap_or("info");
     let mut text = match kind {
         "text" => format!("text, {} chars", v["text"].as_str().map_or(0, str::len)),
-        "tool" => format!(
-            "tool {} {}",
-            v["tool"].as_str().unwrap_or("?"),
-            v["state"]["status"].as_str().unwrap_or("?")
-        ),
+        "tool" => format!("tool {} {}", v["tool"].as_str().unwrap_or("?"), v["state"]["status"].as_str().unwrap_or("?")),
         "info" => format!("session {:?}", v["title"].as_str().unwrap_or("")),
         other => other.to_owned(),
     };
@@ -155,16 +187,4 @@ fn describe(v: &Value) -> String {
         text.push_str(&format!(", share {}", v["share"]));
     }
     text
-}
-
-fn latency_arg() -> Result<Duration, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => Ok(Duration::from_millis(20)),
-        [flag, ms] if flag == "--latency-ms" => ms
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("--latency-ms takes a number, not {ms:?}")),
-        _ => Err("usage: share_demo [--latency-ms N]".into()),
-    }
 }

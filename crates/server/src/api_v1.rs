@@ -1,0 +1,205 @@
+//! The legacy protocol, as opencode's `Share` module and its legacy viewer used it: POST
+//! `/share_create`, `/share_sync`, `/share_delete` (JSON bodies, whatever the content-type, since
+//! the original client sent none), GET `/share_data?id=` and the `/share_poll?id=` WebSocket.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::item::{self, Item, LegacyKey};
+use crate::live::{self, Feed};
+use crate::server::{AppState, State};
+use crate::store::Snapshot;
+
+/// Parses a JSON body (any content-type) into `T`; a too-large body is 413, anything else 400.
+pub fn json_body<'a, T: Deserialize<'a>>(body: &'a Result<Bytes, BytesRejection>, shape: &str) -> Result<T, ApiError> {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::TooLarge("the request body passes the server's limit".into()));
+        }
+        Err(rejection) => return Err(ApiError::BadRequest(format!("cannot read the body: {rejection}"))),
+    };
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
+}
+
+fn ok_json(value: Value) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(rename = "sessionID")]
+    session_id: String,
+}
+
+/// Both protocols' create: the token, the body `{sessionID}`, the share; returns (id, secret).
+pub async fn create_share(state: &AppState, headers: &HeaderMap, body: &Result<Bytes, BytesRejection>) -> Result<(String, String), ApiError> {
+    state.check_create_token(headers)?;
+    let req: CreateBody = json_body(body, "{sessionID}")?;
+    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
+    let secret = state.create(&id, &req.session_id).await?;
+    Ok((id, secret))
+}
+
+pub async fn create(state: State, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let (id, secret) = create_share(&state, &headers, &body).await?;
+    Ok(ok_json(json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret })))
+}
+
+#[derive(Deserialize)]
+struct SyncBody<'a> {
+    #[serde(rename = "sessionID")]
+    session_id: String,
+    secret: String,
+    key: String,
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let req: SyncBody = json_body(&body, "{sessionID, secret, key, content}")?;
+    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
+    let items = match item::legacy_key(&req.key, &req.session_id).map_err(ApiError::BadRequest)? {
+        LegacyKey::Item(key, kind) => vec![Item { key, kind, data: req.content.get().to_owned() }],
+        LegacyKey::Ignored => vec![],
+    };
+    // an ignored key still needs the right secret: a wrong one is told, as for any other key
+    state.write(&id, req.secret, items).await?;
+    Ok(ok_json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct DeleteBody {
+    #[serde(rename = "sessionID")]
+    session_id: String,
+    secret: String,
+}
+
+pub async fn delete(state: State, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let req: DeleteBody = json_body(&body, "{sessionID, secret}")?;
+    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
+    state.delete(&id, req.secret).await?;
+    Ok(ok_json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct IdQuery {
+    id: Option<String>,
+}
+
+fn query_id(q: &IdQuery) -> Result<String, ApiError> {
+    match &q.id {
+        Some(id) if item::valid_id(id) => Ok(id.clone()),
+        Some(_) => Err(ApiError::BadRequest("id must be [A-Za-z0-9_-]".into())),
+        None => Err(ApiError::BadRequest("Share ID is required".into())),
+    }
+}
+
+/// `{info, messages: {<mid>: {...message, parts: [...]}}}`, as the legacy service's `getData`.
+pub fn legacy_data(snapshot: &Snapshot) -> Value {
+    let mut info = Value::Null;
+    let mut messages = Map::new();
+    let mut parts: Vec<(String, Value)> = Vec::new();
+    for stored in &snapshot.items {
+        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else { continue };
+        let mut segments = stored.key.split('/');
+        match (segments.next(), segments.next()) {
+            (Some("session"), None) => info = data,
+            (Some("message"), Some(mid)) => {
+                let mut message = match data {
+                    Value::Object(m) => m,
+                    other => Map::from_iter([("value".to_owned(), other)]),
+                };
+                message.insert("parts".into(), Value::Array(vec![]));
+                messages.insert(mid.to_owned(), Value::Object(message));
+            }
+            (Some("part"), Some(mid)) => parts.push((mid.to_owned(), data)),
+            _ => {}
+        }
+    }
+    for (mid, part) in parts {
+        if let Some(Value::Array(list)) = messages.get_mut(&mid).and_then(|m| m.get_mut("parts")) {
+            list.push(part);
+        }
+    }
+    let mut out = Map::new();
+    if !info.is_null() {
+        out.insert("info".into(), info);
+    }
+    out.insert("messages".into(), Value::Object(messages));
+    Value::Object(out)
+}
+
+pub async fn data(state: State, Query(q): Query<IdQuery>) -> Result<Response, ApiError> {
+    let id = query_id(&q)?;
+    let snapshot = state.store.read(id).await?;
+    let mut response = ok_json(legacy_data(&snapshot));
+    live::no_store(response.headers_mut());
+    Ok(response)
+}
+
+fn frame(key: &str, content: &str) -> Message {
+    Message::Text(format!("{{\"key\":{},\"content\":{content}}}", Value::String(key.to_owned())).into())
+}
+
+/// The legacy viewer's live channel: every stored key once (info, messages, parts), then each
+/// write as it commits; closed when the share is deleted. Client frames are ignored.
+pub async fn poll(
+    state: State,
+    Query(q): Query<IdQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let id = query_id(&q)?;
+    let Ok(upgrade) = upgrade else {
+        return Ok((StatusCode::UPGRADE_REQUIRED, "Error: Upgrade header is required").into_response());
+    };
+    let snapshot = state.store.read(id.clone()).await?;
+    let state: Arc<AppState> = state.0.clone();
+    Ok(upgrade.on_upgrade(move |socket| stream_frames(state, id, snapshot, socket)))
+}
+
+async fn stream_frames(state: Arc<AppState>, id: String, snapshot: Snapshot, mut socket: WebSocket) {
+    let sid = snapshot.session_id.clone();
+    let rank = |key: &str| if key == "session" { 0 } else if key.starts_with("message/") { 1 } else { 2 };
+    let mut first: Vec<_> = snapshot.items.iter().collect();
+    first.sort_by(|a, b| (rank(&a.key), &a.key).cmp(&(rank(&b.key), &b.key)));
+    for stored in first {
+        if let Some(key) = item::legacy_key_of(&stored.key, &sid) {
+            if socket.send(frame(&key, &stored.data)).await.is_err() {
+                return;
+            }
+        }
+    }
+    let mut feed = live::follow(state, id, snapshot.seq());
+    loop {
+        tokio::select! {
+            update = feed.recv() => match update {
+                Some(Feed::Item(live)) => {
+                    if let Some(key) = item::legacy_key_of(&live.item.key, &sid) {
+                        if socket.send(frame(&key, &live.item.data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Feed::Deleted) | None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {} // client frames are ignored, as the legacy service did
+            },
+        }
+    }
+}

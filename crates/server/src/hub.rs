@@ -1,0 +1,141 @@
+//! Live updates: one broadcast channel per share that has viewers. A write only pokes the share's
+//! pump; the pump reads the committed items past the last sequence it broadcast and sends them in
+//! sequence order, so viewers see every committed write once, whichever process made it (on
+//! PostgreSQL, other processes' writes poke it through LISTEN/NOTIFY). A subscriber catches up
+//! from the store itself, so nothing between its page and its stream is missed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use tokio::sync::{Notify, broadcast};
+
+use crate::item::StoredItem;
+use crate::store::{Store, StoreError};
+
+/// Broadcast backlog per share; a viewer further behind catches up from the store.
+const BACKLOG: usize = 1024;
+
+/// One committed item as viewers get it, with its viewer fragment rendered once for all of them.
+#[derive(Debug)]
+pub struct LiveItem {
+    pub item: StoredItem,
+    pub fragment: OnceLock<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Update {
+    Item(Arc<LiveItem>),
+    /// The share was deleted: viewers close.
+    Deleted,
+}
+
+struct Channel {
+    tx: broadcast::Sender<Update>,
+    wake: Arc<Notify>,
+}
+
+/// The per-share channels of this process. Lock order: `channels` is a leaf lock, never held
+/// across an await or a store call.
+pub struct Hub {
+    store: Weak<dyn Store>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// A viewer's subscription; dropping it lets the share's pump stop when it was the last.
+pub struct Subscription {
+    pub rx: broadcast::Receiver<Update>,
+    hub: Arc<Hub>,
+    id: String,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.release(&self.id);
+    }
+}
+
+impl Hub {
+    pub fn new(store: &Arc<dyn Store>) -> Arc<Hub> {
+        Arc::new(Hub { store: Arc::downgrade(store), channels: Mutex::default() })
+    }
+
+    /// Subscribes to share `id`'s updates after sequence `after` (what the viewer already has).
+    pub fn subscribe(self: &Arc<Self>, id: &str, after: i64) -> Subscription {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = match channels.get(id) {
+            Some(ch) => ch.tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(BACKLOG);
+                let wake = Arc::new(Notify::new());
+                channels.insert(id.to_owned(), Channel { tx: tx.clone(), wake: wake.clone() });
+                tokio::spawn(pump(self.clone(), id.to_owned(), tx, wake, after));
+                rx
+            }
+        };
+        Subscription { rx, hub: self.clone(), id: id.to_owned() }
+    }
+
+    /// Share `id` has new committed writes.
+    pub fn poke(&self, id: &str) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = channels.get(id) {
+            ch.wake.notify_one();
+        }
+    }
+
+    /// Every share with viewers may have new writes (after the relay reconnected).
+    pub fn poke_all(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for ch in channels.values() {
+            ch.wake.notify_one();
+        }
+    }
+
+    /// Share `id` is gone: tell its viewers and drop the channel.
+    pub fn close(&self, id: &str) {
+        let removed = self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some(ch) = removed {
+            let _ = ch.tx.send(Update::Deleted);
+            ch.wake.notify_one();
+        }
+    }
+
+    fn release(&self, id: &str) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        // the dropping receiver is still counted while Drop runs
+        if channels.get(id).is_some_and(|ch| ch.tx.receiver_count() <= 1) {
+            if let Some(ch) = channels.remove(id) {
+                ch.wake.notify_one();
+            }
+        }
+    }
+
+    fn is_current(&self, id: &str, tx: &broadcast::Sender<Update>) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.get(id).is_some_and(|ch| ch.tx.same_channel(tx))
+    }
+}
+
+/// Broadcasts share `id`'s committed items past `last`, once per wake-up, until the channel is dropped.
+async fn pump(hub: Arc<Hub>, id: String, tx: broadcast::Sender<Update>, wake: Arc<Notify>, mut last: i64) {
+    loop {
+        wake.notified().await;
+        if !hub.is_current(&id, &tx) {
+            return;
+        }
+        let Some(store) = hub.store.upgrade() else { return };
+        match store.changes(id.clone(), last).await {
+            Ok(items) => {
+                for item in items {
+                    last = last.max(item.seq);
+                    let _ = tx.send(Update::Item(Arc::new(LiveItem { item, fragment: OnceLock::new() })));
+                }
+            }
+            Err(StoreError::NotFound) => {
+                hub.close(&id);
+                return;
+            }
+            Err(e) => eprintln!("opencode-share-server: live update of a share failed: {e:?}"),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! opencode-share-server: a self-hosted share service for opencode sessions. It speaks both of
+//! opencode's share protocols (legacy `/share_*`, ShareNext `/api/share...`), stores shares in
+//! SQLite (embedded, default) or PostgreSQL (several processes), and serves a live viewer page.
+
+mod api_next;
+mod api_v1;
+pub mod config;
+mod error;
+mod hub;
+pub mod item;
+mod limiter;
+mod live;
+mod secret;
+mod server;
+pub mod store;
+mod viewer;
+
+pub use config::{Config, Limits};
+pub use server::{Running, serve, spawn};

@@ -1,0 +1,38 @@
+//! `opencode-share-server [--listen ADDR] [--database URL] [--public-url URL] [limits]`
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let config = match opencode_share_server::Config::from_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("opencode-share-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    match runtime.block_on(opencode_share_server::serve(config, stop, |url| {
+        println!("listening on {url}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("opencode-share-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Storage behind one trait: SQLite (embedded, the default) and PostgreSQL (several server
+//! processes on one database). Every write is one transaction that checks the secret, takes the
+//! share's next sequence numbers and upserts each item, so the last committed write of an item
+//! wins and its sequence number is the highest.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::hub::Hub;
+use crate::item::{Item, StoredItem};
+
+#[derive(Debug)]
+pub enum StoreError {
+    NotFound,
+    Forbidden,
+    Exists,
+    ShareTooLarge { limit: u64 },
+    Backend(String),
+}
+
+/// A share as readers get it: its session id and every item, sorted by item key.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub session_id: String,
+    pub items: Vec<StoredItem>,
+}
+
+impl Snapshot {
+    /// The highest sequence number in the snapshot (0 for an empty share).
+    pub fn seq(&self) -> i64 {
+        self.items.iter().map(|i| i.seq).max().unwrap_or(0)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What the server needs from a database.
+pub trait Store: Send + Sync + 'static {
+    /// Creates share `id`; `Exists` if the id is taken.
+    fn create(&self, id: String, session_id: String, secret_hash: Vec<u8>) -> BoxFuture<'_, StoreResult<()>>;
+    /// Upserts `items` in one transaction if `secret` is the share's; returns them as stored.
+    fn write(&self, id: String, secret: String, items: Vec<Item>, max_share_bytes: u64)
+        -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// Deletes the share and every item of it if `secret` is the share's.
+    fn delete(&self, id: String, secret: String) -> BoxFuture<'_, StoreResult<()>>;
+    /// The whole share, or `NotFound`.
+    fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>>;
+    /// Items of share `id` written with a sequence number above `after`, in sequence order.
+    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// Starts relaying other processes' writes into `hub` (PostgreSQL's LISTEN); SQLite has none.
+    fn relay(self: Arc<Self>, hub: Arc<Hub>);
+}
+
+/// Opens the store a `--database` URL names.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err("--database must be sqlite://PATH or postgres://...".into())
+    }
+}

@@ -1,0 +1,240 @@
+//! The PostgreSQL store, for several server processes on one database. Each write is one
+//! transaction that locks the share's row (`FOR UPDATE`), so writes of one share are serial and
+//! their sequence numbers follow commit order; it ends with `pg_notify`, delivered at commit, which
+//! every process LISTENs to and hands to its hub (`w:<id>` written, `d:<id>` deleted).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
+
+use super::{Snapshot, Store, StoreError, StoreResult};
+use crate::hub::Hub;
+use crate::item::{Item, StoredItem};
+use crate::secret;
+
+const CHANNEL: &str = "opencode_share";
+
+const SCHEMA: &str = "
+SELECT pg_advisory_xact_lock(7215993401);
+CREATE TABLE IF NOT EXISTS shares (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    secret_hash BYTEA NOT NULL,
+    seq BIGINT NOT NULL DEFAULT 0,
+    bytes BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS items (
+    share_id TEXT NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (share_id, key)
+);
+CREATE INDEX IF NOT EXISTS items_by_seq ON items (share_id, seq);
+";
+
+pub struct PgStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> Result<Self, String> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| format!("--database: {e}"))?;
+        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(16).build().map_err(|e| e.to_string())?;
+        let mut client = pool.get().await.map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+        let tx = client.transaction().await.map_err(|e| e.to_string())?;
+        tx.batch_execute(SCHEMA).await.map_err(|e| format!("cannot prepare the schema: {e}"))?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok(PgStore { pool, config })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(backend)
+    }
+}
+
+/// Locks the share's row and checks the secret; returns its byte total and sequence.
+async fn authorize(tx: &deadpool_postgres::Transaction<'_>, id: &str, secret_text: &str) -> StoreResult<(i64, i64)> {
+    let row = tx
+        .query_opt("SELECT secret_hash, bytes, seq FROM shares WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?;
+    let hash: Vec<u8> = row.get(0);
+    if !secret::matches(secret_text, &hash) {
+        return Err(StoreError::Forbidden);
+    }
+    Ok((row.get(1), row.get(2)))
+}
+
+/// A read-only transaction that sees one committed state throughout.
+async fn snapshot_transaction(client: &mut deadpool_postgres::Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
+    client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(backend)
+}
+
+fn stored(rows: Vec<tokio_postgres::Row>) -> Vec<StoredItem> {
+    rows.into_iter().map(|r| StoredItem { key: r.get(0), kind: r.get(1), seq: r.get(2), data: r.get(3) }).collect()
+}
+
+impl Store for PgStore {
+    fn create(&self, id: String, session_id: String, secret_hash: Vec<u8>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            match client
+                .execute("INSERT INTO shares (id, session_id, secret_hash) VALUES ($1, $2, $3)", &[&id, &session_id, &secret_hash])
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Exists),
+                Err(e) => Err(backend(e)),
+            }
+        })
+    }
+
+    fn write(&self, id: String, secret_text: String, items: Vec<Item>, max_share_bytes: u64)
+        -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let (bytes, seq) = authorize(&tx, &id, &secret_text).await?;
+            // one row per key (the newest of the batch wins), in the batch's order
+            let mut last_of: HashMap<&str, usize> = HashMap::new();
+            for (n, item) in items.iter().enumerate() {
+                last_of.insert(&item.key, n);
+            }
+            let kept: Vec<&Item> = items.iter().enumerate().filter(|(n, i)| last_of[i.key.as_str()] == *n).map(|(_, i)| i).collect();
+            let keys: Vec<&str> = kept.iter().map(|i| i.key.as_str()).collect();
+            let old: i64 = tx
+                .query_one("SELECT COALESCE(SUM(size), 0)::BIGINT FROM items WHERE share_id = $1 AND key = ANY($2)", &[&id, &keys])
+                .await
+                .map_err(backend)?
+                .get(0);
+            let new: i64 = kept.iter().map(|i| i.data.len() as i64).sum();
+            let total = bytes - old + new;
+            if total as u64 > max_share_bytes {
+                return Err(StoreError::ShareTooLarge { limit: max_share_bytes });
+            }
+            let out: Vec<StoredItem> = kept
+                .iter()
+                .enumerate()
+                .map(|(n, i)| StoredItem { key: i.key.clone(), kind: i.kind.to_owned(), seq: seq + 1 + n as i64, data: i.data.clone() })
+                .collect();
+            let kinds: Vec<&str> = out.iter().map(|i| i.kind.as_str()).collect();
+            let seqs: Vec<i64> = out.iter().map(|i| i.seq).collect();
+            let sizes: Vec<i64> = out.iter().map(|i| i.data.len() as i64).collect();
+            let datas: Vec<&str> = out.iter().map(|i| i.data.as_str()).collect();
+            tx.execute(
+                "INSERT INTO items (share_id, key, kind, seq, size, data)
+                 SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])
+                 ON CONFLICT (share_id, key) DO UPDATE SET
+                   kind = excluded.kind, seq = excluded.seq, size = excluded.size, data = excluded.data",
+                &[&id, &keys, &kinds, &seqs, &sizes, &datas],
+            )
+            .await
+            .map_err(backend)?;
+            let head = seq + out.len() as i64;
+            tx.execute("UPDATE shares SET bytes = $2, seq = $3 WHERE id = $1", &[&id, &total, &head]).await.map_err(backend)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("w:{id}")]).await.map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(out)
+        })
+    }
+
+    fn delete(&self, id: String, secret_text: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            authorize(&tx, &id, &secret_text).await?;
+            tx.execute("DELETE FROM items WHERE share_id = $1", &[&id]).await.map_err(backend)?;
+            tx.execute("DELETE FROM shares WHERE id = $1", &[&id]).await.map_err(backend)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")]).await.map_err(backend)?;
+            tx.commit().await.map_err(backend)
+        })
+    }
+
+    fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = snapshot_transaction(&mut client).await?;
+            let session_id: String =
+                tx.query_opt("SELECT session_id FROM shares WHERE id = $1", &[&id]).await.map_err(backend)?.ok_or(StoreError::NotFound)?.get(0);
+            let rows = tx
+                .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 ORDER BY key COLLATE \"C\"", &[&id])
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(Snapshot { session_id, items: stored(rows) })
+        })
+    }
+
+    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = snapshot_transaction(&mut client).await?;
+            tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id]).await.map_err(backend)?.ok_or(StoreError::NotFound)?;
+            let rows = tx
+                .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND seq > $2 ORDER BY seq", &[&id, &after])
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(stored(rows))
+        })
+    }
+
+    fn relay(self: Arc<Self>, hub: Arc<Hub>) {
+        tokio::spawn(async move {
+            loop {
+                listen(&self.config, &hub).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
+
+/// One LISTEN connection's life: hand every notification to the hub until the connection ends.
+async fn listen(config: &tokio_postgres::Config, hub: &Hub) {
+    let (client, mut connection) = match config.connect(NoTls).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("opencode-share-server: LISTEN connection failed: {e}");
+            return;
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = message {
+                if tx.send(n.payload().to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+        // writes made while this process was not listening: let every open viewer catch up
+        hub.poke_all();
+        while let Some(payload) = rx.recv().await {
+            match payload.split_once(':') {
+                Some(("w", id)) => hub.poke(id),
+                Some(("d", id)) => hub.close(id),
+                _ => {}
+            }
+        }
+    }
+    driver.abort();
+}

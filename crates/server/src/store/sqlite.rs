@@ -1,0 +1,340 @@
+//! The embedded store: one SQLite file in WAL mode. One writer thread owns the only writing
+//! connection and commits whatever jobs are waiting in one transaction (group commit, each job
+//! in its own savepoint, so one refused job leaves the others alone); a job's answer goes out
+//! only after its transaction committed (`synchronous=FULL`: the WAL is fsynced first). Reads run
+//! on blocking threads over a pool of read-only connections and never wait for the writer.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use futures_util::future::BoxFuture;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{Snapshot, Store, StoreError, StoreResult};
+use crate::hub::Hub;
+use crate::item::{Item, StoredItem};
+use crate::secret;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS shares (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    secret_hash BLOB NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS items (
+    share_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (share_id, key)
+);
+CREATE INDEX IF NOT EXISTS items_by_seq ON items (share_id, seq);
+";
+
+/// Most jobs one transaction commits (bounds the latency one commit adds to the first job).
+const GROUP_MAX: usize = 256;
+
+/// A job runs on the writer's connection inside a savepoint and returns what to do once the
+/// enclosing transaction committed (or failed to).
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
+
+pub struct SqliteStore {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    path: String,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    /// The checkpoint thread runs while this lives.
+    _alive: Arc<()>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// `target` is `PATH`, or `PATH?synchronous=normal` to skip the fsync at each commit (a
+    /// commit then survives the server's crash or kill, not the machine's power loss).
+    pub fn open(target: &str) -> Result<Self, String> {
+        let (path, synchronous) = match target.split_once('?') {
+            None => (target, "FULL"),
+            Some((path, "synchronous=full")) => (path, "FULL"),
+            Some((path, "synchronous=normal")) => (path, "NORMAL"),
+            Some(_) => return Err("sqlite://PATH takes only ?synchronous=full or ?synchronous=normal".into()),
+        };
+        let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        // the writer never checkpoints inside a commit (a latency spike for every job of that
+        // group); a thread of its own copies the WAL back into the database every second
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;"
+        ))
+            .and_then(|_| conn.execute_batch(SCHEMA))
+            .map_err(|e| format!("cannot prepare {path}: {e}"))?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| e.to_string())?;
+        let checkpointer = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let alive = Arc::new(());
+        let weak = Arc::downgrade(&alive);
+        thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoints(checkpointer, weak))
+            .map_err(|e| e.to_string())?;
+        Ok(SqliteStore { jobs: Mutex::new(tx), path: path.to_owned(), readers: Arc::default(), _alive: alive })
+    }
+
+    /// Runs `f` on the writer; resolves once its transaction committed.
+    fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> BoxFuture<'static, StoreResult<T>> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(backend);
+            let result = match run("SAVEPOINT job") {
+                Err(e) => Err(e),
+                Ok(_) => {
+                    let r = f(conn);
+                    let ended = if r.is_ok() { run("RELEASE job") } else { run("ROLLBACK TO job").and_then(|_| run("RELEASE job")) };
+                    ended.and(r)
+                }
+            };
+            Box::new(move |commit: StoreResult<()>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        let sent = self.jobs.lock().map(|jobs| jobs.send(job).is_ok()).unwrap_or(false);
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Backend("the SQLite writer has stopped".into()));
+            }
+            rx.await.unwrap_or_else(|_| Err(StoreError::Backend("the SQLite writer has stopped".into())))
+        })
+    }
+
+    /// Runs `f` on a pooled read-only connection on a blocking thread.
+    fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> BoxFuture<'static, StoreResult<T>> {
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let pooled = readers.lock().ok().and_then(|mut r| r.pop());
+                let conn = match pooled {
+                    Some(c) => c,
+                    None => {
+                        let c = Connection::open(&path).map_err(backend)?;
+                        c.execute_batch("PRAGMA query_only=1; PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA mmap_size=1073741824;").map_err(backend)?;
+                        c
+                    }
+                };
+                let result = f(&conn);
+                if let Ok(mut r) = readers.lock() {
+                    r.push(conn);
+                }
+                result
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("read task failed: {e}"))))
+        })
+    }
+}
+
+/// Every second, a passive checkpoint (never waits for, or blocks, the writer or readers).
+fn checkpoints(conn: Connection, store: std::sync::Weak<()>) {
+    let _ = conn.execute_batch("PRAGMA busy_timeout=1000;");
+    loop {
+        thread::sleep(std::time::Duration::from_secs(1));
+        if store.strong_count() == 0 {
+            return; // the store was dropped
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            eprintln!("opencode-share-server: checkpoint failed: {e}");
+        }
+    }
+}
+
+/// The writer thread: take every waiting job, run them in one transaction, commit, answer.
+fn writer(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // the jobs' answer channels drop with them: their callers get "the writer has stopped"
+            eprintln!("opencode-share-server: cannot begin a transaction: {e}");
+            drop(group);
+            continue;
+        }
+        let completions: Vec<Completion> = group.into_iter().map(|job| job(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(backend);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in completions {
+            let outcome = match &commit {
+                Ok(()) => Ok(()),
+                Err(StoreError::Backend(m)) => Err(StoreError::Backend(m.clone())),
+                Err(_) => Err(StoreError::Backend("commit failed".into())),
+            };
+            done(outcome);
+        }
+    }
+}
+
+/// The share's stored secret hash, byte total and sequence; `NotFound` or `Forbidden` otherwise.
+fn authorize(conn: &Connection, id: &str, secret_text: &str) -> StoreResult<(i64, i64)> {
+    let row: Option<(Vec<u8>, i64, i64)> = conn
+        .prepare_cached("SELECT secret_hash, bytes, seq FROM shares WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+        .map_err(backend)?;
+    let (hash, bytes, seq) = row.ok_or(StoreError::NotFound)?;
+    if !secret::matches(secret_text, &hash) {
+        return Err(StoreError::Forbidden);
+    }
+    Ok((bytes, seq))
+}
+
+fn rows(conn: &Connection, sql: &str, id: &str, after: i64) -> StoreResult<Vec<StoredItem>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let items = stmt
+        .query_map(params![id, after], |r| {
+            Ok(StoredItem { key: r.get(0)?, kind: r.get(1)?, seq: r.get(2)?, data: r.get(3)? })
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    Ok(items)
+}
+
+fn exists(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
+    conn.prepare_cached("SELECT session_id FROM shares WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(backend)
+}
+
+impl Store for SqliteStore {
+    fn create(&self, id: String, session_id: String, secret_hash: Vec<u8>) -> BoxFuture<'_, StoreResult<()>> {
+        self.exec(move |conn| {
+            match conn.execute(
+                "INSERT INTO shares (id, session_id, secret_hash) VALUES (?1, ?2, ?3)",
+                params![id, session_id, secret_hash],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+                    Err(StoreError::Exists)
+                }
+                Err(e) => Err(backend(e)),
+            }
+        })
+    }
+
+    fn write(&self, id: String, secret_text: String, items: Vec<Item>, max_share_bytes: u64)
+        -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        self.exec(move |conn| {
+            let (mut bytes, mut seq) = authorize(conn, &id, &secret_text)?;
+            let mut size_of = conn
+                .prepare_cached("SELECT size FROM items WHERE share_id = ?1 AND key = ?2")
+                .map_err(backend)?;
+            let mut upsert = conn
+                .prepare_cached(
+                    "INSERT INTO items (share_id, key, kind, seq, size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (share_id, key) DO UPDATE SET
+                       kind = excluded.kind, seq = excluded.seq, size = excluded.size, data = excluded.data",
+                )
+                .map_err(backend)?;
+            let mut stored = Vec::with_capacity(items.len());
+            for item in items {
+                let old: i64 = size_of.query_row(params![id, item.key], |r| r.get(0)).optional().map_err(backend)?.unwrap_or(0);
+                let size = item.data.len() as i64;
+                bytes += size - old;
+                if bytes as u64 > max_share_bytes {
+                    return Err(StoreError::ShareTooLarge { limit: max_share_bytes });
+                }
+                seq += 1;
+                upsert.execute(params![id, item.key, item.kind, seq, size, item.data]).map_err(backend)?;
+                stored.push(StoredItem { key: item.key, kind: item.kind.to_owned(), seq, data: item.data });
+            }
+            conn.prepare_cached("UPDATE shares SET bytes = ?2, seq = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id, bytes, seq]))
+                .map_err(backend)?;
+            Ok(stored)
+        })
+    }
+
+    fn delete(&self, id: String, secret_text: String) -> BoxFuture<'_, StoreResult<()>> {
+        self.exec(move |conn| {
+            authorize(conn, &id, &secret_text)?;
+            conn.execute("DELETE FROM items WHERE share_id = ?1", [&id]).map_err(backend)?;
+            conn.execute("DELETE FROM shares WHERE id = ?1", [&id]).map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>> {
+        self.query(move |conn| {
+            // one read transaction, so the items belong to the share row that was read
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            let result = (|| {
+                let session_id = exists(conn, &id)?.ok_or(StoreError::NotFound)?;
+                let items = rows(
+                    conn,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY key",
+                    &id,
+                    0,
+                )?;
+                Ok(Snapshot { session_id, items })
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            result
+        })
+    }
+
+    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        self.query(move |conn| {
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            let result = (|| {
+                exists(conn, &id)?.ok_or(StoreError::NotFound)?;
+                rows(
+                    conn,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY seq",
+                    &id,
+                    after,
+                )
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            result
+        })
+    }
+
+    fn relay(self: Arc<Self>, _hub: Arc<Hub>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    #[test]
+    fn the_path_may_choose_the_commit_sync_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("share-sqlite-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("a.db").display().to_string();
+        assert!(SqliteStore::open(&db).is_ok());
+        assert!(SqliteStore::open(&format!("{db}?synchronous=normal")).is_ok());
+        assert!(SqliteStore::open(&format!("{db}?synchronous=off")).err().unwrap().contains("synchronous=full"));
+        assert!(SqliteStore::open(&dir.join("missing/x.db").display().to_string()).err().unwrap().contains("cannot open"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
