@@ -29,6 +29,8 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Default)]
 pub struct Registry {
     shares: HashMap<Box<str>, Secret>,
+    /// The share URLs `share_create` answered, by session.
+    urls: HashMap<Box<str>, Box<str>>,
 }
 
 impl Registry {
@@ -45,8 +47,29 @@ impl Registry {
         self.shares.insert(session.into(), secret);
     }
 
+    /// Remembers a share `share_create` answered, with its URL.
+    pub fn insert_created(&mut self, session: &str, secret: Secret, url: &str) {
+        self.shares.insert(session.into(), secret);
+        self.urls.insert(session.into(), url.into());
+    }
+
+    /// Another session than `session` that holds `secret` or `url`, if any.
+    pub fn holder(&self, session: &str, secret: &Secret, url: &str) -> Option<&str> {
+        self.shares
+            .iter()
+            .find(|(s, held)| &***s != session && *held == secret)
+            .map(|(s, _)| &**s)
+            .or_else(|| {
+                self.urls
+                    .iter()
+                    .find(|(s, held)| &***s != session && &***held == url)
+                    .map(|(s, _)| &**s)
+            })
+    }
+
     /// Forgets the share of `session`; true if there was one.
     pub fn remove(&mut self, session: &str) -> bool {
+        self.urls.remove(session);
         self.shares.remove(session).is_some()
     }
 
@@ -73,5 +96,28 @@ mod tests {
         assert_eq!(r.get("ses_1").map(Secret::expose), Some("5f1c-secret"));
         assert!(r.remove("ses_1"));
         assert!(!r.contains("ses_1"));
+    }
+
+    #[test]
+    fn a_share_held_by_another_session_is_found_by_secret_or_url() {
+        let mut r = Registry::default();
+        r.insert_created("ses_a_12345678", Secret::new("s1"), "https://x/s/12345678");
+        fn other<'a>(r: &'a Registry, session: &str, secret: &str, url: &str) -> Option<&'a str> {
+            r.holder(session, &Secret::new(secret), url)
+        }
+        let a = Some("ses_a_12345678");
+        assert_eq!(other(&r, "ses_b_12345678", "s1", "https://x/s/b"), a);
+        assert_eq!(other(&r, "ses_b_12345678", "s2", "https://x/s/12345678"), a);
+        assert_eq!(
+            other(&r, "ses_a_12345678", "s1", "https://x/s/12345678"),
+            None,
+            "its own"
+        );
+        assert_eq!(other(&r, "ses_c", "s3", "https://x/s/c"), None);
+        r.remove("ses_a_12345678");
+        assert_eq!(
+            other(&r, "ses_b_12345678", "s1", "https://x/s/12345678"),
+            None
+        );
     }
 }
