@@ -218,3 +218,40 @@ fn pending_bytes_are_bounded() {
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap().len(), 3);
 }
+
+#[test]
+fn answers_past_the_cap_fail_the_attempt_without_being_read() {
+    let run = start(r#""max_retries":2"#);
+    // create: a 1 GiB answer, then an endless one, then another: each attempt fails unread
+    run.service
+        .push_fault(fault("/share_create", None, Fault::HugeBody(1 << 30), 1));
+    run.service
+        .push_fault(fault("/share_create", None, Fault::EndlessBody, 2));
+    let e = api::create(&session(40)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE, "{}", e.message);
+    assert!(e.message.contains("over 65536 bytes"), "{}", e.message);
+    assert_eq!(run.service.requests_to("/share_create").len(), 3);
+    // the library stopped reading each endless body soon after the cap
+    let sent = run.service.endless_bytes_sent();
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes of endless bodies were written"
+    );
+    // a sync answered endlessly is retried, and goes out once the answers are sane
+    let sid = session(41);
+    share(&sid);
+    let key = part_key(&sid, 1);
+    run.service
+        .push_fault(fault("/share_sync", Some(&key), Fault::EndlessBody, 1));
+    run.service.push_fault(fault(
+        "/share_sync",
+        Some(&key),
+        Fault::HugeBody(256 << 20),
+        1,
+    ));
+    api::sync(&key, &part(1)).unwrap();
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.data(&sid).unwrap()[&key]["n"], 1);
+    assert_eq!(run.service.requests_to("/share_sync").len(), 3);
+    assert_eq!(stats()["retried"], 2);
+}

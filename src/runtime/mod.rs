@@ -154,7 +154,15 @@ fn spawn<T: Send + 'static>(
     name: String,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> Result<JoinHandle<T>> {
-    thread::Builder::new().name(name).spawn(body).map_err(|e| {
+    spawn_with(thread::Builder::new().name(name), body)
+}
+
+/// [`spawn`] with a given builder: a thread that cannot start is SHARE_ERR_NOT_INITIALIZED.
+fn spawn_with<T: Send + 'static>(
+    builder: thread::Builder,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>> {
+    builder.spawn(body).map_err(|e| {
         Error::new(
             Status::SHARE_ERR_NOT_INITIALIZED,
             cannot_start(&format!("cannot start a library thread: {e}")),
@@ -289,5 +297,23 @@ pub fn stats() -> Result<String> {
         Some(Last::Stopping(shared)) => Ok(shared.stats_json(false)),
         Some(Last::Stopped(stats)) => Ok(stats.clone()),
         None => Err(Error::not_initialized()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_cannot_start_is_not_a_network_error() {
+        // no system gives a thread a stack this large
+        let e = spawn_with(thread::Builder::new().stack_size(1 << 60), || ()).unwrap_err();
+        assert_eq!(e.status, Status::SHARE_ERR_NOT_INITIALIZED);
+        assert!(
+            e.message.contains("cannot start a library thread")
+                && e.message.contains("did not start"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -33,6 +33,10 @@ pub enum Fault {
     Close,
     /// Wait this much longer than the latency, then handle the request normally.
     Delay(Duration),
+    /// Answer 200 announcing a body of this many bytes, send a little of it, then close.
+    HugeBody(u64),
+    /// Answer 200 with a chunked body that never ends (until the client goes, or 256 MiB).
+    EndlessBody,
 }
 
 /// Injects `fault` into the next `times` requests matching `path` (and the sync `key`, if given).
@@ -125,6 +129,8 @@ struct Inner {
     active_syncs: AtomicUsize,
     max_syncs: AtomicUsize,
     overlaps: AtomicUsize,
+    /// Bytes of endless bodies written (see [`Fault::EndlessBody`]).
+    endless_sent: AtomicU64,
     down: AtomicBool,
     stopped: AtomicBool,
 }
@@ -186,6 +192,7 @@ impl ShareService {
             active_syncs: AtomicUsize::new(0),
             max_syncs: AtomicUsize::new(0),
             overlaps: AtomicUsize::new(0),
+            endless_sent: AtomicU64::new(0),
             down: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -328,6 +335,11 @@ impl ShareService {
     /// Forgets the maximum; the next sync sets it again (counting those still being handled).
     pub fn reset_max_concurrent(&self) {
         self.inner.max_syncs.store(0, Ordering::SeqCst);
+    }
+
+    /// Bytes of endless bodies written before the clients went away.
+    pub fn endless_bytes_sent(&self) -> u64 {
+        self.inner.endless_sent.load(Ordering::SeqCst)
     }
 
     /// How often a sync for a (session, key) arrived while another for it was still being handled.
@@ -512,6 +524,30 @@ impl Inner {
             return Next::Close;
         }
         let answer = match fault {
+            Some(Fault::HugeBody(len)) => {
+                drop(guard);
+                self.record(rec, 200);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&[b' '; 4096]);
+                return Next::Close;
+            }
+            Some(Fault::EndlessBody) => {
+                drop(guard);
+                self.record(rec, 200);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                let chunk = format!("{:x}\r\n{}\r\n", 16384, " ".repeat(16384));
+                let mut ok = stream.write_all(head.as_bytes()).is_ok();
+                let mut sent = 0u64;
+                while ok && sent < 256 << 20 {
+                    ok = stream.write_all(chunk.as_bytes()).is_ok();
+                    sent += 16384;
+                }
+                self.note_endless_sent(sent);
+                return Next::Close;
+            }
             Some(Fault::Reset) | Some(Fault::Close) => {
                 drop(guard);
                 self.record(rec, 0);
@@ -564,6 +600,11 @@ impl Inner {
             }
         }
         sent
+    }
+
+    /// Remembers how much of an endless body was written before the client went.
+    fn note_endless_sent(&self, bytes: u64) {
+        self.endless_sent.fetch_add(bytes, Ordering::SeqCst);
     }
 
     /// Whether the service is down or stopped.
