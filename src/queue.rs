@@ -670,6 +670,20 @@ impl Queue {
         self.health.get(session).is_some_and(|h| h.refused)
     }
 
+    /// The share of `session` has a new secret: if it is refused, its probe goes now. True
+    /// if a probe was scheduled (the clock's owner must look at `next_parked_at`).
+    pub fn probe_now(&mut self, session: &str, now: Instant) -> bool {
+        let Some((session, h)) = self.health.get_key_value(session) else {
+            return false;
+        };
+        if !h.refused {
+            return false;
+        }
+        let session = session.clone();
+        self.schedule_probe(&session, now);
+        true
+    }
+
     /// Shares refused now.
     pub fn refused_shares(&self) -> usize {
         self.health.values().filter(|h| h.refused).count()
@@ -1334,6 +1348,22 @@ mod tests {
         let mut want = vec!["s1/a", "s1/b", "s1/c"];
         want.retain(|k| *k != probe.0);
         assert_eq!(rest, want);
+    }
+
+    #[test]
+    fn a_refused_share_given_a_new_secret_is_probed_at_once() {
+        let mut q = queue(8);
+        let t0 = Instant::now();
+        offer_to(&mut q, "s1", "s1/a", "1", t0);
+        for _ in 0..3 {
+            next(&mut q, t0).unwrap();
+            q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
+        }
+        assert_eq!(next(&mut q, t0), None);
+        assert!(!q.probe_now("s2", t0));
+        assert!(q.probe_now("s1", t0));
+        q.check();
+        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a");
     }
 
     #[test]

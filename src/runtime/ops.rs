@@ -45,10 +45,16 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
             ),
         ));
     }
+    let mut probe = false;
     if !state.closed {
         state
             .registry
             .insert_created(session, created.secret.clone(), &created.url);
+        probe = state.queue.probe_now(session, Instant::now());
+    }
+    drop(state);
+    if probe {
+        let _ = shared.timer.send(super::shared::Tick::Wake);
     }
     Ok(created.to_json())
 }

@@ -258,6 +258,10 @@ impl Shared {
                         return Err(Error::not_initialized());
                     }
                     state.registry.insert(session, secret);
+                    if state.queue.probe_now(session, Instant::now()) {
+                        drop(state);
+                        let _ = self.timer.send(Tick::Wake);
+                    }
                     Ok(false)
                 }
                 None => self.ignore(),
