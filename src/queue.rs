@@ -1350,15 +1350,21 @@ mod tests {
         assert_eq!(rest, want);
     }
 
-    #[test]
-    fn a_refused_share_given_a_new_secret_is_probed_at_once() {
+    /// A queue whose share s1 (key s1/a) got max_retries (3) answers of 500 with no success.
+    fn refused_s1(t0: Instant) -> Queue {
         let mut q = queue(8);
-        let t0 = Instant::now();
         offer_to(&mut q, "s1", "s1/a", "1", t0);
         for _ in 0..3 {
             next(&mut q, t0).unwrap();
             q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
         }
+        q
+    }
+
+    #[test]
+    fn a_refused_share_given_a_new_secret_is_probed_at_once() {
+        let t0 = Instant::now();
+        let mut q = refused_s1(t0);
         assert_eq!(next(&mut q, t0), None);
         assert!(!q.probe_now("s2", t0));
         assert!(q.probe_now("s1", t0));
@@ -1368,13 +1374,8 @@ mod tests {
 
     #[test]
     fn a_refusal_without_evidence_is_probed_at_the_next_success() {
-        let mut q = queue(8);
         let t0 = Instant::now();
-        offer_to(&mut q, "s1", "s1/a", "1", t0);
-        for _ in 0..3 {
-            next(&mut q, t0).unwrap();
-            q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
-        }
+        let mut q = refused_s1(t0);
         assert!(q.is_refused("s1"));
         // outage failures in between neither count nor reset: another share succeeds later
         offer_to(&mut q, "s2", "s2/a", "1", t0);
