@@ -199,7 +199,7 @@ pub unsafe extern "C" fn share_sync_pending(
 /// Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
 /// remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
 /// caller frees with share_string_free; on failure it is set to NULL. If the service answers a
-/// secret or URL that another session of this runtime already holds (opencode's hosted service
+/// secret that another session of this runtime already holds (opencode's hosted service
 /// keys shares by the last 8 characters of the session id and hands out the existing one), the
 /// share is not created: SHARE_ERR_BAD_RESPONSE, naming the other session.
 #[unsafe(no_mangle)]

@@ -757,7 +757,17 @@ impl Queue {
             return false;
         }
         if entry.held {
-            return false; // waits with its refused share
+            // waits with its refused share; the share's next probe may have found nothing
+            // to send while this key was in flight
+            let session = entry.session.clone();
+            let idle = self
+                .health
+                .get(&session)
+                .is_some_and(|h| h.probe_at.is_none() && h.probe_mark.is_none());
+            if idle {
+                self.schedule_probe(&session, now + self.limits.probe_interval);
+            }
+            return idle;
         }
         let (key, position) = (entry.key.clone(), entry.position);
         !self.make_ready(key, position, || now)

@@ -29,8 +29,6 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Default)]
 pub struct Registry {
     shares: HashMap<Box<str>, Secret>,
-    /// The share URLs `share_create` answered, by session.
-    urls: HashMap<Box<str>, Box<str>>,
 }
 
 impl Registry {
@@ -47,29 +45,19 @@ impl Registry {
         self.shares.insert(session.into(), secret);
     }
 
-    /// Remembers a share `share_create` answered, with its URL.
-    pub fn insert_created(&mut self, session: &str, secret: Secret, url: &str) {
-        self.shares.insert(session.into(), secret);
-        self.urls.insert(session.into(), url.into());
-    }
-
-    /// Another session than `session` that holds `secret` or `url`, if any.
-    pub fn holder(&self, session: &str, secret: &Secret, url: &str) -> Option<&str> {
+    /// Another session than `session` that holds `secret`, if any: the service handed one
+    /// share to two sessions (opencode's hosted service keys shares by the last 8 characters of
+    /// the session id). A URL alike is no such proof: a service that gives each session its own
+    /// secret keys shares by the whole id, and the syncs of each go to its own share.
+    pub fn holder(&self, session: &str, secret: &Secret) -> Option<&str> {
         self.shares
             .iter()
             .find(|(s, held)| &***s != session && *held == secret)
             .map(|(s, _)| &**s)
-            .or_else(|| {
-                self.urls
-                    .iter()
-                    .find(|(s, held)| &***s != session && &***held == url)
-                    .map(|(s, _)| &**s)
-            })
     }
 
     /// Forgets the share of `session`; true if there was one.
     pub fn remove(&mut self, session: &str) -> bool {
-        self.urls.remove(session);
         self.shares.remove(session).is_some()
     }
 
@@ -99,25 +87,18 @@ mod tests {
     }
 
     #[test]
-    fn a_share_held_by_another_session_is_found_by_secret_or_url() {
+    fn a_share_held_by_another_session_is_found_by_its_secret() {
         let mut r = Registry::default();
-        r.insert_created("ses_a_12345678", Secret::new("s1"), "https://x/s/12345678");
-        fn other<'a>(r: &'a Registry, session: &str, secret: &str, url: &str) -> Option<&'a str> {
-            r.holder(session, &Secret::new(secret), url)
-        }
+        r.insert("ses_a_12345678", Secret::new("s1"));
         let a = Some("ses_a_12345678");
-        assert_eq!(other(&r, "ses_b_12345678", "s1", "https://x/s/b"), a);
-        assert_eq!(other(&r, "ses_b_12345678", "s2", "https://x/s/12345678"), a);
+        assert_eq!(r.holder("ses_b_12345678", &Secret::new("s1")), a);
         assert_eq!(
-            other(&r, "ses_a_12345678", "s1", "https://x/s/12345678"),
+            r.holder("ses_a_12345678", &Secret::new("s1")),
             None,
             "its own"
         );
-        assert_eq!(other(&r, "ses_c", "s3", "https://x/s/c"), None);
+        assert_eq!(r.holder("ses_b_12345678", &Secret::new("s2")), None);
         r.remove("ses_a_12345678");
-        assert_eq!(
-            other(&r, "ses_b_12345678", "s1", "https://x/s/12345678"),
-            None
-        );
+        assert_eq!(r.holder("ses_b_12345678", &Secret::new("s1")), None);
     }
 }

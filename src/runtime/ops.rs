@@ -30,10 +30,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
     )?;
     let created = protocol::parse_created(&answer.body)?;
     let mut state = shared.lock();
-    if let Some(other) = state
-        .registry
-        .holder(session, &created.secret, &created.url)
-    {
+    if let Some(other) = state.registry.holder(session, &created.secret) {
         // the hosted service keys shares by the last 8 characters of the session id and hands
         // the existing share of that short id to anyone: this session's syncs would vanish
         return Err(Error::new(
@@ -47,9 +44,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
     }
     let mut probe = false;
     if !state.closed {
-        state
-            .registry
-            .insert_created(session, created.secret.clone(), &created.url);
+        state.registry.insert(session, created.secret.clone());
         probe = state.queue.probe_now(session, Instant::now());
     }
     drop(state);

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 /* Shared, synced, never removed: the service keeps its keys for the Rust side to check. */
-/* Session ids end in distinct 8 characters: the hosted service keys shares by them, and the
-   library refuses a share whose URL another session of this runtime already holds. */
+/* Session ids end in distinct 8 characters, as the hosted service (which keys shares by them)
+   needs; the share URLs then differ too. */
 #define KEEP "ses_ctest_keep000000000001"
 /* Shared with share_create_async, removed with share_remove_async. */
 #define ASYNC "ses_ctest_async00000000002"
