@@ -33,7 +33,7 @@ pub fn share_secret(key: &str, text: &str) -> Result<Option<Secret>> {
 /// key or the whole content.
 pub const MASK: &str = "[secret removed]";
 
-/// Deepest nesting [`redact`] reads (share_sync's validation already refuses more than 128).
+/// Deepest nesting [`redact`] reads; deeper content that could hold the secret is not sent.
 const MAX_DEPTH: usize = 512;
 
 /// The content as it goes on the wire, with the share's secret gone from it: every object
@@ -425,7 +425,7 @@ mod tests {
             assert!(out.contains(other), "{out}");
             assert!(out.contains(r#""share":{}"#), "{out}");
         }
-        // nested 200 deep: redact reads it all (share_sync's validation refuses past 128)
+        // nested 200 deep (past serde_json's tree limit of 128): redact reads it all
         let deep = format!(
             r#"{{"s":"0b5e-7f","d":{}"0b5e-7f"{}}}"#,
             "[".repeat(200),
@@ -433,6 +433,10 @@ mod tests {
         );
         let out = redact(&deep, &secret).unwrap();
         assert!(!out.contains("0b5e-7f"));
+        // deeper than the reader goes (share_sync's validation accepts any depth): refused
+        let deeper = format!("{}\"0b5e-7f\"{}", "[".repeat(600), "]".repeat(600));
+        validate("k", &deeper).unwrap();
+        assert!(redact(&deeper, &secret).is_err());
         assert!(out.contains("[[[[\"[secret removed]\"]]]]"), "{out}");
     }
 

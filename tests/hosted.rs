@@ -237,7 +237,7 @@ fn the_secret_is_never_published_in_any_part_of_a_content() {
         .chars()
         .map(|c| format!("\\u{:04x}", c as u32))
         .collect();
-    let deep = format!("{}\"{secret}\"{}", "[".repeat(120), "]".repeat(120));
+    let deep = format!("{}\"{secret}\"{}", "[".repeat(200), "]".repeat(200));
     let contents = [
         format!(r#"{{"share":{{"url":"u","secret":"{secret}"}},"n":1}}"#),
         format!(r#"{{"text":"pasted: {secret} (oops)","n":2}}"#),
