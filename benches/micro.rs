@@ -101,6 +101,7 @@ fn coalescing(c: &mut Criterion) {
         max_pending_bytes: usize::MAX,
         // no interval: a key offered again right after its request would be parked, not ready
         min_interval: Duration::ZERO,
+        probe_interval: Duration::from_secs(30),
     };
     let keys: Vec<String> = (0..10_000)
         .map(|n| format!("session/part/{SESSION}/msg_1/prt_{n:026}"))

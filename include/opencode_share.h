@@ -23,7 +23,11 @@
  * bug inside the library gives SHARE_ERR_PANIC and the library goes on working.
  *
  * Secrets: a share's secret appears only in share_create's output; never in an event, an error
- * message or the stats.
+ * message or the stats, and it is removed from every content before it is sent.
+ *
+ * fork(): the library does not run in a child forked from a process that called share_init
+ * (the parent's threads are gone there and its locks may be held): every call in such a child
+ * answers SHARE_ERR_NOT_INITIALIZED at once. Fork before share_init, or exec, to use it there.
  */
 
 #ifndef OPENCODE_SHARE_H
@@ -33,6 +37,17 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/**
+ * The hosted v1 service's limit on one stored value.
+ */
+#define DEFAULT_MAX_CONTENT_BYTES 131072
+
+/**
+ * The largest answer body read. The protocol's answers are a few hundred bytes; a service that
+ * answers more (or never ends a chunked body) fails the attempt, and no more than this is buffered.
+ */
+#define MAX_ANSWER_BYTES (64 * 1024)
 
 /**
  * What a `share_*` call reports. `SHARE_OK` (0) is success; every other value comes with a
@@ -48,7 +63,9 @@ typedef enum share_status {
    */
   SHARE_ERR_INVALID_ARGUMENT = 1,
   /**
-   * Called before share_init, or after share_shutdown.
+   * Called before share_init, or after share_shutdown; share_init: the library could not
+   * start (no thread, no HTTP client); any call in a forked child of a process that
+   * started the library.
    */
   SHARE_ERR_NOT_INITIALIZED = 2,
   /**
@@ -60,11 +77,15 @@ typedef enum share_status {
    */
   SHARE_ERR_NETWORK = 4,
   /**
-   * The service answered with a non-2xx status.
+   * The service answered with a non-2xx status. From share_flush and share_shutdown: every
+   * content accepted before the call settled, but not all were delivered: some were given
+   * up (refused, too large, unsafe, share gone) or wait for a share the service refuses;
+   * the message says how many (each given-up content is reported by one flush).
    */
   SHARE_ERR_HTTP_STATUS = 5,
   /**
-   * The service's answer is not what the protocol says.
+   * The service's answer is not what the protocol says (unreadable, over 64 KiB, or a
+   * share that another session of this runtime already holds).
    */
   SHARE_ERR_BAD_RESPONSE = 6,
   /**
@@ -101,9 +122,13 @@ extern "C" {
 /**
  * Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
  * connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
- * max_pending_bytes, min_interval_ms, user_agent, allow_insecure); NULL or "" takes every
- * default. Unknown keys are an error. Returns SHARE_ERR_ALREADY_INITIALIZED, changing nothing,
- * while running.
+ * max_pending_bytes, max_content_bytes, min_interval_ms, user_agent, allow_insecure); NULL or
+ * "" takes every default. Unknown keys are an error. Returns SHARE_ERR_ALREADY_INITIALIZED,
+ * changing nothing, while running, and SHARE_ERR_NOT_INITIALIZED when it cannot start (a
+ * thread cannot be spawned, the HTTP client cannot be built). Fork: in a child forked from a
+ * process that called share_init, this and every other call answers SHARE_ERR_NOT_INITIALIZED
+ * at once (the parent's locks may be held in the child, its threads are gone); fork before
+ * share_init, or exec, to use the library in a child.
  */
 enum share_status share_init(const char *config_json);
 
@@ -112,7 +137,13 @@ enum share_status share_init(const char *config_json);
  * at once (no I/O). Keys outside `session/` and sessions without a known share are ignored
  * (SHARE_OK); a `session/share/<id>` write with a string `secret` tells the library the
  * session's share. Fails with SHARE_ERR_INVALID_ARGUMENT (malformed key, invalid JSON),
- * SHARE_ERR_NOT_INITIALIZED or SHARE_ERR_QUEUE_FULL (nothing queued).
+ * SHARE_ERR_NOT_INITIALIZED or SHARE_ERR_QUEUE_FULL (nothing queued). A content larger than
+ * max_content_bytes is accepted (SHARE_OK) and dropped at once, never uploaded: a `dropped`
+ * event (reason too_large) names its key, the stats count it, and the next flush reports it.
+ * Before sending, the share's secret is removed from the content: members whose value is the
+ * secret are dropped, every other occurrence (in text, arrays, object keys, the whole content)
+ * is replaced by "[secret removed]"; a content that cannot be made safe is dropped (reason
+ * unsafe), never sent.
  */
 enum share_status share_sync(const char *key, const char *content_json);
 
@@ -138,20 +169,30 @@ enum share_status share_sync_pending(const char *key, bool *out_pending);
 /**
  * Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
  * remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
- * caller frees with share_string_free; on failure it is set to NULL.
+ * caller frees with share_string_free; on failure it is set to NULL. If the service answers a
+ * secret that another session of this runtime already holds (opencode's hosted service
+ * keys shares by the last 8 characters of the session id and hands out the existing one), the
+ * share is not created: SHARE_ERR_BAD_RESPONSE, naming the other session.
  */
 enum share_status share_create(const char *session_id, char **out_json);
 
 /**
  * Removes the share of `session_id`: drops its pending syncs and forgets its share at once,
- * waits (up to timeout_ms) for its requests in flight, then POSTs /share_delete (retried).
+ * waits (up to timeout_ms) for its requests in flight, then POSTs /share_delete (retried; an
+ * answer of 500, which the hosted service gives a stale secret or deleted share, is retried
+ * once at most, and not at all when the service was refusing the share).
  * No sync of the session reaches the service after this returns, even when the delete fails.
  */
 enum share_status share_remove(const char *session_id, const char *secret);
 
 /**
  * Waits up to `timeout_ms` until every write accepted before the call has been sent or
- * dropped (retries included): SHARE_OK, or SHARE_ERR_TIMEOUT. 0 only reports.
+ * dropped (retries included), or the deadline. SHARE_OK: all of them were delivered.
+ * SHARE_ERR_HTTP_STATUS: all settled, but some were given up since the last flush that
+ * reported them, or wait for shares the service refuses (it does not wait for those); the
+ * message says how many, events name them. SHARE_ERR_TIMEOUT: the deadline came first.
+ * 0 only reports. An outage never gives anything up: contents wait and retry while their
+ * share is live.
  */
 enum share_status share_flush(uint32_t timeout_ms);
 
@@ -164,7 +205,7 @@ enum share_status share_flush_mark(uint64_t *out_mark);
 
 /**
  * share_flush for the writes up to `mark` (from share_flush_mark): waits up to `timeout_ms`
- * until they have all been sent or dropped: SHARE_OK, or SHARE_ERR_TIMEOUT. 0 only reports.
+ * until they have all been sent or dropped; answers as share_flush does. 0 only reports.
  * share_flush(t) is share_flush_until(the current mark, t).
  */
 enum share_status share_flush_until(uint64_t mark, uint32_t timeout_ms);
@@ -172,17 +213,20 @@ enum share_status share_flush_until(uint64_t mark, uint32_t timeout_ms);
 /**
  * Flushes up to `timeout_ms` (asynchronous creates and removes under way get the same
  * deadline), then stops the library's threads, returning within the timeout. Work left at the
- * deadline is dropped, counted in the stats and reported by a `dropped` event; async
- * operations left complete with SHARE_ERR_TIMEOUT; the answer is then SHARE_ERR_TIMEOUT. The
- * library is stopped either way and share_init may be called again.
+ * deadline is dropped, counted in the stats and reported by one `dropped` event per key (reason
+ * shutdown, naming the key and session); async operations left complete with
+ * SHARE_ERR_TIMEOUT; the answer is then SHARE_ERR_TIMEOUT. Without a timeout it answers
+ * SHARE_ERR_HTTP_STATUS when contents accepted before it were given up, or dropped here because
+ * their share was refused (the message says how many), and SHARE_OK when all were delivered.
+ * The library is stopped either way and share_init may be called again.
  */
 enum share_status share_shutdown(uint32_t timeout_ms);
 
 /**
  * `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
- * failed, dropped, rejected, ignored, pending_keys, pending_bytes, in_flight, shares,
- * events_lost; README explains each); after shutdown, the last run's final figures. Free it
- * with share_string_free.
+ * failed, dropped, rejected, ignored, refused_shares, held, too_large, unsafe, panics,
+ * pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
+ * shutdown, the last run's final figures. Free it with share_string_free.
  */
 enum share_status share_stats(char **out_json);
 
@@ -213,17 +257,24 @@ enum share_status share_set_event_callback(share_event_notify notify, void *user
 /**
  * `*out_json` receives the waiting events, oldest first, as a JSON array (possibly `[]`),
  * each an object with a "type": `synced` {key, status}, `retry` {key, retry, delay_ms, status
- * or error}, `failed` {key, status or error}, `dropped` {reason, key or session, count} with
- * reason rejected, retries_exhausted, unshared, removed, shutdown or queue_full, and `unshared`
- * {session, status}. Free it with share_string_free.
+ * or error}, `failed` {key, status or error}, `dropped` {reason, key and/or session, count,
+ * bytes for too_large, error for unsafe and panic} with reason rejected, too_large, unsafe,
+ * panic, unshared, removed, shutdown or queue_full; `unshared` {session, status} (401, 403,
+ * 404: the share is forgotten); `refused` {session, count} (once, when the service answered
+ * count 500s in a row for the share: its contents wait, flushes stop waiting for them, one
+ * request per retry_max_ms probes it); `resumed` {session} (a probe succeeded). Every drop
+ * names its key or session. Free it with share_string_free.
  */
 enum share_status share_events_take(char **out_json);
 
 /**
  * share_create without blocking: returns at once with the operation's id in `*out_op_id`
- * (never 0); later `callback(user_data, op_id, status)` runs once on a library thread, and
- * share_op_take hands over the result. If this call fails, the callback is never called. An
- * operation that share_shutdown overtakes completes with SHARE_ERR_TIMEOUT.
+ * (never 0); later `callback(user_data, op_id, status)` runs exactly once on a library thread,
+ * and share_op_take hands over the result. If this call fails, the callback is never called.
+ * This holds for share_create_async, share_remove_async and share_flush_async even while
+ * another thread calls share_shutdown: a call that starts before shutdown abandons the
+ * operations gets its callback (SHARE_ERR_TIMEOUT if shutdown overtook it); a later one fails
+ * at once with SHARE_ERR_NOT_INITIALIZED.
  */
 enum share_status share_create_async(const char *session_id,
                                      share_op_callback callback,

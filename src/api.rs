@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::events::{self, hub};
+use crate::fork;
 use crate::key;
 use crate::registry::Secret;
 use crate::runtime::{self, ops};
@@ -14,28 +15,33 @@ pub use crate::runtime::ops::Completion;
 
 /// Starts the runtime with `config` (a JSON object; None or "" for the defaults).
 pub fn init(config: Option<&str>) -> Result<()> {
+    fork::check()?;
     runtime::init(config)
 }
 
 /// Takes one storage write; never blocks on I/O.
 pub fn sync(key: &str, content: &str) -> Result<()> {
+    fork::check()?;
     sync_queued(key, content).map(|_| ())
 }
 
 /// [`sync`], telling whether the content was queued (an event naming its key or session will
 /// follow) or ignored.
 pub fn sync_queued(key: &str, content: &str) -> Result<bool> {
+    fork::check()?;
     runtime::with_current(|shared| shared.sync(key, content))
 }
 
 /// True while `key` has content queued, parked or in flight: an event naming the key (or its
 /// session) will follow when that ends.
 pub fn sync_pending(key: &str) -> Result<bool> {
+    fork::check()?;
     runtime::with_current(|shared| shared.key_pending(key))
 }
 
 /// Creates the share of `session`; returns `{"url","secret"}`.
 pub fn create(session: &str) -> Result<String> {
+    fork::check()?;
     let shared = runtime::current()?;
     key::check_session_id(session)?;
     ops::create(&shared, session)
@@ -43,15 +49,17 @@ pub fn create(session: &str) -> Result<String> {
 
 /// Removes the share of `session`: local state at once, then the delete request.
 pub fn remove(session: &str, secret: &str) -> Result<()> {
+    fork::check()?;
     let shared = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    ops::forget(&shared, session);
-    ops::delete(&shared, session, &secret)
+    let refused = ops::forget(&shared, session);
+    ops::delete(&shared, session, &secret, refused)
 }
 
 /// [`create`] on a worker; `completion` gets the operation id and status on the notifier
 /// thread, and [`op_take`] then hands over the result. Returns the operation id.
 pub fn create_async(session: &str, completion: Completion) -> Result<u32> {
+    fork::check()?;
     let shared = runtime::current()?;
     key::check_session_id(session)?;
     let session = session.to_owned();
@@ -62,12 +70,13 @@ pub fn create_async(session: &str, completion: Completion) -> Result<u32> {
 
 /// [`remove`] on a worker: the local part is done before this returns.
 pub fn remove_async(session: &str, secret: &str, completion: Completion) -> Result<u32> {
+    fork::check()?;
     let shared = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    ops::forget(&shared, session);
+    let refused = ops::forget(&shared, session);
     let session = session.to_owned();
     ops::start(&shared, completion, move |shared| {
-        ops::delete(shared, &session, &secret).map(|()| "{}".into())
+        ops::delete(shared, &session, &secret, refused).map(|()| "{}".into())
     })
 }
 
@@ -81,47 +90,60 @@ fn check_remove(session: &str, secret: &str) -> Result<Secret> {
 
 /// The result of a completed asynchronous operation, once: its JSON, or its error.
 pub fn op_take(id: u32) -> Result<String> {
+    fork::check()?;
     ops::take(id)
 }
 
 /// Waits up to `timeout` until everything accepted before the call has been sent or dropped.
 pub fn flush(timeout: Duration) -> Result<()> {
+    fork::check()?;
     runtime::current()?.flush(timeout)
 }
 
 /// [`flush`] without blocking: `completion` gets the operation id and status (SHARE_OK or
 /// SHARE_ERR_TIMEOUT) on the notifier thread; no thread waits meanwhile.
 pub fn flush_async(timeout: Duration, completion: Completion) -> Result<u32> {
+    fork::check()?;
     runtime::current()?.flush_async(timeout, completion)
 }
 
 /// The position of the newest write accepted so far, for [`flush_until`].
 pub fn flush_mark() -> Result<u64> {
+    fork::check()?;
     runtime::with_current(|shared| Ok(shared.flush_mark()))
 }
 
 /// Waits up to `timeout` until every write up to `mark` has been sent or dropped.
 pub fn flush_until(mark: u64, timeout: Duration) -> Result<()> {
+    fork::check()?;
     runtime::current()?.flush_until(mark, timeout)
 }
 
 /// Flushes up to `timeout`, then stops the runtime.
 pub fn shutdown(timeout: Duration) -> Result<()> {
+    fork::check()?;
     runtime::shutdown(timeout)
 }
 
 /// The stats as a JSON object.
 pub fn stats() -> Result<String> {
+    fork::check()?;
     runtime::stats()
 }
 
 /// Sets (or with None clears) the host's event sink: called on the notifier thread when events
 /// are waiting to be taken.
 pub fn set_event_sink(sink: Option<Arc<dyn Fn() + Send + Sync>>) {
+    if fork::check().is_err() {
+        return;
+    }
     hub().set_sink(sink);
 }
 
 /// Takes the waiting events as a JSON array.
 pub fn events_take() -> String {
+    if fork::check().is_err() {
+        return "[]".into();
+    }
     events::to_json(&hub().take())
 }

@@ -26,6 +26,9 @@ pub struct Config {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub max_pending_bytes: usize,
+    /// Largest content uploaded; a bigger one is dropped with an event (the hosted v1 service
+    /// refuses a value over 131 072 bytes with 500).
+    pub max_content_bytes: usize,
     /// Least time between the starts of two requests of one key.
     pub min_interval: Duration,
     pub user_agent: String,
@@ -46,12 +49,15 @@ struct Raw {
     retry_initial_ms: Option<u64>,
     retry_max_ms: Option<u64>,
     max_pending_bytes: Option<u64>,
+    max_content_bytes: Option<u64>,
     min_interval_ms: Option<u64>,
     user_agent: Option<String>,
     allow_insecure: Option<bool>,
 }
 
 const MAX_CONCURRENCY: u64 = 64;
+/// The hosted v1 service's limit on one stored value.
+pub const DEFAULT_MAX_CONTENT_BYTES: u64 = 131_072;
 /// A streaming part is rewritten per provider chunk; 25 ms (40 requests a second per key) is
 /// below what a reader of the shared page can tell, and keeps the newest content within about
 /// one round trip of a 20 ms service.
@@ -111,6 +117,12 @@ impl Config {
                 "config: max_pending_bytes must be at least 1",
             ));
         }
+        let max_content_bytes = raw.max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES);
+        if max_content_bytes == 0 {
+            return Err(Error::invalid(
+                "config: max_content_bytes must be at least 1",
+            ));
+        }
         let user_agent = raw
             .user_agent
             .unwrap_or_else(|| format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
@@ -129,6 +141,7 @@ impl Config {
             retry_initial,
             retry_max,
             max_pending_bytes: usize::try_from(max_pending_bytes).unwrap_or(usize::MAX),
+            max_content_bytes: usize::try_from(max_content_bytes).unwrap_or(usize::MAX),
             min_interval,
             user_agent,
             loopback,
@@ -230,6 +243,7 @@ mod tests {
             assert_eq!(c.retry_initial, Duration::from_millis(250));
             assert_eq!(c.retry_max, Duration::from_secs(30));
             assert_eq!(c.max_pending_bytes, 268_435_456);
+            assert_eq!(c.max_content_bytes, 131_072);
             assert_eq!(c.min_interval, Duration::from_millis(25));
             assert_eq!(
                 c.user_agent,
@@ -307,6 +321,7 @@ mod tests {
         assert!(err(r#"{"timeout_ms":0}"#).contains("timeout_ms"));
         assert!(err(r#"{"retry_initial_ms":100,"retry_max_ms":50}"#).contains("retry_max_ms"));
         assert!(err(r#"{"max_pending_bytes":0}"#).contains("max_pending_bytes"));
+        assert!(err(r#"{"max_content_bytes":0}"#).contains("max_content_bytes"));
         assert!(err(r#"{"user_agent":""}"#).contains("user_agent"));
         assert!(err("{\"user_agent\":\"a\\nb\"}").contains("user_agent"));
     }

@@ -29,49 +29,282 @@ pub fn share_secret(key: &str, text: &str) -> Result<Option<Secret>> {
         .map(Secret::new))
 }
 
-/// The content as it goes on the wire: the host's own text, unless some object member's value
-/// equals the secret, in which case those members are removed (at any depth) and the rest is
-/// re-encoded. The text is only parsed when it could hold the secret: verbatim, or written
-/// with `\u` escapes. Fails when the text holds the secret verbatim but cannot be read into a
-/// tree (valid JSON with a lone surrogate escape such as `"\ud800"`): it must not go out.
+/// What replaces the secret where it occurs inside a longer string, an array element, an object
+/// key or the whole content.
+pub const MASK: &str = "[secret removed]";
+
+/// Deepest nesting [`redact`] reads; deeper content that could hold the secret is not sent.
+const MAX_DEPTH: usize = 512;
+
+/// The content as it goes on the wire, with the share's secret gone from it: every object
+/// member whose value is the secret is removed, and every other occurrence (inside a longer
+/// string, as an array element, in an object key, as the whole content) is replaced by
+/// [`MASK`]. The host's text goes out unchanged when it cannot hold the secret (neither verbatim
+/// nor behind an escape). The reader works on the JSON text itself, so numbers such as `1e400`,
+/// lone surrogate escapes and deep nesting elsewhere in the content do not stop it. Fails, and
+/// the content must not be sent, when the text cannot be read or the secret would still be in it
+/// (say, as digits of a number).
 pub fn redact<'a>(text: &'a str, secret: &Secret) -> Result<Cow<'a, str>> {
     let secret = secret.expose();
-    if !text.contains(secret) && !text.contains("\\u") {
+    let escapable = secret
+        .chars()
+        .any(|c| matches!(c, '"' | '\\' | '/') || c < ' ');
+    if !text.contains(secret) && !text.contains("\\u") && !(escapable && text.contains('\\')) {
         return Ok(Cow::Borrowed(text));
     }
-    let mut value = match serde_json::from_str::<Value>(text) {
-        Ok(value) => value,
-        Err(_) if !text.contains(secret) => return Ok(Cow::Borrowed(text)),
-        Err(e) => {
-            return Err(Error::invalid(format!(
-                "the content holds the share's secret and cannot be re-read to remove it ({e}); not sent"
-            )));
-        }
+    let unsafe_content = |why: &str| {
+        Error::invalid(format!(
+            "the content may hold the share's secret and cannot be made safe ({why}); not sent"
+        ))
     };
-    Ok(if strip_secret(&mut value, secret) {
-        Cow::Owned(value.to_string())
+    let mut r = Redactor {
+        text,
+        at: 0,
+        secret,
+        out: String::with_capacity(text.len()),
+        changed: false,
+    };
+    r.value(0).map_err(|why| unsafe_content(&why))?;
+    r.skip_ws();
+    if r.at != text.len() {
+        return Err(unsafe_content("text after the JSON value"));
+    }
+    let out = if r.changed {
+        Cow::Owned(r.out)
     } else {
         Cow::Borrowed(text)
-    })
+    };
+    if out.contains(secret) {
+        return Err(unsafe_content("the secret is outside any string"));
+    }
+    Ok(out)
 }
 
-/// Removes every object member whose value is the string `secret`; true if any was removed.
-pub fn strip_secret(value: &mut Value, secret: &str) -> bool {
-    match value {
-        Value::Object(map) => {
-            let before = map.len();
-            map.retain(|_, v| v.as_str() != Some(secret));
-            let mut changed = map.len() != before;
-            for v in map.values_mut() {
-                changed |= strip_secret(v, secret);
-            }
-            changed
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |acc, v| strip_secret(v, secret) | acc),
-        _ => false,
+/// A single pass over JSON text that copies it to `out` with the secret removed.
+struct Redactor<'a> {
+    text: &'a str,
+    at: usize,
+    secret: &'a str,
+    out: String,
+    changed: bool,
+}
+
+impl<'a> Redactor<'a> {
+    fn peek(&self) -> std::result::Result<u8, String> {
+        self.text
+            .as_bytes()
+            .get(self.at)
+            .copied()
+            .ok_or_else(|| "unexpected end".to_string())
     }
+
+    fn skip_ws(&mut self) {
+        let bytes = self.text.as_bytes();
+        while self.at < bytes.len() && matches!(bytes[self.at], b' ' | b'\t' | b'\n' | b'\r') {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> std::result::Result<(), String> {
+        self.skip_ws();
+        if self.peek()? != byte {
+            return Err(format!("expected '{}' at byte {}", byte as char, self.at));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    fn value(&mut self, depth: usize) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH}"));
+        }
+        self.skip_ws();
+        match self.peek()? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => {
+                let raw = self.string()?;
+                self.push_string(raw)
+            }
+            _ => {
+                let start = self.at;
+                let bytes = self.text.as_bytes();
+                while self.at < bytes.len()
+                    && !matches!(
+                        bytes[self.at],
+                        b',' | b'}' | b']' | b':' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
+                    self.at += 1;
+                }
+                if start == self.at {
+                    return Err(format!("unexpected byte at {start}"));
+                }
+                self.out.push_str(&self.text[start..self.at]);
+                Ok(())
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> std::result::Result<(), String> {
+        self.at += 1;
+        self.out.push('{');
+        self.skip_ws();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            self.out.push('}');
+            return Ok(());
+        }
+        let mut first = true;
+        loop {
+            self.skip_ws();
+            let key = self.string()?;
+            self.expect(b':')?;
+            self.skip_ws();
+            let member_is_secret = self.peek()? == b'"' && {
+                let mark = self.at;
+                let raw = self.string()?;
+                let is = decode(raw)? == self.secret;
+                self.at = mark;
+                is
+            };
+            if member_is_secret {
+                self.string()?;
+                self.changed = true;
+            } else {
+                if !first {
+                    self.out.push(',');
+                }
+                first = false;
+                self.push_string(key)?;
+                self.out.push(':');
+                self.value(depth + 1)?;
+            }
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => break,
+                _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
+            }
+        }
+        self.at += 1;
+        self.out.push('}');
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> std::result::Result<(), String> {
+        self.at += 1;
+        self.out.push('[');
+        self.skip_ws();
+        if self.peek()? == b']' {
+            self.at += 1;
+            self.out.push(']');
+            return Ok(());
+        }
+        let mut first = true;
+        loop {
+            if !first {
+                self.out.push(',');
+            }
+            first = false;
+            self.value(depth + 1)?;
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => break,
+                _ => return Err(format!("expected ',' or ']' at byte {}", self.at)),
+            }
+        }
+        self.at += 1;
+        self.out.push(']');
+        Ok(())
+    }
+
+    /// Reads a string token; returns it with its quotes, as written.
+    fn string(&mut self) -> std::result::Result<&'a str, String> {
+        if self.peek()? != b'"' {
+            return Err(format!("expected a string at byte {}", self.at));
+        }
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut i = start + 1;
+        loop {
+            match bytes.get(i) {
+                None => return Err("unterminated string".into()),
+                Some(b'"') => break,
+                Some(b'\\') => i += 2,
+                Some(_) => i += 1,
+            }
+        }
+        self.at = i + 1;
+        Ok(&self.text[start..self.at])
+    }
+
+    /// Copies a string token, masking the secret if it occurs in its decoded text.
+    fn push_string(&mut self, raw: &'a str) -> std::result::Result<(), String> {
+        let decoded = decode(raw)?;
+        if decoded.contains(self.secret) {
+            self.changed = true;
+            let masked = decoded.replace(self.secret, MASK);
+            self.out
+                .push_str(&serde_json::to_string(&masked).expect("string serialises"));
+        } else {
+            self.out.push_str(raw);
+        }
+        Ok(())
+    }
+}
+
+/// The text of a string token (with its quotes); a lone surrogate escape becomes U+FFFD.
+fn decode(raw: &str) -> std::result::Result<Cow<'_, str>, String> {
+    let inner = &raw[1..raw.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Cow::Borrowed(inner));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    let hex = |chars: &mut std::str::Chars<'_>| -> std::result::Result<u32, String> {
+        let digits: String = chars.by_ref().take(4).collect();
+        u32::from_str_radix(&digits, 16).map_err(|_| format!("bad \\u escape {digits:?}"))
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some('\\') => out.push('\\'),
+            Some('/') => out.push('/'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('u') => {
+                let unit = hex(&mut chars)?;
+                if (0xD800..0xDC00).contains(&unit) {
+                    let rest = chars.as_str();
+                    if rest.starts_with("\\u") {
+                        let mut ahead = rest[2..].chars();
+                        if let Ok(low) = hex(&mut ahead) {
+                            if (0xDC00..0xE000).contains(&low) {
+                                let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                                out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+                                chars = ahead;
+                                continue;
+                            }
+                        }
+                    }
+                    out.push('\u{FFFD}');
+                } else {
+                    out.push(char::from_u32(unit).unwrap_or('\u{FFFD}'));
+                }
+            }
+            other => return Err(format!("bad escape {other:?}")),
+        }
+    }
+    Ok(Cow::Owned(out))
 }
 
 #[cfg(test)]
@@ -135,7 +368,9 @@ mod tests {
             out,
             r#"{"id":"ses_1","share":{"url":"https://x/s/1"},"list":[{"n":1}]}"#
         );
-        assert!(!out.contains("0b5e-7f"));
+        let text = r#"{ "only" : "0b5e-7f" , "b" : [ ] }"#;
+        assert_eq!(redact(text, &secret).unwrap(), r#"{"b":[]}"#);
+        assert_eq!(redact(r#"{"a":"0b5e-7f"}"#, &secret).unwrap(), "{}");
     }
 
     #[test]
@@ -143,28 +378,81 @@ mod tests {
         let secret = Secret::new("0b5e-7f");
         let text = r#"{ "tool": {"input": {"secret": "hunter2"}}, "z": 1, "a": 2 }"#;
         assert!(matches!(redact(text, &secret), Ok(Cow::Borrowed(t)) if t == text));
-        // the secret inside a longer string is not a member equal to it
-        let text = r#"{"note":"the secret 0b5e-7f was rotated"}"#;
-        assert_eq!(redact(text, &secret).unwrap(), text);
+        let text = r#"{"a":"\u00e9\n","n":1e400}"#;
+        assert!(matches!(redact(text, &secret), Ok(Cow::Borrowed(t)) if t == text));
     }
 
     #[test]
-    fn redact_sees_through_unicode_escapes() {
+    fn every_other_occurrence_is_masked() {
+        let secret = Secret::new("0b5e-7f");
+        let cases = [
+            (
+                r#"{"note":"the secret 0b5e-7f was rotated"}"#,
+                r#"{"note":"the secret [secret removed] was rotated"}"#,
+            ),
+            (r#"["x","0b5e-7f",3]"#, r#"["x","[secret removed]",3]"#),
+            (r#""0b5e-7f""#, r#""[secret removed]""#),
+            (r#"{"0b5e-7f":1}"#, r#"{"[secret removed]":1}"#),
+            (
+                r#"{"k 0b5e-7f":{"v":"a0b5e-7f"}}"#,
+                r#"{"k [secret removed]":{"v":"a[secret removed]"}}"#,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text, &secret).unwrap(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn redact_sees_through_escapes() {
         let secret = Secret::new("ab");
         let out = redact(r#"{"s":"\u0061b","t":"x"}"#, &secret).unwrap();
         assert_eq!(out, r#"{"t":"x"}"#);
+        let out = redact(r#"["x\u0061\u0062y"]"#, &secret).unwrap();
+        assert_eq!(out, r#"["x[secret removed]y"]"#);
+        let secret = Secret::new("a/b");
+        assert_eq!(redact(r#"{"u":"a\/b"}"#, &secret).unwrap(), "{}");
     }
 
     #[test]
-    fn content_that_cannot_be_stripped_is_refused_not_sent() {
-        // valid JSON (validate accepts it), but a lone surrogate cannot be read into a tree
+    fn parts_that_do_not_parse_as_a_tree_do_not_stop_the_removal() {
         let secret = Secret::new("0b5e-7f");
-        let text = r#"{"a":"\ud800","share":{"secret":"0b5e-7f"}}"#;
-        validate("k", text).unwrap();
-        let e = redact(text, &secret).unwrap_err();
-        assert!(!e.message.contains("0b5e-7f"), "{}", e.message);
-        // without the secret in it, the same kind of text goes out as it came
-        let text = r#"{"a":"\ud800"}"#;
-        assert_eq!(redact(text, &secret).unwrap(), text);
+        for other in [r#""\ud800""#, "1e400", "-0.0e-999"] {
+            let text = format!(r#"{{"a":{other},"share":{{"secret":"0b5e-7f"}},"t":"x 0b5e-7f"}}"#);
+            validate("k", &text).unwrap();
+            let out = redact(&text, &secret).unwrap();
+            assert!(!out.contains("0b5e-7f"), "{out}");
+            assert!(out.contains(other), "{out}");
+            assert!(out.contains(r#""share":{}"#), "{out}");
+        }
+        // nested 200 deep (past serde_json's tree limit of 128): redact reads it all
+        let deep = format!(
+            r#"{{"s":"0b5e-7f","d":{}"0b5e-7f"{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let out = redact(&deep, &secret).unwrap();
+        assert!(!out.contains("0b5e-7f"));
+        // deeper than the reader goes (share_sync's validation accepts any depth): refused
+        let deeper = format!("{}\"0b5e-7f\"{}", "[".repeat(600), "]".repeat(600));
+        validate("k", &deeper).unwrap();
+        assert!(redact(&deeper, &secret).is_err());
+        assert!(out.contains("[[[[\"[secret removed]\"]]]]"), "{out}");
+    }
+
+    #[test]
+    fn content_that_cannot_be_made_safe_is_refused_not_sent() {
+        let secret = Secret::new("1234");
+        let e = redact(r#"{"n":123456}"#, &secret).unwrap_err();
+        assert!(e.message.contains("not sent"), "{}", e.message);
+        assert!(!e.message.contains("1234"), "{}", e.message);
+        let secret = Secret::new("0b5e-7f");
+        for bad in [
+            r#"{"a":"0b5e-7f""#,
+            r#"["0b5e-7f" x]"#,
+            r#"{"a":"\q0b5e-7f"}"#,
+        ] {
+            assert!(redact(bad, &secret).is_err(), "{bad}");
+        }
     }
 }

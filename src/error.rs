@@ -12,15 +12,21 @@ pub enum share_status {
     SHARE_OK = 0,
     /// NULL where a value is needed, bad UTF-8, malformed key, invalid JSON, bad config.
     SHARE_ERR_INVALID_ARGUMENT = 1,
-    /// Called before share_init, or after share_shutdown.
+    /// Called before share_init, or after share_shutdown; share_init: the library could not
+    /// start (no thread, no HTTP client); any call in a forked child of a process that
+    /// started the library.
     SHARE_ERR_NOT_INITIALIZED = 2,
     /// share_init while running; nothing changed.
     SHARE_ERR_ALREADY_INITIALIZED = 3,
     /// Could not reach the service (connect, reset, timeout), retries spent.
     SHARE_ERR_NETWORK = 4,
-    /// The service answered with a non-2xx status.
+    /// The service answered with a non-2xx status. From share_flush and share_shutdown: every
+    /// content accepted before the call settled, but not all were delivered: some were given
+    /// up (refused, too large, unsafe, share gone) or wait for a share the service refuses;
+    /// the message says how many (each given-up content is reported by one flush).
     SHARE_ERR_HTTP_STATUS = 5,
-    /// The service's answer is not what the protocol says.
+    /// The service's answer is not what the protocol says (unreadable, over 64 KiB, or a
+    /// share that another session of this runtime already holds).
     SHARE_ERR_BAD_RESPONSE = 6,
     /// share_flush/share_shutdown: the deadline came with work left.
     SHARE_ERR_TIMEOUT = 7,
@@ -69,6 +75,11 @@ impl Error {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::new(Status::SHARE_ERR_INVALID_ARGUMENT, message)
+    }
+
+    /// SHARE_ERR_NOT_INITIALIZED with the reason the library cannot run.
+    pub fn not_initialized_because(why: &str) -> Self {
+        Error::new(Status::SHARE_ERR_NOT_INITIALIZED, why)
     }
 
     pub fn not_initialized() -> Self {

@@ -17,15 +17,19 @@ pub const CAPACITY: usize = 65_536;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// The service refused the content with a 4xx other than 401/403/408/429.
+    /// The service refused the content with a 4xx other than 401/403/404/408/429.
     Rejected,
-    /// The content failed `max_retries + 1` times in a row.
-    RetriesExhausted,
-    /// The service answered 401/403: the share is gone.
+    /// The content is larger than `max_content_bytes`: never uploaded.
+    TooLarge,
+    /// The share's secret could not be removed from the content: never uploaded.
+    Unsafe,
+    /// The library panicked while sending it (a bug): not retried.
+    Panic,
+    /// The service answered 401/403/404: the share is gone.
     Unshared,
     /// `share_remove` purged the session's pending work.
     Removed,
-    /// `share_shutdown`'s deadline came first.
+    /// `share_shutdown`'s deadline came first, or the content's share was refused then.
     Shutdown,
     /// `share_sync` answered SHARE_ERR_QUEUE_FULL.
     QueueFull,
@@ -63,9 +67,21 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         session: Option<Arc<str>>,
         count: u64,
+        /// The content's size, for `too_large`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+        /// Why, for `unsafe` and `panic` (never holds the secret).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
-    /// The service answered 401/403 for `session`: its share is forgotten.
+    /// The service answered 401/403/404 for `session`: its share is forgotten.
     Unshared { session: Arc<str>, status: u16 },
+    /// The service answered 500 to `count` requests in a row of `session`'s share: it counts as
+    /// refused (a wrong or stale secret, a deleted share). Its contents wait, flushes no longer
+    /// wait for them, and one request per `retry_max_ms` probes it; raised once per refusal.
+    Refused { session: Arc<str>, count: u32 },
+    /// A request of refused `session`'s share succeeded: it is live again, its contents go.
+    Resumed { session: Arc<str> },
     /// `count` events did not fit in the buffer and are missing before this one: a host that
     /// tracks keys from events must re-check them.
     Lost { count: u64 },
@@ -202,15 +218,17 @@ mod tests {
                 error: Some("reset".into()),
             },
             Event::Dropped {
-                reason: Reason::RetriesExhausted,
+                reason: Reason::TooLarge,
                 key: Some("k".into()),
                 session: None,
                 count: 1,
+                bytes: Some(200_000),
+                error: None,
             },
         ]);
         assert_eq!(
             json,
-            r#"[{"type":"synced","key":"session/info/ses_1","status":200},{"type":"retry","key":"k","retry":2,"delay_ms":40,"error":"reset"},{"type":"dropped","reason":"retries_exhausted","key":"k","count":1}]"#
+            r#"[{"type":"synced","key":"session/info/ses_1","status":200},{"type":"retry","key":"k","retry":2,"delay_ms":40,"error":"reset"},{"type":"dropped","reason":"too_large","key":"k","count":1,"bytes":200000}]"#
         );
     }
 

@@ -1,6 +1,7 @@
 //! The HTTP client: one reqwest blocking client (keep-alive pool, rustls, timeouts) shared by
 //! every request, turning each POST into a [`retry::Attempt`](crate::retry::Attempt).
 
+use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::Client;
@@ -9,7 +10,12 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use crate::config::Config;
 use crate::retry::{Attempt, parse_retry_after};
 
-/// An answer with its body (read whole, so the connection goes back to the pool).
+/// The largest answer body read. The protocol's answers are a few hundred bytes; a service that
+/// answers more (or never ends a chunked body) fails the attempt, and no more than this is buffered.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// An answer with its body (read whole, up to [`MAX_ANSWER_BYTES`], so the connection goes back
+/// to the pool).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
@@ -68,10 +74,15 @@ impl Http {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = response
-            .bytes()
-            .map_err(|e| Attempt::Network(describe(path, &e)))?
-            .to_vec();
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_long(path)); // dropped unread: the connection is closed, not pooled
+        }
+        let body = read_capped(response, MAX_ANSWER_BYTES)
+            .map_err(|e| Attempt::Network(format!("POST {path} failed reading the answer: {e}")))?
+            .ok_or_else(|| too_long(path))?;
         Ok(Answer {
             status,
             retry_after,
@@ -87,6 +98,20 @@ impl Answer {
             retry_after: self.retry_after,
         }
     }
+}
+
+/// Reads `body` to its end if it holds at most `cap` bytes; None past the cap (having buffered at
+/// most `cap + 1` bytes).
+pub fn read_capped(body: impl Read, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    body.take(cap as u64 + 1).read_to_end(&mut out)?;
+    Ok((out.len() <= cap).then_some(out))
+}
+
+fn too_long(path: &str) -> Attempt {
+    Attempt::BadAnswer(format!(
+        "POST {path} answered a body over {MAX_ANSWER_BYTES} bytes; not read"
+    ))
 }
 
 /// A network error in one line: what failed, and the innermost cause (reqwest's own message
@@ -114,4 +139,30 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_past_the_cap_are_refused_after_reading_one_byte_more() {
+        assert_eq!(read_capped(&b"abc"[..], 3).unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(read_capped(&b"abcd"[..], 3).unwrap(), None);
+        // an endless body: only cap + 1 bytes are ever read
+        let mut endless = std::io::repeat(b'x');
+        let mut counted = CountingReader(&mut endless, 0);
+        assert_eq!(read_capped(&mut counted, 1000).unwrap(), None);
+        assert_eq!(counted.1, 1001);
+    }
+
+    struct CountingReader<'a>(&'a mut dyn Read, usize);
+
+    impl Read for CountingReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n;
+            Ok(n)
+        }
+    }
 }

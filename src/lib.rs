@@ -9,6 +9,7 @@ pub mod content;
 pub mod error;
 pub mod events;
 pub mod ffi;
+mod fork;
 pub mod http;
 pub mod key;
 mod locks;

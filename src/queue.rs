@@ -1,6 +1,8 @@
 //! The coalescing queue: the newest unsent content of each key, dispatched in the order of each
 //! key's first unsent write, at most one request per key and `concurrency` in all, two requests
 //! of one key at least `min_interval` apart, with keys parked until their retry or interval time.
+//! It also keeps each share's health: a share the service refuses is held back and probed
+//! (see [`Failure`] for how outage and refusal are told apart).
 //! Pure state: the runtime wraps it in a mutex and supplies the clock, so unit and property tests
 //! drive it directly.
 
@@ -15,29 +17,34 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub concurrency: usize,
+    /// Answers of 500 in a row for one share before it counts as refused.
     pub max_retries: u32,
     pub max_pending_bytes: usize,
     /// Least time between the starts of two requests of one key: a key rewritten faster waits,
     /// and its writes meanwhile coalesce. Zero sends again as soon as the key is free.
     pub min_interval: Duration,
+    /// Least time between two requests of a refused share (`retry_max_ms`).
+    pub probe_interval: Duration,
 }
 
 /// Lifetime totals. Every accepted content ends in exactly one of sent, coalesced or dropped,
 /// or is still pending or in flight: `queued = sent + coalesced + dropped + pending + in_flight`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    /// Contents accepted by `offer`.
+    /// Contents accepted by `offer` (and those `give_up_unsent` dropped at once).
     pub queued: u64,
     /// Contents replaced by a newer one of the same key before they were delivered.
     pub coalesced: u64,
     /// Contents the service accepted (2xx).
     pub sent: u64,
-    /// Contents given up: refused by the service, retries spent, share gone, purged, shut down.
+    /// Contents given up: refused by the service, share gone, too large, purged, shut down.
     pub dropped: u64,
     /// Failed attempts that were scheduled for another try.
     pub retried: u64,
     /// Failed attempts, retried or not.
     pub failed: u64,
+    /// Times a share became refused.
+    pub refusals: u64,
 }
 
 /// One request to make: send `content` as the value of `key`.
@@ -53,8 +60,8 @@ pub struct Dispatch {
 pub enum Offer {
     /// The key had nothing waiting; it now has.
     Queued,
-    /// Queued, but the key's last request started less than `min_interval` ago: it is parked
-    /// until then (the clock's owner must wake at `next_parked_at`).
+    /// Queued, but parked: the key's last request started less than `min_interval` ago, or its
+    /// share is refused (the clock's owner must wake at `next_parked_at`).
     Parked,
     /// The key already had content waiting; the new content replaced it.
     Coalesced,
@@ -67,13 +74,52 @@ pub struct QueueFull {
     pub limit: usize,
 }
 
+/// What kind of failure a request met; the runtime classifies the answer, the queue keeps the
+/// consequences per key and per share.
+///
+/// Outage or refusal: opencode's hosted services answer a wrong or stale secret and a deleted
+/// share with 500, exactly as a fault of their own. So only a 500 counts toward refusal, and only
+/// for its share: after `max_retries` answers of 500 in a row for one share (no success of that
+/// share in between) the share is refused. Everything else that is retried (network errors,
+/// unreadable answers, 408, 429, 502-504) is an outage and never gives anything up. A success
+/// of another share during the streak is the evidence that the service is up and refusing this
+/// share: such a refusal holds until a probe succeeds (one request per `probe_interval`). A
+/// refusal without that evidence may be a fault of the whole service, so the first success of
+/// any share probes it at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No usable answer (network, unreadable answer, 408, 502-504): retried; if no request
+    /// succeeded while it was under way, the service looked down, and the next success anywhere
+    /// ends the key's wait.
+    Outage,
+    /// The service asked to slow down (429, or a Retry-After): retried after its own wait only.
+    Busy,
+    /// 500: retried, and one more answer toward the share counting as refused.
+    Refusal,
+    /// Not retryable: the content is dropped (and counted as given up).
+    Final,
+}
+
 /// How a failed attempt was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFailure {
     /// The key will be tried again after `delay` (retry number `retry`).
     Retry { retry: u32, delay: Duration },
-    /// The failed content was dropped: not retryable, retries spent, or its session was purged.
-    Dropped { exhausted: bool },
+    /// The key's share is refused: the content waits with the share's others, not waited for
+    /// by flushes. `newly` is true for the failure that made the share refused.
+    Held { newly: bool },
+    /// The failed content was dropped: not retryable, or its session was purged.
+    Dropped { given_up: bool },
+}
+
+/// What a success changed besides the key itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AfterSuccess {
+    /// Something was parked or a probe scheduled: the clock's owner must look at
+    /// `next_parked_at` again.
+    pub wake_timer: bool,
+    /// The key's share was refused and is live again.
+    pub resumed: bool,
 }
 
 /// The request under way for a key.
@@ -82,6 +128,19 @@ struct Flight {
     /// Position the key had when it was dispatched: the oldest write this request delivers.
     mark: u64,
     text: Arc<str>,
+    /// Successes landed when it started: none since means the service looked down.
+    epoch: u64,
+    /// The one request of a refused share: flushes do not wait for it.
+    probe: bool,
+}
+
+/// Why a key's request under way will not be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    /// The host removed the share.
+    Removed,
+    /// The share is gone on the service's side: its contents are given up.
+    GivenUp,
 }
 
 #[derive(Debug)]
@@ -96,11 +155,34 @@ struct Entry {
     in_flight: Option<Flight>,
     /// Set while the key waits for a retry or for its interval since its last request.
     parked_until: Option<Instant>,
-    /// Failed attempts since the key's last success.
+    /// Failed attempts since the key's last success (the backoff's exponent).
     attempts: u32,
     /// The session was purged while this key's request was under way: do not retry it.
-    cancelled: bool,
+    cancelled: Option<Cancel>,
+    /// Its pending content waits in its refused share's `held` set.
+    held: bool,
+    /// Made ready as its refused share's probe.
+    probe: bool,
 }
+
+/// One share's standing with the service, kept while it has answers of 500 in a row.
+#[derive(Debug, Default)]
+struct Health {
+    /// Answers of 500 in a row for this share.
+    streak: u32,
+    /// `successes` when the streak began: a success since then was another share's.
+    streak_epoch: u64,
+    refused: bool,
+    /// While refused: positions of its keys whose pending content is held back.
+    held: BTreeMap<u64, Arc<str>>,
+    /// While refused: when the next probe may be made ready (None while one is under way).
+    probe_at: Option<Instant>,
+    /// The position of the probe made ready or under way.
+    probe_mark: Option<u64>,
+}
+
+/// Given-up contents remembered for flushes, by position; older ones are summed.
+const GIVEN_UP_LOG: usize = 65_536;
 
 /// The queue. See the module documentation.
 #[derive(Debug)]
@@ -108,19 +190,35 @@ pub struct Queue {
     limits: Limits,
     entries: HashMap<Arc<str>, Entry>,
     /// Keys that can be sent now, by position. A key is here exactly when it has pending
-    /// content, no request under way and no retry to wait for.
+    /// content, no request under way, no retry to wait for and its share is not refused (or
+    /// it is that share's probe).
     ready: BTreeMap<u64, Arc<str>>,
     /// Parked keys (waiting for a retry or for their interval), by (time, position).
     waiting: BTreeMap<(Instant, u64), Arc<str>>,
+    /// The parked keys of `waiting` whose wait the next success ends (they failed while the
+    /// service looked down).
+    wakeable: BTreeSet<(Instant, u64)>,
     /// When each key's latest request started, kept for `min_interval` (empty when it is zero).
     starts: HashMap<Arc<str>, Instant>,
     /// The same starts in time order, to forget them once `min_interval` has passed.
     start_log: VecDeque<(Instant, Arc<str>)>,
-    /// The oldest undelivered write of every pending key and of every request under way: a
-    /// flush is done when none is at or below its mark.
+    /// The oldest undelivered write of every pending key and of every request under way, except
+    /// those of refused shares: a flush is done when none is at or below its mark.
     outstanding: BTreeSet<u64>,
     /// Requests under way, per session (for remove).
     flights: HashMap<Arc<str>, usize>,
+    /// Shares with answers of 500 in a row, or refused.
+    health: HashMap<Arc<str>, Health>,
+    /// Refused shares' next probes, by time.
+    probes: BTreeSet<(Instant, Arc<str>)>,
+    /// Refused shares without evidence that the service is up: probed at the next success.
+    unconfirmed: Vec<Arc<str>>,
+    /// Successful requests, ever.
+    successes: u64,
+    /// Positions of given-up contents not yet reported by a flush, with a count each.
+    given_up: BTreeMap<u64, u64>,
+    /// Given-up contents that no longer fit in `given_up`: reported by the next flush.
+    given_up_old: u64,
     in_flight: usize,
     pending_keys: usize,
     pending_bytes: usize,
@@ -135,10 +233,17 @@ impl Queue {
             entries: HashMap::new(),
             ready: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            wakeable: BTreeSet::new(),
             starts: HashMap::new(),
             start_log: VecDeque::new(),
             outstanding: BTreeSet::new(),
             flights: HashMap::new(),
+            health: HashMap::new(),
+            probes: BTreeSet::new(),
+            unconfirmed: Vec::new(),
+            successes: 0,
+            given_up: BTreeMap::new(),
+            given_up_old: 0,
             in_flight: 0,
             pending_keys: 0,
             pending_bytes: 0,
@@ -175,21 +280,28 @@ impl Queue {
         self.pending_bytes = after;
         let Some(entry) = self.entries.get_mut(key) else {
             let key: Arc<str> = Arc::from(key);
-            self.outstanding.insert(seq);
+            let session: Arc<str> = Arc::from(session);
             self.pending_keys += 1;
             self.entries.insert(
                 key.clone(),
                 Entry {
                     key: key.clone(),
-                    session: Arc::from(session),
+                    session: session.clone(),
                     pending: Some(text),
                     position: seq,
                     in_flight: None,
                     parked_until: None,
                     attempts: 0,
-                    cancelled: false,
+                    cancelled: None,
+                    held: false,
+                    probe: false,
                 },
             );
+            if self.is_refused(&session) {
+                self.hold(&key, now);
+                return Ok(Offer::Parked);
+            }
+            self.outstanding.insert(seq);
             return Ok(if self.make_ready(key, seq, now) {
                 Offer::Queued
             } else {
@@ -204,9 +316,23 @@ impl Queue {
         // the key is in flight (an idle key has no entry): it goes out again afterwards
         debug_assert!(entry.in_flight.is_some());
         entry.position = seq;
-        self.outstanding.insert(seq);
         self.pending_keys += 1;
+        let (key, session) = (entry.key.clone(), entry.session.clone());
+        if self.is_refused(&session) {
+            self.hold(&key, now);
+        } else {
+            self.outstanding.insert(seq);
+        }
         Ok(Offer::Queued)
+    }
+
+    /// Counts a content dropped before it was queued (larger than `max_content_bytes`): it
+    /// takes a position, so flushes after it report it as given up.
+    pub fn give_up_unsent(&mut self) {
+        self.last_seq += 1;
+        self.counts.queued += 1;
+        self.counts.dropped += 1;
+        self.note_given_up(self.last_seq);
     }
 
     /// The next request to make, if a key is ready and fewer than `concurrency` are under way.
@@ -230,6 +356,8 @@ impl Queue {
         entry.in_flight = Some(Flight {
             mark: position,
             text: text.clone(),
+            epoch: self.successes,
+            probe: std::mem::take(&mut entry.probe),
         });
         self.in_flight += 1;
         let session = entry.session.clone();
@@ -242,76 +370,153 @@ impl Queue {
         })
     }
 
-    /// The request for `key` succeeded. True if the key has newer content that is parked until
-    /// its interval has passed.
-    pub fn sent(&mut self, key: &str, now: Instant) -> bool {
+    /// The request for `key` succeeded: its share is healthy (resumed if it was refused), and
+    /// every key parked by an outage may go now.
+    pub fn sent(&mut self, key: &str, now: Instant) -> AfterSuccess {
         let Some(flight) = self.land(key) else {
-            return false;
+            return AfterSuccess::default();
         };
         self.counts.sent += 1;
-        self.outstanding.remove(&flight.mark);
+        self.successes += 1;
+        if !flight.probe {
+            self.outstanding.remove(&flight.mark);
+        }
         let entry = self
             .entries
             .get_mut(key)
             .expect("landed keys have an entry");
         entry.attempts = 0;
-        self.requeue_or_forget(key, now)
+        let session = entry.session.clone();
+        let mut after = AfterSuccess::default();
+        if let Some(health) = self.health.remove(&session) {
+            if health.refused {
+                after.resumed = true;
+                self.resume(&session, health, now);
+            }
+        }
+        // the service answers: keys that failed while it looked down go now
+        let woken: Vec<(Instant, u64)> = std::mem::take(&mut self.wakeable).into_iter().collect();
+        for at in woken {
+            if let Some(key) = self.waiting.remove(&at) {
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.parked_until = None;
+                }
+                after.wake_timer |= !self.make_ready(key, at.1, || now);
+            }
+        }
+        // refusals without evidence that the service was up are probed at once
+        for session in std::mem::take(&mut self.unconfirmed) {
+            if let Some(h) = self.health.get_mut(&session) {
+                if let Some(at) = h.probe_at.replace(now) {
+                    self.probes.remove(&(at, session.clone()));
+                }
+                self.probes.insert((now, session));
+                after.wake_timer = true;
+            }
+        }
+        after.wake_timer |= self.requeue_or_forget(key, now);
+        after
     }
 
-    /// The request for `key` failed. A retryable failure keeps the key's newest content (the
-    /// failed one, unless a newer one arrived meanwhile) and parks the key for `delay(retry)`,
-    /// until the key has failed more than `max_retries` times since its last success.
+    /// The request for `key` failed with `failure`. A retried key keeps its newest content (the
+    /// failed one, unless a newer one arrived meanwhile) and is parked for `delay(retry)`, or
+    /// held with its share's others once the share is refused.
     pub fn failed(
         &mut self,
         key: &str,
         now: Instant,
-        retryable: bool,
+        failure: Failure,
         delay: impl FnOnce(u32) -> Duration,
     ) -> AfterFailure {
         let Some(flight) = self.land(key) else {
-            return AfterFailure::Dropped { exhausted: false };
+            return AfterFailure::Dropped { given_up: false };
         };
         self.counts.failed += 1;
         let entry = self
             .entries
             .get_mut(key)
             .expect("landed keys have an entry");
-        entry.attempts += 1;
-        let exhausted = entry.attempts > self.limits.max_retries && !entry.cancelled;
-        if !retryable || exhausted || entry.cancelled {
+        let session = entry.session.clone();
+        let cancelled = entry.cancelled;
+        if failure == Failure::Final || cancelled.is_some() {
             entry.attempts = 0;
             self.counts.dropped += 1;
-            self.outstanding.remove(&flight.mark);
+            let given_up = cancelled != Some(Cancel::Removed);
+            if given_up {
+                self.note_given_up(flight.mark);
+            }
+            self.land_mark(&session, &flight, now);
             self.requeue_or_forget(key, now);
-            return AfterFailure::Dropped {
-                exhausted: retryable && exhausted,
-            };
+            return AfterFailure::Dropped { given_up };
         }
+        entry.attempts += 1;
         let retry = entry.attempts;
         self.counts.retried += 1;
         if entry.pending.is_some() {
             // the newer content replaces the failed one and covers its writes too
             self.counts.coalesced += 1;
-            self.outstanding.remove(&entry.position);
+            if !entry.held {
+                self.outstanding.remove(&entry.position);
+            } else if let Some(h) = self.health.get_mut(&session) {
+                h.held.remove(&entry.position);
+            }
+            entry.held = false;
         } else {
             self.pending_keys += 1;
             self.pending_bytes += flight.text.len();
-            entry.pending = Some(flight.text);
+            entry.pending = Some(flight.text.clone());
         }
         // it has had unsent data since the failed request's first write: it goes before later keys
         entry.position = flight.mark;
         let key = entry.key.clone();
+        let mut newly = false;
+        if failure == Failure::Refusal {
+            let (successes, max) = (self.successes, self.limits.max_retries);
+            let h = self.health.entry(session.clone()).or_default();
+            if h.streak == 0 {
+                h.streak_epoch = successes;
+            }
+            h.streak = h.streak.saturating_add(1);
+            if !h.refused && h.streak >= max {
+                newly = true;
+                self.refuse(&session, now);
+            }
+        }
+        if flight.probe {
+            if let Some(h) = self.health.get_mut(&session) {
+                h.probe_mark = None;
+                if h.refused {
+                    self.schedule_probe(&session, now + self.limits.probe_interval);
+                }
+            }
+        }
+        if self.is_refused(&session) {
+            if !flight.probe {
+                self.outstanding.remove(&flight.mark);
+            }
+            self.hold(&key, || now);
+            return AfterFailure::Held { newly };
+        }
+        if flight.probe {
+            // a probe whose share resumed meanwhile: flushes wait for it again
+            self.outstanding.insert(flight.mark);
+        }
         let at = (now + delay(retry)).max(self.earliest_start(&key).unwrap_or(now));
         self.park(key, flight.mark, at);
+        if failure == Failure::Outage && flight.epoch == self.successes {
+            self.wakeable.insert((at, flight.mark));
+        }
         AfterFailure::Retry {
             retry,
             delay: at - now,
         }
     }
 
-    /// Drops every pending content of `session` and cancels retries of its requests under way;
-    /// returns how many contents were dropped.
-    pub fn purge_session(&mut self, session: &str) -> u64 {
+    /// Drops every pending content of `session` and cancels retries of its requests under way,
+    /// forgetting the share's health; returns how many contents were dropped. `given_up` says
+    /// whether flushes report them (true when the service ended the share, false for the host's
+    /// own remove).
+    pub fn purge_session(&mut self, session: &str, given_up: bool) -> u64 {
         let keys: Vec<Arc<str>> = self
             .entries
             .values()
@@ -319,57 +524,102 @@ impl Queue {
             .map(|e| e.key.clone())
             .collect();
         let mut dropped = 0;
+        let mut positions = Vec::new();
         for key in keys {
             let entry = self.entries.get_mut(&key).expect("listed");
             if let Some(text) = entry.pending.take() {
                 dropped += 1;
+                positions.push(entry.position);
                 self.pending_keys -= 1;
                 self.pending_bytes -= text.len();
                 self.outstanding.remove(&entry.position);
                 match entry.parked_until.take() {
-                    Some(at) => self.waiting.remove(&(at, entry.position)),
+                    Some(at) => {
+                        self.wakeable.remove(&(at, entry.position));
+                        self.waiting.remove(&(at, entry.position))
+                    }
                     None if entry.in_flight.is_none() => self.ready.remove(&entry.position),
                     None => None,
                 };
+                entry.held = false;
+                entry.probe = false;
             }
             if entry.in_flight.is_some() {
-                entry.cancelled = true;
+                entry.cancelled = Some(if given_up {
+                    Cancel::GivenUp
+                } else {
+                    Cancel::Removed
+                });
             } else {
                 self.entries.remove(&key);
             }
         }
+        if given_up {
+            for position in positions {
+                self.note_given_up(position);
+            }
+        }
+        if let Some(h) = self.health.remove(session) {
+            if let Some(at) = h.probe_at {
+                self.probes.remove(&(at, Arc::from(session)));
+            }
+        }
+        self.unconfirmed.retain(|s| &**s != session);
         self.counts.dropped += dropped;
         dropped
     }
 
-    /// Drops everything, pending and in flight (at shutdown); returns how many contents.
-    pub fn drain(&mut self) -> u64 {
+    /// Drops everything, pending (held too) and in flight, at shutdown; returns how many
+    /// contents, and how many of each key (with its session), by key.
+    pub fn drain(&mut self) -> (u64, Vec<(Arc<str>, Arc<str>, u64)>) {
         let left = (self.pending_keys + self.in_flight) as u64;
+        let mut keys: Vec<(Arc<str>, Arc<str>, u64)> = self
+            .entries
+            .values()
+            .map(|e| {
+                let n = u64::from(e.pending.is_some()) + u64::from(e.in_flight.is_some());
+                (e.key.clone(), e.session.clone(), n)
+            })
+            .collect();
+        keys.sort();
         self.counts.dropped += left;
         let (limits, counts, last_seq) = (self.limits, self.counts, self.last_seq);
         *self = Queue::new(limits);
         self.counts = counts;
         self.last_seq = last_seq;
-        left
+        (left, keys)
     }
 
-    /// Makes ready every parked key whose time has come.
+    /// Makes ready every parked key whose time has come, and the probes of refused shares.
     pub fn wake_due(&mut self, now: Instant) {
         while let Some(entry) = self.waiting.first_entry() {
             if entry.key().0 > now {
                 break;
             }
-            let ((_, position), key) = entry.remove_entry();
+            let (at, key) = entry.remove_entry();
+            self.wakeable.remove(&at);
             if let Some(e) = self.entries.get_mut(&key) {
                 e.parked_until = None;
             }
-            self.ready.insert(position, key);
+            self.ready.insert(at.1, key);
+        }
+        while let Some((at, _)) = self.probes.first() {
+            if *at > now {
+                break;
+            }
+            let (_, session) = self.probes.pop_first().expect("first");
+            self.make_probe(&session, now);
         }
     }
 
-    /// When the earliest parked key may go (a retry, or the end of an interval).
+    /// When the earliest parked key may go (a retry, the end of an interval, a probe).
     pub fn next_parked_at(&self) -> Option<Instant> {
-        self.waiting.first_key_value().map(|((at, _), _)| *at)
+        let parked = self.waiting.first_key_value().map(|((at, _), _)| *at);
+        let probe = self.probes.first().map(|(at, _)| *at);
+        match (parked, probe) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Keys that could be sent now (not counting parked ones).
@@ -382,14 +632,69 @@ impl Queue {
         self.last_seq
     }
 
-    /// True while some content numbered `seq` or lower is still pending or in flight.
+    /// True while some content numbered `seq` or lower is still pending or in flight (contents
+    /// of refused shares aside: see [`Queue::held_up_to`]).
     pub fn holds_up_to(&self, seq: u64) -> bool {
         self.outstanding.first().is_some_and(|&first| first <= seq)
     }
 
-    /// True while `key` has content pending, parked or in flight.
+    /// Contents numbered `seq` or lower held for refused shares (their probe included), and
+    /// how many shares they are of.
+    pub fn held_up_to(&self, seq: u64) -> (u64, usize) {
+        let mut contents = 0;
+        let mut shares = 0;
+        for h in self.health.values().filter(|h| h.refused) {
+            let n = h.held.range(..=seq).count() as u64
+                + u64::from(h.probe_mark.is_some_and(|m| m <= seq));
+            contents += n;
+            shares += usize::from(n > 0);
+        }
+        (contents, shares)
+    }
+
+    /// Takes the count of given-up contents numbered `seq` or lower not yet reported (and any
+    /// older ones that outgrew the log): a flush reports each once.
+    pub fn take_given_up(&mut self, seq: u64) -> u64 {
+        let later = self.given_up.split_off(&seq.saturating_add(1));
+        let upto = std::mem::replace(&mut self.given_up, later);
+        upto.values().sum::<u64>() + std::mem::take(&mut self.given_up_old)
+    }
+
+    /// True while `key` has content pending, parked, held or in flight.
     pub fn holds_key(&self, key: &str) -> bool {
         self.entries.contains_key(key)
+    }
+
+    /// True while the share of `session` is refused.
+    pub fn is_refused(&self, session: &str) -> bool {
+        self.health.get(session).is_some_and(|h| h.refused)
+    }
+
+    /// The share of `session` has a new secret: if it is refused, its probe goes now. True
+    /// if a probe was scheduled (the clock's owner must look at `next_parked_at`).
+    pub fn probe_now(&mut self, session: &str, now: Instant) -> bool {
+        let Some((session, h)) = self.health.get_key_value(session) else {
+            return false;
+        };
+        if !h.refused {
+            return false;
+        }
+        let session = session.clone();
+        self.schedule_probe(&session, now);
+        true
+    }
+
+    /// Shares refused now.
+    pub fn refused_shares(&self) -> usize {
+        self.health.values().filter(|h| h.refused).count()
+    }
+
+    /// Contents held for refused shares (their probes included).
+    pub fn held(&self) -> usize {
+        self.health
+            .values()
+            .map(|h| h.held.len() + usize::from(h.probe_mark.is_some()))
+            .sum()
     }
 
     /// Requests under way for `session`.
@@ -428,14 +733,41 @@ impl Queue {
         Some(flight)
     }
 
+    /// Forgets a dropped flight's mark: a flush's, or its share's probe (another goes now).
+    fn land_mark(&mut self, session: &Arc<str>, flight: &Flight, now: Instant) {
+        if !flight.probe {
+            self.outstanding.remove(&flight.mark);
+            return;
+        }
+        if let Some(h) = self.health.get_mut(session) {
+            h.probe_mark = None;
+            if h.refused {
+                self.schedule_probe(session, now);
+            }
+        }
+    }
+
     /// After a request ended for good: queue the key's newer content, or forget the key. True
     /// if the newer content is parked until the key's interval has passed.
     fn requeue_or_forget(&mut self, key: &str, now: Instant) -> bool {
         let entry = self.entries.get_mut(key).expect("entry");
-        entry.cancelled = false;
+        entry.cancelled = None;
         if entry.pending.is_none() {
             self.entries.remove(key);
             return false;
+        }
+        if entry.held {
+            // waits with its refused share; the share's next probe may have found nothing
+            // to send while this key was in flight
+            let session = entry.session.clone();
+            let idle = self
+                .health
+                .get(&session)
+                .is_some_and(|h| h.probe_at.is_none() && h.probe_mark.is_none());
+            if idle {
+                self.schedule_probe(&session, now + self.limits.probe_interval);
+            }
+            return idle;
         }
         let (key, position) = (entry.key.clone(), entry.position);
         !self.make_ready(key, position, || now)
@@ -461,6 +793,134 @@ impl Queue {
             entry.parked_until = Some(at);
         }
         self.waiting.insert((at, position), key);
+    }
+
+    /// Puts the pending content of `key` (of a refused share, not ready nor parked nor
+    /// outstanding) in its share's held set; schedules a probe if none is due.
+    fn hold(&mut self, key: &Arc<str>, now: impl FnOnce() -> Instant) {
+        let entry = self.entries.get_mut(key).expect("held keys have an entry");
+        entry.held = true;
+        let (position, session) = (entry.position, entry.session.clone());
+        let h = self
+            .health
+            .get_mut(&session)
+            .expect("refused shares have health");
+        h.held.insert(position, key.clone());
+        if h.probe_at.is_none() && h.probe_mark.is_none() {
+            let at = now() + self.limits.probe_interval;
+            self.schedule_probe(&session, at);
+        }
+    }
+
+    /// The share of `session` becomes refused: its waiting keys are held.
+    fn refuse(&mut self, session: &Arc<str>, now: Instant) {
+        self.counts.refusals += 1;
+        let successes = self.successes;
+        let h = self.health.get_mut(session).expect("a streak has health");
+        h.refused = true;
+        if h.streak_epoch == successes {
+            self.unconfirmed.push(session.clone());
+        }
+        let keys: Vec<Arc<str>> = self
+            .entries
+            .values()
+            .filter(|e| &e.session == session && e.pending.is_some() && !e.held)
+            .map(|e| e.key.clone())
+            .collect();
+        for key in keys {
+            let entry = self.entries.get_mut(&key).expect("listed");
+            let position = entry.position;
+            self.outstanding.remove(&position);
+            match entry.parked_until.take() {
+                Some(at) => {
+                    self.wakeable.remove(&(at, position));
+                    self.waiting.remove(&(at, position));
+                }
+                None if entry.in_flight.is_none() => {
+                    self.ready.remove(&position);
+                }
+                None => {}
+            }
+            self.hold(&key, || now);
+        }
+        self.schedule_probe(session, now + self.limits.probe_interval);
+    }
+
+    /// The share of `session` is live again: its held keys go (or wait for their interval).
+    fn resume(&mut self, session: &Arc<str>, health: Health, now: Instant) {
+        if let Some(at) = health.probe_at {
+            self.probes.remove(&(at, session.clone()));
+        }
+        self.unconfirmed.retain(|s| s != session);
+        for (position, key) in health.held {
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            entry.held = false;
+            self.outstanding.insert(position);
+            if entry.in_flight.is_none() {
+                self.make_ready(key, position, || now);
+            }
+        }
+        if health.probe_mark.is_some() {
+            // a probe made ready but not yet sent: flushes wait for it again
+            for e in self.entries.values_mut() {
+                if e.probe && &e.session == session {
+                    e.probe = false;
+                    self.outstanding.insert(e.position);
+                }
+            }
+        }
+    }
+
+    /// (Re)schedules the probe of refused `session` at `at`.
+    fn schedule_probe(&mut self, session: &Arc<str>, at: Instant) {
+        let Some(h) = self.health.get_mut(session) else {
+            return;
+        };
+        if h.probe_mark.is_some() {
+            return; // one under way: its answer schedules the next
+        }
+        if let Some(old) = h.probe_at.replace(at) {
+            self.probes.remove(&(old, session.clone()));
+        }
+        self.probes.insert((at, session.clone()));
+    }
+
+    /// Makes the oldest held key of refused `session` (not under way) ready as its probe (or
+    /// parks it for the rest of its interval).
+    fn make_probe(&mut self, session: &Arc<str>, now: Instant) {
+        let Some(h) = self.health.get_mut(session) else {
+            return;
+        };
+        h.probe_at = None;
+        if !h.refused || h.probe_mark.is_some() {
+            return;
+        }
+        let entries = &self.entries;
+        let found = h
+            .held
+            .iter()
+            .find(|(_, k)| entries.get(*k).is_some_and(|e| e.in_flight.is_none()))
+            .map(|(p, k)| (*p, k.clone()));
+        let Some((position, key)) = found else {
+            return; // nothing to probe with: the next held content schedules one
+        };
+        h.held.remove(&position);
+        h.probe_mark = Some(position);
+        let entry = self.entries.get_mut(&key).expect("held keys have an entry");
+        entry.held = false;
+        entry.probe = true;
+        self.make_ready(key, position, || now);
+    }
+
+    fn note_given_up(&mut self, position: u64) {
+        *self.given_up.entry(position).or_insert(0) += 1;
+        if self.given_up.len() > GIVEN_UP_LOG {
+            if let Some((_, n)) = self.given_up.pop_first() {
+                self.given_up_old += n;
+            }
+        }
     }
 
     /// The earliest time `key` may start a request, if it started one within `min_interval`.
@@ -505,13 +965,14 @@ impl Queue {
         let mut marks: BTreeSet<u64> = self
             .entries
             .values()
-            .filter(|e| e.pending.is_some())
+            .filter(|e| e.pending.is_some() && !e.held && !e.probe)
             .map(|e| e.position)
             .collect();
         marks.extend(
             self.entries
                 .values()
                 .filter_map(|e| e.in_flight.as_ref())
+                .filter(|f| !f.probe)
                 .map(|f| f.mark),
         );
         assert_eq!(marks, self.outstanding);
@@ -523,13 +984,22 @@ impl Queue {
         assert_eq!(flying, self.in_flight);
         assert!(self.in_flight <= self.limits.concurrency);
         assert_eq!(self.flights.values().sum::<usize>(), self.in_flight);
-        assert_eq!(self.outstanding.len(), pending.len() + flying);
         for (k, e) in &self.entries {
             assert!(
                 e.pending.is_some() || e.in_flight.is_some(),
                 "idle entry {k} kept"
             );
-            let ready = e.pending.is_some() && e.in_flight.is_none() && e.parked_until.is_none();
+            let refused = self.is_refused(&e.session);
+            if e.held {
+                assert!(refused, "{k} held for a share that is not refused");
+                assert_eq!(self.health[&e.session].held.get(&e.position), Some(k));
+                assert!(e.pending.is_some());
+            }
+            if e.pending.is_some() && refused && !e.probe {
+                assert!(e.held, "{k} of a refused share is not held");
+            }
+            let ready =
+                e.pending.is_some() && e.in_flight.is_none() && e.parked_until.is_none() && !e.held;
             assert_eq!(
                 self.ready.get(&e.position) == Some(k),
                 ready,
@@ -540,13 +1010,28 @@ impl Queue {
                 self.waiting.values().any(|w| w == k)
             );
         }
+        for at in &self.wakeable {
+            assert!(self.waiting.contains_key(at), "wakeable but not parked");
+        }
+        for (s, h) in &self.health {
+            assert!(h.streak > 0 || h.refused, "idle health of {s} kept");
+            if h.refused {
+                assert!(
+                    h.probe_mark.is_some()
+                        || h.probe_at.is_some()
+                        || h.held.values().all(|k| self.entries[k].in_flight.is_some()),
+                    "refused {s} without a probe"
+                );
+            }
+            if let Some(at) = h.probe_at {
+                assert!(self.probes.contains(&(at, s.clone())));
+            }
+        }
         assert_eq!(
-            self.ready.len(),
-            self.entries
+            self.probes.len(),
+            self.health
                 .values()
-                .filter(|e| e.pending.is_some()
-                    && e.in_flight.is_none()
-                    && e.parked_until.is_none())
+                .filter(|h| h.probe_at.is_some())
                 .count()
         );
         let c = self.counts;
@@ -567,6 +1052,7 @@ mod tests {
             max_retries: 3,
             max_pending_bytes: 1 << 20,
             min_interval: Duration::ZERO,
+            probe_interval: Duration::from_secs(30),
         })
     }
 
@@ -650,7 +1136,7 @@ mod tests {
         offer_at(&mut q, "b", "1", ms(5));
         assert_eq!(next(&mut q, ms(5)), Some(("b".into(), "1".into())));
         // a's answer comes at 20 ms; its next request may start at 25 ms
-        assert!(q.sent("a", ms(20)), "parked");
+        assert!(q.sent("a", ms(20)).wake_timer, "parked");
         q.check();
         assert_eq!(offer_at(&mut q, "a", "3", ms(21)), Offer::Coalesced);
         assert_eq!(next(&mut q, ms(24)), None);
@@ -658,7 +1144,7 @@ mod tests {
         assert_eq!(next(&mut q, ms(25)), Some(("a".into(), "3".into())));
         assert_eq!(q.counts().coalesced, 1);
         // b was started at 5 ms: a rewrite sent at 40 ms goes at once
-        assert!(!q.sent("b", ms(30)));
+        assert!(!q.sent("b", ms(30)).wake_timer);
         assert_eq!(offer_at(&mut q, "b", "2", ms(40)), Offer::Queued);
         assert_eq!(next(&mut q, ms(40)), Some(("b".into(), "2".into())));
     }
@@ -670,7 +1156,10 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         offer_at(&mut q, "a", "1", t0);
         next(&mut q, t0).unwrap();
-        assert!(!q.sent("a", ms(10)), "nothing newer: the key is forgotten");
+        assert!(
+            !q.sent("a", ms(10)).wake_timer,
+            "nothing newer: the key is forgotten"
+        );
         assert_eq!(offer_at(&mut q, "a", "2", ms(12)), Offer::Parked);
         assert_eq!(next(&mut q, ms(12)), None);
         assert_eq!(next(&mut q, ms(25)), Some(("a".into(), "2".into())));
@@ -686,7 +1175,7 @@ mod tests {
         offer_at(&mut q, "a", "1", t0);
         next(&mut q, t0).unwrap();
         let now = t0 + Duration::from_millis(5);
-        let r = q.failed("a", now, true, |_| Duration::from_millis(1));
+        let r = q.failed("a", now, Failure::Outage, |_| Duration::from_millis(1));
         assert_eq!(
             r,
             AfterFailure::Retry {
@@ -704,7 +1193,9 @@ mod tests {
         let t0 = Instant::now();
         offer(&mut q, "a", "1");
         next(&mut q, t0).unwrap();
-        let r = q.failed("a", t0, true, |n| Duration::from_millis(100 * n as u64));
+        let r = q.failed("a", t0, Failure::Outage, |n| {
+            Duration::from_millis(100 * n as u64)
+        });
         assert_eq!(
             r,
             AfterFailure::Retry {
@@ -734,43 +1225,206 @@ mod tests {
         offer(&mut q, "a", "1");
         next(&mut q, t0).unwrap();
         offer(&mut q, "b", "1");
-        q.failed("a", t0, true, |_| Duration::ZERO);
+        q.failed("a", t0, Failure::Outage, |_| Duration::ZERO);
         assert_eq!(next(&mut q, t0).unwrap().0, "a");
     }
 
     #[test]
-    fn retries_are_bounded_and_reset_on_success() {
+    fn an_outage_never_gives_up_and_one_success_ends_every_wait_it_caused() {
         let mut q = queue(8);
         let t0 = Instant::now();
         offer(&mut q, "a", "1");
-        for retry in 1..=3 {
-            next(&mut q, t0).unwrap();
-            assert_eq!(
-                q.failed("a", t0, true, |_| Duration::ZERO),
-                AfterFailure::Retry {
-                    retry,
-                    delay: Duration::ZERO
-                }
-            );
+        offer(&mut q, "b", "1");
+        for retry in 1..=50 {
+            let now = t0 + Duration::from_secs(retry as u64 * 60);
+            next(&mut q, now).unwrap();
+            next(&mut q, now).unwrap();
+            for k in ["a", "b"] {
+                assert_eq!(
+                    q.failed(k, now, Failure::Outage, |_| Duration::from_secs(30)),
+                    AfterFailure::Retry {
+                        retry,
+                        delay: Duration::from_secs(30)
+                    }
+                );
+            }
+            q.check();
         }
+        assert_eq!(q.counts().dropped, 0);
+        // a third key finds the service up: a and b go at once, not after their 30 s
+        let now = t0 + Duration::from_secs(50 * 60 + 1);
+        offer_at(&mut q, "c", "1", now);
+        assert_eq!(next(&mut q, now).unwrap().0, "c");
+        assert_eq!(next(&mut q, now), None, "a and b wait");
+        q.sent("c", now);
+        q.check();
+        assert_eq!(next(&mut q, now).unwrap().0, "a");
+        assert_eq!(next(&mut q, now).unwrap().0, "b");
+    }
+
+    #[test]
+    fn a_failure_while_others_succeed_keeps_its_own_backoff() {
+        let mut q = queue(8);
+        let t0 = Instant::now();
+        offer(&mut q, "a", "1");
+        offer(&mut q, "b", "1");
+        next(&mut q, t0).unwrap();
+        next(&mut q, t0).unwrap();
+        q.sent("b", t0); // a success while a's request was under way
+        q.failed("a", t0, Failure::Outage, |_| Duration::from_secs(9));
+        offer(&mut q, "b", "2");
+        next(&mut q, t0).unwrap();
+        q.sent("b", t0);
+        q.check();
+        assert_eq!(next(&mut q, t0), None, "a keeps its own wait");
+        // nor does a 429 or a 500 end early
+        offer(&mut q, "c", "1");
+        next(&mut q, t0).unwrap();
+        q.failed("c", t0, Failure::Busy, |_| Duration::from_secs(9));
+        offer(&mut q, "b", "3");
+        next(&mut q, t0).unwrap();
+        q.sent("b", t0);
+        assert_eq!(next(&mut q, t0), None);
+    }
+
+    fn offer_to(q: &mut Queue, session: &str, key: &str, text: &str, now: Instant) -> Offer {
+        let r = q.offer(key, session, Arc::from(text), || now).unwrap();
+        q.check();
+        r
+    }
+
+    #[test]
+    fn a_share_answered_500_max_retries_times_is_held_probed_and_resumed() {
+        let mut q = queue(8); // max_retries 3, probe_interval 30 s
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        for k in ["s1/a", "s1/b"] {
+            offer_to(&mut q, "s1", k, "1", t0);
+        }
+        offer_to(&mut q, "s2", "s2/a", "1", t0);
+        // s2 succeeds: the service is up
+        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a");
+        assert_eq!(next(&mut q, t0).unwrap().0, "s1/b");
+        assert_eq!(next(&mut q, t0).unwrap().0, "s2/a");
+        q.sent("s2/a", t0);
+        let mark = q.last_seq();
+        let zero = |_| Duration::ZERO;
+        assert!(matches!(
+            q.failed("s1/a", t0, Failure::Refusal, zero),
+            AfterFailure::Retry { .. }
+        ));
+        assert!(matches!(
+            q.failed("s1/b", t0, Failure::Refusal, zero),
+            AfterFailure::Retry { .. }
+        ));
         next(&mut q, t0).unwrap();
         assert_eq!(
-            q.failed("a", t0, true, |_| Duration::ZERO),
-            AfterFailure::Dropped { exhausted: true }
+            q.failed("s1/a", t0, Failure::Refusal, zero),
+            AfterFailure::Held { newly: true }
         );
         q.check();
-        assert_eq!(q.counts().dropped, 1);
-        assert_eq!(q.pending_keys(), 0);
-        // a later write starts afresh
-        offer(&mut q, "a", "2");
-        next(&mut q, t0).unwrap();
-        assert_eq!(
-            q.failed("a", t0, true, |_| Duration::ZERO),
-            AfterFailure::Retry {
-                retry: 1,
-                delay: Duration::ZERO
-            }
+        assert!(q.is_refused("s1"));
+        assert!(
+            !q.holds_up_to(mark),
+            "flushes do not wait for a refused share"
         );
+        assert_eq!(q.held_up_to(mark), (2, 1));
+        assert_eq!(q.counts().dropped, 0);
+        // rewrites keep coalescing; nothing goes before the probe
+        offer_to(&mut q, "s1", "s1/b", "2", s(1));
+        offer_to(&mut q, "s1", "s1/c", "1", s(1));
+        assert_eq!(next(&mut q, s(29)), None);
+        assert_eq!(q.next_parked_at(), Some(s(30)));
+        // one request per probe interval for the share, not per key
+        let probe = next(&mut q, s(30)).unwrap();
+        assert_eq!(next(&mut q, s(30)), None);
+        assert_eq!(
+            q.failed(&probe.0, s(30), Failure::Refusal, zero),
+            AfterFailure::Held { newly: false }
+        );
+        q.check();
+        assert_eq!(next(&mut q, s(59)), None);
+        let probe = next(&mut q, s(60)).unwrap();
+        assert_eq!(next(&mut q, s(60)), None);
+        // the probe succeeds: the share resumes and all its keys go
+        assert!(q.sent(&probe.0, s(60)).resumed);
+        q.check();
+        assert!(!q.is_refused("s1"));
+        let mut rest = vec![
+            next(&mut q, s(60)).unwrap().0,
+            next(&mut q, s(60)).unwrap().0,
+        ];
+        rest.sort();
+        let mut want = vec!["s1/a", "s1/b", "s1/c"];
+        want.retain(|k| *k != probe.0);
+        assert_eq!(rest, want);
+    }
+
+    /// A queue whose share s1 (key s1/a) got max_retries (3) answers of 500 with no success.
+    fn refused_s1(t0: Instant) -> Queue {
+        let mut q = queue(8);
+        offer_to(&mut q, "s1", "s1/a", "1", t0);
+        for _ in 0..3 {
+            next(&mut q, t0).unwrap();
+            q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
+        }
+        q
+    }
+
+    #[test]
+    fn a_refused_share_given_a_new_secret_is_probed_at_once() {
+        let t0 = Instant::now();
+        let mut q = refused_s1(t0);
+        assert_eq!(next(&mut q, t0), None);
+        assert!(!q.probe_now("s2", t0));
+        assert!(q.probe_now("s1", t0));
+        q.check();
+        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a");
+    }
+
+    #[test]
+    fn a_refusal_without_evidence_is_probed_at_the_next_success() {
+        let t0 = Instant::now();
+        let mut q = refused_s1(t0);
+        assert!(q.is_refused("s1"));
+        // outage failures in between neither count nor reset: another share succeeds later
+        offer_to(&mut q, "s2", "s2/a", "1", t0);
+        next(&mut q, t0).unwrap();
+        q.sent("s2/a", t0);
+        q.check();
+        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a", "probed at once");
+        q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
+        offer_to(&mut q, "s2", "s2/a", "2", t0);
+        next(&mut q, t0).unwrap();
+        q.sent("s2/a", t0);
+        assert_eq!(
+            next(&mut q, t0),
+            None,
+            "now confirmed: the next probe waits its interval"
+        );
+    }
+
+    #[test]
+    fn given_up_contents_are_reported_once_by_the_flush_after_them() {
+        let mut q = queue(8);
+        let t0 = Instant::now();
+        offer(&mut q, "a", "1");
+        next(&mut q, t0).unwrap();
+        q.failed("a", t0, Failure::Final, |_| Duration::ZERO);
+        q.give_up_unsent();
+        let mark = q.last_seq();
+        q.give_up_unsent();
+        q.check();
+        assert_eq!(q.take_given_up(mark), 2);
+        assert_eq!(q.take_given_up(mark), 0);
+        assert_eq!(q.take_given_up(u64::MAX), 1);
+        // a removed session's contents are not given up, a revoked one's are
+        offer_to(&mut q, "s", "k1", "1", t0);
+        assert_eq!(q.purge_session("s", false), 1);
+        offer_to(&mut q, "s", "k1", "1", t0);
+        assert_eq!(q.purge_session("s", true), 1);
+        assert_eq!(q.take_given_up(u64::MAX), 1);
+        q.check();
     }
 
     #[test]
@@ -781,8 +1435,8 @@ mod tests {
         next(&mut q, t0).unwrap();
         offer(&mut q, "a", "2");
         assert_eq!(
-            q.failed("a", t0, false, |_| unreachable!()),
-            AfterFailure::Dropped { exhausted: false }
+            q.failed("a", t0, Failure::Final, |_| unreachable!()),
+            AfterFailure::Dropped { given_up: true }
         );
         assert_eq!(next(&mut q, t0), Some(("a".into(), "2".into())));
     }
@@ -798,11 +1452,11 @@ mod tests {
         assert_eq!(&*d.key, "s1/a");
         q.offer("s1/a", "s1", Arc::from("2"), Instant::now).unwrap();
         assert_eq!(q.in_flight_of("s1"), 1);
-        assert_eq!(q.purge_session("s1"), 2);
+        assert_eq!(q.purge_session("s1", false), 2);
         q.check();
         assert_eq!(
-            q.failed("s1/a", t0, true, |_| Duration::ZERO),
-            AfterFailure::Dropped { exhausted: false }
+            q.failed("s1/a", t0, Failure::Outage, |_| Duration::ZERO),
+            AfterFailure::Dropped { given_up: false }
         );
         q.check();
         assert_eq!(q.in_flight_of("s1"), 0);
@@ -817,6 +1471,7 @@ mod tests {
             max_retries: 0,
             max_pending_bytes: 10,
             min_interval: Duration::ZERO,
+            probe_interval: Duration::from_secs(30),
         });
         q.offer("a", "s", Arc::from("123456"), Instant::now)
             .unwrap();
@@ -852,7 +1507,7 @@ mod tests {
         assert!(q.holds_up_to(mark));
         next(&mut q, t0).unwrap();
         offer(&mut q, "a", "3");
-        q.failed("a", t0, true, |_| Duration::ZERO);
+        q.failed("a", t0, Failure::Outage, |_| Duration::ZERO);
         q.check();
         assert!(
             q.holds_up_to(mark),
@@ -876,7 +1531,7 @@ mod tests {
         q.sent("a", Instant::now());
         assert!(!q.holds_up_to(mark), "later writes do not hold a flush");
         assert!(q.holds_up_to(q.last_seq()));
-        assert_eq!(q.drain(), 1);
+        assert_eq!(q.drain(), (1, vec![(Arc::from("b"), Arc::from("ses"), 1)]));
         q.check();
         assert!(!q.holds_up_to(u64::MAX));
     }
@@ -890,13 +1545,13 @@ mod tests {
         enum Op {
             Write(u8),
             Dispatch,
-            /// Complete the i-th request under way: 0 success, 1 retryable failure, 2 rejection.
+            /// Complete the i-th request under way: 0 success, 1 outage, 2 answer 500, 3 rejection.
             Complete(usize, u8),
             Tick(u16),
         }
 
         fn op(fatal: bool) -> impl Strategy<Value = Op> {
-            let outcome = if fatal { 0u8..3 } else { 0u8..2 };
+            let outcome = if fatal { 0u8..4 } else { 0u8..3 };
             prop_oneof![
                 4 => (0u8..6).prop_map(Op::Write),
                 3 => Just(Op::Dispatch),
@@ -925,6 +1580,7 @@ mod tests {
                         max_retries,
                         max_pending_bytes: usize::MAX,
                         min_interval: Duration::from_millis(min_interval_ms),
+                        probe_interval: Duration::from_millis(700),
                     }),
                     now: Instant::now(),
                     started: HashMap::new(),
@@ -976,12 +1632,18 @@ mod tests {
                                 self.q.sent(&d.key, self.now);
                             }
                             1 => {
-                                self.q.failed(&d.key, self.now, true, |n| {
+                                self.q.failed(&d.key, self.now, Failure::Outage, |n| {
+                                    Duration::from_millis(10 * n as u64)
+                                });
+                            }
+                            2 => {
+                                self.q.failed(&d.key, self.now, Failure::Refusal, |n| {
                                     Duration::from_millis(10 * n as u64)
                                 });
                             }
                             _ => {
-                                self.q.failed(&d.key, self.now, false, |_| Duration::ZERO);
+                                self.q
+                                    .failed(&d.key, self.now, Failure::Final, |_| Duration::ZERO);
                             }
                         }
                     }
@@ -1032,15 +1694,17 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
-            /// Retryable failures only: the service ends with the newest content of every key,
-            /// each key's contents arrive in write order, and a key never has two requests out.
+            /// Retryable failures only (outages, and 500s that make shares refused): nothing is
+            /// given up, the service ends with the newest content of every key, each key's
+            /// contents arrive in write order, and a key never has two requests out.
             #[test]
             fn newest_content_wins_in_write_order(
                 concurrency in 1usize..4,
+                max_retries in 0u32..4,
                 min_interval_ms in prop_oneof![Just(0u64), 1u64..300],
                 ops in proptest::collection::vec(op(false), 1..200),
             ) {
-                let mut run = Run::new(concurrency, u32::MAX, min_interval_ms);
+                let mut run = Run::new(concurrency, max_retries, min_interval_ms);
                 for op in &ops {
                     run.apply(op);
                 }

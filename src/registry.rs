@@ -45,6 +45,17 @@ impl Registry {
         self.shares.insert(session.into(), secret);
     }
 
+    /// Another session than `session` that holds `secret`, if any: the service handed one
+    /// share to two sessions (opencode's hosted service keys shares by the last 8 characters of
+    /// the session id). A URL alike is no such proof: a service that gives each session its own
+    /// secret keys shares by the whole id, and the syncs of each go to its own share.
+    pub fn holder(&self, session: &str, secret: &Secret) -> Option<&str> {
+        self.shares
+            .iter()
+            .find(|(s, held)| &***s != session && *held == secret)
+            .map(|(s, _)| &**s)
+    }
+
     /// Forgets the share of `session`; true if there was one.
     pub fn remove(&mut self, session: &str) -> bool {
         self.shares.remove(session).is_some()
@@ -73,5 +84,21 @@ mod tests {
         assert_eq!(r.get("ses_1").map(Secret::expose), Some("5f1c-secret"));
         assert!(r.remove("ses_1"));
         assert!(!r.contains("ses_1"));
+    }
+
+    #[test]
+    fn a_share_held_by_another_session_is_found_by_its_secret() {
+        let mut r = Registry::default();
+        r.insert("ses_a_12345678", Secret::new("s1"));
+        let a = Some("ses_a_12345678");
+        assert_eq!(r.holder("ses_b_12345678", &Secret::new("s1")), a);
+        assert_eq!(
+            r.holder("ses_a_12345678", &Secret::new("s1")),
+            None,
+            "its own"
+        );
+        assert_eq!(r.holder("ses_b_12345678", &Secret::new("s2")), None);
+        r.remove("ses_a_12345678");
+        assert_eq!(r.holder("ses_b_12345678", &Secret::new("s1")), None);
     }
 }

@@ -15,6 +15,10 @@ pub enum Attempt {
     Network(String),
     /// Not sent: the library itself refused the request (why, in words without the secret).
     Refused(String),
+    /// The service answered, but not in a form the library reads (a body past the cap).
+    BadAnswer(String),
+    /// The library panicked while preparing or sending the request: a bug, never retried.
+    Panicked(String),
 }
 
 /// What to do after an attempt.
@@ -24,23 +28,26 @@ pub enum Verdict {
     Success,
     /// Network error, 408, 429, 5xx: try again after a backoff of at least `after`.
     Retry { after: Option<Duration> },
-    /// 401, 403: the share is gone (bad or revoked secret).
+    /// 401, 403, 404: the share is gone (bad or revoked secret, deleted share).
     Unshared,
     /// Any other status: the service will never take this request; drop it.
     Reject,
+    /// A bug inside the library (a caught panic): drop the content, report it, do not retry.
+    Bug,
 }
 
 /// Classifies an attempt.
 pub fn classify(attempt: &Attempt) -> Verdict {
     match attempt {
-        Attempt::Network(_) => Verdict::Retry { after: None },
+        Attempt::Network(_) | Attempt::BadAnswer(_) => Verdict::Retry { after: None },
         Attempt::Refused(_) => Verdict::Reject,
+        Attempt::Panicked(_) => Verdict::Bug,
         Attempt::Answered {
             status,
             retry_after,
         } => match status {
             200..=299 => Verdict::Success,
-            401 | 403 => Verdict::Unshared,
+            401 | 403 | 404 => Verdict::Unshared,
             408 | 429 | 500..=599 => Verdict::Retry {
                 after: *retry_after,
             },
@@ -49,12 +56,22 @@ pub fn classify(attempt: &Attempt) -> Verdict {
     }
 }
 
+/// Whether an attempt counts toward a share being refused. opencode's hosted services answer a
+/// wrong or stale secret and a deleted share with exactly 500, so only a 500 is evidence of
+/// refusal. Network errors, unreadable answers, 408, 429 and the other 5xx (502, 503, 504: what
+/// proxies and load balancers answer while the service is down) are evidence of an outage, and
+/// an outage never gives up content.
+pub fn refusal_evidence(attempt: &Attempt) -> bool {
+    matches!(attempt, Attempt::Answered { status: 500, .. })
+}
+
 /// Backoff bounds and the retry budget, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub initial: Duration,
     pub max: Duration,
-    /// Retries allowed after the first attempt (per key for syncs, per call for create/delete).
+    /// Retries allowed after the first attempt of a create or delete call; for syncs, answers
+    /// of 500 in a row before a share counts as refused (syncs themselves retry without limit).
     pub max_retries: u32,
 }
 
@@ -117,16 +134,21 @@ mod tests {
                 "{s}"
             );
         }
-        for s in [401, 403] {
+        for s in [401, 403, 404] {
             assert_eq!(classify(&answered(s)), Verdict::Unshared, "{s}");
         }
-        for s in [100, 301, 302, 400, 404, 405, 409, 413, 422] {
+        for s in [100, 301, 302, 400, 405, 409, 413, 422] {
             assert_eq!(classify(&answered(s)), Verdict::Reject, "{s}");
         }
         assert_eq!(
             classify(&Attempt::Network("reset".into())),
             Verdict::Retry { after: None }
         );
+        assert_eq!(
+            classify(&Attempt::BadAnswer("huge".into())),
+            Verdict::Retry { after: None }
+        );
+        assert_eq!(classify(&Attempt::Panicked("bug".into())), Verdict::Bug);
         let ra = Some(Duration::from_secs(3));
         assert_eq!(
             classify(&Attempt::Answered {
@@ -135,6 +157,16 @@ mod tests {
             }),
             Verdict::Retry { after: ra }
         );
+    }
+
+    #[test]
+    fn only_a_500_is_evidence_of_refusal() {
+        assert!(refusal_evidence(&answered(500)));
+        for s in [200, 404, 408, 429, 502, 503, 504] {
+            assert!(!refusal_evidence(&answered(s)), "{s}");
+        }
+        assert!(!refusal_evidence(&Attempt::Network("reset".into())));
+        assert!(!refusal_evidence(&Attempt::BadAnswer("huge".into())));
     }
 
     const POLICY: RetryPolicy = RetryPolicy {

@@ -49,11 +49,11 @@ const BUILD_LIMIT: Duration = Duration::from_secs(1200);
 
 /// Session ids the C programs use (see tests/c/api_test.c and tests/c/threads_test.c).
 const KEEP: &str = "ses_ctest_keep000000000001";
-const ASYNC: &str = "ses_ctest_async00000000001";
-const BLOCKING: &str = "ses_ctest_blocking00000001";
-const NEVER: &str = "ses_ctest_never_shared0001";
-const UNKNOWN: &str = "ses_ctest_unknown000000001";
-const THREADS: &str = "ses_ctest_threads000000001";
+const ASYNC: &str = "ses_ctest_async00000000002";
+const BLOCKING: &str = "ses_ctest_blocking00000003";
+const NEVER: &str = "ses_ctest_never_shared0004";
+const UNKNOWN: &str = "ses_ctest_unknown000000005";
+const THREADS: &str = "ses_ctest_threads000000007";
 
 #[test]
 fn the_header_compiles_alone_as_c_and_as_cpp() {

@@ -128,49 +128,6 @@ fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
 }
 
 #[test]
-fn spent_retries_drop_the_content_with_events_and_other_keys_go_on() {
-    let run = start(r#""max_retries":2"#);
-    let sid = session(14);
-    share(&sid);
-    let (bad, good) = (part_key(&sid, 1), part_key(&sid, 2));
-    run.service
-        .push_fault(fault("/share_sync", Some(&bad), Fault::Status(500), 100));
-    api::sync(&bad, &part(1)).unwrap();
-    api::sync(&good, &part(2)).unwrap();
-    api::flush(LONG).unwrap();
-    assert_eq!(
-        run.service
-            .requests_to("/share_sync")
-            .iter()
-            .filter(|r| r.status == 500)
-            .count(),
-        3
-    );
-    let data = run.service.data(&sid).unwrap();
-    assert!(data.contains_key(&good) && !data.contains_key(&bad));
-    let s = stats();
-    assert_eq!(
-        (
-            s["dropped"].as_u64(),
-            s["sent"].as_u64(),
-            s["retried"].as_u64()
-        ),
-        (Some(1), Some(1), Some(2))
-    );
-    let events = events();
-    let dropped = of_type(&events, "dropped");
-    assert_eq!(dropped.len(), 1);
-    assert_eq!(dropped[0]["reason"], "retries_exhausted");
-    assert_eq!(dropped[0]["key"], bad.as_str());
-    assert_eq!(of_type(&events, "failed")[0]["status"], 500);
-    // the key is not wedged: a later write goes out
-    run.service.clear_faults();
-    api::sync(&bad, &part(3)).unwrap();
-    api::flush(LONG).unwrap();
-    assert_eq!(run.service.data(&sid).unwrap()[&bad]["n"], 3);
-}
-
-#[test]
 fn a_refused_content_is_dropped_at_once() {
     let run = start("");
     let sid = session(15);
@@ -179,7 +136,8 @@ fn a_refused_content_is_dropped_at_once() {
     run.service
         .push_fault(fault("/share_sync", Some(&key), Fault::Status(400), 1));
     api::sync(&key, &part(1)).unwrap();
-    api::flush(LONG).unwrap();
+    flush_reports_given_up(1);
+    assert_eq!(api::flush(LONG), Ok(()), "each drop is reported once");
     assert_eq!(
         run.service.requests_to("/share_sync").len(),
         1,
@@ -192,8 +150,14 @@ fn a_refused_content_is_dropped_at_once() {
 
 #[test]
 fn a_revoked_share_is_forgotten() {
+    for status in [401, 403, 404] {
+        revoked_share_is_forgotten(status);
+    }
+}
+
+fn revoked_share_is_forgotten(status: u16) {
     let run = start(r#""concurrency":1"#);
-    run.service.set_wrong_secret_status(401);
+    run.service.set_wrong_secret_status(status);
     let sid = session(16);
     run.service.create_share(&sid);
     let secret = "00000000-0000-4000-8000-00000000dead";
@@ -205,7 +169,7 @@ fn a_revoked_share_is_forgotten() {
     for p in 0..5 {
         api::sync(&part_key(&sid, p), &part(p)).unwrap();
     }
-    api::flush(LONG).unwrap();
+    flush_reports_given_up(5);
     assert_eq!(
         run.service.requests_to("/share_sync").len(),
         1,
@@ -219,7 +183,7 @@ fn a_revoked_share_is_forgotten() {
     let events_json = api::events_take();
     assert!(!events_json.contains(secret));
     let events: Vec<serde_json::Value> = serde_json::from_str(&events_json).unwrap();
-    assert_eq!(of_type(&events, "unshared")[0]["status"], 401);
+    assert_eq!(of_type(&events, "unshared")[0]["status"], status);
     assert_eq!(of_type(&events, "dropped")[0]["count"], 5);
     api::sync(&part_key(&sid, 1), &part(9)).unwrap();
     assert_eq!(
@@ -253,4 +217,41 @@ fn pending_bytes_are_bounded() {
     assert_eq!(of_type(&events(), "dropped")[0]["reason"], "queue_full");
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap().len(), 3);
+}
+
+#[test]
+fn answers_past_the_cap_fail_the_attempt_without_being_read() {
+    let run = start(r#""max_retries":2"#);
+    // create: a 1 GiB answer, then an endless one, then another: each attempt fails unread
+    run.service
+        .push_fault(fault("/share_create", None, Fault::HugeBody(1 << 30), 1));
+    run.service
+        .push_fault(fault("/share_create", None, Fault::EndlessBody, 2));
+    let e = api::create(&session(40)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE, "{}", e.message);
+    assert!(e.message.contains("over 65536 bytes"), "{}", e.message);
+    assert_eq!(run.service.requests_to("/share_create").len(), 3);
+    // the library stopped reading each endless body soon after the cap
+    let sent = run.service.endless_bytes_sent();
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes of endless bodies were written"
+    );
+    // a sync answered endlessly is retried, and goes out once the answers are sane
+    let sid = session(41);
+    share(&sid);
+    let key = part_key(&sid, 1);
+    run.service
+        .push_fault(fault("/share_sync", Some(&key), Fault::EndlessBody, 1));
+    run.service.push_fault(fault(
+        "/share_sync",
+        Some(&key),
+        Fault::HugeBody(256 << 20),
+        1,
+    ));
+    api::sync(&key, &part(1)).unwrap();
+    api::flush(LONG).unwrap();
+    assert_eq!(run.service.data(&sid).unwrap()[&key]["n"], 1);
+    assert_eq!(run.service.requests_to("/share_sync").len(), 3);
+    assert_eq!(stats()["retried"], 2);
 }

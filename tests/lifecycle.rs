@@ -274,12 +274,21 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
         (s["running"].as_bool(), s["dropped"].as_u64()),
         (Some(false), Some(5))
     );
+    // one event per key, naming it and its session
     let events = events();
-    assert!(
-        events
-            .iter()
-            .any(|e| e["type"] == "dropped" && e["reason"] == "shutdown" && e["count"] == 5)
-    );
+    let mut named: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "dropped" && e["reason"] == "shutdown")
+        .inspect(|e| {
+            assert_eq!(
+                (e["count"].as_u64(), e["session"].as_str()),
+                (Some(1), Some(sid.as_str()))
+            )
+        })
+        .map(|e| e["key"].as_str().unwrap().to_owned())
+        .collect();
+    named.sort();
+    assert_eq!(named, (0..5).map(|p| part_key(&sid, p)).collect::<Vec<_>>());
     assert_eq!(
         api::sync(&part_key(&sid, 1), "{}").unwrap_err().status,
         Status::SHARE_ERR_NOT_INITIALIZED

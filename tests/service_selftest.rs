@@ -519,3 +519,53 @@ fn wait_for_and_stop() {
     );
     assert!(c.read_eof(), "open connection shut down");
 }
+
+#[test]
+fn hosted_mode_has_the_hosted_services_semantics() {
+    let svc = ShareService::start_hosted();
+    let mut c = Client::connect(&svc);
+    let other = "ses_ZZZZZZZZZZZZZZZZZZghijklmnop"; // same last 8 characters as SID
+    let first = c.post("/share_create", &json!({"sessionID": SID})).json();
+    let second = c.post("/share_create", &json!({"sessionID": other})).json();
+    assert_eq!(
+        first, second,
+        "create is idempotent per short id, whoever asks"
+    );
+    assert!(
+        first["url"].as_str().unwrap().ends_with("/s/ijklmnop"),
+        "{first}"
+    );
+    let secret = first["secret"].as_str().unwrap().to_owned();
+    let info = format!("session/info/{SID}");
+    let r = c.post(
+        "/share_sync",
+        &json!({"sessionID": SID, "secret": secret, "key": info, "content": {"a": 1}}),
+    );
+    assert_eq!(r.status, 200);
+    // keys outside the stored session's prefixes: 200, not stored
+    for key in [
+        format!("session/info/{other}"),
+        format!("session/diff/{SID}"),
+    ] {
+        let body = json!({"sessionID": other, "secret": secret, "key": key, "content": 1});
+        assert_eq!(c.post("/share_sync", &body).status, 200, "{key}");
+    }
+    assert_eq!(svc.data(SID).unwrap().len(), 1);
+    // a wrong secret, a value over 131 072 bytes: 500
+    let wrong = json!({"sessionID": SID, "secret": "nope", "key": info, "content": 2});
+    assert_eq!(c.post("/share_sync", &wrong).status, 500);
+    let big =
+        json!({"sessionID": SID, "secret": secret, "key": info, "content": "x".repeat(131_072)});
+    assert_eq!(c.post("/share_sync", &big).status, 500);
+    assert_eq!(svc.data(SID).unwrap()[&info], json!({"a": 1}));
+    // unknown routes: 200 "Not Found"
+    let r = c.post("/nothing_here", &json!({}));
+    assert_eq!((r.status, r.body.as_str()), (200, "Not Found"));
+    // deleted: its secret is gone, and syncs get 500
+    let del = json!({"sessionID": SID, "secret": secret});
+    assert_eq!(c.post("/share_delete", &del).status, 200);
+    let sync = json!({"sessionID": SID, "secret": secret, "key": info, "content": 3});
+    assert_eq!(c.post("/share_sync", &sync).status, 500);
+    assert_eq!(c.post("/share_delete", &del).status, 500);
+    assert!(svc.data(SID).is_none());
+}

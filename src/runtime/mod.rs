@@ -69,6 +69,7 @@ pub fn current() -> Result<Arc<Shared>> {
 /// `share_init`: parses the config, builds the HTTP client on a library thread and starts the
 /// threads.
 pub fn init(config_json: Option<&str>) -> Result<()> {
+    crate::fork::watch();
     let mut lifecycle = lock(&LIFECYCLE);
     if read_current().is_some() {
         return Err(Error::new(
@@ -87,7 +88,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
                 "building the HTTP client panicked (a bug)",
             )
         })?
-        .map_err(|e| Error::new(Status::SHARE_ERR_NETWORK, e))?;
+        .map_err(|e| Error::new(Status::SHARE_ERR_NOT_INITIALIZED, cannot_start(&e)))?;
 
     let (jobs_tx, jobs_rx) = unbounded();
     let (ticks_tx, ticks_rx) = unbounded();
@@ -153,12 +154,26 @@ fn spawn<T: Send + 'static>(
     name: String,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> Result<JoinHandle<T>> {
-    thread::Builder::new().name(name).spawn(body).map_err(|e| {
+    spawn_with(thread::Builder::new().name(name), body)
+}
+
+/// [`spawn`] with a given builder: a thread that cannot start is SHARE_ERR_NOT_INITIALIZED.
+fn spawn_with<T: Send + 'static>(
+    builder: thread::Builder,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>> {
+    builder.spawn(body).map_err(|e| {
         Error::new(
-            Status::SHARE_ERR_NETWORK,
-            format!("cannot start a library thread: {e}"),
+            Status::SHARE_ERR_NOT_INITIALIZED,
+            cannot_start(&format!("cannot start a library thread: {e}")),
         )
     })
+}
+
+/// The message when init cannot start the runtime (no thread, no HTTP client): not a network
+/// failure, and nothing runs afterwards.
+fn cannot_start(why: &str) -> String {
+    format!("share_init: {why}; the library did not start")
 }
 
 /// `share_shutdown`: stops new work, flushes until the deadline, drops and reports what is
@@ -173,21 +188,26 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
     // asynchronous creates and removes under way get the rest of the deadline too
     let ops_done = ops::wait_for_pending(shared.generation, deadline);
-    let left = {
+    let (left, keys, refused) = {
         let mut state = shared.lock();
         state.closed = true;
-        let left = state.queue.drain();
+        let refused = state.queue.refused_shares();
+        let (left, keys) = state.queue.drain();
         shared.changed.notify_all();
-        left
+        (left, keys, refused)
     };
-    if left > 0 {
-        hub().emit([Event::Dropped {
-            reason: Reason::Shutdown,
-            key: None,
-            session: None,
-            count: left,
-        }]);
-    }
+    // one event per key, so every drop names what it dropped
+    hub().emit(
+        keys.into_iter()
+            .map(|(key, session, count)| Event::Dropped {
+                reason: Reason::Shutdown,
+                key: Some(key),
+                session: Some(session),
+                count,
+                bytes: None,
+                error: None,
+            }),
+    );
     let abandoned = ops::abandon(shared.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {
@@ -201,14 +221,41 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     *lock(&LAST) = Some(Last::Stopped(shared.stats_json(false)));
     // the last reference unless a request is still in flight: this closes the HTTP client
     drop(shared);
-    if flushed.is_ok() && ops_done {
-        return Ok(());
+    shutdown_result(flushed, ops_done, left, refused, abandoned_ops)
+}
+
+/// What shutdown answers: SHARE_ERR_TIMEOUT if its deadline came with work left; otherwise
+/// SHARE_ERR_HTTP_STATUS if contents accepted before it were given up (by the flush, or
+/// dropped here because their share was refused); SHARE_OK if everything was delivered.
+fn shutdown_result(
+    flushed: Result<()>,
+    ops_done: bool,
+    left: u64,
+    refused: usize,
+    abandoned_ops: usize,
+) -> Result<()> {
+    match flushed {
+        Err(e) if e.status == Status::SHARE_ERR_TIMEOUT => {}
+        _ if !ops_done => {}
+        Ok(()) if left == 0 => return Ok(()),
+        flushed => {
+            let mut message = String::from("shutdown:");
+            if let Err(e) = flushed {
+                message.push_str(&e.message.replacen("flush:", "", 1));
+            }
+            if left > 0 {
+                message.push_str(&format!(
+                    " {left} contents of {refused} refused shares were dropped (see the dropped events)"
+                ));
+            }
+            return Err(Error::new(Status::SHARE_ERR_HTTP_STATUS, message));
+        }
     }
     Err(Error::new(
         Status::SHARE_ERR_TIMEOUT,
         format!(
-            "shutdown: the deadline came first; {left} contents were dropped (see stats and events) and \
-             {abandoned_ops} asynchronous operations were abandoned"
+            "shutdown: the deadline came first; {left} contents were dropped (see stats and the \
+             dropped events naming their keys) and {abandoned_ops} asynchronous operations were abandoned"
         ),
     ))
 }
@@ -250,5 +297,23 @@ pub fn stats() -> Result<String> {
         Some(Last::Stopping(shared)) => Ok(shared.stats_json(false)),
         Some(Last::Stopped(stats)) => Ok(stats.clone()),
         None => Err(Error::not_initialized()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_cannot_start_is_not_a_network_error() {
+        // no system gives a thread a stack this large
+        let e = spawn_with(thread::Builder::new().stack_size(1 << 60), || ()).unwrap_err();
+        assert_eq!(e.status, Status::SHARE_ERR_NOT_INITIALIZED);
+        assert!(
+            e.message.contains("cannot start a library thread")
+                && e.message.contains("did not start"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::Instant;
@@ -26,24 +26,44 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
         protocol::CREATE,
         &protocol::create_body(session),
         deadline,
+        shared.policy.max_retries,
     )?;
     let created = protocol::parse_created(&answer.body)?;
     let mut state = shared.lock();
+    if let Some(other) = state.registry.holder(session, &created.secret) {
+        // the hosted service keys shares by the last 8 characters of the session id and hands
+        // the existing share of that short id to anyone: this session's syncs would vanish
+        return Err(Error::new(
+            Status::SHARE_ERR_BAD_RESPONSE,
+            format!(
+                "{} answered for {session:?} the share that session {other:?} already holds (the \
+                 service keys shares by the last 8 characters of the session id): not created",
+                protocol::CREATE
+            ),
+        ));
+    }
+    let mut probe = false;
     if !state.closed {
         state.registry.insert(session, created.secret.clone());
+        probe = state.queue.probe_now(session, Instant::now());
+    }
+    drop(state);
+    if probe {
+        let _ = shared.timer.send(super::shared::Tick::Wake);
     }
     Ok(created.to_json())
 }
 
 /// The local part of `share_remove`, done at once on the caller's thread: drops the session's
-/// pending work and forgets its share.
-pub fn forget(shared: &Shared, session: &str) {
-    let dropped = {
+/// pending work and forgets its share. Returns whether the service was refusing the share.
+pub fn forget(shared: &Shared, session: &str) -> bool {
+    let (dropped, refused) = {
         let mut state = shared.lock();
-        let dropped = state.queue.purge_session(session);
+        let refused = state.queue.is_refused(session);
+        let dropped = state.queue.purge_session(session, false);
         state.registry.remove(session);
         shared.settled(&mut state);
-        dropped
+        (dropped, refused)
     };
     if dropped > 0 {
         hub().emit([Event::Dropped {
@@ -51,13 +71,18 @@ pub fn forget(shared: &Shared, session: &str) {
             key: None,
             session: Some(session.into()),
             count: dropped,
+            bytes: None,
+            error: None,
         }]);
     }
+    refused
 }
 
 /// The rest of `share_remove`: waits (within the configured timeout) until none of the
-/// session's requests is in flight, then POSTs /share_delete with retries.
-pub fn delete(shared: &Shared, session: &str, secret: &Secret) -> Result<()> {
+/// session's requests is in flight, then POSTs /share_delete with retries. A 500 is retried
+/// once at most, and not at all for a share the service was refusing: opencode's hosted service
+/// answers a stale secret and a deleted share with 500, and the local part holds anyway.
+pub fn delete(shared: &Shared, session: &str, secret: &Secret, refused: bool) -> Result<()> {
     let deadline = Instant::now() + shared.config.timeout;
     {
         let mut state = shared.lock();
@@ -80,13 +105,22 @@ pub fn delete(shared: &Shared, session: &str, secret: &Secret) -> Result<()> {
         protocol::DELETE,
         &protocol::delete_body(session, secret),
         deadline,
+        if refused { 0 } else { 1 },
     )
     .map(|_| ())
 }
 
-/// POSTs `body` to `path` until it succeeds, fails for good, or retrying would pass `deadline`.
-fn request(shared: &Shared, path: &str, body: &str, deadline: Instant) -> Result<Answer> {
+/// POSTs `body` to `path` until it succeeds, fails for good, or retrying would pass `deadline`;
+/// answers of 500 are retried at most `max_500_retries` times.
+fn request(
+    shared: &Shared,
+    path: &str,
+    body: &str,
+    deadline: Instant,
+    max_500_retries: u32,
+) -> Result<Answer> {
     let mut retries = 0;
+    let mut retries_500 = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -111,6 +145,12 @@ fn request(shared: &Shared, path: &str, body: &str, deadline: Instant) -> Result
         if retries >= shared.policy.max_retries {
             return Err(failure);
         }
+        if retry::refusal_evidence(&attempt) {
+            if retries_500 >= max_500_retries {
+                return Err(failure);
+            }
+            retries_500 += 1;
+        }
         retries += 1;
         let delay = shared.policy.jittered_delay(retries, after);
         if Instant::now() + delay >= deadline || shared.lock().closed {
@@ -124,6 +164,8 @@ fn failure(path: &str, attempt: &Attempt) -> Error {
     match attempt {
         Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
         Attempt::Refused(e) => Error::invalid(e.clone()),
+        Attempt::BadAnswer(e) => Error::new(Status::SHARE_ERR_BAD_RESPONSE, e.clone()),
+        Attempt::Panicked(e) => Error::new(Status::SHARE_ERR_PANIC, e.clone()),
         Attempt::Answered { status, .. } => Error::new(
             Status::SHARE_ERR_HTTP_STATUS,
             format!("POST {path} answered HTTP {status}"),
@@ -148,6 +190,11 @@ static SLOTS: Mutex<Option<HashMap<u32, Slot>>> = Mutex::new(None);
 /// Notified when an operation's slot leaves Pending (shutdown waits on it).
 static SETTLED: Condvar = Condvar::new();
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// The newest runtime generation whose shutdown has abandoned its operations: no operation of
+/// it or an older one may start after that. Read and written under the `SLOTS` lock only, so
+/// that an operation either registers before shutdown's [`abandon`] (which then completes it,
+/// if nothing else has) or fails to start at once.
+static CLOSED_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Starts an asynchronous operation: `work` runs on a worker; its result is kept for
 /// [`take`] and `completion` is called on the notifier thread. Returns the operation id.
@@ -156,7 +203,7 @@ pub fn start(
     completion: Completion,
     work: impl FnOnce(&Shared) -> Result<String> + Send + 'static,
 ) -> Result<u32> {
-    let id = register(shared, completion);
+    let id = register(shared, completion)?;
     let runner = shared.clone();
     let job = move || {
         let result = if runner.lock().closed {
@@ -172,28 +219,34 @@ pub fn start(
         finish(&runner, id, result);
     };
     if runner_send(shared, Box::new(job)).is_err() {
-        lock(&SLOTS).get_or_insert_with(HashMap::new).remove(&id);
-        return Err(Error::not_initialized());
+        // the workers are gone: complete it now (a no-op if shutdown's abandon() already did)
+        finish(shared, id, Err(stopped()));
     }
     Ok(id)
 }
 
-/// Opens a slot for an operation that something else will [`finish`]; returns its id.
-pub fn register(shared: &Shared, completion: Completion) -> u32 {
+/// Opens a slot for an operation that something else will [`finish`]; returns its id. Fails
+/// (and the completion is never called) once shutdown has abandoned this runtime's operations.
+pub fn register(shared: &Shared, completion: Completion) -> Result<u32> {
+    let mut slots = lock(&SLOTS);
+    if shared.generation <= CLOSED_GENERATION.load(Ordering::Relaxed) {
+        return Err(Error::not_initialized());
+    }
+    let slots = slots.get_or_insert_with(HashMap::new);
     let id = loop {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 {
+        if id != 0 && !slots.contains_key(&id) {
             break id;
         }
     };
-    lock(&SLOTS).get_or_insert_with(HashMap::new).insert(
+    slots.insert(
         id,
         Slot::Pending {
             generation: shared.generation,
             completion,
         },
     );
-    id
+    Ok(id)
 }
 
 fn runner_send(shared: &Shared, job: Box<dyn FnOnce() + Send>) -> std::result::Result<(), ()> {
@@ -243,6 +296,7 @@ pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
 /// (shutdown's deadline); returns the completions to call.
 pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
     let mut slots = lock(&SLOTS);
+    CLOSED_GENERATION.fetch_max(generation, Ordering::Relaxed);
     let slots = slots.get_or_insert_with(HashMap::new);
     let ids: Vec<u32> = slots
         .iter()

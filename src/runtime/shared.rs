@@ -19,6 +19,32 @@ use crate::queue::{Limits, Offer, Queue};
 use crate::registry::Registry;
 use crate::retry::RetryPolicy;
 
+/// What a flush whose writes up to `mark` have all settled answers: SHARE_OK if every one was
+/// delivered; otherwise SHARE_ERR_HTTP_STATUS, saying how many were given up (each is reported
+/// by one flush only) and how many wait for refused shares.
+pub fn delivered(queue: &mut Queue, mark: u64) -> Result<()> {
+    let given_up = queue.take_given_up(mark);
+    let (held, shares) = queue.held_up_to(mark);
+    if given_up == 0 && held == 0 {
+        return Ok(());
+    }
+    let mut message = String::from("flush: not everything accepted before it was delivered:");
+    if given_up > 0 {
+        message.push_str(&format!(
+            " {given_up} contents were given up (see the dropped events and stats)"
+        ));
+    }
+    if held > 0 {
+        if given_up > 0 {
+            message.push_str(" and");
+        }
+        message.push_str(&format!(
+            " {held} contents wait for {shares} shares the service refuses (see the refused events)"
+        ));
+    }
+    Err(Error::new(Status::SHARE_ERR_HTTP_STATUS, message))
+}
+
 /// Work for the worker threads.
 pub enum Job {
     /// Send ready keys until none is left (one token per worker taking part).
@@ -57,6 +83,12 @@ pub struct State {
     pub waiters: usize,
     /// Asynchronous flushes: (mark, deadline, operation id), completed by settles and the timer.
     pub flushes: Vec<(u64, Instant, u32)>,
+    /// Contents dropped for being over `max_content_bytes` (before or after redaction).
+    pub too_large: u64,
+    /// Contents dropped because the secret could not be removed from them.
+    pub unsafe_contents: u64,
+    /// Requests abandoned because the library panicked while sending (bugs).
+    pub panics: u64,
 }
 
 impl State {
@@ -104,6 +136,7 @@ impl Shared {
             max_retries: config.max_retries,
             max_pending_bytes: config.max_pending_bytes,
             min_interval: config.min_interval,
+            probe_interval: config.retry_max,
         };
         let policy = RetryPolicy {
             initial: config.retry_initial,
@@ -121,6 +154,9 @@ impl Shared {
                 closed: false,
                 waiters: 0,
                 flushes: Vec::new(),
+                too_large: 0,
+                unsafe_contents: 0,
+                panics: 0,
             }),
             changed: Condvar::new(),
             jobs,
@@ -151,9 +187,11 @@ impl Shared {
     /// deadline has passed (SHARE_ERR_TIMEOUT).
     pub fn check_flushes(&self, state: &mut State, now: Instant) {
         let queue = &state.queue;
+        let mut settled = Vec::new();
         state.flushes.retain(|&(mark, deadline, id)| {
             let result = if !queue.holds_up_to(mark) {
-                Ok("{}".to_owned())
+                settled.push((mark, id));
+                return false;
             } else if now >= deadline {
                 Err(Error::new(
                     Status::SHARE_ERR_TIMEOUT,
@@ -169,6 +207,10 @@ impl Shared {
             super::ops::finish(self, id, result);
             false
         });
+        for (mark, id) in settled {
+            let result = delivered(&mut state.queue, mark).map(|()| "{}".to_owned());
+            super::ops::finish(self, id, result);
+        }
     }
 
     /// `share_flush_async`: registers a flush that settles and the timer complete.
@@ -177,7 +219,7 @@ impl Shared {
         timeout: Duration,
         completion: super::ops::Completion,
     ) -> Result<u32> {
-        let id = super::ops::register(self, completion);
+        let id = super::ops::register(self, completion)?;
         let mut state = self.lock();
         if state.closed {
             drop(state);
@@ -216,6 +258,10 @@ impl Shared {
                         return Err(Error::not_initialized());
                     }
                     state.registry.insert(session, secret);
+                    if state.queue.probe_now(session, Instant::now()) {
+                        drop(state);
+                        let _ = self.timer.send(Tick::Wake);
+                    }
                     Ok(false)
                 }
                 None => self.ignore(),
@@ -225,6 +271,9 @@ impl Shared {
                     return self.ignore(); // not shared: the content is not even parsed
                 }
                 content::validate(key, text)?;
+                if text.len() > self.config.max_content_bytes {
+                    return self.too_large(key, session, text.len());
+                }
                 let text: Arc<str> = Arc::from(text);
                 let (tokens, offer) = {
                     let mut state = self.lock();
@@ -267,6 +316,25 @@ impl Shared {
         Ok(false)
     }
 
+    /// A content over `max_content_bytes`: never uploaded; counted, and named by an event.
+    fn too_large(&self, key: &str, session: &str, len: usize) -> Result<bool> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::not_initialized());
+        }
+        state.queue.give_up_unsent();
+        state.too_large += 1;
+        hub().emit([Event::Dropped {
+            reason: Reason::TooLarge,
+            key: Some(key.into()),
+            session: Some(session.into()),
+            count: 1,
+            bytes: Some(len as u64),
+            error: None,
+        }]);
+        Ok(true)
+    }
+
     fn queue_full(&self, key: &str, pending: usize, limit: usize) -> Error {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         hub().emit([Event::Dropped {
@@ -274,6 +342,8 @@ impl Shared {
             key: Some(key.into()),
             session: None,
             count: 1,
+            bytes: None,
+            error: None,
         }]);
         Error::new(
             Status::SHARE_ERR_QUEUE_FULL,
@@ -306,7 +376,7 @@ impl Shared {
         });
         state.waiters -= 1;
         if done {
-            return Ok(());
+            return delivered(&mut state.queue, mark);
         }
         Err(Error::new(
             Status::SHARE_ERR_TIMEOUT,
@@ -334,6 +404,11 @@ impl Shared {
             "dropped": c.dropped,
             "rejected": self.rejected.load(Ordering::Relaxed),
             "ignored": self.ignored.load(Ordering::Relaxed),
+            "refused_shares": state.queue.refused_shares(),
+            "held": state.queue.held(),
+            "too_large": state.too_large,
+            "unsafe": state.unsafe_contents,
+            "panics": state.panics,
             "pending_keys": state.queue.pending_keys(),
             "pending_bytes": state.queue.pending_bytes(),
             "in_flight": state.queue.in_flight(),

@@ -12,7 +12,7 @@ use crate::content;
 use crate::events::{Event, Reason, hub};
 use crate::http::Answer;
 use crate::protocol;
-use crate::queue::{AfterFailure, Dispatch};
+use crate::queue::{AfterFailure, Dispatch, Failure};
 use crate::registry::Secret;
 use crate::retry::{self, Attempt, Verdict};
 
@@ -44,55 +44,91 @@ fn send_ready(shared: &Shared) {
         let outcome = match &secret {
             Some(secret) => post(shared, &dispatch, secret),
             // a purge removes the session's pending keys with its share; kept for safety
-            None => Err(Attempt::Answered {
+            None => Outcome::Sent(Err(Attempt::Answered {
                 status: 403,
                 retry_after: None,
-            }),
+            })),
         };
         settle(shared, &dispatch, secret.as_ref(), outcome);
     }
 }
 
-/// POSTs one content, its share's secret stripped out. A content that cannot be stripped is
-/// not sent: it is dropped as rejected, with the reason in the `failed` event.
-fn post(shared: &Shared, dispatch: &Dispatch, secret: &Secret) -> Result<Answer, Attempt> {
-    let attempt = catch_unwind(AssertUnwindSafe(|| {
+/// How one dispatched content ended on this worker.
+enum Outcome {
+    /// A request was made (or failed to be).
+    Sent(Result<Answer, Attempt>),
+    /// The content was not sent: why, as a drop reason and words without the secret.
+    NotSent(Reason, String),
+}
+
+/// POSTs one content, its share's secret removed. A content that cannot be made safe, or that
+/// is over `max_content_bytes` once made safe, is not sent. A panic in here is a bug: the
+/// content is dropped with a `panic` event, never retried.
+fn post(shared: &Shared, dispatch: &Dispatch, secret: &Secret) -> Outcome {
+    guarded(|| {
         let text = match content::redact(&dispatch.content, secret) {
             Ok(text) => text,
-            Err(e) => return Err(Attempt::Refused(e.message)),
+            Err(e) => return Outcome::NotSent(Reason::Unsafe, e.message),
         };
+        if text.len() > shared.config.max_content_bytes {
+            return Outcome::NotSent(
+                Reason::TooLarge,
+                format!(
+                    "{} bytes once the secret was removed; max_content_bytes is {}",
+                    text.len(),
+                    shared.config.max_content_bytes
+                ),
+            );
+        }
         let body = protocol::sync_body(&dispatch.session, secret, &dispatch.key, &text);
-        shared
-            .http
-            .post(protocol::SYNC, body, shared.config.timeout)
-    }));
-    attempt.unwrap_or_else(|_| {
-        Err(Attempt::Network(
-            "the library panicked while sending (a bug)".into(),
-        ))
+        Outcome::Sent(
+            shared
+                .http
+                .post(protocol::SYNC, body, shared.config.timeout),
+        )
     })
 }
 
+/// Runs `send`, turning a panic into a `panic` drop.
+fn guarded(send: impl FnOnce() -> Outcome) -> Outcome {
+    catch_unwind(AssertUnwindSafe(send)).unwrap_or_else(|_| {
+        Outcome::NotSent(
+            Reason::Panic,
+            "the library panicked while sending (a bug; please report it)".into(),
+        )
+    })
+}
+
+/// What kind of failure an answer is, for the queue's per-key and per-share bookkeeping.
+fn failure_kind(attempt: &Attempt, after: Option<std::time::Duration>) -> Failure {
+    if retry::refusal_evidence(attempt) {
+        Failure::Refusal
+    } else if after.is_some() || matches!(attempt, Attempt::Answered { status: 429, .. }) {
+        Failure::Busy
+    } else {
+        Failure::Outage
+    }
+}
+
 /// Settles one request's outcome into the queue and tells the host.
-fn settle(
-    shared: &Shared,
-    dispatch: &Dispatch,
-    secret: Option<&Secret>,
-    outcome: Result<Answer, Attempt>,
-) {
+fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome: Outcome) {
     let attempt = match outcome {
-        Ok(answer) => answer.attempt(),
-        Err(attempt) => attempt,
+        Outcome::Sent(Ok(answer)) => answer.attempt(),
+        Outcome::Sent(Err(attempt)) => attempt,
+        Outcome::NotSent(reason, why) => return settle_not_sent(shared, dispatch, reason, why),
     };
     let (status, error) = match &attempt {
         Attempt::Answered { status, .. } => (Some(*status), None),
-        Attempt::Network(e) | Attempt::Refused(e) => (None, Some(e.clone())),
+        Attempt::Network(e)
+        | Attempt::Refused(e)
+        | Attempt::BadAnswer(e)
+        | Attempt::Panicked(e) => (None, Some(e.clone())),
     };
     let key = &dispatch.key;
     let now = Instant::now();
     let mut events = Vec::with_capacity(2);
     let mut wake_timer = false;
-    {
+    let tokens = {
         let mut state = shared.lock();
         if state.closed {
             return; // shutdown drained and counted this request already
@@ -105,22 +141,31 @@ fn settle(
         let dropped = |reason| Event::Dropped {
             reason,
             key: Some(key.clone()),
-            session: None,
+            session: Some(dispatch.session.clone()),
             count: 1,
+            bytes: None,
+            error: None,
         };
         match retry::classify(&attempt) {
             Verdict::Success => {
-                wake_timer = state.queue.sent(key, now);
+                let after = state.queue.sent(key, now);
+                wake_timer = after.wake_timer;
                 events.push(Event::Synced {
                     key: key.clone(),
                     status: status.unwrap_or(200),
                 });
+                if after.resumed {
+                    events.push(Event::Resumed {
+                        session: dispatch.session.clone(),
+                    });
+                }
             }
             Verdict::Retry { after } => {
                 let policy = shared.policy;
+                let kind = failure_kind(&attempt, after);
                 match state
                     .queue
-                    .failed(key, now, true, |n| policy.jittered_delay(n, after))
+                    .failed(key, now, kind, |n| policy.jittered_delay(n, after))
                 {
                     AfterFailure::Retry { retry, delay } => {
                         wake_timer = true;
@@ -133,22 +178,29 @@ fn settle(
                             error,
                         });
                     }
-                    AfterFailure::Dropped { exhausted } => {
+                    AfterFailure::Held { newly } => {
+                        wake_timer = true;
+                        if newly {
+                            events.push(Event::Refused {
+                                session: dispatch.session.clone(),
+                                count: shared.policy.max_retries,
+                            });
+                        }
+                    }
+                    AfterFailure::Dropped { .. } => {
                         events.push(failed);
-                        events.push(dropped(if exhausted {
-                            Reason::RetriesExhausted
-                        } else {
-                            Reason::Removed
-                        }));
+                        events.push(dropped(Reason::Removed));
                     }
                 }
             }
             Verdict::Unshared => {
-                state.queue.failed(key, now, false, |_| Default::default());
+                state
+                    .queue
+                    .failed(key, now, Failure::Final, |_| Default::default());
                 let mut count = 1;
                 // forget the share only if it is still the one this request used
                 if secret.is_some() && state.registry.get(&dispatch.session) == secret {
-                    count += state.queue.purge_session(&dispatch.session);
+                    count += state.queue.purge_session(&dispatch.session, true);
                     state.registry.remove(&dispatch.session);
                     events.push(Event::Unshared {
                         session: dispatch.session.clone(),
@@ -161,10 +213,14 @@ fn settle(
                     key: None,
                     session: Some(dispatch.session.clone()),
                     count,
+                    bytes: None,
+                    error: None,
                 });
             }
-            Verdict::Reject => {
-                state.queue.failed(key, now, false, |_| Default::default());
+            Verdict::Reject | Verdict::Bug => {
+                state
+                    .queue
+                    .failed(key, now, Failure::Final, |_| Default::default());
                 events.push(failed);
                 events.push(dropped(Reason::Rejected));
             }
@@ -172,8 +228,72 @@ fn settle(
         // emitted before the lock is released, so a flush that returns has its events waiting
         hub().emit(events);
         shared.settled(&mut state);
-    }
+        state.claim_workers(shared.config.concurrency)
+    };
+    shared.wake_workers(tokens);
     if wake_timer {
         let _ = shared.timer.send(Tick::Wake);
+    }
+}
+
+/// A content dropped without a request (unsafe, too large, a panic): counted and named.
+fn settle_not_sent(shared: &Shared, dispatch: &Dispatch, reason: Reason, why: String) {
+    let now = Instant::now();
+    let tokens = {
+        let mut state = shared.lock();
+        if state.closed {
+            return;
+        }
+        match reason {
+            Reason::TooLarge => state.too_large += 1,
+            Reason::Panic => state.panics += 1,
+            _ => state.unsafe_contents += 1,
+        }
+        state
+            .queue
+            .failed(&dispatch.key, now, Failure::Final, |_| Default::default());
+        hub().emit([Event::Dropped {
+            reason,
+            key: Some(dispatch.key.clone()),
+            session: Some(dispatch.session.clone()),
+            count: 1,
+            bytes: None,
+            error: Some(why),
+        }]);
+        shared.settled(&mut state);
+        state.claim_workers(shared.config.concurrency)
+    };
+    shared.wake_workers(tokens);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_sending_is_a_dropped_bug_not_a_retried_network_error() {
+        let outcome = guarded(|| panic!("boom"));
+        assert!(
+            matches!(&outcome, Outcome::NotSent(Reason::Panic, why) if why.contains("panicked")),
+            "a panic became something else"
+        );
+    }
+
+    #[test]
+    fn answers_are_sorted_into_outage_busy_and_refusal() {
+        let answered = |status| Attempt::Answered {
+            status,
+            retry_after: None,
+        };
+        assert_eq!(failure_kind(&answered(500), None), Failure::Refusal);
+        assert_eq!(failure_kind(&answered(503), None), Failure::Outage);
+        assert_eq!(failure_kind(&answered(502), None), Failure::Outage);
+        assert_eq!(failure_kind(&answered(429), None), Failure::Busy);
+        let wait = Some(std::time::Duration::from_secs(1));
+        assert_eq!(failure_kind(&answered(503), wait), Failure::Busy);
+        assert_eq!(
+            failure_kind(&Attempt::Network("reset".into()), None),
+            Failure::Outage
+        );
     }
 }

@@ -10,17 +10,19 @@
 #include <stdint.h>
 
 /* Shared, synced, never removed: the service keeps its keys for the Rust side to check. */
+/* Session ids end in distinct 8 characters, as the hosted service (which keys shares by them)
+   needs; the share URLs then differ too. */
 #define KEEP "ses_ctest_keep000000000001"
 /* Shared with share_create_async, removed with share_remove_async. */
-#define ASYNC "ses_ctest_async00000000001"
+#define ASYNC "ses_ctest_async00000000002"
 /* Shared with share_create, removed with share_remove. */
-#define BLOCKING "ses_ctest_blocking00000001"
+#define BLOCKING "ses_ctest_blocking00000003"
 /* Never shared: its writes are ignored. */
-#define NEVER "ses_ctest_never_shared0001"
+#define NEVER "ses_ctest_never_shared0004"
 /* Unknown to the service: removing it fails (the service answers 500 to a wrong secret). */
-#define UNKNOWN "ses_ctest_unknown000000001"
+#define UNKNOWN "ses_ctest_unknown000000005"
 /* Created asynchronously just before a shutdown. */
-#define LATE "ses_ctest_late000000000001"
+#define LATE "ses_ctest_late000000000006"
 /* How often session/info/KEEP is rewritten. */
 #define REWRITES 100
 

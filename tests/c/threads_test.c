@@ -8,7 +8,7 @@
 
 #include "check.h"
 
-#define SESSION "ses_ctest_threads000000001"
+#define SESSION "ses_ctest_threads000000007"
 #define THREADS 8
 #define WRITES 1000
 #define KEYS_PER_THREAD 10

@@ -29,9 +29,19 @@ impl Drop for Running {
 /// Starts a service and the library against it; `extra` is more config JSON members
 /// (e.g. `"concurrency":2`), with short retry waits unless it sets its own.
 pub fn start(extra: &str) -> Running {
+    start_with(ShareService::start, extra)
+}
+
+/// [`start`] against a service with the hosted service's semantics
+/// ([`ShareService::start_hosted`]).
+pub fn start_hosted(extra: &str) -> Running {
+    start_with(ShareService::start_hosted, extra)
+}
+
+fn start_with(service: fn() -> ShareService, extra: &str) -> Running {
     let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
-    let service = ShareService::start();
+    let service = service();
     let mut config = format!(r#"{{"url":"{}""#, service.url());
     if !extra.contains("retry_initial_ms") {
         config.push_str(r#","retry_initial_ms":5"#);
@@ -94,6 +104,31 @@ pub fn received_ns(service: &ShareService, key: &str) -> Vec<u64> {
         .filter(|j| j["key"] == key)
         .map(|j| j["content"]["n"].as_u64().unwrap())
         .collect()
+}
+
+/// Flushes and checks the answer reports `n` contents given up (SHARE_ERR_HTTP_STATUS).
+pub fn flush_reports_given_up(n: u64) {
+    let e = api::flush(LONG).unwrap_err();
+    assert_eq!(
+        e.status,
+        opencode_share::Status::SHARE_ERR_HTTP_STATUS,
+        "{}",
+        e.message
+    );
+    let want = format!("{n} contents were given up");
+    assert!(e.message.contains(&want), "{}", e.message);
+}
+
+/// Waits (bounded by [`LONG`]) until the stat `name` passes `done`; returns its last value.
+pub fn wait_for_stat(name: &str, done: impl Fn(u64) -> bool) -> u64 {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let value = stats()[name].as_u64().unwrap_or(0);
+        if done(value) || std::time::Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 pub const LONG: Duration = Duration::from_secs(20);

@@ -33,6 +33,10 @@ pub enum Fault {
     Close,
     /// Wait this much longer than the latency, then handle the request normally.
     Delay(Duration),
+    /// Answer 200 announcing a body of this many bytes, send a little of it, then close.
+    HugeBody(u64),
+    /// Answer 200 with a chunked body that never ends (until the client goes, or 256 MiB).
+    EndlessBody,
 }
 
 /// Injects `fault` into the next `times` requests matching `path` (and the sync `key`, if given).
@@ -81,11 +85,16 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// One session's share: its secret and its stored keys.
+/// One session's share: its secret and its stored keys (in hosted mode, keyed by short id, with
+/// the session id of the create that made it).
 struct Share {
     secret: String,
     data: BTreeMap<String, Value>,
+    sid: String,
 }
+
+/// The largest value the hosted service stores (its Durable Object storage cap).
+pub const HOSTED_MAX_VALUE: usize = 131_072;
 
 /// Random faults on `/share_sync`, drawn from a seeded xorshift generator.
 struct RandomFaults {
@@ -100,6 +109,8 @@ struct State {
     faults: Vec<FaultRule>,
     random: Option<RandomFaults>,
     wrong_secret_status: u16,
+    /// The hosted service's semantics (see [`ShareService::start_hosted`]).
+    hosted: bool,
     latency: Duration,
     requests: Vec<Recorded>,
     rng: u64,
@@ -118,6 +129,8 @@ struct Inner {
     active_syncs: AtomicUsize,
     max_syncs: AtomicUsize,
     overlaps: AtomicUsize,
+    /// Bytes of endless bodies written (see [`Fault::EndlessBody`]).
+    endless_sent: AtomicU64,
     down: AtomicBool,
     stopped: AtomicBool,
 }
@@ -139,6 +152,8 @@ struct Answer {
     status: u16,
     body: Value,
     retry_after: Option<String>,
+    /// A plain-text body instead of `body` (the hosted service's "Not Found").
+    text: Option<&'static str>,
 }
 
 /// What the connection does after a request.
@@ -164,6 +179,7 @@ impl ShareService {
                 faults: Vec::new(),
                 random: None,
                 wrong_secret_status: 500,
+                hosted: false,
                 latency: Duration::ZERO,
                 requests: Vec::new(),
                 rng: (seed ^ (u64::from(port) << 40)) | 1,
@@ -176,6 +192,7 @@ impl ShareService {
             active_syncs: AtomicUsize::new(0),
             max_syncs: AtomicUsize::new(0),
             overlaps: AtomicUsize::new(0),
+            endless_sent: AtomicU64::new(0),
             down: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -199,6 +216,18 @@ impl ShareService {
     /// Delays every answer by `latency` (slept per request, without holding any lock).
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.inner.state).latency = latency;
+    }
+
+    /// Starts the service with the semantics of opencode's hosted legacy service (its Cloudflare
+    /// worker): shares keyed by the last 8 characters of the session id; `share_create`
+    /// idempotent per short id, returning the existing secret to anyone; 500 for a wrong secret,
+    /// a deleted or unknown share, and a value over 131 072 bytes; 200 for keys outside the
+    /// stored session's `info`, `message` and `part` prefixes (not stored); 200 "Not Found" for
+    /// unknown routes. `data`, `secret` and `create_share` then look shares up by short id.
+    pub fn start_hosted() -> ShareService {
+        let service = ShareService::start();
+        lock(&service.inner.state).hosted = true;
+        service
     }
 
     /// The status answered to a wrong secret or unknown share (500 by default, like opencode's).
@@ -277,17 +306,19 @@ impl ShareService {
 
     /// The stored keys and contents of `sid`'s share, or None when it has no share.
     pub fn data(&self, sid: &str) -> Option<BTreeMap<String, Value>> {
-        lock(&self.inner.state)
+        let state = lock(&self.inner.state);
+        state
             .shares
-            .get(sid)
+            .get(&state.share_id(sid))
             .map(|s| s.data.clone())
     }
 
     /// The secret of `sid`'s share, or None when it has no share.
     pub fn secret(&self, sid: &str) -> Option<String> {
-        lock(&self.inner.state)
+        let state = lock(&self.inner.state);
+        state
             .shares
-            .get(sid)
+            .get(&state.share_id(sid))
             .map(|s| s.secret.clone())
     }
 
@@ -304,6 +335,11 @@ impl ShareService {
     /// Forgets the maximum; the next sync sets it again (counting those still being handled).
     pub fn reset_max_concurrent(&self) {
         self.inner.max_syncs.store(0, Ordering::SeqCst);
+    }
+
+    /// Bytes of endless bodies written before the clients went away.
+    pub fn endless_bytes_sent(&self) -> u64 {
+        self.inner.endless_sent.load(Ordering::SeqCst)
     }
 
     /// How often a sync for a (session, key) arrived while another for it was still being handled.
@@ -356,25 +392,86 @@ impl Inner {
         }
     }
 
-    /// Creates or re-creates a share (stored data is kept); returns (url, secret).
+    /// Creates or re-creates a share (stored data is kept); returns (url, secret). In hosted
+    /// mode an existing share of the short id is returned as it is, whoever asks.
     fn create_share(&self, sid: &str) -> (String, String) {
         let mut state = lock(&self.state);
+        let url = format!("{}/s/{}", self.base, short_id(sid));
+        let id = state.share_id(sid);
+        if state.hosted {
+            if let Some(share) = state.shares.get(&id) {
+                return (url, share.secret.clone());
+            }
+        }
         let secret = uuid_v4(&mut state.rng);
-        match state.shares.get_mut(sid) {
+        match state.shares.get_mut(&id) {
             Some(share) => share.secret = secret.clone(),
             None => {
                 let share = Share {
                     secret: secret.clone(),
                     data: BTreeMap::new(),
+                    sid: sid.to_string(),
                 };
-                state.shares.insert(sid.to_string(), share);
+                state.shares.insert(id, share);
             }
         }
-        let tail: String = {
-            let chars: Vec<char> = sid.chars().collect();
-            chars[chars.len().saturating_sub(8)..].iter().collect()
+        (url, secret)
+    }
+
+    /// The hosted service's protocol (see [`ShareService::start_hosted`]).
+    fn route_hosted(&self, method: &str, path: &str, json: Option<&Value>) -> Answer {
+        let answer = |status: u16, text: Option<&'static str>| Answer {
+            status,
+            body: json!({}),
+            retry_after: None,
+            text,
         };
-        (format!("{}/s/{tail}", self.base), secret)
+        let fault = || answer(500, Some("Internal Server Error"));
+        if method != "POST" || !matches!(path, "/share_create" | "/share_sync" | "/share_delete") {
+            return answer(200, Some("Not Found"));
+        }
+        let obj = json.and_then(Value::as_object);
+        let field = |name: &str| obj.and_then(|o| o.get(name)).and_then(Value::as_str);
+        let Some(sid) = field("sessionID") else {
+            return fault();
+        };
+        if path == "/share_create" {
+            let (url, secret) = self.create_share(sid);
+            return Answer {
+                status: 200,
+                body: json!({"secret": secret, "url": url}),
+                retry_after: None,
+                text: None,
+            };
+        }
+        let mut state = lock(&self.state);
+        let id = short_id(sid);
+        if state
+            .shares
+            .get(&id)
+            .is_none_or(|s| Some(s.secret.as_str()) != field("secret"))
+        {
+            return fault(); // "Invalid secret" thrown in the Durable Object
+        }
+        if path == "/share_delete" {
+            state.shares.remove(&id);
+            return answer(200, None);
+        }
+        let (Some(key), Some(content)) = (field("key"), obj.and_then(|o| o.get("content"))) else {
+            return fault();
+        };
+        if content.to_string().len() > HOSTED_MAX_VALUE {
+            return fault(); // the storage refuses the value
+        }
+        let share = state.shares.get_mut(&id).expect("checked above");
+        let stored = &share.sid;
+        let allowed = key == format!("session/info/{stored}")
+            || key.starts_with(&format!("session/message/{stored}/"))
+            || key.starts_with(&format!("session/part/{stored}/"));
+        if allowed {
+            share.data.insert(key.to_string(), content.clone());
+        }
+        answer(200, None) // a refused key's 400 is discarded by the worker
     }
 
     /// Handles one request on connection `conn` and says what the connection does next.
@@ -401,6 +498,7 @@ impl Inner {
                 status,
                 body: json!({"error": "unsupported body"}),
                 retry_after: None,
+                text: None,
             };
             self.record_then_write(rec, None, stream, &answer, true);
             return Next::Close;
@@ -426,6 +524,30 @@ impl Inner {
             return Next::Close;
         }
         let answer = match fault {
+            Some(Fault::HugeBody(len)) => {
+                drop(guard);
+                self.record(rec, 200);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&[b' '; 4096]);
+                return Next::Close;
+            }
+            Some(Fault::EndlessBody) => {
+                drop(guard);
+                self.record(rec, 200);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                let chunk = format!("{:x}\r\n{}\r\n", 16384, " ".repeat(16384));
+                let mut ok = stream.write_all(head.as_bytes()).is_ok();
+                let mut sent = 0u64;
+                while ok && sent < 256 << 20 {
+                    ok = stream.write_all(chunk.as_bytes()).is_ok();
+                    sent += 16384;
+                }
+                self.note_endless_sent(sent);
+                return Next::Close;
+            }
             Some(Fault::Reset) | Some(Fault::Close) => {
                 drop(guard);
                 self.record(rec, 0);
@@ -439,11 +561,13 @@ impl Inner {
                 status,
                 body: json!({"error": "injected fault"}),
                 retry_after: None,
+                text: None,
             },
             Some(Fault::StatusRetryAfter(status, value)) => Answer {
                 status,
                 body: json!({"error": "injected fault"}),
                 retry_after: Some(value),
+                text: None,
             },
             Some(Fault::Delay(_)) | None => self.route(&req.method, &rec.path, rec.json.as_ref()),
         };
@@ -476,6 +600,11 @@ impl Inner {
             }
         }
         sent
+    }
+
+    /// Remembers how much of an endless body was written before the client went.
+    fn note_endless_sent(&self, bytes: u64) {
+        self.endless_sent.fetch_add(bytes, Ordering::SeqCst);
     }
 
     /// Whether the service is down or stopped.
@@ -529,7 +658,11 @@ impl Inner {
             status,
             body,
             retry_after: None,
+            text: None,
         };
+        if lock(&self.state).hosted {
+            return self.route_hosted(method, path, json);
+        }
         if !matches!(path, "/share_create" | "/share_sync" | "/share_delete") {
             return answer(404, json!({"error": "not found"}));
         }
@@ -753,11 +886,14 @@ fn wants_close(req: &Request) -> bool {
         || (req.version.eq_ignore_ascii_case("HTTP/1.0") && !has_token(connection, "keep-alive"))
 }
 
-/// Writes a JSON answer with a Content-Length.
+/// Writes a JSON (or plain-text) answer with a Content-Length.
 fn write_response(stream: &mut TcpStream, answer: &Answer, close: bool) -> io::Result<()> {
-    let body = answer.body.to_string();
+    let (body, kind) = match answer.text {
+        Some(text) => (text.to_string(), "text/plain;charset=UTF-8"),
+        None => (answer.body.to_string(), "application/json"),
+    };
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n",
         answer.status,
         reason(answer.status),
         body.len()
@@ -819,6 +955,23 @@ fn has_token(value: &str, token: &str) -> bool {
     value
         .split(',')
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The last 8 characters of a session id: the hosted service's share id.
+pub fn short_id(sid: &str) -> String {
+    let chars: Vec<char> = sid.chars().collect();
+    chars[chars.len().saturating_sub(8)..].iter().collect()
+}
+
+impl State {
+    /// The key of `sid`'s share in `shares`: the session id, or its short id in hosted mode.
+    fn share_id(&self, sid: &str) -> String {
+        if self.hosted {
+            short_id(sid)
+        } else {
+            sid.to_string()
+        }
+    }
 }
 
 /// `path` with a leading slash.

@@ -427,13 +427,19 @@ export function defineSuite({ test, runtime, library }) {
     });
   });
 
-  test("events: retry, failed, dropped and unshared reach listeners; '*' sees all; off() stops them", async () => {
+  test("events: retry, failed, dropped, refused and unshared reach listeners; '*' sees all; off() stops them", async () => {
     await withShare({ max_retries: 2 }, async (service) => {
       const all = [];
       const retries = [];
       const offAll = Share.on("*", (e) => all.push(e));
       const offRetry = Share.on("retry", (e) => retries.push(e));
       const seen = (type, pred = () => true) => all.some((e) => e.type === type && pred(e));
+      // a flush rejects with SHARE_ERR_HTTP_STATUS when contents before it were given up or wait
+      // for a refused share
+      const flushed = () =>
+        Share.flush(5000).catch((e) => {
+          if (e.code !== "SHARE_ERR_HTTP_STATUS") throw e;
+        });
       try {
         const sid = id("ses");
         await Share.create(sid);
@@ -449,19 +455,21 @@ export function defineSuite({ test, runtime, library }) {
         // 400: rejected, dropped
         service.fail("/share_sync", 400, 1);
         Share.sync(`session/message/${sid}/msg_1`, { v: 2 });
-        await Share.flush(5000);
+        const given = await failsWith("SHARE_ERR_HTTP_STATUS", () => Share.flush(5000));
+        assert.match(given.message, /1 contents were given up/);
         await until(() => seen("dropped", (e) => e.reason === "rejected"), 3000, "dropped (rejected)");
         assert.ok(seen("failed", (e) => e.status === 400));
-        // always 500: retries spent, dropped
+        // 500 max_retries times in a row: the share counts as refused (its contents wait)
         service.fail("/share_sync", 500, 3);
         Share.sync(`session/message/${sid}/msg_2`, { v: 3 });
-        await Share.flush(5000);
-        await until(() => seen("dropped", (e) => e.reason === "retries_exhausted"), 3000, "dropped (retries)");
+        await flushed();
+        await until(() => seen("refused", (e) => e.session === sid), 3000, "refused");
         // 403: the share is gone
         service.fail("/share_sync", 403, 1);
         Share.sync(`session/message/${sid}/msg_3`, { v: 4 });
-        await Share.flush(5000);
+        await flushed();
         await until(() => seen("unshared", (e) => e.session === sid && e.status === 403), 3000, "unshared");
+        await flushed(); // reports what the 403 gave up
         // the session's later writes are not sent any more
         const before = service.counts.sync;
         Share.sync(`session/message/${sid}/msg_4`, { v: 5 });
