@@ -39,17 +39,6 @@
 #include <stdint.h>
 
 /**
- * The hosted v1 service's limit on one stored value.
- */
-#define DEFAULT_MAX_CONTENT_BYTES 131072
-
-/**
- * The largest answer body read. The protocol's answers are a few hundred bytes; a service that
- * answers more (or never ends a chunked body) fails the attempt, and no more than this is buffered.
- */
-#define MAX_ANSWER_BYTES (64 * 1024)
-
-/**
  * What a `share_*` call reports. `SHARE_OK` (0) is success; every other value comes with a
  * message in `share_last_error()` on the calling thread.
  */
