@@ -149,6 +149,8 @@ fn run() -> Result<(), String> {
 /// What the server holds, read back through ShareNext's public data route, as storage keys.
 fn server_holds(base: &str, session: &str) -> Result<BTreeMap<String, Value>, String> {
     let short = &session[session.len() - 8..];
+    // the library's reqwest has rustls without a provider; ring is installed as the library does
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
     let response = client.get(format!("{base}/api/share/{short}/data")).send().map_err(|e| e.to_string())?;
     if !response.status().is_success() {

@@ -173,6 +173,8 @@ fn main() {
     let runs: usize = flag("--runs").map_or(5, |r| r.parse().unwrap());
     let binary = flag("--server").unwrap_or_else(|| "target/release/opencode-share-server".into());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // the workspace's reqwest has rustls without a provider (the library installs ring itself)
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(200).build().unwrap();
     let mut results: Vec<Value> = Vec::new();
     for run in 0..runs {

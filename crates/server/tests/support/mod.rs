@@ -7,6 +7,13 @@ use std::time::Duration;
 use opencode_share_server::{Config, Running};
 use serde_json::{Value, json};
 
+/// An HTTP client for the tests. The workspace's reqwest has rustls without a crypto provider
+/// (the library installs ring when it starts), so ring is installed here first.
+pub fn http(timeout: Duration) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().timeout(timeout).build().unwrap()
+}
+
 pub struct Server {
     pub running: Running,
     pub dir: tempfile::TempDir,
@@ -27,8 +34,7 @@ impl Server {
         };
         adjust(&mut config);
         let running = opencode_share_server::spawn(config).expect("server starts");
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        Server { running, dir, http }
+        Server { running, dir, http: http(Duration::from_secs(20)) }
     }
 
     pub fn url(&self, path: &str) -> String {
