@@ -213,7 +213,7 @@ enum share_status share_shutdown(uint32_t timeout_ms);
 
 /**
  * `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
- * failed, dropped, rejected, ignored, refused_shares, held, too_large, unsafe, panics,
+ * failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
  * pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
  * shutdown, the last run's final figures. Free it with share_string_free.
  */

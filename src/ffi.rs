@@ -283,7 +283,7 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
 }
 
 /// `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
-/// failed, dropped, rejected, ignored, refused_shares, held, too_large, unsafe, panics,
+/// failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
 /// pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
 /// shutdown, the last run's final figures. Free it with share_string_free.
 #[unsafe(no_mangle)]

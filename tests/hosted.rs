@@ -117,7 +117,7 @@ fn a_refused_share_is_probed_once_per_retry_max_and_resumes_when_it_is_accepted(
     assert_eq!(
         (
             s["refused_shares"].as_u64(),
-            s["held"].as_u64(),
+            s["refused_contents"].as_u64(),
             s["dropped"].as_u64()
         ),
         (Some(1), Some(10), Some(0))

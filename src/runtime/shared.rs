@@ -405,7 +405,7 @@ impl Shared {
             "rejected": self.rejected.load(Ordering::Relaxed),
             "ignored": self.ignored.load(Ordering::Relaxed),
             "refused_shares": state.queue.refused_shares(),
-            "held": state.queue.held(),
+            "refused_contents": state.queue.held(),
             "too_large": state.too_large,
             "unsafe": state.unsafe_contents,
             "panics": state.panics,

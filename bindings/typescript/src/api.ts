@@ -33,6 +33,8 @@ export type {
   DroppedEvent,
   FailedEvent,
   LostEvent,
+  RefusedEvent,
+  ResumedEvent,
   RetryEvent,
   ShareEvent,
   ShareEventMap,

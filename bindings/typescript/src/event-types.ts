@@ -5,11 +5,20 @@
 import type { ShareError } from "./status.js";
 
 /** The `type` of every event the library reports. */
-export const EVENT_TYPES = ["synced", "retry", "failed", "dropped", "unshared", "lost"] as const;
+export const EVENT_TYPES = ["synced", "retry", "failed", "dropped", "unshared", "refused", "resumed", "lost"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** Why the library gave contents up (a `dropped` event's `reason`). */
-export const DROP_REASONS = ["rejected", "retries_exhausted", "unshared", "removed", "shutdown", "queue_full"] as const;
+export const DROP_REASONS = [
+  "rejected",
+  "too_large",
+  "unsafe",
+  "panic",
+  "unshared",
+  "removed",
+  "shutdown",
+  "queue_full",
+] as const;
 
 /** The service accepted the newest content of `key` (the original's "synced" log line). */
 export interface SyncedEvent {
@@ -41,13 +50,28 @@ export interface DroppedEvent {
   key?: string;
   session?: string;
   count: number;
+  /** The content's size, for `too_large`. */
+  bytes?: number;
+  /** Why, for `unsafe`, `panic` and `invalid`. */
   error?: string;
 }
-/** The service answered 401/403 for `session`: its share is forgotten. */
+/** The service answered 401/403/404 for `session`: its share is forgotten. */
 export interface UnsharedEvent {
   type: "unshared";
   session: string;
   status: number;
+}
+/** The service answered `count` 500s in a row for `session`'s share: it counts as refused (its
+ * contents wait, flushes stop waiting for them, one request per `retry_max_ms` probes it). */
+export interface RefusedEvent {
+  type: "refused";
+  session: string;
+  count: number;
+}
+/** A request of refused `session`'s share succeeded: its contents go again. */
+export interface ResumedEvent {
+  type: "resumed";
+  session: string;
 }
 /** `count` events did not fit in the library's buffer (the JS thread was busy for long). */
 export interface LostEvent {
@@ -55,7 +79,15 @@ export interface LostEvent {
   count: number;
 }
 /** Every event the library reports. */
-export type ShareEvent = SyncedEvent | RetryEvent | FailedEvent | DroppedEvent | UnsharedEvent | LostEvent;
+export type ShareEvent =
+  | SyncedEvent
+  | RetryEvent
+  | FailedEvent
+  | DroppedEvent
+  | UnsharedEvent
+  | RefusedEvent
+  | ResumedEvent
+  | LostEvent;
 
 /** A storage write handed over through `subscribe` that `sync` refused. */
 export interface SyncErrorEvent {
@@ -70,6 +102,8 @@ export interface ShareEventMap {
   failed: FailedEvent;
   dropped: DroppedEvent;
   unshared: UnsharedEvent;
+  refused: RefusedEvent;
+  resumed: ResumedEvent;
   lost: LostEvent;
   /** Every library event. */
   "*": ShareEvent;

@@ -118,7 +118,8 @@ function pass(key: string): void {
 /** Hands over what the library's `event` frees: its key's held content, or its session's, or all. */
 export function settle(event: ShareEvent): void {
   if (state.held.size === 0) return;
-  if (event.type === "unshared") passAll(event.session);
+  // a refused share's keys stay pending in the library, which holds their newest content anyway
+  if (event.type === "unshared" || event.type === "refused" || event.type === "resumed") passAll(event.session);
   else if (event.type === "lost") passAll();
   else if (event.type !== "dropped" || event.key !== undefined) pass(event.key!);
   else passAll(event.session); // a dropped event for a session, or for all
