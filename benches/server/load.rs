@@ -172,6 +172,8 @@ fn main() {
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let runs: usize = flag("--runs").map_or(5, |r| r.parse().unwrap());
     let binary = flag("--server").unwrap_or_else(|| "target/release/opencode-share-server".into());
+    // reqwest is built with rustls-no-provider (the library's features): give it ring's provider
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(200).build().unwrap();
     let mut results: Vec<Value> = Vec::new();
