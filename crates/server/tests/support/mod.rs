@@ -13,6 +13,13 @@ pub struct Server {
     pub http: reqwest::blocking::Client,
 }
 
+/// A blocking HTTP client. reqwest is built with the library's `rustls-no-provider` (features
+/// unify across the workspace), so ring's provider is installed first, as the library does.
+pub fn http_client(timeout: Duration) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().timeout(timeout).build().unwrap()
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::with(|_| {})
@@ -27,8 +34,7 @@ impl Server {
         };
         adjust(&mut config);
         let running = opencode_share_server::spawn(config).expect("server starts");
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        Server { running, dir, http }
+        Server { running, dir, http: http_client(Duration::from_secs(20)) }
     }
 
     pub fn url(&self, path: &str) -> String {
