@@ -167,40 +167,32 @@ fn median(values: &[f64]) -> f64 {
     quantile(&sorted(values.to_vec()), 0.5)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let runs: usize = flag("--runs").map_or(5, |r| r.parse().unwrap());
-    let binary = flag("--server").unwrap_or_else(|| "target/release/opencode-share-server".into());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    // the workspace's reqwest has rustls without a provider (the library installs ring itself)
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(200).build().unwrap();
-    let mut results: Vec<Value> = Vec::new();
-    for run in 0..runs {
-        let server = Arc::new(start(&binary));
-        let url = server.url.clone();
-        let result = runtime.block_on(async {
-            let upserts_per_s = upserts(&http, &url, run).await;
-            let (closed_p50, closed_p99, closed_n) = latency(&http, &url, run, None).await;
-            let (paced_p50, paced_p99, paced_n) = latency(&http, &url, run, Some(Duration::from_millis(50))).await;
-            let reads = read(&http, &url, run).await;
-            json!({
-                "run": run,
-                "upserts_per_s": upserts_per_s.round(),
-                "closed_loop_100_shares": { "p50_ms": closed_p50, "p99_ms": closed_p99, "requests": closed_n },
-                "paced_100_shares_20_per_s": { "p50_ms": paced_p50, "p99_ms": paced_p99, "requests": paced_n },
-                "read_4000_parts": reads,
-            })
-        });
-        println!("{result}");
-        results.push(result);
-    }
+fn one_run(runtime: &tokio::runtime::Runtime, http: &reqwest::Client, binary: &str, run: usize) -> Value {
+    let server = Arc::new(start(binary));
+    let url = server.url.clone();
+    runtime.block_on(async {
+        let upserts_per_s = upserts(http, &url, run).await;
+        let (closed_p50, closed_p99, closed_n) = latency(http, &url, run, None).await;
+        let (paced_p50, paced_p99, paced_n) = latency(http, &url, run, Some(Duration::from_millis(50))).await;
+        let reads = read(http, &url, run).await;
+        json!({
+            "run": run,
+            "server": binary,
+            "upserts_per_s": upserts_per_s.round(),
+            "closed_loop_100_shares": { "p50_ms": closed_p50, "p99_ms": closed_p99, "requests": closed_n },
+            "paced_100_shares_20_per_s": { "p50_ms": paced_p50, "p99_ms": paced_p99, "requests": paced_n },
+            "read_4000_parts": reads,
+        })
+    })
+}
+
+fn summary(results: &[Value]) -> Value {
     let pick = |path: &[&str]| -> f64 {
         median(&results.iter().map(|r| path.iter().fold(r, |v, k| &v[*k]).as_f64().unwrap()).collect::<Vec<_>>())
     };
-    let summary = json!({
-        "median_of_runs": runs,
+    json!({
+        "server": results.first().map_or(Value::Null, |r| r["server"].clone()),
+        "median_of_runs": results.len(),
         "upserts_per_s": pick(&["upserts_per_s"]),
         "closed_loop_p50_ms": pick(&["closed_loop_100_shares", "p50_ms"]),
         "closed_loop_p99_ms": pick(&["closed_loop_100_shares", "p99_ms"]),
@@ -209,6 +201,34 @@ fn main() {
         "read_data_ms": pick(&["read_4000_parts", "data_ms"]),
         "read_legacy_data_ms": pick(&["read_4000_parts", "legacy_data_ms"]),
         "read_page_ms": pick(&["read_4000_parts", "page_ms"]),
-    });
-    println!("summary {summary}");
+    })
+}
+
+/// `--baseline PATH` runs that binary too, alternating with `--server` run by run, so both are
+/// measured in the same window of the (shared) machine's load.
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let runs: usize = flag("--runs").map_or(5, |r| r.parse().unwrap());
+    let binary = flag("--server").unwrap_or_else(|| "target/release/opencode-share-server".into());
+    let baseline = flag("--baseline");
+    // reqwest is built with rustls-no-provider (the library's features): give it ring's provider
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(200).build().unwrap();
+    let (mut results, mut baseline_results) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        if let Some(b) = &baseline {
+            let result = one_run(&runtime, &http, b, run);
+            println!("{result}");
+            baseline_results.push(result);
+        }
+        let result = one_run(&runtime, &http, &binary, run);
+        println!("{result}");
+        results.push(result);
+    }
+    if !baseline_results.is_empty() {
+        println!("baseline {}", summary(&baseline_results));
+    }
+    println!("summary {}", summary(&results));
 }

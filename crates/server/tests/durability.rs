@@ -16,7 +16,7 @@ fn every_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("share.db").display());
     let (mut server, url) = start_binary(&db);
-    let http = support::http(Duration::from_secs(10));
+    let http = support::http_client(Duration::from_secs(10));
     let created: Value = http
         .post(format!("{url}/api/share"))
         .body(json!({ "sessionID": "ses_durability01" }).to_string())

@@ -42,7 +42,7 @@ fn the_legacy_websocket_sends_stored_keys_then_writes_then_closes_on_delete() {
         let url = s.url("/share_sync");
         let delete_url = s.url("/share_delete");
         let write = tokio::task::spawn_blocking(move || {
-            let http = support::http(std::time::Duration::from_secs(20));
+            let http = support::http_client(std::time::Duration::from_secs(20));
             let body = json!({ "sessionID": sid2, "secret": secret2, "key": format!("session/part/{sid2}/msg_1/prt_1"), "content": { "id": "prt_1", "messageID": "msg_1", "text": "ab" } });
             assert_eq!(http.post(url).body(body.to_string()).send().unwrap().status().as_u16(), 200);
         });
@@ -52,7 +52,7 @@ fn the_legacy_websocket_sends_stored_keys_then_writes_then_closes_on_delete() {
         let (sid3, secret3) = (sid.clone(), secret.clone());
         tokio::task::spawn_blocking(move || {
             let body = json!({ "sessionID": sid3, "secret": secret3 });
-            assert_eq!(support::http(std::time::Duration::from_secs(20)).post(delete_url).body(body.to_string()).send().unwrap().status().as_u16(), 200);
+            assert_eq!(support::http_client(std::time::Duration::from_secs(20)).post(delete_url).body(body.to_string()).send().unwrap().status().as_u16(), 200);
         }).await.unwrap();
         assert!(next().await.is_none(), "the socket closes when the share is deleted");
         let _ = ws.close(None).await;

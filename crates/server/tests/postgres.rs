@@ -47,7 +47,7 @@ fn a_viewer_on_one_server_process_sees_writes_through_the_other_live() {
     let (first, a_url) = start_binary(&database);
     let (second, b_url) = start_binary(&database);
     let _processes = Processes(vec![first, second]);
-    let http = support::http(std::time::Duration::from_secs(20));
+    let http = support::http_client(std::time::Duration::from_secs(20));
     let post = |url: String, body: serde_json::Value| {
         let r = http.post(url).header("content-type", "application/json").body(body.to_string()).send().unwrap();
         (r.status().as_u16(), r.json::<serde_json::Value>().unwrap_or_default())

@@ -7,17 +7,17 @@ use std::time::Duration;
 use opencode_share_server::{Config, Running};
 use serde_json::{Value, json};
 
-/// An HTTP client for the tests. The workspace's reqwest has rustls without a crypto provider
-/// (the library installs ring when it starts), so ring is installed here first.
-pub fn http(timeout: Duration) -> reqwest::blocking::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder().timeout(timeout).build().unwrap()
-}
-
 pub struct Server {
     pub running: Running,
     pub dir: tempfile::TempDir,
     pub http: reqwest::blocking::Client,
+}
+
+/// A blocking HTTP client. reqwest is built with the library's `rustls-no-provider` (features
+/// unify across the workspace), so ring's provider is installed first, as the library does.
+pub fn http_client(timeout: Duration) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder().timeout(timeout).build().unwrap()
 }
 
 impl Server {
@@ -34,7 +34,7 @@ impl Server {
         };
         adjust(&mut config);
         let running = opencode_share_server::spawn(config).expect("server starts");
-        Server { running, dir, http: http(Duration::from_secs(20)) }
+        Server { running, dir, http: http_client(Duration::from_secs(20)) }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,136 @@
+//! Which requests a fault applies to, how many times, and what it is.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// What the proxy does to a matching request instead of (or before) forwarding it.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Answer with `status` (and `Retry-After: seconds`), never reaching the server.
+    Status { status: u16, retry_after: Option<u64> },
+    /// Reset the connection (TCP RST) without an answer.
+    Reset,
+    /// Close the connection (FIN) without an answer.
+    Close,
+    /// Wait this long, then forward.
+    Delay(Duration),
+    /// Wait until the gate is released, then forward.
+    Hold(Gate),
+}
+
+/// A fault for requests whose path (with query) starts with a prefix, optionally of one method,
+/// used a number of times (default once).
+#[derive(Clone, Debug)]
+pub struct Rule {
+    prefix: String,
+    method: Option<String>,
+    left: usize,
+    action: Option<Action>,
+}
+
+impl Rule {
+    /// Requests whose path starts with `prefix` ("/" for all).
+    pub fn path(prefix: &str) -> Rule {
+        Rule { prefix: prefix.to_owned(), method: None, left: 1, action: None }
+    }
+    /// Only requests of this method (GET, POST, DELETE...).
+    pub fn method(mut self, method: &str) -> Rule {
+        self.method = Some(method.to_ascii_uppercase());
+        self
+    }
+    /// Applies to the next `n` matching requests.
+    pub fn times(mut self, n: usize) -> Rule {
+        self.left = n;
+        self
+    }
+    pub fn status(self, status: u16) -> Rule {
+        self.action(Action::Status { status, retry_after: None })
+    }
+    /// Status 429 or 503 with `Retry-After: seconds`.
+    pub fn status_retry_after(self, status: u16, seconds: u64) -> Rule {
+        self.action(Action::Status { status, retry_after: Some(seconds) })
+    }
+    pub fn reset(self) -> Rule {
+        self.action(Action::Reset)
+    }
+    pub fn close(self) -> Rule {
+        self.action(Action::Close)
+    }
+    pub fn delay(self, d: Duration) -> Rule {
+        self.action(Action::Delay(d))
+    }
+    pub fn hold(self, gate: &Gate) -> Rule {
+        self.action(Action::Hold(gate.clone()))
+    }
+    fn action(mut self, action: Action) -> Rule {
+        self.action = Some(action);
+        self
+    }
+
+    /// Uses the rule once on a matching request; its action, or None.
+    pub(crate) fn take(&mut self, method: &str, path: &str) -> Option<Action> {
+        if self.left == 0 || !path.starts_with(&self.prefix) || self.method.as_deref().is_some_and(|m| m != method) {
+            return None;
+        }
+        let action = self.action.clone()?;
+        self.left -= 1;
+        Some(action)
+    }
+}
+
+/// Holds requests until released; counts how many are waiting at it.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    released: AtomicBool,
+    waiting: AtomicUsize,
+    arrived: AtomicUsize,
+    notify: Notify,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets every held request, and every later one, through.
+    pub fn release(&self) {
+        self.0.released.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Requests waiting at the gate now.
+    pub fn waiting(&self) -> usize {
+        self.0.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` requests have arrived at the gate (held or passed), at most `timeout`.
+    pub fn wait_arrived(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.0.arrived.load(Ordering::SeqCst) < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    pub(crate) async fn pass(&self) {
+        self.0.arrived.fetch_add(1, Ordering::SeqCst);
+        self.0.waiting.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let notified = self.0.notify.notified();
+            if self.0.released.load(Ordering::SeqCst) {
+                break;
+            }
+            notified.await;
+        }
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
