@@ -283,7 +283,7 @@ pub fn next_targets(res: &Results) -> Vec<NextTarget> {
         next_target(
             res,
             "next-faults",
-            "20% 500s + 10% resets: every final content, every run (ShareNext loses whole batches)",
+            "a 500 on the first sync, then 20% 500s + 10% resets: every final content, every run (ShareNext loses whole batches)",
             &every_run_final,
         ),
         next_target(
