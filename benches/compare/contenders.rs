@@ -1,5 +1,6 @@
 //! The contenders (the library from C, Bun and Node; the original in Bun and Node; the drivers
-//! alone) and how their driver is started.
+//! alone; for the successor protocol: ShareNext's own client in Bun and Node and the library under
+//! `"protocol": "next"`) and how their driver is started.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,6 +11,8 @@ pub enum Kind {
     Baseline,
     /// The driver alone, writing nowhere: the cost of its own pacing (a reference for stream).
     Null,
+    /// ShareNext's own client (benches/compare/baseline/share-next.ts), the next-* scenarios' anchor.
+    ShareNext,
 }
 
 #[derive(Clone, Copy)]
@@ -22,9 +25,11 @@ pub struct Contender {
     /// runtime opencode ran the original in).
     pub versus: &'static str,
     pub color: &'static str,
+    /// The protocol it speaks: "v1", or "next" (the library with `"protocol": "next"`, ShareNext)
+    pub protocol: &'static str,
 }
 
-pub const CONTENDERS: [Contender; 8] = [
+pub const CONTENDERS: [Contender; 13] = [
     Contender {
         id: "c-library",
         label: "library · C",
@@ -32,6 +37,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Library,
         versus: "bun-baseline",
         color: "#1f4e99",
+        protocol: "v1",
     },
     Contender {
         id: "bun-library",
@@ -40,6 +46,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Library,
         versus: "bun-baseline",
         color: "#3b82d6",
+        protocol: "v1",
     },
     Contender {
         id: "node-library",
@@ -48,6 +55,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Library,
         versus: "node-baseline",
         color: "#22a39a",
+        protocol: "v1",
     },
     Contender {
         id: "bun-baseline",
@@ -56,6 +64,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Baseline,
         versus: "",
         color: "#f08c2e",
+        protocol: "v1",
     },
     Contender {
         id: "node-baseline",
@@ -64,6 +73,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Baseline,
         versus: "",
         color: "#d64541",
+        protocol: "v1",
     },
     Contender {
         id: "c-none",
@@ -72,6 +82,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Null,
         versus: "",
         color: "#999999",
+        protocol: "v1",
     },
     Contender {
         id: "bun-none",
@@ -80,6 +91,7 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Null,
         versus: "",
         color: "#999999",
+        protocol: "v1",
     },
     Contender {
         id: "node-none",
@@ -88,14 +100,60 @@ pub const CONTENDERS: [Contender; 8] = [
         kind: Kind::Null,
         versus: "",
         color: "#999999",
+        protocol: "v1",
+    },
+    Contender {
+        id: "c-library-next",
+        label: "library next · C",
+        runtime: "c",
+        kind: Kind::Library,
+        versus: "bun-sharenext",
+        color: "#1f4e99",
+        protocol: "next",
+    },
+    Contender {
+        id: "bun-library-next",
+        label: "library next · Bun",
+        runtime: "bun",
+        kind: Kind::Library,
+        versus: "bun-sharenext",
+        color: "#3b82d6",
+        protocol: "next",
+    },
+    Contender {
+        id: "node-library-next",
+        label: "library next · Node",
+        runtime: "node",
+        kind: Kind::Library,
+        versus: "node-sharenext",
+        color: "#22a39a",
+        protocol: "next",
+    },
+    Contender {
+        id: "bun-sharenext",
+        label: "ShareNext · Bun",
+        runtime: "bun",
+        kind: Kind::ShareNext,
+        versus: "",
+        color: "#f08c2e",
+        protocol: "next",
+    },
+    Contender {
+        id: "node-sharenext",
+        label: "ShareNext · Node",
+        runtime: "node",
+        kind: Kind::ShareNext,
+        versus: "",
+        color: "#d64541",
+        protocol: "next",
     },
 ];
 
-/// The contenders that are compared (not the drivers-alone references).
+/// The contenders of the legacy scenarios that are compared (not the drivers-alone references).
 pub fn compared() -> impl Iterator<Item = &'static Contender> {
     CONTENDERS
         .iter()
-        .filter(|c| matches!(c.kind, Kind::Library | Kind::Baseline))
+        .filter(|c| c.protocol == "v1" && matches!(c.kind, Kind::Library | Kind::Baseline))
 }
 
 pub fn contender(id: &str) -> &'static Contender {
@@ -156,8 +214,12 @@ impl Paths {
             Kind::Library => "library",
             Kind::Baseline => "baseline",
             Kind::Null => "none",
+            Kind::ShareNext => "sharenext",
         };
         cmd.args(["--contender", kind]);
+        if c.protocol == "next" && c.kind == Kind::Library {
+            cmd.args(["--protocol", "next"]);
+        }
         if c.runtime != "c" {
             cmd.arg("--bindings").arg(&self.bindings_dist);
         }

@@ -16,9 +16,17 @@
  * (many); with interval_us > 0, paced (stream); with total > the writes, replayed (soak);
  * otherwise back to back.
  *
+ * next-* workloads: `--protocol next` starts the library with {"url":..,"protocol":"next"}; when
+ * share_init refuses that with SHARE_ERR_INVALID_ARGUMENT (a library that does not speak it yet)
+ * the driver prints "SKIP <why>" instead of READY and exits 0. `finish exit` shuts the library
+ * down right after the writes (share_shutdown with the time left) instead of share_flush; `stamp 1`
+ * adds "write_us" to RESULT: each write's time since START in µs (CLOCK_MONOTONIC, taken right
+ * after its share_sync returned), in file order.
+ *
  * Build: cc -O2 -std=c11 -pthread -I include benches/compare/driver.c \
  *          -L target/release -lopencode_share -Wl,-rpath,$PWD/target/release -o target/bench-compare/driver_c
  * Usage: driver_c --url URL --workload FILE [--timeout-ms X] [--contender library|none]
+ *                 [--protocol v1|next]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,6 +64,7 @@ typedef struct {
 static struct {
   char scenario[32];
   long interval_us, threads, total, sample_every;
+  int exit_after, stamp; /* next-*: shut down right after the writes; time-stamp each write */
   char *warmup_sid;
   writes_t warmup, writes;
   names_t creates, timed_creates;
@@ -121,6 +130,8 @@ static void read_workload(const char *path) {
     else if (!strcmp(r, "warmup_create")) W.warmup_sid = copy_str(field[1]);
     else if (!strcmp(r, "create")) push_name(&W.creates, field[1]);
     else if (!strcmp(r, "create_timed")) push_name(&W.timed_creates, field[1]);
+    else if (!strcmp(r, "finish")) W.exit_after = !strcmp(field[1], "exit");
+    else if (!strcmp(r, "stamp")) W.stamp = !strcmp(field[1], "1");
     /* workload, await_each: nothing to do here */
   }
   free(line);
@@ -174,7 +185,7 @@ static void check(share_status st, const char *what) {
 /* Options                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-static const char *opt_url = NULL, *opt_workload = NULL;
+static const char *opt_url = NULL, *opt_workload = NULL, *opt_protocol = NULL;
 static long opt_timeout_ms = 90000;
 /* --contender none: the driver alone (no share_sync calls), to measure its own pacing cost. */
 static int opt_none = 0;
@@ -193,6 +204,7 @@ static void parse(int argc, char **argv) {
     else if (!strcmp(a, "--workload")) opt_workload = v;
     else if (!strcmp(a, "--timeout-ms")) opt_timeout_ms = atol(v);
     else if (!strcmp(a, "--contender")) opt_none = !strcmp(v, "none");
+    else if (!strcmp(a, "--protocol")) opt_protocol = v;
     else if (!strcmp(a, "--bindings")) { /* the JS driver's option */ }
     else { fprintf(stderr, "driver: unknown option %s\n", a); exit(2); }
   }
@@ -204,6 +216,7 @@ static void parse(int argc, char **argv) {
 /* ---------------------------------------------------------------------------------------- */
 
 static int64_t t_start;              /* CLOCK_MONOTONIC at START */
+static int64_t *stamps;              /* stamp 1: each write's time since START, ns (file order) */
 static int64_t cpu_start_process;    /* process CPU at START */
 
 /* After setup: "READY", then wait for the orchestrator's "GO" (it sets the service's latency and
@@ -259,8 +272,10 @@ typedef struct {
 /* Writes the plan back to back; CPU and wall are taken around the whole loop (not per call). */
 static void write_all(writer_t *w) {
   int64_t c0 = thread_cpu(), w0 = mono();
-  for (long i = 0; i < w->plan.n; i++)
+  for (long i = 0; i < w->plan.n; i++) {
     if (do_sync(w->plan.keys[i], w->plan.contents[i]) != SHARE_OK) w->errors++;
+    if (stamps) stamps[i] = mono() - t_start; /* single-threaded workloads only */
+  }
   w->cpu_in_sync += thread_cpu() - c0;
   w->wall_in_sync += mono() - w0;
 }
@@ -337,7 +352,9 @@ static void run_paced(measures_t *m) {
     int64_t c0 = thread_cpu(), w0 = mono();
     if (do_sync(p.keys[v], p.contents[v]) != SHARE_OK) m->errors++;
     m->cpu_in_sync += thread_cpu() - c0;
-    m->wall_in_sync += mono() - w0;
+    int64_t w1 = mono();
+    m->wall_in_sync += w1 - w0;
+    if (stamps) stamps[v] = w1 - t_start;
   }
   m->writes = p.n;
 }
@@ -395,9 +412,18 @@ int main(int argc, char **argv) {
   read_workload(opt_workload);
   setvbuf(stdout, NULL, _IOLBF, 0);
 
-  char config[512];
-  snprintf(config, sizeof config, "{\"url\":\"%s\"}", opt_url);
-  check(share_init(config), "share_init");
+  char config[600];
+  if (opt_protocol)
+    snprintf(config, sizeof config, "{\"url\":\"%s\",\"protocol\":\"%s\"}", opt_url, opt_protocol);
+  else
+    snprintf(config, sizeof config, "{\"url\":\"%s\"}", opt_url);
+  share_status init = share_init(config);
+  if (init == SHARE_ERR_INVALID_ARGUMENT && opt_protocol) {
+    printf("SKIP the library does not speak %s yet (share_init: %s)\n", opt_protocol, share_last_error());
+    return 0;
+  }
+  check(init, "share_init");
+  if (W.stamp && W.threads == 1) stamps = calloc((size_t)W.writes.n, sizeof *stamps);
   warm_up();
   create_shares(&W.creates);
 
@@ -410,7 +436,8 @@ int main(int argc, char **argv) {
 
   /* Drained: the library has sent (or dropped) everything written. */
   int64_t left_ms = opt_timeout_ms - (mono() - t_start) / 1000000;
-  share_status fl = share_flush(left_ms > 0 ? (uint32_t)left_ms : 0);
+  uint32_t left = left_ms > 0 ? (uint32_t)left_ms : 0;
+  share_status fl = W.exit_after ? share_shutdown(left) : share_flush(left);
   int64_t drained_ns = mono() - t_start;
   /* the main thread's CPU from START, and (many) the writer threads' as well */
   m.cpu_thread_total += thread_cpu() - m.t0_thread_cpu;
@@ -422,10 +449,16 @@ int main(int argc, char **argv) {
   printf("RESULT {\"runtime\":\"c\",\"contender\":\"%s\",\"writes\":%ld,\"sync_errors\":%ld,"
          "\"flush_status\":%d,\"cpu_in_sync_ns\":%lld,\"wall_in_sync_ns\":%lld,\"host_thread_cpu_ns\":%lld,"
          "\"process_cpu_ns\":%lld,\"last_write_ns\":%lld,\"drained_ns\":%lld,\"peak_rss_kb\":%ld,"
-         "\"rss_series\":[%s],\"stats\":%s}\n",
+         "\"rss_series\":[%s],\"stats\":%s",
          opt_none ? "none" : "library", m.writes, m.errors, (int)fl, (long long)m.cpu_in_sync,
          (long long)m.wall_in_sync, (long long)m.cpu_thread_total, (long long)cpu_process, (long long)last_write_ns,
          (long long)drained_ns, status_kb("VmHWM"), m.rss_series, stats ? stats : "null");
+  if (stamps) {
+    fputs(",\"write_us\":[", stdout);
+    for (long i = 0; i < W.writes.n; i++) printf("%s%.1f", i ? "," : "", (double)stamps[i] / 1000.0);
+    fputs("]", stdout);
+  }
+  fputs("}\n", stdout);
   fflush(stdout);
   share_string_free(stats);
   share_shutdown(5000);

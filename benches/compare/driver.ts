@@ -1,6 +1,12 @@
 // driver.ts: one run of the side-by-side benchmark (benches/compare/) in Bun or Node, for
-// either contender: `--contender library` (opencode-share through bindings/typescript) or
-// `--contender baseline` (the original module, benches/compare/baseline/share.ts).
+// either contender: `--contender library` (opencode-share through bindings/typescript; with
+// `--protocol next` it starts the library with `"protocol": "next"`, and prints `SKIP <why>`
+// instead of READY when the library refuses that), `--contender baseline` (the original module,
+// benches/compare/baseline/share.ts) or `--contender sharenext` (ShareNext's own client,
+// benches/compare/baseline/share-next.ts: each write becomes the item its storage event carried).
+// next-* workloads add `finish exit` (after the writes: shut down at once, ShareNext's instance
+// disposal, instead of waiting until drained) and `stamp 1` (RESULT's `write_us`: each write's
+// time since START, in µs, in file order).
 //
 // Compiled by tsc into target/bench-compare/js/ and run as the same JS file by `node` and `bun`.
 // It reads the workload file the orchestrator wrote (benches/compare/workload.rs: every key and
@@ -16,6 +22,7 @@
 import { readFileSync, readSync, writeSync } from "node:fs";
 
 import * as Baseline from "./baseline/share.js";
+import * as ShareNext from "./baseline/share-next.js";
 
 // ------------------------------------------------------------------------------------------
 // The workload file (written by benches/compare/workload.rs, which documents the format)
@@ -33,11 +40,24 @@ interface Workload {
   timedCreates: string[];
   /** In file order (from C, `thread` splits them; JS writes them in this order). */
   writes: Write[];
+  /** next-*: shut down right after the writes instead of draining; stamp each write */
+  exit: boolean;
+  stamp: boolean;
 }
 
 /** Reads the workload; a content is `head + v + tail`, parsed here, before START. */
 function readWorkload(path: string): Workload {
-  const w: Workload = { intervalUs: 0, awaitEach: false, warmupSid: "", warmup: [], creates: [], timedCreates: [], writes: [] };
+  const w: Workload = {
+    intervalUs: 0,
+    awaitEach: false,
+    warmupSid: "",
+    warmup: [],
+    creates: [],
+    timedCreates: [],
+    writes: [],
+    exit: false,
+    stamp: false,
+  };
   let total = 0;
   // one string per distinct key, as a host that keeps its key (the stream's one part) passes it
   const keys = new Map<string, string>();
@@ -54,6 +74,8 @@ function readWorkload(path: string): Workload {
     else if (record === "interval_us") w.intervalUs = Number(f[0]);
     else if (record === "await_each") w.awaitEach = f[0] === "1";
     else if (record === "total") total = Number(f[0]);
+    else if (record === "finish") w.exit = f[0] === "exit";
+    else if (record === "stamp") w.stamp = f[0] === "1";
   }
   if (total !== w.writes.length) throw new Error(`a workload replayed in passes (total ${total}) is for the C driver`);
   return w;
@@ -77,6 +99,7 @@ const num = (name: string, fallback: number) => (opts[name] === undefined ? fall
 const URL_ = opts.url!;
 const workload = readWorkload(opts.workload!);
 const contender = opts.contender ?? "library";
+const protocol = opts.protocol ?? "v1";
 const timeoutMs = num("timeout-ms", 90000);
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
@@ -109,6 +132,8 @@ interface Contender {
   write(key: string, content: Content): void | Promise<void>;
   /** Resolves when the contender has nothing left to send (or can never send it). */
   drain(ms: number): Promise<string>;
+  /** next-exit: what the host does at exit right after its writes (shutdown / instance disposal). */
+  exit(ms: number): Promise<string>;
   report(): unknown;
   close(): Promise<void>;
 }
@@ -126,7 +151,13 @@ async function library(): Promise<Contender> {
   const dir = opts.bindings!;
   const mod = (await import(`${dir}/${isBun ? "bun.js" : "node.js"}`)) as { Share: ShareApi };
   const Share = mod.Share;
-  Share.init({ url: URL_ });
+  try {
+    Share.init(protocol === "v1" ? { url: URL_ } : { url: URL_, protocol });
+  } catch (e) {
+    // today's library answers SHARE_ERR_INVALID_ARGUMENT for the unknown config key
+    writeSync(1, `SKIP the library does not speak ${protocol} yet (share_init: ${(e as Error).message})\n`);
+    process.exit(0);
+  }
   return {
     async create(sid) {
       await Share.create(sid);
@@ -142,6 +173,14 @@ async function library(): Promise<Contender> {
         return `flush failed: ${(e as Error).message}`;
       }
     },
+    async exit(ms) {
+      try {
+        await Share.shutdown(ms);
+        return "shut down";
+      } catch (e) {
+        return `shutdown failed: ${(e as Error).message}`;
+      }
+    },
     report: () => Share.stats(),
     close: () => Share.shutdown(5000).catch(() => {}),
   };
@@ -155,7 +194,39 @@ function none(): Contender {
     async drain() {
       return "drained";
     },
+    async exit() {
+      return "exited";
+    },
     report: () => ({}),
+    async close() {},
+  };
+}
+
+/**
+ * ShareNext's own client: a storage write reaches it as the bus event opencode published for it
+ * (session.updated, message.updated, message.part.updated), i.e. as one item of its session.
+ */
+function shareNext(): Contender {
+  ShareNext.init(URL_);
+  return {
+    async create(sid) {
+      await ShareNext.create(sid);
+    },
+    write(key, c) {
+      const [, sub] = key.split("/");
+      if (sub === "part") ShareNext.partUpdated(c as Parameters<typeof ShareNext.partUpdated>[0]);
+      else if (sub === "message") ShareNext.messageUpdated(c as Parameters<typeof ShareNext.messageUpdated>[0]);
+      else if (sub === "info") ShareNext.sessionUpdated(c as Parameters<typeof ShareNext.sessionUpdated>[0]);
+    },
+    async drain(ms) {
+      await ShareNext.drain(ms);
+      return "drained";
+    },
+    async exit() {
+      ShareNext.dispose();
+      return "disposed";
+    },
+    report: () => ({ warn: ShareNext.log.warn, error: ShareNext.log.error }),
     async close() {},
   };
 }
@@ -187,6 +258,9 @@ async function baseline(): Promise<Contender> {
         return `chain rejected: ${(e as Error).message}`;
       }
     },
+    async exit() {
+      return "exited";
+    },
     report: () => ({ ...Baseline.info(), unhandled_rejections: rejections }),
     async close() {},
   };
@@ -214,7 +288,9 @@ async function main() {
       ? await baseline()
       : contender === "none"
         ? none()
-        : await library();
+        : contender === "sharenext"
+          ? shareNext()
+          : await library();
   await warmUp(c);
   let tStart = 0;
   let cpu0 = 0;
@@ -245,11 +321,15 @@ async function main() {
   let wallInWrites = 0;
   let writes = 0;
   let errors = 0;
+  // next-*: each write's time since START (µs), taken right after the call returned
+  const stamps = workload.stamp ? new Float64Array(workload.writes.length) : undefined;
   const writeAll = async (list: Write[], awaitEach: boolean) => {
     const w0 = performance.now();
-    for (const [key, body] of list) {
+    for (let i = 0; i < list.length; i++) {
+      const [key, body] = list[i]!;
       try {
         const p = c.write(key, body);
+        if (stamps) stamps[i] = (performance.now() - tStart) * 1000;
         if (awaitEach && p) await p;
       } catch {
         errors++;
@@ -277,7 +357,9 @@ async function main() {
       } catch {
         errors++;
       }
-      wallInWrites += performance.now() - w0;
+      const w1 = performance.now();
+      if (stamps) stamps[v] = (w1 - tStart) * 1000;
+      wallInWrites += w1 - w0;
     }
     writes = plan.length;
   } else {
@@ -286,7 +368,7 @@ async function main() {
   }
   const lastWrite = performance.now() - tStart;
   const left = Math.max(0, timeoutMs - (performance.now() - tStart));
-  const drainStatus = await c.drain(left);
+  const drainStatus = workload.exit ? await c.exit(left) : await c.drain(left);
   const drained = performance.now() - tStart;
   const hostCpu = jsThreadCpuNs() - cpu0;
   const proc = process.cpuUsage(proc0);
@@ -303,6 +385,7 @@ async function main() {
     drained_ns: Math.round(drained * 1e6),
     peak_rss_kb: statusKb("VmHWM"),
     stats: c.report(),
+    ...(stamps ? { write_us: Array.from(stamps, (x) => Math.round(x * 10) / 10) } : {}),
   };
   writeSync(1, `RESULT ${JSON.stringify(result)}\n`);
   await c.close();

@@ -11,13 +11,18 @@
 //!
 //! This file runs the whole; the jobs are its modules beside it: `workload` (every write of every
 //! scenario, handed to the drivers as a file), `contenders`, `plan` (cases and skips), `run`
-//! (one run and its measures), `stats`, `targets`, `report`, `chart`, `format`, `env`, `output`.
+//! (one run and its measures), `stats`, `targets`, `report`, `chart`, `format`, `env`, `output`;
+//! for the successor protocol's next-* scenarios `next_service` (its loopback service),
+//! `next_run` (one run and its figures) and `next_report` (its section of report.md).
 
 #[path = "../../tests/support/service.rs"]
 mod service;
 
 mod chart;
 mod contenders;
+mod next_report;
+mod next_run;
+mod next_service;
 mod env;
 mod format;
 mod opts;

@@ -29,7 +29,14 @@ pub fn emit(out: &Path, o: &Outcome) {
     let _ = fs::create_dir_all(out);
     let res = Results { all: o.results };
     let report = write_report(o.sizes, o.env, &res, o.plan, o.skipped, o.soak);
-    let chart = write_chart(o.sizes, &res, o.plan);
+    // the chart is the legacy scenarios' (the next-* figures are in report.md)
+    let legacy: Vec<Case> = o
+        .plan
+        .iter()
+        .filter(|(sc, ..)| !crate::workload::is_next(sc))
+        .cloned()
+        .collect();
+    let chart = write_chart(o.sizes, &res, &legacy);
     let raw = json!({
         "env": o.env,
         "sizes": o.sizes,

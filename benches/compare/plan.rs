@@ -5,9 +5,13 @@ use std::time::Duration;
 use crate::contenders::{CONTENDERS, Contender, Kind, contender};
 use crate::opts::Opts;
 use crate::run::{Ctx, RunResult, progress, run_one};
-use crate::workload::Sizes;
+use crate::workload::{NEXT_SCENARIOS, Sizes};
 
 pub const SCENARIOS: [&str; 5] = ["burst", "stream", "initial", "many", "faults"];
+
+/// The successor protocol's scenarios run at this latency unless `--latencies` says otherwise
+/// (their targets and ShareNext's measured figures are stated at 20 ms).
+const NEXT_LATENCY: u64 = 20;
 
 /// One case: a scenario at a latency, with the contenders that run it.
 pub type Case<'a> = (&'a str, u64, Vec<&'static Contender>);
@@ -35,7 +39,31 @@ pub fn plan(opts: &Opts, sizes: &Sizes, cap: Duration) -> (Vec<Case<'static>>, V
             }
         }
     }
+    let next_latencies = opts.latencies.clone().unwrap_or(vec![NEXT_LATENCY]);
+    for &lat in &next_latencies {
+        for sc in NEXT_SCENARIOS.into_iter().filter(|s| asked(&opts.only, s)) {
+            let cs: Vec<&'static Contender> = contenders
+                .iter()
+                .copied()
+                .filter(|c| next_runs(sc, c))
+                .collect();
+            if !cs.is_empty() {
+                cases.push((sc, lat, cs));
+            }
+        }
+    }
     (cases, skipped)
+}
+
+/// Who runs a next-* scenario: ShareNext and the library under "next"; in next-stream also the
+/// library under v1 (against the v1 service): the legacy comparison row, and the caller-cost one.
+fn next_runs(sc: &str, c: &Contender) -> bool {
+    match c.kind {
+        Kind::ShareNext => true,
+        Kind::Library if c.protocol == "next" => true,
+        Kind::Library => sc == "next-stream",
+        _ => false,
+    }
 }
 
 /// A scenario at a latency: the contenders that run it (None: skipped for every contender).
@@ -57,7 +85,7 @@ fn case(
         return None;
     }
     let mut cs = Vec::new();
-    for c in contenders {
+    for c in contenders.iter().filter(|c| c.protocol == "v1") {
         // the drivers alone only where their pacing matters: stream, at 20 ms
         if c.kind == Kind::Null && (sc != "stream" || lat != 20) {
             continue;

@@ -35,9 +35,10 @@ pub fn write_report(
     let _ = writeln!(md);
     let _ = writeln!(md, "## Scenarios\n");
     let _ = writeln!(md, "{COLUMNS}\n");
-    for case in plan {
+    for case in plan.iter().filter(|(sc, ..)| !crate::workload::is_next(sc)) {
         scenario(&mut md, sizes, res, case);
     }
+    crate::next_report::next_section(&mut md, res, plan);
     if !skipped.is_empty() {
         let _ = writeln!(md, "### Skipped\n");
         for s in skipped {

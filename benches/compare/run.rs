@@ -57,10 +57,37 @@ pub struct RunResult {
     pub turnaround_ms: Option<f64>,
     pub wall_s: f64,
     pub driver: Option<Value>,
+    /// next-*: the successor protocol's figures (absent from the legacy scenarios' records)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextFigures>,
+}
+
+/// What the next-* scenarios measure beyond the legacy figures (see next_run.rs).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct NextFigures {
+    /// items carried per sync request: mean and max
+    pub items_per_request: Option<f64>,
+    pub max_items_per_request: Option<f64>,
+    /// write → the service first holds that version (or a newer one) of its item: median, max, ms
+    pub staleness_median_ms: Option<f64>,
+    pub staleness_max_ms: Option<f64>,
+    /// writes whose version (or a newer one) the service never held
+    pub writes_never_stored: usize,
+    /// items not holding their final content at the end
+    pub lost_items: usize,
+    /// syncs of the measured share that arrived while another of its syncs was being handled
+    /// (None: not observable, the v1 protocol has no per-share request)
+    pub overlaps: Option<usize>,
 }
 
 impl RunResult {
-    fn new(scenario: &str, latency: u64, c: &Contender, run: usize, expected: usize) -> RunResult {
+    pub fn new(
+        scenario: &str,
+        latency: u64,
+        c: &Contender,
+        run: usize,
+        expected: usize,
+    ) -> RunResult {
         RunResult {
             scenario: scenario.to_string(),
             latency_ms: latency,
@@ -83,6 +110,7 @@ impl RunResult {
             turnaround_ms: None,
             wall_s: 0.0,
             driver: None,
+            next: None,
         }
     }
 
@@ -130,6 +158,9 @@ pub fn progress(scenario: &str, latency: u64, contender: &str, run: usize, r: &R
 type Finals = Vec<(String, String, Value)>;
 
 pub fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -> RunResult {
+    if crate::workload::is_next(scenario) {
+        return crate::next_run::run_next(ctx, scenario, latency, c, run);
+    }
     let began = Instant::now();
     // Latency and faults are set once the driver is READY: setup and warm-up run at 0 ms, clean.
     let service = ShareService::start();
@@ -138,7 +169,7 @@ pub fn run_one(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usiz
     let finals = workload.finals();
     let mut result = RunResult::new(scenario, latency, c, run, finals.len());
     let name = format!("{scenario}-{latency}ms-{}-{run}", c.id);
-    let mut driver = match Driver::start(ctx, c, &service, &workload, &name) {
+    let mut driver = match Driver::start(ctx, c, &service.url(), &workload, &name) {
         Ok(d) => d,
         Err(e) => {
             result.outcome = format!("failed: {e}");
@@ -176,25 +207,27 @@ fn configure(service: &ShareService, ctx: &Ctx, scenario: &str, latency: u64, ru
 }
 
 /// A request that counts: a sync outside the drivers' warm-up (session ses_warmup..., before START).
-fn measured(r: &service::Recorded) -> bool {
+pub fn measured(r: &service::Recorded) -> bool {
     r.path == "/share_sync" && !r.body.contains("\"ses_warmup")
 }
 
 /// A driver process and the lines it prints, read on a thread with their arrival time.
-struct Driver {
+pub struct Driver {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<(Instant, String)>,
     reader: Option<thread::JoinHandle<()>>,
-    log: PathBuf,
+    pub log: PathBuf,
+    /// Set when the driver said `SKIP <why>` instead of READY (its contender cannot run this)
+    pub skipped: Option<String>,
 }
 
 impl Driver {
     /// Writes the workload file and starts the contender's driver on it.
-    fn start(
+    pub fn start(
         ctx: &Ctx,
         c: &Contender,
-        service: &ShareService,
+        url: &str,
         workload: &Workload,
         name: &str,
     ) -> Result<Driver, String> {
@@ -210,7 +243,7 @@ impl Driver {
         cmd.arg("--workload").arg(&file);
         cmd.args([
             "--url",
-            &service.url(),
+            url,
             "--timeout-ms",
             &ctx.cap.as_millis().to_string(),
         ]);
@@ -236,12 +269,13 @@ impl Driver {
             lines,
             reader: Some(reader),
             log,
+            skipped: None,
         })
     }
 
     /// READY: the driver has set up (library started, shares created, warmed up): `configure`
     /// the service, say GO. START: it begins writing; its arrival is t0.
-    fn handshake(&mut self, configure: impl FnOnce()) -> Option<Instant> {
+    pub fn handshake(&mut self, configure: impl FnOnce()) -> Option<Instant> {
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut configure = Some(configure);
         let mut said_go = false;
@@ -257,6 +291,10 @@ impl Driver {
                     said_go = stdin.write_all(b"GO\n").and_then(|_| stdin.flush()).is_ok();
                 }
                 Ok((at, line)) if line.trim() == "START" && said_go => t0 = Some(at),
+                Ok((_, line)) if line.starts_with("SKIP ") => {
+                    self.skipped = Some(line["SKIP ".len()..].trim().to_string());
+                    break;
+                }
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -267,7 +305,7 @@ impl Driver {
 
     /// Reads up to the RESULT line, or until `deadline` (the original has no timeout: it may
     /// wait forever), into `result`.
-    fn collect(&mut self, result: &mut RunResult, deadline: Instant, cap: Duration) {
+    pub fn collect(&mut self, result: &mut RunResult, deadline: Instant, cap: Duration) {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -293,7 +331,7 @@ impl Driver {
     }
 
     /// Waits a little for a driver that gave its result to exit; kills it otherwise.
-    fn reap(&mut self, gave_result: bool) {
+    pub fn reap(&mut self, gave_result: bool) {
         let exit_deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.child.try_wait() {
@@ -307,7 +345,7 @@ impl Driver {
         self.join();
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.join();
@@ -363,7 +401,7 @@ fn count_requests<'a>(
     arrivals
 }
 
-fn wire_len(r: &service::Recorded) -> u64 {
+pub fn wire_len(r: &service::Recorded) -> u64 {
     // request line + headers as received + blank line + body
     let line = "POST ".len() + r.path.len() + " HTTP/1.1\r\n".len();
     let headers: usize = r
@@ -414,7 +452,7 @@ fn judge_finals(
     }
 }
 
-fn ms_since(t0: Instant, at: Instant) -> f64 {
+pub fn ms_since(t0: Instant, at: Instant) -> f64 {
     at.saturating_duration_since(t0).as_secs_f64() * 1000.0
 }
 

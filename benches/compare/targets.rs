@@ -230,3 +230,186 @@ pub fn soak_series(s: &RunResult) -> Vec<(Option<u64>, f64)> {
         })
         .collect()
 }
+
+// ------------------------------------------------------------------------------------------
+// The successor protocol (issue 10, item 6): the library under "next" against ShareNext's own
+// client, at 20 ms. A target is "not measured" while no library-next contender ran (today's
+// library refuses `"protocol": "next"`: its runs are "skipped").
+// ------------------------------------------------------------------------------------------
+
+/// A next target: None when not measured.
+pub struct NextTarget {
+    pub name: String,
+    pub pass: Option<bool>,
+    pub figures: String,
+}
+
+const NEXT_LIBS: [&str; 3] = ["c-library-next", "bun-library-next", "node-library-next"];
+const SHARENEXTS: [&str; 2] = ["bun-sharenext", "node-sharenext"];
+
+pub fn next_targets(res: &Results) -> Vec<NextTarget> {
+    let nf = |r: &RunResult| r.next.clone().unwrap_or_default();
+    vec![
+        next_target(
+            res,
+            "next-burst",
+            "200 new parts: final state within 0.1 s in at most 5 requests (ShareNext, research: 1.02 s, 1 request)",
+            &|c| {
+                let t = c.median(ttf, true)?;
+                let q = c.median(reqs, false)?;
+                Some((
+                    t <= 100.0 && q <= 5.0,
+                    format!("{} ms, {} requests", fmt_num(t), fmt_count(q)),
+                ))
+            },
+        ),
+        next_target(
+            res,
+            "next-stream",
+            "one part rewritten 2 000 times 1 ms apart: at most 25 requests, median staleness at most 120 ms (ShareNext, research: 3 requests, 571 ms; legacy v1 here 81-88 requests)",
+            &|c| {
+                let q = c.median(reqs, false)?;
+                let s = c.median(|r| nf(r).staleness_median_ms, true)?;
+                Some((
+                    q <= 25.0 && s <= 120.0,
+                    format!(
+                        "{} requests, staleness median {} ms",
+                        fmt_count(q),
+                        fmt_num(s)
+                    ),
+                ))
+            },
+        ),
+        next_target(
+            res,
+            "next-faults",
+            "a 500 on the first sync, then 20% 500s + 10% resets: every final content, every run (ShareNext loses whole batches)",
+            &every_run_final,
+        ),
+        next_target(
+            res,
+            "next-exit",
+            "shutdown right after 200 writes: all 200 delivered, every run (ShareNext, research: 0)",
+            &every_run_final,
+        ),
+        overlap_target(res),
+        caller_cost(res),
+    ]
+}
+
+/// Every run held every final content: (verdict, "got/expected" per run).
+fn every_run_final(c: &Cell) -> Option<(bool, String)> {
+    let got: Vec<String> = c
+        .runs
+        .iter()
+        .map(|r| format!("{}/{}", r.keys_final, r.keys_expected))
+        .collect();
+    let all = c
+        .runs
+        .iter()
+        .all(|r| r.keys_final == r.keys_expected && r.keys_expected > 0);
+    Some((all, got.join(", ")))
+}
+
+/// The library-next contenders' cells of `sc` at 20 ms that really ran (not skipped).
+fn ran<'a>(res: &Results<'a>, sc: &str, id: &str) -> Option<Cell<'a>> {
+    let cell = res.cell(sc, LAT, id)?;
+    let runs: Vec<&RunResult> = cell
+        .runs
+        .into_iter()
+        .filter(|r| !r.outcome.starts_with("skipped"))
+        .collect();
+    (!runs.is_empty()).then_some(Cell { runs })
+}
+
+fn next_target(
+    res: &Results,
+    sc: &str,
+    name: &str,
+    judge: &dyn Fn(&Cell) -> Option<(bool, String)>,
+) -> NextTarget {
+    let mut figs = Vec::new();
+    let mut pass: Option<bool> = None;
+    for id in NEXT_LIBS {
+        match ran(res, sc, id).and_then(|c| judge(&c)) {
+            Some((ok, fig)) => {
+                pass = Some(pass.unwrap_or(true) && ok);
+                figs.push(format!("{}: {fig}", contender(id).label));
+            }
+            None if res.cell(sc, LAT, id).is_some() => {
+                figs.push(format!("{}: skipped", contender(id).label))
+            }
+            None => {}
+        }
+    }
+    for id in SHARENEXTS.into_iter().chain(["c-library"]) {
+        if let Some((_, fig)) = ran(res, sc, id).and_then(|c| judge(&c)) {
+            figs.push(format!("{}: {fig}", contender(id).label));
+        }
+    }
+    NextTarget {
+        name: name.to_string(),
+        pass,
+        figures: figs.join("; "),
+    }
+}
+
+/// Never two syncs of one share in flight: 0 overlaps in every run of every next scenario.
+fn overlap_target(res: &Results) -> NextTarget {
+    let mut figs = Vec::new();
+    let mut pass: Option<bool> = None;
+    for id in NEXT_LIBS.into_iter().chain(SHARENEXTS) {
+        let mut total = 0;
+        let mut any = false;
+        for sc in crate::workload::NEXT_SCENARIOS {
+            for r in ran(res, sc, id).map(|c| c.runs).unwrap_or_default() {
+                any = true;
+                total += r.next.as_ref().and_then(|n| n.overlaps).unwrap_or(0);
+            }
+        }
+        if any {
+            if contender(id).kind == Kind::Library {
+                pass = Some(pass.unwrap_or(true) && total == 0);
+            }
+            figs.push(format!("{}: {total}", contender(id).label));
+        }
+    }
+    NextTarget {
+        name:
+            "never two syncs of one share in flight: 0 overlaps, every run of every next scenario"
+                .into(),
+        pass,
+        figures: figs.join("; "),
+    }
+}
+
+/// share_sync's cost on the caller's thread unchanged within noise: in call per write under
+/// "next" at most 1.25 × the same runtime's library under v1 + 0.5 µs, in next-stream (both run it).
+fn caller_cost(res: &Results) -> NextTarget {
+    let mut figs = Vec::new();
+    let mut pass: Option<bool> = None;
+    for (next, v1) in NEXT_LIBS.into_iter().zip(LIBS) {
+        let (Some(n), Some(o)) = (ran(res, "next-stream", next), ran(res, "next-stream", v1))
+        else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (
+            n.median(|r| r.in_call_us(), false),
+            o.median(|r| r.in_call_us(), false),
+        ) else {
+            continue;
+        };
+        pass = Some(pass.unwrap_or(true) && a <= 1.25 * b + 0.5);
+        figs.push(format!(
+            "{}: {} µs vs {} µs under v1",
+            contender(next).label,
+            fmt_num(a),
+            fmt_num(b)
+        ));
+    }
+    NextTarget {
+        name: "share_sync's cost on the caller's thread unchanged within noise: in call per write in next-stream ≤ 1.25 × v1's + 0.5 µs, same runtime".into(),
+        pass,
+        figures: figs.join("; "),
+    }
+}

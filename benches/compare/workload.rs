@@ -18,7 +18,16 @@
 //! create          <sid>    after setup, before START
 //! create_timed    <sid>    after START (the initial share: the create is part of the work)
 //! write           <thread> <key> <v> <head> <tail>
+//! finish          drain|exit  (only in next-* workloads) after the writes: wait until sent, or
+//!                          shut down / exit at once (next-exit)
+//! stamp           1        (only in next-* workloads) report each write's time since START
 //! ```
+//!
+//! The `next-*` scenarios (the successor protocol) use full sizes also under `--quick` (their
+//! targets and ShareNext's figures are stated for them), a warm-up session of their own (the
+//! service keys shares by the last 8 characters of the session id, and the bench session's end as
+//! the legacy warm-up's does), and part contents that carry `messageID` (a "next" part item needs
+//! it for its item key).
 //!
 //! A content is `head + v + tail`: `{"id":…,"sessionID":…,"type":…,"v":` + the version + `,"text":…}`.
 
@@ -33,6 +42,34 @@ const MASTER_LEN: usize = 1000 + 70000;
 
 /// The warm-up's session: its requests are not counted (see run.rs).
 pub const WARMUP_SID: &str = "ses_warmup00000000000000000000";
+
+/// The next-* scenarios' warm-up session (its share id, `0warmup1`, is its own).
+pub const NEXT_WARMUP_SID: &str = "ses_warmup0000000000000warmup1";
+/// next-burst, next-faults, next-exit: new parts written at once.
+pub const NEXT_PARTS: u64 = 200;
+/// next-stream: rewrites of one part, 1 ms apart.
+pub const NEXT_REWRITES: u64 = 2000;
+/// next-faults: resets and 500s, % of syncs.
+pub const NEXT_RESET_PCT: u32 = 10;
+pub const NEXT_500_PCT: u32 = 20;
+pub const NEXT_SCENARIOS: [&str; 4] = ["next-burst", "next-stream", "next-faults", "next-exit"];
+
+pub fn is_next(scenario: &str) -> bool {
+    scenario.starts_with("next-")
+}
+
+/// A storage key's item key under "next" (`session/part/<sid>/<mid>/<pid>` → `part/<mid>/<pid>`).
+pub fn next_item_key(key: &str) -> Option<String> {
+    let seg: Vec<&str> = key.split('/').collect();
+    match seg.as_slice() {
+        ["session", "info", _] => Some("session".into()),
+        ["session", "message", _, mid] => Some(format!("message/{mid}")),
+        ["session", "part", _, mid, pid] => Some(format!("part/{mid}/{pid}")),
+        ["session", "diff", _] => Some("session_diff".into()),
+        ["session", "model", _] => Some("model".into()),
+        _ => None,
+    }
+}
 
 /// The texts every content's `text` is cut from.
 pub struct Texts {
@@ -55,9 +92,23 @@ impl Texts {
 
     /// A content around its version: `{"id","sessionID","type","v":` and `,"text"}`.
     fn content(&self, id: &str, sid: &str, kind: &str, seed: u64, len: u64) -> (String, String) {
+        self.content_in(id, None, sid, kind, seed, len)
+    }
+
+    /// The same with `"messageID"` after `id` when `mid` is given (a "next" part).
+    fn content_in(
+        &self,
+        id: &str,
+        mid: Option<&str>,
+        sid: &str,
+        kind: &str,
+        seed: u64,
+        len: u64,
+    ) -> (String, String) {
         let s = |x: &str| serde_json::to_string(x).expect("a string serialises");
+        let mid = mid.map_or(String::new(), |m| format!(r#","messageID":{}"#, s(m)));
         let head = format!(
-            r#"{{"id":{},"sessionID":{},"type":{},"v":"#,
+            r#"{{"id":{}{mid},"sessionID":{},"type":{},"v":"#,
             s(id),
             s(sid),
             s(kind)
@@ -194,6 +245,19 @@ impl Write {
         }
     }
 
+    /// A part of the successor protocol: its content carries `messageID`.
+    fn next_part(texts: &Texts, m: u64, p: u64, v: u64, seed: u64, len: u64) -> Write {
+        let mid = msg_id(m);
+        let (head, tail) = texts.content_in(&prt_id(p), Some(&mid), &ses_id(0), "part", seed, len);
+        Write {
+            thread: 0,
+            key: part_key(0, m, p),
+            v,
+            head,
+            tail,
+        }
+    }
+
     fn other(texts: &Texts, key: String, id: &str, kind: &str, seed: u64, len: u64) -> Write {
         let (head, tail) = texts.content(id, &ses_id(0), kind, seed, len);
         Write {
@@ -221,8 +285,11 @@ pub struct Workload {
     sample_every: u64,
     creates: Vec<String>,
     timed_creates: Vec<String>,
+    warmup_sid: &'static str,
     warmup: Vec<Write>,
     writes: Vec<Write>,
+    /// next-*: Some(exit right after the writes?); the writes are time-stamped
+    next: Option<bool>,
 }
 
 impl Workload {
@@ -237,8 +304,10 @@ impl Workload {
             sample_every: 0,
             creates: vec![ses_id(0)],
             timed_creates: Vec::new(),
+            warmup_sid: WARMUP_SID,
             warmup: warmup(texts),
             writes: Vec::new(),
+            next: None,
         };
         match scenario {
             "burst" => w.writes = distinct_parts(texts, z.burst_keys),
@@ -247,12 +316,30 @@ impl Workload {
             "initial" => w.initial(texts, z),
             "many" => w.many(texts, z),
             "soak" => w.soak(texts, z),
+            s if is_next(s) => w.next(texts),
             _ => {}
         }
         if w.total == 0 {
             w.total = w.writes.len() as u64;
         }
         w
+    }
+
+    /// The successor protocol's scenarios (sizes fixed: see the module's comment).
+    fn next(&mut self, texts: &Texts) {
+        self.warmup_sid = NEXT_WARMUP_SID;
+        self.warmup = warmup_of(texts, NEXT_WARMUP_SID, true);
+        if self.scenario == "next-stream" {
+            self.interval_us = 1000;
+            self.writes = (0..NEXT_REWRITES)
+                .map(|v| Write::next_part(texts, 0, 0, v, 0, len_stream(v)))
+                .collect();
+        } else {
+            self.writes = (0..NEXT_PARTS)
+                .map(|k| Write::next_part(texts, k / 4, k, 0, k, len_part(k)))
+                .collect();
+        }
+        self.next = Some(self.scenario == "next-exit");
     }
 
     fn stream(&mut self, texts: &Texts, z: &Sizes) {
@@ -306,6 +393,11 @@ impl Workload {
             .collect();
     }
 
+    /// Each write's key and version, in file order (what the drivers' time stamps refer to).
+    pub fn written(&self) -> Vec<(&str, u64)> {
+        self.writes.iter().map(|w| (w.key.as_str(), w.v)).collect()
+    }
+
     pub fn scenario(&self) -> &str {
         &self.scenario
     }
@@ -352,7 +444,11 @@ impl Workload {
             "total\t{}\nsample_every\t{}",
             self.total, self.sample_every
         );
-        let _ = writeln!(f, "warmup_create\t{WARMUP_SID}");
+        let _ = writeln!(f, "warmup_create\t{}", self.warmup_sid);
+        if let Some(exit) = self.next {
+            let finish = if exit { "exit" } else { "drain" };
+            let _ = writeln!(f, "finish\t{finish}\nstamp\t1");
+        }
         for w in &self.warmup {
             let _ = writeln!(f, "warmup\t{}\t{}\t{}\t{}", w.key, w.v, w.head, w.tail);
         }
@@ -379,17 +475,20 @@ fn distinct_parts(texts: &Texts, n: u64) -> Vec<Write> {
 
 /// The warm-up: 1 000 writes of 10 keys of the warm-up session, version i / 10.
 fn warmup(texts: &Texts) -> Vec<Write> {
+    warmup_of(texts, WARMUP_SID, false)
+}
+
+/// The warm-up of session `sid`; its part contents carry `messageID` when `next`.
+fn warmup_of(texts: &Texts, sid: &str, next: bool) -> Vec<Write> {
+    const MID: &str = "msg_warmup00000000000000000000";
     (0..1000)
         .map(|i| {
             let k = i % 10;
-            let (head, tail) = texts.content(&prt_id(k), WARMUP_SID, "part", k, len_part(k));
-            let key = format!(
-                "session/part/{WARMUP_SID}/msg_warmup00000000000000000000/{}",
-                prt_id(k)
-            );
+            let mid = next.then_some(MID);
+            let (head, tail) = texts.content_in(&prt_id(k), mid, sid, "part", k, len_part(k));
             Write {
                 thread: 0,
-                key,
+                key: format!("session/part/{sid}/{MID}/{}", prt_id(k)),
                 v: i / 10,
                 head,
                 tail,

@@ -5,7 +5,11 @@
 // item; items keyed by `key(item)` so a newer write of an item replaces the older in the map; the
 // flush takes the map out, re-reads the share and POSTs `{secret, data}`; a status >= 400 is only
 // logged, a network error fails the flush: no retry, no re-queue, no timeout, the batch is gone.
-// Items written during a POST start a new map and a new timer, so POSTs may overlap.
+// Items written during a POST start a new map and a new timer, so POSTs may overlap. Since
+// 7f571d36 the items are `structuredClone`d as the events hand them over: done here too (its
+// cost is on the host's thread, and a later mutation of the host's object does not leak in).
+// Instance disposal interrupts the forked fibers: a delayed flush never runs, and a POST in
+// flight is interrupted (Effect's HTTP client aborts its fetch): here an AbortController per POST.
 //
 // Differences, all neutral, and why:
 // - The share row (SQLite `session_share`) and its per-instance cache are one in-memory Map.
@@ -41,6 +45,8 @@ const shares = new Map<string, ShareRow>();
 /** Per-session pending map of the batch whose timer is running. */
 const queue = new Map<string, { data: Map<string, Item>; timer: ReturnType<typeof setTimeout> }>();
 const inflight = new Set<Promise<void>>();
+/** The POSTs in flight, aborted at disposal (the interrupted fibers of the original). */
+const aborts = new Set<AbortController>();
 
 export function init(url: string, options: { org?: { token: string; orgID: string }; disabled?: boolean } = {}) {
   base = url;
@@ -111,11 +117,19 @@ async function flush(sessionID: string) {
   queue.delete(sessionID);
   const share = get(sessionID);
   if (!share) return;
-  const response = await fetch(`${base}/api/${resource()}/${share.id}/sync`, {
-    method: "POST",
-    headers: headers(),
-    body: JSON.stringify({ secret: share.secret, data: Array.from(batch.data.values()) }),
-  });
+  const abort = new AbortController();
+  aborts.add(abort);
+  let response: Response;
+  try {
+    response = await fetch(`${base}/api/${resource()}/${share.id}/sync`, {
+      method: "POST",
+      headers: headers(),
+      body: JSON.stringify({ secret: share.secret, data: Array.from(batch.data.values()) }),
+      signal: abort.signal,
+    });
+  } finally {
+    aborts.delete(abort);
+  }
   if (response.status >= 400) {
     log.warn++;
     log.lines.push(`failed to sync share ${share.id} status=${response.status}`);
@@ -154,20 +168,20 @@ export async function remove(sessionID: string) {
   queue.delete(sessionID);
 }
 
-// The subscriptions of ShareNext.init (one item or two per event).
+// The subscriptions of ShareNext.init (one item or two per event), each structuredClone'd.
 export function sessionUpdated(info: { id: string; [k: string]: unknown }) {
-  sync(info.id, [{ type: "session", data: info }]);
+  sync(info.id, [{ type: "session", data: structuredClone(info) }]);
 }
 export function messageUpdated(info: { id: string; sessionID: string; role?: string; [k: string]: unknown }, model?: unknown) {
-  const items: Item[] = [{ type: "message", data: info }];
-  if (info.role === "user" && model !== undefined) items.push({ type: "model", data: [model] });
+  const items: Item[] = [{ type: "message", data: structuredClone(info) }];
+  if (info.role === "user" && model !== undefined) items.push({ type: "model", data: [structuredClone(model)] });
   sync(info.sessionID, items);
 }
 export function partUpdated(part: { id: string; messageID: string; sessionID: string; [k: string]: unknown }) {
-  sync(part.sessionID, [{ type: "part", data: part }]);
+  sync(part.sessionID, [{ type: "part", data: structuredClone(part) }]);
 }
 export function sessionDiff(sessionID: string, diff: unknown[]) {
-  sync(sessionID, [{ type: "session_diff", data: diff }]);
+  sync(sessionID, [{ type: "session_diff", data: structuredClone(diff) }]);
 }
 
 /** Tests only: resolves once no batch is pending (timer running) or in flight. */
@@ -179,9 +193,11 @@ export async function drain(limitMs = 10_000) {
   }
 }
 
-/** Instance disposal: delayed flushes interrupted, the queue cleared (lost, as in the original). */
+/** Instance disposal: delayed flushes and POSTs in flight interrupted, the queue cleared (lost, as in the original). */
 export function dispose() {
   for (const batch of queue.values()) clearTimeout(batch.timer);
+  for (const abort of aborts) abort.abort();
+  aborts.clear();
   queue.clear();
   shares.clear();
 }
