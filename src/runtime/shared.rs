@@ -324,6 +324,7 @@ impl Shared {
         }
         state.queue.give_up_unsent();
         state.too_large += 1;
+        drop(state); // the event wakes the notifier: not under the lock
         hub().emit([Event::Dropped {
             reason: Reason::TooLarge,
             key: Some(key.into()),
