@@ -22,6 +22,7 @@ mod chart;
 mod contenders;
 mod next_report;
 mod next_run;
+#[path = "../../tests/support/next_service.rs"]
 mod next_service;
 mod env;
 mod format;
