@@ -1,14 +1,18 @@
-//! The library (its safe Rust API, legacy "v1" protocol) against the real share server, through
-//! the fault-injection proxy: what the server holds at the end is exactly the newest content of
-//! every key, whatever failed on the way; remove deletes the share on the server; the secret
-//! never appears in anything the server serves publicly.
+//! The library (its safe Rust API, under the legacy "v1" protocol and under "next") against the
+//! real share server, through the fault-injection proxy: what the server holds at the end is
+//! exactly the newest content of every key, whatever failed on the way; under "next" no two syncs
+//! of a share reach the server at once; remove deletes the share on the server; the secret never
+//! appears in anything the server serves publicly.
 
+#[path = "support/next_session.rs"]
+mod next_session;
 mod server_common;
 
 use std::time::Duration;
 
 use opencode_share::api;
 use serde_json::{Value, json};
+use next_session::Session;
 use server_common::{Outcome, Rule, share, short_id, start};
 
 const FLUSH: Duration = Duration::from_secs(30);
@@ -175,4 +179,168 @@ fn the_secret_never_appears_in_what_the_server_serves() {
     let (status, body) = rig.post("/share_sync", &wrong);
     assert_eq!(status, 403);
     assert!(!body.contains(&secret));
+}
+
+// ---- the library under "protocol":"next" (ShareNext's /api/share...) against the same server ----
+
+/// Creates `sid`'s share under "next"; returns (share id, secret).
+fn create_next(sid: &str) -> (String, String) {
+    let created: Value = serde_json::from_str(&api::create(sid).expect("create")).unwrap();
+    (created["id"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned())
+}
+
+/// What the server serves at `/api/share/<id>/data` must be exactly the newest item of every key
+/// (the server sorts items by item key, as the session's map is).
+fn assert_serves_exactly(rig: &server_common::Rig, id: &str, s: &Session) {
+    let (status, data) = rig.get_json(&format!("/api/share/{id}/data"));
+    assert_eq!(status, 200);
+    let expected = Value::Array(s.expected.values().cloned().collect());
+    if data != expected {
+        let held: Vec<&Value> = data.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+        let wrong: Vec<&String> =
+            s.expected.iter().filter(|(_, item)| !held.contains(item)).map(|(k, _)| k).collect();
+        panic!("the server's items differ at {wrong:?} (of {} expected, {} held)", s.expected.len(), held.len());
+    }
+}
+
+/// The syncs of share `id` at the proxy, and a check that no two of them overlapped in time.
+fn syncs_without_overlap(rig: &server_common::Rig, id: &str) -> Vec<server_common::Passed> {
+    let mut syncs = rig.passed(&format!("/api/share/{id}/sync"));
+    syncs.sort_by_key(|p| p.at);
+    for w in syncs.windows(2) {
+        assert!(w[1].at >= w[0].at + w[0].took, "two syncs of {id} overlapped: {w:?}");
+    }
+    syncs
+}
+
+#[test]
+fn under_next_streamed_sessions_land_exactly_on_the_server() {
+    let rig = server_common::start_with(r#""protocol":"next","concurrency":4"#);
+    rig.proxy.set_latency(Duration::from_millis(15));
+    let mut sessions: Vec<(String, Session)> = ["ses_srvnext_stream01", "ses_srvnext_stream02"]
+        .iter()
+        .map(|sid| (create_next(sid).0, Session::new(sid)))
+        .collect();
+    for (id, s) in &mut sessions {
+        assert_eq!(id, short_id(&s.sid));
+        s.info("draft");
+        s.diff(&["src/a.rs"]);
+        s.model(&["claude"]);
+    }
+    for m in 0..3 {
+        let mid = format!("msg_{m}");
+        for (_, s) in &mut sessions {
+            s.message(&mid);
+        }
+        for p in 0..3 {
+            let mut text = String::new();
+            for n in 0..30 {
+                text.push_str(&format!("w{n} "));
+                for (_, s) in &mut sessions {
+                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
+                }
+            }
+        }
+    }
+    for (_, s) in &mut sessions {
+        s.info("final");
+        s.diff(&["src/a.rs", "src/b.rs"]);
+    }
+    api::flush(FLUSH).unwrap();
+    for (id, s) in &sessions {
+        assert_serves_exactly(&rig, id, s);
+        let syncs = syncs_without_overlap(&rig, id);
+        assert!(syncs.iter().all(|p| p.outcome == Outcome::Forwarded && p.status == Some(200)), "{syncs:?}");
+        assert!(syncs.len() < 3 * 3 * 30, "rewrites coalesced: {} syncs", syncs.len());
+    }
+    let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    assert_eq!(stats["protocol"], "next");
+    let syncs = rig.passed("/api/share/").into_iter().filter(|p| p.path.ends_with("/sync")).count();
+    assert_eq!(stats["requests"].as_u64(), Some(syncs as u64));
+}
+
+#[test]
+fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
+    let rig = server_common::start_with(r#""protocol":"next","max_retries":10"#);
+    let mut s = Session::new("ses_srvnext_faults01");
+    let (id, _) = create_next(&s.sid);
+    s.info("faults");
+    s.message("msg_1");
+    api::flush(FLUSH).unwrap();
+    // the next syncs meet, in turn: two 500s, a 503, a 429 with Retry-After, a reset, a close,
+    // a delay; then they pass
+    let sync = format!("/api/share/{id}/sync");
+    rig.proxy.inject(Rule::path(&sync).times(2).status(500));
+    rig.proxy.inject(Rule::path(&sync).status(503));
+    rig.proxy.inject(Rule::path(&sync).status_retry_after(429, 1));
+    rig.proxy.inject(Rule::path(&sync).reset());
+    rig.proxy.inject(Rule::path(&sync).close());
+    rig.proxy.inject(Rule::path(&sync).delay(Duration::from_millis(100)));
+    let mut text = String::new();
+    for n in 0..30 {
+        text.push_str(&format!("t{n} "));
+        s.part("msg_1", "prt_1", &text);
+        s.part("msg_1", &format!("prt_new_{n}"), "new");
+        if n % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    s.info("faults, final");
+    api::flush(FLUSH).unwrap();
+    assert_serves_exactly(&rig, &id, &s);
+    let syncs = syncs_without_overlap(&rig, &id);
+    let count = |o: Outcome, st: Option<u16>| syncs.iter().filter(|p| p.outcome == o && p.status == st).count();
+    assert_eq!(count(Outcome::Injected, Some(500)), 2, "{syncs:?}");
+    assert_eq!(count(Outcome::Injected, Some(503)), 1, "{syncs:?}");
+    assert_eq!(count(Outcome::Injected, Some(429)), 1, "{syncs:?}");
+    assert_eq!(count(Outcome::Reset, None), 1, "{syncs:?}");
+    assert_eq!(count(Outcome::Closed, None), 1, "{syncs:?}");
+    let last = syncs.last().unwrap();
+    assert_eq!((last.outcome, last.status), (Outcome::Forwarded, Some(200)), "{syncs:?}");
+    let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    assert_eq!((stats["dropped"].as_u64(), stats["refused_shares"].as_u64()), (Some(0), Some(0)), "{stats}");
+}
+
+#[test]
+fn under_next_a_write_made_while_an_older_batch_is_held_wins() {
+    let rig = server_common::start_with(r#""protocol":"next""#);
+    let mut s = Session::new("ses_srvnext_holds001");
+    let (id, _) = create_next(&s.sid);
+    let gate = rig.proxy.hold(&format!("/api/share/{id}/sync"), 1);
+    s.part("msg_1", "prt_1", "old");
+    assert!(gate.wait_arrived(1, Duration::from_secs(20)), "the first sync never reached the proxy");
+    // the old batch is in flight (held); newer writes are made meanwhile
+    s.part("msg_1", "prt_1", "new");
+    s.message("msg_1");
+    s.info("held");
+    gate.release();
+    api::flush(FLUSH).unwrap();
+    assert_serves_exactly(&rig, &id, &s);
+    assert_eq!(syncs_without_overlap(&rig, &id).len(), 2, "the writes made meanwhile went in one batch");
+}
+
+#[test]
+fn under_next_remove_deletes_the_share_on_the_server() {
+    let rig = server_common::start_with(r#""protocol":"next""#);
+    let mut s = Session::new("ses_srvnext_remove01");
+    let (id, secret) = create_next(&s.sid);
+    s.info("to be removed");
+    s.part("msg_1", "prt_1", "x");
+    api::flush(FLUSH).unwrap();
+    assert_serves_exactly(&rig, &id, &s);
+    // the first delete meets a 503 and is retried
+    rig.proxy.inject(Rule::path(&format!("/api/share/{id}")).method("DELETE").status(503));
+    api::remove(&s.sid, &secret).unwrap();
+    let deletes: Vec<_> =
+        rig.passed(&format!("/api/share/{id}")).into_iter().filter(|p| p.method == "DELETE").collect();
+    assert_eq!(deletes.iter().map(|p| p.status).collect::<Vec<_>>(), [Some(503), Some(200)], "{deletes:?}");
+    assert_eq!(rig.get(&format!("/api/share/{id}/data")).0, 404);
+    assert_eq!(rig.get(&format!("/share/{id}")).0, 404);
+    // nothing of the share is synced after
+    s.part("msg_1", "prt_2", "after remove");
+    api::flush(FLUSH).unwrap();
+    let last_delete = deletes.last().unwrap().at;
+    assert!(syncs_without_overlap(&rig, &id).iter().all(|p| p.at < last_delete));
+    let again = json!({ "secret": secret }).to_string();
+    assert_eq!(server_common::request(rig.server.addr, "DELETE", &format!("/api/share/{id}"), &again).0, 404);
 }

@@ -32,6 +32,11 @@ impl Drop for Rig {
 
 /// Starts a fresh server and proxy and the library against the proxy, with short retry waits.
 pub fn start() -> Rig {
+    start_with("")
+}
+
+/// [`start`] with more config members for the library (e.g. `"protocol":"next"`).
+pub fn start_with(extra: &str) -> Rig {
     let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +47,8 @@ pub fn start() -> Rig {
     })
     .expect("the server starts");
     let proxy = FaultProxy::start(server.addr).expect("the proxy starts");
-    let config = format!(r#"{{"url":"{}","retry_initial_ms":5,"retry_max_ms":50}}"#, proxy.url());
+    let sep = if extra.is_empty() { "" } else { "," };
+    let config = format!(r#"{{"url":"{}","retry_initial_ms":5,"retry_max_ms":50{sep}{extra}}}"#, proxy.url());
     api::init(Some(&config)).unwrap_or_else(|e| panic!("init {config}: {e}"));
     api::set_event_sink(Some(Arc::new(|| {})));
     api::events_take();
