@@ -76,12 +76,7 @@ fn injected_failures_are_retried_until_the_newest_content_lands() {
     let (mid, pid) = ("msg_1", "prt_1");
     api::sync(&message_key(sid, mid), &json!({ "id": mid, "role": "assistant" }).to_string()).unwrap();
     api::flush(FLUSH).unwrap();
-    // the next syncs meet, in turn: 500, 503, 429 with Retry-After, a reset, a close, then pass
-    rig.proxy.inject(Rule::path("/share_sync").times(2).status(500));
-    rig.proxy.inject(Rule::path("/share_sync").status(503));
-    rig.proxy.inject(Rule::path("/share_sync").status_retry_after(429, 1));
-    rig.proxy.inject(Rule::path("/share_sync").reset());
-    rig.proxy.inject(Rule::path("/share_sync").close());
+    inject_each_fault(&rig, "/share_sync");
     let mut text = String::new();
     for n in 0..30 {
         text.push_str(&format!("t{n} "));
@@ -91,7 +86,21 @@ fn injected_failures_are_retried_until_the_newest_content_lands() {
     let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
     assert_eq!(status, 200);
     assert_eq!(data["messages"][mid]["parts"], json!([part(mid, pid, &text)]));
-    let syncs = rig.passed("/share_sync");
+    assert_met_each_fault(&rig.passed("/share_sync"));
+}
+
+/// The next syncs at `path` meet, in turn: two 500s, a 503, a 429 with Retry-After, a reset, a
+/// close; then they pass.
+fn inject_each_fault(rig: &server_common::Rig, path: &str) {
+    rig.proxy.inject(Rule::path(path).times(2).status(500));
+    rig.proxy.inject(Rule::path(path).status(503));
+    rig.proxy.inject(Rule::path(path).status_retry_after(429, 1));
+    rig.proxy.inject(Rule::path(path).reset());
+    rig.proxy.inject(Rule::path(path).close());
+}
+
+/// The syncs met each fault of [`inject_each_fault`], and the last one landed.
+fn assert_met_each_fault(syncs: &[server_common::Passed]) {
     let count = |o: Outcome, s: Option<u16>| syncs.iter().filter(|p| p.outcome == o && p.status == s).count();
     assert_eq!(count(Outcome::Injected, Some(500)), 2, "{syncs:?}");
     assert_eq!(count(Outcome::Injected, Some(503)), 1, "{syncs:?}");
@@ -267,14 +276,8 @@ fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
     s.info("faults");
     s.message("msg_1");
     api::flush(FLUSH).unwrap();
-    // the next syncs meet, in turn: two 500s, a 503, a 429 with Retry-After, a reset, a close,
-    // a delay; then they pass
     let sync = format!("/api/share/{id}/sync");
-    rig.proxy.inject(Rule::path(&sync).times(2).status(500));
-    rig.proxy.inject(Rule::path(&sync).status(503));
-    rig.proxy.inject(Rule::path(&sync).status_retry_after(429, 1));
-    rig.proxy.inject(Rule::path(&sync).reset());
-    rig.proxy.inject(Rule::path(&sync).close());
+    inject_each_fault(&rig, &sync);
     rig.proxy.inject(Rule::path(&sync).delay(Duration::from_millis(100)));
     let mut text = String::new();
     for n in 0..30 {
@@ -288,15 +291,7 @@ fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
     s.info("faults, final");
     api::flush(FLUSH).unwrap();
     assert_serves_exactly(&rig, &id, &s);
-    let syncs = syncs_without_overlap(&rig, &id);
-    let count = |o: Outcome, st: Option<u16>| syncs.iter().filter(|p| p.outcome == o && p.status == st).count();
-    assert_eq!(count(Outcome::Injected, Some(500)), 2, "{syncs:?}");
-    assert_eq!(count(Outcome::Injected, Some(503)), 1, "{syncs:?}");
-    assert_eq!(count(Outcome::Injected, Some(429)), 1, "{syncs:?}");
-    assert_eq!(count(Outcome::Reset, None), 1, "{syncs:?}");
-    assert_eq!(count(Outcome::Closed, None), 1, "{syncs:?}");
-    let last = syncs.last().unwrap();
-    assert_eq!((last.outcome, last.status), (Outcome::Forwarded, Some(200)), "{syncs:?}");
+    assert_met_each_fault(&syncs_without_overlap(&rig, &id));
     let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
     assert_eq!((stats["dropped"].as_u64(), stats["refused_shares"].as_u64()), (Some(0), Some(0)), "{stats}");
 }
