@@ -3,9 +3,11 @@
 //! sample session in examples/fixtures (replayed as opencode's storage writes it), flush, and show
 //! what the server now holds next to the stats and the viewer URL.
 //!
-//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787]
+//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787] [-- --protocol next]
 //!
-//! `--serve` keeps the server running afterwards so a person can open the viewer page.
+//! `--serve` keeps the server running afterwards so a person can open the viewer page;
+//! `--protocol next` shares under opencode's successor protocol (items batched per share)
+//! instead of the legacy one (`v1`, the default).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -32,16 +34,20 @@ fn main() -> ExitCode {
 struct Args {
     serve: bool,
     listen: String,
+    protocol: String,
 }
 
 fn args() -> Result<Args, String> {
-    let mut out = Args { serve: false, listen: "127.0.0.1:0".into() };
+    let mut out = Args { serve: false, listen: "127.0.0.1:0".into(), protocol: "v1".into() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--serve" => out.serve = true,
             "--listen" => out.listen = args.next().ok_or("--listen needs HOST:PORT")?,
-            _ => return Err("usage: share_demo [--serve] [--listen HOST:PORT]".into()),
+            "--protocol" => {
+                out.protocol = args.next().filter(|p| p == "v1" || p == "next").ok_or("--protocol needs v1 or next")?
+            }
+            _ => return Err("usage: share_demo [--serve] [--listen HOST:PORT] [--protocol v1|next]".into()),
         }
     }
     Ok(out)
@@ -75,7 +81,11 @@ fn run() -> Result<(), String> {
         ..Default::default()
     })?;
     println!("share server    {} (opencode-share-server, SQLite in {})", server.url, dir.0.display());
-    api::init(Some(&json!({ "url": server.url }).to_string())).map_err(|e| e.to_string())?;
+    let mut config = json!({ "url": server.url });
+    if args.protocol != "v1" {
+        config["protocol"] = json!(args.protocol);
+    }
+    api::init(Some(&config.to_string())).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
     api::set_event_sink(Some(Arc::new(move || {
@@ -84,12 +94,16 @@ fn run() -> Result<(), String> {
 
     let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
     let (url, secret) = (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
-    println!("shared          {session} -> {url}");
+    println!("shared          {session} -> {url} (protocol {})", args.protocol);
 
     // opencode stores the share record, and its auto-share once copied it into session/info:
     // the library learns the share from the first and strips the secret from the second
     let share_record = json!({ "url": url, "secret": secret });
-    api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
+    let mut record = share_record.clone();
+    if let Some(id) = created.get("id") {
+        record["id"] = id.clone(); // "next": the share id the server gave
+    }
+    api::sync(&format!("session/share/{session}"), &record.to_string()).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
     for (n, (key, content)) in writes.iter().enumerate() {
@@ -115,10 +129,14 @@ fn run() -> Result<(), String> {
     let stats: Value = serde_json::from_str(&api::stats().map_err(|e| e.to_string())?).unwrap();
     let events: Vec<Value> = serde_json::from_str(&api::events_take()).unwrap();
     println!("\nstats   {stats}");
+    // every item a request delivered has its `synced` event
+    let items = events.iter().filter(|e| e["type"] == "synced").count();
+    let requests = stats["requests"].as_u64().unwrap_or(0);
     println!(
-        "        {} storage writes became {} requests in {} ms; {} events ({} host wake-ups)",
+        "        {} storage writes became {requests} requests carrying {items} items ({:.1} per request) in {} ms; \
+         {} events ({} host wake-ups)",
         writes.len(),
-        stats["sent"],
+        items as f64 / requests.max(1) as f64,
         elapsed.as_millis(),
         events.len(),
         wakeups.load(Ordering::Relaxed)
