@@ -431,6 +431,7 @@ fn target(inner: &Inner, path: &str) -> Option<Target> {
 }
 
 fn serve(inner: &Inner, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
@@ -731,8 +732,8 @@ fn write_response(out: &mut TcpStream, status: u16, body: &Value) -> io::Result<
         },
         text.len()
     );
-    out.write_all(head.as_bytes())?;
-    out.write_all(text.as_bytes())?;
+    // one write: a head and a body written apart would wait on Nagle for the client's delayed ACK
+    out.write_all(format!("{head}{text}").as_bytes())?;
     out.flush()
 }
 
