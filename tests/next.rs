@@ -249,7 +249,7 @@ fn a_part_rewritten_many_times_ends_newest_in_fewer_requests_than_writes() {
 
 #[test]
 fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
-    let run = start_next(r#""concurrency":2,"max_retries":50"#);
+    let run = start_next(r#""concurrency":2,"max_retries":50,"min_interval_ms":0"#);
     run.service.set_latency(Duration::from_millis(2));
     // the first sync (its batch holds the session item) is reset, the next answers 500 (the
     // research's case); then 10% resets and 10% 500s, seeded, at most 80, so the loop ends
@@ -266,7 +266,7 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
             (create(&s.sid).0, s)
         })
         .collect();
-    for round in 0..10 {
+    for round in 0..20 {
         for (_, s) in sessions.iter_mut() {
             s.info(&format!("round {round}"));
             for m in 0..2 {
@@ -277,7 +277,7 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
                 }
             }
         }
-        thread::sleep(Duration::from_millis(3));
+        thread::sleep(Duration::from_millis(5));
     }
     api::flush(LONG).unwrap();
     for (id, s) in &sessions {
