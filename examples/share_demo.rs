@@ -192,7 +192,11 @@ fn run() -> Result<(), String> {
         "ok      the server holds exactly the newest content of every key; the secret is not in it"
     );
     let short = &session[session.len() - 8..];
-    println!("viewer  {url}  (also {}/share/{short})", server.url);
+    let page = format!("{}/share/{short}", server.url);
+    match page == url {
+        true => println!("viewer  {url}"),
+        false => println!("viewer  {url}  (also {page})"),
+    }
     if args.serve {
         println!("serving until Ctrl-C");
         loop {
