@@ -29,6 +29,24 @@ fn create(sid: &str) -> (String, String) {
     (id, created["secret"].as_str().expect("a secret").to_owned())
 }
 
+/// The library under "next" against a fresh service, and session `n` shared through it (its
+/// share id beside it).
+fn start_shared(extra: &str, n: u32) -> (Running<NextService>, Session, String) {
+    let run = start_next(extra);
+    let s = Session::new(&session(n));
+    let (id, _) = create(&s.sid);
+    (run, s, id)
+}
+
+/// Sessions `ns` shared through the library, each with its share id.
+fn shared_sessions(ns: std::ops::Range<u32>) -> Vec<(String, Session)> {
+    let share = |n| {
+        let s = Session::new(&session(n));
+        (create(&s.sid).0, s)
+    };
+    ns.map(share).collect()
+}
+
 fn sync_fault(share: &str, fault: next_service::Fault, times: u32) -> next_service::FaultRule {
     next_service::FaultRule {
         prefix: format!("/api/share/{share}/sync"),
@@ -98,12 +116,7 @@ fn the_service_ends_with_exactly_the_newest_item_of_every_key() {
         );
         assert_eq!(s.expected.len(), 3 + 3 + 12);
     }
-    let all: Vec<NextRecord> = run
-        .service
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_sync())
-        .collect();
+    let all = run.service.all_syncs();
     assert!(all.iter().all(|r| r.status == 200), "no sync failed");
     assert!(
         all.iter()
@@ -141,9 +154,7 @@ fn the_service_ends_with_exactly_the_newest_item_of_every_key() {
 
 #[test]
 fn each_request_puts_the_session_first_and_a_message_before_its_parts() {
-    let run = start_next("");
-    let mut s = Session::new(&session(10));
-    let (id, _) = create(&s.sid);
+    let (run, mut s, id) = start_shared("", 10);
     // the first sync is held 300 ms; everything written meanwhile goes in the next one
     run.service.push_fault(sync_fault(
         &id,
@@ -185,10 +196,8 @@ fn each_request_puts_the_session_first_and_a_message_before_its_parts() {
 
 #[test]
 fn two_hundred_new_parts_of_one_share_go_in_a_few_requests() {
-    let run = start_next("");
+    let (run, mut s, id) = start_shared("", 20);
     run.service.set_latency(Duration::from_millis(20));
-    let mut s = Session::new(&session(20));
-    let (id, _) = create(&s.sid);
     s.info("burst");
     s.message("msg_1");
     for p in 0..200 {
@@ -215,10 +224,8 @@ fn two_hundred_new_parts_of_one_share_go_in_a_few_requests() {
 
 #[test]
 fn a_part_rewritten_many_times_ends_newest_in_fewer_requests_than_writes() {
-    let run = start_next("");
+    let (run, mut s, id) = start_shared("", 30);
     run.service.set_latency(Duration::from_millis(5));
-    let mut s = Session::new(&session(30));
-    let (id, _) = create(&s.sid);
     let mut text = String::new();
     for n in 0..500 {
         text.push_str(&format!("t{n} "));
@@ -260,12 +267,7 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
         times: 1,
     });
     run.service.set_random_faults_at_most(10, 10, 0x5eed, 80);
-    let mut sessions: Vec<(String, Session)> = (40..43)
-        .map(|n| {
-            let s = Session::new(&session(n));
-            (create(&s.sid).0, s)
-        })
-        .collect();
+    let mut sessions = shared_sessions(40..43);
     for round in 0..20 {
         for (_, s) in sessions.iter_mut() {
             s.info(&format!("round {round}"));
@@ -290,12 +292,7 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
             );
         }
     }
-    let syncs: Vec<NextRecord> = run
-        .service
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_sync())
-        .collect();
+    let syncs = run.service.all_syncs();
     let failed = syncs.iter().filter(|r| r.status != 200).count();
     assert!(
         failed >= 2,
@@ -609,9 +606,7 @@ fn a_share_record_with_an_id_syncs_to_that_id_and_one_without_to_the_last_8_char
 
 #[test]
 fn unknown_session_keys_are_ignored_under_next() {
-    let run = start_next("");
-    let mut s = Session::new(&session(110));
-    let (id, _) = create(&s.sid);
+    let (run, mut s, id) = start_shared("", 110);
     let sid = s.sid.clone();
     let ignored = [
         format!("session/todo/{sid}"),
@@ -645,4 +640,160 @@ fn unknown_session_keys_are_ignored_under_next() {
     let st = stats();
     assert_eq!(st["ignored"], ignored.len());
     assert_eq!(st["queued"], 3);
+}
+
+#[test]
+fn the_secret_is_removed_from_items_and_sent_once_per_request_as_its_field() {
+    let run = start_next("");
+    let sid = session(120);
+    let (id, secret) = create(&sid);
+    let info =
+        json!({"id": sid, "title": "t", "share": {"url": "https://x/share/1", "secret": secret}});
+    api::sync(&format!("session/info/{sid}"), &info.to_string()).unwrap();
+    let pasted = json!({"id": "prt_1", "messageID": "msg_1", "type": "text", "text": format!("pasted {secret}")});
+    api::sync(
+        &format!("session/part/{sid}/msg_1/prt_1"),
+        &pasted.to_string(),
+    )
+    .unwrap();
+    api::flush(LONG).unwrap();
+    let items = run.service.items(&id).unwrap();
+    assert_eq!(
+        items["session"]["data"]["share"],
+        json!({"url": "https://x/share/1"})
+    );
+    assert_eq!(
+        items["part/msg_1/prt_1"]["data"]["text"],
+        "pasted [secret removed]"
+    );
+    for r in run.service.syncs(&id) {
+        let body = r.body.replace(&secret, "<secret>");
+        assert_eq!(r.body.matches(&secret).count(), 1, "{body}");
+        assert_eq!(r.json.as_ref().unwrap()["secret"], secret.as_str());
+    }
+}
+
+#[test]
+fn a_batch_holds_at_most_4_mib_of_items() {
+    let (run, mut s, id) = start_shared("", 130);
+    run.service.set_latency(Duration::from_millis(20));
+    // 100 parts of 100 000 bytes: 10 MB pending, more than two batches' worth
+    let text = "x".repeat(100_000);
+    for p in 0..100 {
+        s.part("msg_1", &format!("prt_{p:03}"), &text);
+    }
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let syncs = run.service.syncs(&id);
+    let sizes: Vec<(usize, u64)> = syncs.iter().map(|r| (r.items, r.body_bytes)).collect();
+    assert!(syncs.len() >= 3, "{sizes:?}");
+    // 4 MiB of items, plus the body's own few bytes
+    assert!(
+        syncs.iter().all(|r| r.body_bytes <= (4 << 20) + 256),
+        "{sizes:?}"
+    );
+    assert!(
+        syncs.iter().filter(|r| r.items > 1).count() >= 2,
+        "they were batched: {sizes:?}"
+    );
+}
+
+#[test]
+fn concurrency_counts_shares_in_flight() {
+    let run = start_next(r#""concurrency":2"#);
+    run.service.set_latency(Duration::from_millis(50));
+    let mut sessions = shared_sessions(140..145);
+    for round in 0..3 {
+        for (_, s) in sessions.iter_mut() {
+            s.part("msg_1", &format!("prt_{round}"), "x");
+        }
+    }
+    api::flush(LONG).unwrap();
+    for (id, s) in &sessions {
+        assert_exactly(&run.service.items(id).unwrap(), &s.expected);
+    }
+    // the most syncs being handled at once, from the log's spans
+    let syncs = run.service.all_syncs();
+    let most = syncs
+        .iter()
+        .map(|a| {
+            syncs
+                .iter()
+                .filter(|b| b.received <= a.received && a.received < b.finished)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(most <= 2, "{most} syncs at once with concurrency 2");
+    assert!(most == 2, "5 shares at 50 ms latency should use both slots");
+    assert_eq!(run.service.overlaps_total(), 0);
+}
+
+#[test]
+fn an_item_sent_less_than_min_interval_ago_waits_and_the_others_do_not() {
+    let run = start_next(r#""min_interval_ms":400"#);
+    let mut s = Session::new(&session(150));
+    let (id, _) = create(&s.sid);
+    s.part("msg_1", "prt_hot", "v1");
+    assert!(run.service.wait_for(LONG, |svc| !svc.syncs(&id).is_empty()));
+    s.part("msg_1", "prt_hot", "v2");
+    s.part("msg_1", "prt_cold", "first");
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let syncs = run.service.syncs(&id);
+    let keys: Vec<Vec<String>> = syncs.iter().map(NextRecord::item_keys).collect();
+    assert_eq!(
+        keys,
+        [
+            vec!["part/msg_1/prt_hot"],
+            vec!["part/msg_1/prt_cold"],
+            vec!["part/msg_1/prt_hot"]
+        ],
+        "the new item went at once, the re-sent one in a later request"
+    );
+    let waited = syncs[2].received.duration_since(syncs[0].received);
+    assert!(
+        waited >= Duration::from_millis(400),
+        "re-sent after {waited:?}"
+    );
+}
+
+#[test]
+fn a_404_on_a_sync_forgets_the_share_and_drops_its_items() {
+    let (run, mut s, id) = start_shared("", 160);
+    run.service
+        .push_fault(sync_fault(&id, next_service::Fault::Status(404), 1));
+    s.part("msg_1", "prt_1", "x");
+    let _ = api::flush(LONG);
+    let seen = events();
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "unshared" && e["session"] == s.sid.as_str()),
+        "{seen:?}"
+    );
+    assert_eq!(stats()["shares"], 0);
+    s.part("msg_1", "prt_2", "after");
+    api::flush(LONG).unwrap();
+    assert_eq!(
+        run.service.syncs(&id).len(),
+        1,
+        "nothing more was sent to the share"
+    );
+}
+
+#[test]
+fn shutdown_delivers_what_is_pending() {
+    let (run, mut s, id) = start_shared("", 170);
+    run.service.set_latency(Duration::from_millis(30));
+    s.info("exit right after the writes");
+    for p in 0..50 {
+        s.part("msg_1", &format!("prt_{p}"), "x");
+    }
+    api::shutdown(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let after: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    assert_eq!(
+        (after["dropped"].as_u64(), after["pending_keys"].as_u64()),
+        (Some(0), Some(0))
+    );
 }

@@ -285,6 +285,14 @@ impl NextService {
         all
     }
 
+    /// The sync requests of every share, in arrival order.
+    pub fn all_syncs(&self) -> Vec<NextRecord> {
+        self.requests()
+            .into_iter()
+            .filter(NextRecord::is_sync)
+            .collect()
+    }
+
     /// The sync requests of `share`, in arrival order.
     pub fn syncs(&self, share: &str) -> Vec<NextRecord> {
         self.requests()
