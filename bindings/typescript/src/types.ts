@@ -17,6 +17,12 @@ export interface ShareConfig {
   min_interval_ms?: number;
   user_agent?: string;
   allow_insecure?: boolean;
+  /** "v1" (default): the legacy `/share_sync` protocol; "next": ShareNext's `/api/share` protocol. */
+  protocol?: "v1" | "next";
+  /** Under "next": an org account's access token (sent as `authorization: Bearer`, nowhere else). */
+  token?: string;
+  /** Under "next", with `token`: the org id (sent as `x-org-id`; the resource becomes `/api/shares`). */
+  org_id?: string;
 }
 
 /** Hands `sync` to the host's storage events; may return a function that unsubscribes. */
@@ -59,6 +65,10 @@ export interface ShareStats {
   in_flight: number;
   shares: number;
   events_lost: number;
+  /** Sync requests sent (under "next" one carries many items). */
+  requests: number;
+  /** The protocol the library speaks. */
+  protocol: "v1" | "next";
   /** Contents `sync` holds, unserialised, until their key's earlier content settles. */
   held: number;
 }
