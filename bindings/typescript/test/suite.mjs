@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 
 import { Share, ShareError } from "opencode-share";
 
+import { config, failsWith, until } from "./support/checks.mjs";
 import { createBus, createSessions, createStorage, id } from "./support/host.mjs";
 import { startRemoteService } from "./support/remote.mjs";
 import { startService } from "./support/service.mjs";
@@ -21,37 +22,6 @@ const CHILD = join(here, "support", "child.mjs");
 /** The package's version: the library it loads must be the same release. */
 const VERSION = JSON.parse(readFileSync(join(here, "..", "package.json"), "utf8")).version;
 const MiB = 1024 * 1024;
-
-/** Waits until `condition()` is true, polling every 5 ms; fails after `ms`. */
-async function until(condition, ms = 3000, what = "condition") {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Asserts that `fn` throws (or rejects with) a ShareError with `code`; returns it. */
-async function failsWith(code, fn) {
-  let error;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error, `expected a ${code} error, got none`);
-  assert.ok(error instanceof ShareError, `expected a ShareError, got ${error}`);
-  assert.ok(error instanceof Error);
-  assert.equal(error.code, code, error.message);
-  assert.equal(error.name, "ShareError");
-  assert.equal(typeof error.status, "number");
-  assert.ok(error.message.length > 0);
-  return error;
-}
-
-function config(service, extra = {}) {
-  return { url: service.url, timeout_ms: 3000, connect_timeout_ms: 1000, retry_initial_ms: 5, retry_max_ms: 50, ...extra };
-}
 
 /** Runs `body` with a fresh service and a running library; always shuts both down. */
 async function withShare(extra, body, serviceOptions = {}) {
