@@ -28,6 +28,11 @@ export function recordOf(sessionID: string): ShareRecord | undefined {
   return record ?? undefined;
 }
 
+/** The host's store of this run. */
+export function storeInUse(): ShareStore | undefined {
+  return store;
+}
+
 /** `create` succeeded: the library knows the share already; the host's store gets it. */
 export function created(sessionID: string, record: ShareRecord): void {
   known.set(sessionID, record);

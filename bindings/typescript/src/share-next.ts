@@ -9,7 +9,7 @@ import { reportHostError, sync as write } from "./handover.js";
 import { init as startLibrary, shutdown, stats, url } from "./lifecycle.js";
 import { BUS_EVENTS, readBusEvent, type BusAction } from "./next-events.js";
 import { idArg, shareKey, storageKey } from "./next-keys.js";
-import { created, recordOf, removed, resetShares } from "./next-shares.js";
+import { created, recordOf, removed, resetShares, storeInUse } from "./next-shares.js";
 import type { BusEvent, ShareNextItem, ShareNextOptions, ShareRecord, ShareStore } from "./next-types.js";
 import { create as createShare, flush, remove as removeShare } from "./ops.js";
 import { state } from "./state.js";
@@ -118,15 +118,19 @@ export function sync(sessionID: string, items: Iterable<ShareNextItem>): void {
 export async function create(sessionID: string): Promise<ShareRecord> {
   if (!ours()) throw notRunning();
   const mine = run;
+  const store = storeInUse();
   const info = await createShare(sessionID);
   if (typeof info.id !== "string" || info.id === "") {
     throw new ShareError(BAD_RESPONSE, "create: the library's answer has no share id (is it running protocol \"next\"?)");
   }
   const record: ShareRecord = { id: info.id, url: info.url, secret: info.secret };
-  if (run !== mine || state.liveRun !== mine) return record;
-  hostStore(() => created(sessionID, record), `set(${JSON.stringify(sessionID)})`);
+  // the share exists on the service: its record is stored even if the run ended meanwhile, or
+  // nothing could ever remove it
+  const what = `set(${JSON.stringify(sessionID)})`;
+  if (run === mine) hostStore(() => created(sessionID, record), what);
+  else hostStore(() => store?.set?.(sessionID, record), what);
   const snapshot = hooks.snapshot;
-  if (snapshot) {
+  if (snapshot && run === mine && ours()) {
     try {
       sync(sessionID, await snapshot(sessionID));
     } catch (e) {

@@ -351,6 +351,23 @@ export function defineNextSuite({ test }) {
     );
   }, 20_000);
 
+  test("ShareNext: a create still pending when shutdown begins stores its record (the share exists on the service)", async () => {
+    const table = new Map();
+    await withNext(
+      { shares: { get: (s) => table.get(s), set: (s, r) => void table.set(s, r) } },
+      async (service) => {
+        const sid = id("ses");
+        const creating = ShareNext.create(sid);
+        await until(() => service.requests.length === 1, 3000, "the create request");
+        await ShareNext.shutdown(3000);
+        const record = await creating;
+        assert.deepEqual(table.get(sid), record);
+        assert.equal(service.shares.get(record.id).secret, record.secret);
+      },
+      { latencyMs: 200 },
+    );
+  });
+
   test("ShareNext: an org account's requests go to /api/shares with authorization and x-org-id; the token is in nothing else", async () => {
     const token = `tok-${randomUUID()}`;
     const all = [];
