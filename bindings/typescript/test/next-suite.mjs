@@ -11,8 +11,8 @@ import { randomUUID } from "node:crypto";
 import { Share, ShareNext } from "opencode-share";
 
 import { config, failsWith, until } from "./support/checks.mjs";
-import { createBus, id } from "./support/host.mjs";
-import { MODEL, createNextHost } from "./support/next-host.mjs";
+import { createBus } from "./support/host.mjs";
+import { MODEL, createNextHost, sessionId } from "./support/next-host.mjs";
 import { itemKey, startNextService } from "./support/next-service.mjs";
 import { startServer } from "./support/server.mjs";
 
@@ -159,12 +159,12 @@ export function defineNextSuite({ test }) {
       const off = ShareNext.on("*", (e) => all.push(e));
       try {
         ShareNext.init(config(server, { max_retries: 1 }));
-        const refused = await failsWith("SHARE_ERR_HTTP_STATUS", () => ShareNext.create(id("ses")));
+        const refused = await failsWith("SHARE_ERR_HTTP_STATUS", () => ShareNext.create(sessionId()));
         assert.match(refused.message, /401/);
         await ShareNext.shutdown(3000);
 
         ShareNext.init(config(server, { token, org_id: "org_test" }));
-        const sid = id("ses");
+        const sid = sessionId();
         const record = await ShareNext.create(sid);
         assert.equal(record.id, sid.slice(-8));
         const items = threeItems(sid);
@@ -182,7 +182,7 @@ export function defineNextSuite({ test }) {
 
   test("ShareNext, real server: a share an earlier run stored (with its id) is learnt from the host's store; the secret is stripped; remove deletes it", async () => {
     await withServer({}, async (server) => {
-      const sid = id("ses");
+      const sid = sessionId();
       const stored = await createdElsewhere(server, sid);
       const table = new Map([[sid, stored]]);
       const reads = [];
@@ -271,8 +271,8 @@ export function defineNextSuite({ test }) {
       });
     try {
       await withNext({ max_retries: 2, shares: { get: (s) => table.get(s) } }, async (service) => {
-        const wrong = id("ses");
-        const gone = id("ses");
+        const wrong = sessionId();
+        const gone = sessionId();
         table.set(wrong, { ...(await createdElsewhere(service, wrong)), secret: "not-the-secret" });
         table.set(gone, await createdElsewhere(service, gone));
         ShareNext.sync(wrong, threeItems(wrong));
@@ -301,7 +301,7 @@ export function defineNextSuite({ test }) {
     await withNext(
       { shares: store },
       async (service) => {
-        const sid = id("ses");
+        const sid = sessionId();
         const record = await ShareNext.create(sid);
         assert.notEqual(record.id, sid.slice(-8), "the service's own id");
         assert.deepEqual(table.get(sid), record);
@@ -326,7 +326,7 @@ export function defineNextSuite({ test }) {
         const before = service.requests.length;
         ShareNext.sync(sid, threeItems(sid, { title: "after remove" }));
         await ShareNext.remove(sid);
-        await ShareNext.remove(id("ses"));
+        await ShareNext.remove(sessionId());
         await ShareNext.flush(5000);
         assert.equal(service.requests.length, before, "nothing sent for sessions without a share");
       },
@@ -356,7 +356,7 @@ export function defineNextSuite({ test }) {
     await withNext(
       { shares: { get: (s) => table.get(s), set: (s, r) => void table.set(s, r) } },
       async (service) => {
-        const sid = id("ses");
+        const sid = sessionId();
         const creating = ShareNext.create(sid);
         await until(() => service.requests.length === 1, 3000, "the create request");
         await ShareNext.shutdown(3000);
@@ -376,7 +376,7 @@ export function defineNextSuite({ test }) {
       await withNext(
         { token, org_id: "org_1" },
         async (service) => {
-          const sid = id("ses");
+          const sid = sessionId();
           const record = await ShareNext.create(sid);
           ShareNext.sync(sid, threeItems(sid));
           await ShareNext.flush(5000);
@@ -405,9 +405,9 @@ export function defineNextSuite({ test }) {
     await withNext(
       (service) => ({ shares: { get: (s) => service.stored?.get(s) } }),
       async (service) => {
-        const made = id("ses");
+        const made = sessionId();
         const record = await ShareNext.create(made);
-        const learnt = id("ses");
+        const learnt = sessionId();
         service.stored = new Map([[learnt, await createdElsewhere(service, learnt)]]);
         ShareNext.sync(made, threeItems(made));
         ShareNext.sync(learnt, threeItems(learnt));
@@ -474,20 +474,20 @@ export function defineNextSuite({ test }) {
   test("ShareNext's run: protocol next only; Share's run is not ShareNext's; not running after shutdown", async () => {
     const service = await startNextService();
     try {
-      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(id("ses"), []));
-      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.create(id("ses")));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(sessionId(), []));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.create(sessionId()));
       const v1 = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => ShareNext.init({ ...config(service), protocol: "v1" }));
       assert.match(v1.message, /protocol "next"/);
       await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => ShareNext.init({ ...config(service), shares: {} }));
       Share.init(config(service));
       await failsWith("SHARE_ERR_ALREADY_INITIALIZED", () => ShareNext.init(config(service)));
-      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.remove(id("ses")));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.remove(sessionId()));
       await Share.shutdown(3000);
       ShareNext.init(config(service));
       assert.equal(ShareNext.url(), service.url);
       assert.equal(ShareNext.stats().protocol, "next");
       await ShareNext.shutdown(3000);
-      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(id("ses"), []));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(sessionId(), []));
     } finally {
       await Share.shutdown(1000).catch(() => {});
       await service.close();
@@ -498,7 +498,7 @@ export function defineNextSuite({ test }) {
     const service = await startNextService();
     try {
       Share.init(config(service, { protocol: "next" }));
-      const sid = id("ses");
+      const sid = sessionId();
       const record = await Share.create(sid);
       assert.deepEqual(Object.keys(record).sort(), ["id", "secret", "url"]);
       const info = { id: sid, title: "via keys" };

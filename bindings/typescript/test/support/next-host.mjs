@@ -4,8 +4,18 @@
 // provider, and the full snapshot of a session that ShareNext uploads after create. `expected`
 // is what a share service must hold for a session: its items by item key.
 
-import { itemKey } from "./next-service.mjs";
+import { randomUUID } from "node:crypto";
+
 import { id } from "./host.mjs";
+import { itemKey } from "./next-service.mjs";
+
+/**
+ * A session id like opencode's (ses_ + 26 characters) whose last 8 characters, the share id of
+ * ShareNext's services, are random: host.mjs's ids repeat them every few dozen ids.
+ */
+export function sessionId() {
+  return `ses_${randomUUID().replace(/-/g, "").slice(0, 26)}`;
+}
 
 export const MODEL = { id: "test-model", providerID: "test", name: "Test Model", limit: { context: 1000, output: 100 } };
 
@@ -72,7 +82,7 @@ export function createNextHost(Bus) {
       return () => offs.forEach((off) => off());
     },
     async create(title) {
-      const info = { id: id("ses"), slug: title.replace(/\W+/g, "-"), version: "1.17.9", title, time: { created: now(), updated: now() } };
+      const info = { id: sessionId(), slug: title.replace(/\W+/g, "-"), version: "1.17.9", title, time: { created: now(), updated: now() } };
       sessions.set(info.id, { info, messages: new Map() });
       await updateSession(info);
       return info;
