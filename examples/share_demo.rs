@@ -35,7 +35,10 @@ struct Args {
 }
 
 fn args() -> Result<Args, String> {
-    let mut out = Args { serve: false, listen: "127.0.0.1:0".into() };
+    let mut out = Args {
+        serve: false,
+        listen: "127.0.0.1:0".into(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -62,19 +65,30 @@ fn run() -> Result<(), String> {
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("fixture: {e}"))?;
-            Ok((v["key"].as_str().unwrap_or_default().to_owned(), v["content"].clone()))
+            Ok((
+                v["key"].as_str().unwrap_or_default().to_owned(),
+                v["content"].clone(),
+            ))
         })
         .collect::<Result<_, String>>()?;
-    let session = writes[0].1["id"].as_str().ok_or("fixture: the first write is not session/info")?.to_owned();
+    let session = writes[0].1["id"]
+        .as_str()
+        .ok_or("fixture: the first write is not session/info")?
+        .to_owned();
 
-    let dir = TempDir(std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id())));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
     let server = opencode_share_server::spawn(opencode_share_server::Config {
         listen: args.listen.clone(),
         database: format!("sqlite://{}", dir.0.join("share.db").display()),
         ..Default::default()
     })?;
-    println!("share server    {} (opencode-share-server, SQLite in {})", server.url, dir.0.display());
+    println!(
+        "share server    {} (opencode-share-server, SQLite in {})",
+        server.url,
+        dir.0.display()
+    );
     api::init(Some(&json!({ "url": server.url }).to_string())).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
@@ -82,14 +96,22 @@ fn run() -> Result<(), String> {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
 
-    let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
-    let (url, secret) = (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
+    let created: Value =
+        serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
+    let (url, secret) = (
+        created["url"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
     println!("shared          {session} -> {url}");
 
     // opencode stores the share record, and its auto-share once copied it into session/info:
     // the library learns the share from the first and strips the secret from the second
     let share_record = json!({ "url": url, "secret": secret });
-    api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
+    api::sync(
+        &format!("session/share/{session}"),
+        &share_record.to_string(),
+    )
+    .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
     for (n, (key, content)) in writes.iter().enumerate() {
@@ -126,14 +148,26 @@ fn run() -> Result<(), String> {
     api::shutdown(Duration::from_secs(5)).map_err(|e| e.to_string())?;
 
     if held != newest {
-        let wrong: Vec<&String> = newest.keys().filter(|k| held.get(*k) != newest.get(*k)).collect();
-        return Err(format!("the server's copy differs from storage for {wrong:?}"));
+        let wrong: Vec<&String> = newest
+            .keys()
+            .filter(|k| held.get(*k) != newest.get(*k))
+            .collect();
+        return Err(format!(
+            "the server's copy differs from storage for {wrong:?}"
+        ));
     }
     let leaked = held.values().any(|v| v.to_string().contains(&secret));
-    if leaked || stats.to_string().contains(&secret) || events.iter().any(|e| e.to_string().contains(&secret)) {
-        return Err("the share secret leaked into the shared content, the stats or an event".into());
+    if leaked
+        || stats.to_string().contains(&secret)
+        || events.iter().any(|e| e.to_string().contains(&secret))
+    {
+        return Err(
+            "the share secret leaked into the shared content, the stats or an event".into(),
+        );
     }
-    println!("ok      the server holds exactly the newest content of every key; the secret is not in it");
+    println!(
+        "ok      the server holds exactly the newest content of every key; the secret is not in it"
+    );
     let short = &session[session.len() - 8..];
     println!("viewer  {url}  (also {}/share/{short})", server.url);
     if args.serve {
@@ -151,19 +185,34 @@ fn server_holds(base: &str, session: &str) -> Result<BTreeMap<String, Value>, St
     let short = &session[session.len() - 8..];
     // the library's reqwest has rustls without a provider; ring is installed as the library does
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
-    let response = client.get(format!("{base}/api/share/{short}/data")).send().map_err(|e| e.to_string())?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(format!("{base}/api/share/{short}/data"))
+        .send()
+        .map_err(|e| e.to_string())?;
     if !response.status().is_success() {
-        return Err(format!("the server answered {} for the share's data", response.status()));
+        return Err(format!(
+            "the server answered {} for the share's data",
+            response.status()
+        ));
     }
-    let text = response.text().map_err(|e| format!("the share's data: {e}"))?;
-    let items: Vec<Value> = serde_json::from_str(&text).map_err(|e| format!("the share's data: {e}"))?;
+    let text = response
+        .text()
+        .map_err(|e| format!("the share's data: {e}"))?;
+    let items: Vec<Value> =
+        serde_json::from_str(&text).map_err(|e| format!("the share's data: {e}"))?;
     let mut held = BTreeMap::new();
     for item in items {
         let data = &item["data"];
         let key = match item["type"].as_str() {
             Some("session") => format!("session/info/{session}"),
-            Some("message") => format!("session/message/{session}/{}", data["id"].as_str().unwrap_or("?")),
+            Some("message") => format!(
+                "session/message/{session}/{}",
+                data["id"].as_str().unwrap_or("?")
+            ),
             Some("part") => format!(
                 "session/part/{session}/{}/{}",
                 data["messageID"].as_str().unwrap_or("?"),
@@ -181,7 +230,11 @@ fn describe(v: &Value) -> String {
     let kind = v["type"].as_str().or(v["role"].as_str()).unwrap_or("info");
     let mut text = match kind {
         "text" => format!("text, {} chars", v["text"].as_str().map_or(0, str::len)),
-        "tool" => format!("tool {} {}", v["tool"].as_str().unwrap_or("?"), v["state"]["status"].as_str().unwrap_or("?")),
+        "tool" => format!(
+            "tool {} {}",
+            v["tool"].as_str().unwrap_or("?"),
+            v["state"]["status"].as_str().unwrap_or("?")
+        ),
         "info" => format!("session {:?}", v["title"].as_str().unwrap_or("")),
         other => other.to_owned(),
     };

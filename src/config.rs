@@ -11,6 +11,39 @@ use crate::error::{Error, Result};
 pub const PROD_API: &str = "https://api.opencode.ai";
 /// The dev share service, used by `dev` and `0.0.0-…` snapshot installations.
 pub const DEV_API: &str = "https://api.dev.opencode.ai";
+/// opencode's hosted service for the successor protocol ("next").
+pub const NEXT_API: &str = "https://opncd.ai";
+
+/// Which wire protocol the library speaks (see [`crate::protocol`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolName {
+    /// The legacy `Share` protocol: one key per request.
+    V1,
+    /// opencode's successor protocol (`ShareNext`): one request carries many items of one share.
+    Next,
+}
+
+impl ProtocolName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolName::V1 => "v1",
+            ProtocolName::Next => "next",
+        }
+    }
+}
+
+/// An org account's credentials ("next" only). `Debug` is redacted: the token is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Org {
+    pub token: String,
+    pub id: String,
+}
+
+impl std::fmt::Debug for Org {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Org(<redacted>)")
+    }
+}
 
 /// A validated configuration with every default filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +67,9 @@ pub struct Config {
     pub user_agent: String,
     /// True when the URL's host is loopback (requests to it never go through a proxy).
     pub loopback: bool,
+    pub protocol: ProtocolName,
+    /// `token` + `org_id`: the org account the "next" requests go to.
+    pub org: Option<Org>,
 }
 
 /// The JSON object as the host wrote it; every key optional, unknown keys refused.
@@ -53,6 +89,9 @@ struct Raw {
     min_interval_ms: Option<u64>,
     user_agent: Option<String>,
     allow_insecure: Option<bool>,
+    protocol: Option<String>,
+    token: Option<String>,
+    org_id: Option<String>,
 }
 
 const MAX_CONCURRENCY: u64 = 64;
@@ -73,11 +112,46 @@ impl Config {
                 serde_json::from_str(text).map_err(|e| Error::invalid(format!("config: {e}")))?
             }
         };
-        let url = resolve_url(
-            raw.url.as_deref(),
-            env_api,
-            raw.version.as_deref().unwrap_or(""),
-        );
+        let protocol = match raw.protocol.as_deref() {
+            None | Some("v1") => ProtocolName::V1,
+            Some("next") => ProtocolName::Next,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "config: protocol must be \"v1\" or \"next\", got {other:?}"
+                )));
+            }
+        };
+        let org = match (raw.token, raw.org_id) {
+            (None, None) => None,
+            (Some(token), Some(id)) => {
+                if protocol != ProtocolName::Next {
+                    return Err(Error::invalid(
+                        "config: token and org_id are for \"protocol\": \"next\" (org accounts)",
+                    ));
+                }
+                let printable =
+                    |v: &str| !v.is_empty() && v.bytes().all(|b| (0x21..0x7f).contains(&b));
+                if !printable(&token) || !printable(&id) {
+                    return Err(Error::invalid(
+                        "config: token and org_id must be non-empty printable ASCII without spaces",
+                    ));
+                }
+                Some(Org { token, id })
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "config: token and org_id go together (an org account needs both)",
+                ));
+            }
+        };
+        let url = match protocol {
+            ProtocolName::V1 => resolve_url(
+                raw.url.as_deref(),
+                env_api,
+                raw.version.as_deref().unwrap_or(""),
+            ),
+            ProtocolName::Next => resolve_url(raw.url.as_deref().or(Some(NEXT_API)), None, ""),
+        };
         let shown_url = without_credentials(&url);
         let loopback = check_url(&url, raw.allow_insecure.unwrap_or(false), raw.url.is_none())?;
 
@@ -145,6 +219,8 @@ impl Config {
             min_interval,
             user_agent,
             loopback,
+            protocol,
+            org,
         })
     }
 }

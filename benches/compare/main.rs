@@ -20,11 +20,11 @@ mod service;
 
 mod chart;
 mod contenders;
+mod env;
+mod format;
 mod next_report;
 mod next_run;
 mod next_service;
-mod env;
-mod format;
 mod opts;
 mod output;
 mod plan;
