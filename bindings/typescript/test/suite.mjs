@@ -372,7 +372,7 @@ export function defineSuite({ test, runtime, library }) {
       const error = await failsWith("SHARE_ERR_TIMEOUT", () => Share.flush(100));
       const took = performance.now() - started;
       assert.ok(took >= 90 && took < 900, `flush gave up after ${took} ms`);
-      assert.match(error.message, /flush: .* \d+ keys still pending and \d+ requests in flight/);
+      assert.match(error.message, /flush: .* \d+ keys still pending and \d+ contents in flight/);
       await Share.flush(3000);
       assert.deepEqual(service.held(sid), { [`session/info/${sid}`]: { title: "slow" } });
     });
