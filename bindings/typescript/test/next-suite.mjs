@@ -383,10 +383,15 @@ export function defineNextSuite({ test }) {
           assert.equal(Object.keys(service.items(record.id)).length, 3);
           const told = JSON.stringify([all, ShareNext.stats()]);
           await ShareNext.remove(sid);
-          assert.deepEqual(
-            service.requests.map((r) => `${r.method} ${r.path} ${r.status}`),
-            [`POST /api/shares 200`, `POST /api/shares/${record.id}/sync 200`, `DELETE /api/shares/${record.id} 200`],
-          );
+          const seen = service.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+          // the first item may go alone (the share was idle); the other two then go together
+          const syncs = seen.length - 2;
+          assert.ok(syncs === 1 || syncs === 2, seen.join("; "));
+          assert.deepEqual(seen, [
+            `POST /api/shares 200`,
+            ...Array(syncs).fill(`POST /api/shares/${record.id}/sync 200`),
+            `DELETE /api/shares/${record.id} 200`,
+          ]);
           for (const r of service.requests) {
             assert.equal(r.headers.authorization, `Bearer ${token}`);
             assert.equal(r.headers["x-org-id"], "org_1");
