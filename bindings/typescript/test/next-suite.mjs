@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { Share, ShareNext } from "opencode-share";
 
 import { config, failsWith, until } from "./support/checks.mjs";
-import { createBus } from "./support/host.mjs";
+import { createBus, createSessions, createStorage, forwardWrites } from "./support/host.mjs";
 import { MODEL, createNextHost, sessionId } from "./support/next-host.mjs";
 import { itemKey, startNextService } from "./support/next-service.mjs";
 import { startServer } from "./support/server.mjs";
@@ -498,6 +498,45 @@ export function defineNextSuite({ test }) {
       await service.close();
     }
   });
+
+  test("Share under protocol next, real server: suite.mjs's storage host wired through subscribe; the share holds exactly what storage holds", async () => {
+    await withServer({}, async (server) => {
+      const Bus = createBus();
+      const Storage = createStorage(Bus);
+      try {
+        Share.init({
+          ...config(server, { protocol: "next" }),
+          subscribe: forwardWrites(Bus, Storage),
+        });
+        const Session = createSessions(Storage, Share);
+        const shared = await Session.create("shared session");
+        const share = await Session.share(shared.id);
+        assert.equal(share.id, shared.id.slice(-8));
+        await Session.userMessage(shared.id, "explain the notes");
+        await Session.streamAnswer(shared.id, Array.from({ length: 200 }, (_, i) => `token${i} `));
+        await Share.flush(10_000);
+        // storage keys as the items the library makes of them
+        const stored = await Storage.list(`session/`);
+        const expected = {};
+        for (const [key, data] of Object.entries(stored)) {
+          const [, kind, sid, ...rest] = key.split("/");
+          if (sid !== shared.id) continue;
+          if (kind === "info") expected.session = { type: "session", data };
+          else if (kind === "message") expected[`message/${rest[0]}`] = { type: "message", data };
+          else if (kind === "part") expected[`part/${rest[0]}/${rest[1]}`] = { type: "part", data };
+        }
+        assert.ok(Object.keys(expected).length >= 6, "info, 2 messages and their parts");
+        const data = await server.data(share.id);
+        assert.deepEqual(byKey(data.items), expected);
+        assert.equal(JSON.stringify(data.items).includes(share.secret), false);
+        // (no batching figure here: storage's file writes between syncs outlast a loopback request)
+        assert.equal(Share.stats().protocol, "next");
+      } finally {
+        await Share.shutdown(3000).catch(() => {});
+        await Storage.remove();
+      }
+    });
+  }, 30_000);
 
   test("Share under protocol next: storage keys become items, other session keys are ignored, create's answer has the id", async () => {
     const service = await startNextService();

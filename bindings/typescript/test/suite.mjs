@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Share, ShareError } from "opencode-share";
 
 import { config, failsWith, until } from "./support/checks.mjs";
-import { createBus, createSessions, createStorage, id } from "./support/host.mjs";
+import { createBus, createSessions, createStorage, forwardWrites, id } from "./support/host.mjs";
 import { startRemoteService } from "./support/remote.mjs";
 import { startService } from "./support/service.mjs";
 
@@ -488,7 +488,7 @@ export function defineSuite({ test, runtime, library }) {
     try {
       Share.init({
         ...config(service),
-        subscribe: (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content)),
+        subscribe: forwardWrites(Bus, Storage),
       });
       assert.equal(Bus.subscriberCount(Storage.Event.Write), 1);
       const sid = id("ses");
@@ -629,7 +629,7 @@ export function defineSuite({ test, runtime, library }) {
     try {
       Share.init({
         ...config(service, { version: "0.0.0-test" }),
-        subscribe: (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content)),
+        subscribe: forwardWrites(Bus, Storage),
       });
       const Session = createSessions(Storage, Share);
       const shared = await Session.create("shared session");
