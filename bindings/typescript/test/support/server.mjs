@@ -1,6 +1,6 @@
 // Starts the real share server, `opencode-share-server` (crates/server; scripts/test.sh builds
-// it), on loopback with a fresh SQLite database, for the final-state checks of ShareNext: it
-// speaks both protocols. OPENCODE_SHARE_SERVER names another binary.
+// it into target/debug), on loopback with a fresh SQLite database, for the final-state checks of
+// ShareNext: it speaks both protocols. OPENCODE_SHARE_SERVER names another binary.
 //
 //   const server = await startServer({ createToken })
 //   server.url                // http://127.0.0.1:<port>
@@ -15,12 +15,12 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
-export const SERVER = process.env.OPENCODE_SHARE_SERVER || join(root, "target", "release", "opencode-share-server");
+export const SERVER = process.env.OPENCODE_SHARE_SERVER || join(root, "target", "debug", "opencode-share-server");
 
 /** @param {{ createToken?: string }} [options] */
 export async function startServer(options = {}) {
   if (!existsSync(SERVER)) {
-    throw new Error(`no share server at ${SERVER}: build it with \`cargo build --release -p opencode-share-server\` (scripts/test.sh does)`);
+    throw new Error(`no share server at ${SERVER}: build it with \`cargo build -p opencode-share-server\` (scripts/test.sh does)`);
   }
   const dir = mkdtempSync(join(tmpdir(), "opencode-share-server-"));
   const args = ["--listen", "127.0.0.1:0", "--database", `sqlite://${join(dir, "db")}`];
