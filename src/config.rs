@@ -101,6 +101,10 @@ pub const DEFAULT_MAX_CONTENT_BYTES: u64 = 131_072;
 /// below what a reader of the shared page can tell, and keeps the newest content within about
 /// one round trip of a 20 ms service.
 const DEFAULT_MIN_INTERVAL_MS: u64 = 25;
+/// Under "next" a request carries the whole share's pending items, so a hot item costs more per
+/// request and less per write: 100 ms (ten requests a second for a streaming part) keeps a
+/// reader's page within about a tenth of a second of the writer.
+const DEFAULT_NEXT_MIN_INTERVAL_MS: u64 = 100;
 const MAX_MS: u64 = 24 * 3600 * 1000;
 
 impl Config {
@@ -171,7 +175,10 @@ impl Config {
         let min_interval = ms(
             "min_interval_ms",
             raw.min_interval_ms,
-            DEFAULT_MIN_INTERVAL_MS,
+            match protocol {
+                ProtocolName::V1 => DEFAULT_MIN_INTERVAL_MS,
+                ProtocolName::Next => DEFAULT_NEXT_MIN_INTERVAL_MS,
+            },
             0,
         )?;
         if retry_max < retry_initial {
@@ -378,6 +385,51 @@ mod tests {
             (Duration::from_millis(5), Duration::from_millis(10))
         );
         assert_eq!(c.user_agent, "host/1");
+    }
+
+    #[test]
+    fn the_next_protocol_has_its_own_url_interval_and_org_account() {
+        let c = Config::parse(
+            Some(r#"{"protocol":"next"}"#),
+            Some("https://ignored.example"),
+        )
+        .unwrap();
+        assert_eq!(c.protocol, ProtocolName::Next);
+        assert_eq!(c.url, NEXT_API, "OPENCODE_API names the legacy service");
+        assert_eq!(
+            c.min_interval,
+            Duration::from_millis(DEFAULT_NEXT_MIN_INTERVAL_MS)
+        );
+        assert_eq!(c.org, None);
+        assert_eq!(
+            Config::parse(None, None).unwrap().protocol,
+            ProtocolName::V1
+        );
+        let c = Config::parse(
+            Some(
+                r#"{"protocol":"next","token":"tok-5e3cret","org_id":"org_1","min_interval_ms":7}"#,
+            ),
+            None,
+        )
+        .unwrap();
+        let org = c.org.clone().unwrap();
+        assert_eq!(
+            (org.token.as_str(), org.id.as_str()),
+            ("tok-5e3cret", "org_1")
+        );
+        assert_eq!(c.min_interval, Duration::from_millis(7));
+        assert!(
+            !format!("{c:?}").contains("5e3cret"),
+            "the token is redacted"
+        );
+        assert!(err(r#"{"protocol":"v2"}"#).contains("protocol"));
+        assert!(err(r#"{"protocol":"next","token":"t"}"#).contains("go together"));
+        assert!(err(r#"{"token":"t","org_id":"o"}"#).contains("next"));
+        let bad = err(r#"{"protocol":"next","token":"a b-5e3cret","org_id":"o"}"#);
+        assert!(
+            bad.contains("printable") && !bad.contains("5e3cret"),
+            "{bad}"
+        );
     }
 
     #[test]
