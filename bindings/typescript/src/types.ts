@@ -13,7 +13,7 @@ export interface ShareConfig {
   retry_initial_ms?: number;
   retry_max_ms?: number;
   max_pending_bytes?: number;
-  /** Least time between the starts of two requests of one key (default 25; 0: no pause). */
+  /** Least time between the starts of two requests of one key, under "next" of one item (default 25, under "next" 100; 0: no pause). */
   min_interval_ms?: number;
   user_agent?: string;
   allow_insecure?: boolean;
