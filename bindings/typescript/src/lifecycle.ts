@@ -23,6 +23,7 @@ export function init(options: InitOptions = {}): void {
   const status = n.init(JSON.stringify(config));
   if (status !== OK) throw failure(n, status);
   resetHeld();
+  state.skipped = 0;
   const mine = ++state.run;
   state.liveRun = mine;
   if (subscribe) {
@@ -107,6 +108,7 @@ export function stats(): ShareStats {
   stats.queued += heldCounts.coalesced + held.size;
   stats.coalesced += heldCounts.coalesced;
   stats.rejected += heldCounts.refused;
+  stats.ignored += state.skipped;
   stats.held = held.size;
   return stats;
 }

@@ -240,19 +240,34 @@ fn writer(
 
 /// The syncer thread: fdatasync the WAL once for every group committed so far, then answer them.
 /// The commits wrote their frames before they were sent here, so the sync covers them all.
+/// A failed fdatasync is final: the kernel may have dropped the dirty pages and cleared the
+/// error, so a later sync that succeeds proves nothing about the earlier frames. Every write
+/// from then on is answered with the error (never a 200 that might not be on disk), until the
+/// server is restarted and SQLite recovers from what the disk holds.
 fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
     let mut file: Option<std::fs::File> = None;
+    let mut broken: Option<String> = None;
     while let Ok(mut waiting) = groups.recv() {
         while let Ok(more) = groups.try_recv() {
             waiting.extend(more);
+        }
+        if let Some(why) = &broken {
+            answer(waiting, &Err(why.clone()));
+            continue;
         }
         let opened = match &file {
             Some(f) => Ok(f),
             None => std::fs::File::open(wal).map(|f| &*file.insert(f)),
         };
-        let synced = opened
-            .and_then(|f| f.sync_data())
-            .map_err(|e| format!("cannot sync {wal}: {e}"));
+        let synced = match opened {
+            // not opened: nothing was lost, the next group tries again
+            Err(e) => Err(format!("cannot open {wal} to sync it: {e}")),
+            Ok(f) => f.sync_data().map_err(|e| {
+                let why = format!("cannot sync {wal}: {e}; writes are refused until a restart");
+                broken = Some(why.clone());
+                why
+            }),
+        };
         if let Err(e) = &synced {
             eprintln!("opencode-share-server: {e}");
         }
