@@ -208,6 +208,8 @@ enum Verdict {
 }
 
 fn serve(inner: &Inner, stream: TcpStream) {
+    // as real servers do: an answer is not held back by Nagle waiting for a delayed ACK
+    let _ = stream.set_nodelay(true);
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
@@ -456,8 +458,10 @@ fn write_response(out: &mut TcpStream, status: u16, body: &Value) -> io::Result<
         },
         text.len()
     );
-    out.write_all(head.as_bytes())?;
-    out.write_all(text.as_bytes())?;
+    // one write, as hyper does: head and body in the same segment
+    let mut answer = head.into_bytes();
+    answer.extend_from_slice(text.as_bytes());
+    out.write_all(&answer)?;
     out.flush()
 }
 
