@@ -1,7 +1,10 @@
 // The lazy hand-over of storage writes. While a key has content queued or in flight in the
 // library, `sync` keeps the key's newest content here, unserialised (the original's `pending`
-// map), and hands it over when an event names the key (settle), at flush or at shutdown. A
-// content that a newer one replaces is never serialised.
+// map), and hands it over when an event names the key (settle), at flush or at shutdown, and
+// at the latest HOLD_MS after it began holding the key: the library may send the key again
+// before an event names it (under "next", a parked item goes when its interval ends), and it
+// must have the newest content by then. A content that a newer one replaces is never
+// serialised.
 
 import { textArg } from "./args.js";
 import type { DroppedEvent, ShareEvent } from "./event-types.js";
@@ -13,6 +16,10 @@ import { OK, QUEUE_FULL, asShareError, failure, invalid, notInitialized } from "
 
 /** Past this many keys, `state.recent` is cleared (a hint, not a record). */
 const RECENT_MAX = 4096;
+/** Longest a key's content waits here before it is handed over anyway, in ms. */
+export const HOLD_MS = 10;
+/** The timer that hands a held key over at the latest, per held key. */
+const deadlines = new Map<string, ReturnType<typeof setTimeout>>();
 
 /**
  * Takes one storage write: `content` is any JSON value. Returns at once; the request goes out on
@@ -35,6 +42,7 @@ export function sync(key: string, content: unknown): void {
     }
     if (state.recent.has(key) && stillPending(n, key)) {
       held.set(key, content);
+      arm(key);
       return;
     }
   }
@@ -68,6 +76,16 @@ function stillPending(n: Native, key: string): boolean {
   state.recent.delete(key);
   updateSink();
   return false;
+}
+
+/** Hands `key` over in HOLD_MS unless an event does first (the timer keeps no process alive). */
+function arm(key: string): void {
+  const timer = setTimeout(() => {
+    deadlines.delete(key);
+    pass(key);
+  }, HOLD_MS);
+  (timer as { unref?: () => void }).unref?.();
+  deadlines.set(key, timer);
 }
 
 /** Serialises `content` and gives it to the library; notes the key if it was queued. */
@@ -108,6 +126,11 @@ function pass(key: string): void {
   if (!n || !held.has(key)) return;
   const content = held.get(key);
   held.delete(key);
+  const timer = deadlines.get(key);
+  if (timer !== undefined) {
+    clearTimeout(timer);
+    deadlines.delete(key);
+  }
   try {
     handOver(n, key, content);
   } catch (e) {
@@ -132,6 +155,8 @@ export function settle(event: ShareEvent): void {
 
 /** Forgets what an earlier run held (at init). */
 export function resetHeld(): void {
+  for (const timer of deadlines.values()) clearTimeout(timer);
+  deadlines.clear();
   state.recent.clear();
   state.held.clear();
   state.heldCounts.coalesced = 0;
