@@ -143,32 +143,6 @@ export function defineSuite({ test, runtime, library }) {
     });
   });
 
-  test("a held content reaches the library within its hold bound even while its key's request is still in flight", async () => {
-    await withShare({}, async (service) => {
-      const sid = id("ses");
-      await Share.create(sid);
-      const key = `session/part/${sid}/msg_1/prt_1`;
-      service.latencyMs = 400;
-      const serialised = [];
-      const content = (n) => ({
-        toJSON() {
-          serialised.push(n);
-          return { n };
-        },
-      });
-      Share.sync(key, content(1)); // queued and in flight for 400 ms
-      Share.sync(key, content(2)); // held
-      assert.deepEqual(serialised, [1]);
-      await until(() => serialised.length === 2, 300, "the held content handed over by its deadline");
-      assert.deepEqual(serialised, [1, 2]);
-      const syncs = service.requests.filter((r) => r.path === "/share_sync").length;
-      assert.ok(syncs <= 1, `no second request yet (${syncs})`);
-      assert.equal(Share.stats().held, 0, "nothing held any more");
-      await Share.flush(5000);
-      assert.equal(service.held(sid)[key]?.n, 2);
-    });
-  });
-
   test("while a key's request is in flight, its newer contents wait unserialised: only the newest goes next; flush covers them", async () => {
     await withShare({}, async (service) => {
       const sid = id("ses");
