@@ -53,6 +53,8 @@ pub struct Dispatch {
     pub key: Arc<str>,
     pub session: Arc<str>,
     pub content: Arc<str>,
+    /// Sequence number of the newest write `content` delivers (for the spool's acks).
+    pub seq: u64,
 }
 
 /// How `offer` took a content.
@@ -127,6 +129,8 @@ pub struct AfterSuccess {
 struct Flight {
     /// Position the key had when it was dispatched: the oldest write this request delivers.
     mark: u64,
+    /// Sequence number of the newest write this request delivers.
+    seq: u64,
     text: Arc<str>,
     /// Successes landed when it started: none since means the service looked down.
     epoch: u64,
@@ -152,6 +156,8 @@ struct Entry {
     /// With pending content: the sequence number of the first write not yet sent. It orders
     /// keys for dispatch and marks what a flush waits for.
     position: u64,
+    /// With pending content: the sequence number of its newest write.
+    newest: u64,
     in_flight: Option<Flight>,
     /// Set while the key waits for a retry or for its interval since its last request.
     parked_until: Option<Instant>,
@@ -289,6 +295,7 @@ impl Queue {
                     session: session.clone(),
                     pending: Some(text),
                     position: seq,
+                    newest: seq,
                     in_flight: None,
                     parked_until: None,
                     attempts: 0,
@@ -308,6 +315,7 @@ impl Queue {
                 Offer::Parked
             });
         };
+        entry.newest = seq;
         if entry.pending.replace(text).is_some() {
             // same position: the newer content goes where the first unsent write stood
             self.counts.coalesced += 1;
@@ -353,8 +361,10 @@ impl Queue {
             .expect("ready keys have pending content");
         self.pending_keys -= 1;
         self.pending_bytes -= text.len();
+        let seq = entry.newest;
         entry.in_flight = Some(Flight {
             mark: position,
+            seq,
             text: text.clone(),
             epoch: self.successes,
             probe: std::mem::take(&mut entry.probe),
@@ -367,6 +377,7 @@ impl Queue {
             key,
             session,
             content: text,
+            seq,
         })
     }
 
@@ -465,6 +476,7 @@ impl Queue {
             self.pending_keys += 1;
             self.pending_bytes += flight.text.len();
             entry.pending = Some(flight.text.clone());
+            entry.newest = flight.seq;
         }
         // it has had unsent data since the failed request's first write: it goes before later keys
         entry.position = flight.mark;
@@ -1085,6 +1097,29 @@ mod tests {
         assert_eq!(next(&mut q, now), Some(("b".into(), "1".into())));
         assert_eq!(next(&mut q, now), None);
         assert_eq!(q.counts().coalesced, 1);
+    }
+
+    #[test]
+    fn a_dispatch_carries_the_sequence_number_of_the_newest_write_it_delivers() {
+        let mut q = queue(8);
+        let now = Instant::now();
+        offer(&mut q, "a", "1"); // 1
+        offer(&mut q, "b", "1"); // 2
+        offer(&mut q, "a", "2"); // 3, coalesced into a's first
+        let d = q.next_dispatch(now).unwrap();
+        assert_eq!((&*d.key, &*d.content, d.seq), ("a", "2", 3));
+        // failed with nothing newer: the retry (first again, by position) delivers the same write
+        q.failed("a", now, Failure::Outage, |_| Duration::ZERO);
+        let d = q.next_dispatch(now + Duration::from_millis(1)).unwrap();
+        assert_eq!((&*d.key, d.seq), ("a", 3));
+        let d = q.next_dispatch(now + Duration::from_millis(1)).unwrap();
+        assert_eq!((&*d.key, d.seq), ("b", 2));
+        // rewritten in flight, then failed: the retry delivers the newer write
+        offer(&mut q, "a", "3"); // 4
+        q.failed("a", now, Failure::Outage, |_| Duration::ZERO);
+        let d = q.next_dispatch(now + Duration::from_millis(2)).unwrap();
+        assert_eq!((&*d.key, &*d.content, d.seq), ("a", "3", 4));
+        q.check();
     }
 
     #[test]
