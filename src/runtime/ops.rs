@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::shared::Shared;
+use super::spooler; // spool:
 use crate::error::{Error, Result, Status};
 use crate::events::{Event, Reason, hub};
 use crate::http::Answer;
@@ -29,6 +30,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
         shared.policy.max_retries,
     )?;
     let created = protocol::parse_created(&answer.body)?;
+    let spooled = spooler::share(shared, session, &created.secret); // spool:
     let mut state = shared.lock();
     if let Some(other) = state.registry.holder(session, &created.secret) {
         // the hosted service keys shares by the last 8 characters of the session id and hands
@@ -45,6 +47,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
     let mut probe = false;
     if !state.closed {
         state.registry.insert(session, created.secret.clone());
+        spooler::push(&mut state, spooled); // spool:
         probe = state.queue.probe_now(session, Instant::now());
     }
     drop(state);
@@ -57,8 +60,10 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
 /// The local part of `share_remove`, done at once on the caller's thread: drops the session's
 /// pending work and forgets its share. Returns whether the service was refusing the share.
 pub fn forget(shared: &Shared, session: &str) -> bool {
+    let spooled = spooler::removal(shared, session); // spool:
     let (dropped, refused) = {
         let mut state = shared.lock();
+        spooler::push(&mut state, spooled); // spool: Remove (waited for in delete)
         let refused = state.queue.is_refused(session);
         let dropped = state.queue.purge_session(session, false);
         state.registry.remove(session);
@@ -84,6 +89,10 @@ pub fn forget(shared: &Shared, session: &str) -> bool {
 /// answers a stale secret and a deleted share with 500, and the local part holds anyway.
 pub fn delete(shared: &Shared, session: &str, secret: &Secret, refused: bool) -> Result<()> {
     let deadline = Instant::now() + shared.config.timeout;
+    // spool: the removal is on disk before the delete goes out (and before remove answers)
+    if !spooler::wait_durable(shared, deadline) {
+        return Err(spooler::not_durable(&format!("remove {session:?}")));
+    }
     {
         let mut state = shared.lock();
         state.waiters += 1;

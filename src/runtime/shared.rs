@@ -18,6 +18,7 @@ use crate::locks::{lock, wait_until};
 use crate::queue::{Limits, Offer, Queue};
 use crate::registry::Registry;
 use crate::retry::RetryPolicy;
+use super::spooler; // spool:
 
 /// What a flush whose writes up to `mark` have all settled answers: SHARE_OK if every one was
 /// delivered; otherwise SHARE_ERR_HTTP_STATUS, saying how many were given up (each is reported
@@ -89,6 +90,8 @@ pub struct State {
     pub unsafe_contents: u64,
     /// Requests abandoned because the library panicked while sending (bugs).
     pub panics: u64,
+    /// spool: records for the spool thread (pushed under this lock, written after it)
+    pub spool: super::spooler::Buffer,
 }
 
 impl State {
@@ -116,6 +119,8 @@ pub struct Shared {
     pub jobs: Sender<Job>,
     pub timer: Sender<Tick>,
     pub notices: Sender<Notice>,
+    /// spool: the spool thread's wake-ups and progress
+    pub spool: super::spooler::Handle,
     /// Writes not ours: foreign keys, sessions without a share, share records without a secret.
     pub ignored: AtomicU64,
     /// Writes refused with SHARE_ERR_QUEUE_FULL.
@@ -157,11 +162,13 @@ impl Shared {
                 too_large: 0,
                 unsafe_contents: 0,
                 panics: 0,
+                spool: Default::default(), // spool:
             }),
             changed: Condvar::new(),
             jobs,
             timer,
             notices,
+            spool: super::spooler::Handle::new(&config), // spool:
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             config,
@@ -220,6 +227,7 @@ impl Shared {
         completion: super::ops::Completion,
     ) -> Result<u32> {
         let id = super::ops::register(self, completion)?;
+        spooler::request_sync(self); // spool: write and sync soon (not waited for)
         let mut state = self.lock();
         if state.closed {
             drop(state);
@@ -253,11 +261,13 @@ impl Shared {
             Key::Foreign => self.ignore(),
             Key::Share { session } => match content::share_secret(key, text)? {
                 Some(secret) => {
+                    let spooled = spooler::share(self, session, &secret); // spool:
                     let mut state = self.lock();
                     if state.closed {
                         return Err(Error::not_initialized());
                     }
                     state.registry.insert(session, secret);
+                    spooler::push(&mut state, spooled); // spool:
                     if state.queue.probe_now(session, Instant::now()) {
                         drop(state);
                         let _ = self.timer.send(Tick::Wake);
@@ -275,6 +285,7 @@ impl Shared {
                     return self.too_large(key, session, text.len());
                 }
                 let text: Arc<str> = Arc::from(text);
+                let spooled = spooler::content(self, key, session, &text); // spool:
                 let (tokens, offer) = {
                     let mut state = self.lock();
                     if state.closed {
@@ -291,6 +302,7 @@ impl Shared {
                             return Err(self.queue_full(key, full.pending_bytes, full.limit));
                         }
                     };
+                    spooler::accepted(&mut state, spooled); // spool:
                     (state.claim_workers(self.config.concurrency), offer)
                 };
                 self.wake_workers(tokens);
@@ -370,6 +382,10 @@ impl Shared {
     /// take its mark once, then poll with a zero timeout without later writes moving the goal.
     pub fn flush_until(&self, mark: u64, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
+        // spool: what was accepted is on disk before a flush answers
+        if !spooler::wait_durable(self, deadline) {
+            return Err(spooler::not_durable("flush"));
+        }
         let mut state = self.lock();
         state.waiters += 1;
         let (mut state, done) = wait_until(&self.changed, state, deadline, |s| {
@@ -415,6 +431,7 @@ impl Shared {
             "in_flight": state.queue.in_flight(),
             "shares": state.registry.len(),
             "events_lost": hub().lost(),
+            "spool": spooler::stats(self), // spool:
         })
         .to_string()
     }

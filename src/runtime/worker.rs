@@ -8,6 +8,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::shared::{Job, Shared, Tick};
+use super::spooler; // spool:
 use crate::content;
 use crate::events::{Event, Reason, hub};
 use crate::http::Answer;
@@ -41,6 +42,7 @@ fn send_ready(shared: &Shared) {
             let secret = state.registry.get(&dispatch.session).cloned();
             (dispatch, secret)
         };
+        spooler::before_send(shared, &dispatch); // spool: its record is in the log first
         let outcome = match &secret {
             Some(secret) => post(shared, &dispatch, secret),
             // a purge removes the session's pending keys with its share; kept for safety
@@ -148,6 +150,7 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
         };
         match retry::classify(&attempt) {
             Verdict::Success => {
+                spooler::delivered(&mut state, dispatch); // spool: ack
                 let after = state.queue.sent(key, now);
                 wake_timer = after.wake_timer;
                 events.push(Event::Synced {
@@ -202,6 +205,7 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
                 if secret.is_some() && state.registry.get(&dispatch.session) == secret {
                     count += state.queue.purge_session(&dispatch.session, true);
                     state.registry.remove(&dispatch.session);
+                    spooler::unshared(&mut state, &dispatch.session); // spool: forget the share
                     events.push(Event::Unshared {
                         session: dispatch.session.clone(),
                         status: status.unwrap_or(403),
@@ -218,6 +222,7 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
                 });
             }
             Verdict::Reject | Verdict::Bug => {
+                spooler::given_up(&mut state, dispatch); // spool: dropped
                 state
                     .queue
                     .failed(key, now, Failure::Final, |_| Default::default());
@@ -249,6 +254,7 @@ fn settle_not_sent(shared: &Shared, dispatch: &Dispatch, reason: Reason, why: St
             Reason::Panic => state.panics += 1,
             _ => state.unsafe_contents += 1,
         }
+        spooler::given_up(&mut state, dispatch); // spool: dropped
         state
             .queue
             .failed(&dispatch.key, now, Failure::Final, |_| Default::default());
