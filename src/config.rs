@@ -332,7 +332,10 @@ mod tests {
             (Duration::from_millis(5), Duration::from_millis(10))
         );
         assert_eq!(c.user_agent, "host/1");
-        assert_eq!(c.spool_dir.as_deref(), Some(std::path::Path::new("/var/spool/x")));
+        assert_eq!(
+            c.spool_dir.as_deref(),
+            Some(std::path::Path::new("/var/spool/x"))
+        );
         assert_eq!(
             (c.spool_interval, c.spool_fsync),
             (Duration::from_millis(5), Duration::from_millis(50))

@@ -58,7 +58,9 @@ fn contents_left_at_shutdown_are_sent_by_the_next_init_on_the_spool() {
     }
     // the deadline comes first: the contents are dropped from this run, not from the spool
     assert_eq!(
-        api::shutdown(Duration::from_millis(100)).unwrap_err().status,
+        api::shutdown(Duration::from_millis(100))
+            .unwrap_err()
+            .status,
         Status::SHARE_ERR_TIMEOUT
     );
     run.service.come_up();
@@ -152,7 +154,11 @@ fn a_spool_in_use_or_open_to_others_is_refused_with_a_clear_message() {
     let run = start("");
     let _ = api::shutdown(Duration::from_secs(1));
     let (_t, dir) = spool_folder();
-    let config = format!(r#"{{"url":"{}",{}}}"#, run.service.url(), spool_config(&dir));
+    let config = format!(
+        r#"{{"url":"{}",{}}}"#,
+        run.service.url(),
+        spool_config(&dir)
+    );
     let held = Spool::open(&dir).unwrap();
     let e = api::init(Some(&config)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);

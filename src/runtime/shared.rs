@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::spooler; // spool:
 use crate::config::Config;
 use crate::content;
 use crate::error::{Error, Result, Status};
@@ -18,7 +19,6 @@ use crate::locks::{lock, wait_until};
 use crate::queue::{Limits, Offer, Queue};
 use crate::registry::Registry;
 use crate::retry::RetryPolicy;
-use super::spooler; // spool:
 
 /// What a flush whose writes up to `mark` have all settled answers: SHARE_OK if every one was
 /// delivered; otherwise SHARE_ERR_HTTP_STATUS, saying how many were given up (each is reported
