@@ -390,14 +390,11 @@ fn round(
     (due, recovered)
 }
 
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-#[test]
-fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
-    const NAME: &str = "killed_at_20_random_moments_a_fresh_process_finishes_the_upload";
-    if let Some(role) = role() {
+/// Runs `rounds` rounds of test `name` (or acts as its host, in a child), each ended by
+/// `end`, against one service and one spool; returns (keys with a write due, contents the fresh
+/// processes recovered), summed.
+fn rounds(name: &str, rounds: u32, end: impl Fn(&mut Rng) -> End) -> (usize, u64) {
+    if let Ok(role) = std::env::var(ROLE) {
         act(&role);
     }
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
@@ -406,13 +403,25 @@ fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
     let spool = t.path().join("spool");
     let mut rng = Rng::new();
     let (mut due, mut recovered) = (0, 0);
-    for r in 0..20 {
-        let ms = 20 + rng.below(400);
-        let (d, c) = round(NAME, &service, &spool, r, End::Kill(ms), &mut rng);
+    for r in 0..rounds {
+        let end = end(&mut rng);
+        let (d, c) = round(name, &service, &spool, r, end, &mut rng);
         due += d;
         recovered += c;
     }
-    eprintln!("20 kills: {due} keys with a write due, all landed; {recovered} contents recovered");
+    eprintln!(
+        "{name}: {rounds} rounds, {due} keys with a write due, all landed; {recovered} contents recovered"
+    );
+    (due, recovered)
+}
+
+#[test]
+fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
+    let (due, recovered) = rounds(
+        "killed_at_20_random_moments_a_fresh_process_finishes_the_upload",
+        20,
+        |rng| End::Kill(20 + rng.below(400)),
+    );
     assert!(
         due > 0 && recovered > 0,
         "the kills must leave work for the spool"
@@ -421,35 +430,23 @@ fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
 
 #[test]
 fn exit_without_shutdown_loses_nothing_that_reached_the_spool() {
-    const NAME: &str = "exit_without_shutdown_loses_nothing_that_reached_the_spool";
-    if let Some(role) = role() {
-        act(&role);
-    }
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let service = ShareService::start();
-    let t = private_dir();
-    let spool = t.path().join("spool");
-    let mut rng = Rng::new();
-    let mut recovered = 0;
-    for r in 0..5 {
-        let n = 50 + rng.below(400);
-        recovered += round(NAME, &service, &spool, r, End::Exit(n), &mut rng).1;
-    }
-    assert!(recovered > 0, "the exits must leave work for the spool");
+    let (due, recovered) = rounds(
+        "exit_without_shutdown_loses_nothing_that_reached_the_spool",
+        5,
+        |rng| End::Exit(50 + rng.below(400)),
+    );
+    assert!(
+        due > 0 && recovered > 0,
+        "the exits must leave work for the spool"
+    );
 }
 
 #[test]
 fn killed_during_share_remove_the_removed_share_is_not_sent_again() {
-    const NAME: &str = "killed_during_share_remove_the_removed_share_is_not_sent_again";
-    if let Some(role) = role() {
-        act(&role);
-    }
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let service = ShareService::start();
-    let t = private_dir();
-    let spool = t.path().join("spool");
-    let mut rng = Rng::new();
-    for r in 0..5 {
-        round(NAME, &service, &spool, r, End::KillInRemove, &mut rng);
-    }
+    let (due, _) = rounds(
+        "killed_during_share_remove_the_removed_share_is_not_sent_again",
+        5,
+        |_| End::KillInRemove,
+    );
+    assert!(due > 0, "the other shares had writes due");
 }
