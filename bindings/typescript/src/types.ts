@@ -17,6 +17,10 @@ export interface ShareConfig {
   min_interval_ms?: number;
   user_agent?: string;
   allow_insecure?: boolean;
+  /** The durable spool's folder (`spoolDir` in InitOptions says the same). */
+  spool_dir?: string;
+  spool_interval_ms?: number;
+  spool_fsync_ms?: number;
 }
 
 /** Hands `sync` to the host's storage events; may return a function that unsubscribes. */
@@ -25,6 +29,12 @@ export type Subscribe = (sync: (key: string, content: unknown) => void) => unkno
 export interface InitOptions extends ShareConfig {
   /** The native library file; see README for the places looked at without it. */
   libraryPath?: string;
+  /**
+   * The durable spool's folder (share_init's `spool_dir`): what a crash or an exit without
+   * shutdown left unsent is sent by the next init on it. With a spool, `sync` hands every write
+   * to the library at once instead of holding it while the key is busy (README: Durability).
+   */
+  spoolDir?: string;
   /**
    * Called once after the library started, with a function to call for every storage write.
    * Whatever function it returns is called by `shutdown` to unsubscribe.
@@ -61,6 +71,8 @@ export interface ShareStats {
   events_lost: number;
   /** Contents `sync` holds, unserialised, until their key's earlier content settles. */
   held: number;
+  /** The durable spool's figures (README: Durability); null without a spool. */
+  spool?: Record<string, number> | null;
 }
 
 /** Which copy of the library is in use. */
