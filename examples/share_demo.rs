@@ -3,9 +3,15 @@
 //! sample session in examples/fixtures (replayed as opencode's storage writes it), flush, and show
 //! what the server now holds next to the stats and the viewer URL.
 //!
-//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787]
+//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787] [-- --crash-at N]
 //!
 //! `--serve` keeps the server running afterwards so a person can open the viewer page.
+//! `--crash-at N` keeps the server's database and a durable spool in a fixed folder and kills
+//! the process (SIGKILL) after N writes; the next run finds them and finishes the upload from the
+//! spool (see `demo/crash.rs`).
+
+#[path = "demo/crash.rs"]
+mod crash;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -32,22 +38,24 @@ fn main() -> ExitCode {
 struct Args {
     serve: bool,
     listen: String,
+    crash_at: Option<usize>,
 }
 
 fn args() -> Result<Args, String> {
-    let mut out = Args { serve: false, listen: "127.0.0.1:0".into() };
+    let mut out = Args { serve: false, listen: "127.0.0.1:0".into(), crash_at: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--serve" => out.serve = true,
             "--listen" => out.listen = args.next().ok_or("--listen needs HOST:PORT")?,
-            _ => return Err("usage: share_demo [--serve] [--listen HOST:PORT]".into()),
+            "--crash-at" => out.crash_at = Some(args.next().and_then(|n| n.parse().ok()).ok_or("--crash-at needs a number of writes")?),
+            _ => return Err("usage: share_demo [--serve] [--listen HOST:PORT] [--crash-at N]".into()),
         }
     }
     Ok(out)
 }
 
-/// A temporary folder for the server's SQLite file, removed when dropped.
+/// A folder for the server's SQLite file (and the spool), removed when dropped.
 struct TempDir(std::path::PathBuf);
 
 impl Drop for TempDir {
@@ -67,7 +75,9 @@ fn run() -> Result<(), String> {
         .collect::<Result<_, String>>()?;
     let session = writes[0].1["id"].as_str().ok_or("fixture: the first write is not session/info")?.to_owned();
 
-    let dir = TempDir(std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id())));
+    // --crash-at, or the run after it: a fixed folder with the database and the spool
+    let (dir, crash) = crash::prepare(args.crash_at)?;
+    let dir = TempDir(dir.unwrap_or_else(|| std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id()))));
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
     let server = opencode_share_server::spawn(opencode_share_server::Config {
         listen: args.listen.clone(),
@@ -75,31 +85,42 @@ fn run() -> Result<(), String> {
         ..Default::default()
     })?;
     println!("share server    {} (opencode-share-server, SQLite in {})", server.url, dir.0.display());
-    api::init(Some(&json!({ "url": server.url }).to_string())).map_err(|e| e.to_string())?;
+    api::init(Some(&crash::config(&server.url, &crash, &dir.0))).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
     api::set_event_sink(Some(Arc::new(move || {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
 
-    let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
-    let (url, secret) = (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
+    let (url, secret) = match &crash {
+        crash::Mode::Resume { url, secret, .. } => (url.clone(), secret.clone()),
+        _ => {
+            let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
+            (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned())
+        }
+    };
     println!("shared          {session} -> {url}");
 
     // opencode stores the share record, and its auto-share once copied it into session/info:
     // the library learns the share from the first and strips the secret from the second
     let share_record = json!({ "url": url, "secret": secret });
-    api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
-    for (n, (key, content)) in writes.iter().enumerate() {
+    for (n, (key, content)) in writes.iter().enumerate().take(crash.writes(writes.len())) {
+        if n == 0 && !matches!(crash, crash::Mode::Resume { .. }) {
+            api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
+        }
         let (mut written, mut expected) = (content.clone(), content.clone());
         if key.starts_with("session/info/") {
             written["share"] = share_record.clone();
             expected["share"] = json!({ "url": url });
         }
-        api::sync(key, &written.to_string()).map_err(|e| format!("sync {key}: {e}"))?;
         newest.insert(key.clone(), expected);
+        if let crash::Mode::Resume { .. } = crash {
+            continue; // written before the crash: the spool has it
+        }
+        api::sync(key, &written.to_string()).map_err(|e| format!("sync {key}: {e}"))?;
+        crash.after_write(n + 1, &url, &secret, &dir.0);
         if n % 4 == 0 {
             thread::sleep(Duration::from_millis(1)); // a model streams; it does not write all at once
         }
@@ -134,6 +155,7 @@ fn run() -> Result<(), String> {
         return Err("the share secret leaked into the shared content, the stats or an event".into());
     }
     println!("ok      the server holds exactly the newest content of every key; the secret is not in it");
+    crash.report(&stats);
     let short = &session[session.len() - 8..];
     println!("viewer  {url}  (also {}/share/{short})", server.url);
     if args.serve {
