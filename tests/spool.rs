@@ -194,8 +194,9 @@ fn without_spool_dir_the_stats_have_no_spool_and_with_it_records_are_written_and
         api::sync(&part_key(&sid, n % 2), &part(n)).unwrap();
     }
     api::flush(LONG).unwrap();
-    // a share, ten contents, and the acks of what was delivered; a flush syncs
-    assert!(spool_stat("records") >= 11, "{}", stats());
+    // a share, a content of each key at least (a newer content replaces an older one still
+    // waiting for the spool thread), the acks of what was delivered; a flush syncs
+    assert!(spool_stat("records") >= 3, "{}", stats());
     assert!(spool_stat("syncs") >= 1, "{}", stats());
     assert!(spool_stat("log_bytes") > 12);
     assert_eq!(spool_stat("errors"), 0);

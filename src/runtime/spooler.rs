@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use foldhash::HashMap;
 
 use super::shared::{Shared, State};
 use crate::config::Config;
@@ -33,6 +34,11 @@ use crate::spool::{Content, ErrorKind, Record, Recovery, Share, Spool};
 pub struct Buffer {
     on: bool,
     records: Vec<Record>,
+    /// Where each key's content record is in `records`: a newer content of the key replaces it
+    /// there (a streamed key is rewritten far faster than the thread writes), so the older text
+    /// is freed at once by the caller and never written. Cleared by a `Remove`, after which a
+    /// content must not move before it.
+    index: HashMap<Arc<str>, usize>,
     /// Spool sequence number = `base` + the queue's: above every number an older run wrote.
     base: u64,
     /// Records pushed, ever (durability waits compare it with what the thread has written).
@@ -42,8 +48,22 @@ pub struct Buffer {
 impl Buffer {
     fn push(&mut self, record: Record) {
         if self.on {
+            if matches!(record, Record::Remove { .. }) {
+                self.index.clear();
+            }
             self.records.push(record);
             self.pushed += 1;
+        }
+    }
+
+    fn push_content(&mut self, content: Content) {
+        self.pushed += 1;
+        match self.index.get(&content.key) {
+            Some(&at) => self.records[at] = Record::Content(content),
+            None => {
+                self.index.insert(content.key.clone(), self.records.len());
+                self.records.push(Record::Content(content));
+            }
         }
     }
 }
@@ -240,7 +260,7 @@ pub fn content(shared: &Shared, key: &str, session: &str, text: &Arc<str>) -> Op
 pub fn accepted(state: &mut State, content: Option<Content>) {
     if let Some(mut c) = content {
         c.seq = state.spool.base + state.queue.last_seq();
-        state.spool.push(Record::Content(c));
+        state.spool.push_content(c);
     }
 }
 
@@ -385,6 +405,7 @@ fn run(shared: &Shared, mut spool: Spool, wakes: Receiver<Wake>) {
     let h = &shared.spool;
     let tick = (shared.config.spool_interval / 2).max(Duration::from_millis(1));
     let mut incoming: Vec<Record> = Vec::new();
+    let mut index = HashMap::default();
     let mut batch: Vec<Record> = Vec::new();
     let mut last_sync = Instant::now();
     let mut last_error: Option<String> = None;
@@ -402,8 +423,10 @@ fn run(shared: &Shared, mut spool: Spool, wakes: Receiver<Wake>) {
         let (pushed, seq) = {
             let mut state = shared.lock();
             std::mem::swap(&mut state.spool.records, &mut incoming);
+            std::mem::swap(&mut state.spool.index, &mut index);
             (state.spool.pushed, state.queue.last_seq())
         };
+        index.clear(); // keeps its capacity for the next swap
         if batch.is_empty() {
             std::mem::swap(&mut batch, &mut incoming);
         } else {
@@ -493,5 +516,62 @@ fn report(h: &Handle, last: &mut Option<String>, failure: Option<String>) {
             error: Some(format!("{message} (retried)")),
         }]);
         *last = Some(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(key: &str, seq: u64) -> Content {
+        Content {
+            seq,
+            key: key.into(),
+            session: "s".into(),
+            text: format!("v{seq}").into(),
+        }
+    }
+
+    fn shown(b: &Buffer) -> Vec<String> {
+        b.records
+            .iter()
+            .map(|r| match r {
+                Record::Content(c) => format!("{}={}", c.key, c.seq),
+                Record::Ack { key, seq } => format!("ack {key}={seq}"),
+                Record::Remove { session } => format!("remove {session}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_newer_content_replaces_the_waiting_one_in_place_but_never_moves_before_a_remove() {
+        let mut b = Buffer {
+            on: true,
+            ..Buffer::default()
+        };
+        b.push_content(content("k", 1));
+        b.push(Record::Ack {
+            key: "j".into(),
+            seq: 0,
+        });
+        b.push_content(content("k", 2));
+        b.push_content(content("m", 3));
+        assert_eq!(shown(&b), ["k=2", "ack j=0", "m=3"]);
+        b.push(Record::Remove {
+            session: "s".into(),
+        });
+        b.push_content(content("k", 4));
+        assert_eq!(shown(&b), ["k=2", "ack j=0", "m=3", "remove s", "k=4"]);
+        assert_eq!(b.pushed, 6);
+    }
+
+    #[test]
+    fn without_a_spool_nothing_is_kept() {
+        let mut b = Buffer::default();
+        b.push(Record::Remove {
+            session: "s".into(),
+        });
+        assert!(b.records.is_empty() && b.pushed == 0);
     }
 }
