@@ -102,6 +102,7 @@ fn coalescing(c: &mut Criterion) {
         // no interval: a key offered again right after its request would be parked, not ready
         min_interval: Duration::ZERO,
         probe_interval: Duration::from_secs(30),
+        batch: None,
     };
     let keys: Vec<String> = (0..10_000)
         .map(|n| format!("session/part/{SESSION}/msg_1/prt_{n:026}"))
@@ -127,8 +128,9 @@ fn coalescing(c: &mut Criterion) {
         b.iter(|| {
             let now = Instant::now();
             let d = queue.next_dispatch(now).unwrap();
-            queue.sent(&d.key, now);
-            queue.offer(&d.key, SESSION, text.clone(), || now).unwrap()
+            let key = &d.items[0].key;
+            queue.sent(key, now);
+            queue.offer(key, SESSION, text.clone(), || now).unwrap()
         })
     });
     group.finish();

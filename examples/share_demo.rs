@@ -3,12 +3,13 @@
 //! sample session in examples/fixtures (replayed as opencode's storage writes it), flush, and show
 //! what the server now holds next to the stats and the viewer URL.
 //!
-//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787] [-- --crash-at N]
+//!     cargo run --example share_demo [-- --serve] [-- --listen 127.0.0.1:8787] [-- --protocol next]
 //!
-//! `--serve` keeps the server running afterwards so a person can open the viewer page.
-//! `--crash-at N` keeps the server's database and a durable spool in a fixed folder and kills
-//! the process (SIGKILL) after N writes; the next run finds them and finishes the upload from the
-//! spool (see `demo/crash.rs`).
+//! `--serve` keeps the server running afterwards so a person can open the viewer page;
+//! `--protocol next` shares under opencode's successor protocol (items batched per share)
+//! instead of the legacy one (`v1`, the default); `--crash-at N` keeps the server's database and
+//! a durable spool in a fixed folder and kills the process (SIGKILL) after N writes: the next
+//! run finds them and finishes the upload from the spool (see `demo/crash.rs`).
 
 #[path = "demo/crash.rs"]
 mod crash;
@@ -38,18 +39,36 @@ fn main() -> ExitCode {
 struct Args {
     serve: bool,
     listen: String,
+    protocol: String,
     crash_at: Option<usize>,
 }
 
 fn args() -> Result<Args, String> {
-    let mut out = Args { serve: false, listen: "127.0.0.1:0".into(), crash_at: None };
+    let mut out = Args {
+        serve: false,
+        listen: "127.0.0.1:0".into(),
+        protocol: "v1".into(),
+        crash_at: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--serve" => out.serve = true,
             "--listen" => out.listen = args.next().ok_or("--listen needs HOST:PORT")?,
-            "--crash-at" => out.crash_at = Some(args.next().and_then(|n| n.parse().ok()).ok_or("--crash-at needs a number of writes")?),
-            _ => return Err("usage: share_demo [--serve] [--listen HOST:PORT] [--crash-at N]".into()),
+            "--protocol" => {
+                out.protocol = args
+                    .next()
+                    .filter(|p| p == "v1" || p == "next")
+                    .ok_or("--protocol needs v1 or next")?
+            }
+            "--crash-at" => {
+                out.crash_at = Some(args.next().and_then(|n| n.parse().ok()).ok_or("--crash-at needs a number of writes")?)
+            }
+            _ => {
+                return Err(
+                    "usage: share_demo [--serve] [--listen HOST:PORT] [--protocol v1|next] [--crash-at N]".into(),
+                );
+            }
         }
     }
     Ok(out)
@@ -70,10 +89,16 @@ fn run() -> Result<(), String> {
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("fixture: {e}"))?;
-            Ok((v["key"].as_str().unwrap_or_default().to_owned(), v["content"].clone()))
+            Ok((
+                v["key"].as_str().unwrap_or_default().to_owned(),
+                v["content"].clone(),
+            ))
         })
         .collect::<Result<_, String>>()?;
-    let session = writes[0].1["id"].as_str().ok_or("fixture: the first write is not session/info")?.to_owned();
+    let session = writes[0].1["id"]
+        .as_str()
+        .ok_or("fixture: the first write is not session/info")?
+        .to_owned();
 
     // --crash-at, or the run after it: a fixed folder with the database and the spool
     let (dir, crash) = crash::prepare(args.crash_at)?;
@@ -84,31 +109,45 @@ fn run() -> Result<(), String> {
         database: format!("sqlite://{}", dir.0.join("share.db").display()),
         ..Default::default()
     })?;
-    println!("share server    {} (opencode-share-server, SQLite in {})", server.url, dir.0.display());
-    api::init(Some(&crash::config(&server.url, &crash, &dir.0))).map_err(|e| e.to_string())?;
+    println!(
+        "share server    {} (opencode-share-server, SQLite in {})",
+        server.url,
+        dir.0.display()
+    );
+    let config = json!({ "url": server.url, "protocol": args.protocol });
+    api::init(Some(&crash::config(config, &crash, &dir.0))).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
     api::set_event_sink(Some(Arc::new(move || {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
 
-    let (url, secret) = match &crash {
-        crash::Mode::Resume { url, secret, .. } => (url.clone(), secret.clone()),
-        _ => {
-            let created: Value = serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
-            (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned())
-        }
+    let created: Value = match &crash {
+        crash::Mode::Resume { created, .. } => created.clone(),
+        _ => serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap(),
     };
-    println!("shared          {session} -> {url}");
+    let (url, secret) = (
+        created["url"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
+    println!(
+        "shared          {session} -> {url} (protocol {})",
+        args.protocol
+    );
 
     // opencode stores the share record, and its auto-share once copied it into session/info:
     // the library learns the share from the first and strips the secret from the second
     let share_record = json!({ "url": url, "secret": secret });
+    let mut record = share_record.clone();
+    if let Some(id) = created.get("id") {
+        record["id"] = id.clone(); // "next": the share id the server gave
+    }
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
     for (n, (key, content)) in writes.iter().enumerate().take(crash.writes(writes.len())) {
         if n == 0 && !matches!(crash, crash::Mode::Resume { .. }) {
-            api::sync(&format!("session/share/{session}"), &share_record.to_string()).map_err(|e| e.to_string())?;
+            api::sync(&format!("session/share/{session}"), &record.to_string())
+                .map_err(|e| e.to_string())?;
         }
         let (mut written, mut expected) = (content.clone(), content.clone());
         if key.starts_with("session/info/") {
@@ -120,7 +159,7 @@ fn run() -> Result<(), String> {
             continue; // written before the crash: the spool has it
         }
         api::sync(key, &written.to_string()).map_err(|e| format!("sync {key}: {e}"))?;
-        crash.after_write(n + 1, &url, &secret, &dir.0);
+        crash.after_write(n + 1, &created, &dir.0);
         if n % 4 == 0 {
             thread::sleep(Duration::from_millis(1)); // a model streams; it does not write all at once
         }
@@ -136,10 +175,14 @@ fn run() -> Result<(), String> {
     let stats: Value = serde_json::from_str(&api::stats().map_err(|e| e.to_string())?).unwrap();
     let events: Vec<Value> = serde_json::from_str(&api::events_take()).unwrap();
     println!("\nstats   {stats}");
+    // every item a request delivered has its `synced` event
+    let items = events.iter().filter(|e| e["type"] == "synced").count();
+    let requests = stats["requests"].as_u64().unwrap_or(0);
     println!(
-        "        {} storage writes became {} requests in {} ms; {} events ({} host wake-ups)",
+        "        {} storage writes became {requests} requests carrying {items} items ({:.1} per request) in {} ms; \
+         {} events ({} host wake-ups)",
         writes.len(),
-        stats["sent"],
+        items as f64 / requests.max(1) as f64,
         elapsed.as_millis(),
         events.len(),
         wakeups.load(Ordering::Relaxed)
@@ -147,17 +190,33 @@ fn run() -> Result<(), String> {
     api::shutdown(Duration::from_secs(5)).map_err(|e| e.to_string())?;
 
     if held != newest {
-        let wrong: Vec<&String> = newest.keys().filter(|k| held.get(*k) != newest.get(*k)).collect();
-        return Err(format!("the server's copy differs from storage for {wrong:?}"));
+        let wrong: Vec<&String> = newest
+            .keys()
+            .filter(|k| held.get(*k) != newest.get(*k))
+            .collect();
+        return Err(format!(
+            "the server's copy differs from storage for {wrong:?}"
+        ));
     }
     let leaked = held.values().any(|v| v.to_string().contains(&secret));
-    if leaked || stats.to_string().contains(&secret) || events.iter().any(|e| e.to_string().contains(&secret)) {
-        return Err("the share secret leaked into the shared content, the stats or an event".into());
+    if leaked
+        || stats.to_string().contains(&secret)
+        || events.iter().any(|e| e.to_string().contains(&secret))
+    {
+        return Err(
+            "the share secret leaked into the shared content, the stats or an event".into(),
+        );
     }
-    println!("ok      the server holds exactly the newest content of every key; the secret is not in it");
+    println!(
+        "ok      the server holds exactly the newest content of every key; the secret is not in it"
+    );
     crash.report(&stats);
     let short = &session[session.len() - 8..];
-    println!("viewer  {url}  (also {}/share/{short})", server.url);
+    let page = format!("{}/share/{short}", server.url);
+    match page == url {
+        true => println!("viewer  {url}"),
+        false => println!("viewer  {url}  (also {page})"),
+    }
     if args.serve {
         println!("serving until Ctrl-C");
         loop {
@@ -173,19 +232,34 @@ fn server_holds(base: &str, session: &str) -> Result<BTreeMap<String, Value>, St
     let short = &session[session.len() - 8..];
     // the library's reqwest has rustls without a provider; ring is installed as the library does
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
-    let response = client.get(format!("{base}/api/share/{short}/data")).send().map_err(|e| e.to_string())?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(format!("{base}/api/share/{short}/data"))
+        .send()
+        .map_err(|e| e.to_string())?;
     if !response.status().is_success() {
-        return Err(format!("the server answered {} for the share's data", response.status()));
+        return Err(format!(
+            "the server answered {} for the share's data",
+            response.status()
+        ));
     }
-    let text = response.text().map_err(|e| format!("the share's data: {e}"))?;
-    let items: Vec<Value> = serde_json::from_str(&text).map_err(|e| format!("the share's data: {e}"))?;
+    let text = response
+        .text()
+        .map_err(|e| format!("the share's data: {e}"))?;
+    let items: Vec<Value> =
+        serde_json::from_str(&text).map_err(|e| format!("the share's data: {e}"))?;
     let mut held = BTreeMap::new();
     for item in items {
         let data = &item["data"];
         let key = match item["type"].as_str() {
             Some("session") => format!("session/info/{session}"),
-            Some("message") => format!("session/message/{session}/{}", data["id"].as_str().unwrap_or("?")),
+            Some("message") => format!(
+                "session/message/{session}/{}",
+                data["id"].as_str().unwrap_or("?")
+            ),
             Some("part") => format!(
                 "session/part/{session}/{}/{}",
                 data["messageID"].as_str().unwrap_or("?"),
@@ -203,7 +277,11 @@ fn describe(v: &Value) -> String {
     let kind = v["type"].as_str().or(v["role"].as_str()).unwrap_or("info");
     let mut text = match kind {
         "text" => format!("text, {} chars", v["text"].as_str().map_or(0, str::len)),
-        "tool" => format!("tool {} {}", v["tool"].as_str().unwrap_or("?"), v["state"]["status"].as_str().unwrap_or("?")),
+        "tool" => format!(
+            "tool {} {}",
+            v["tool"].as_str().unwrap_or("?"),
+            v["state"]["status"].as_str().unwrap_or("?")
+        ),
         "info" => format!("session {:?}", v["title"].as_str().unwrap_or("")),
         other => other.to_owned(),
     };

@@ -11,7 +11,7 @@ use crate::key;
 use crate::registry::Secret;
 use crate::runtime::{self, ops};
 
-pub use crate::runtime::ops::Completion;
+pub use crate::runtime::completions::Completion;
 
 /// Starts the runtime with `config` (a JSON object; None or "" for the defaults).
 pub fn init(config: Option<&str>) -> Result<()> {
@@ -52,8 +52,8 @@ pub fn remove(session: &str, secret: &str) -> Result<()> {
     fork::check()?;
     let shared = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    let refused = ops::forget(&shared, session);
-    ops::delete(&shared, session, &secret, refused)
+    let forgotten = ops::forget(&shared, session);
+    ops::delete(&shared, session, &secret, forgotten)
 }
 
 /// [`create`] on a worker; `completion` gets the operation id and status on the notifier
@@ -73,10 +73,10 @@ pub fn remove_async(session: &str, secret: &str, completion: Completion) -> Resu
     fork::check()?;
     let shared = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    let refused = ops::forget(&shared, session);
+    let forgotten = ops::forget(&shared, session);
     let session = session.to_owned();
     ops::start(&shared, completion, move |shared| {
-        ops::delete(shared, &session, &secret, refused).map(|()| "{}".into())
+        ops::delete(shared, &session, &secret, forgotten).map(|()| "{}".into())
     })
 }
 
@@ -91,7 +91,7 @@ fn check_remove(session: &str, secret: &str) -> Result<Secret> {
 /// The result of a completed asynchronous operation, once: its JSON, or its error.
 pub fn op_take(id: u32) -> Result<String> {
     fork::check()?;
-    ops::take(id)
+    runtime::completions::take(id)
 }
 
 /// Waits up to `timeout` until everything accepted before the call has been sent or dropped.

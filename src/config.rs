@@ -12,6 +12,39 @@ use crate::error::{Error, Result};
 pub const PROD_API: &str = "https://api.opencode.ai";
 /// The dev share service, used by `dev` and `0.0.0-…` snapshot installations.
 pub const DEV_API: &str = "https://api.dev.opencode.ai";
+/// opencode's hosted service for the successor protocol ("next").
+pub const NEXT_API: &str = "https://opncd.ai";
+
+/// Which wire protocol the library speaks (see [`crate::protocol`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolName {
+    /// The legacy `Share` protocol: one key per request.
+    V1,
+    /// opencode's successor protocol (`ShareNext`): one request carries many items of one share.
+    Next,
+}
+
+impl ProtocolName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolName::V1 => "v1",
+            ProtocolName::Next => "next",
+        }
+    }
+}
+
+/// An org account's credentials ("next" only). `Debug` is redacted: the token is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Org {
+    pub token: String,
+    pub id: String,
+}
+
+impl std::fmt::Debug for Org {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Org(<redacted>)")
+    }
+}
 
 /// A validated configuration with every default filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +68,9 @@ pub struct Config {
     pub user_agent: String,
     /// True when the URL's host is loopback (requests to it never go through a proxy).
     pub loopback: bool,
+    pub protocol: ProtocolName,
+    /// `token` + `org_id`: the org account the "next" requests go to.
+    pub org: Option<Org>,
     /// The durable spool's folder (SPEC "Durability"); None: nothing touches the disk.
     pub spool_dir: Option<PathBuf>,
     /// Longest time an accepted content waits before the spool thread writes it.
@@ -60,6 +96,9 @@ struct Raw {
     min_interval_ms: Option<u64>,
     user_agent: Option<String>,
     allow_insecure: Option<bool>,
+    protocol: Option<String>,
+    token: Option<String>,
+    org_id: Option<String>,
     spool_dir: Option<String>,
     spool_interval_ms: Option<u64>,
     spool_fsync_ms: Option<u64>,
@@ -72,6 +111,10 @@ pub const DEFAULT_MAX_CONTENT_BYTES: u64 = 131_072;
 /// below what a reader of the shared page can tell, and keeps the newest content within about
 /// one round trip of a 20 ms service.
 const DEFAULT_MIN_INTERVAL_MS: u64 = 25;
+/// Under "next" a request carries the whole share's pending items, so a hot item costs more per
+/// request and less per write: 100 ms (ten requests a second for a streaming part) keeps a
+/// reader's page within about a tenth of a second of the writer.
+const DEFAULT_NEXT_MIN_INTERVAL_MS: u64 = 100;
 const MAX_MS: u64 = 24 * 3600 * 1000;
 
 impl Config {
@@ -83,11 +126,46 @@ impl Config {
                 serde_json::from_str(text).map_err(|e| Error::invalid(format!("config: {e}")))?
             }
         };
-        let url = resolve_url(
-            raw.url.as_deref(),
-            env_api,
-            raw.version.as_deref().unwrap_or(""),
-        );
+        let protocol = match raw.protocol.as_deref() {
+            None | Some("v1") => ProtocolName::V1,
+            Some("next") => ProtocolName::Next,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "config: protocol must be \"v1\" or \"next\", got {other:?}"
+                )));
+            }
+        };
+        let org = match (raw.token, raw.org_id) {
+            (None, None) => None,
+            (Some(token), Some(id)) => {
+                if protocol != ProtocolName::Next {
+                    return Err(Error::invalid(
+                        "config: token and org_id are for \"protocol\": \"next\" (org accounts)",
+                    ));
+                }
+                let printable =
+                    |v: &str| !v.is_empty() && v.bytes().all(|b| (0x21..0x7f).contains(&b));
+                if !printable(&token) || !printable(&id) {
+                    return Err(Error::invalid(
+                        "config: token and org_id must be non-empty printable ASCII without spaces",
+                    ));
+                }
+                Some(Org { token, id })
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "config: token and org_id go together (an org account needs both)",
+                ));
+            }
+        };
+        let url = match protocol {
+            ProtocolName::V1 => resolve_url(
+                raw.url.as_deref(),
+                env_api,
+                raw.version.as_deref().unwrap_or(""),
+            ),
+            ProtocolName::Next => resolve_url(raw.url.as_deref().or(Some(NEXT_API)), None, ""),
+        };
         let shown_url = without_credentials(&url);
         let loopback = check_url(&url, raw.allow_insecure.unwrap_or(false), raw.url.is_none())?;
 
@@ -107,7 +185,10 @@ impl Config {
         let min_interval = ms(
             "min_interval_ms",
             raw.min_interval_ms,
-            DEFAULT_MIN_INTERVAL_MS,
+            match protocol {
+                ProtocolName::V1 => DEFAULT_MIN_INTERVAL_MS,
+                ProtocolName::Next => DEFAULT_NEXT_MIN_INTERVAL_MS,
+            },
             0,
         )?;
         if retry_max < retry_initial {
@@ -166,6 +247,8 @@ impl Config {
             min_interval,
             user_agent,
             loopback,
+            protocol,
+            org,
             spool_dir,
             spool_interval,
             spool_fsync,
@@ -339,6 +422,51 @@ mod tests {
         assert_eq!(
             (c.spool_interval, c.spool_fsync),
             (Duration::from_millis(5), Duration::from_millis(50))
+        );
+    }
+
+    #[test]
+    fn the_next_protocol_has_its_own_url_interval_and_org_account() {
+        let c = Config::parse(
+            Some(r#"{"protocol":"next"}"#),
+            Some("https://ignored.example"),
+        )
+        .unwrap();
+        assert_eq!(c.protocol, ProtocolName::Next);
+        assert_eq!(c.url, NEXT_API, "OPENCODE_API names the legacy service");
+        assert_eq!(
+            c.min_interval,
+            Duration::from_millis(DEFAULT_NEXT_MIN_INTERVAL_MS)
+        );
+        assert_eq!(c.org, None);
+        assert_eq!(
+            Config::parse(None, None).unwrap().protocol,
+            ProtocolName::V1
+        );
+        let c = Config::parse(
+            Some(
+                r#"{"protocol":"next","token":"tok-5e3cret","org_id":"org_1","min_interval_ms":7}"#,
+            ),
+            None,
+        )
+        .unwrap();
+        let org = c.org.clone().unwrap();
+        assert_eq!(
+            (org.token.as_str(), org.id.as_str()),
+            ("tok-5e3cret", "org_1")
+        );
+        assert_eq!(c.min_interval, Duration::from_millis(7));
+        assert!(
+            !format!("{c:?}").contains("5e3cret"),
+            "the token is redacted"
+        );
+        assert!(err(r#"{"protocol":"v2"}"#).contains("protocol"));
+        assert!(err(r#"{"protocol":"next","token":"t"}"#).contains("go together"));
+        assert!(err(r#"{"token":"t","org_id":"o"}"#).contains("next"));
+        let bad = err(r#"{"protocol":"next","token":"a b-5e3cret","org_id":"o"}"#);
+        assert!(
+            bad.contains("printable") && !bad.contains("5e3cret"),
+            "{bad}"
         );
     }
 

@@ -7,7 +7,9 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::registry::Secret;
+use std::sync::Arc;
+
+use crate::registry::{Secret, Share};
 
 /// Checks that `text` is exactly one JSON value, without building a tree (the caller's thread
 /// pays for this on every synced write, so it must stay cheap).
@@ -17,16 +19,34 @@ pub fn validate(key: &str, text: &str) -> Result<()> {
         .map_err(|e| Error::invalid(format!("content of {key:?} is not one JSON value: {e}")))
 }
 
-/// Reads the secret out of a `session/share/<id>` write (`{secret, url}`); None when the content
-/// has no string `secret`. Errors when the content is not JSON.
-pub fn share_secret(key: &str, text: &str) -> Result<Option<Secret>> {
+/// Reads the share out of a `session/share/<id>` write (`{secret, url}`, and under "next"
+/// maybe `id`); None when the content has no string `secret`. Errors when the content is not
+/// JSON, or its `id` could not name a share in a path.
+pub fn share_record(key: &str, text: &str) -> Result<Option<Share>> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Error::invalid(format!("content of {key:?} is not one JSON value: {e}")))?;
-    Ok(value
+    let Some(secret) = value
         .get("secret")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(Secret::new))
+    else {
+        return Ok(None);
+    };
+    let id = match value.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if crate::protocol::next::valid_id(id) => {
+            Some(Arc::from(id.as_str()))
+        }
+        Some(_) => {
+            return Err(Error::invalid(format!(
+                "content of {key:?}: \"id\" must be 1 to 128 letters, digits, '_' or '-'"
+            )));
+        }
+    };
+    Ok(Some(Share {
+        secret: Secret::new(secret),
+        id,
+    }))
 }
 
 /// What replaces the secret where it occurs inside a longer string, an array element, an object
@@ -348,15 +368,21 @@ mod tests {
     }
 
     #[test]
-    fn share_records_give_their_secret() {
-        let s = share_secret("k", r#"{"secret":"abc","url":"u"}"#)
+    fn share_records_give_their_secret_and_id() {
+        let s = share_record("k", r#"{"secret":"abc","url":"u"}"#)
             .unwrap()
             .unwrap();
-        assert_eq!(s.expose(), "abc");
-        assert!(share_secret("k", r#"{"url":"u"}"#).unwrap().is_none());
-        assert!(share_secret("k", r#"{"secret":7}"#).unwrap().is_none());
-        assert!(share_secret("k", "[]").unwrap().is_none());
-        assert!(share_secret("k", "{").is_err());
+        assert_eq!((s.secret.expose(), s.id), ("abc", None));
+        let s = share_record("k", r#"{"secret":"abc","url":"u","id":"x_1-Y"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.id.as_deref(), Some("x_1-Y"));
+        assert!(share_record("k", r#"{"url":"u"}"#).unwrap().is_none());
+        assert!(share_record("k", r#"{"secret":7}"#).unwrap().is_none());
+        assert!(share_record("k", "[]").unwrap().is_none());
+        assert!(share_record("k", "{").is_err());
+        assert!(share_record("k", r#"{"secret":"a","id":"../x"}"#).is_err());
+        assert!(share_record("k", r#"{"secret":"a","id":7}"#).is_err());
     }
 
     #[test]

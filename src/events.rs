@@ -99,7 +99,7 @@ pub enum Event {
 /// The host's sink: a wake-up telling it to take the events.
 pub type Sink = Arc<dyn Fn() + Send + Sync>;
 /// How a running runtime gets the sink called on its notifier thread.
-pub type Courier = Box<dyn Fn() + Send + Sync>;
+pub type Courier = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct Buffer {
@@ -164,8 +164,17 @@ impl Hub {
 
     /// Records events, if the host listens, and sends one wake-up per batch it has not taken.
     pub fn emit(&self, events: impl IntoIterator<Item = Event>) {
+        if self.record(events) {
+            self.wake();
+        }
+    }
+
+    /// Records events, if the host listens, without waking anyone: true when a wake-up must
+    /// follow ([`Hub::wake`], called with no lock held). The buffer's lock is a leaf: code
+    /// holding the runtime's state lock may record.
+    pub fn record(&self, events: impl IntoIterator<Item = Event>) -> bool {
         if !self.enabled.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let buffer = &mut *lock(&self.buffer);
         for event in events {
@@ -176,12 +185,19 @@ impl Hub {
                 buffer.events.push_back(event);
             }
         }
-        if buffer.events.is_empty() || self.notified.load(Ordering::SeqCst) {
-            return;
+        if buffer.events.is_empty() || buffer.courier.is_none() {
+            return false;
         }
-        if let Some(courier) = &buffer.courier {
-            self.notified.store(true, Ordering::SeqCst);
-            courier(); // a channel send: cheap, never calls the host
+        // one wake-up per batch the host has not taken yet
+        !self.notified.swap(true, Ordering::SeqCst)
+    }
+
+    /// Sends the wake-up [`Hub::record`] asked for (a channel send to the notifier thread;
+    /// never the host itself), outside every lock.
+    pub fn wake(&self) {
+        let courier = lock(&self.buffer).courier.clone();
+        if let Some(courier) = courier {
+            courier();
         }
     }
 

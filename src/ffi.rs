@@ -109,11 +109,16 @@ unsafe impl Sync for UserData {}
 
 /// Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
 /// connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
-/// max_pending_bytes, max_content_bytes, min_interval_ms, user_agent, allow_insecure, spool_dir,
-/// spool_interval_ms, spool_fsync_ms); NULL or "" takes every default. Unknown keys are an
-/// error. With spool_dir, share_init first re-queues what the spool holds that the service never
-/// acknowledged, and answers SHARE_ERR_INVALID_ARGUMENT if another process holds the spool or
-/// the folder is not one only its owner may access. Returns SHARE_ERR_ALREADY_INITIALIZED,
+/// max_pending_bytes, max_content_bytes, min_interval_ms, user_agent, allow_insecure, protocol,
+/// token, org_id, spool_dir, spool_interval_ms, spool_fsync_ms); NULL or "" takes every default.
+/// Unknown keys are an error. `protocol` is
+/// "v1" (the default: opencode's legacy Share service) or "next" (opencode's ShareNext service,
+/// default url https://opncd.ai: one request carries many items of one share, at most one
+/// request per share is in flight, and `concurrency` counts shares). `token` with `org_id`
+/// ("next" only) sends to an org account; the token is a credential, never in a message,
+/// event or the stats. With spool_dir, share_init first re-queues what the spool holds that the
+/// service never acknowledged, and answers SHARE_ERR_INVALID_ARGUMENT if another process holds
+/// the spool or the folder is not one only its owner may access. Returns SHARE_ERR_ALREADY_INITIALIZED,
 /// changing nothing, while running, and SHARE_ERR_NOT_INITIALIZED when it cannot start (a
 /// thread cannot be spawned, the HTTP client cannot be built). Fork: in a child forked from a
 /// process that called share_init, this and every other call answers SHARE_ERR_NOT_INITIALIZED
@@ -199,8 +204,9 @@ pub unsafe extern "C" fn share_sync_pending(
     })
 }
 
-/// Creates the share of `session_id` (POST /share_create, retried within timeout_ms) and
-/// remembers it. Blocking. On success `*out_json` receives `{"url":..,"secret":..}`, which the
+/// Creates the share of `session_id` (POST /share_create, or POST /api/share under "next",
+/// retried within timeout_ms) and remembers it. Blocking. On success `*out_json` receives
+/// `{"url":..,"secret":..}` (under "next" `{"id":..,"url":..,"secret":..}`), which the
 /// caller frees with share_string_free; on failure it is set to NULL. If the service answers a
 /// secret that another session of this runtime already holds (opencode's hosted service
 /// keys shares by the last 8 characters of the session id and hands out the existing one), the
@@ -219,7 +225,8 @@ pub unsafe extern "C" fn share_create(
 }
 
 /// Removes the share of `session_id`: drops its pending syncs and forgets its share at once,
-/// waits (up to timeout_ms) for its requests in flight, then POSTs /share_delete (retried; an
+/// waits (up to timeout_ms) for its requests in flight, then POSTs /share_delete (under "next":
+/// DELETE /api/share/<id> with `{"secret"}`, the id from its create or share record; retried; an
 /// answer of 500, which the hosted service gives a stale secret or deleted share, is retried
 /// once at most, and not at all when the service was refusing the share).
 /// No sync of the session reaches the service after this returns, even when the delete fails.
@@ -285,7 +292,7 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
     guard(|| api::shutdown(Duration::from_millis(timeout_ms.into())))
 }
 
-/// `*out_json` receives the stats as a JSON object (running, url, queued, sent, coalesced, retried,
+/// `*out_json` receives the stats as a JSON object (running, url, protocol, requests, queued, sent, coalesced, retried,
 /// failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
 /// pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
 /// shutdown, the last run's final figures. Free it with share_string_free.
@@ -465,7 +472,7 @@ pub unsafe extern "C" fn share_flush_async(
 }
 
 /// Takes the result of a completed asynchronous operation, once. Returns the operation's
-/// status; on SHARE_OK `*out_json` receives `{"url","secret"}` (create) or `{}` (remove, flush), to free
+/// status; on SHARE_OK `*out_json` receives create's JSON (as share_create gives it) or `{}` (remove, flush), to free
 /// with share_string_free; otherwise it is NULL and share_last_error() on this thread has the
 /// operation's message. An unknown, unfinished or already taken id gives
 /// SHARE_ERR_INVALID_ARGUMENT. A result not taken stays in memory until taken.

@@ -1,13 +1,15 @@
 //! The HTTP client: one reqwest blocking client (keep-alive pool, rustls, timeouts) shared by
-//! every request, turning each POST into a [`retry::Attempt`](crate::retry::Attempt).
+//! every request, turning each request into a [`retry::Attempt`](crate::retry::Attempt). An org
+//! account's headers are the client's own, so they go to the configured service only.
 
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::Client;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 
 use crate::config::Config;
+use crate::protocol::{Method, Request};
 use crate::retry::{Attempt, parse_retry_after};
 
 /// The largest answer body read. The protocol's answers are a few hundred bytes; a service that
@@ -47,6 +49,9 @@ impl Http {
         if config.loopback {
             builder = builder.no_proxy();
         }
+        if let Some(org) = &config.org {
+            builder = builder.default_headers(org_headers(&org.token, &org.id)?);
+        }
         let client = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", chain(&e)))?;
@@ -57,17 +62,22 @@ impl Http {
         })
     }
 
-    /// POSTs a JSON `body` to `path`, giving up after `timeout` (at most the configured one).
-    pub fn post(&self, path: &str, body: String, timeout: Duration) -> Result<Answer, Attempt> {
+    /// Sends `request` (its body JSON), giving up after `timeout` (at most the configured one).
+    pub fn send(&self, request: Request, timeout: Duration) -> Result<Answer, Attempt> {
+        let Request { method, path, body } = request;
+        let path = path.as_str();
         let url = format!("{}{}", self.base, path);
-        let response = self
-            .client
-            .post(url)
+        let builder = match method {
+            Method::Post => self.client.post(url),
+            Method::Delete => self.client.delete(url),
+        };
+        let verb = method.as_str();
+        let response = builder
             .header(CONTENT_TYPE, "application/json")
             .timeout(timeout.min(self.timeout))
             .body(body)
             .send()
-            .map_err(|e| Attempt::Network(describe(path, &e)))?;
+            .map_err(|e| Attempt::Network(describe(verb, path, &e)))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -78,11 +88,11 @@ impl Http {
             .content_length()
             .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
         {
-            return Err(too_long(path)); // dropped unread: the connection is closed, not pooled
+            return Err(too_long(verb, path)); // dropped unread: the connection is closed, not pooled
         }
         let body = read_capped(response, MAX_ANSWER_BYTES)
-            .map_err(|e| Attempt::Network(format!("POST {path} failed reading the answer: {e}")))?
-            .ok_or_else(|| too_long(path))?;
+            .map_err(|e| Attempt::Network(format!("{verb} {path} failed reading the answer: {e}")))?
+            .ok_or_else(|| too_long(verb, path))?;
         Ok(Answer {
             status,
             retry_after,
@@ -108,15 +118,29 @@ pub fn read_capped(body: impl Read, cap: usize) -> std::io::Result<Option<Vec<u8
     Ok((out.len() <= cap).then_some(out))
 }
 
-fn too_long(path: &str) -> Attempt {
+fn too_long(verb: &str, path: &str) -> Attempt {
     Attempt::BadAnswer(format!(
-        "POST {path} answered a body over {MAX_ANSWER_BYTES} bytes; not read"
+        "{verb} {path} answered a body over {MAX_ANSWER_BYTES} bytes; not read"
     ))
+}
+
+/// `authorization: Bearer <token>` (marked sensitive: never in reqwest's debug output) and
+/// `x-org-id`.
+fn org_headers(token: &str, org_id: &str) -> Result<HeaderMap, String> {
+    let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "config: token is not a valid header value".to_string())?;
+    auth.set_sensitive(true);
+    let org = HeaderValue::from_str(org_id)
+        .map_err(|_| "config: org_id is not a valid header value".to_string())?;
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, auth);
+    headers.insert("x-org-id", org);
+    Ok(headers)
 }
 
 /// A network error in one line: what failed, and the innermost cause (reqwest's own message
 /// names the URL, which holds no secret).
-fn describe(path: &str, e: &reqwest::Error) -> String {
+fn describe(verb: &str, path: &str, e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -124,7 +148,7 @@ fn describe(path: &str, e: &reqwest::Error) -> String {
     } else {
         "failed"
     };
-    format!("POST {path} {what}: {}", chain(e))
+    format!("{verb} {path} {what}: {}", chain(e))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

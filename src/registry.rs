@@ -1,4 +1,4 @@
-//! The share registry: which sessions are shared, and with which secret.
+//! The share registry: which sessions are shared, with which secret (and, under "next", id).
 
 use foldhash::HashMap;
 use std::fmt;
@@ -25,14 +25,29 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Session id to secret, filled by `share_create` and by `session/share/<id>` writes.
+/// What the library knows of one share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub secret: Secret,
+    /// The service's id of the share ("next"), when a create or a share record gave one.
+    pub id: Option<Arc<str>>,
+}
+
+impl Share {
+    /// A share known by its secret only.
+    pub fn with_secret(secret: Secret) -> Share {
+        Share { secret, id: None }
+    }
+}
+
+/// Session id to share, filled by `share_create` and by `session/share/<id>` writes.
 #[derive(Debug, Default)]
 pub struct Registry {
-    shares: HashMap<Box<str>, Secret>,
+    shares: HashMap<Box<str>, Share>,
 }
 
 impl Registry {
-    pub fn get(&self, session: &str) -> Option<&Secret> {
+    pub fn get(&self, session: &str) -> Option<&Share> {
         self.shares.get(session)
     }
 
@@ -41,8 +56,8 @@ impl Registry {
     }
 
     /// Remembers (or replaces) the share of `session`.
-    pub fn insert(&mut self, session: &str, secret: Secret) {
-        self.shares.insert(session.into(), secret);
+    pub fn insert(&mut self, session: &str, share: Share) {
+        self.shares.insert(session.into(), share);
     }
 
     /// Another session than `session` that holds `secret`, if any: the service handed one
@@ -52,13 +67,13 @@ impl Registry {
     pub fn holder(&self, session: &str, secret: &Secret) -> Option<&str> {
         self.shares
             .iter()
-            .find(|(s, held)| &***s != session && *held == secret)
+            .find(|(s, held)| &***s != session && held.secret == *secret)
             .map(|(s, _)| &**s)
     }
 
-    /// Forgets the share of `session`; true if there was one.
-    pub fn remove(&mut self, session: &str) -> bool {
-        self.shares.remove(session).is_some()
+    /// Forgets the share of `session`, returning it.
+    pub fn remove(&mut self, session: &str) -> Option<Share> {
+        self.shares.remove(session)
     }
 
     pub fn len(&self) -> usize {
@@ -79,17 +94,20 @@ mod tests {
         let s = Secret::new("5f1c-secret");
         assert!(!format!("{s:?}").contains("5f1c"));
         let mut r = Registry::default();
-        r.insert("ses_1", s.clone());
+        r.insert("ses_1", Share::with_secret(s.clone()));
         assert!(!format!("{r:?}").contains("5f1c"));
-        assert_eq!(r.get("ses_1").map(Secret::expose), Some("5f1c-secret"));
-        assert!(r.remove("ses_1"));
+        assert_eq!(
+            r.get("ses_1").map(|s| s.secret.expose()),
+            Some("5f1c-secret")
+        );
+        assert!(r.remove("ses_1").is_some());
         assert!(!r.contains("ses_1"));
     }
 
     #[test]
     fn a_share_held_by_another_session_is_found_by_its_secret() {
         let mut r = Registry::default();
-        r.insert("ses_a_12345678", Secret::new("s1"));
+        r.insert("ses_a_12345678", Share::with_secret(Secret::new("s1")));
         let a = Some("ses_a_12345678");
         assert_eq!(r.holder("ses_b_12345678", &Secret::new("s1")), a);
         assert_eq!(

@@ -1,12 +1,16 @@
-//! The library (its safe Rust API, legacy "v1" protocol) against the real share server, through
-//! the fault-injection proxy: what the server holds at the end is exactly the newest content of
-//! every key, whatever failed on the way; remove deletes the share on the server; the secret
-//! never appears in anything the server serves publicly.
+//! The library (its safe Rust API, under the legacy "v1" protocol and under "next") against the
+//! real share server, through the fault-injection proxy: what the server holds at the end is
+//! exactly the newest content of every key, whatever failed on the way; under "next" no two syncs
+//! of a share reach the server at once; remove deletes the share on the server; the secret never
+//! appears in anything the server serves publicly.
 
+#[path = "support/next_session.rs"]
+mod next_session;
 mod server_common;
 
 use std::time::Duration;
 
+use next_session::Session;
 use opencode_share::api;
 use serde_json::{Value, json};
 use server_common::{Outcome, Rule, share, short_id, start};
@@ -32,7 +36,11 @@ fn a_streamed_session_lands_exactly_on_the_server() {
     let sid = "ses_srvlib_stream01";
     share(sid);
     let info = json!({ "id": sid, "title": "streamed", "version": "1" });
-    api::sync(&info_key(sid), &json!({ "id": sid, "title": "draft" }).to_string()).unwrap();
+    api::sync(
+        &info_key(sid),
+        &json!({ "id": sid, "title": "draft" }).to_string(),
+    )
+    .unwrap();
     api::sync(&info_key(sid), &info.to_string()).unwrap();
     let mut expected = serde_json::Map::new();
     for m in 0..3 {
@@ -46,7 +54,11 @@ fn a_streamed_session_lands_exactly_on_the_server() {
             let mut text = String::new();
             for n in 0..40 {
                 text.push_str(&format!("w{n} "));
-                api::sync(&part_key(sid, &mid, &pid), &part(&mid, &pid, &text).to_string()).unwrap();
+                api::sync(
+                    &part_key(sid, &mid, &pid),
+                    &part(&mid, &pid, &text).to_string(),
+                )
+                .unwrap();
             }
             parts.push(part(&mid, &pid, &text));
         }
@@ -61,7 +73,12 @@ fn a_streamed_session_lands_exactly_on_the_server() {
     // nothing failed on the way, and every sync the server answered, it accepted
     let syncs = rig.passed("/share_sync");
     assert!(!syncs.is_empty());
-    assert!(syncs.iter().all(|p| p.outcome == Outcome::Forwarded && p.status == Some(200)), "{syncs:?}");
+    assert!(
+        syncs
+            .iter()
+            .all(|p| p.outcome == Outcome::Forwarded && p.status == Some(200)),
+        "{syncs:?}"
+    );
 }
 
 #[test]
@@ -70,14 +87,13 @@ fn injected_failures_are_retried_until_the_newest_content_lands() {
     let sid = "ses_srvlib_faults01";
     share(sid);
     let (mid, pid) = ("msg_1", "prt_1");
-    api::sync(&message_key(sid, mid), &json!({ "id": mid, "role": "assistant" }).to_string()).unwrap();
+    api::sync(
+        &message_key(sid, mid),
+        &json!({ "id": mid, "role": "assistant" }).to_string(),
+    )
+    .unwrap();
     api::flush(FLUSH).unwrap();
-    // the next syncs meet, in turn: 500, 503, 429 with Retry-After, a reset, a close, then pass
-    rig.proxy.inject(Rule::path("/share_sync").times(2).status(500));
-    rig.proxy.inject(Rule::path("/share_sync").status(503));
-    rig.proxy.inject(Rule::path("/share_sync").status_retry_after(429, 1));
-    rig.proxy.inject(Rule::path("/share_sync").reset());
-    rig.proxy.inject(Rule::path("/share_sync").close());
+    inject_each_fault(&rig, "/share_sync");
     let mut text = String::new();
     for n in 0..30 {
         text.push_str(&format!("t{n} "));
@@ -86,9 +102,32 @@ fn injected_failures_are_retried_until_the_newest_content_lands() {
     api::flush(FLUSH).unwrap();
     let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
     assert_eq!(status, 200);
-    assert_eq!(data["messages"][mid]["parts"], json!([part(mid, pid, &text)]));
-    let syncs = rig.passed("/share_sync");
-    let count = |o: Outcome, s: Option<u16>| syncs.iter().filter(|p| p.outcome == o && p.status == s).count();
+    assert_eq!(
+        data["messages"][mid]["parts"],
+        json!([part(mid, pid, &text)])
+    );
+    assert_met_each_fault(&rig.passed("/share_sync"));
+}
+
+/// The next syncs at `path` meet, in turn: two 500s, a 503, a 429 with Retry-After, a reset, a
+/// close; then they pass.
+fn inject_each_fault(rig: &server_common::Rig, path: &str) {
+    rig.proxy.inject(Rule::path(path).times(2).status(500));
+    rig.proxy.inject(Rule::path(path).status(503));
+    rig.proxy
+        .inject(Rule::path(path).status_retry_after(429, 1));
+    rig.proxy.inject(Rule::path(path).reset());
+    rig.proxy.inject(Rule::path(path).close());
+}
+
+/// The syncs met each fault of [`inject_each_fault`], and the last one landed.
+fn assert_met_each_fault(syncs: &[server_common::Passed]) {
+    let count = |o: Outcome, s: Option<u16>| {
+        syncs
+            .iter()
+            .filter(|p| p.outcome == o && p.status == s)
+            .count()
+    };
     assert_eq!(count(Outcome::Injected, Some(500)), 2, "{syncs:?}");
     assert_eq!(count(Outcome::Injected, Some(503)), 1, "{syncs:?}");
     assert_eq!(count(Outcome::Injected, Some(429)), 1, "{syncs:?}");
@@ -96,7 +135,11 @@ fn injected_failures_are_retried_until_the_newest_content_lands() {
     assert_eq!(count(Outcome::Closed, None), 1, "{syncs:?}");
     // the last request is the one that landed the newest content
     let last = syncs.last().unwrap();
-    assert_eq!((last.outcome, last.status), (Outcome::Forwarded, Some(200)), "{syncs:?}");
+    assert_eq!(
+        (last.outcome, last.status),
+        (Outcome::Forwarded, Some(200)),
+        "{syncs:?}"
+    );
 }
 
 #[test]
@@ -107,15 +150,25 @@ fn a_write_made_while_an_older_one_is_held_wins() {
     let (mid, pid) = ("msg_1", "prt_1");
     let gate = rig.proxy.hold("/share_sync", 1);
     api::sync(&part_key(sid, mid, pid), &part(mid, pid, "old").to_string()).unwrap();
-    assert!(gate.wait_arrived(1, Duration::from_secs(20)), "the first sync never reached the proxy");
+    assert!(
+        gate.wait_arrived(1, Duration::from_secs(20)),
+        "the first sync never reached the proxy"
+    );
     // the old content is in flight (held); the newer one is written meanwhile
     api::sync(&part_key(sid, mid, pid), &part(mid, pid, "new").to_string()).unwrap();
-    api::sync(&message_key(sid, mid), &json!({ "id": mid, "role": "assistant" }).to_string()).unwrap();
+    api::sync(
+        &message_key(sid, mid),
+        &json!({ "id": mid, "role": "assistant" }).to_string(),
+    )
+    .unwrap();
     gate.release();
     api::flush(FLUSH).unwrap();
     let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
     assert_eq!(status, 200);
-    assert_eq!(data["messages"][mid]["parts"], json!([part(mid, pid, "new")]));
+    assert_eq!(
+        data["messages"][mid]["parts"],
+        json!([part(mid, pid, "new")])
+    );
 }
 
 #[test]
@@ -124,7 +177,11 @@ fn remove_deletes_the_share_on_the_server() {
     let sid = "ses_srvlib_remove01";
     let (_, secret) = share(sid);
     let short = short_id(sid);
-    api::sync(&info_key(sid), &json!({ "id": sid, "title": "to be removed" }).to_string()).unwrap();
+    api::sync(
+        &info_key(sid),
+        &json!({ "id": sid, "title": "to be removed" }).to_string(),
+    )
+    .unwrap();
     api::flush(FLUSH).unwrap();
     assert_eq!(rig.get(&format!("/share_data?id={short}")).0, 200);
     // the first delete meets a 503 and is retried
@@ -133,7 +190,9 @@ fn remove_deletes_the_share_on_the_server() {
     assert!(
         rig.proxy.wait_for(Duration::from_secs(20), |log| log
             .iter()
-            .any(|p| p.path == "/share_delete" && p.outcome == Outcome::Forwarded && p.status == Some(200))),
+            .any(|p| p.path == "/share_delete"
+                && p.outcome == Outcome::Forwarded
+                && p.status == Some(200))),
         "no delete reached the server: {:?}",
         rig.passed("/share_delete")
     );
@@ -151,9 +210,21 @@ fn the_secret_never_appears_in_what_the_server_serves() {
     let (url, secret) = share(sid);
     let short = short_id(sid);
     assert!(!url.contains(&secret));
-    api::sync(&info_key(sid), &json!({ "id": sid, "title": "public" }).to_string()).unwrap();
-    api::sync(&message_key(sid, "msg_1"), &json!({ "id": "msg_1", "role": "user" }).to_string()).unwrap();
-    api::sync(&part_key(sid, "msg_1", "prt_1"), &part("msg_1", "prt_1", "hello").to_string()).unwrap();
+    api::sync(
+        &info_key(sid),
+        &json!({ "id": sid, "title": "public" }).to_string(),
+    )
+    .unwrap();
+    api::sync(
+        &message_key(sid, "msg_1"),
+        &json!({ "id": "msg_1", "role": "user" }).to_string(),
+    )
+    .unwrap();
+    api::sync(
+        &part_key(sid, "msg_1", "prt_1"),
+        &part("msg_1", "prt_1", "hello").to_string(),
+    )
+    .unwrap();
     api::flush(FLUSH).unwrap();
     for path in [
         format!("/share_data?id={short}"),
@@ -163,7 +234,10 @@ fn the_secret_never_appears_in_what_the_server_serves() {
     ] {
         let (status, body) = rig.get(&path);
         assert_eq!(status, 200, "{path}");
-        assert!(body.contains("hello"), "{path} does not show the session: {body}");
+        assert!(
+            body.contains("hello"),
+            "{path} does not show the session: {body}"
+        );
         assert!(!body.contains(&secret), "{path} shows the secret");
     }
     // a second create of the same session is refused, without the secret
@@ -171,8 +245,227 @@ fn the_secret_never_appears_in_what_the_server_serves() {
     assert_eq!(status, 409);
     assert!(!body.contains(&secret));
     // a sync with a wrong secret is refused and tells nothing
-    let wrong = json!({ "sessionID": sid, "secret": "0".repeat(64), "key": info_key(sid), "content": {} }).to_string();
+    let wrong =
+        json!({ "sessionID": sid, "secret": "0".repeat(64), "key": info_key(sid), "content": {} })
+            .to_string();
     let (status, body) = rig.post("/share_sync", &wrong);
     assert_eq!(status, 403);
     assert!(!body.contains(&secret));
+}
+
+// ---- the library under "protocol":"next" (ShareNext's /api/share...) against the same server ----
+
+/// Creates `sid`'s share under "next"; returns (share id, secret).
+fn create_next(sid: &str) -> (String, String) {
+    let created: Value = serde_json::from_str(&api::create(sid).expect("create")).unwrap();
+    (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// What the server serves at `/api/share/<id>/data` must be exactly the newest item of every key
+/// (the server sorts items by item key, as the session's map is).
+fn assert_serves_exactly(rig: &server_common::Rig, id: &str, s: &Session) {
+    let (status, data) = rig.get_json(&format!("/api/share/{id}/data"));
+    assert_eq!(status, 200);
+    let expected = Value::Array(s.expected.values().cloned().collect());
+    if data != expected {
+        let held: Vec<&Value> = data
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let wrong: Vec<&String> = s
+            .expected
+            .iter()
+            .filter(|(_, item)| !held.contains(item))
+            .map(|(k, _)| k)
+            .collect();
+        panic!(
+            "the server's items differ at {wrong:?} (of {} expected, {} held)",
+            s.expected.len(),
+            held.len()
+        );
+    }
+}
+
+/// The syncs of share `id` at the proxy, and a check that no two of them overlapped in time.
+fn syncs_without_overlap(rig: &server_common::Rig, id: &str) -> Vec<server_common::Passed> {
+    let mut syncs = rig.passed(&format!("/api/share/{id}/sync"));
+    syncs.sort_by_key(|p| p.at);
+    for w in syncs.windows(2) {
+        assert!(
+            w[1].at >= w[0].at + w[0].took,
+            "two syncs of {id} overlapped: {w:?}"
+        );
+    }
+    syncs
+}
+
+#[test]
+fn under_next_streamed_sessions_land_exactly_on_the_server() {
+    let rig = server_common::start_with(r#""protocol":"next","concurrency":4"#);
+    rig.proxy.set_latency(Duration::from_millis(15));
+    let mut sessions: Vec<(String, Session)> = ["ses_srvnext_stream01", "ses_srvnext_stream02"]
+        .iter()
+        .map(|sid| (create_next(sid).0, Session::new(sid)))
+        .collect();
+    for (id, s) in &mut sessions {
+        assert_eq!(id, short_id(&s.sid));
+        s.info("draft");
+        s.diff(&["src/a.rs"]);
+        s.model(&["claude"]);
+    }
+    for m in 0..3 {
+        let mid = format!("msg_{m}");
+        for (_, s) in &mut sessions {
+            s.message(&mid);
+        }
+        for p in 0..3 {
+            let mut text = String::new();
+            for n in 0..30 {
+                text.push_str(&format!("w{n} "));
+                for (_, s) in &mut sessions {
+                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
+                }
+            }
+        }
+    }
+    for (_, s) in &mut sessions {
+        s.info("final");
+        s.diff(&["src/a.rs", "src/b.rs"]);
+    }
+    api::flush(FLUSH).unwrap();
+    for (id, s) in &sessions {
+        assert_serves_exactly(&rig, id, s);
+        let syncs = syncs_without_overlap(&rig, id);
+        assert!(
+            syncs
+                .iter()
+                .all(|p| p.outcome == Outcome::Forwarded && p.status == Some(200)),
+            "{syncs:?}"
+        );
+        assert!(
+            syncs.len() < 3 * 3 * 30,
+            "rewrites coalesced: {} syncs",
+            syncs.len()
+        );
+    }
+    let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    assert_eq!(stats["protocol"], "next");
+    let syncs = rig
+        .passed("/api/share/")
+        .into_iter()
+        .filter(|p| p.path.ends_with("/sync"))
+        .count();
+    assert_eq!(stats["requests"].as_u64(), Some(syncs as u64));
+}
+
+#[test]
+fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
+    let rig = server_common::start_with(r#""protocol":"next","max_retries":10"#);
+    let mut s = Session::new("ses_srvnext_faults01");
+    let (id, _) = create_next(&s.sid);
+    s.info("faults");
+    s.message("msg_1");
+    api::flush(FLUSH).unwrap();
+    let sync = format!("/api/share/{id}/sync");
+    inject_each_fault(&rig, &sync);
+    rig.proxy
+        .inject(Rule::path(&sync).delay(Duration::from_millis(100)));
+    let mut text = String::new();
+    for n in 0..30 {
+        text.push_str(&format!("t{n} "));
+        s.part("msg_1", "prt_1", &text);
+        s.part("msg_1", &format!("prt_new_{n}"), "new");
+        if n % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    s.info("faults, final");
+    api::flush(FLUSH).unwrap();
+    assert_serves_exactly(&rig, &id, &s);
+    assert_met_each_fault(&syncs_without_overlap(&rig, &id));
+    let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    assert_eq!(
+        (stats["dropped"].as_u64(), stats["refused_shares"].as_u64()),
+        (Some(0), Some(0)),
+        "{stats}"
+    );
+}
+
+#[test]
+fn under_next_a_write_made_while_an_older_batch_is_held_wins() {
+    // min_interval_ms 0: the rewritten part may go in the next batch however soon it comes
+    let rig = server_common::start_with(r#""protocol":"next","min_interval_ms":0"#);
+    let mut s = Session::new("ses_srvnext_holds001");
+    let (id, _) = create_next(&s.sid);
+    let gate = rig.proxy.hold(&format!("/api/share/{id}/sync"), 1);
+    s.part("msg_1", "prt_1", "old");
+    assert!(
+        gate.wait_arrived(1, Duration::from_secs(20)),
+        "the first sync never reached the proxy"
+    );
+    // the old batch is in flight (held); newer writes are made meanwhile
+    s.part("msg_1", "prt_1", "new");
+    s.message("msg_1");
+    s.info("held");
+    gate.release();
+    api::flush(FLUSH).unwrap();
+    assert_serves_exactly(&rig, &id, &s);
+    assert_eq!(
+        syncs_without_overlap(&rig, &id).len(),
+        2,
+        "the writes made meanwhile went in one batch"
+    );
+}
+
+#[test]
+fn under_next_remove_deletes_the_share_on_the_server() {
+    let rig = server_common::start_with(r#""protocol":"next""#);
+    let mut s = Session::new("ses_srvnext_remove01");
+    let (id, secret) = create_next(&s.sid);
+    s.info("to be removed");
+    s.part("msg_1", "prt_1", "x");
+    api::flush(FLUSH).unwrap();
+    assert_serves_exactly(&rig, &id, &s);
+    // the first delete meets a 503 and is retried
+    rig.proxy.inject(
+        Rule::path(&format!("/api/share/{id}"))
+            .method("DELETE")
+            .status(503),
+    );
+    api::remove(&s.sid, &secret).unwrap();
+    let deletes: Vec<_> = rig
+        .passed(&format!("/api/share/{id}"))
+        .into_iter()
+        .filter(|p| p.method == "DELETE")
+        .collect();
+    assert_eq!(
+        deletes.iter().map(|p| p.status).collect::<Vec<_>>(),
+        [Some(503), Some(200)],
+        "{deletes:?}"
+    );
+    assert_eq!(rig.get(&format!("/api/share/{id}/data")).0, 404);
+    assert_eq!(rig.get(&format!("/share/{id}")).0, 404);
+    // nothing of the share is synced after
+    s.part("msg_1", "prt_2", "after remove");
+    api::flush(FLUSH).unwrap();
+    let last_delete = deletes.last().unwrap().at;
+    assert!(
+        syncs_without_overlap(&rig, &id)
+            .iter()
+            .all(|p| p.at < last_delete)
+    );
+    let again = json!({ "secret": secret }).to_string();
+    assert_eq!(
+        server_common::request(
+            rig.server.addr,
+            "DELETE",
+            &format!("/api/share/{id}"),
+            &again
+        )
+        .0,
+        404
+    );
 }

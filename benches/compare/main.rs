@@ -20,11 +20,12 @@ mod service;
 
 mod chart;
 mod contenders;
-mod next_report;
-mod next_run;
-mod next_service;
 mod env;
 mod format;
+mod next_report;
+mod next_run;
+#[path = "../../tests/support/next_service.rs"]
+mod next_service;
 mod opts;
 mod output;
 mod plan;

@@ -31,16 +31,37 @@ impl Drop for Server {
 
 fn start(binary: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}{}", dir.path().join("bench.db").display(), std::env::var("BENCH_SQLITE_QUERY").unwrap_or_default());
+    let db = format!(
+        "sqlite://{}{}",
+        dir.path().join("bench.db").display(),
+        std::env::var("BENCH_SQLITE_QUERY").unwrap_or_default()
+    );
     let mut child = Command::new(binary)
-        .args(["--listen", "127.0.0.1:0", "--database", &db, "--rate-limit", "0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--rate-limit",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").expect("first line").to_owned();
-    Server { child, url, _dir: dir }
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("first line")
+        .to_owned();
+    Server {
+        child,
+        url,
+        _dir: dir,
+    }
 }
 
 fn part(mid: &str, pid: &str, text: &str) -> Value {
@@ -49,13 +70,38 @@ fn part(mid: &str, pid: &str, text: &str) -> Value {
 
 async fn create(http: &reqwest::Client, url: &str, n: usize, run: usize) -> (String, String) {
     let body = json!({ "sessionID": format!("ses_bench_{run:03}_{n:05}") });
-    let r: Value = serde_json::from_str(&http.post(format!("{url}/api/share")).body(body.to_string()).send().await.unwrap().text().await.unwrap()).unwrap();
-    (r["id"].as_str().unwrap().to_owned(), r["secret"].as_str().unwrap().to_owned())
+    let r: Value = serde_json::from_str(
+        &http
+            .post(format!("{url}/api/share"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    (
+        r["id"].as_str().unwrap().to_owned(),
+        r["secret"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn sync(http: &reqwest::Client, url: &str, id: &str, body: String) {
-    let r = http.post(format!("{url}/api/share/{id}/sync")).header("content-type", "application/json").body(body).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = http
+        .post(format!("{url}/api/share/{id}/sync"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -82,8 +128,22 @@ async fn upserts(http: &reqwest::Client, url: &str, run: usize) -> f64 {
             let mut batch_no = 0;
             let deadline = Instant::now() + Duration::from_secs(4);
             while Instant::now() < deadline && batch_no < 100_000 {
-                let data: Vec<Value> = (0..200).map(|i| part("msg_1", &format!("prt_{:05}", (batch_no * 200 + i) % 2000), &text)).collect();
-                sync(&http, &url, &id, json!({ "secret": secret, "data": data }).to_string()).await;
+                let data: Vec<Value> = (0..200)
+                    .map(|i| {
+                        part(
+                            "msg_1",
+                            &format!("prt_{:05}", (batch_no * 200 + i) % 2000),
+                            &text,
+                        )
+                    })
+                    .collect();
+                sync(
+                    &http,
+                    &url,
+                    &id,
+                    json!({ "secret": secret, "data": data }).to_string(),
+                )
+                .await;
                 items += 200;
                 batch_no += 1;
             }
@@ -98,7 +158,12 @@ async fn upserts(http: &reqwest::Client, url: &str, run: usize) -> f64 {
 }
 
 /// 100 shares, one part per request; `pace` = None for a closed loop, else the gap between writes.
-async fn latency(http: &reqwest::Client, url: &str, run: usize, pace: Option<Duration>) -> (f64, f64, usize) {
+async fn latency(
+    http: &reqwest::Client,
+    url: &str,
+    run: usize,
+    pace: Option<Duration>,
+) -> (f64, f64, usize) {
     let mut tasks = Vec::new();
     for s in 0..100 {
         let (http, url) = (http.clone(), url.to_owned());
@@ -136,8 +201,22 @@ async fn read(http: &reqwest::Client, url: &str, run: usize) -> Value {
     let (id, secret) = create(http, url, 9999, run).await;
     let text = "lorem ipsum dolor sit amet, **consectetur** adipiscing elit. ".repeat(7);
     for b in 0..20 {
-        let data: Vec<Value> = (0..200).map(|i| part(&format!("msg_{:03}", (b * 200 + i) / 40), &format!("prt_{:05}", b * 200 + i), &text)).collect();
-        sync(http, url, &id, json!({ "secret": secret, "data": data }).to_string()).await;
+        let data: Vec<Value> = (0..200)
+            .map(|i| {
+                part(
+                    &format!("msg_{:03}", (b * 200 + i) / 40),
+                    &format!("prt_{:05}", b * 200 + i),
+                    &text,
+                )
+            })
+            .collect();
+        sync(
+            http,
+            url,
+            &id,
+            json!({ "secret": secret, "data": data }).to_string(),
+        )
+        .await;
     }
     let mut out = json!({});
     let sid_short = id.clone();
@@ -167,7 +246,12 @@ fn median(values: &[f64]) -> f64 {
     quantile(&sorted(values.to_vec()), 0.5)
 }
 
-fn one_run(runtime: &tokio::runtime::Runtime, http: &reqwest::Client, binary: &str, run: usize) -> Value {
+fn one_run(
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    binary: &str,
+    run: usize,
+) -> Value {
     let server = Arc::new(start(binary));
     let url = server.url.clone();
     runtime.block_on(async {
@@ -188,7 +272,12 @@ fn one_run(runtime: &tokio::runtime::Runtime, http: &reqwest::Client, binary: &s
 
 fn summary(results: &[Value]) -> Value {
     let pick = |path: &[&str]| -> f64 {
-        median(&results.iter().map(|r| path.iter().fold(r, |v, k| &v[*k]).as_f64().unwrap()).collect::<Vec<_>>())
+        median(
+            &results
+                .iter()
+                .map(|r| path.iter().fold(r, |v, k| &v[*k]).as_f64().unwrap())
+                .collect::<Vec<_>>(),
+        )
     };
     json!({
         "server": results.first().map_or(Value::Null, |r| r["server"].clone()),
@@ -208,14 +297,26 @@ fn summary(results: &[Value]) -> Value {
 /// measured in the same window of the (shared) machine's load.
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let runs: usize = flag("--runs").map_or(5, |r| r.parse().unwrap());
     let binary = flag("--server").unwrap_or_else(|| "target/release/opencode-share-server".into());
     let baseline = flag("--baseline");
     // reqwest is built with rustls-no-provider (the library's features): give it ring's provider
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(200).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(200)
+        .build()
+        .unwrap();
     let (mut results, mut baseline_results) = (Vec::new(), Vec::new());
     for run in 0..runs {
         if let Some(b) = &baseline {

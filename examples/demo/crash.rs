@@ -21,7 +21,7 @@ pub enum Mode {
     /// Kill the process after `at` writes.
     Crash { at: usize },
     /// A run was killed after `at` writes: finish its upload from the spool.
-    Resume { at: usize, url: String, secret: String },
+    Resume { at: usize, created: Value },
 }
 
 fn folder() -> PathBuf {
@@ -34,9 +34,8 @@ pub fn prepare(crash_at: Option<usize>) -> Result<(Option<PathBuf>, Mode), Strin
     if let Ok(text) = fs::read_to_string(dir.join(MARK)) {
         let v: Value = serde_json::from_str(&text).map_err(|e| format!("{MARK}: {e}"))?;
         let at = v["at"].as_u64().unwrap_or(0) as usize;
-        let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
         println!("resuming        the run killed after {at} writes ({})", dir.display());
-        return Ok((Some(dir), Mode::Resume { at, url: text("url"), secret: text("secret") }));
+        return Ok((Some(dir), Mode::Resume { at, created: v["created"].clone() }));
     }
     let Some(at) = crash_at else {
         return Ok((None, Mode::Normal));
@@ -47,18 +46,17 @@ pub fn prepare(crash_at: Option<usize>) -> Result<(Option<PathBuf>, Mode), Strin
     Ok((Some(dir), Mode::Crash { at }))
 }
 
-/// share_init's configuration: with the spool in `dir` unless the run is a normal one.
-pub fn config(url: &str, mode: &Mode, dir: &Path) -> String {
-    let spool = dir.join("spool");
-    match mode {
-        Mode::Normal => json!({ "url": url }),
-        // a key rewritten within 500 ms waits (and coalesces): the crash catches some undelivered
-        Mode::Crash { .. } => {
-            json!({ "url": url, "spool_dir": spool, "spool_interval_ms": SPOOL_INTERVAL_MS, "min_interval_ms": 500 })
-        }
-        Mode::Resume { .. } => json!({ "url": url, "spool_dir": spool, "spool_interval_ms": SPOOL_INTERVAL_MS }),
+/// share_init's configuration: `config` with the spool in `dir` unless the run is a normal one.
+pub fn config(mut config: Value, mode: &Mode, dir: &Path) -> String {
+    if !matches!(mode, Mode::Normal) {
+        config["spool_dir"] = json!(dir.join("spool"));
+        config["spool_interval_ms"] = json!(SPOOL_INTERVAL_MS);
     }
-    .to_string()
+    if let Mode::Crash { .. } = mode {
+        // a key rewritten within 500 ms waits (and coalesces): the crash catches some undelivered
+        config["min_interval_ms"] = json!(500);
+    }
+    config.to_string()
 }
 
 impl Mode {
@@ -70,15 +68,16 @@ impl Mode {
         }
     }
 
-    /// After write number `n`: at the crash point, leave a mark for the next run and die.
-    pub fn after_write(&self, n: usize, url: &str, secret: &str, dir: &Path) {
+    /// After write number `n`: at the crash point, leave a mark for the next run (with the
+    /// create's answer) and die.
+    pub fn after_write(&self, n: usize, created: &Value, dir: &Path) {
         let Mode::Crash { at } = self else {
             return;
         };
         if n != *at {
             return;
         }
-        let mark = json!({ "at": n, "url": url, "secret": secret }).to_string();
+        let mark = json!({ "at": n, "created": created }).to_string();
         let written = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -91,7 +90,7 @@ impl Mode {
             std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(3 * SPOOL_INTERVAL_MS));
-        println!("crash           SIGKILL after {n} writes: run `cargo run --example share_demo` again to finish the upload");
+        println!("crash           SIGKILL after {n} writes: run share_demo again (same --protocol, without --crash-at) to finish the upload");
         // SAFETY: kill(2) on this process, no memory involved
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }

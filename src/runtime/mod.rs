@@ -2,10 +2,14 @@
 //! Threads: `concurrency + 2` workers draining one crossbeam job queue, a timer for retries, and
 //! a notifier that alone calls into the host.
 
+pub mod completions;
+mod flush;
+mod messages;
 mod notifier;
 pub mod ops;
 mod shared;
 mod spooler;
+mod state;
 mod timer;
 mod worker;
 
@@ -21,8 +25,8 @@ use crate::error::{Error, Result, Status};
 use crate::events::{Event, Reason, hub};
 use crate::http::Http;
 use crate::locks::lock;
+use messages::{Job, Notice, Tick};
 pub use shared::Shared;
-use shared::{Job, Notice, Tick};
 
 /// The running runtime, read by every call.
 static CURRENT: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
@@ -143,7 +147,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         return Err(e);
     }
 
-    hub().set_courier(Some(Box::new(move || {
+    hub().set_courier(Some(Arc::new(move || {
         let _ = notices_tx.send(Notice::Events);
     })));
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
@@ -194,7 +198,7 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     *lock(&LAST) = Some(Last::Stopping(shared.clone()));
     let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
     // asynchronous creates and removes under way get the rest of the deadline too
-    let ops_done = ops::wait_for_pending(shared.generation, deadline);
+    let ops_done = completions::wait_for_pending(shared.generation, deadline);
     let (left, keys, refused) = {
         let mut state = shared.lock();
         state.closed = true;
@@ -217,11 +221,13 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     );
     // spool: what is left stays in the spool for the next share_init (written, synced, released)
     spooler::stop(&shared, deadline);
-    let abandoned = ops::abandon(shared.generation);
+    let abandoned = completions::abandon(shared.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {
         let _ = shared.notices.send(Notice::Call(call));
     }
+    // a completion finished just before the abandon may still be on its way: it goes first
+    completions::settle_in_transit();
     hub().set_courier(None);
     let threads = lifecycle.take().expect("a running runtime has threads");
     stop_threads(&shared, threads.handles.len() - 1);

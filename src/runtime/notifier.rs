@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::shared::Notice;
+use super::messages::Notice;
 use crate::events::hub;
 
 /// The notifier thread's body; `done` is told when it leaves.

@@ -1,36 +1,33 @@
 //! Create and remove: the requests themselves (with retries inside one deadline), the local part
-//! of remove, and the slots through which asynchronous calls hand their results to the host.
+//! of remove, and running the asynchronous forms on a worker.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use super::completions::{self, Completion};
+use super::messages::{Job, Tick};
 use super::shared::Shared;
-use super::spooler; // spool:
+use super::state::Effects;
 use crate::error::{Error, Result, Status};
-use crate::events::{Event, Reason, hub};
+use crate::events::{Event, Reason};
 use crate::http::Answer;
-use crate::locks::{lock, wait_until};
-use crate::protocol;
-use crate::registry::Secret;
+use crate::locks::wait_until;
+use crate::protocol::Request;
+use crate::registry::{Secret, Share};
 use crate::retry::{self, Attempt, Verdict};
 
-/// `share_create`: POST /share_create, retried within the configured timeout; the new share is
-/// remembered so later syncs of the session go out. Returns `{"url","secret"}`.
+/// `share_create`: the protocol's create, retried within the configured timeout; the new share
+/// is remembered so later syncs of the session go out. Returns `{"url","secret"}` (v1) or
+/// `{"id","url","secret"}` ("next").
 pub fn create(shared: &Shared, session: &str) -> Result<String> {
     let deadline = Instant::now() + shared.config.timeout;
-    let answer = request(
-        shared,
-        protocol::CREATE,
-        &protocol::create_body(session),
-        deadline,
-        shared.policy.max_retries,
-    )?;
-    let created = protocol::parse_created(&answer.body)?;
-    let spooled = spooler::share(shared, session, &created.secret); // spool:
+    let create = shared.protocol.create(session);
+    let path = create.path.clone();
+    let answer = request(shared, create, deadline, shared.policy.max_retries)?;
+    let created = shared.protocol.parse_created(&answer.body)?;
+    let spooled = super::spooler::share(shared, session, &created.share()); // spool:
     let mut state = shared.lock();
     if let Some(other) = state.registry.holder(session, &created.secret) {
         // the hosted service keys shares by the last 8 characters of the session id and hands
@@ -38,60 +35,69 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
         return Err(Error::new(
             Status::SHARE_ERR_BAD_RESPONSE,
             format!(
-                "{} answered for {session:?} the share that session {other:?} already holds (the \
-                 service keys shares by the last 8 characters of the session id): not created",
-                protocol::CREATE
+                "{path} answered for {session:?} the share that session {other:?} already holds (the \
+                 service keys shares by the last 8 characters of the session id): not created"
             ),
         ));
     }
     let mut probe = false;
     if !state.closed {
-        state.registry.insert(session, created.secret.clone());
-        spooler::push(&mut state, spooled); // spool:
+        state.registry.insert(session, created.share());
+        super::spooler::push(&mut state, spooled); // spool:
         probe = state.queue.probe_now(session, Instant::now());
     }
     drop(state);
     if probe {
-        let _ = shared.timer.send(super::shared::Tick::Wake);
+        let _ = shared.timer.send(Tick::Wake);
     }
     Ok(created.to_json())
 }
 
+/// What the local part of a remove found.
+pub struct Forgotten {
+    /// The service was refusing the share.
+    pub refused: bool,
+    /// The share's id on the service, if a create or a share record gave one ("next").
+    pub id: Option<Arc<str>>,
+}
+
 /// The local part of `share_remove`, done at once on the caller's thread: drops the session's
-/// pending work and forgets its share. Returns whether the service was refusing the share.
-pub fn forget(shared: &Shared, session: &str) -> bool {
-    let spooled = spooler::removal(shared, session); // spool:
-    let (dropped, refused) = {
+/// pending work and forgets its share.
+pub fn forget(shared: &Shared, session: &str) -> Forgotten {
+    let mut fx = Effects::default();
+    let spooled = super::spooler::removal(shared, session); // spool:
+    let forgotten = {
         let mut state = shared.lock();
-        spooler::push(&mut state, spooled); // spool: Remove (waited for in delete)
+        super::spooler::push(&mut state, spooled); // spool: Remove (waited for in delete)
         let refused = state.queue.is_refused(session);
         let dropped = state.queue.purge_session(session, false);
-        state.registry.remove(session);
-        shared.settled(&mut state);
-        (dropped, refused)
+        let id = state.registry.remove(session).and_then(|share| share.id);
+        if dropped > 0 {
+            fx.emit([Event::Dropped {
+                reason: Reason::Removed,
+                key: None,
+                session: Some(session.into()),
+                count: dropped,
+                bytes: None,
+                error: None,
+            }]);
+        }
+        shared.settled(&mut state, &mut fx);
+        Forgotten { refused, id }
     };
-    if dropped > 0 {
-        hub().emit([Event::Dropped {
-            reason: Reason::Removed,
-            key: None,
-            session: Some(session.into()),
-            count: dropped,
-            bytes: None,
-            error: None,
-        }]);
-    }
-    refused
+    shared.apply(fx);
+    forgotten
 }
 
 /// The rest of `share_remove`: waits (within the configured timeout) until none of the
-/// session's requests is in flight, then POSTs /share_delete with retries. A 500 is retried
+/// session's requests is in flight, then sends the protocol's delete with retries. A 500 is retried
 /// once at most, and not at all for a share the service was refusing: opencode's hosted service
 /// answers a stale secret and a deleted share with 500, and the local part holds anyway.
-pub fn delete(shared: &Shared, session: &str, secret: &Secret, refused: bool) -> Result<()> {
+pub fn delete(shared: &Shared, session: &str, secret: &Secret, forgotten: Forgotten) -> Result<()> {
     let deadline = Instant::now() + shared.config.timeout;
     // spool: the removal is on disk before the delete goes out (and before remove answers)
-    if !spooler::wait_durable(shared, deadline) {
-        return Err(spooler::not_durable(&format!("remove {session:?}")));
+    if !super::spooler::wait_durable(shared, deadline) {
+        return Err(super::spooler::not_durable(&format!("remove {session:?}")));
     }
     {
         let mut state = shared.lock();
@@ -109,25 +115,29 @@ pub fn delete(shared: &Shared, session: &str, secret: &Secret, refused: bool) ->
             ));
         }
     }
+    let share = Share {
+        secret: secret.clone(),
+        id: forgotten.id,
+    };
+    let delete = shared.protocol.delete(session, &share);
     request(
         shared,
-        protocol::DELETE,
-        &protocol::delete_body(session, secret),
+        delete,
         deadline,
-        if refused { 0 } else { 1 },
+        if forgotten.refused { 0 } else { 1 },
     )
     .map(|_| ())
 }
 
-/// POSTs `body` to `path` until it succeeds, fails for good, or retrying would pass `deadline`;
+/// Sends `request` until it succeeds, fails for good, or retrying would pass `deadline`;
 /// answers of 500 are retried at most `max_500_retries` times.
 fn request(
     shared: &Shared,
-    path: &str,
-    body: &str,
+    request: Request,
     deadline: Instant,
     max_500_retries: u32,
 ) -> Result<Answer> {
+    let what = format!("{} {}", request.method.as_str(), request.path);
     let mut retries = 0;
     let mut retries_500 = 0;
     loop {
@@ -135,10 +145,10 @@ fn request(
         if left.is_zero() {
             return Err(Error::new(
                 Status::SHARE_ERR_TIMEOUT,
-                format!("POST {path}: no time left for an attempt"),
+                format!("{what}: no time left for an attempt"),
             ));
         }
-        let outcome = shared.http.post(path, body.to_owned(), left);
+        let outcome = shared.http.send(request.clone(), left);
         let attempt = match outcome {
             Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => {
                 return Ok(answer);
@@ -147,7 +157,7 @@ fn request(
             Err(attempt) => attempt,
         };
         let verdict = retry::classify(&attempt);
-        let failure = failure(path, &attempt);
+        let failure = failure(&what, &attempt);
         let Verdict::Retry { after } = verdict else {
             return Err(failure);
         };
@@ -169,7 +179,7 @@ fn request(
     }
 }
 
-fn failure(path: &str, attempt: &Attempt) -> Error {
+fn failure(what: &str, attempt: &Attempt) -> Error {
     match attempt {
         Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
         Attempt::Refused(e) => Error::invalid(e.clone()),
@@ -177,46 +187,23 @@ fn failure(path: &str, attempt: &Attempt) -> Error {
         Attempt::Panicked(e) => Error::new(Status::SHARE_ERR_PANIC, e.clone()),
         Attempt::Answered { status, .. } => Error::new(
             Status::SHARE_ERR_HTTP_STATUS,
-            format!("POST {path} answered HTTP {status}"),
+            format!("{what} answered HTTP {status}"),
         ),
     }
 }
 
-/// Called once with an asynchronous operation's id and status, on the notifier thread.
-pub type Completion = Box<dyn FnOnce(u32, Status) + Send>;
-
-enum Slot {
-    /// Running for the runtime of this generation; the completion is still to be called.
-    Pending {
-        generation: u64,
-        completion: Completion,
-    },
-    /// Finished: what `share_op_take` hands over.
-    Done(Result<String>),
-}
-
-static SLOTS: Mutex<Option<HashMap<u32, Slot>>> = Mutex::new(None);
-/// Notified when an operation's slot leaves Pending (shutdown waits on it).
-static SETTLED: Condvar = Condvar::new();
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// The newest runtime generation whose shutdown has abandoned its operations: no operation of
-/// it or an older one may start after that. Read and written under the `SLOTS` lock only, so
-/// that an operation either registers before shutdown's [`abandon`] (which then completes it,
-/// if nothing else has) or fails to start at once.
-static CLOSED_GENERATION: AtomicU64 = AtomicU64::new(0);
-
 /// Starts an asynchronous operation: `work` runs on a worker; its result is kept for
-/// [`take`] and `completion` is called on the notifier thread. Returns the operation id.
+/// `share_op_take` and `completion` is called on the notifier thread. Returns the operation id.
 pub fn start(
-    shared: &std::sync::Arc<Shared>,
+    shared: &Arc<Shared>,
     completion: Completion,
     work: impl FnOnce(&Shared) -> Result<String> + Send + 'static,
 ) -> Result<u32> {
-    let id = register(shared, completion)?;
+    let id = completions::register(shared.generation, completion)?;
     let runner = shared.clone();
     let job = move || {
         let result = if runner.lock().closed {
-            Err(stopped())
+            Err(completions::stopped())
         } else {
             catch_unwind(AssertUnwindSafe(|| work(&runner))).unwrap_or_else(|_| {
                 Err(Error::new(
@@ -225,125 +212,11 @@ pub fn start(
                 ))
             })
         };
-        finish(&runner, id, result);
+        completions::finish(&runner.notices, id, result);
     };
-    if runner_send(shared, Box::new(job)).is_err() {
+    if shared.jobs.send(Job::Op(Box::new(job))).is_err() {
         // the workers are gone: complete it now (a no-op if shutdown's abandon() already did)
-        finish(shared, id, Err(stopped()));
+        completions::finish(&shared.notices, id, Err(completions::stopped()));
     }
     Ok(id)
-}
-
-/// Opens a slot for an operation that something else will [`finish`]; returns its id. Fails
-/// (and the completion is never called) once shutdown has abandoned this runtime's operations.
-pub fn register(shared: &Shared, completion: Completion) -> Result<u32> {
-    let mut slots = lock(&SLOTS);
-    if shared.generation <= CLOSED_GENERATION.load(Ordering::Relaxed) {
-        return Err(Error::not_initialized());
-    }
-    let slots = slots.get_or_insert_with(HashMap::new);
-    let id = loop {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 && !slots.contains_key(&id) {
-            break id;
-        }
-    };
-    slots.insert(
-        id,
-        Slot::Pending {
-            generation: shared.generation,
-            completion,
-        },
-    );
-    Ok(id)
-}
-
-fn runner_send(shared: &Shared, job: Box<dyn FnOnce() + Send>) -> std::result::Result<(), ()> {
-    shared
-        .jobs
-        .send(super::shared::Job::Op(job))
-        .map_err(|_| ())
-}
-
-/// Records an operation's result and has its completion called (unless shutdown already
-/// completed it).
-pub fn finish(shared: &Shared, id: u32, result: Result<String>) {
-    let status = result
-        .as_ref()
-        .map_or_else(|e| e.status, |_| Status::SHARE_OK);
-    let mut slots = lock(&SLOTS);
-    let slots = slots.get_or_insert_with(HashMap::new);
-    if !matches!(slots.get(&id), Some(Slot::Pending { .. })) {
-        return; // shutdown completed it already
-    }
-    let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else {
-        return;
-    };
-    SETTLED.notify_all();
-    // sent under the lock: shutdown's abandon() and its Stop notice cannot come in between
-    let _ = shared
-        .notices
-        .send(super::shared::Notice::Call(Box::new(move || {
-            completion(id, status)
-        })));
-}
-
-/// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
-pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
-    let (slots, none) = wait_until(&SETTLED, lock(&SLOTS), deadline, |slots| {
-        !slots.as_ref().is_some_and(|slots| {
-            slots
-                .values()
-                .any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
-        })
-    });
-    drop(slots);
-    none
-}
-
-/// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
-/// (shutdown's deadline); returns the completions to call.
-pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
-    let mut slots = lock(&SLOTS);
-    CLOSED_GENERATION.fetch_max(generation, Ordering::Relaxed);
-    let slots = slots.get_or_insert_with(HashMap::new);
-    let ids: Vec<u32> = slots
-        .iter()
-        .filter(|(_, s)| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
-        .map(|(id, _)| *id)
-        .collect();
-    let mut calls: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
-    for id in ids {
-        if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
-            slots.insert(id, Slot::Done(Err(stopped())));
-            calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
-        }
-    }
-    calls
-}
-
-/// The result of an operation that shutdown overtook.
-fn stopped() -> Error {
-    Error::new(
-        Status::SHARE_ERR_TIMEOUT,
-        "share_shutdown stopped the library before the operation finished",
-    )
-}
-
-/// Takes a finished operation's result (once).
-pub fn take(id: u32) -> Result<String> {
-    let mut slots = lock(&SLOTS);
-    let slots = slots.get_or_insert_with(HashMap::new);
-    match slots.remove(&id) {
-        Some(Slot::Done(result)) => result,
-        Some(pending) => {
-            slots.insert(id, pending);
-            Err(Error::invalid(format!(
-                "operation {id} has not completed yet"
-            )))
-        }
-        None => Err(Error::invalid(format!(
-            "no operation {id} to take (unknown, or already taken)"
-        ))),
-    }
 }

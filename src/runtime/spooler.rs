@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use foldhash::HashMap;
 
-use super::shared::{Shared, State};
+use super::shared::Shared;
+use super::state::State;
 use crate::config::Config;
 use crate::error::{Error, Result, Status};
 use crate::events::{Event, hub};
 use crate::locks::lock;
-use crate::queue::Dispatch;
-use crate::registry::Secret;
+use crate::queue::{Dispatch, Item};
+use crate::registry;
 use crate::spool::{Content, ErrorKind, Record, Recovery, Share, Spool};
 
 /// The records pushed since the spool thread last took them; lives in the runtime's state.
@@ -192,7 +193,11 @@ pub fn start(shared: &Arc<Shared>, opened: Option<(Spool, Recovery)>) -> Result<
         state.spool.on = true;
         state.spool.base = recovery.next_seq;
         for share in &recovery.shares {
-            state.registry.insert(&share.session, share.secret.clone());
+            let known = registry::Share {
+                secret: share.secret.clone(),
+                id: share.id.clone(),
+            };
+            state.registry.insert(&share.session, known);
         }
         let mut deferred = 0;
         for c in recovery.contents {
@@ -264,13 +269,14 @@ pub fn accepted(state: &mut State, content: Option<Content>) {
     }
 }
 
-/// The record of a share the registry takes, built before the state lock is taken.
-pub fn share(shared: &Shared, session: &str, secret: &Secret) -> Option<Record> {
+/// The record of a share the registry takes (with its id under "next"), built before the
+/// state lock is taken.
+pub fn share(shared: &Shared, session: &str, share: &registry::Share) -> Option<Record> {
     shared.spool.on.then(|| {
         Record::Share(Share {
             session: Arc::from(session),
-            secret: secret.clone(),
-            id: None,
+            secret: share.secret.clone(),
+            id: share.id.clone(),
             url: None,
         })
     })
@@ -290,21 +296,41 @@ pub fn push(state: &mut State, record: Option<Record>) {
     }
 }
 
-/// Under the state lock: the service accepted `dispatch`.
-pub fn delivered(state: &mut State, dispatch: &Dispatch) {
-    let seq = state.spool.base + dispatch.seq;
-    state.spool.push(Record::Ack {
-        key: dispatch.key.clone(),
-        seq,
-    });
+/// The items of `dispatch` that `keys` name (a subsequence of its items, in their order).
+fn items<'a>(dispatch: &'a Dispatch, keys: &'a [&str]) -> impl Iterator<Item = &'a Item> {
+    let mut items = dispatch.items.iter();
+    keys.iter()
+        .filter_map(move |key| items.by_ref().find(|i| &*i.key == *key))
 }
 
-/// Under the state lock: `dispatch`'s content was given up for good (rejected, unsafe, too
-/// large, a panic).
-pub fn given_up(state: &mut State, dispatch: &Dispatch) {
-    let seq = state.spool.base + dispatch.seq;
+/// Under the state lock: the service accepted the items of `dispatch` that `keys` name.
+pub fn delivered(state: &mut State, dispatch: &Dispatch, keys: &[&str]) {
+    let base = state.spool.base;
+    for item in items(dispatch, keys) {
+        state.spool.push(Record::Ack {
+            key: item.key.clone(),
+            seq: base + item.seq,
+        });
+    }
+}
+
+/// Under the state lock: the items of `dispatch` that `keys` name were given up for good
+/// (rejected).
+pub fn given_up(state: &mut State, dispatch: &Dispatch, keys: &[&str]) {
+    let base = state.spool.base;
+    for item in items(dispatch, keys) {
+        state.spool.push(Record::Dropped {
+            key: item.key.clone(),
+            seq: base + item.seq,
+        });
+    }
+}
+
+/// Under the state lock: `item` was given up without a request (unsafe, too large, a panic).
+pub fn unsent(state: &mut State, item: &Item) {
+    let seq = state.spool.base + item.seq;
     state.spool.push(Record::Dropped {
-        key: dispatch.key.clone(),
+        key: item.key.clone(),
         seq,
     });
 }
@@ -316,17 +342,18 @@ pub fn unshared(state: &mut State, session: &Arc<str>) {
     });
 }
 
-/// On a worker, between taking a dispatch and sending it: waits until the content's record is
+/// On a worker, between taking a dispatch and sending it: waits until its contents' records are
 /// in the log (at once in the common case; otherwise the thread is woken to write now). After
 /// `timeout_ms` it sends anyway (the spool failing must not stop the uploads), counted.
 pub fn before_send(shared: &Shared, dispatch: &Dispatch) {
     let h = &shared.spool;
-    if !h.on || h.written_seq.load(Ordering::Acquire) >= dispatch.seq {
+    let seq = dispatch.items.iter().map(|i| i.seq).max().unwrap_or(0);
+    if !h.on || h.written_seq.load(Ordering::Acquire) >= seq {
         return;
     }
     let _ = h.wakes.send(Wake::Write);
     let deadline = Instant::now() + shared.config.timeout;
-    let in_log = |h: &Handle| h.written_seq.load(Ordering::Acquire) >= dispatch.seq;
+    let in_log = |h: &Handle| h.written_seq.load(Ordering::Acquire) >= seq;
     if !h.wait(deadline, in_log) && !in_log(h) {
         h.figures.unspooled_sends.fetch_add(1, Ordering::Relaxed);
     }

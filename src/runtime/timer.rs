@@ -7,12 +7,16 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::shared::{Shared, Tick};
+use super::flush;
+use super::messages::Tick;
+use super::shared::Shared;
+use super::state::Effects;
 
 /// The timer thread's body; `done` is told when it leaves.
 pub fn run(shared: Arc<Shared>, ticks: Receiver<Tick>, done: Sender<()>) {
     loop {
-        let (tokens, next) = {
+        let mut fx = Effects::default();
+        let next = {
             let mut state = shared.lock();
             if state.closed {
                 break;
@@ -20,19 +24,15 @@ pub fn run(shared: Arc<Shared>, ticks: Receiver<Tick>, done: Sender<()>) {
             let now = Instant::now();
             state.queue.wake_due(now);
             if !state.flushes.is_empty() {
-                shared.check_flushes(&mut state, now);
+                flush::check_flushes(&mut state, now, &mut fx);
             }
-            let tokens = state.claim_workers(shared.config.concurrency);
-            let next = match (
-                state.queue.next_parked_at(),
-                Shared::next_flush_deadline(&state),
-            ) {
+            fx.tokens = state.claim_workers(shared.config.concurrency);
+            match (state.queue.next_parked_at(), flush::next_deadline(&state)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
-            };
-            (tokens, next)
+            }
         };
-        shared.wake_workers(tokens);
+        shared.apply(fx);
         let tick = match next {
             Some(at) => ticks.recv_deadline(at),
             None => ticks.recv().map_err(|_| RecvTimeoutError::Disconnected),

@@ -1,5 +1,6 @@
-//! The worker threads: they drain the one job queue, sending ready keys while they hold a sync
-//! token and running asynchronous creates and removes; each answer is settled into the queue.
+//! The worker threads: they drain the one job queue, sending ready requests while they hold a
+//! sync token and running asynchronous creates and removes; each answer is settled into the
+//! queue, one verdict for every item the request carried.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -7,14 +8,16 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::shared::{Job, Shared, Tick};
+use super::messages::Job;
+use super::shared::Shared;
 use super::spooler; // spool:
+use super::state::{Effects, State};
 use crate::content;
-use crate::events::{Event, Reason, hub};
+use crate::events::{Event, Reason};
 use crate::http::Answer;
-use crate::protocol;
+use crate::protocol::Item;
 use crate::queue::{AfterFailure, Dispatch, Failure};
-use crate::registry::Secret;
+use crate::registry::Share;
 use crate::retry::{self, Attempt, Verdict};
 
 /// A worker thread's body; `done` is told when it leaves.
@@ -29,76 +32,112 @@ pub fn run(shared: Arc<Shared>, jobs: Receiver<Job>, done: Sender<()>) {
     let _ = done.send(());
 }
 
-/// Sends ready keys, one request at a time, until none is ready or `concurrency` are under way;
+/// Sends ready requests, one at a time, until none is ready or `concurrency` are under way;
 /// then gives the sync token back.
 fn send_ready(shared: &Shared) {
     loop {
-        let (dispatch, secret) = {
+        let (dispatch, share) = {
             let mut state = shared.lock();
             let Some(dispatch) = state.queue.next_dispatch(Instant::now()) else {
                 state.sync_workers = state.sync_workers.saturating_sub(1);
                 return;
             };
-            let secret = state.registry.get(&dispatch.session).cloned();
-            (dispatch, secret)
+            let share = state.registry.get(&dispatch.session).cloned();
+            (dispatch, share)
         };
-        spooler::before_send(shared, &dispatch); // spool: its record is in the log first
-        let outcome = match &secret {
-            Some(secret) => post(shared, &dispatch, secret),
+        spooler::before_send(shared, &dispatch); // spool: its records are in the log first
+        let outcome = match &share {
+            Some(share) => post(shared, &dispatch, share),
             // a purge removes the session's pending keys with its share; kept for safety
-            None => Outcome::Sent(Err(Attempt::Answered {
-                status: 403,
-                retry_after: None,
-            })),
+            None => Outcome {
+                sent: (0..dispatch.items.len()).collect(),
+                answer: Some(Err(Attempt::Answered {
+                    status: 403,
+                    retry_after: None,
+                })),
+                not_sent: Vec::new(),
+            },
         };
-        settle(shared, &dispatch, secret.as_ref(), outcome);
+        settle(shared, &dispatch, share.as_ref(), outcome);
     }
 }
 
-/// How one dispatched content ended on this worker.
-enum Outcome {
-    /// A request was made (or failed to be).
-    Sent(Result<Answer, Attempt>),
-    /// The content was not sent: why, as a drop reason and words without the secret.
-    NotSent(Reason, String),
+/// How one dispatched request ended on this worker.
+struct Outcome {
+    /// The items (indexes into the dispatch) the request carried.
+    sent: Vec<usize>,
+    /// The request's answer, if one was made.
+    answer: Option<Result<Answer, Attempt>>,
+    /// Items not sent: why, as a drop reason and words without the secret.
+    not_sent: Vec<(usize, Reason, String)>,
 }
 
-/// POSTs one content, its share's secret removed. A content that cannot be made safe, or that
-/// is over `max_content_bytes` once made safe, is not sent. A panic in here is a bug: the
-/// content is dropped with a `panic` event, never retried.
-fn post(shared: &Shared, dispatch: &Dispatch, secret: &Secret) -> Outcome {
-    guarded(|| {
-        let text = match content::redact(&dispatch.content, secret) {
-            Ok(text) => text,
-            Err(e) => return Outcome::NotSent(Reason::Unsafe, e.message),
-        };
-        if text.len() > shared.config.max_content_bytes {
-            return Outcome::NotSent(
-                Reason::TooLarge,
-                format!(
-                    "{} bytes once the secret was removed; max_content_bytes is {}",
-                    text.len(),
-                    shared.config.max_content_bytes
-                ),
-            );
+/// Makes one request of the dispatch's items, each with its share's secret removed. An item
+/// that cannot be made safe, or that is over `max_content_bytes` once made safe, is not sent. A
+/// panic in here is a bug: the items are dropped with a `panic` event, never retried.
+fn post(shared: &Shared, dispatch: &Dispatch, share: &Share) -> Outcome {
+    guarded(dispatch.items.len(), || {
+        let mut safe = Vec::with_capacity(dispatch.items.len());
+        let mut not_sent = Vec::new();
+        for (n, item) in dispatch.items.iter().enumerate() {
+            match content::redact(&item.content, &share.secret) {
+                Err(e) => not_sent.push((n, Reason::Unsafe, e.message)),
+                Ok(text) if text.len() > shared.config.max_content_bytes => not_sent.push((
+                    n,
+                    Reason::TooLarge,
+                    format!(
+                        "{} bytes once the secret was removed; max_content_bytes is {}",
+                        text.len(),
+                        shared.config.max_content_bytes
+                    ),
+                )),
+                Ok(text) => safe.push((n, text)),
+            }
         }
-        let body = protocol::sync_body(&dispatch.session, secret, &dispatch.key, &text);
-        Outcome::Sent(
-            shared
-                .http
-                .post(protocol::SYNC, body, shared.config.timeout),
-        )
+        if safe.is_empty() {
+            return Outcome {
+                sent: Vec::new(),
+                answer: None,
+                not_sent,
+            };
+        }
+        let items: Vec<Item<'_>> = safe
+            .iter()
+            .map(|(n, text)| Item {
+                key: &dispatch.items[*n].key,
+                content: text,
+            })
+            .collect();
+        let request = shared.protocol.sync(&dispatch.session, share, &items);
+        let answer = shared.http.send(request, shared.config.timeout);
+        Outcome {
+            sent: safe.into_iter().map(|(n, _)| n).collect(),
+            answer: Some(answer),
+            not_sent,
+        }
     })
 }
 
-/// Runs `send`, turning a panic into a `panic` drop.
-fn guarded(send: impl FnOnce() -> Outcome) -> Outcome {
-    catch_unwind(AssertUnwindSafe(send)).unwrap_or_else(|_| {
-        Outcome::NotSent(
-            Reason::Panic,
-            "the library panicked while sending (a bug; please report it)".into(),
-        )
-    })
+/// Runs `send`, turning a panic into a `panic` drop of all `items`.
+fn guarded(items: usize, send: impl FnOnce() -> Outcome) -> Outcome {
+    catch_unwind(AssertUnwindSafe(send)).unwrap_or_else(|_| panicked(items))
+}
+
+/// Every item dropped as a bug.
+fn panicked(items: usize) -> Outcome {
+    Outcome {
+        sent: Vec::new(),
+        answer: None,
+        not_sent: (0..items)
+            .map(|n| {
+                (
+                    n,
+                    Reason::Panic,
+                    "the library panicked while sending (a bug; please report it)".into(),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// What kind of failure an answer is, for the queue's per-key and per-share bookkeeping.
@@ -112,12 +151,74 @@ fn failure_kind(attempt: &Attempt, after: Option<std::time::Duration>) -> Failur
     }
 }
 
-/// Settles one request's outcome into the queue and tells the host.
-fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome: Outcome) {
-    let attempt = match outcome {
-        Outcome::Sent(Ok(answer)) => answer.attempt(),
-        Outcome::Sent(Err(attempt)) => attempt,
-        Outcome::NotSent(reason, why) => return settle_not_sent(shared, dispatch, reason, why),
+/// Settles one request's outcome into the queue, then tells the host and wakes who must go on.
+fn settle(shared: &Shared, dispatch: &Dispatch, share: Option<&Share>, outcome: Outcome) {
+    let mut fx = Effects::default();
+    {
+        let mut state = shared.lock();
+        if state.closed {
+            return; // shutdown drained and counted this request already
+        }
+        for (n, reason, why) in outcome.not_sent {
+            drop_unsent(&mut state, &mut fx, dispatch, n, reason, why);
+        }
+        if let Some(answer) = outcome.answer {
+            state.requests += 1;
+            let keys: Vec<&str> = outcome
+                .sent
+                .iter()
+                .map(|&n| &*dispatch.items[n].key)
+                .collect();
+            settle_answer(shared, &mut state, &mut fx, dispatch, share, &keys, answer);
+        }
+        shared.settled(&mut state, &mut fx);
+        fx.tokens = state.claim_workers(shared.config.concurrency);
+    }
+    shared.apply(fx);
+}
+
+/// An item dropped without a request (unsafe, too large, a panic): counted and named.
+fn drop_unsent(
+    state: &mut State,
+    fx: &mut Effects,
+    dispatch: &Dispatch,
+    n: usize,
+    reason: Reason,
+    why: String,
+) {
+    match reason {
+        Reason::TooLarge => state.too_large += 1,
+        Reason::Panic => state.panics += 1,
+        _ => state.unsafe_contents += 1,
+    }
+    let key = &dispatch.items[n].key;
+    spooler::unsent(state, &dispatch.items[n]); // spool: dropped
+    state
+        .queue
+        .failed(key, Instant::now(), Failure::Final, |_| Default::default());
+    fx.emit([Event::Dropped {
+        reason,
+        key: Some(key.clone()),
+        session: Some(dispatch.session.clone()),
+        count: 1,
+        bytes: None,
+        error: Some(why),
+    }]);
+}
+
+/// One answer, settled for every key the request carried.
+fn settle_answer(
+    shared: &Shared,
+    state: &mut State,
+    fx: &mut Effects,
+    dispatch: &Dispatch,
+    share: Option<&Share>,
+    keys: &[&str],
+    answer: Result<Answer, Attempt>,
+) {
+    let attempt = match answer {
+        Ok(answer) => answer.attempt(),
+        Err(attempt) => attempt,
     };
     let (status, error) = match &attempt {
         Attempt::Answered { status, .. } => (Some(*status), None),
@@ -126,150 +227,108 @@ fn settle(shared: &Shared, dispatch: &Dispatch, secret: Option<&Secret>, outcome
         | Attempt::BadAnswer(e)
         | Attempt::Panicked(e) => (None, Some(e.clone())),
     };
-    let key = &dispatch.key;
     let now = Instant::now();
-    let mut events = Vec::with_capacity(2);
-    let mut wake_timer = false;
-    let tokens = {
-        let mut state = shared.lock();
-        if state.closed {
-            return; // shutdown drained and counted this request already
-        }
-        let failed = Event::Failed {
-            key: key.clone(),
-            status,
-            error: error.clone(),
-        };
-        let dropped = |reason| Event::Dropped {
-            reason,
-            key: Some(key.clone()),
-            session: Some(dispatch.session.clone()),
-            count: 1,
-            bytes: None,
-            error: None,
-        };
-        match retry::classify(&attempt) {
-            Verdict::Success => {
-                spooler::delivered(&mut state, dispatch); // spool: ack
+    let session = &dispatch.session;
+    let failed = |key: &str| Event::Failed {
+        key: key.into(),
+        status,
+        error: error.clone(),
+    };
+    let dropped = |key: &str, reason| Event::Dropped {
+        reason,
+        key: Some(key.into()),
+        session: Some(session.clone()),
+        count: 1,
+        bytes: None,
+        error: None,
+    };
+    match retry::classify(&attempt) {
+        Verdict::Success => {
+            spooler::delivered(state, dispatch, keys); // spool: acks
+            let mut resumed = false;
+            for key in keys {
                 let after = state.queue.sent(key, now);
-                wake_timer = after.wake_timer;
-                events.push(Event::Synced {
-                    key: key.clone(),
+                fx.wake_timer |= after.wake_timer;
+                resumed |= after.resumed;
+                fx.emit([Event::Synced {
+                    key: (*key).into(),
                     status: status.unwrap_or(200),
-                });
-                if after.resumed {
-                    events.push(Event::Resumed {
-                        session: dispatch.session.clone(),
-                    });
-                }
+                }]);
             }
-            Verdict::Retry { after } => {
-                let policy = shared.policy;
-                let kind = failure_kind(&attempt, after);
-                match state
-                    .queue
-                    .failed(key, now, kind, |n| policy.jittered_delay(n, after))
-                {
+            if resumed {
+                fx.emit([Event::Resumed {
+                    session: session.clone(),
+                }]);
+            }
+        }
+        Verdict::Retry { after } => {
+            let policy = shared.policy;
+            let kind = failure_kind(&attempt, after);
+            let results = state
+                .queue
+                .failed_batch(keys, now, kind, |n| policy.jittered_delay(n, after));
+            for (key, result) in keys.iter().zip(results) {
+                match result {
                     AfterFailure::Retry { retry, delay } => {
-                        wake_timer = true;
-                        let delay_ms = delay.as_millis() as u64;
-                        events.push(Event::Retry {
-                            key: key.clone(),
+                        fx.wake_timer = true;
+                        fx.emit([Event::Retry {
+                            key: (*key).into(),
                             retry,
-                            delay_ms,
+                            delay_ms: delay.as_millis() as u64,
                             status,
-                            error,
-                        });
+                            error: error.clone(),
+                        }]);
                     }
                     AfterFailure::Held { newly } => {
-                        wake_timer = true;
+                        fx.wake_timer = true;
                         if newly {
-                            events.push(Event::Refused {
-                                session: dispatch.session.clone(),
-                                count: shared.policy.max_retries,
-                            });
+                            fx.emit([Event::Refused {
+                                session: session.clone(),
+                                count: policy.max_retries,
+                            }]);
                         }
                     }
                     AfterFailure::Dropped { .. } => {
-                        events.push(failed);
-                        events.push(dropped(Reason::Removed));
+                        fx.emit([failed(key), dropped(key, Reason::Removed)]);
                     }
                 }
             }
-            Verdict::Unshared => {
-                state
-                    .queue
-                    .failed(key, now, Failure::Final, |_| Default::default());
-                let mut count = 1;
-                // forget the share only if it is still the one this request used
-                if secret.is_some() && state.registry.get(&dispatch.session) == secret {
-                    count += state.queue.purge_session(&dispatch.session, true);
-                    state.registry.remove(&dispatch.session);
-                    spooler::unshared(&mut state, &dispatch.session); // spool: forget the share
-                    events.push(Event::Unshared {
-                        session: dispatch.session.clone(),
-                        status: status.unwrap_or(403),
-                    });
-                }
-                events.push(failed);
-                events.push(Event::Dropped {
-                    reason: Reason::Unshared,
-                    key: None,
-                    session: Some(dispatch.session.clone()),
-                    count,
-                    bytes: None,
-                    error: None,
-                });
+        }
+        Verdict::Unshared => {
+            state
+                .queue
+                .failed_batch(keys, now, Failure::Final, |_| Default::default());
+            let mut count = keys.len() as u64;
+            // forget the share only if it is still the one this request used
+            if share.is_some() && state.registry.get(session) == share {
+                count += state.queue.purge_session(session, true);
+                state.registry.remove(session);
+                spooler::unshared(state, session); // spool: forget the share
+                fx.emit([Event::Unshared {
+                    session: session.clone(),
+                    status: status.unwrap_or(403),
+                }]);
             }
-            Verdict::Reject | Verdict::Bug => {
-                spooler::given_up(&mut state, dispatch); // spool: dropped
-                state
-                    .queue
-                    .failed(key, now, Failure::Final, |_| Default::default());
-                events.push(failed);
-                events.push(dropped(Reason::Rejected));
+            fx.emit(keys.iter().map(|key| failed(key)));
+            fx.emit([Event::Dropped {
+                reason: Reason::Unshared,
+                key: None,
+                session: Some(session.clone()),
+                count,
+                bytes: None,
+                error: None,
+            }]);
+        }
+        Verdict::Reject | Verdict::Bug => {
+            spooler::given_up(state, dispatch, keys); // spool: dropped
+            state
+                .queue
+                .failed_batch(keys, now, Failure::Final, |_| Default::default());
+            for key in keys {
+                fx.emit([failed(key), dropped(key, Reason::Rejected)]);
             }
         }
-        // emitted before the lock is released, so a flush that returns has its events waiting
-        hub().emit(events);
-        shared.settled(&mut state);
-        state.claim_workers(shared.config.concurrency)
-    };
-    shared.wake_workers(tokens);
-    if wake_timer {
-        let _ = shared.timer.send(Tick::Wake);
     }
-}
-
-/// A content dropped without a request (unsafe, too large, a panic): counted and named.
-fn settle_not_sent(shared: &Shared, dispatch: &Dispatch, reason: Reason, why: String) {
-    let now = Instant::now();
-    let tokens = {
-        let mut state = shared.lock();
-        if state.closed {
-            return;
-        }
-        match reason {
-            Reason::TooLarge => state.too_large += 1,
-            Reason::Panic => state.panics += 1,
-            _ => state.unsafe_contents += 1,
-        }
-        spooler::given_up(&mut state, dispatch); // spool: dropped
-        state
-            .queue
-            .failed(&dispatch.key, now, Failure::Final, |_| Default::default());
-        hub().emit([Event::Dropped {
-            reason,
-            key: Some(dispatch.key.clone()),
-            session: Some(dispatch.session.clone()),
-            count: 1,
-            bytes: None,
-            error: Some(why),
-        }]);
-        shared.settled(&mut state);
-        state.claim_workers(shared.config.concurrency)
-    };
-    shared.wake_workers(tokens);
 }
 
 #[cfg(test)]
@@ -278,9 +337,14 @@ mod tests {
 
     #[test]
     fn a_panic_while_sending_is_a_dropped_bug_not_a_retried_network_error() {
-        let outcome = guarded(|| panic!("boom"));
+        let outcome = guarded(3, || panic!("boom"));
+        assert!(outcome.answer.is_none() && outcome.sent.is_empty());
+        assert_eq!(outcome.not_sent.len(), 3);
         assert!(
-            matches!(&outcome, Outcome::NotSent(Reason::Panic, why) if why.contains("panicked")),
+            outcome
+                .not_sent
+                .iter()
+                .all(|(_, r, why)| *r == Reason::Panic && why.contains("panicked")),
             "a panic became something else"
         );
     }

@@ -5,21 +5,26 @@
 #[path = "../support/service.rs"]
 pub mod service;
 
+#[path = "../support/next_service.rs"]
+pub mod next_service;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use next_service::NextService;
 use opencode_share::api;
 pub use service::{Fault, FaultRule, ShareService};
 
 static TURN: Mutex<()> = Mutex::new(());
 
-/// A running library against its own service; shuts the library down when dropped.
-pub struct Running {
-    pub service: ShareService,
+/// A running library against its own service (a v1 [`ShareService`] unless said otherwise);
+/// shuts the library down when dropped.
+pub struct Running<S = ShareService> {
+    pub service: S,
     _turn: MutexGuard<'static, ()>,
 }
 
-impl Drop for Running {
+impl<S> Drop for Running<S> {
     fn drop(&mut self) {
         let _ = api::shutdown(Duration::from_secs(5));
         api::set_event_sink(None);
@@ -29,20 +34,37 @@ impl Drop for Running {
 /// Starts a service and the library against it; `extra` is more config JSON members
 /// (e.g. `"concurrency":2`), with short retry waits unless it sets its own.
 pub fn start(extra: &str) -> Running {
-    start_with(ShareService::start, extra)
+    start_with(ShareService::start, ShareService::url, extra)
 }
 
 /// [`start`] against a service with the hosted service's semantics
 /// ([`ShareService::start_hosted`]).
 pub fn start_hosted(extra: &str) -> Running {
-    start_with(ShareService::start_hosted, extra)
+    start_with(ShareService::start_hosted, ShareService::url, extra)
 }
 
-fn start_with(service: fn() -> ShareService, extra: &str) -> Running {
+/// [`start`] under `"protocol":"next"` against a loopback [`NextService`].
+pub fn start_next(extra: &str) -> Running<NextService> {
+    start_with(NextService::start, NextService::url, &next_config(extra))
+}
+
+/// [`start_next`] against an org-mode service that requires `token` and `org_id`; `extra` says
+/// what the library is given (its `token` and `org_id` included, or not).
+pub fn start_next_org(token: &str, org_id: &str, extra: &str) -> Running<NextService> {
+    let org = || NextService::start_org(token, org_id);
+    start_with(org, NextService::url, &next_config(extra))
+}
+
+fn next_config(extra: &str) -> String {
+    let sep = if extra.is_empty() { "" } else { "," };
+    format!(r#""protocol":"next"{sep}{extra}"#)
+}
+
+fn start_with<S>(service: impl FnOnce() -> S, url: fn(&S) -> String, extra: &str) -> Running<S> {
     let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
     let service = service();
-    let mut config = format!(r#"{{"url":"{}""#, service.url());
+    let mut config = format!(r#"{{"url":"{}""#, url(&service));
     if !extra.contains("retry_initial_ms") {
         config.push_str(r#","retry_initial_ms":5"#);
     }

@@ -32,6 +32,11 @@ impl Drop for Rig {
 
 /// Starts a fresh server and proxy and the library against the proxy, with short retry waits.
 pub fn start() -> Rig {
+    start_with("")
+}
+
+/// [`start`] with more config members for the library (e.g. `"protocol":"next"`).
+pub fn start_with(extra: &str) -> Rig {
     let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
     let dir = tempfile::tempdir().unwrap();
@@ -42,11 +47,20 @@ pub fn start() -> Rig {
     })
     .expect("the server starts");
     let proxy = FaultProxy::start(server.addr).expect("the proxy starts");
-    let config = format!(r#"{{"url":"{}","retry_initial_ms":5,"retry_max_ms":50}}"#, proxy.url());
+    let sep = if extra.is_empty() { "" } else { "," };
+    let config = format!(
+        r#"{{"url":"{}","retry_initial_ms":5,"retry_max_ms":50{sep}{extra}}}"#,
+        proxy.url()
+    );
     api::init(Some(&config)).unwrap_or_else(|e| panic!("init {config}: {e}"));
     api::set_event_sink(Some(Arc::new(|| {})));
     api::events_take();
-    Rig { proxy, server, _dir: dir, _turn: turn }
+    Rig {
+        proxy,
+        server,
+        _dir: dir,
+        _turn: turn,
+    }
 }
 
 impl Rig {
@@ -68,14 +82,20 @@ impl Rig {
 
     /// The requests of `path` (prefix) the proxy has seen so far.
     pub fn passed(&self, prefix: &str) -> Vec<Passed> {
-        self.proxy.passed().into_iter().filter(|p| p.path.starts_with(prefix)).collect()
+        self.proxy
+            .passed()
+            .into_iter()
+            .filter(|p| p.path.starts_with(prefix))
+            .collect()
     }
 }
 
 /// One HTTP/1.1 request on a fresh connection (`connection: close`, so the body ends at EOF).
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -86,9 +106,22 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, 
     stream.read_to_end(&mut raw).unwrap();
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(rest) } else { rest.to_owned() })
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_owned()
+        },
+    )
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -107,7 +140,10 @@ fn dechunk(mut rest: &str) -> String {
 /// Creates the share of `session` through the library; returns (url, secret).
 pub fn share(session: &str) -> (String, String) {
     let created: Value = serde_json::from_str(&api::create(session).expect("create")).unwrap();
-    (created["url"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned())
+    (
+        created["url"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// The legacy share id of a session: its last 8 characters.

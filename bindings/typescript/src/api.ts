@@ -10,7 +10,12 @@
 //   handover.ts     sync and the held contents            drain.ts     taking the library's events
 //   events.ts       on, off, emit                         sink.ts      when the library keeps events
 //
-// This file composes them into `Share`, the original module's shape.
+//   share-next.ts   ShareNext (protocol "next"), over:    next-events.ts  the host's bus events
+//   next-keys.ts    items as storage keys                 next-shares.ts  share records
+//   next-types.ts   ShareNext's shapes
+//
+// This file composes them into `Share`, the original module's shape; share-next.ts composes
+// `ShareNext`.
 
 import { off, on } from "./events.js";
 import { sync } from "./handover.js";
@@ -27,6 +32,17 @@ export { sync } from "./handover.js";
 export { create, remove, flush } from "./ops.js";
 export { on, off } from "./events.js";
 export { STATUS, ShareError } from "./status.js";
+export { ShareNext } from "./share-next.js";
+export type {
+  BusEvent,
+  ShareNextBusEvent,
+  ShareNextItem,
+  ShareNextItemType,
+  ShareNextOptions,
+  ShareRecord,
+  ShareStore,
+  SubscribeBus,
+} from "./next-types.js";
 export type { ShareErrorCode, StatusName } from "./status.js";
 export type { InitOptions, LibraryInfo, ShareConfig, ShareInfo, ShareStats, Subscribe } from "./types.js";
 export type {

@@ -47,10 +47,15 @@ export function syncFromHost(key: string, content: unknown): void {
   try {
     sync(key, content);
   } catch (e) {
-    const error = asShareError(e);
-    if (listened("error")) emit("error", { type: "error", key, error });
-    else process.emitWarning(`opencode-share: sync(${JSON.stringify(key)}) failed: ${error.message}`, { code: error.code });
+    reportHostError(key, e);
   }
+}
+
+/** A failure of work the host handed over and no longer waits for: an `error` event (or a process warning). */
+export function reportHostError(key: unknown, e: unknown, what = `sync(${JSON.stringify(key)})`): void {
+  const error = asShareError(e);
+  if (listened("error")) emit("error", { type: "error", key, error });
+  else process.emitWarning(`opencode-share: ${what} failed: ${error.message}`, { code: error.code });
 }
 
 /**

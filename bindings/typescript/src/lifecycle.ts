@@ -23,6 +23,7 @@ export function init(options: InitOptions = {}): void {
   const status = n.init(JSON.stringify(spoolDir === undefined ? config : { ...config, spool_dir: spoolDir }));
   if (status !== OK) throw failure(n, status);
   resetHeld();
+  state.skipped = 0;
   // spool: a held content is in no spool, so with one every write goes to the library at once
   state.holds = spoolDir === undefined && config.spool_dir === undefined;
   const mine = ++state.run;
@@ -109,6 +110,7 @@ export function stats(): ShareStats {
   stats.queued += heldCounts.coalesced + held.size;
   stats.coalesced += heldCounts.coalesced;
   stats.rejected += heldCounts.refused;
+  stats.ignored += state.skipped;
   stats.held = held.size;
   return stats;
 }

@@ -1,24 +1,4 @@
 // What the package exports, the same from both entry points (bun.ts, node.ts).
-export { Share, ShareError, STATUS, init, sync, create, remove, flush, shutdown, stats, on, off, url, library } from "./api.js";
-export type {
-  DroppedEvent,
-  FailedEvent,
-  InitOptions,
-  LostEvent,
-  LibraryInfo,
-  RefusedEvent,
-  ResumedEvent,
-  RetryEvent,
-  ShareConfig,
-  ShareErrorCode,
-  ShareEvent,
-  ShareEventMap,
-  ShareEventName,
-  ShareInfo,
-  ShareStats,
-  StatusName,
-  Subscribe,
-  SyncedEvent,
-  SyncErrorEvent,
-  UnsharedEvent,
-} from "./api.js";
+export { Share, ShareNext, ShareError, STATUS, init, sync, create, remove, flush, shutdown, stats, on, off, url, library } from "./api.js";
+// every type of the API (install, the loaders' hook, stays a value of api.ts only)
+export type * from "./api.js";

@@ -33,6 +33,7 @@ export const OK = code("SHARE_OK");
 export const INVALID_ARGUMENT = code("SHARE_ERR_INVALID_ARGUMENT");
 export const NOT_INITIALIZED = code("SHARE_ERR_NOT_INITIALIZED");
 export const ALREADY_INITIALIZED = code("SHARE_ERR_ALREADY_INITIALIZED");
+export const BAD_RESPONSE = code("SHARE_ERR_BAD_RESPONSE");
 export const TIMEOUT = code("SHARE_ERR_TIMEOUT");
 export const QUEUE_FULL = code("SHARE_ERR_QUEUE_FULL");
 export const PANIC = code("SHARE_ERR_PANIC");

@@ -13,10 +13,16 @@ export interface ShareConfig {
   retry_initial_ms?: number;
   retry_max_ms?: number;
   max_pending_bytes?: number;
-  /** Least time between the starts of two requests of one key (default 25; 0: no pause). */
+  /** Least time between the starts of two requests of one key, under "next" of one item (default 25, under "next" 100; 0: no pause). */
   min_interval_ms?: number;
   user_agent?: string;
   allow_insecure?: boolean;
+  /** "v1" (default): the legacy `/share_sync` protocol; "next": ShareNext's `/api/share` protocol. */
+  protocol?: "v1" | "next";
+  /** Under "next": an org account's access token (sent as `authorization: Bearer`, nowhere else). */
+  token?: string;
+  /** Under "next", with `token`: the org id (sent as `x-org-id`; the resource becomes `/api/shares`). */
+  org_id?: string;
   /** The durable spool's folder (`spoolDir` in InitOptions says the same). */
   spool_dir?: string;
   spool_interval_ms?: number;
@@ -69,6 +75,10 @@ export interface ShareStats {
   in_flight: number;
   shares: number;
   events_lost: number;
+  /** Sync requests sent (under "next" one carries many items). */
+  requests: number;
+  /** The protocol the library speaks. */
+  protocol: "v1" | "next";
   /** Contents `sync` holds, unserialised, until their key's earlier content settles. */
   held: number;
   /** The durable spool's figures (README: Durability); null without a spool. */

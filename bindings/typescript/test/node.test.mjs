@@ -1,11 +1,12 @@
-// The behaviour suite in Node (node:test), through the package's "node" export: koffi; and the
-// header checks (header.mjs).
+// The behaviour suites in Node (node:test), through the package's "node" export: koffi: Share's
+// (suite.mjs) and ShareNext's (next-suite.mjs); and the header checks (header.mjs).
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { defineHeaderChecks } from "./header.mjs";
+import { defineNextSuite } from "./next-suite.mjs";
 import { defineSuite } from "./suite.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,5 +21,7 @@ defineSuite({
   library,
   test: (name, fn, timeoutMs = 10_000) => test(name, { timeout: timeoutMs }, fn),
 });
+
+defineNextSuite({ test: (name, fn, timeoutMs = 10_000) => test(name, { timeout: timeoutMs }, fn) });
 
 defineHeaderChecks({ test: (name, fn) => test(name, fn) });

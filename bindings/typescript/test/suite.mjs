@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 
 import { Share, ShareError } from "opencode-share";
 
-import { createBus, createSessions, createStorage, id } from "./support/host.mjs";
+import { config, failsWith, until } from "./support/checks.mjs";
+import { createBus, createSessions, createStorage, forwardWrites, id } from "./support/host.mjs";
 import { startRemoteService } from "./support/remote.mjs";
 import { startService } from "./support/service.mjs";
 
@@ -21,37 +22,6 @@ const CHILD = join(here, "support", "child.mjs");
 /** The package's version: the library it loads must be the same release. */
 const VERSION = JSON.parse(readFileSync(join(here, "..", "package.json"), "utf8")).version;
 const MiB = 1024 * 1024;
-
-/** Waits until `condition()` is true, polling every 5 ms; fails after `ms`. */
-async function until(condition, ms = 3000, what = "condition") {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Asserts that `fn` throws (or rejects with) a ShareError with `code`; returns it. */
-async function failsWith(code, fn) {
-  let error;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error, `expected a ${code} error, got none`);
-  assert.ok(error instanceof ShareError, `expected a ShareError, got ${error}`);
-  assert.ok(error instanceof Error);
-  assert.equal(error.code, code, error.message);
-  assert.equal(error.name, "ShareError");
-  assert.equal(typeof error.status, "number");
-  assert.ok(error.message.length > 0);
-  return error;
-}
-
-function config(service, extra = {}) {
-  return { url: service.url, timeout_ms: 3000, connect_timeout_ms: 1000, retry_initial_ms: 5, retry_max_ms: 50, ...extra };
-}
 
 /** Runs `body` with a fresh service and a running library; always shuts both down. */
 async function withShare(extra, body, serviceOptions = {}) {
@@ -432,7 +402,7 @@ export function defineSuite({ test, runtime, library }) {
       const error = await failsWith("SHARE_ERR_TIMEOUT", () => Share.flush(100));
       const took = performance.now() - started;
       assert.ok(took >= 90 && took < 900, `flush gave up after ${took} ms`);
-      assert.match(error.message, /flush: .* \d+ keys still pending and \d+ requests in flight/);
+      assert.match(error.message, /flush: .* \d+ keys still pending and \d+ contents in flight/);
       await Share.flush(3000);
       assert.deepEqual(service.held(sid), { [`session/info/${sid}`]: { title: "slow" } });
     });
@@ -548,7 +518,7 @@ export function defineSuite({ test, runtime, library }) {
     try {
       Share.init({
         ...config(service),
-        subscribe: (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content)),
+        subscribe: forwardWrites(Bus, Storage),
       });
       assert.equal(Bus.subscriberCount(Storage.Event.Write), 1);
       const sid = id("ses");
@@ -689,7 +659,7 @@ export function defineSuite({ test, runtime, library }) {
     try {
       Share.init({
         ...config(service, { version: "0.0.0-test" }),
-        subscribe: (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content)),
+        subscribe: forwardWrites(Bus, Storage),
       });
       const Session = createSessions(Storage, Share);
       const shared = await Session.create("shared session");

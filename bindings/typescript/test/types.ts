@@ -42,3 +42,36 @@ export async function host(): Promise<void> {
   void [stats, base, info];
   await Share.shutdown(1000);
 }
+
+// A host's share-next.ts written against ShareNext, as opencode wires its Bus and session_share table.
+import { ShareNext, type ShareNextItem, type ShareRecord, type ShareStore } from "opencode-share";
+
+declare const NextBus: { subscribe(def: { type: string }, cb: (e: { type: "message.part.updated"; properties: { part: { id: string; sessionID: string; messageID: string; text: string } } }) => void): () => void };
+declare const Db: { row(sessionID: string): ShareRecord | undefined };
+declare const Provider: { getModel(providerID: string, modelID: string): Promise<{ id: string }> };
+
+export async function nextHost(): Promise<void> {
+  const shares: ShareStore = { get: (sessionID) => Db.row(sessionID) };
+  ShareNext.init({
+    url: "http://127.0.0.1:8787",
+    token: "t",
+    org_id: "o",
+    shares,
+    model: (providerID, modelID) => Provider.getModel(providerID, modelID),
+    snapshot: async (sessionID): Promise<ShareNextItem[]> => [{ type: "session", data: { id: sessionID } }],
+    subscribe: (on) => {
+      const offs = ShareNext.EVENTS.map((type) => NextBus.subscribe({ type }, on));
+      return () => offs.forEach((off) => off());
+    },
+  });
+  const { id, url, secret }: ShareRecord = await ShareNext.create("ses_1");
+  ShareNext.sync("ses_1", [
+    { type: "part", data: { id: "prt_1", messageID: "msg_1", text: "x" } },
+    { type: "model", data: [{ id: "m" }] },
+  ]);
+  await ShareNext.remove("ses_1");
+  const base: string | undefined = await ShareNext.url();
+  const item: ShareNext.Data = { type: "session_diff", data: [] };
+  void [id, url, secret, base, item, ShareNext.stats().protocol];
+  await ShareNext.shutdown(1000);
+}

@@ -95,19 +95,30 @@ impl FaultProxy {
             log: Mutex::default(),
             logged: Notify::new(),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let inner = shared.clone();
-        let thread = thread::Builder::new().name("fault-proxy".into()).spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else { return };
-                tokio::select! {
-                    _ = accept_loop(listener, inner) => {}
-                    _ = stop_rx => {}
-                }
-            });
-        })?;
-        Ok(FaultProxy { addr, shared, stop: Some(stop_tx), thread: Some(thread) })
+        let thread = thread::Builder::new()
+            .name("fault-proxy".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = accept_loop(listener, inner) => {}
+                        _ = stop_rx => {}
+                    }
+                });
+            })?;
+        Ok(FaultProxy {
+            addr,
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -175,7 +186,9 @@ impl Drop for FaultProxy {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(connection(stream, shared.clone()));
     }
 }
@@ -190,15 +203,22 @@ enum Abort {
 /// Serves one client connection; a handler that picks a reset or close ends it from here, where
 /// the socket is (a duplicate descriptor keeps it reachable while hyper owns the stream).
 async fn connection(stream: TcpStream, shared: Arc<Shared>) {
-    let Ok(std_stream) = stream.into_std() else { return };
-    let Ok(control) = std_stream.try_clone() else { return };
-    let Ok(stream) = TcpStream::from_std(std_stream) else { return };
+    let Ok(std_stream) = stream.into_std() else {
+        return;
+    };
+    let Ok(control) = std_stream.try_clone() else {
+        return;
+    };
+    let Ok(stream) = TcpStream::from_std(std_stream) else {
+        return;
+    };
     let (abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel::<Abort>();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (shared, abort) = (shared.clone(), abort_tx.clone());
         async move { Ok::<_, Infallible>(handle(req, shared, abort).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         _ = conn => {}
         abort = abort_rx.recv() => {
@@ -218,10 +238,17 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
     r
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>, abort: tokio::sync::mpsc::UnboundedSender<Abort>) -> Response<Body> {
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    abort: tokio::sync::mpsc::UnboundedSender<Abort>,
+) -> Response<Body> {
     let arrived = Instant::now();
     let method = req.method().to_string();
-    let path = req.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.to_string());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.to_string());
     let action = {
         let mut rules = lock(&shared.rules);
         rules.iter_mut().find_map(|r| r.take(&method, &path))
@@ -242,8 +269,14 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, abort: tokio::sync:
         shared.logged.notify_waiters();
     };
     match action {
-        Some(Action::Status { status, retry_after }) => {
-            let mut r = text(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "injected by fault-proxy\n");
+        Some(Action::Status {
+            status,
+            retry_after,
+        }) => {
+            let mut r = text(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected by fault-proxy\n",
+            );
             if let Some(s) = retry_after {
                 r.headers_mut().insert(hyper::header::RETRY_AFTER, s.into());
             }
@@ -251,7 +284,11 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, abort: tokio::sync:
             return r;
         }
         Some(Action::Reset) | Some(Action::Close) => {
-            let (kind, outcome) = if matches!(action, Some(Action::Reset)) { (Abort::Reset, Outcome::Reset) } else { (Abort::Close, Outcome::Closed) };
+            let (kind, outcome) = if matches!(action, Some(Action::Reset)) {
+                (Abort::Reset, Outcome::Reset)
+            } else {
+                (Abort::Close, Outcome::Closed)
+            };
             record(outcome, None);
             let _ = abort.send(kind);
             // the connection task drops this future with the connection
@@ -269,7 +306,10 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, abort: tokio::sync:
         }
         Err(message) => {
             record(Outcome::UpstreamFailed, Some(502));
-            text(StatusCode::BAD_GATEWAY, &format!("fault-proxy: {message}\n"))
+            text(
+                StatusCode::BAD_GATEWAY,
+                &format!("fault-proxy: {message}\n"),
+            )
         }
     }
 }
@@ -277,15 +317,33 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, abort: tokio::sync:
 /// Sends the request, buffered, over a new connection to `upstream`; returns the answer, buffered.
 async fn forward(req: Request<Incoming>, upstream: SocketAddr) -> Result<Response<Body>, String> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|e| format!("reading the request: {e}"))?.to_bytes();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("reading the request: {e}"))?
+        .to_bytes();
     let mut out = Request::from_parts(parts, Full::new(body));
-    out.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
-    let stream = TcpStream::connect(upstream).await.map_err(|e| format!("connecting to {upstream}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    out.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    let stream = TcpStream::connect(upstream)
+        .await
+        .map_err(|e| format!("connecting to {upstream}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let answer = sender.send_request(out).await.map_err(|e| format!("the server did not answer: {e}"))?;
+    let answer = sender
+        .send_request(out)
+        .await
+        .map_err(|e| format!("the server did not answer: {e}"))?;
     let (mut parts, body) = answer.into_parts();
-    let body = body.collect().await.map_err(|e| format!("reading the answer: {e}"))?.to_bytes();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .to_bytes();
     parts.headers.remove(hyper::header::CONNECTION);
     parts.headers.remove(hyper::header::TRANSFER_ENCODING);
     Ok(Response::from_parts(parts, Full::new(body)))

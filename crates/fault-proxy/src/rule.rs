@@ -10,7 +10,10 @@ use tokio::sync::Notify;
 #[derive(Clone, Debug)]
 pub enum Action {
     /// Answer with `status` (and `Retry-After: seconds`), never reaching the server.
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// Reset the connection (TCP RST) without an answer.
     Reset,
     /// Close the connection (FIN) without an answer.
@@ -34,7 +37,12 @@ pub struct Rule {
 impl Rule {
     /// Requests whose path starts with `prefix` ("/" for all).
     pub fn path(prefix: &str) -> Rule {
-        Rule { prefix: prefix.to_owned(), method: None, left: 1, action: None }
+        Rule {
+            prefix: prefix.to_owned(),
+            method: None,
+            left: 1,
+            action: None,
+        }
     }
     /// Only requests of this method (GET, POST, DELETE...).
     pub fn method(mut self, method: &str) -> Rule {
@@ -47,11 +55,17 @@ impl Rule {
         self
     }
     pub fn status(self, status: u16) -> Rule {
-        self.action(Action::Status { status, retry_after: None })
+        self.action(Action::Status {
+            status,
+            retry_after: None,
+        })
     }
     /// Status 429 or 503 with `Retry-After: seconds`.
     pub fn status_retry_after(self, status: u16, seconds: u64) -> Rule {
-        self.action(Action::Status { status, retry_after: Some(seconds) })
+        self.action(Action::Status {
+            status,
+            retry_after: Some(seconds),
+        })
     }
     pub fn reset(self) -> Rule {
         self.action(Action::Reset)
@@ -72,7 +86,10 @@ impl Rule {
 
     /// Uses the rule once on a matching request; its action, or None.
     pub(crate) fn take(&mut self, method: &str, path: &str) -> Option<Action> {
-        if self.left == 0 || !path.starts_with(&self.prefix) || self.method.as_deref().is_some_and(|m| m != method) {
+        if self.left == 0
+            || !path.starts_with(&self.prefix)
+            || self.method.as_deref().is_some_and(|m| m != method)
+        {
             return None;
         }
         let action = self.action.clone()?;

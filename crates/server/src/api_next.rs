@@ -23,13 +23,23 @@ fn ok_json(body: String) -> Response {
 }
 
 fn path_id(id: &str) -> Result<(), ApiError> {
-    if item::valid_id(id) { Ok(()) } else { Err(ApiError::NotFound) }
+    if item::valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
-pub async fn create(state: State, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn create(
+    state: State,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let (id, secret) = api_v1::create_share(&state, &headers, &body).await?;
     let url = format!("{}/share/{id}", state.public_url);
-    Ok(ok_json(json!({ "id": id, "secret": secret, "url": url }).to_string()))
+    Ok(ok_json(
+        json!({ "id": id, "secret": secret, "url": url }).to_string(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -47,7 +57,11 @@ struct SyncBody<'a> {
     data: Vec<SyncItem<'a>>,
 }
 
-pub async fn sync(state: State, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn sync(
+    state: State,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     path_id(&id)?;
     let req: SyncBody = json_body(&body, "{secret, data: [{type, data}...]}")?;
     let items = req
@@ -55,7 +69,11 @@ pub async fn sync(state: State, Path(id): Path<String>, body: Result<Bytes, Byte
         .iter()
         .map(|i| {
             let (key, kind) = item::next_key(&i.kind, i.data).map_err(ApiError::BadRequest)?;
-            Ok(Item { key, kind, data: i.data.get().to_owned() })
+            Ok(Item {
+                key,
+                kind,
+                data: i.data.get().to_owned(),
+            })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     state.write(&id, req.secret, items).await?;
@@ -64,7 +82,14 @@ pub async fn sync(state: State, Path(id): Path<String>, body: Result<Bytes, Byte
 
 /// `[{"type","data"}...]` sorted by item key, built from the stored JSON without re-encoding it.
 pub fn items_json(snapshot: &Snapshot) -> String {
-    let mut out = String::with_capacity(snapshot.items.iter().map(|i| i.data.len() + 32).sum::<usize>() + 2);
+    let mut out = String::with_capacity(
+        snapshot
+            .items
+            .iter()
+            .map(|i| i.data.len() + 32)
+            .sum::<usize>()
+            + 2,
+    );
     out.push('[');
     for (n, stored) in snapshot.items.iter().enumerate() {
         if n > 0 {
@@ -85,7 +110,10 @@ pub async fn data(state: State, Path(id): Path<String>) -> Result<Response, ApiE
     let snapshot = state.store.read(id).await?;
     let mut response = ok_json(items_json(&snapshot));
     live::no_store(response.headers_mut());
-    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     Ok(response)
 }
 
@@ -94,7 +122,11 @@ struct DeleteBody {
     secret: String,
 }
 
-pub async fn delete(state: State, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn delete(
+    state: State,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     path_id(&id)?;
     let req: DeleteBody = json_body(&body, "{secret}")?;
     state.delete(&id, req.secret).await?;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -21,19 +23,33 @@ use crate::server::{AppState, State};
 use crate::store::Snapshot;
 
 /// Parses a JSON body (any content-type) into `T`; a too-large body is 413, anything else 400.
-pub fn json_body<'a, T: Deserialize<'a>>(body: &'a Result<Bytes, BytesRejection>, shape: &str) -> Result<T, ApiError> {
+pub fn json_body<'a, T: Deserialize<'a>>(
+    body: &'a Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<T, ApiError> {
     let bytes = match body {
         Ok(b) => b,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::TooLarge("the request body passes the server's limit".into()));
+            return Err(ApiError::TooLarge(
+                "the request body passes the server's limit".into(),
+            ));
         }
-        Err(rejection) => return Err(ApiError::BadRequest(format!("cannot read the body: {rejection}"))),
+        Err(rejection) => {
+            return Err(ApiError::BadRequest(format!(
+                "cannot read the body: {rejection}"
+            )));
+        }
     };
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
 }
 
 fn ok_json(value: Value) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -43,7 +59,11 @@ struct CreateBody {
 }
 
 /// Both protocols' create: the token, the body `{sessionID}`, the share; returns (id, secret).
-pub async fn create_share(state: &AppState, headers: &HeaderMap, body: &Result<Bytes, BytesRejection>) -> Result<(String, String), ApiError> {
+pub async fn create_share(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+) -> Result<(String, String), ApiError> {
     state.check_create_token(headers)?;
     let req: CreateBody = json_body(body, "{sessionID}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
@@ -51,9 +71,15 @@ pub async fn create_share(state: &AppState, headers: &HeaderMap, body: &Result<B
     Ok((id, secret))
 }
 
-pub async fn create(state: State, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn create(
+    state: State,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let (id, secret) = create_share(&state, &headers, &body).await?;
-    Ok(ok_json(json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret })))
+    Ok(ok_json(
+        json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -70,7 +96,11 @@ pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<R
     let req: SyncBody = json_body(&body, "{sessionID, secret, key, content}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
     let items = match item::legacy_key(&req.key, &req.session_id).map_err(ApiError::BadRequest)? {
-        LegacyKey::Item(key, kind) => vec![Item { key, kind, data: req.content.get().to_owned() }],
+        LegacyKey::Item(key, kind) => vec![Item {
+            key,
+            kind,
+            data: req.content.get().to_owned(),
+        }],
         LegacyKey::Ignored => vec![],
     };
     // an ignored key still needs the right secret: a wrong one is told, as for any other key
@@ -85,7 +115,10 @@ struct DeleteBody {
     secret: String,
 }
 
-pub async fn delete(state: State, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn delete(
+    state: State,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let req: DeleteBody = json_body(&body, "{sessionID, secret}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
     state.delete(&id, req.secret).await?;
@@ -111,7 +144,9 @@ pub fn legacy_data(snapshot: &Snapshot) -> Value {
     let mut messages = Map::new();
     let mut parts: Vec<(String, Value)> = Vec::new();
     for stored in &snapshot.items {
-        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else { continue };
+        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else {
+            continue;
+        };
         let mut segments = stored.key.split('/');
         match (segments.next(), segments.next()) {
             (Some("session"), None) => info = data,
@@ -149,7 +184,13 @@ pub async fn data(state: State, Query(q): Query<IdQuery>) -> Result<Response, Ap
 }
 
 fn frame(key: &str, content: &str) -> Message {
-    Message::Text(format!("{{\"key\":{},\"content\":{content}}}", Value::String(key.to_owned())).into())
+    Message::Text(
+        format!(
+            "{{\"key\":{},\"content\":{content}}}",
+            Value::String(key.to_owned())
+        )
+        .into(),
+    )
 }
 
 /// The legacy viewer's live channel: every stored key once (info, messages, parts), then each
@@ -161,16 +202,33 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     let id = query_id(&q)?;
     let Ok(upgrade) = upgrade else {
-        return Ok((StatusCode::UPGRADE_REQUIRED, "Error: Upgrade header is required").into_response());
+        return Ok((
+            StatusCode::UPGRADE_REQUIRED,
+            "Error: Upgrade header is required",
+        )
+            .into_response());
     };
     let snapshot = state.store.read(id.clone()).await?;
     let state: Arc<AppState> = state.0.clone();
     Ok(upgrade.on_upgrade(move |socket| stream_frames(state, id, snapshot, socket)))
 }
 
-async fn stream_frames(state: Arc<AppState>, id: String, snapshot: Snapshot, mut socket: WebSocket) {
+async fn stream_frames(
+    state: Arc<AppState>,
+    id: String,
+    snapshot: Snapshot,
+    mut socket: WebSocket,
+) {
     let sid = snapshot.session_id.clone();
-    let rank = |key: &str| if key == "session" { 0 } else if key.starts_with("message/") { 1 } else { 2 };
+    let rank = |key: &str| {
+        if key == "session" {
+            0
+        } else if key.starts_with("message/") {
+            1
+        } else {
+            2
+        }
+    };
     let mut first: Vec<_> = snapshot.items.iter().collect();
     first.sort_by(|a, b| (rank(&a.key), &a.key).cmp(&(rank(&b.key), &b.key)));
     for stored in first {

@@ -64,7 +64,9 @@ impl Config {
     /// Parses the arguments after the program name; `Err` carries a message for stderr.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
         let mut config = Config {
-            create_token: std::env::var("OPENCODE_SHARE_CREATE_TOKEN").ok().filter(|t| !t.is_empty()),
+            create_token: std::env::var("OPENCODE_SHARE_CREATE_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
             ..Config::default()
         };
         let mut args = args.into_iter();
@@ -72,8 +74,13 @@ impl Config {
             if flag == "--help" || flag == "-h" {
                 return Err(USAGE.into());
             }
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-            let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{flag} takes a number, not {v:?}"));
+            let value = args
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+            let number = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{flag} takes a number, not {v:?}"))
+            };
             match flag.as_str() {
                 "--listen" => config.listen = value,
                 "--database" => config.database = value,
@@ -81,7 +88,9 @@ impl Config {
                 "--max-body-bytes" => config.limits.max_body_bytes = number(&value)? as usize,
                 "--max-item-bytes" => config.limits.max_item_bytes = number(&value)? as usize,
                 "--max-share-bytes" => config.limits.max_share_bytes = number(&value)?,
-                "--rate-limit" => config.limits.rate_per_share = number(&value)?.min(u32::MAX as u64) as u32,
+                "--rate-limit" => {
+                    config.limits.rate_per_share = number(&value)?.min(u32::MAX as u64) as u32
+                }
                 "--create-token" => config.create_token = Some(value).filter(|t| !t.is_empty()),
                 other => return Err(format!("unknown option {other}\n{USAGE}")),
             }
@@ -100,13 +109,34 @@ mod tests {
 
     #[test]
     fn flags_parse_and_mistakes_are_explained() {
-        let c = parse(&["--listen", "127.0.0.1:0", "--database", "sqlite:///tmp/x.db", "--public-url", "https://s.example/", "--rate-limit", "5"]).unwrap();
-        assert_eq!((c.listen.as_str(), c.database.as_str()), ("127.0.0.1:0", "sqlite:///tmp/x.db"));
+        let c = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            "sqlite:///tmp/x.db",
+            "--public-url",
+            "https://s.example/",
+            "--rate-limit",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.listen.as_str(), c.database.as_str()),
+            ("127.0.0.1:0", "sqlite:///tmp/x.db")
+        );
         assert_eq!(c.public_url.as_deref(), Some("https://s.example"));
         assert_eq!(c.limits.rate_per_share, 5);
         assert!(parse(&["--listen"]).unwrap_err().contains("needs a value"));
-        assert!(parse(&["--bogus", "1"]).unwrap_err().contains("unknown option"));
-        assert!(parse(&["--max-body-bytes", "lots"]).unwrap_err().contains("takes a number"));
+        assert!(
+            parse(&["--bogus", "1"])
+                .unwrap_err()
+                .contains("unknown option")
+        );
+        assert!(
+            parse(&["--max-body-bytes", "lots"])
+                .unwrap_err()
+                .contains("takes a number")
+        );
         assert_eq!(parse(&[]).unwrap().listen, "127.0.0.1:8787");
     }
 }

@@ -41,7 +41,9 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m) => m.clone(),
-            ApiError::Unauthorized => "creating a share needs the server's create token (authorization: Bearer)".into(),
+            ApiError::Unauthorized => {
+                "creating a share needs the server's create token (authorization: Bearer)".into()
+            }
             ApiError::Forbidden => "wrong secret for this share".into(),
             ApiError::NotFound => "no such share".into(),
             ApiError::Conflict => "a share with this id exists already".into(),
@@ -60,7 +62,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": self.message() }).to_string();
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let ApiError::TooMany { retry_after_s } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }

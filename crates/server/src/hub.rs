@@ -56,7 +56,10 @@ impl Drop for Subscription {
 
 impl Hub {
     pub fn new(store: &Arc<dyn Store>) -> Arc<Hub> {
-        Arc::new(Hub { store: Arc::downgrade(store), channels: Mutex::default() })
+        Arc::new(Hub {
+            store: Arc::downgrade(store),
+            channels: Mutex::default(),
+        })
     }
 
     /// Subscribes to share `id`'s updates after sequence `after` (what the viewer already has).
@@ -67,12 +70,22 @@ impl Hub {
             None => {
                 let (tx, rx) = broadcast::channel(BACKLOG);
                 let wake = Arc::new(Notify::new());
-                channels.insert(id.to_owned(), Channel { tx: tx.clone(), wake: wake.clone() });
+                channels.insert(
+                    id.to_owned(),
+                    Channel {
+                        tx: tx.clone(),
+                        wake: wake.clone(),
+                    },
+                );
                 tokio::spawn(pump(self.clone(), id.to_owned(), tx, wake, after));
                 rx
             }
         };
-        Subscription { rx, hub: self.clone(), id: id.to_owned() }
+        Subscription {
+            rx,
+            hub: self.clone(),
+            id: id.to_owned(),
+        }
     }
 
     /// Share `id` has new committed writes.
@@ -93,7 +106,11 @@ impl Hub {
 
     /// Share `id` is gone: tell its viewers and drop the channel.
     pub fn close(&self, id: &str) {
-        let removed = self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let removed = self
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         if let Some(ch) = removed {
             let _ = ch.tx.send(Update::Deleted);
             ch.wake.notify_one();
@@ -103,7 +120,10 @@ impl Hub {
     fn release(&self, id: &str) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         // the dropping receiver is still counted while Drop runs
-        if channels.get(id).is_some_and(|ch| ch.tx.receiver_count() <= 1) {
+        if channels
+            .get(id)
+            .is_some_and(|ch| ch.tx.receiver_count() <= 1)
+        {
             if let Some(ch) = channels.remove(id) {
                 ch.wake.notify_one();
             }
@@ -117,18 +137,29 @@ impl Hub {
 }
 
 /// Broadcasts share `id`'s committed items past `last`, once per wake-up, until the channel is dropped.
-async fn pump(hub: Arc<Hub>, id: String, tx: broadcast::Sender<Update>, wake: Arc<Notify>, mut last: i64) {
+async fn pump(
+    hub: Arc<Hub>,
+    id: String,
+    tx: broadcast::Sender<Update>,
+    wake: Arc<Notify>,
+    mut last: i64,
+) {
     loop {
         wake.notified().await;
         if !hub.is_current(&id, &tx) {
             return;
         }
-        let Some(store) = hub.store.upgrade() else { return };
+        let Some(store) = hub.store.upgrade() else {
+            return;
+        };
         match store.changes(id.clone(), last).await {
             Ok(items) => {
                 for item in items {
                     last = last.max(item.seq);
-                    let _ = tx.send(Update::Item(Arc::new(LiveItem { item, fragment: OnceLock::new() })));
+                    let _ = tx.send(Update::Item(Arc::new(LiveItem {
+                        item,
+                        fragment: OnceLock::new(),
+                    })));
                 }
             }
             Err(StoreError::NotFound) => {

@@ -28,7 +28,9 @@ pub struct StoredItem {
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The share id of a session: its last 8 characters (both of opencode's services do this).
@@ -116,16 +118,25 @@ mod tests {
     #[test]
     fn legacy_keys_map_onto_items_and_back() {
         let sid = "ses_abcdefgh12345678";
-        assert_eq!(legacy_key(&format!("session/info/{sid}"), sid), Ok(LegacyKey::Item("session".into(), "session")));
+        assert_eq!(
+            legacy_key(&format!("session/info/{sid}"), sid),
+            Ok(LegacyKey::Item("session".into(), "session"))
+        );
         assert_eq!(
             legacy_key(&format!("session/part/{sid}/msg_1/prt_2"), sid),
             Ok(LegacyKey::Item("part/msg_1/prt_2".into(), "part"))
         );
-        assert_eq!(legacy_key(&format!("session/todo/{sid}"), sid), Ok(LegacyKey::Ignored));
+        assert_eq!(
+            legacy_key(&format!("session/todo/{sid}"), sid),
+            Ok(LegacyKey::Ignored)
+        );
         assert!(legacy_key("session/info/ses_other", sid).is_err());
         assert!(legacy_key(&format!("session/part/{sid}/msg_1"), sid).is_err());
         assert!(legacy_key("session//x", sid).is_err());
-        assert_eq!(legacy_key_of("part/msg_1/prt_2", sid).unwrap(), format!("session/part/{sid}/msg_1/prt_2"));
+        assert_eq!(
+            legacy_key_of("part/msg_1/prt_2", sid).unwrap(),
+            format!("session/part/{sid}/msg_1/prt_2")
+        );
         assert_eq!(legacy_key_of("model", sid), None);
         assert_eq!(share_id(sid).unwrap(), "12345678");
         assert!(share_id("short").is_err() && share_id("ses_../../etc/x").is_err());
@@ -134,9 +145,20 @@ mod tests {
     #[test]
     fn next_items_are_keyed_like_sharenext() {
         let raw = |s: &str| RawValue::from_string(s.into()).unwrap();
-        assert_eq!(next_key("part", &raw(r#"{"id":"p1","messageID":"m1"}"#)).unwrap().0, "part/m1/p1");
-        assert_eq!(next_key("message", &raw(r#"{"id":"m1"}"#)).unwrap().0, "message/m1");
-        assert_eq!(next_key("session", &raw(r#"{"id":"s"}"#)).unwrap().0, "session");
+        assert_eq!(
+            next_key("part", &raw(r#"{"id":"p1","messageID":"m1"}"#))
+                .unwrap()
+                .0,
+            "part/m1/p1"
+        );
+        assert_eq!(
+            next_key("message", &raw(r#"{"id":"m1"}"#)).unwrap().0,
+            "message/m1"
+        );
+        assert_eq!(
+            next_key("session", &raw(r#"{"id":"s"}"#)).unwrap().0,
+            "session"
+        );
         assert_eq!(next_key("model", &raw("[]")).unwrap().0, "model");
         assert!(next_key("nope", &raw("{}")).is_err());
         assert!(next_key("part", &raw(r#"{"id":"p1"}"#)).is_err());

@@ -15,7 +15,10 @@ const SWEEP_AT: usize = 100_000;
 
 impl Limiter {
     pub fn new(rate_per_second: u32) -> Limiter {
-        Limiter { rate: rate_per_second as f64, buckets: Mutex::default() }
+        Limiter {
+            rate: rate_per_second as f64,
+            buckets: Mutex::default(),
+        }
     }
 
     /// `Ok` if a request for `id` may go now, else the seconds to wait (for Retry-After).
@@ -27,7 +30,9 @@ impl Limiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= SWEEP_AT {
             let rate = self.rate;
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < rate);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < rate
+            });
         }
         let (tokens, at) = buckets.entry(id.to_owned()).or_insert((self.rate, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);

@@ -60,7 +60,14 @@ async fn catch_up(state: &AppState, id: &str, last: &mut i64, tx: &mpsc::Sender<
         Ok(items) => {
             for item in items {
                 *last = (*last).max(item.seq);
-                if tx.send(Feed::Item(Arc::new(LiveItem { item, fragment: OnceLock::new() }))).await.is_err() {
+                if tx
+                    .send(Feed::Item(Arc::new(LiveItem {
+                        item,
+                        fragment: OnceLock::new(),
+                    })))
+                    .await
+                    .is_err()
+                {
                     return false;
                 }
             }

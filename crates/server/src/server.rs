@@ -33,27 +33,51 @@ pub type State = axum::extract::State<Arc<AppState>>;
 impl AppState {
     /// `--create-token`: a create needs `authorization: Bearer <token>`.
     pub fn check_create_token(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = &self.create_token else { return Ok(()) };
+        let Some(expected) = &self.create_token else {
+            return Ok(());
+        };
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if secret::token_matches(given, expected) { Ok(()) } else { Err(ApiError::Unauthorized) }
+        if secret::token_matches(given, expected) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
     }
 
     /// Creates share `id` of `session_id` and returns its secret (the only time it is told).
     pub async fn create(&self, id: &str, session_id: &str) -> Result<String, ApiError> {
-        self.limiter.check(id).map_err(|s| ApiError::TooMany { retry_after_s: s })?;
+        self.limiter
+            .check(id)
+            .map_err(|s| ApiError::TooMany { retry_after_s: s })?;
         let secret_text = secret::generate();
-        self.store.create(id.to_owned(), session_id.to_owned(), secret::hash(&secret_text)).await?;
+        self.store
+            .create(
+                id.to_owned(),
+                session_id.to_owned(),
+                secret::hash(&secret_text),
+            )
+            .await?;
         Ok(secret_text)
     }
 
     /// Upserts items into share `id` (limits, rate, secret, one transaction), then wakes its viewers.
-    pub async fn write(&self, id: &str, secret_text: String, items: Vec<Item>) -> Result<(), ApiError> {
-        self.limiter.check(id).map_err(|s| ApiError::TooMany { retry_after_s: s })?;
-        if let Some(big) = items.iter().find(|i| i.data.len() > self.limits.max_item_bytes) {
+    pub async fn write(
+        &self,
+        id: &str,
+        secret_text: String,
+        items: Vec<Item>,
+    ) -> Result<(), ApiError> {
+        self.limiter
+            .check(id)
+            .map_err(|s| ApiError::TooMany { retry_after_s: s })?;
+        if let Some(big) = items
+            .iter()
+            .find(|i| i.data.len() > self.limits.max_item_bytes)
+        {
             return Err(ApiError::TooLarge(format!(
                 "item {} is {} bytes, more than the limit of {}",
                 big.key,
@@ -61,14 +85,23 @@ impl AppState {
                 self.limits.max_item_bytes
             )));
         }
-        self.store.write(id.to_owned(), secret_text, items, self.limits.max_share_bytes).await?;
+        self.store
+            .write(
+                id.to_owned(),
+                secret_text,
+                items,
+                self.limits.max_share_bytes,
+            )
+            .await?;
         self.hub.poke(id);
         Ok(())
     }
 
     /// Deletes share `id` and closes its live viewers.
     pub async fn delete(&self, id: &str, secret_text: String) -> Result<(), ApiError> {
-        self.limiter.check(id).map_err(|s| ApiError::TooMany { retry_after_s: s })?;
+        self.limiter
+            .check(id)
+            .map_err(|s| ApiError::TooMany { retry_after_s: s })?;
         self.store.delete(id.to_owned(), secret_text).await?;
         self.hub.close(id);
         Ok(())
@@ -103,7 +136,11 @@ fn routes(state: Arc<AppState>) -> Router {
 }
 
 /// Opens the store, binds, calls `ready` with the base URL, and serves until `stop` resolves.
-pub async fn serve(config: Config, stop: impl Future<Output = ()> + Send + 'static, ready: impl FnOnce(&str)) -> Result<(), String> {
+pub async fn serve(
+    config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(&str),
+) -> Result<(), String> {
     let store = store::open(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -130,8 +167,9 @@ pub async fn serve(config: Config, stop: impl Future<Output = ()> + Send + 'stat
     });
     let mut graceful = stopping.clone();
     let mut grace = stopping;
-    let server = axum::serve(listener, routes(state))
-        .with_graceful_shutdown(async move { let _ = graceful.wait_for(|s| *s).await; });
+    let server = axum::serve(listener, routes(state)).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|s| *s).await;
+    });
     tokio::select! {
         result = server => result.map_err(|e| e.to_string()),
         _ = async move {
@@ -178,7 +216,12 @@ pub fn spawn(config: Config) -> Result<Running, String> {
     let thread = thread::Builder::new()
         .name("share-server".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(16).enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(16)
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.to_string()));
@@ -186,15 +229,31 @@ pub fn spawn(config: Config) -> Result<Running, String> {
                 }
             };
             let ready = ready_tx.clone();
-            let result = runtime.block_on(serve(config, async { let _ = stop_rx.await; }, move |url| {
-                let _ = ready.send(Ok(url.to_owned()));
-            }));
+            let result = runtime.block_on(serve(
+                config,
+                async {
+                    let _ = stop_rx.await;
+                },
+                move |url| {
+                    let _ = ready.send(Ok(url.to_owned()));
+                },
+            ));
             if let Err(e) = result {
                 let _ = ready_tx.send(Err(e));
             }
         })
         .map_err(|e| e.to_string())?;
-    let url = ready_rx.recv().map_err(|_| "the server thread ended before listening".to_string())??;
-    let addr = url.trim_start_matches("http://").parse().map_err(|e| format!("{url}: {e}"))?;
-    Ok(Running { addr, url, stop: Some(stop_tx), thread: Some(thread) })
+    let url = ready_rx
+        .recv()
+        .map_err(|_| "the server thread ended before listening".to_string())??;
+    let addr = url
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok(Running {
+        addr,
+        url,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }

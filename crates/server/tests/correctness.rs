@@ -16,7 +16,14 @@ fn the_newest_of_20_rewrites_wins_in_20_of_20_trials_with_reads_between() {
     for trial in 0..20 {
         let (id, secret) = s.create_next(&session_id());
         for n in 0..20 {
-            assert_eq!(s.sync_next(&id, &secret, json!([part("msg_1", "prt_1", &format!("t{trial} v{n}"))])), 200);
+            assert_eq!(
+                s.sync_next(
+                    &id,
+                    &secret,
+                    json!([part("msg_1", "prt_1", &format!("t{trial} v{n}"))])
+                ),
+                200
+            );
             if n % 3 == 0 {
                 s.items(&id); // a read between writes must not strand the later ones
             }
@@ -36,7 +43,13 @@ fn fifty_concurrent_syncs_of_one_share_all_land() {
     let threads: Vec<_> = (0..50)
         .map(|n| {
             let (s, id, secret) = (s.clone(), id.clone(), secret.clone());
-            thread::spawn(move || s.sync_next(&id, &secret, json!([part("msg_1", &format!("prt_{n:02}"), &format!("part {n}"))])))
+            thread::spawn(move || {
+                s.sync_next(
+                    &id,
+                    &secret,
+                    json!([part("msg_1", &format!("prt_{n:02}"), &format!("part {n}"))]),
+                )
+            })
         })
         .collect();
     let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -58,11 +71,20 @@ fn concurrent_rewrites_of_one_item_leave_the_last_acknowledged_one() {
         let threads: Vec<_> = (0..8)
             .map(|w| {
                 let (s, id, secret) = (s.clone(), id.clone(), secret.clone());
-                thread::spawn(move || s.sync_next(&id, &secret, json!([part("m", "p", &format!("r{round} w{w}"))])))
+                thread::spawn(move || {
+                    s.sync_next(
+                        &id,
+                        &secret,
+                        json!([part("m", "p", &format!("r{round} w{w}"))]),
+                    )
+                })
             })
             .collect();
         assert!(threads.into_iter().all(|t| t.join().unwrap() == 200));
         let text = s.items(&id)[0]["data"]["text"].as_str().unwrap().to_owned();
-        assert!(text.starts_with(&format!("r{round} ")), "round {round}: {text}");
+        assert!(
+            text.starts_with(&format!("r{round} ")),
+            "round {round}: {text}"
+        );
     }
 }

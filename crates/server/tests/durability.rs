@@ -24,13 +24,23 @@ fn every_acknowledged_write_survives_kill_9() {
         .unwrap()
         .json()
         .unwrap();
-    let (id, secret) = (created["id"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
+    let (id, secret) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
 
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let (http, url, id, secret, acked, stop) = (http.clone(), url.clone(), id.clone(), secret.clone(), acked.clone(), stop.clone());
+            let (http, url, id, secret, acked, stop) = (
+                http.clone(),
+                url.clone(),
+                id.clone(),
+                secret.clone(),
+                acked.clone(),
+                stop.clone(),
+            );
             thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 for n in 0..100_000 {
@@ -39,8 +49,14 @@ fn every_acknowledged_write_survives_kill_9() {
                     }
                     let (pid, text) = (format!("prt_{w}_{}", n % 50), format!("w{w} n{n}"));
                     let body = json!({ "secret": secret, "data": [part("msg_1", &pid, &text)] });
-                    match http.post(format!("{url}/api/share/{id}/sync")).body(body.to_string()).send() {
-                        Ok(r) if r.status().as_u16() == 200 => acked.lock().unwrap().push((pid, text)),
+                    match http
+                        .post(format!("{url}/api/share/{id}/sync"))
+                        .body(body.to_string())
+                        .send()
+                    {
+                        Ok(r) if r.status().as_u16() == 200 => {
+                            acked.lock().unwrap().push((pid, text))
+                        }
                         _ => break, // killed
                     }
                 }
@@ -55,21 +71,40 @@ fn every_acknowledged_write_survives_kill_9() {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 20, "only {} writes were acknowledged before the kill", acked.len());
+    assert!(
+        acked.len() > 20,
+        "only {} writes were acknowledged before the kill",
+        acked.len()
+    );
 
     let (mut again, url) = start_binary(&db);
-    let items: Vec<Value> = http.get(format!("{url}/api/share/{id}/data")).send().unwrap().json().unwrap();
+    let items: Vec<Value> = http
+        .get(format!("{url}/api/share/{id}/data"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     again.kill().unwrap();
     again.wait().unwrap();
     // the newest acknowledged text of each part is stored, or a later one that was written but
     // whose answer the kill cut off
     let stored: std::collections::HashMap<String, String> = items
         .iter()
-        .map(|i| (i["data"]["id"].as_str().unwrap().to_owned(), i["data"]["text"].as_str().unwrap().to_owned()))
+        .map(|i| {
+            (
+                i["data"]["id"].as_str().unwrap().to_owned(),
+                i["data"]["text"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let n_of = |t: &str| t.rsplit(" n").next().unwrap().parse::<u64>().unwrap();
     for (pid, text) in &acked {
-        let held = stored.get(pid).unwrap_or_else(|| panic!("acknowledged part {pid} is gone"));
-        assert!(n_of(held) >= n_of(text), "{pid}: holds {held:?}, {text:?} was acknowledged");
+        let held = stored
+            .get(pid)
+            .unwrap_or_else(|| panic!("acknowledged part {pid} is gone"));
+        assert!(
+            n_of(held) >= n_of(text),
+            "{pid}: holds {held:?}, {text:?} was acknowledged"
+        );
     }
 }

@@ -15,16 +15,42 @@ fn the_legacy_websocket_sends_stored_keys_then_writes_then_closes_on_delete() {
     let s = Server::start();
     let sid = session_id();
     let short = sid[sid.len() - 8..].to_owned();
-    let secret = s.post_raw("/share_create", json!({ "sessionID": sid }).to_string()).1["secret"].as_str().unwrap().to_owned();
+    let secret = s
+        .post_raw("/share_create", json!({ "sessionID": sid }).to_string())
+        .1["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let sync = |key: String, content: Value| {
-        assert_eq!(s.post_raw("/share_sync", json!({ "sessionID": sid, "secret": secret, "key": key, "content": content }).to_string()).0, 200)
+        assert_eq!(
+            s.post_raw(
+                "/share_sync",
+                json!({ "sessionID": sid, "secret": secret, "key": key, "content": content })
+                    .to_string()
+            )
+            .0,
+            200
+        )
     };
-    sync(format!("session/part/{sid}/msg_1/prt_1"), json!({ "id": "prt_1", "messageID": "msg_1", "text": "a" }));
-    sync(format!("session/message/{sid}/msg_1"), json!({ "id": "msg_1" }));
+    sync(
+        format!("session/part/{sid}/msg_1/prt_1"),
+        json!({ "id": "prt_1", "messageID": "msg_1", "text": "a" }),
+    );
+    sync(
+        format!("session/message/{sid}/msg_1"),
+        json!({ "id": "msg_1" }),
+    );
     sync(format!("session/info/{sid}"), json!({ "id": sid }));
-    assert_eq!(s.get(&format!("/share_poll?id={short}")).0, 426, "not an upgrade");
+    assert_eq!(
+        s.get(&format!("/share_poll?id={short}")).0,
+        426,
+        "not an upgrade"
+    );
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let addr = s.running.addr;
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -63,20 +89,49 @@ fn the_legacy_websocket_sends_stored_keys_then_writes_then_closes_on_delete() {
 fn the_viewer_stream_catches_up_follows_writes_and_ends_on_delete() {
     let s = Server::start();
     let (id, secret) = s.create_next(&session_id());
-    assert_eq!(s.sync_next(&id, &secret, json!([part("msg_1", "prt_1", "first")])), 200);
-    let response = s.http.get(s.url(&format!("/share/{id}/events?after=0"))).send().unwrap();
-    assert!(response.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(
+        s.sync_next(&id, &secret, json!([part("msg_1", "prt_1", "first")])),
+        200
+    );
+    let response = s
+        .http
+        .get(s.url(&format!("/share/{id}/events?after=0")))
+        .send()
+        .unwrap();
+    assert!(
+        response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     drop(response);
     let mut events = Events::open(&s.http, &s.running.url, &id, 0);
     let mut next_event = || events.next();
     let (kind, first) = next_event();
-    assert_eq!((kind.as_str(), first["pid"].as_str()), ("item", Some("prt_1")));
+    assert_eq!(
+        (kind.as_str(), first["pid"].as_str()),
+        ("item", Some("prt_1"))
+    );
     assert!(first["html"].as_str().unwrap().contains("first"));
-    assert_eq!(s.sync_next(&id, &secret, json!([part("msg_1", "prt_1", "<script>x()</script> second")])), 200);
+    assert_eq!(
+        s.sync_next(
+            &id,
+            &secret,
+            json!([part("msg_1", "prt_1", "<script>x()</script> second")])
+        ),
+        200
+    );
     let (_, second) = next_event();
     let html = second["html"].as_str().unwrap();
-    assert!(html.contains("second") && html.contains("&lt;script&gt;") && !html.contains("<script"), "{html}");
+    assert!(
+        html.contains("second") && html.contains("&lt;script&gt;") && !html.contains("<script"),
+        "{html}"
+    );
     assert!(second["seq"].as_i64() > first["seq"].as_i64());
-    assert_eq!(s.delete(&format!("/api/share/{id}"), json!({ "secret": secret })).0, 200);
+    assert_eq!(
+        s.delete(&format!("/api/share/{id}"), json!({ "secret": secret }))
+            .0,
+        200
+    );
     assert_eq!(next_event().0, "deleted");
 }

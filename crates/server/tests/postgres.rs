@@ -15,7 +15,9 @@ use support::{Events, Server, part, session_id, start_binary};
 fn database() -> Option<String> {
     match std::env::var("OPENCODE_SHARE_TEST_POSTGRES") {
         Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI must start PostgreSQL (.ci/run)"),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI must start PostgreSQL (.ci/run)")
+        }
         Err(_) => {
             eprintln!("skipped: OPENCODE_SHARE_TEST_POSTGRES is not set (scripts/test sets it)");
             None
@@ -26,7 +28,10 @@ fn database() -> Option<String> {
 fn pair() -> Option<(Server, Server)> {
     let url = database()?;
     let on_pg = |c: &mut Config| c.database = url.clone();
-    Some((Server::with(on_pg), Server::with(|c| c.database = url.clone())))
+    Some((
+        Server::with(on_pg),
+        Server::with(|c| c.database = url.clone()),
+    ))
 }
 
 /// Two processes of the binary on one database, stopped when dropped.
@@ -49,12 +54,32 @@ fn a_viewer_on_one_server_process_sees_writes_through_the_other_live() {
     let _processes = Processes(vec![first, second]);
     let http = support::http_client(std::time::Duration::from_secs(20));
     let post = |url: String, body: serde_json::Value| {
-        let r = http.post(url).header("content-type", "application/json").body(body.to_string()).send().unwrap();
-        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap_or_default())
+        let r = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        )
     };
-    let (_, created) = post(format!("{a_url}/api/share"), json!({ "sessionID": session_id() }));
-    let (id, secret) = (created["id"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
-    let sync = |base: &str, text: &str| post(format!("{base}/api/share/{id}/sync"), json!({ "secret": secret, "data": [part("msg_1", "prt_1", text)] })).0;
+    let (_, created) = post(
+        format!("{a_url}/api/share"),
+        json!({ "sessionID": session_id() }),
+    );
+    let (id, secret) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
+    let sync = |base: &str, text: &str| {
+        post(
+            format!("{base}/api/share/{id}/sync"),
+            json!({ "secret": secret, "data": [part("msg_1", "prt_1", text)] }),
+        )
+        .0
+    };
     assert_eq!(sync(&b_url, "one"), 200);
     let mut on_b = Events::open(&http, &b_url, &id, 0);
     assert!(on_b.next().1["html"].as_str().unwrap().contains("one"));
@@ -62,13 +87,34 @@ fn a_viewer_on_one_server_process_sees_writes_through_the_other_live() {
         assert_eq!(sync(&a_url, &format!("through a {n}")), 200);
         let (kind, event) = on_b.next();
         assert_eq!(kind, "item");
-        assert!(event["html"].as_str().unwrap().contains(&format!("through a {n}")), "{event}");
+        assert!(
+            event["html"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("through a {n}")),
+            "{event}"
+        );
     }
-    let r = http.delete(format!("{a_url}/api/share/{id}")).body(json!({ "secret": secret }).to_string()).send().unwrap();
+    let r = http
+        .delete(format!("{a_url}/api/share/{id}"))
+        .body(json!({ "secret": secret }).to_string())
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(on_b.next().0, "deleted");
-    assert_eq!(http.get(format!("{b_url}/api/share/{id}/data")).send().unwrap().status().as_u16(), 404);
-    let again = http.delete(format!("{b_url}/api/share/{id}")).body(json!({ "secret": secret }).to_string()).send().unwrap();
+    assert_eq!(
+        http.get(format!("{b_url}/api/share/{id}/data"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let again = http
+        .delete(format!("{b_url}/api/share/{id}"))
+        .body(json!({ "secret": secret }).to_string())
+        .send()
+        .unwrap();
     assert_eq!(again.status().as_u16(), 404);
 }
 
@@ -85,7 +131,13 @@ fn on_postgres_fifty_concurrent_syncs_through_two_servers_all_land_and_statuses_
         .map(|n| {
             let s = if n % 2 == 0 { a.clone() } else { b.clone() };
             let (id, secret) = (id.clone(), secret.clone());
-            thread::spawn(move || s.sync_next(&id, &secret, json!([part("msg_1", &format!("prt_{n:02}"), &format!("part {n}"))])))
+            thread::spawn(move || {
+                s.sync_next(
+                    &id,
+                    &secret,
+                    json!([part("msg_1", &format!("prt_{n:02}"), &format!("part {n}"))]),
+                )
+            })
         })
         .collect();
     assert!(threads.into_iter().all(|t| t.join().unwrap() == 200));
@@ -94,11 +146,25 @@ fn on_postgres_fifty_concurrent_syncs_through_two_servers_all_land_and_statuses_
     // newest wins, alternating servers, reads between
     for n in 0..20 {
         let s = if n % 2 == 0 { &a } else { &b };
-        assert_eq!(s.sync_next(&id, &secret, json!([part("msg_1", "prt_00", &format!("v{n}"))])), 200);
+        assert_eq!(
+            s.sync_next(
+                &id,
+                &secret,
+                json!([part("msg_1", "prt_00", &format!("v{n}"))])
+            ),
+            200
+        );
         a.items(&id);
     }
     assert_eq!(b.items(&id)[0]["data"]["text"], "v19");
     // a duplicate key inside one batch: the later one wins
-    assert_eq!(a.sync_next(&id, &secret, json!([part("m", "dup", "first"), part("m", "dup", "second")])), 200);
+    assert_eq!(
+        a.sync_next(
+            &id,
+            &secret,
+            json!([part("m", "dup", "first"), part("m", "dup", "second")])
+        ),
+        200
+    );
     assert!(a.items(&id).iter().any(|i| i["data"]["text"] == "second"));
 }

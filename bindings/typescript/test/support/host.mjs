@@ -79,6 +79,11 @@ export function createStorage(Bus) {
   };
 }
 
+/** Share.init's `subscribe` as opencode's init() wired it: every storage write goes to sync. */
+export function forwardWrites(Bus, Storage) {
+  return (fn) => Bus.subscribe(Storage.Event.Write, (e) => fn(e.properties.key, e.properties.content));
+}
+
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz";
 let counter = 0;
 /** An id like opencode's: prefix + 26 characters. */

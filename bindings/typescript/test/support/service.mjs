@@ -15,6 +15,8 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 
+import { close, listen, readJson } from "./listen.mjs";
+
 const WEB = "https://opncd.test";
 const ACCEPTED = [
   /^session\/info\/([^/]+)$/,
@@ -58,7 +60,7 @@ export async function startService(options = {}) {
     mentioning(text) {
       return requests.filter((r) => r.path === "/share_sync" && JSON.stringify(r.body?.content ?? null).includes(text));
     },
-    close,
+    close: () => close(server, timers),
   };
 
   /** @returns {{ status: number, body?: unknown }} */
@@ -99,15 +101,7 @@ export async function startService(options = {}) {
   }
 
   const server = createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      let body;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-      } catch {
-        body = undefined;
-      }
+    readJson(req, (body) => {
       const path = (req.url ?? "").split("?")[0];
       const reply = () => {
         timers.delete(timer);
@@ -128,26 +122,6 @@ export async function startService(options = {}) {
     });
   });
 
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  if (options.unref) {
-    server.unref();
-    server.on("connection", (socket) => socket.unref());
-  }
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("no address");
-  service.url = `http://127.0.0.1:${address.port}`;
-
-  function close() {
-    for (const timer of timers) clearTimeout(timer);
-    timers.clear();
-    return new Promise((resolve) => {
-      server.close(() => resolve(undefined));
-      server.closeAllConnections?.();
-    });
-  }
-
+  service.url = await listen(server, { unref: options.unref });
   return service;
 }

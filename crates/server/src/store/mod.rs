@@ -41,10 +41,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What the server needs from a database.
 pub trait Store: Send + Sync + 'static {
     /// Creates share `id`; `Exists` if the id is taken.
-    fn create(&self, id: String, session_id: String, secret_hash: Vec<u8>) -> BoxFuture<'_, StoreResult<()>>;
+    fn create(
+        &self,
+        id: String,
+        session_id: String,
+        secret_hash: Vec<u8>,
+    ) -> BoxFuture<'_, StoreResult<()>>;
     /// Upserts `items` in one transaction if `secret` is the share's; returns them as stored.
-    fn write(&self, id: String, secret: String, items: Vec<Item>, max_share_bytes: u64)
-        -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    fn write(
+        &self,
+        id: String,
+        secret: String,
+        items: Vec<Item>,
+        max_share_bytes: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
     /// Deletes the share and every item of it if `secret` is the share's.
     fn delete(&self, id: String, secret: String) -> BoxFuture<'_, StoreResult<()>>;
     /// The whole share, or `NotFound`.

@@ -53,11 +53,25 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self, String> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| format!("--database: {e}"))?;
-        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(16).build().map_err(|e| e.to_string())?;
-        let mut client = pool.get().await.map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         let tx = client.transaction().await.map_err(|e| e.to_string())?;
-        tx.batch_execute(SCHEMA).await.map_err(|e| format!("cannot prepare the schema: {e}"))?;
+        tx.batch_execute(SCHEMA)
+            .await
+            .map_err(|e| format!("cannot prepare the schema: {e}"))?;
         tx.commit().await.map_err(|e| e.to_string())?;
         Ok(PgStore { pool, config })
     }
@@ -68,9 +82,16 @@ impl PgStore {
 }
 
 /// Locks the share's row and checks the secret; returns its byte total and sequence.
-async fn authorize(tx: &deadpool_postgres::Transaction<'_>, id: &str, secret_text: &str) -> StoreResult<(i64, i64)> {
+async fn authorize(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+    secret_text: &str,
+) -> StoreResult<(i64, i64)> {
     let row = tx
-        .query_opt("SELECT secret_hash, bytes, seq FROM shares WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt(
+            "SELECT secret_hash, bytes, seq FROM shares WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
         .await
         .map_err(backend)?
         .ok_or(StoreError::NotFound)?;
@@ -82,20 +103,43 @@ async fn authorize(tx: &deadpool_postgres::Transaction<'_>, id: &str, secret_tex
 }
 
 /// A read-only transaction that sees one committed state throughout.
-async fn snapshot_transaction(client: &mut deadpool_postgres::Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
-    client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(backend)
+async fn snapshot_transaction(
+    client: &mut deadpool_postgres::Object,
+) -> StoreResult<deadpool_postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(backend)
 }
 
 fn stored(rows: Vec<tokio_postgres::Row>) -> Vec<StoredItem> {
-    rows.into_iter().map(|r| StoredItem { key: r.get(0), kind: r.get(1), seq: r.get(2), data: r.get(3) }).collect()
+    rows.into_iter()
+        .map(|r| StoredItem {
+            key: r.get(0),
+            kind: r.get(1),
+            seq: r.get(2),
+            data: r.get(3),
+        })
+        .collect()
 }
 
 impl Store for PgStore {
-    fn create(&self, id: String, session_id: String, secret_hash: Vec<u8>) -> BoxFuture<'_, StoreResult<()>> {
+    fn create(
+        &self,
+        id: String,
+        session_id: String,
+        secret_hash: Vec<u8>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move {
             let client = self.client().await?;
             match client
-                .execute("INSERT INTO shares (id, session_id, secret_hash) VALUES ($1, $2, $3)", &[&id, &session_id, &secret_hash])
+                .execute(
+                    "INSERT INTO shares (id, session_id, secret_hash) VALUES ($1, $2, $3)",
+                    &[&id, &session_id, &secret_hash],
+                )
                 .await
             {
                 Ok(_) => Ok(()),
@@ -105,8 +149,13 @@ impl Store for PgStore {
         })
     }
 
-    fn write(&self, id: String, secret_text: String, items: Vec<Item>, max_share_bytes: u64)
-        -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+    fn write(
+        &self,
+        id: String,
+        secret_text: String,
+        items: Vec<Item>,
+        max_share_bytes: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(backend)?;
@@ -116,7 +165,12 @@ impl Store for PgStore {
             for (n, item) in items.iter().enumerate() {
                 last_of.insert(&item.key, n);
             }
-            let kept: Vec<&Item> = items.iter().enumerate().filter(|(n, i)| last_of[i.key.as_str()] == *n).map(|(_, i)| i).collect();
+            let kept: Vec<&Item> = items
+                .iter()
+                .enumerate()
+                .filter(|(n, i)| last_of[i.key.as_str()] == *n)
+                .map(|(_, i)| i)
+                .collect();
             let keys: Vec<&str> = kept.iter().map(|i| i.key.as_str()).collect();
             let old: i64 = tx
                 .query_one("SELECT COALESCE(SUM(size), 0)::BIGINT FROM items WHERE share_id = $1 AND key = ANY($2)", &[&id, &keys])
@@ -126,12 +180,19 @@ impl Store for PgStore {
             let new: i64 = kept.iter().map(|i| i.data.len() as i64).sum();
             let total = bytes - old + new;
             if total as u64 > max_share_bytes {
-                return Err(StoreError::ShareTooLarge { limit: max_share_bytes });
+                return Err(StoreError::ShareTooLarge {
+                    limit: max_share_bytes,
+                });
             }
             let out: Vec<StoredItem> = kept
                 .iter()
                 .enumerate()
-                .map(|(n, i)| StoredItem { key: i.key.clone(), kind: i.kind.to_owned(), seq: seq + 1 + n as i64, data: i.data.clone() })
+                .map(|(n, i)| StoredItem {
+                    key: i.key.clone(),
+                    kind: i.kind.to_owned(),
+                    seq: seq + 1 + n as i64,
+                    data: i.data.clone(),
+                })
                 .collect();
             let kinds: Vec<&str> = out.iter().map(|i| i.kind.as_str()).collect();
             let seqs: Vec<i64> = out.iter().map(|i| i.seq).collect();
@@ -147,8 +208,15 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
             let head = seq + out.len() as i64;
-            tx.execute("UPDATE shares SET bytes = $2, seq = $3 WHERE id = $1", &[&id, &total, &head]).await.map_err(backend)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("w:{id}")]).await.map_err(backend)?;
+            tx.execute(
+                "UPDATE shares SET bytes = $2, seq = $3 WHERE id = $1",
+                &[&id, &total, &head],
+            )
+            .await
+            .map_err(backend)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("w:{id}")])
+                .await
+                .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
             Ok(out)
         })
@@ -159,9 +227,15 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(backend)?;
             authorize(&tx, &id, &secret_text).await?;
-            tx.execute("DELETE FROM items WHERE share_id = $1", &[&id]).await.map_err(backend)?;
-            tx.execute("DELETE FROM shares WHERE id = $1", &[&id]).await.map_err(backend)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")]).await.map_err(backend)?;
+            tx.execute("DELETE FROM items WHERE share_id = $1", &[&id])
+                .await
+                .map_err(backend)?;
+            tx.execute("DELETE FROM shares WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")])
+                .await
+                .map_err(backend)?;
             tx.commit().await.map_err(backend)
         })
     }
@@ -170,14 +244,21 @@ impl Store for PgStore {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = snapshot_transaction(&mut client).await?;
-            let session_id: String =
-                tx.query_opt("SELECT session_id FROM shares WHERE id = $1", &[&id]).await.map_err(backend)?.ok_or(StoreError::NotFound)?.get(0);
+            let session_id: String = tx
+                .query_opt("SELECT session_id FROM shares WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?
+                .get(0);
             let rows = tx
                 .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 ORDER BY key COLLATE \"C\"", &[&id])
                 .await
                 .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
-            Ok(Snapshot { session_id, items: stored(rows) })
+            Ok(Snapshot {
+                session_id,
+                items: stored(rows),
+            })
         })
     }
 
@@ -185,7 +266,10 @@ impl Store for PgStore {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = snapshot_transaction(&mut client).await?;
-            tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id]).await.map_err(backend)?.ok_or(StoreError::NotFound)?;
+            tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
             let rows = tx
                 .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND seq > $2 ORDER BY seq", &[&id, &after])
                 .await
@@ -225,7 +309,11 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) {
             }
         }
     });
-    if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+    if client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .is_ok()
+    {
         // writes made while this process was not listening: let every open viewer catch up
         hub.poke_all();
         while let Some(payload) = rx.recv().await {

@@ -70,7 +70,11 @@ impl SqliteStore {
             None => (target, true),
             Some((path, "synchronous=full")) => (path, true),
             Some((path, "synchronous=normal")) => (path, false),
-            Some(_) => return Err("sqlite://PATH takes only ?synchronous=full or ?synchronous=normal".into()),
+            Some(_) => {
+                return Err(
+                    "sqlite://PATH takes only ?synchronous=full or ?synchronous=normal".into(),
+                );
+            }
         };
         let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         // the writer never checkpoints inside a commit (a latency spike for every job of that
@@ -96,14 +100,20 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, rx, syncs))
             .map_err(|e| e.to_string())?;
-        let checkpointer = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let checkpointer =
+            Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
         thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoints(checkpointer, weak))
             .map_err(|e| e.to_string())?;
-        Ok(SqliteStore { jobs: Mutex::new(tx), path: path.to_owned(), readers: Arc::default(), _alive: alive })
+        Ok(SqliteStore {
+            jobs: Mutex::new(tx),
+            path: path.to_owned(),
+            readers: Arc::default(),
+            _alive: alive,
+        })
     }
 
     /// Runs `f` on the writer; resolves once its transaction committed.
@@ -113,12 +123,20 @@ impl SqliteStore {
     ) -> BoxFuture<'static, StoreResult<T>> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(backend);
+            let run = |sql: &str| {
+                conn.prepare_cached(sql)
+                    .and_then(|mut s| s.execute([]))
+                    .map_err(backend)
+            };
             let result = match run("SAVEPOINT job") {
                 Err(e) => Err(e),
                 Ok(_) => {
                     let r = f(conn);
-                    let ended = if r.is_ok() { run("RELEASE job") } else { run("ROLLBACK TO job").and_then(|_| run("RELEASE job")) };
+                    let ended = if r.is_ok() {
+                        run("RELEASE job")
+                    } else {
+                        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
+                    };
                     ended.and(r)
                 }
             };
@@ -126,12 +144,18 @@ impl SqliteStore {
                 let _ = tx.send(commit.and(result));
             })
         });
-        let sent = self.jobs.lock().map(|jobs| jobs.send(job).is_ok()).unwrap_or(false);
+        let sent = self
+            .jobs
+            .lock()
+            .map(|jobs| jobs.send(job).is_ok())
+            .unwrap_or(false);
         Box::pin(async move {
             if !sent {
                 return Err(StoreError::Backend("the SQLite writer has stopped".into()));
             }
-            rx.await.unwrap_or_else(|_| Err(StoreError::Backend("the SQLite writer has stopped".into())))
+            rx.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend("the SQLite writer has stopped".into()))
+            })
         })
     }
 
@@ -180,7 +204,11 @@ fn checkpoints(conn: Connection, store: std::sync::Weak<()>) {
 
 /// The writer thread: take every waiting job, run them in one transaction, commit, and hand the
 /// answers to the syncer (or, without one, answer at once).
-fn writer(conn: Connection, jobs: mpsc::Receiver<Job>, syncs: Option<mpsc::Sender<Vec<Completion>>>) {
+fn writer(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    syncs: Option<mpsc::Sender<Vec<Completion>>>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
@@ -212,17 +240,34 @@ fn writer(conn: Connection, jobs: mpsc::Receiver<Job>, syncs: Option<mpsc::Sende
 
 /// The syncer thread: fdatasync the WAL once for every group committed so far, then answer them.
 /// The commits wrote their frames before they were sent here, so the sync covers them all.
+/// A failed fdatasync is final: the kernel may have dropped the dirty pages and cleared the
+/// error, so a later sync that succeeds proves nothing about the earlier frames. Every write
+/// from then on is answered with the error (never a 200 that might not be on disk), until the
+/// server is restarted and SQLite recovers from what the disk holds.
 fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
     let mut file: Option<std::fs::File> = None;
+    let mut broken: Option<String> = None;
     while let Ok(mut waiting) = groups.recv() {
         while let Ok(more) = groups.try_recv() {
             waiting.extend(more);
+        }
+        if let Some(why) = &broken {
+            answer(waiting, &Err(why.clone()));
+            continue;
         }
         let opened = match &file {
             Some(f) => Ok(f),
             None => std::fs::File::open(wal).map(|f| &*file.insert(f)),
         };
-        let synced = opened.and_then(|f| f.sync_data()).map_err(|e| format!("cannot sync {wal}: {e}"));
+        let synced = match opened {
+            // not opened: nothing was lost, the next group tries again
+            Err(e) => Err(format!("cannot open {wal} to sync it: {e}")),
+            Ok(f) => f.sync_data().map_err(|e| {
+                let why = format!("cannot sync {wal}: {e}; writes are refused until a restart");
+                broken = Some(why.clone());
+                why
+            }),
+        };
         if let Err(e) = &synced {
             eprintln!("opencode-share-server: {e}");
         }
@@ -240,7 +285,10 @@ fn answer(completions: Vec<Completion>, outcome: &Result<(), String>) {
 fn authorize(conn: &Connection, id: &str, secret_text: &str) -> StoreResult<(i64, i64)> {
     let row: Option<(Vec<u8>, i64, i64)> = conn
         .prepare_cached("SELECT secret_hash, bytes, seq FROM shares WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .map_err(backend)?;
     let (hash, bytes, seq) = row.ok_or(StoreError::NotFound)?;
     if !secret::matches(secret_text, &hash) {
@@ -253,7 +301,12 @@ fn rows(conn: &Connection, sql: &str, id: &str, after: i64) -> StoreResult<Vec<S
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let items = stmt
         .query_map(params![id, after], |r| {
-            Ok(StoredItem { key: r.get(0)?, kind: r.get(1)?, seq: r.get(2)?, data: r.get(3)? })
+            Ok(StoredItem {
+                key: r.get(0)?,
+                kind: r.get(1)?,
+                seq: r.get(2)?,
+                data: r.get(3)?,
+            })
         })
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
@@ -268,14 +321,21 @@ fn exists(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
 }
 
 impl Store for SqliteStore {
-    fn create(&self, id: String, session_id: String, secret_hash: Vec<u8>) -> BoxFuture<'_, StoreResult<()>> {
+    fn create(
+        &self,
+        id: String,
+        session_id: String,
+        secret_hash: Vec<u8>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
         self.exec(move |conn| {
             match conn.execute(
                 "INSERT INTO shares (id, session_id, secret_hash) VALUES (?1, ?2, ?3)",
                 params![id, session_id, secret_hash],
             ) {
                 Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == ErrorCode::ConstraintViolation =>
+                {
                     Err(StoreError::Exists)
                 }
                 Err(e) => Err(backend(e)),
@@ -283,8 +343,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn write(&self, id: String, secret_text: String, items: Vec<Item>, max_share_bytes: u64)
-        -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+    fn write(
+        &self,
+        id: String,
+        secret_text: String,
+        items: Vec<Item>,
+        max_share_bytes: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.exec(move |conn| {
             let (mut bytes, mut seq) = authorize(conn, &id, &secret_text)?;
             let mut size_of = conn
@@ -319,8 +384,10 @@ impl Store for SqliteStore {
     fn delete(&self, id: String, secret_text: String) -> BoxFuture<'_, StoreResult<()>> {
         self.exec(move |conn| {
             authorize(conn, &id, &secret_text)?;
-            conn.execute("DELETE FROM items WHERE share_id = ?1", [&id]).map_err(backend)?;
-            conn.execute("DELETE FROM shares WHERE id = ?1", [&id]).map_err(backend)?;
+            conn.execute("DELETE FROM items WHERE share_id = ?1", [&id])
+                .map_err(backend)?;
+            conn.execute("DELETE FROM shares WHERE id = ?1", [&id])
+                .map_err(backend)?;
             Ok(())
         })
     }
@@ -375,8 +442,18 @@ mod tests {
         let db = dir.join("a.db").display().to_string();
         assert!(SqliteStore::open(&db).is_ok());
         assert!(SqliteStore::open(&format!("{db}?synchronous=normal")).is_ok());
-        assert!(SqliteStore::open(&format!("{db}?synchronous=off")).err().unwrap().contains("synchronous=full"));
-        assert!(SqliteStore::open(&dir.join("missing/x.db").display().to_string()).err().unwrap().contains("cannot open"));
+        assert!(
+            SqliteStore::open(&format!("{db}?synchronous=off"))
+                .err()
+                .unwrap()
+                .contains("synchronous=full")
+        );
+        assert!(
+            SqliteStore::open(&dir.join("missing/x.db").display().to_string())
+                .err()
+                .unwrap()
+                .contains("cannot open")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

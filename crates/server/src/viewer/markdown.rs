@@ -5,12 +5,27 @@
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
 pub fn to_html(source: &str) -> String {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let events = Parser::new_ext(source, options).map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) | Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
-            Event::Start(Tag::Link { link_type, dest_url: safe_url(dest_url), title, id })
-        }
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        })
+        | Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
         Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
         other => other,
     });
@@ -22,7 +37,8 @@ pub fn to_html(source: &str) -> String {
 /// Whether a URL may be a link target: a safe scheme, or no scheme at all.
 pub fn is_safe_url(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:") {
+    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:")
+    {
         return true;
     }
     // relative: no scheme before the first '/', '?' or '#'
@@ -31,7 +47,11 @@ pub fn is_safe_url(url: &str) -> bool {
 }
 
 fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
-    if is_safe_url(&url) { url } else { CowStr::Borrowed("#") }
+    if is_safe_url(&url) {
+        url
+    } else {
+        CowStr::Borrowed("#")
+    }
 }
 
 #[cfg(test)]
@@ -41,11 +61,27 @@ mod tests {
     #[test]
     fn markdown_renders_and_hostile_html_is_inert() {
         assert!(to_html("**bold** `code`").contains("<strong>bold</strong>"));
-        let evil = to_html("<script>alert(1)</script>\n\nhi <img src=x onerror=alert(1)> [x](javascript:alert(1)) ![y](data:text/html,z)");
-        assert!(!evil.contains("<script") && !evil.contains("<img"), "{evil}");
-        assert!(evil.contains("&lt;script&gt;") && evil.contains("href=\"#\""), "{evil}");
+        let evil = to_html(
+            "<script>alert(1)</script>\n\nhi <img src=x onerror=alert(1)> [x](javascript:alert(1)) ![y](data:text/html,z)",
+        );
+        assert!(
+            !evil.contains("<script") && !evil.contains("<img"),
+            "{evil}"
+        );
+        assert!(
+            evil.contains("&lt;script&gt;") && evil.contains("href=\"#\""),
+            "{evil}"
+        );
         assert!(!evil.contains("javascript:alert"), "{evil}");
-        assert!(to_html("[ok](https://example.com/a?b=1)").contains("href=\"https://example.com/a?b=1\""));
-        assert!(!is_safe_url(" JavaScript:x") && !is_safe_url("vbscript:x") && is_safe_url("/x/y:z") && is_safe_url("#top"));
+        assert!(
+            to_html("[ok](https://example.com/a?b=1)")
+                .contains("href=\"https://example.com/a?b=1\"")
+        );
+        assert!(
+            !is_safe_url(" JavaScript:x")
+                && !is_safe_url("vbscript:x")
+                && is_safe_url("/x/y:z")
+                && is_safe_url("#top")
+        );
     }
 }

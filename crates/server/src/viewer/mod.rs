@@ -27,17 +27,32 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn secure(headers: &mut HeaderMap) {
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     live::no_store(headers);
 }
 
 pub async fn page(state: State, Path(id): Path<String>) -> Response {
-    let found = if item::valid_id(&id) { state.store.read(id.clone()).await } else { Err(StoreError::NotFound) };
+    let found = if item::valid_id(&id) {
+        state.store.read(id.clone()).await
+    } else {
+        Err(StoreError::NotFound)
+    };
     let mut response = match found {
         Ok(snapshot) => Html(render::page(&id, &snapshot)).into_response(),
-        Err(StoreError::NotFound) => (StatusCode::NOT_FOUND, Html(render::not_found(&id))).into_response(),
+        Err(StoreError::NotFound) => {
+            (StatusCode::NOT_FOUND, Html(render::not_found(&id))).into_response()
+        }
         Err(e) => ApiError::from(e).into_response(),
     };
     secure(response.headers_mut());
@@ -73,28 +88,47 @@ pub async fn events(
         match feed.recv().await {
             Some(Feed::Item(live)) => {
                 let data = live.fragment.get_or_init(|| render::fragment(&live.item));
-                let event = Event::default().event("item").id(live.item.seq.to_string()).data(data.as_str());
+                let event = Event::default()
+                    .event("item")
+                    .id(live.item.seq.to_string())
+                    .data(data.as_str());
                 Some((Ok::<_, Infallible>(event), (feed, false)))
             }
-            Some(Feed::Deleted) | None => Some((Ok(Event::default().event("deleted").data("{}")), (feed, true))),
+            Some(Feed::Deleted) | None => Some((
+                Ok(Event::default().event("deleted").data("{}")),
+                (feed, true),
+            )),
         }
     });
-    let mut response = Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
     secure(response.headers_mut());
     Ok(response)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
 pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", include_str!("../../assets/viewer.js"))
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/viewer.js"),
+    )
 }
 
 pub async fn style() -> Response {
-    asset("text/css; charset=utf-8", include_str!("../../assets/viewer.css"))
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../assets/viewer.css"),
+    )
 }

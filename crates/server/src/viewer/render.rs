@@ -10,11 +10,15 @@ use crate::item::StoredItem;
 use crate::store::Snapshot;
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, k| v.get(*k)).and_then(Value::as_str)
+    path.iter()
+        .try_fold(v, |v, k| v.get(*k))
+        .and_then(Value::as_str)
 }
 
 fn number(v: &Value, path: &[&str]) -> Option<f64> {
-    path.iter().try_fold(v, |v, k| v.get(*k)).and_then(Value::as_f64)
+    path.iter()
+        .try_fold(v, |v, k| v.get(*k))
+        .and_then(Value::as_f64)
 }
 
 fn pretty(v: &Value) -> String {
@@ -26,15 +30,29 @@ fn pretty(v: &Value) -> String {
 
 /// A role or part type as a CSS class: only known words, never the content's own text.
 fn class_word<'a>(word: Option<&str>, known: &[&'a str]) -> &'a str {
-    word.and_then(|w| known.iter().find(|k| **k == w).copied()).unwrap_or("other")
+    word.and_then(|w| known.iter().find(|k| **k == w).copied())
+        .unwrap_or("other")
 }
 
 const ROLES: &[&str] = &["user", "assistant"];
-const PART_TYPES: &[&str] =
-    &["text", "reasoning", "tool", "file", "step-start", "step-finish", "snapshot", "patch", "agent"];
+const PART_TYPES: &[&str] = &[
+    "text",
+    "reasoning",
+    "tool",
+    "file",
+    "step-start",
+    "step-finish",
+    "snapshot",
+    "patch",
+    "agent",
+];
 
 pub fn title(session: Option<&Value>) -> String {
-    session.and_then(|s| text(s, &["title"])).filter(|t| !t.is_empty()).unwrap_or("Untitled session").to_owned()
+    session
+        .and_then(|s| text(s, &["title"]))
+        .filter(|t| !t.is_empty())
+        .unwrap_or("Untitled session")
+        .to_owned()
 }
 
 fn session_header(session: Option<&Value>) -> Markup {
@@ -87,7 +105,9 @@ fn message_head(m: &Value) -> Markup {
 fn part_body(p: &Value) -> Markup {
     let kind = class_word(text(p, &["type"]), PART_TYPES);
     match kind {
-        "text" => html! { div class="markdown" { (PreEscaped(markdown::to_html(text(p, &["text"]).unwrap_or("")))) } },
+        "text" => {
+            html! { div class="markdown" { (PreEscaped(markdown::to_html(text(p, &["text"]).unwrap_or("")))) } }
+        }
         "reasoning" => html! {
             details class="reasoning" {
                 summary { "Reasoning" }
@@ -117,8 +137,13 @@ fn part_body(p: &Value) -> Markup {
         "file" => {
             let url = text(p, &["url"]).unwrap_or("");
             let mime = text(p, &["mime"]).unwrap_or("");
-            let name = text(p, &["filename"]).or(text(p, &["source", "path"])).unwrap_or("file");
-            let image = mime.starts_with("image/") && url.starts_with("data:image/") && !mime.contains("svg") && !url.starts_with("data:image/svg");
+            let name = text(p, &["filename"])
+                .or(text(p, &["source", "path"]))
+                .unwrap_or("file");
+            let image = mime.starts_with("image/")
+                && url.starts_with("data:image/")
+                && !mime.contains("svg")
+                && !url.starts_with("data:image/svg");
             html! {
                 div class="file" {
                     span class="file-name" { (name) } " " span class="mime" { (mime) }
@@ -142,7 +167,9 @@ fn part_body(p: &Value) -> Markup {
             }
         },
         "agent" => html! { div class="agent" { "agent " (text(p, &["name"]).unwrap_or("")) } },
-        _ => html! { details class="unknown" { summary { (text(p, &["type"]).unwrap_or("part")) } pre { (pretty(p)) } } },
+        _ => {
+            html! { details class="unknown" { summary { (text(p, &["type"]).unwrap_or("part")) } pre { (pretty(p)) } } }
+        }
     }
 }
 
@@ -219,7 +246,9 @@ pub fn page(id: &str, snapshot: &Snapshot) -> String {
     let mut model = None;
     let mut messages: Vec<Message> = Vec::new();
     for stored in &snapshot.items {
-        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else { continue };
+        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else {
+            continue;
+        };
         let mut seg = stored.key.splitn(3, '/');
         match (seg.next(), seg.next(), seg.next()) {
             (Some("session"), None, None) => session = Some(data),
@@ -232,7 +261,11 @@ pub fn page(id: &str, snapshot: &Snapshot) -> String {
                             let m = messages.remove(pos);
                             messages.push(m);
                         }
-                        None => messages.push(Message { id: mid, info: None, parts: vec![] }),
+                        None => messages.push(Message {
+                            id: mid,
+                            info: None,
+                            parts: vec![],
+                        }),
                     }
                 }
                 let m = messages.last_mut().expect("pushed above");
@@ -288,7 +321,9 @@ pub fn fragment(item: &StoredItem) -> String {
     let mut seg = item.key.splitn(3, '/');
     let (kind, mid, pid) = (seg.next().unwrap_or(""), seg.next(), seg.next());
     let payload = match kind {
-        "session" => json!({ "kind": "session", "title": title(Some(&data)), "html": session_header(Some(&data)).into_string() }),
+        "session" => {
+            json!({ "kind": "session", "title": title(Some(&data)), "html": session_header(Some(&data)).into_string() })
+        }
         "message" => json!({
             "kind": "message", "mid": mid,
             "role": class_word(text(&data, &["role"]), ROLES),
@@ -299,7 +334,9 @@ pub fn fragment(item: &StoredItem) -> String {
             "class": class_word(text(&data, &["type"]), PART_TYPES),
             "html": part_body(&data).into_string(),
         }),
-        "session_diff" => json!({ "kind": "session_diff", "html": diffs(Some(&data)).into_string() }),
+        "session_diff" => {
+            json!({ "kind": "session_diff", "html": diffs(Some(&data)).into_string() })
+        }
         "model" => json!({ "kind": "model", "html": models(Some(&data)).into_string() }),
         other => json!({ "kind": other }),
     };

@@ -17,7 +17,10 @@ pub struct Server {
 /// unify across the workspace), so ring's provider is installed first, as the library does.
 pub fn http_client(timeout: Duration) -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder().timeout(timeout).build().unwrap()
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap()
 }
 
 impl Server {
@@ -34,7 +37,11 @@ impl Server {
         };
         adjust(&mut config);
         let running = opencode_share_server::spawn(config).expect("server starts");
-        Server { running, dir, http: http_client(Duration::from_secs(20)) }
+        Server {
+            running,
+            dir,
+            http: http_client(Duration::from_secs(20)),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -48,12 +55,24 @@ impl Server {
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url(path)).header("content-type", "application/json").body(body.to_string()).send().unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
         answer(r)
     }
 
     pub fn delete(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.delete(self.url(path)).header("content-type", "application/json").body(body.to_string()).send().unwrap();
+        let r = self
+            .http
+            .delete(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
         answer(r)
     }
 
@@ -65,11 +84,18 @@ impl Server {
     pub fn create_next(&self, session: &str) -> (String, String) {
         let (status, body) = self.post("/api/share", json!({ "sessionID": session }));
         assert_eq!(status, 200, "{body}");
-        (body["id"].as_str().unwrap().into(), body["secret"].as_str().unwrap().into())
+        (
+            body["id"].as_str().unwrap().into(),
+            body["secret"].as_str().unwrap().into(),
+        )
     }
 
     pub fn sync_next(&self, id: &str, secret: &str, items: Value) -> u16 {
-        self.post(&format!("/api/share/{id}/sync"), json!({ "secret": secret, "data": items })).0
+        self.post(
+            &format!("/api/share/{id}/sync"),
+            json!({ "secret": secret, "data": items }),
+        )
+        .0
     }
 
     pub fn items(&self, id: &str) -> Vec<Value> {
@@ -83,20 +109,36 @@ impl Server {
 pub fn start_binary(database: &str) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opencode-share-server"))
-        .args(["--listen", "127.0.0.1:0", "--database", database, "--rate-limit", "0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            database,
+            "--rate-limit",
+            "0",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").expect("the first line names the address").to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("the first line names the address")
+        .to_owned();
     (child, url)
 }
 
 fn answer(r: reqwest::blocking::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 pub fn part(mid: &str, pid: &str, text: &str) -> Value {
@@ -111,9 +153,16 @@ pub fn session_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     static BASE: OnceLock<u32> = OnceLock::new();
-    let base = *BASE.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() as u32);
+    let base = *BASE.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish() as u32
+    });
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("ses_test{:08x}", base.wrapping_add(n.wrapping_mul(2_654_435_761)))
+    format!(
+        "ses_test{:08x}",
+        base.wrapping_add(n.wrapping_mul(2_654_435_761))
+    )
 }
 
 /// An SSE client of `/share/<id>/events`: yields (event, data) pairs.
@@ -122,7 +171,10 @@ pub struct Events(std::io::Lines<std::io::BufReader<reqwest::blocking::Response>
 impl Events {
     pub fn open(http: &reqwest::blocking::Client, base: &str, id: &str, after: i64) -> Events {
         use std::io::BufRead;
-        let response = http.get(format!("{base}/share/{id}/events?after={after}")).send().unwrap();
+        let response = http
+            .get(format!("{base}/share/{id}/events?after={after}"))
+            .send()
+            .unwrap();
         assert_eq!(response.status().as_u16(), 200);
         Events(std::io::BufReader::new(response).lines())
     }

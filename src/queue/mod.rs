@@ -1,10 +1,15 @@
 //! The coalescing queue: the newest unsent content of each key, dispatched in the order of each
 //! key's first unsent write, at most one request per key and `concurrency` in all, two requests
 //! of one key at least `min_interval` apart, with keys parked until their retry or interval time.
+//! With batching ([`Limits::batch`], the "next" protocol) a request carries all the ready keys of
+//! one share, a share has at most one request under way, and `concurrency` counts shares; v1 is
+//! the batch-of-one case of the same machinery.
 //! It also keeps each share's health: a share the service refuses is held back and probed
 //! (see [`Failure`] for how outage and refusal are told apart).
 //! Pure state: the runtime wraps it in a mutex and supplies the clock, so unit and property tests
 //! drive it directly.
+
+mod ready;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -13,8 +18,10 @@ use foldhash::HashMapExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ready::Ready;
+
 /// The queue's bounds, from the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub concurrency: usize,
     /// Answers of 500 in a row for one share before it counts as refused.
@@ -25,6 +32,17 @@ pub struct Limits {
     pub min_interval: Duration,
     /// Least time between two requests of a refused share (`retry_max_ms`).
     pub probe_interval: Duration,
+    /// Batching: None sends one key per request.
+    pub batch: Option<Batch>,
+}
+
+/// How a share's ready keys are batched into one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch {
+    /// Most content bytes in one request (a bigger single content still goes, alone).
+    pub max_bytes: usize,
+    /// Where a key goes in its request (lower first; ties by position).
+    pub order: fn(&str) -> u8,
 }
 
 /// Lifetime totals. Every accepted content ends in exactly one of sent, coalesced or dropped,
@@ -47,13 +65,19 @@ pub struct Counts {
     pub refusals: u64,
 }
 
-/// One request to make: send `content` as the value of `key`.
+/// One request to make: the items of one share (exactly one without batching).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatch {
-    pub key: Arc<str>,
     pub session: Arc<str>,
+    pub items: Vec<Item>,
+}
+
+/// One key of a request: send `content` as its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub key: Arc<str>,
     pub content: Arc<str>,
-    /// Sequence number of the newest write `content` delivers (for the spool's acks).
+    /// The number of the newest write this content carries (older ones are covered too).
     pub seq: u64,
 }
 
@@ -129,7 +153,7 @@ pub struct AfterSuccess {
 struct Flight {
     /// Position the key had when it was dispatched: the oldest write this request delivers.
     mark: u64,
-    /// Sequence number of the newest write this request delivers.
+    /// The newest write this request delivers.
     seq: u64,
     text: Arc<str>,
     /// Successes landed when it started: none since means the service looked down.
@@ -156,8 +180,8 @@ struct Entry {
     /// With pending content: the sequence number of the first write not yet sent. It orders
     /// keys for dispatch and marks what a flush waits for.
     position: u64,
-    /// With pending content: the sequence number of its newest write.
-    newest: u64,
+    /// With pending content: the number of its newest write.
+    seq: u64,
     in_flight: Option<Flight>,
     /// Set while the key waits for a retry or for its interval since its last request.
     parked_until: Option<Instant>,
@@ -197,8 +221,8 @@ pub struct Queue {
     entries: HashMap<Arc<str>, Entry>,
     /// Keys that can be sent now, by position. A key is here exactly when it has pending
     /// content, no request under way, no retry to wait for and its share is not refused (or
-    /// it is that share's probe).
-    ready: BTreeMap<u64, Arc<str>>,
+    /// it is that share's probe). It also counts requests under way per session.
+    ready: Ready,
     /// Parked keys (waiting for a retry or for their interval), by (time, position).
     waiting: BTreeMap<(Instant, u64), Arc<str>>,
     /// The parked keys of `waiting` whose wait the next success ends (they failed while the
@@ -211,8 +235,6 @@ pub struct Queue {
     /// The oldest undelivered write of every pending key and of every request under way, except
     /// those of refused shares: a flush is done when none is at or below its mark.
     outstanding: BTreeSet<u64>,
-    /// Requests under way, per session (for remove).
-    flights: HashMap<Arc<str>, usize>,
     /// Shares with answers of 500 in a row, or refused.
     health: HashMap<Arc<str>, Health>,
     /// Refused shares' next probes, by time.
@@ -237,13 +259,12 @@ impl Queue {
         Queue {
             limits,
             entries: HashMap::new(),
-            ready: BTreeMap::new(),
+            ready: Ready::new(limits.batch.is_some()),
             waiting: BTreeMap::new(),
             wakeable: BTreeSet::new(),
             starts: HashMap::new(),
             start_log: VecDeque::new(),
             outstanding: BTreeSet::new(),
-            flights: HashMap::new(),
             health: HashMap::new(),
             probes: BTreeSet::new(),
             unconfirmed: Vec::new(),
@@ -295,7 +316,7 @@ impl Queue {
                     session: session.clone(),
                     pending: Some(text),
                     position: seq,
-                    newest: seq,
+                    seq,
                     in_flight: None,
                     parked_until: None,
                     attempts: 0,
@@ -315,7 +336,7 @@ impl Queue {
                 Offer::Parked
             });
         };
-        entry.newest = seq;
+        entry.seq = seq;
         if entry.pending.replace(text).is_some() {
             // same position: the newer content goes where the first unsent write stood
             self.counts.coalesced += 1;
@@ -343,14 +364,51 @@ impl Queue {
         self.note_given_up(self.last_seq);
     }
 
-    /// The next request to make, if a key is ready and fewer than `concurrency` are under way.
-    /// Parked keys whose time has come are made ready first.
+    /// The next request to make, if a key is ready and fewer than `concurrency` requests are
+    /// under way. Parked keys whose time has come are made ready first. With batching: the
+    /// first ready key's share with nothing under way, with all its ready keys (up to
+    /// `max_bytes`), in the batch's order.
     pub fn next_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
         self.wake_due(now);
-        if self.in_flight >= self.limits.concurrency {
+        if self.requests_in_flight() >= self.limits.concurrency {
             return None;
         }
-        let (position, key) = self.ready.pop_first()?;
+        let Some(batch) = self.limits.batch else {
+            let (position, key) = self.ready.pop_first()?;
+            let (session, item) = self.start(position, key, now);
+            return Some(Dispatch {
+                session,
+                items: vec![item],
+            });
+        };
+        let session = self.ready.first_open_share()?;
+        let mut bytes = 0;
+        let mut chosen = Vec::new();
+        for (position, key) in self.ready.of_share(&session) {
+            let len = self.entries[&key].pending.as_ref().map_or(0, |t| t.len());
+            if !chosen.is_empty() && bytes + len > batch.max_bytes {
+                break; // the rest goes in the next request
+            }
+            bytes += len;
+            chosen.push((position, key));
+        }
+        let mut items: Vec<(u8, u64, Item)> = chosen
+            .into_iter()
+            .map(|(position, key)| {
+                self.ready.remove(position);
+                let order = (batch.order)(&key);
+                (order, position, self.start(position, key, now).1)
+            })
+            .collect();
+        items.sort_by_key(|(order, position, _)| (*order, *position));
+        Some(Dispatch {
+            session,
+            items: items.into_iter().map(|(_, _, item)| item).collect(),
+        })
+    }
+
+    /// Puts a key taken from the ready set under way.
+    fn start(&mut self, position: u64, key: Arc<str>, now: Instant) -> (Arc<str>, Item) {
         let entry = self
             .entries
             .get_mut(&key)
@@ -361,24 +419,26 @@ impl Queue {
             .expect("ready keys have pending content");
         self.pending_keys -= 1;
         self.pending_bytes -= text.len();
-        let seq = entry.newest;
         entry.in_flight = Some(Flight {
             mark: position,
-            seq,
+            seq: entry.seq,
             text: text.clone(),
             epoch: self.successes,
             probe: std::mem::take(&mut entry.probe),
         });
         self.in_flight += 1;
         let session = entry.session.clone();
-        *self.flights.entry(session.clone()).or_insert(0) += 1;
+        let seq = entry.seq;
+        self.ready.fly(&session);
         self.note_start(&key, now);
-        Some(Dispatch {
-            key,
+        (
             session,
-            content: text,
-            seq,
-        })
+            Item {
+                key,
+                content: text,
+                seq,
+            },
+        )
     }
 
     /// The request for `key` succeeded: its share is healthy (resumed if it was refused), and
@@ -429,9 +489,7 @@ impl Queue {
         after
     }
 
-    /// The request for `key` failed with `failure`. A retried key keeps its newest content (the
-    /// failed one, unless a newer one arrived meanwhile) and is parked for `delay(retry)`, or
-    /// held with its share's others once the share is refused.
+    /// The request for `key` failed with `failure` (a request of one key: see [`Queue::failed_batch`]).
     pub fn failed(
         &mut self,
         key: &str,
@@ -439,48 +497,72 @@ impl Queue {
         failure: Failure,
         delay: impl FnOnce(u32) -> Duration,
     ) -> AfterFailure {
-        let Some(flight) = self.land(key) else {
-            return AfterFailure::Dropped { given_up: false };
+        self.failed_batch(&[key], now, failure, delay)[0]
+    }
+
+    /// The request carrying `keys` (all of one share) failed with `failure`: one answer, so it
+    /// counts once toward its share's refusal, and its retried keys wait one `delay(retry)`
+    /// (retry: the most failed attempts among them) and go again together. A retried key keeps
+    /// its newest content (the failed one, unless a newer one arrived meanwhile) and is parked,
+    /// or held with its share's others once the share is refused. Answers one result per key.
+    pub fn failed_batch(
+        &mut self,
+        keys: &[&str],
+        now: Instant,
+        failure: Failure,
+        delay: impl FnOnce(u32) -> Duration,
+    ) -> Vec<AfterFailure> {
+        let mut results = vec![AfterFailure::Dropped { given_up: false }; keys.len()];
+        let mut retried: Vec<(usize, Arc<str>, Flight)> = Vec::new();
+        let mut session: Option<Arc<str>> = None;
+        for (n, key) in keys.iter().enumerate() {
+            let Some(flight) = self.land(key) else {
+                continue; // drained meanwhile
+            };
+            self.counts.failed += 1;
+            let entry = self
+                .entries
+                .get_mut(*key)
+                .expect("landed keys have an entry");
+            let cancelled = entry.cancelled;
+            session.get_or_insert_with(|| entry.session.clone());
+            if failure == Failure::Final || cancelled.is_some() {
+                entry.attempts = 0;
+                let s = entry.session.clone();
+                self.counts.dropped += 1;
+                let given_up = cancelled != Some(Cancel::Removed);
+                if given_up {
+                    self.note_given_up(flight.mark);
+                }
+                self.land_mark(&s, &flight, now);
+                self.requeue_or_forget(key, now);
+                results[n] = AfterFailure::Dropped { given_up };
+                continue;
+            }
+            entry.attempts += 1;
+            self.counts.retried += 1;
+            if entry.pending.is_some() {
+                // the newer content replaces the failed one and covers its writes too
+                self.counts.coalesced += 1;
+                if !entry.held {
+                    self.outstanding.remove(&entry.position);
+                } else if let Some(h) = self.health.get_mut(&entry.session) {
+                    h.held.remove(&entry.position);
+                }
+                entry.held = false;
+            } else {
+                self.pending_keys += 1;
+                self.pending_bytes += flight.text.len();
+                entry.pending = Some(flight.text.clone());
+                entry.seq = flight.seq;
+            }
+            // it has had unsent data since the failed request's first write: it goes before later keys
+            entry.position = flight.mark;
+            retried.push((n, entry.key.clone(), flight));
+        }
+        let Some(session) = session.filter(|_| !retried.is_empty()) else {
+            return results;
         };
-        self.counts.failed += 1;
-        let entry = self
-            .entries
-            .get_mut(key)
-            .expect("landed keys have an entry");
-        let session = entry.session.clone();
-        let cancelled = entry.cancelled;
-        if failure == Failure::Final || cancelled.is_some() {
-            entry.attempts = 0;
-            self.counts.dropped += 1;
-            let given_up = cancelled != Some(Cancel::Removed);
-            if given_up {
-                self.note_given_up(flight.mark);
-            }
-            self.land_mark(&session, &flight, now);
-            self.requeue_or_forget(key, now);
-            return AfterFailure::Dropped { given_up };
-        }
-        entry.attempts += 1;
-        let retry = entry.attempts;
-        self.counts.retried += 1;
-        if entry.pending.is_some() {
-            // the newer content replaces the failed one and covers its writes too
-            self.counts.coalesced += 1;
-            if !entry.held {
-                self.outstanding.remove(&entry.position);
-            } else if let Some(h) = self.health.get_mut(&session) {
-                h.held.remove(&entry.position);
-            }
-            entry.held = false;
-        } else {
-            self.pending_keys += 1;
-            self.pending_bytes += flight.text.len();
-            entry.pending = Some(flight.text.clone());
-            entry.newest = flight.seq;
-        }
-        // it has had unsent data since the failed request's first write: it goes before later keys
-        entry.position = flight.mark;
-        let key = entry.key.clone();
         let mut newly = false;
         if failure == Failure::Refusal {
             let (successes, max) = (self.successes, self.limits.max_retries);
@@ -494,7 +576,7 @@ impl Queue {
                 self.refuse(&session, now);
             }
         }
-        if flight.probe {
+        if retried.iter().any(|(_, _, f)| f.probe) {
             if let Some(h) = self.health.get_mut(&session) {
                 h.probe_mark = None;
                 if h.refused {
@@ -502,26 +584,40 @@ impl Queue {
                 }
             }
         }
-        if self.is_refused(&session) {
-            if !flight.probe {
-                self.outstanding.remove(&flight.mark);
+        let attempts = retried
+            .iter()
+            .map(|(_, k, _)| self.entries[k].attempts)
+            .max()
+            .unwrap_or(1);
+        let wait = delay(attempts);
+        let refused = self.is_refused(&session);
+        for (n, key, flight) in retried {
+            if refused {
+                if !flight.probe {
+                    self.outstanding.remove(&flight.mark);
+                }
+                self.hold(&key, || now);
+                results[n] = AfterFailure::Held {
+                    newly: std::mem::take(&mut newly),
+                };
+                continue;
             }
-            self.hold(&key, || now);
-            return AfterFailure::Held { newly };
+            if flight.probe {
+                // a probe whose share resumed meanwhile: flushes wait for it again
+                self.outstanding.insert(flight.mark);
+            }
+            let retry = self.entries[&key].attempts;
+            let at = (now + wait).max(self.earliest_start(&key).unwrap_or(now));
+            self.park(key, flight.mark, at);
+            if failure == Failure::Outage && flight.epoch == self.successes {
+                self.wakeable.insert((at, flight.mark));
+            }
+            results[n] = AfterFailure::Retry {
+                retry,
+                delay: at - now,
+            };
         }
-        if flight.probe {
-            // a probe whose share resumed meanwhile: flushes wait for it again
-            self.outstanding.insert(flight.mark);
-        }
-        let at = (now + delay(retry)).max(self.earliest_start(&key).unwrap_or(now));
-        self.park(key, flight.mark, at);
-        if failure == Failure::Outage && flight.epoch == self.successes {
-            self.wakeable.insert((at, flight.mark));
-        }
-        AfterFailure::Retry {
-            retry,
-            delay: at - now,
-        }
+        results
     }
 
     /// Drops every pending content of `session` and cancels retries of its requests under way,
@@ -550,7 +646,7 @@ impl Queue {
                         self.wakeable.remove(&(at, entry.position));
                         self.waiting.remove(&(at, entry.position))
                     }
-                    None if entry.in_flight.is_none() => self.ready.remove(&entry.position),
+                    None if entry.in_flight.is_none() => self.ready.remove(entry.position),
                     None => None,
                 };
                 entry.held = false;
@@ -612,8 +708,9 @@ impl Queue {
             self.wakeable.remove(&at);
             if let Some(e) = self.entries.get_mut(&key) {
                 e.parked_until = None;
+                let session = e.session.clone();
+                self.ready.insert(at.1, key, session);
             }
-            self.ready.insert(at.1, key);
         }
         while let Some((at, _)) = self.probes.first() {
             if *at > now {
@@ -634,9 +731,19 @@ impl Queue {
         }
     }
 
-    /// Keys that could be sent now (not counting parked ones).
-    pub fn ready_len(&self) -> usize {
-        self.ready.len()
+    /// Requests that could start now (not counting parked keys): ready keys, or with batching
+    /// the shares with ready keys and nothing under way.
+    pub fn startable(&self) -> usize {
+        self.ready.startable()
+    }
+
+    /// Requests under way: contents, or with batching shares.
+    pub fn requests_in_flight(&self) -> usize {
+        if self.limits.batch.is_some() {
+            self.ready.shares_in_flight()
+        } else {
+            self.in_flight
+        }
     }
 
     /// Sequence number of the newest content accepted so far.
@@ -709,11 +816,12 @@ impl Queue {
             .sum()
     }
 
-    /// Requests under way for `session`.
+    /// Contents under way for `session`.
     pub fn in_flight_of(&self, session: &str) -> usize {
-        self.flights.get(session).copied().unwrap_or(0)
+        self.ready.in_flight_of(session)
     }
 
+    /// Contents under way.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -736,12 +844,7 @@ impl Queue {
         let entry = self.entries.get_mut(key)?;
         let flight = entry.in_flight.take()?;
         self.in_flight -= 1;
-        if let Some(n) = self.flights.get_mut(&entry.session) {
-            *n -= 1;
-            if *n == 0 {
-                self.flights.remove(&entry.session);
-            }
-        }
+        self.ready.land(&entry.session);
         Some(flight)
     }
 
@@ -794,7 +897,8 @@ impl Queue {
                 false
             }
             _ => {
-                self.ready.insert(position, key);
+                let session = self.entries[&key].session.clone();
+                self.ready.insert(position, key, session);
                 true
             }
         }
@@ -849,7 +953,7 @@ impl Queue {
                     self.waiting.remove(&(at, position));
                 }
                 None if entry.in_flight.is_none() => {
-                    self.ready.remove(&position);
+                    self.ready.remove(position);
                 }
                 None => {}
             }
@@ -994,8 +1098,9 @@ impl Queue {
             .filter(|e| e.in_flight.is_some())
             .count();
         assert_eq!(flying, self.in_flight);
-        assert!(self.in_flight <= self.limits.concurrency);
-        assert_eq!(self.flights.values().sum::<usize>(), self.in_flight);
+        assert!(self.requests_in_flight() <= self.limits.concurrency);
+        assert_eq!(self.ready.contents_in_flight(), self.in_flight);
+        self.ready.check();
         for (k, e) in &self.entries {
             assert!(
                 e.pending.is_some() || e.in_flight.is_some(),
@@ -1013,7 +1118,7 @@ impl Queue {
             let ready =
                 e.pending.is_some() && e.in_flight.is_none() && e.parked_until.is_none() && !e.held;
             assert_eq!(
-                self.ready.get(&e.position) == Some(k),
+                self.ready.get(e.position) == Some(k),
                 ready,
                 "ready set wrong for {k}"
             );
@@ -1055,726 +1160,6 @@ impl Queue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue(concurrency: usize) -> Queue {
-        Queue::new(Limits {
-            concurrency,
-            max_retries: 3,
-            max_pending_bytes: 1 << 20,
-            min_interval: Duration::ZERO,
-            probe_interval: Duration::from_secs(30),
-        })
-    }
-
-    fn offer(q: &mut Queue, key: &str, text: &str) -> Offer {
-        offer_at(q, key, text, Instant::now())
-    }
-
-    fn offer_at(q: &mut Queue, key: &str, text: &str, now: Instant) -> Offer {
-        let r = q.offer(key, "ses", Arc::from(text), || now).unwrap();
-        q.check();
-        r
-    }
-
-    fn next(q: &mut Queue, now: Instant) -> Option<(String, String)> {
-        let d = q
-            .next_dispatch(now)
-            .map(|d| (d.key.to_string(), d.content.to_string()));
-        q.check();
-        d
-    }
-
-    #[test]
-    fn coalesces_to_the_newest_and_keeps_first_write_order() {
-        let mut q = queue(8);
-        let now = Instant::now();
-        assert_eq!(offer(&mut q, "a", "1"), Offer::Queued);
-        assert_eq!(offer(&mut q, "b", "1"), Offer::Queued);
-        assert_eq!(offer(&mut q, "a", "2"), Offer::Coalesced);
-        assert_eq!(next(&mut q, now), Some(("a".into(), "2".into())));
-        assert_eq!(next(&mut q, now), Some(("b".into(), "1".into())));
-        assert_eq!(next(&mut q, now), None);
-        assert_eq!(q.counts().coalesced, 1);
-    }
-
-    #[test]
-    fn a_dispatch_carries_the_sequence_number_of_the_newest_write_it_delivers() {
-        let mut q = queue(8);
-        let now = Instant::now();
-        offer(&mut q, "a", "1"); // 1
-        offer(&mut q, "b", "1"); // 2
-        offer(&mut q, "a", "2"); // 3, coalesced into a's first
-        let d = q.next_dispatch(now).unwrap();
-        assert_eq!((&*d.key, &*d.content, d.seq), ("a", "2", 3));
-        // failed with nothing newer: the retry (first again, by position) delivers the same write
-        q.failed("a", now, Failure::Outage, |_| Duration::ZERO);
-        let d = q.next_dispatch(now + Duration::from_millis(1)).unwrap();
-        assert_eq!((&*d.key, d.seq), ("a", 3));
-        let d = q.next_dispatch(now + Duration::from_millis(1)).unwrap();
-        assert_eq!((&*d.key, d.seq), ("b", 2));
-        // rewritten in flight, then failed: the retry delivers the newer write
-        offer(&mut q, "a", "3"); // 4
-        q.failed("a", now, Failure::Outage, |_| Duration::ZERO);
-        let d = q.next_dispatch(now + Duration::from_millis(2)).unwrap();
-        assert_eq!((&*d.key, &*d.content, d.seq), ("a", "3", 4));
-        q.check();
-    }
-
-    #[test]
-    fn a_key_rewritten_in_flight_goes_again_afterwards_never_twice_at_once() {
-        let mut q = queue(8);
-        let now = Instant::now();
-        offer(&mut q, "a", "1");
-        assert_eq!(next(&mut q, now), Some(("a".into(), "1".into())));
-        offer(&mut q, "a", "2");
-        offer(&mut q, "b", "1");
-        // a is in flight: only b may go
-        assert_eq!(next(&mut q, now), Some(("b".into(), "1".into())));
-        assert_eq!(next(&mut q, now), None);
-        q.sent("a", Instant::now());
-        q.check();
-        assert_eq!(next(&mut q, now), Some(("a".into(), "2".into())));
-    }
-
-    #[test]
-    fn concurrency_one_keeps_the_original_strict_order() {
-        let mut q = queue(1);
-        let now = Instant::now();
-        offer(&mut q, "k", "1");
-        assert_eq!(next(&mut q, now).unwrap().0, "k");
-        offer(&mut q, "k", "2"); // written while in flight, before j
-        offer(&mut q, "j", "1");
-        assert_eq!(next(&mut q, now), None);
-        q.sent("k", Instant::now());
-        assert_eq!(next(&mut q, now), Some(("k".into(), "2".into())));
-        q.sent("k", Instant::now());
-        assert_eq!(next(&mut q, now), Some(("j".into(), "1".into())));
-    }
-
-    fn queue_with_interval(ms: u64) -> Queue {
-        Queue::new(Limits {
-            min_interval: Duration::from_millis(ms),
-            ..queue(8).limits
-        })
-    }
-
-    #[test]
-    fn a_hot_key_starts_its_requests_at_least_the_interval_apart() {
-        let mut q = queue_with_interval(25);
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        offer_at(&mut q, "a", "1", t0);
-        assert_eq!(next(&mut q, t0), Some(("a".into(), "1".into())));
-        offer_at(&mut q, "a", "2", ms(5)); // a is in flight
-        offer_at(&mut q, "b", "1", ms(5));
-        assert_eq!(next(&mut q, ms(5)), Some(("b".into(), "1".into())));
-        // a's answer comes at 20 ms; its next request may start at 25 ms
-        assert!(q.sent("a", ms(20)).wake_timer, "parked");
-        q.check();
-        assert_eq!(offer_at(&mut q, "a", "3", ms(21)), Offer::Coalesced);
-        assert_eq!(next(&mut q, ms(24)), None);
-        assert_eq!(q.next_parked_at(), Some(ms(25)));
-        assert_eq!(next(&mut q, ms(25)), Some(("a".into(), "3".into())));
-        assert_eq!(q.counts().coalesced, 1);
-        // b was started at 5 ms: a rewrite sent at 40 ms goes at once
-        assert!(!q.sent("b", ms(30)).wake_timer);
-        assert_eq!(offer_at(&mut q, "b", "2", ms(40)), Offer::Queued);
-        assert_eq!(next(&mut q, ms(40)), Some(("b".into(), "2".into())));
-    }
-
-    #[test]
-    fn a_key_written_again_soon_after_its_request_ended_is_parked_for_the_rest_of_the_interval() {
-        let mut q = queue_with_interval(25);
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        offer_at(&mut q, "a", "1", t0);
-        next(&mut q, t0).unwrap();
-        assert!(
-            !q.sent("a", ms(10)).wake_timer,
-            "nothing newer: the key is forgotten"
-        );
-        assert_eq!(offer_at(&mut q, "a", "2", ms(12)), Offer::Parked);
-        assert_eq!(next(&mut q, ms(12)), None);
-        assert_eq!(next(&mut q, ms(25)), Some(("a".into(), "2".into())));
-        // with the key answered and nothing newer for longer than the interval, it is forgotten
-        q.sent("a", ms(30));
-        assert_eq!(offer_at(&mut q, "a", "3", ms(60)), Offer::Queued);
-    }
-
-    #[test]
-    fn a_retry_waits_for_the_interval_too() {
-        let mut q = queue_with_interval(25);
-        let t0 = Instant::now();
-        offer_at(&mut q, "a", "1", t0);
-        next(&mut q, t0).unwrap();
-        let now = t0 + Duration::from_millis(5);
-        let r = q.failed("a", now, Failure::Outage, |_| Duration::from_millis(1));
-        assert_eq!(
-            r,
-            AfterFailure::Retry {
-                retry: 1,
-                delay: Duration::from_millis(20)
-            }
-        );
-        q.check();
-        assert_eq!(q.next_parked_at(), Some(t0 + Duration::from_millis(25)));
-    }
-
-    #[test]
-    fn retry_parks_the_key_and_a_newer_content_replaces_the_failed_one() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        next(&mut q, t0).unwrap();
-        let r = q.failed("a", t0, Failure::Outage, |n| {
-            Duration::from_millis(100 * n as u64)
-        });
-        assert_eq!(
-            r,
-            AfterFailure::Retry {
-                retry: 1,
-                delay: Duration::from_millis(100)
-            }
-        );
-        q.check();
-        assert_eq!(next(&mut q, t0), None, "parked until its time");
-        assert_eq!(q.next_parked_at(), Some(t0 + Duration::from_millis(100)));
-        offer(&mut q, "a", "2"); // keeps coalescing while it waits
-        assert_eq!(next(&mut q, t0 + Duration::from_millis(99)), None);
-        assert_eq!(
-            next(&mut q, t0 + Duration::from_millis(100)),
-            Some(("a".into(), "2".into()))
-        );
-        q.sent("a", Instant::now());
-        q.check();
-        assert_eq!(q.counts().coalesced, 1);
-        assert_eq!(q.counts().sent, 1);
-    }
-
-    #[test]
-    fn a_retried_key_goes_before_later_keys() {
-        let mut q = queue(1);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        next(&mut q, t0).unwrap();
-        offer(&mut q, "b", "1");
-        q.failed("a", t0, Failure::Outage, |_| Duration::ZERO);
-        assert_eq!(next(&mut q, t0).unwrap().0, "a");
-    }
-
-    #[test]
-    fn an_outage_never_gives_up_and_one_success_ends_every_wait_it_caused() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        offer(&mut q, "b", "1");
-        for retry in 1..=50 {
-            let now = t0 + Duration::from_secs(retry as u64 * 60);
-            next(&mut q, now).unwrap();
-            next(&mut q, now).unwrap();
-            for k in ["a", "b"] {
-                assert_eq!(
-                    q.failed(k, now, Failure::Outage, |_| Duration::from_secs(30)),
-                    AfterFailure::Retry {
-                        retry,
-                        delay: Duration::from_secs(30)
-                    }
-                );
-            }
-            q.check();
-        }
-        assert_eq!(q.counts().dropped, 0);
-        // a third key finds the service up: a and b go at once, not after their 30 s
-        let now = t0 + Duration::from_secs(50 * 60 + 1);
-        offer_at(&mut q, "c", "1", now);
-        assert_eq!(next(&mut q, now).unwrap().0, "c");
-        assert_eq!(next(&mut q, now), None, "a and b wait");
-        q.sent("c", now);
-        q.check();
-        assert_eq!(next(&mut q, now).unwrap().0, "a");
-        assert_eq!(next(&mut q, now).unwrap().0, "b");
-    }
-
-    #[test]
-    fn a_failure_while_others_succeed_keeps_its_own_backoff() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        offer(&mut q, "b", "1");
-        next(&mut q, t0).unwrap();
-        next(&mut q, t0).unwrap();
-        q.sent("b", t0); // a success while a's request was under way
-        q.failed("a", t0, Failure::Outage, |_| Duration::from_secs(9));
-        offer(&mut q, "b", "2");
-        next(&mut q, t0).unwrap();
-        q.sent("b", t0);
-        q.check();
-        assert_eq!(next(&mut q, t0), None, "a keeps its own wait");
-        // nor does a 429 or a 500 end early
-        offer(&mut q, "c", "1");
-        next(&mut q, t0).unwrap();
-        q.failed("c", t0, Failure::Busy, |_| Duration::from_secs(9));
-        offer(&mut q, "b", "3");
-        next(&mut q, t0).unwrap();
-        q.sent("b", t0);
-        assert_eq!(next(&mut q, t0), None);
-    }
-
-    fn offer_to(q: &mut Queue, session: &str, key: &str, text: &str, now: Instant) -> Offer {
-        let r = q.offer(key, session, Arc::from(text), || now).unwrap();
-        q.check();
-        r
-    }
-
-    #[test]
-    fn a_share_answered_500_max_retries_times_is_held_probed_and_resumed() {
-        let mut q = queue(8); // max_retries 3, probe_interval 30 s
-        let t0 = Instant::now();
-        let s = |n| t0 + Duration::from_secs(n);
-        for k in ["s1/a", "s1/b"] {
-            offer_to(&mut q, "s1", k, "1", t0);
-        }
-        offer_to(&mut q, "s2", "s2/a", "1", t0);
-        // s2 succeeds: the service is up
-        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a");
-        assert_eq!(next(&mut q, t0).unwrap().0, "s1/b");
-        assert_eq!(next(&mut q, t0).unwrap().0, "s2/a");
-        q.sent("s2/a", t0);
-        let mark = q.last_seq();
-        let zero = |_| Duration::ZERO;
-        assert!(matches!(
-            q.failed("s1/a", t0, Failure::Refusal, zero),
-            AfterFailure::Retry { .. }
-        ));
-        assert!(matches!(
-            q.failed("s1/b", t0, Failure::Refusal, zero),
-            AfterFailure::Retry { .. }
-        ));
-        next(&mut q, t0).unwrap();
-        assert_eq!(
-            q.failed("s1/a", t0, Failure::Refusal, zero),
-            AfterFailure::Held { newly: true }
-        );
-        q.check();
-        assert!(q.is_refused("s1"));
-        assert!(
-            !q.holds_up_to(mark),
-            "flushes do not wait for a refused share"
-        );
-        assert_eq!(q.held_up_to(mark), (2, 1));
-        assert_eq!(q.counts().dropped, 0);
-        // rewrites keep coalescing; nothing goes before the probe
-        offer_to(&mut q, "s1", "s1/b", "2", s(1));
-        offer_to(&mut q, "s1", "s1/c", "1", s(1));
-        assert_eq!(next(&mut q, s(29)), None);
-        assert_eq!(q.next_parked_at(), Some(s(30)));
-        // one request per probe interval for the share, not per key
-        let probe = next(&mut q, s(30)).unwrap();
-        assert_eq!(next(&mut q, s(30)), None);
-        assert_eq!(
-            q.failed(&probe.0, s(30), Failure::Refusal, zero),
-            AfterFailure::Held { newly: false }
-        );
-        q.check();
-        assert_eq!(next(&mut q, s(59)), None);
-        let probe = next(&mut q, s(60)).unwrap();
-        assert_eq!(next(&mut q, s(60)), None);
-        // the probe succeeds: the share resumes and all its keys go
-        assert!(q.sent(&probe.0, s(60)).resumed);
-        q.check();
-        assert!(!q.is_refused("s1"));
-        let mut rest = vec![
-            next(&mut q, s(60)).unwrap().0,
-            next(&mut q, s(60)).unwrap().0,
-        ];
-        rest.sort();
-        let mut want = vec!["s1/a", "s1/b", "s1/c"];
-        want.retain(|k| *k != probe.0);
-        assert_eq!(rest, want);
-    }
-
-    /// A queue whose share s1 (key s1/a) got max_retries (3) answers of 500 with no success.
-    fn refused_s1(t0: Instant) -> Queue {
-        let mut q = queue(8);
-        offer_to(&mut q, "s1", "s1/a", "1", t0);
-        for _ in 0..3 {
-            next(&mut q, t0).unwrap();
-            q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
-        }
-        q
-    }
-
-    #[test]
-    fn a_refused_share_given_a_new_secret_is_probed_at_once() {
-        let t0 = Instant::now();
-        let mut q = refused_s1(t0);
-        assert_eq!(next(&mut q, t0), None);
-        assert!(!q.probe_now("s2", t0));
-        assert!(q.probe_now("s1", t0));
-        q.check();
-        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a");
-    }
-
-    #[test]
-    fn a_refusal_without_evidence_is_probed_at_the_next_success() {
-        let t0 = Instant::now();
-        let mut q = refused_s1(t0);
-        assert!(q.is_refused("s1"));
-        // outage failures in between neither count nor reset: another share succeeds later
-        offer_to(&mut q, "s2", "s2/a", "1", t0);
-        next(&mut q, t0).unwrap();
-        q.sent("s2/a", t0);
-        q.check();
-        assert_eq!(next(&mut q, t0).unwrap().0, "s1/a", "probed at once");
-        q.failed("s1/a", t0, Failure::Refusal, |_| Duration::ZERO);
-        offer_to(&mut q, "s2", "s2/a", "2", t0);
-        next(&mut q, t0).unwrap();
-        q.sent("s2/a", t0);
-        assert_eq!(
-            next(&mut q, t0),
-            None,
-            "now confirmed: the next probe waits its interval"
-        );
-    }
-
-    #[test]
-    fn given_up_contents_are_reported_once_by_the_flush_after_them() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        next(&mut q, t0).unwrap();
-        q.failed("a", t0, Failure::Final, |_| Duration::ZERO);
-        q.give_up_unsent();
-        let mark = q.last_seq();
-        q.give_up_unsent();
-        q.check();
-        assert_eq!(q.take_given_up(mark), 2);
-        assert_eq!(q.take_given_up(mark), 0);
-        assert_eq!(q.take_given_up(u64::MAX), 1);
-        // a removed session's contents are not given up, a revoked one's are
-        offer_to(&mut q, "s", "k1", "1", t0);
-        assert_eq!(q.purge_session("s", false), 1);
-        offer_to(&mut q, "s", "k1", "1", t0);
-        assert_eq!(q.purge_session("s", true), 1);
-        assert_eq!(q.take_given_up(u64::MAX), 1);
-        q.check();
-    }
-
-    #[test]
-    fn a_rejected_content_is_dropped_and_the_newer_one_still_goes() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        next(&mut q, t0).unwrap();
-        offer(&mut q, "a", "2");
-        assert_eq!(
-            q.failed("a", t0, Failure::Final, |_| unreachable!()),
-            AfterFailure::Dropped { given_up: true }
-        );
-        assert_eq!(next(&mut q, t0), Some(("a".into(), "2".into())));
-    }
-
-    #[test]
-    fn purge_drops_pending_and_cancels_retries_of_flights() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        q.offer("s1/a", "s1", Arc::from("1"), Instant::now).unwrap();
-        q.offer("s1/b", "s1", Arc::from("1"), Instant::now).unwrap();
-        q.offer("s2/a", "s2", Arc::from("1"), Instant::now).unwrap();
-        let d = q.next_dispatch(t0).unwrap();
-        assert_eq!(&*d.key, "s1/a");
-        q.offer("s1/a", "s1", Arc::from("2"), Instant::now).unwrap();
-        assert_eq!(q.in_flight_of("s1"), 1);
-        assert_eq!(q.purge_session("s1", false), 2);
-        q.check();
-        assert_eq!(
-            q.failed("s1/a", t0, Failure::Outage, |_| Duration::ZERO),
-            AfterFailure::Dropped { given_up: false }
-        );
-        q.check();
-        assert_eq!(q.in_flight_of("s1"), 0);
-        assert_eq!(next(&mut q, t0), Some(("s2/a".into(), "1".into())));
-        assert_eq!(next(&mut q, t0), None);
-    }
-
-    #[test]
-    fn pending_bytes_are_bounded() {
-        let mut q = Queue::new(Limits {
-            concurrency: 1,
-            max_retries: 0,
-            max_pending_bytes: 10,
-            min_interval: Duration::ZERO,
-            probe_interval: Duration::from_secs(30),
-        });
-        q.offer("a", "s", Arc::from("123456"), Instant::now)
-            .unwrap();
-        let full = q
-            .offer("b", "s", Arc::from("123456"), Instant::now)
-            .unwrap_err();
-        assert_eq!(
-            full,
-            QueueFull {
-                pending_bytes: 6,
-                limit: 10
-            }
-        );
-        // replacing a's content only counts the difference
-        q.offer("a", "s", Arc::from("1234567890"), Instant::now)
-            .unwrap();
-        q.check();
-        assert_eq!(q.counts().queued, 2);
-        // in flight content is not pending
-        q.next_dispatch(Instant::now()).unwrap();
-        q.offer("b", "s", Arc::from("123456"), Instant::now)
-            .unwrap();
-        q.check();
-    }
-
-    #[test]
-    fn a_flush_mark_survives_coalescing_and_retries() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        let mark = q.last_seq();
-        offer(&mut q, "a", "2"); // rewritten after the flush began: still owed
-        assert!(q.holds_up_to(mark));
-        next(&mut q, t0).unwrap();
-        offer(&mut q, "a", "3");
-        q.failed("a", t0, Failure::Outage, |_| Duration::ZERO);
-        q.check();
-        assert!(
-            q.holds_up_to(mark),
-            "the retried content still covers the first write"
-        );
-        assert_eq!(next(&mut q, t0), Some(("a".into(), "3".into())));
-        q.sent("a", Instant::now());
-        assert!(!q.holds_up_to(mark));
-    }
-
-    #[test]
-    fn flush_marks_and_drain() {
-        let mut q = queue(8);
-        let t0 = Instant::now();
-        offer(&mut q, "a", "1");
-        let mark = q.last_seq();
-        assert!(q.holds_up_to(mark));
-        next(&mut q, t0).unwrap();
-        offer(&mut q, "b", "1");
-        assert!(q.holds_up_to(mark));
-        q.sent("a", Instant::now());
-        assert!(!q.holds_up_to(mark), "later writes do not hold a flush");
-        assert!(q.holds_up_to(q.last_seq()));
-        assert_eq!(q.drain(), (1, vec![(Arc::from("b"), Arc::from("ses"), 1)]));
-        q.check();
-        assert!(!q.holds_up_to(u64::MAX));
-    }
-
-    mod props {
-        use super::*;
-        use proptest::prelude::*;
-        use std::collections::HashMap;
-
-        #[derive(Debug, Clone)]
-        enum Op {
-            Write(u8),
-            Dispatch,
-            /// Complete the i-th request under way: 0 success, 1 outage, 2 answer 500, 3 rejection.
-            Complete(usize, u8),
-            Tick(u16),
-        }
-
-        fn op(fatal: bool) -> impl Strategy<Value = Op> {
-            let outcome = if fatal { 0u8..4 } else { 0u8..3 };
-            prop_oneof![
-                4 => (0u8..6).prop_map(Op::Write),
-                3 => Just(Op::Dispatch),
-                3 => (0usize..8, outcome).prop_map(|(i, o)| Op::Complete(i, o)),
-                1 => (0u16..500).prop_map(Op::Tick),
-            ]
-        }
-
-        struct Run {
-            q: Queue,
-            now: Instant,
-            flying: Vec<Dispatch>,
-            /// When each key's latest request started.
-            started: HashMap<String, Instant>,
-            /// What the service received, per key, in order.
-            service: HashMap<String, Vec<u64>>,
-            written: HashMap<String, u64>,
-            next_value: u64,
-        }
-
-        impl Run {
-            fn new(concurrency: usize, max_retries: u32, min_interval_ms: u64) -> Run {
-                Run {
-                    q: Queue::new(Limits {
-                        concurrency,
-                        max_retries,
-                        max_pending_bytes: usize::MAX,
-                        min_interval: Duration::from_millis(min_interval_ms),
-                        probe_interval: Duration::from_millis(700),
-                    }),
-                    now: Instant::now(),
-                    started: HashMap::new(),
-                    flying: Vec::new(),
-                    service: HashMap::new(),
-                    written: HashMap::new(),
-                    next_value: 0,
-                }
-            }
-
-            fn apply(&mut self, op: &Op) {
-                match *op {
-                    Op::Write(k) => {
-                        self.next_value += 1;
-                        let key = format!("session/part/s{}/m/{k}", k % 2);
-                        self.q
-                            .offer(
-                                &key,
-                                &format!("s{}", k % 2),
-                                Arc::from(self.next_value.to_string()),
-                                || self.now,
-                            )
-                            .unwrap();
-                        self.written.insert(key, self.next_value);
-                    }
-                    Op::Dispatch => {
-                        if let Some(d) = self.q.next_dispatch(self.now) {
-                            assert!(
-                                !self.flying.iter().any(|f| f.key == d.key),
-                                "two requests in flight for {}",
-                                d.key
-                            );
-                            self.start(&d);
-                            self.flying.push(d);
-                        }
-                        assert!(self.flying.len() <= self.q.limits.concurrency);
-                    }
-                    Op::Complete(i, outcome) => {
-                        if self.flying.is_empty() {
-                            return;
-                        }
-                        let d = self.flying.remove(i % self.flying.len());
-                        match outcome {
-                            0 => {
-                                self.service
-                                    .entry(d.key.to_string())
-                                    .or_default()
-                                    .push(d.content.parse().unwrap());
-                                self.q.sent(&d.key, self.now);
-                            }
-                            1 => {
-                                self.q.failed(&d.key, self.now, Failure::Outage, |n| {
-                                    Duration::from_millis(10 * n as u64)
-                                });
-                            }
-                            2 => {
-                                self.q.failed(&d.key, self.now, Failure::Refusal, |n| {
-                                    Duration::from_millis(10 * n as u64)
-                                });
-                            }
-                            _ => {
-                                self.q
-                                    .failed(&d.key, self.now, Failure::Final, |_| Duration::ZERO);
-                            }
-                        }
-                    }
-                    Op::Tick(ms) => self.now += Duration::from_millis(ms as u64),
-                }
-                self.q.check();
-                assert_eq!(self.q.in_flight(), self.flying.len());
-            }
-
-            /// Checks the interval since the key's last request, and notes this one's start.
-            fn start(&mut self, d: &Dispatch) {
-                if let Some(&last) = self.started.get(&*d.key) {
-                    assert!(
-                        self.now - last >= self.q.limits.min_interval,
-                        "{} started again after {:?}",
-                        d.key,
-                        self.now - last
-                    );
-                }
-                self.started.insert(d.key.to_string(), self.now);
-            }
-
-            /// Lets the service answer everything until the queue is empty (bounded).
-            fn settle(&mut self) {
-                for _ in 0..10_000 {
-                    while let Some(d) = self.q.next_dispatch(self.now) {
-                        self.start(&d);
-                        self.flying.push(d);
-                    }
-                    if self.flying.is_empty() && self.q.next_parked_at().is_none() {
-                        break;
-                    }
-                    for d in std::mem::take(&mut self.flying) {
-                        self.service
-                            .entry(d.key.to_string())
-                            .or_default()
-                            .push(d.content.parse().unwrap());
-                        self.q.sent(&d.key, self.now);
-                    }
-                    self.now += Duration::from_secs(3600);
-                    self.q.check();
-                }
-                assert_eq!(self.q.pending_keys(), 0);
-                assert!(!self.q.holds_up_to(u64::MAX));
-            }
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
-
-            /// Retryable failures only (outages, and 500s that make shares refused): nothing is
-            /// given up, the service ends with the newest content of every key, each key's
-            /// contents arrive in write order, and a key never has two requests out.
-            #[test]
-            fn newest_content_wins_in_write_order(
-                concurrency in 1usize..4,
-                max_retries in 0u32..4,
-                min_interval_ms in prop_oneof![Just(0u64), 1u64..300],
-                ops in proptest::collection::vec(op(false), 1..200),
-            ) {
-                let mut run = Run::new(concurrency, max_retries, min_interval_ms);
-                for op in &ops {
-                    run.apply(op);
-                }
-                run.settle();
-                for (key, newest) in &run.written {
-                    let got = &run.service[key];
-                    prop_assert_eq!(got.last(), Some(newest), "key {}", key);
-                    prop_assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order for {}: {:?}", key, got);
-                }
-                let c = run.q.counts();
-                prop_assert_eq!(c.queued, c.sent + c.coalesced + c.dropped);
-                prop_assert_eq!(c.dropped, 0);
-            }
-
-            /// With rejections and a small retry budget: the bookkeeping stays exact and every
-            /// content ends sent, coalesced or dropped.
-            #[test]
-            fn every_content_is_accounted_for(
-                concurrency in 1usize..4,
-                max_retries in 0u32..3,
-                min_interval_ms in prop_oneof![Just(0u64), 1u64..300],
-                ops in proptest::collection::vec(op(true), 1..200),
-            ) {
-                let mut run = Run::new(concurrency, max_retries, min_interval_ms);
-                for op in &ops {
-                    run.apply(op);
-                }
-                run.settle();
-                let c = run.q.counts();
-                prop_assert_eq!(c.queued, c.sent + c.coalesced + c.dropped);
-                prop_assert_eq!(c.sent as usize, run.service.values().map(Vec::len).sum::<usize>());
-                for got in run.service.values() {
-                    prop_assert!(got.windows(2).all(|w| w[0] < w[1]));
-                }
-            }
-        }
-    }
-}
+mod batch_tests;
+#[cfg(test)]
+mod tests;

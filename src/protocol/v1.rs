@@ -1,13 +1,38 @@
-//! The share service's wire protocol: request paths and bodies, and reading its answers.
+//! The legacy protocol ("v1", opencode's `Share` module): one key per request.
 
 use serde::Deserialize;
 
+use super::json::push_string as push_json_string;
+use super::{Created, Method, Request};
 use crate::error::{Error, Result, Status};
 use crate::registry::Secret;
 
 pub const CREATE: &str = "/share_create";
 pub const SYNC: &str = "/share_sync";
 pub const DELETE: &str = "/share_delete";
+
+fn post(path: &str, body: String) -> Request {
+    Request {
+        method: Method::Post,
+        path: path.to_owned(),
+        body,
+    }
+}
+
+/// `POST /share_sync` of one key.
+pub fn sync(session: &str, secret: &Secret, key: &str, content: &str) -> Request {
+    post(SYNC, sync_body(session, secret, key, content))
+}
+
+/// `POST /share_create`.
+pub fn create(session: &str) -> Request {
+    post(CREATE, create_body(session))
+}
+
+/// `POST /share_delete`.
+pub fn delete(session: &str, secret: &Secret) -> Request {
+    post(DELETE, delete_body(session, secret))
+}
 
 /// `{"sessionID","secret","key","content"}` with `content` embedded as the JSON text it is.
 pub fn sync_body(session: &str, secret: &Secret, key: &str, content: &str) -> String {
@@ -34,20 +59,6 @@ pub fn delete_body(session: &str, secret: &Secret) -> String {
     serde_json::json!({ "sessionID": session, "secret": secret.expose() }).to_string()
 }
 
-/// A share as `/share_create` answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Created {
-    pub url: String,
-    pub secret: Secret,
-}
-
-impl Created {
-    /// The JSON handed to the host: `{"url":..,"secret":..}` (the host asked for its secret).
-    pub fn to_json(&self) -> String {
-        serde_json::json!({ "url": self.url, "secret": self.secret.expose() }).to_string()
-    }
-}
-
 /// Reads a `/share_create` answer: a JSON object with string `url` and `secret`.
 pub fn parse_created(body: &[u8]) -> Result<Created> {
     #[derive(Deserialize)]
@@ -67,14 +78,10 @@ pub fn parse_created(body: &[u8]) -> Result<Created> {
         return Err(bad("an empty url or secret".into()));
     }
     Ok(Created {
+        id: None,
         url: answer.url,
         secret: Secret::new(&answer.secret),
     })
-}
-
-fn push_json_string(out: &mut String, s: &str) {
-    // serde_json's escaping of a &str cannot fail
-    out.push_str(&serde_json::to_string(s).expect("string serialises"));
 }
 
 #[cfg(test)]

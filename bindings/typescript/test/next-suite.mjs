@@ -1,0 +1,564 @@
+// The behaviour suite of ShareNext (protocol "next"), the same for Bun and Node (bun.test.ts,
+// node.test.mjs). Final states are checked against the real server, opencode-share-server
+// (support/server.mjs); batching, the overlap detector and the fault cases against a JS service
+// that answers as opencode's real server does (support/next-service.mjs). Every test against
+// the JS service fails if two syncs of one share were ever in flight at once, or if a request
+// lacked content-type: application/json.
+
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+
+import { Share, ShareNext } from "opencode-share";
+
+import { config, failsWith, until } from "./support/checks.mjs";
+import { createBus, createSessions, createStorage, forwardWrites } from "./support/host.mjs";
+import { MODEL, createNextHost, sessionId } from "./support/next-host.mjs";
+import { itemKey, startNextService } from "./support/next-service.mjs";
+import { startServer } from "./support/server.mjs";
+
+/** Items by item key, as the server merges them. */
+const byKey = (items) => Object.fromEntries(items.map((item) => [itemKey(item), item]));
+
+/**
+ * What every test against the JS service checks at its end: no two syncs of one share
+ * overlapped, every request was JSON, and each batch put the session first and a message
+ * before its parts.
+ */
+function checkRequests(service) {
+  assert.equal(service.overlaps, 0, `${service.overlaps} sync requests arrived while another of their share was in flight`);
+  for (const r of service.requests) {
+    assert.match(r.headers["content-type"] ?? "", /^application\/json\b/, `${r.method} ${r.path} without content-type: application/json`);
+  }
+  for (const r of service.syncs()) {
+    const types = r.body.data.map((item) => item.type);
+    if (types.includes("session")) assert.equal(types.indexOf("session"), 0, `a batch puts the session item first: ${types}`);
+    const at = new Map(r.body.data.map((item, i) => [item.type === "message" ? item.data.id : undefined, i]));
+    r.body.data.forEach((item, i) => {
+      if (item.type === "part" && at.has(item.data.messageID)) assert.ok(at.get(item.data.messageID) < i, "a message goes before its parts");
+    });
+  }
+}
+
+/** Runs `body` with a fresh JS service and ShareNext running; checks its requests at the end. */
+async function withNext(extra, body, serviceOptions = {}) {
+  const service = await startNextService(serviceOptions);
+  try {
+    ShareNext.init(config(service, typeof extra === "function" ? extra(service) : extra));
+    await body(service);
+  } finally {
+    await ShareNext.shutdown(3000).catch(() => {});
+    await service.close();
+  }
+  checkRequests(service);
+}
+
+/** withNext with a simulated host (support/next-host.mjs) wired in through ShareNext.init's hooks. */
+async function withHost(body, serviceOptions = {}) {
+  const Bus = createBus();
+  const host = createNextHost(Bus);
+  await withNext(hooks(host), (service) => body(service, host, Bus), serviceOptions);
+}
+
+/** Runs `body` with a fresh real server; always stops it and ShareNext. */
+async function withServer(serverOptions, body) {
+  const server = await startServer(serverOptions);
+  try {
+    await body(server);
+  } finally {
+    await ShareNext.shutdown(3000).catch(() => {});
+    await server.close();
+  }
+}
+
+/** ShareNext.init's host hooks for `host`, as opencode's share-next.ts would wire them. */
+function hooks(host) {
+  return {
+    subscribe: (on) => host.subscribe(on, ShareNext.EVENTS),
+    shares: host.store,
+    model: host.model,
+    snapshot: (sessionID) => host.snapshot(sessionID),
+  };
+}
+
+/** A share made on `service` behind the library's back (another process of the host). */
+async function createdElsewhere(service, sessionID, resource = "/api/share") {
+  const res = await fetch(`${service.url}${resource}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ sessionID }),
+  });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** Three items of a session: its info, a user message and its text part. */
+function threeItems(sessionID, extra = {}) {
+  return [
+    { type: "session", data: { id: sessionID, title: "three items", ...extra } },
+    { type: "message", data: { id: "msg_1", sessionID, role: "user" } },
+    { type: "part", data: { id: "prt_1", sessionID, messageID: "msg_1", type: "text", text: "hi" } },
+  ];
+}
+
+/**
+ * @param {{ test: (name: string, fn: () => Promise<void> | void, timeoutMs?: number) => void }} t
+ */
+export function defineNextSuite({ test }) {
+  test("ShareNext, real server: a host's bus, share store, models and snapshot; after flush the share holds exactly the session; session.deleted removes it", async () => {
+    await withServer({}, async (server) => {
+      const Bus = createBus();
+      const host = createNextHost(Bus);
+      const errors = [];
+      const offError = ShareNext.on("error", (e) => errors.push(e));
+      try {
+        ShareNext.init({ ...config(server), ...hooks(host) });
+        for (const type of ShareNext.EVENTS) assert.equal(Bus.subscriberCount({ type }), 1, type);
+        const shared = await host.create("shared session");
+        const other = await host.create("not shared");
+        await host.userMessage(shared.id, "before the share");
+        const record = await host.share(shared.id, ShareNext);
+        assert.deepEqual(Object.keys(record).sort(), ["id", "secret", "url"]);
+        assert.equal(record.id, shared.id.slice(-8));
+        assert.equal(record.url, `${server.url}/share/${record.id}`);
+        assert.deepEqual(host.table.get(shared.id), record, "the host's store got the record");
+        await host.userMessage(shared.id, "explain the notes");
+        const tokens = Array.from({ length: 300 }, (_, i) => `token${i} `);
+        await Promise.all([host.streamAnswer(shared.id, tokens), host.streamAnswer(other.id, tokens.slice(0, 20))]);
+        await ShareNext.flush(10_000);
+
+        const data = await server.data(record.id);
+        assert.equal(data.status, 200);
+        const held = byKey(data.items);
+        assert.deepEqual(held, host.expected(shared.id));
+        assert.deepEqual(held.model.data, [MODEL], "the user message's model, resolved by the host");
+        assert.equal(held.session.data.share.url, record.url);
+        const text = JSON.stringify(data.items);
+        assert.equal(text.includes(record.secret), false, "the secret is never published");
+        assert.ok(text.includes("tool-input-secret"), "a tool's own field named secret stays");
+        assert.equal((await server.data(other.id.slice(-8))).status, 404, "an unshared session is never sent");
+        const stats = ShareNext.stats();
+        assert.equal(stats.protocol, "next");
+        assert.ok(stats.coalesced > 0, "the streamed part was coalesced");
+        assert.ok(stats.requests > 0 && stats.requests < 100, `${stats.requests} sync requests for ${tokens.length + 10} writes`);
+        assert.ok(stats.ignored >= 20, "the unshared session's items count as ignored");
+        assert.equal(errors.length, 0, errors.map((e) => e.error.message).join("; "));
+
+        await host.delete(shared.id);
+        await until(() => !host.table.has(shared.id), 5000, "the share record to go after session.deleted");
+        assert.equal((await server.data(record.id)).status, 404, "the server deleted the share");
+      } finally {
+        offError();
+      }
+    });
+  }, 30_000);
+
+  test("ShareNext, real server: an org account's token and org_id reach the server (it wants the token to create); the token is in no event, stats or error", async () => {
+    const token = `tok-${randomUUID()}`;
+    await withServer({ createToken: token }, async (server) => {
+      const all = [];
+      const off = ShareNext.on("*", (e) => all.push(e));
+      try {
+        ShareNext.init(config(server, { max_retries: 1 }));
+        const refused = await failsWith("SHARE_ERR_HTTP_STATUS", () => ShareNext.create(sessionId()));
+        assert.match(refused.message, /401/);
+        await ShareNext.shutdown(3000);
+
+        ShareNext.init(config(server, { token, org_id: "org_test" }));
+        const sid = sessionId();
+        const record = await ShareNext.create(sid);
+        assert.equal(record.id, sid.slice(-8));
+        const items = threeItems(sid);
+        ShareNext.sync(sid, items);
+        await ShareNext.flush(5000);
+        const data = await server.data(record.id);
+        assert.deepEqual(byKey(data.items), byKey(items));
+        const told = JSON.stringify([all, ShareNext.stats(), refused.message]);
+        assert.equal(told.includes(token), false, "the token is a credential");
+      } finally {
+        off();
+      }
+    });
+  }, 20_000);
+
+  test("ShareNext, real server: a share an earlier run stored (with its id) is learnt from the host's store; the secret is stripped; remove deletes it", async () => {
+    await withServer({}, async (server) => {
+      const sid = sessionId();
+      const stored = await createdElsewhere(server, sid);
+      const table = new Map([[sid, stored]]);
+      const reads = [];
+      ShareNext.init({
+        ...config(server),
+        shares: { get: (s) => (reads.push(s), table.get(s)), delete: (s) => void table.delete(s) },
+      });
+      // opencode's auto-share once stored the secret in the session itself
+      const items = threeItems(sid, { share: { url: stored.url, secret: stored.secret } });
+      ShareNext.sync(sid, items);
+      ShareNext.sync(sid, [items[2]]);
+      await ShareNext.flush(5000);
+      assert.deepEqual(reads, [sid], "the store is read once per session");
+      const held = byKey((await server.data(stored.id)).items);
+      assert.deepEqual(held.session.data, { id: sid, title: "three items", share: { url: stored.url } });
+      assert.deepEqual(held[itemKey(items[2])], items[2]);
+      await ShareNext.remove(sid);
+      assert.equal(table.has(sid), false);
+      assert.equal((await server.data(stored.id)).status, 404);
+    });
+  }, 20_000);
+
+  test("ShareNext: one sync per share in flight; a burst goes in one batch, the session first and a message before its parts; content-type on every request", async () => {
+    await withHost(
+      async (service, host) => {
+        const a = await host.create("a");
+        const b = await host.create("b");
+        const records = [await host.share(a.id, ShareNext), await host.share(b.id, ShareNext)];
+        const tokens = Array.from({ length: 200 }, (_, i) => `t${i} `);
+        await Promise.all([host.userMessage(a.id, "go"), host.userMessage(b.id, "go")]);
+        await Promise.all([host.streamAnswer(a.id, tokens), host.streamAnswer(b.id, tokens), host.manyParts(a.id, 100)]);
+        await ShareNext.flush(10_000);
+        for (const [session, record] of [
+          [a, records[0]],
+          [b, records[1]],
+        ]) {
+          assert.deepEqual(service.items(record.id), host.expected(session.id), `share ${record.id}`);
+        }
+        const syncs = service.syncs();
+        const writes = 2 * (tokens.length + 12) + 101;
+        assert.ok(syncs.length < writes / 4, `${syncs.length} sync requests for ${writes} writes`);
+        const biggest = Math.max(...syncs.map((r) => r.body.data.length));
+        assert.ok(biggest >= 50, `the burst of 100 parts went in batches of at most ${biggest}`);
+        assert.equal(ShareNext.stats().requests, syncs.length);
+      },
+      { latencyMs: 30 },
+    );
+  }, 30_000);
+
+  test("ShareNext: a 500 on the first sync (ShareNext lost that batch for good), a reset, a 503 and a 429 are retried; nothing is lost", async () => {
+    const retries = [];
+    const off = ShareNext.on("retry", (e) => retries.push(e));
+    try {
+      await withHost(
+        async (service, host) => {
+          const s = await host.create("faulty");
+          await host.userMessage(s.id, "hello");
+          service.fail("sync", 500, 1);
+          service.fail("sync", "reset", 1);
+          service.fail("sync", 503, 1);
+          service.fail("sync", 429, 1);
+          const record = await host.share(s.id, ShareNext);
+          await host.streamAnswer(s.id, ["a ", "b ", "c "]);
+          await ShareNext.flush(10_000);
+          assert.deepEqual(service.items(record.id), host.expected(s.id));
+          assert.deepEqual(
+            service.syncs().map((r) => r.status).slice(0, 4),
+            [500, 0, 503, 429],
+          );
+          assert.ok(retries.length >= 4, `${retries.length} retry events`);
+        },
+        { latencyMs: 5 },
+      );
+    } finally {
+      off();
+    }
+  }, 20_000);
+
+  test("ShareNext: a wrong stored secret (500s) makes its share refused; a 403 unshares; later items of that share are not sent", async () => {
+    const table = new Map();
+    const all = [];
+    const off = ShareNext.on("*", (e) => all.push(e));
+    const flushed = () =>
+      ShareNext.flush(5000).catch((e) => {
+        if (e.code !== "SHARE_ERR_HTTP_STATUS") throw e;
+      });
+    try {
+      await withNext({ max_retries: 2, shares: { get: (s) => table.get(s) } }, async (service) => {
+        const wrong = sessionId();
+        const gone = sessionId();
+        table.set(wrong, { ...(await createdElsewhere(service, wrong)), secret: "not-the-secret" });
+        table.set(gone, await createdElsewhere(service, gone));
+        ShareNext.sync(wrong, threeItems(wrong));
+        await flushed();
+        await until(() => all.some((e) => e.type === "refused" && e.session === wrong), 5000, "refused");
+        assert.deepEqual(service.items(table.get(wrong).id), {});
+
+        service.fail("sync", 403, 1, table.get(gone).id); // not the refused share's probes
+        ShareNext.sync(gone, threeItems(gone));
+        await flushed();
+        await until(() => all.some((e) => e.type === "unshared" && e.session === gone && e.status === 403), 5000, "unshared");
+        const before = service.syncs(table.get(gone).id).length;
+        ShareNext.sync(gone, threeItems(gone, { title: "after the 403" }));
+        await flushed();
+        assert.equal(service.syncs(table.get(gone).id).length, before);
+        for (const e of all) assert.equal(JSON.stringify(e).includes(table.get(gone).secret), false);
+      });
+    } finally {
+      off();
+    }
+  }, 20_000);
+
+  test("ShareNext: remove sends DELETE /api/share/<id> {secret}; a failed DELETE rejects and keeps the host's record; a session without one sends nothing", async () => {
+    const table = new Map();
+    const store = { get: (s) => table.get(s), set: (s, r) => void table.set(s, r), delete: (s) => void table.delete(s) };
+    await withNext(
+      { shares: store },
+      async (service) => {
+        const sid = sessionId();
+        const record = await ShareNext.create(sid);
+        assert.notEqual(record.id, sid.slice(-8), "the service's own id");
+        assert.deepEqual(table.get(sid), record);
+        ShareNext.sync(sid, threeItems(sid));
+        await ShareNext.flush(5000);
+        assert.equal(Object.keys(service.items(record.id)).length, 3);
+
+        service.fail("delete", 500, 2); // the attempt and its one retry of a 500
+        const failed = await failsWith("SHARE_ERR_HTTP_STATUS", () => ShareNext.remove(sid));
+        assert.match(failed.message, /500/);
+        assert.deepEqual(table.get(sid), record, "the record stays until the DELETE succeeded");
+        await ShareNext.remove(sid);
+        assert.equal(table.has(sid), false);
+        assert.equal(service.shares.has(record.id), false);
+        const deletes = service.requests.filter((r) => r.kind === "delete");
+        assert.equal(deletes.length, 3);
+        for (const r of deletes) {
+          assert.equal(r.method, "DELETE");
+          assert.equal(r.path, `/api/share/${record.id}`);
+          assert.deepEqual(r.body, { secret: record.secret });
+        }
+        const before = service.requests.length;
+        ShareNext.sync(sid, threeItems(sid, { title: "after remove" }));
+        await ShareNext.remove(sid);
+        await ShareNext.remove(sessionId());
+        await ShareNext.flush(5000);
+        assert.equal(service.requests.length, before, "nothing sent for sessions without a share");
+      },
+      { randomIds: true },
+    );
+  }, 20_000);
+
+  test("ShareNext: create queues the snapshot before it resolves, so a shutdown right after it uploads the session (ShareNext lost it at exit)", async () => {
+    await withHost(
+      async (service, host) => {
+        const s = await host.create("opencode run --share");
+        await host.userMessage(s.id, "a one-shot prompt");
+        await host.streamAnswer(s.id, ["done"]);
+        const record = await ShareNext.create(s.id);
+        await ShareNext.shutdown(5000);
+        assert.deepEqual(service.items(record.id), host.expected(s.id));
+        // the first item may go out alone (the share was idle); everything queued while it is in
+        // flight goes in the next request
+        assert.ok(service.syncs().length <= 2, `${service.syncs().length} requests for one snapshot`);
+      },
+      { latencyMs: 20 },
+    );
+  }, 20_000);
+
+  test("ShareNext: a create still pending when shutdown begins stores its record (the share exists on the service)", async () => {
+    const table = new Map();
+    await withNext(
+      { shares: { get: (s) => table.get(s), set: (s, r) => void table.set(s, r) } },
+      async (service) => {
+        const sid = sessionId();
+        const creating = ShareNext.create(sid);
+        await until(() => service.requests.length === 1, 3000, "the create request");
+        await ShareNext.shutdown(3000);
+        const record = await creating;
+        assert.deepEqual(table.get(sid), record);
+        assert.equal(service.shares.get(record.id).secret, record.secret);
+      },
+      { latencyMs: 200 },
+    );
+  });
+
+  test("ShareNext: an org account's requests go to /api/shares with authorization and x-org-id; the token is in nothing else", async () => {
+    const token = `tok-${randomUUID()}`;
+    const all = [];
+    const off = ShareNext.on("*", (e) => all.push(e));
+    try {
+      await withNext(
+        { token, org_id: "org_1" },
+        async (service) => {
+          const sid = sessionId();
+          const record = await ShareNext.create(sid);
+          ShareNext.sync(sid, threeItems(sid));
+          await ShareNext.flush(5000);
+          assert.equal(Object.keys(service.items(record.id)).length, 3);
+          const told = JSON.stringify([all, ShareNext.stats()]);
+          await ShareNext.remove(sid);
+          const seen = service.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+          // the first item may go alone (the share was idle); the other two then go together
+          const syncs = seen.length - 2;
+          assert.ok(syncs === 1 || syncs === 2, seen.join("; "));
+          assert.deepEqual(seen, [
+            `POST /api/shares 200`,
+            ...Array(syncs).fill(`POST /api/shares/${record.id}/sync 200`),
+            `DELETE /api/shares/${record.id} 200`,
+          ]);
+          for (const r of service.requests) {
+            assert.equal(r.headers.authorization, `Bearer ${token}`);
+            assert.equal(r.headers["x-org-id"], "org_1");
+            assert.equal(JSON.stringify(r.body).includes(token), false);
+          }
+          assert.equal(told.includes(token), false);
+        },
+        { org: { token, orgId: "org_1" } },
+      );
+    } finally {
+      off();
+    }
+  });
+
+  test("ShareNext: ids from create's answer and from the host's store are used, not the session id's end", async () => {
+    await withNext(
+      (service) => ({ shares: { get: (s) => service.stored?.get(s) } }),
+      async (service) => {
+        const made = sessionId();
+        const record = await ShareNext.create(made);
+        const learnt = sessionId();
+        service.stored = new Map([[learnt, await createdElsewhere(service, learnt)]]);
+        ShareNext.sync(made, threeItems(made));
+        ShareNext.sync(learnt, threeItems(learnt));
+        await ShareNext.flush(5000);
+        assert.equal(Object.keys(service.items(record.id)).length, 3);
+        assert.equal(Object.keys(service.items(service.stored.get(learnt).id)).length, 3);
+      },
+      { randomIds: true },
+    );
+  });
+
+  test("ShareNext: bad items, ids and bus events are refused with clear messages and queue nothing; unknown events are ignored", async () => {
+    const Bus = createBus();
+    const host = createNextHost(Bus);
+    const errors = [];
+    const off = ShareNext.on("error", (e) => errors.push(e));
+    try {
+      await withNext(
+        {
+          ...hooks(host),
+          subscribe: (on) => host.subscribe(on, [...ShareNext.EVENTS, "message.removed"]),
+          model: async () => assert.fail("no model lookup for an assistant message"),
+        },
+        async () => {
+          const s = await host.create("inputs");
+          await host.share(s.id, ShareNext);
+          await ShareNext.flush(5000);
+          const queued = ShareNext.stats().queued;
+          const ok = threeItems(s.id)[0];
+          const cases = [
+            [() => ShareNext.sync("ses/../x", [ok]), /sessionID .* "\/"/],
+            [() => ShareNext.sync("", [ok]), /sessionID must be a non-empty string/],
+            [() => ShareNext.sync(s.id, ok), /items must be an array/],
+            [() => ShareNext.sync(s.id, [ok, { type: "todo", data: {} }]), /unknown item type "todo"/],
+            [() => ShareNext.sync(s.id, [ok, { type: "part", data: { id: "prt_1" } }]), /data\.messageID/],
+            [() => ShareNext.sync(s.id, [ok, { type: "message", data: { id: "a/b" } }]), /data\.id "a\/b"/],
+            [() => ShareNext.sync(s.id, [ok, { type: "session_diff", data: {} }]), /must be an array/],
+            [() => ShareNext.sync(s.id, [null]), /must be an object/],
+          ];
+          for (const [call, message] of cases) {
+            const error = await failsWith("SHARE_ERR_INVALID_ARGUMENT", call);
+            assert.match(error.message, message);
+          }
+          assert.equal(ShareNext.stats().queued, queued, "a refused sync queues none of its items");
+          // bus events: unknown ones are ignored, malformed ones are error events
+          await Bus.publish({ type: "message.removed" }, { sessionID: s.id, messageID: "msg_1" });
+          assert.equal(errors.length, 0);
+          await Bus.publish({ type: "message.part.updated" }, { part: { id: "prt_1", messageID: "msg_1" } });
+          await Bus.publish({ type: "session.diff" }, { sessionID: s.id, diff: "not a list" });
+          assert.equal(errors.length, 2);
+          assert.equal(errors[0].error.code, "SHARE_ERR_INVALID_ARGUMENT");
+          assert.match(errors[0].error.message, /properties\.part\.sessionID/);
+          assert.match(errors[1].error.message, /properties\.diff/);
+          await Bus.publish(host.Event.MessageUpdated, { info: { id: "msg_9", sessionID: s.id, role: "assistant" } });
+          await ShareNext.flush(5000);
+          assert.equal(errors.length, 2);
+        },
+      );
+    } finally {
+      off();
+    }
+  });
+
+  test("ShareNext's run: protocol next only; Share's run is not ShareNext's; not running after shutdown", async () => {
+    const service = await startNextService();
+    try {
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(sessionId(), []));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.create(sessionId()));
+      const v1 = await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => ShareNext.init({ ...config(service), protocol: "v1" }));
+      assert.match(v1.message, /protocol "next"/);
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", () => ShareNext.init({ ...config(service), shares: {} }));
+      Share.init(config(service));
+      await failsWith("SHARE_ERR_ALREADY_INITIALIZED", () => ShareNext.init(config(service)));
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.remove(sessionId()));
+      await Share.shutdown(3000);
+      ShareNext.init(config(service));
+      assert.equal(ShareNext.url(), service.url);
+      assert.equal(ShareNext.stats().protocol, "next");
+      await ShareNext.shutdown(3000);
+      await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(sessionId(), []));
+    } finally {
+      await Share.shutdown(1000).catch(() => {});
+      await service.close();
+    }
+  });
+
+  test("Share under protocol next, real server: suite.mjs's storage host wired through subscribe; the share holds exactly what storage holds", async () => {
+    await withServer({}, async (server) => {
+      const Bus = createBus();
+      const Storage = createStorage(Bus);
+      try {
+        Share.init({
+          ...config(server, { protocol: "next" }),
+          subscribe: forwardWrites(Bus, Storage),
+        });
+        const Session = createSessions(Storage, Share);
+        const shared = await Session.create("shared session");
+        const share = await Session.share(shared.id);
+        assert.equal(share.id, shared.id.slice(-8));
+        await Session.userMessage(shared.id, "explain the notes");
+        await Session.streamAnswer(shared.id, Array.from({ length: 200 }, (_, i) => `token${i} `));
+        await Share.flush(10_000);
+        // storage keys as the items the library makes of them
+        const stored = await Storage.list(`session/`);
+        const expected = {};
+        for (const [key, data] of Object.entries(stored)) {
+          const [, kind, sid, ...rest] = key.split("/");
+          if (sid !== shared.id) continue;
+          if (kind === "info") expected.session = { type: "session", data };
+          else if (kind === "message") expected[`message/${rest[0]}`] = { type: "message", data };
+          else if (kind === "part") expected[`part/${rest[0]}/${rest[1]}`] = { type: "part", data };
+        }
+        assert.ok(Object.keys(expected).length >= 6, "info, 2 messages and their parts");
+        const data = await server.data(share.id);
+        assert.deepEqual(byKey(data.items), expected);
+        assert.equal(JSON.stringify(data.items).includes(share.secret), false);
+        // (no batching figure here: storage's file writes between syncs outlast a loopback request)
+        assert.equal(Share.stats().protocol, "next");
+      } finally {
+        await Share.shutdown(3000).catch(() => {});
+        await Storage.remove();
+      }
+    });
+  }, 30_000);
+
+  test("Share under protocol next: storage keys become items, other session keys are ignored, create's answer has the id", async () => {
+    const service = await startNextService();
+    try {
+      Share.init(config(service, { protocol: "next" }));
+      const sid = sessionId();
+      const record = await Share.create(sid);
+      assert.deepEqual(Object.keys(record).sort(), ["id", "secret", "url"]);
+      const info = { id: sid, title: "via keys" };
+      Share.sync(`session/info/${sid}`, info);
+      Share.sync(`session/diff/${sid}`, [{ file: "a", additions: 1 }]);
+      Share.sync(`session/todo/${sid}`, [{ content: "ignored" }]);
+      await Share.flush(5000);
+      assert.deepEqual(service.items(record.id), {
+        session: { type: "session", data: info },
+        session_diff: { type: "session_diff", data: [{ file: "a", additions: 1 }] },
+      });
+      assert.ok(Share.stats().ignored >= 1);
+    } finally {
+      await Share.shutdown(3000).catch(() => {});
+      await service.close();
+    }
+    checkRequests(service);
+  });
+}

@@ -1,0 +1,157 @@
+//! The slots through which asynchronous operations (create, remove, flush) hand their results
+//! to the host: each registered operation is completed exactly once, by its own finish or by
+//! shutdown's abandon, and its result waits for `share_op_take`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::messages::Notice;
+use crate::error::{Error, Result, Status};
+use crate::locks::{lock, wait_until};
+
+/// Called once with an asynchronous operation's id and status, on the notifier thread.
+pub type Completion = Box<dyn FnOnce(u32, Status) + Send>;
+
+enum Slot {
+    /// Running for the runtime of this generation; the completion is still to be called.
+    Pending {
+        generation: u64,
+        completion: Completion,
+    },
+    /// Finished: what `share_op_take` hands over.
+    Done(Result<String>),
+}
+
+/// The slots. Never held with the runtime's state lock (see runtime/state.rs).
+static SLOTS: Mutex<Option<HashMap<u32, Slot>>> = Mutex::new(None);
+/// Notified when an operation's slot leaves Pending (shutdown waits on it).
+static SETTLED: Condvar = Condvar::new();
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// The newest runtime generation whose shutdown has abandoned its operations: no operation of
+/// it or an older one may start after that. Read and written under the `SLOTS` lock only, so
+/// that an operation either registers before shutdown's [`abandon`] (which then completes it,
+/// if nothing else has) or fails to start at once.
+static CLOSED_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Completions marked done whose notice is still being sent (after the lock): shutdown waits
+/// for none before it stops the notifier, so no completion arrives after its Stop.
+static IN_TRANSIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Opens a slot for an operation of runtime `generation`; returns its id. Fails (and the
+/// completion is never called) once shutdown has abandoned that runtime's operations.
+pub fn register(generation: u64, completion: Completion) -> Result<u32> {
+    let mut slots = lock(&SLOTS);
+    if generation <= CLOSED_GENERATION.load(Ordering::Relaxed) {
+        return Err(Error::not_initialized());
+    }
+    let slots = slots.get_or_insert_with(HashMap::new);
+    let id = loop {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if id != 0 && !slots.contains_key(&id) {
+            break id;
+        }
+    };
+    slots.insert(
+        id,
+        Slot::Pending {
+            generation,
+            completion,
+        },
+    );
+    Ok(id)
+}
+
+/// Records an operation's result and has its completion called on the notifier (unless
+/// shutdown already completed it). Call with no lock held.
+pub fn finish(notices: &Sender<Notice>, id: u32, result: Result<String>) {
+    let status = result
+        .as_ref()
+        .map_or_else(|e| e.status, |_| Status::SHARE_OK);
+    let completion = {
+        let mut slots = lock(&SLOTS);
+        let slots = slots.get_or_insert_with(HashMap::new);
+        if !matches!(slots.get(&id), Some(Slot::Pending { .. })) {
+            return; // shutdown completed it already
+        }
+        let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else {
+            return;
+        };
+        IN_TRANSIT.fetch_add(1, Ordering::SeqCst);
+        SETTLED.notify_all();
+        completion
+    };
+    let _ = notices.send(Notice::Call(Box::new(move || completion(id, status))));
+    IN_TRANSIT.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
+pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
+    let (slots, none) = wait_until(&SETTLED, lock(&SLOTS), deadline, |slots| {
+        !slots.as_ref().is_some_and(|slots| {
+            slots
+                .values()
+                .any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+        })
+    });
+    drop(slots);
+    none
+}
+
+/// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
+/// (shutdown's deadline); returns the completions to call. Afterwards no operation of it can
+/// register, and once [`settle_in_transit`] returns none is on its way to the notifier.
+pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
+    let mut slots = lock(&SLOTS);
+    CLOSED_GENERATION.fetch_max(generation, Ordering::Relaxed);
+    let slots = slots.get_or_insert_with(HashMap::new);
+    let ids: Vec<u32> = slots
+        .iter()
+        .filter(|(_, s)| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+        .map(|(id, _)| *id)
+        .collect();
+    let mut calls: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+    for id in ids {
+        if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
+            slots.insert(id, Slot::Done(Err(stopped())));
+            calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
+        }
+    }
+    calls
+}
+
+/// Waits (a few microseconds: they are channel sends) until no completion marked done is
+/// still being sent.
+pub fn settle_in_transit() {
+    while IN_TRANSIT.load(Ordering::SeqCst) > 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// The result of an operation that shutdown overtook.
+pub fn stopped() -> Error {
+    Error::new(
+        Status::SHARE_ERR_TIMEOUT,
+        "share_shutdown stopped the library before the operation finished",
+    )
+}
+
+/// Takes a finished operation's result (once).
+pub fn take(id: u32) -> Result<String> {
+    let mut slots = lock(&SLOTS);
+    let slots = slots.get_or_insert_with(HashMap::new);
+    match slots.remove(&id) {
+        Some(Slot::Done(result)) => result,
+        Some(pending) => {
+            slots.insert(id, pending);
+            Err(Error::invalid(format!(
+                "operation {id} has not completed yet"
+            )))
+        }
+        None => Err(Error::invalid(format!(
+            "no operation {id} to take (unknown, or already taken)"
+        ))),
+    }
+}

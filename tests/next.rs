@@ -1,0 +1,799 @@
+//! The library under `"protocol":"next"` (opencode's ShareNext protocol) against the loopback
+//! "next" service (tests/support/next_service.rs), through `opencode_share::api`: the exact final
+//! state, the order of items in a request, batching, coalescing, faults and refusal, remove, org
+//! accounts, what never leaks, create's answer, share records with an id, ignored keys. Every test
+//! asserts what the service saw; none asserts a duration.
+
+mod common;
+#[path = "support/next_session.rs"]
+mod next_session;
+
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::next_service::{self, NextRecord, share_id};
+use common::*;
+use next_session::{Session, assert_exactly};
+use opencode_share::{Status, api};
+use serde_json::{Value, json};
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// Creates `sid`'s share through the library; returns (share id, secret).
+fn create(sid: &str) -> (String, String) {
+    let created: Value = serde_json::from_str(&api::create(sid).expect("create")).unwrap();
+    let id = created["id"].as_str().expect("an id").to_owned();
+    (id, created["secret"].as_str().expect("a secret").to_owned())
+}
+
+/// The library under "next" against a fresh service, and session `n` shared through it (its
+/// share id beside it).
+fn start_shared(extra: &str, n: u32) -> (Running<NextService>, Session, String) {
+    let run = start_next(extra);
+    let s = Session::new(&session(n));
+    let (id, _) = create(&s.sid);
+    (run, s, id)
+}
+
+/// Sessions `ns` shared through the library, each with its share id.
+fn shared_sessions(ns: std::ops::Range<u32>) -> Vec<(String, Session)> {
+    let share = |n| {
+        let s = Session::new(&session(n));
+        (create(&s.sid).0, s)
+    };
+    ns.map(share).collect()
+}
+
+fn sync_fault(share: &str, fault: next_service::Fault, times: u32) -> next_service::FaultRule {
+    next_service::FaultRule {
+        prefix: format!("/api/share/{share}/sync"),
+        fault,
+        times,
+    }
+}
+
+/// The versions `v` of `item` the service stored, in the order stored.
+fn stored_versions(service: &NextService, share: &str, item: &str) -> Vec<u64> {
+    let stored = service.stored().into_iter();
+    stored
+        .filter(|s| s.share == share && s.item == item)
+        .filter_map(|s| s.v)
+        .collect()
+}
+
+/// Checks the order inside one sync: the session item first, a message before its parts.
+fn assert_ordered(r: &NextRecord) {
+    let keys = r.item_keys();
+    if let Some(i) = keys.iter().position(|k| k == "session") {
+        assert_eq!(i, 0, "the session item is not first: {keys:?}");
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let Some(mid) = k.strip_prefix("part/").and_then(|r| r.split('/').next()) else {
+            continue;
+        };
+        if let Some(m) = keys.iter().position(|x| *x == format!("message/{mid}")) {
+            assert!(m < i, "message/{mid} comes after its part {k}: {keys:?}");
+        }
+    }
+}
+
+#[test]
+fn the_service_ends_with_exactly_the_newest_item_of_every_key() {
+    let run = start_next(r#""concurrency":4"#);
+    run.service.set_latency(Duration::from_millis(10));
+    let mut shares = Vec::new();
+    for n in 1..=3 {
+        let mut s = Session::new(&session(n));
+        let (id, _) = create(&s.sid);
+        assert_eq!(id, share_id(&s.sid));
+        shares.push((id, s.sid.clone()));
+        s.info("draft");
+        s.diff(&["a.rs"]);
+        for m in 0..3 {
+            let mid = format!("msg_{m}");
+            s.message(&mid);
+            for p in 0..4 {
+                let mut text = String::new();
+                for w in 0..10 {
+                    text.push_str(&format!("w{w} "));
+                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
+                }
+            }
+            if m == 1 {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        s.info("final");
+        s.diff(&["a.rs", "b.rs"]);
+        s.model(&["gpt", "claude"]);
+        api::flush(LONG).unwrap();
+        assert_exactly(
+            &run.service.items(&shares[n as usize - 1].0).unwrap(),
+            &s.expected,
+        );
+        assert_eq!(s.expected.len(), 3 + 3 + 12);
+    }
+    let all = run.service.all_syncs();
+    assert!(all.iter().all(|r| r.status == 200), "no sync failed");
+    assert!(
+        all.iter()
+            .all(|r| r.header("content-type") == Some("application/json"))
+    );
+    assert_eq!(
+        run.service.overlaps_total(),
+        0,
+        "one sync per share at a time"
+    );
+    let s = stats();
+    assert_eq!(s["protocol"], "next");
+    assert_eq!(s["requests"].as_u64(), Some(all.len() as u64));
+    assert_eq!(s["queued"], 3 * (5 + 3 + 120));
+    assert_eq!(
+        (
+            s["pending_keys"].as_u64(),
+            s["in_flight"].as_u64(),
+            s["dropped"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    // a synced event per key delivered
+    let events = events();
+    for (_, sid) in &shares {
+        let key = format!("session/part/{sid}/msg_2/prt_2_3");
+        assert!(
+            of_type(&events, "synced")
+                .iter()
+                .any(|e| e["key"] == key.as_str()),
+            "no synced event for {key}"
+        );
+    }
+}
+
+#[test]
+fn each_request_puts_the_session_first_and_a_message_before_its_parts() {
+    let (run, mut s, id) = start_shared("", 10);
+    // the first sync is held 300 ms; everything written meanwhile goes in the next one
+    run.service.push_fault(sync_fault(
+        &id,
+        next_service::Fault::Delay(Duration::from_millis(300)),
+        1,
+    ));
+    s.part("msg_0", "prt_0", "warm-up");
+    assert!(
+        run.service.wait_for(LONG, |svc| svc.in_flight(&id) == 1),
+        "the first sync never came"
+    );
+    for p in 1..=3 {
+        s.part(
+            "msg_1",
+            &format!("prt_1_{p}"),
+            "a part written before its message",
+        );
+    }
+    s.part("msg_2", "prt_2_1", "x");
+    s.message("msg_2");
+    s.message("msg_1");
+    s.part("msg_1", "prt_1_4", "after");
+    s.info("the session item, written last");
+    api::flush(LONG).unwrap();
+    let syncs = run.service.syncs(&id);
+    assert_eq!(
+        syncs.len(),
+        2,
+        "{:?}",
+        syncs.iter().map(NextRecord::item_keys).collect::<Vec<_>>()
+    );
+    assert_eq!(syncs[0].item_keys(), ["part/msg_0/prt_0"]);
+    assert_eq!(syncs[1].items, 8, "{:?}", syncs[1].item_keys());
+    for r in &syncs {
+        assert_ordered(r);
+    }
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+}
+
+#[test]
+fn two_hundred_new_parts_of_one_share_go_in_a_few_requests() {
+    let (run, mut s, id) = start_shared("", 20);
+    run.service.set_latency(Duration::from_millis(20));
+    s.info("burst");
+    s.message("msg_1");
+    for p in 0..200 {
+        s.part("msg_1", &format!("prt_{p:03}"), &format!("part {p}"));
+    }
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let syncs = run.service.syncs(&id);
+    let sizes: Vec<usize> = syncs.iter().map(|r| r.items).collect();
+    assert!(
+        syncs.len() <= 5,
+        "202 new items took {} requests: {sizes:?}",
+        syncs.len()
+    );
+    assert_eq!(
+        sizes.iter().sum::<usize>(),
+        202,
+        "each item went once: {sizes:?}"
+    );
+    syncs.iter().for_each(assert_ordered);
+    assert_eq!(stats()["requests"].as_u64(), Some(syncs.len() as u64));
+    assert_eq!(run.service.overlaps(&id), 0);
+}
+
+#[test]
+fn a_part_rewritten_many_times_ends_newest_in_fewer_requests_than_writes() {
+    let (run, mut s, id) = start_shared("", 30);
+    run.service.set_latency(Duration::from_millis(5));
+    let mut text = String::new();
+    for n in 0..500 {
+        text.push_str(&format!("t{n} "));
+        s.part("msg_1", "prt_1", &text);
+        if n % 50 == 0 {
+            thread::sleep(Duration::from_millis(2)); // a model streams; it does not write all at once
+        }
+    }
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let syncs = run.service.syncs(&id);
+    assert!(
+        syncs.len() < 500,
+        "500 writes of one part took {} requests",
+        syncs.len()
+    );
+    assert!(syncs.iter().all(|r| r.items == 1), "one item per request");
+    let versions = stored_versions(&run.service, &id, "part/msg_1/prt_1");
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "stored out of write order: {versions:?}"
+    );
+    assert_eq!(versions.last(), Some(&500));
+    let st = stats();
+    assert_eq!(st["queued"], 500);
+    assert_eq!(st["requests"].as_u64(), Some(syncs.len() as u64));
+}
+
+#[test]
+fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
+    let run = start_next(r#""concurrency":2,"max_retries":50,"min_interval_ms":0"#);
+    run.service.set_latency(Duration::from_millis(2));
+    // the first sync (its batch holds the session item) is reset, the next answers 500 (the
+    // research's case); then 10% resets and 10% 500s, seeded, at most 80, so the loop ends
+    run.service.fail_next_syncs(1);
+    run.service.push_fault(next_service::FaultRule {
+        prefix: "/api/share/".into(),
+        fault: next_service::Fault::Reset,
+        times: 1,
+    });
+    run.service.set_random_faults_at_most(10, 10, 0x5eed, 80);
+    let mut sessions = shared_sessions(40..43);
+    for round in 0..20 {
+        for (_, s) in sessions.iter_mut() {
+            s.info(&format!("round {round}"));
+            for m in 0..2 {
+                let mid = format!("msg_{m}");
+                s.message(&mid);
+                for p in 0..10 {
+                    s.part(&mid, &format!("prt_{m}_{p}"), &format!("r{round}"));
+                }
+            }
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    api::flush(LONG).unwrap();
+    for (id, s) in &sessions {
+        assert_exactly(&run.service.items(id).unwrap(), &s.expected);
+        for item in s.expected.keys() {
+            let v = stored_versions(&run.service, id, item);
+            assert!(
+                v.windows(2).all(|w| w[0] <= w[1]),
+                "{item} stored out of write order: {v:?}"
+            );
+        }
+    }
+    let syncs = run.service.all_syncs();
+    let failed = syncs.iter().filter(|r| r.status != 200).count();
+    assert!(
+        failed >= 2,
+        "the faults were injected: {failed} of {} syncs",
+        syncs.len()
+    );
+    assert_eq!(
+        run.service.overlaps_total(),
+        0,
+        "a failed sync is never overlapped by its retry"
+    );
+    let s = stats();
+    assert!(s["retried"].as_u64().unwrap() >= failed as u64, "{s}");
+    assert_eq!(
+        (s["dropped"].as_u64(), s["refused_shares"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(s["requests"].as_u64(), Some(syncs.len() as u64));
+}
+
+#[test]
+fn a_share_with_a_wrong_secret_is_refused_after_max_retries_500s() {
+    let run = start_next(r#""max_retries":3,"retry_max_ms":300"#);
+    let mut fine = Session::new(&session(50));
+    let (fine_id, _) = create(&fine.sid);
+    let mut refused = Session::new(&session(51));
+    let id = share_id(&refused.sid);
+    run.service.create_share(&id);
+    // the host knows a stale secret: the service answers every sync of the share with 500
+    let stale = "00000000-0000-4000-8000-0000000000aa";
+    let record = json!({"id": id, "secret": stale, "url": "u"}).to_string();
+    api::sync(&format!("session/share/{}", refused.sid), &record).unwrap();
+    for p in 0..5 {
+        refused.part("msg_1", &format!("prt_{p}"), "held");
+        fine.part("msg_1", &format!("prt_{p}"), "goes");
+    }
+    let e = api::flush(LONG).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
+    assert!(e.message.contains("refuse"), "{}", e.message);
+    assert!(!e.message.contains(stale), "{}", e.message);
+    assert_exactly(&run.service.items(&fine_id).unwrap(), &fine.expected);
+    let seen = events();
+    let refusals = of_type(&seen, "refused");
+    assert_eq!(refusals.len(), 1, "one event says so: {seen:?}");
+    assert_eq!(refusals[0]["session"], refused.sid.as_str());
+    assert!(!serde_json::to_string(&seen).unwrap().contains(stale));
+    let s = stats();
+    assert_eq!(
+        (s["refused_shares"].as_u64(), s["dropped"].as_u64()),
+        (Some(1), Some(0))
+    );
+    // one request counts once: the 3rd 500 in a row refuses (a probe may have started since)
+    let before = run.service.syncs(&id).len();
+    assert!((3..=4).contains(&before), "refused after {before} requests");
+    let window = Instant::now();
+    thread::sleep(Duration::from_millis(1200));
+    let probes = run.service.syncs(&id).len() - before;
+    let allowed = (window.elapsed().as_millis() / 300) as usize + 1;
+    assert!(
+        probes <= allowed,
+        "{probes} probes in {:?}",
+        window.elapsed()
+    );
+    assert!(run.service.syncs(&id).iter().all(|r| r.status == 500));
+    assert!(run.service.items(&id).unwrap().is_empty());
+}
+
+#[test]
+fn remove_deletes_with_the_secret_and_nothing_of_the_share_is_synced_after() {
+    let run = start_next(r#""concurrency":4"#);
+    run.service.set_latency(Duration::from_millis(50));
+    let mut gone = Session::new(&session(60));
+    let mut other = Session::new(&session(61));
+    let (id, secret) = create(&gone.sid);
+    let (other_id, _) = create(&other.sid);
+    for n in 0..40 {
+        gone.part("msg_1", &format!("prt_{}", n % 10), &format!("w{n}"));
+        other.part("msg_1", &format!("prt_{}", n % 3), &format!("w{n}"));
+    }
+    assert!(run.service.wait_for(LONG, |s| s.in_flight(&id) == 1));
+    api::remove(&gone.sid, &secret).unwrap();
+    let returned = Instant::now();
+    let deletes: Vec<NextRecord> = run
+        .service
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0].path, format!("/api/share/{id}"));
+    assert_eq!(deletes[0].json, Some(json!({"secret": secret})));
+    assert_eq!(deletes[0].header("content-type"), Some("application/json"));
+    assert_eq!(deletes[0].status, 200);
+    assert!(
+        run.service
+            .syncs(&id)
+            .iter()
+            .all(|r| r.finished <= deletes[0].received),
+        "no sync of the share overlaps its delete"
+    );
+    api::flush(LONG).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    assert!(
+        run.service.syncs(&id).iter().all(|r| r.received < returned),
+        "no sync of the share after remove returned"
+    );
+    assert!(run.service.items(&id).is_none());
+    assert_exactly(&run.service.items(&other_id).unwrap(), &other.expected);
+    let s = stats();
+    assert_eq!(s["shares"], 1);
+    assert!(
+        s["dropped"].as_u64().unwrap() > 0,
+        "the pending writes were dropped: {s}"
+    );
+    let events = events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "dropped" && e["reason"] == "removed")
+    );
+    gone.part("msg_1", "prt_x", "after remove");
+    api::flush(LONG).unwrap();
+    assert!(run.service.syncs(&id).iter().all(|r| r.received < returned));
+}
+
+const TOKEN: &str = "tok-3f9a1c77e2b04d5e";
+const ORG: &str = "org-42";
+
+#[test]
+fn org_accounts_use_api_shares_with_the_bearer_token_and_org_id() {
+    let run = start_next_org(
+        TOKEN,
+        ORG,
+        &format!(r#""token":"{TOKEN}","org_id":"{ORG}""#),
+    );
+    let mut s = Session::new(&session(70));
+    let (id, secret) = create(&s.sid);
+    s.info("org");
+    s.message("msg_1");
+    s.part("msg_1", "prt_1", "hello");
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    api::remove(&s.sid, &secret).unwrap();
+    assert!(
+        run.service.items(&id).is_none(),
+        "the delete reached the org resource"
+    );
+    let log = run.service.requests();
+    let kinds: Vec<(&str, &str)> = log
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert!(kinds.contains(&("POST", "/api/shares")), "{kinds:?}");
+    assert!(
+        kinds.contains(&("POST", &*format!("/api/shares/{id}/sync"))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("DELETE", &*format!("/api/shares/{id}"))),
+        "{kinds:?}"
+    );
+    for r in &log {
+        assert!(r.path.starts_with("/api/shares"), "{} {}", r.method, r.path);
+        assert_eq!(
+            r.header("authorization"),
+            Some(&*format!("Bearer {TOKEN}")),
+            "{}",
+            r.path
+        );
+        assert_eq!(r.header("x-org-id"), Some(ORG), "{}", r.path);
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{}",
+            r.path
+        );
+        assert_eq!(r.status, 200, "{} {}", r.method, r.path);
+        assert!(!r.body.contains(TOKEN), "the token goes in its header only");
+    }
+}
+
+#[test]
+fn without_the_org_token_an_org_service_refuses_and_nothing_is_sent_elsewhere() {
+    let run = start_next_org(TOKEN, ORG, "");
+    let e = api::create(&session(71)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
+    let log = run.service.requests();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter()
+            .all(|r| r.path == "/api/share" && r.status == 404),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|r| r.header("authorization").is_none()));
+}
+
+#[test]
+fn the_token_and_secrets_never_appear_in_events_stats_or_errors() {
+    let config =
+        format!(r#""token":"{TOKEN}","org_id":"{ORG}","max_retries":3,"retry_max_ms":100"#);
+    let run = start_next_org(TOKEN, ORG, &config);
+    let mut said: Vec<String> = Vec::new();
+    let mut s = Session::new(&session(80));
+    let (_, secret) = create(&s.sid);
+    run.service.set_random_faults_at_most(20, 20, 9, 10);
+    for p in 0..20 {
+        s.part("msg_1", &format!("prt_{p}"), "x");
+    }
+    // a share whose secret the service does not know: refused, and a failed remove
+    let refused = session(81);
+    run.service.create_share(&share_id(&refused));
+    let stale = "00000000-0000-4000-8000-0000000000cc";
+    api::sync(
+        &format!("session/share/{refused}"),
+        &json!({"secret": stale, "url": "u"}).to_string(),
+    )
+    .unwrap();
+    api::sync(
+        &format!("session/part/{refused}/msg_1/prt_1"),
+        r#"{"id":"prt_1","messageID":"msg_1"}"#,
+    )
+    .unwrap();
+    said.push(api::flush(LONG).unwrap_err().message);
+    said.push(api::remove(&refused, stale).unwrap_err().message);
+    // a create the service answers 500 (the id is taken), a remove with the wrong secret
+    let taken = session(82);
+    run.service.create_share(&share_id(&taken));
+    said.push(api::create(&taken).unwrap_err().message);
+    if let Err(e) = api::remove(&s.sid, "0000-wrong-secret") {
+        said.push(e.message);
+    }
+    said.push(api::stats().unwrap());
+    said.push(api::events_take());
+    let (_, secret2) = create(&session(83));
+    said.push(api::stats().unwrap());
+    said.push(api::events_take());
+    let said = said.join("\n");
+    assert!(said.contains("refused"), "{said}");
+    for hidden in [TOKEN, &secret, &secret2, stale, "0000-wrong-secret"] {
+        assert!(!said.contains(hidden), "{hidden} appears in:\n{said}");
+    }
+    let log = run.service.requests();
+    assert!(
+        log.iter()
+            .all(|r| r.header("authorization") == Some(&*format!("Bearer {TOKEN}")))
+    );
+}
+
+#[test]
+fn create_answers_id_url_and_secret() {
+    let run = start_next("");
+    let sid = session(90);
+    let created: Value = serde_json::from_str(&api::create(&sid).unwrap()).unwrap();
+    let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["id", "secret", "url"], "{created}");
+    let id = share_id(&sid);
+    assert_eq!(created["id"], id.as_str());
+    assert_eq!(created["url"], format!("{}/share/{id}", run.service.url()));
+    assert_eq!(
+        created["secret"].as_str(),
+        run.service.secret(&id).as_deref()
+    );
+    let creates = run.service.requests();
+    assert_eq!(creates.len(), 1);
+    assert_eq!(
+        (creates[0].method.as_str(), creates[0].path.as_str()),
+        ("POST", "/api/share")
+    );
+    assert_eq!(creates[0].json, Some(json!({"sessionID": sid})));
+    assert_eq!(creates[0].header("content-type"), Some("application/json"));
+    // the share created is the one the library syncs to
+    let mut s = Session::new(&sid);
+    s.part("msg_1", "prt_1", "x");
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+}
+
+#[test]
+fn a_share_record_with_an_id_syncs_to_that_id_and_one_without_to_the_last_8_characters() {
+    let run = start_next("");
+    let mut with_id = Session::new(&session(100));
+    let secret = run.service.create_share("custom01");
+    let record = json!({"id": "custom01", "secret": secret, "url": "https://x/share/custom01"});
+    api::sync(
+        &format!("session/share/{}", with_id.sid),
+        &record.to_string(),
+    )
+    .unwrap();
+    with_id.info("with an id");
+    with_id.part("msg_1", "prt_1", "x");
+    let mut plain = Session::new(&session(101));
+    let plain_secret = run.service.create_share(&share_id(&plain.sid));
+    let record = json!({"secret": plain_secret, "url": "u"});
+    api::sync(&format!("session/share/{}", plain.sid), &record.to_string()).unwrap();
+    plain.part("msg_1", "prt_1", "y");
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items("custom01").unwrap(), &with_id.expected);
+    assert_exactly(
+        &run.service.items(&share_id(&plain.sid)).unwrap(),
+        &plain.expected,
+    );
+    let paths: Vec<String> = run.service.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        !paths.contains(&format!("/api/share/{}/sync", share_id(&with_id.sid))),
+        "{paths:?}"
+    );
+    assert_eq!(stats()["shares"], 2);
+}
+
+#[test]
+fn unknown_session_keys_are_ignored_under_next() {
+    let (run, mut s, id) = start_shared("", 110);
+    let sid = s.sid.clone();
+    let ignored = [
+        format!("session/todo/{sid}"),
+        format!("session/compaction/{sid}/cmp_1"),
+        format!("session/snapshot/{sid}"),
+        "project/prj_1".to_owned(),
+    ];
+    for key in &ignored {
+        api::sync(key, r#"{"id":"x"}"#).unwrap();
+    }
+    s.info("kept");
+    s.diff(&["x.rs"]);
+    s.model(&["m"]);
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let types: BTreeMap<String, usize> = run
+        .service
+        .syncs(&id)
+        .iter()
+        .flat_map(NextRecord::item_keys)
+        .fold(BTreeMap::new(), |mut m, k| {
+            *m.entry(k).or_insert(0) += 1;
+            m
+        });
+    let sent: Vec<&String> = types.keys().collect();
+    assert_eq!(
+        sent,
+        ["model", "session", "session_diff"],
+        "only the known keys became items"
+    );
+    let st = stats();
+    assert_eq!(st["ignored"], ignored.len());
+    assert_eq!(st["queued"], 3);
+}
+
+#[test]
+fn the_secret_is_removed_from_items_and_sent_once_per_request_as_its_field() {
+    let run = start_next("");
+    let sid = session(120);
+    let (id, secret) = create(&sid);
+    let info =
+        json!({"id": sid, "title": "t", "share": {"url": "https://x/share/1", "secret": secret}});
+    api::sync(&format!("session/info/{sid}"), &info.to_string()).unwrap();
+    let pasted = json!({"id": "prt_1", "messageID": "msg_1", "type": "text", "text": format!("pasted {secret}")});
+    api::sync(
+        &format!("session/part/{sid}/msg_1/prt_1"),
+        &pasted.to_string(),
+    )
+    .unwrap();
+    api::flush(LONG).unwrap();
+    let items = run.service.items(&id).unwrap();
+    assert_eq!(
+        items["session"]["data"]["share"],
+        json!({"url": "https://x/share/1"})
+    );
+    assert_eq!(
+        items["part/msg_1/prt_1"]["data"]["text"],
+        "pasted [secret removed]"
+    );
+    for r in run.service.syncs(&id) {
+        let body = r.body.replace(&secret, "<secret>");
+        assert_eq!(r.body.matches(&secret).count(), 1, "{body}");
+        assert_eq!(r.json.as_ref().unwrap()["secret"], secret.as_str());
+    }
+}
+
+#[test]
+fn a_batch_holds_at_most_4_mib_of_items() {
+    let (run, mut s, id) = start_shared("", 130);
+    run.service.set_latency(Duration::from_millis(20));
+    // 100 parts of 100 000 bytes: 10 MB pending, more than two batches' worth
+    let text = "x".repeat(100_000);
+    for p in 0..100 {
+        s.part("msg_1", &format!("prt_{p:03}"), &text);
+    }
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let syncs = run.service.syncs(&id);
+    let sizes: Vec<(usize, u64)> = syncs.iter().map(|r| (r.items, r.body_bytes)).collect();
+    assert!(syncs.len() >= 3, "{sizes:?}");
+    // 4 MiB of items, plus the body's own few bytes
+    assert!(
+        syncs.iter().all(|r| r.body_bytes <= (4 << 20) + 256),
+        "{sizes:?}"
+    );
+    assert!(
+        syncs.iter().filter(|r| r.items > 1).count() >= 2,
+        "they were batched: {sizes:?}"
+    );
+}
+
+#[test]
+fn concurrency_counts_shares_in_flight() {
+    let run = start_next(r#""concurrency":2"#);
+    run.service.set_latency(Duration::from_millis(50));
+    let mut sessions = shared_sessions(140..145);
+    for round in 0..3 {
+        for (_, s) in sessions.iter_mut() {
+            s.part("msg_1", &format!("prt_{round}"), "x");
+        }
+    }
+    api::flush(LONG).unwrap();
+    for (id, s) in &sessions {
+        assert_exactly(&run.service.items(id).unwrap(), &s.expected);
+    }
+    // the most syncs being handled at once, from the log's spans
+    let syncs = run.service.all_syncs();
+    let most = syncs
+        .iter()
+        .map(|a| {
+            syncs
+                .iter()
+                .filter(|b| b.received <= a.received && a.received < b.finished)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(most <= 2, "{most} syncs at once with concurrency 2");
+    assert!(most == 2, "5 shares at 50 ms latency should use both slots");
+    assert_eq!(run.service.overlaps_total(), 0);
+}
+
+#[test]
+fn an_item_sent_less_than_min_interval_ago_waits_and_the_others_do_not() {
+    let run = start_next(r#""min_interval_ms":400"#);
+    let mut s = Session::new(&session(150));
+    let (id, _) = create(&s.sid);
+    s.part("msg_1", "prt_hot", "v1");
+    assert!(run.service.wait_for(LONG, |svc| !svc.syncs(&id).is_empty()));
+    s.part("msg_1", "prt_hot", "v2");
+    s.part("msg_1", "prt_cold", "first");
+    api::flush(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let syncs = run.service.syncs(&id);
+    let keys: Vec<Vec<String>> = syncs.iter().map(NextRecord::item_keys).collect();
+    assert_eq!(
+        keys,
+        [
+            vec!["part/msg_1/prt_hot"],
+            vec!["part/msg_1/prt_cold"],
+            vec!["part/msg_1/prt_hot"]
+        ],
+        "the new item went at once, the re-sent one in a later request"
+    );
+    let waited = syncs[2].received.duration_since(syncs[0].received);
+    assert!(
+        waited >= Duration::from_millis(400),
+        "re-sent after {waited:?}"
+    );
+}
+
+#[test]
+fn a_404_on_a_sync_forgets_the_share_and_drops_its_items() {
+    let (run, mut s, id) = start_shared("", 160);
+    run.service
+        .push_fault(sync_fault(&id, next_service::Fault::Status(404), 1));
+    s.part("msg_1", "prt_1", "x");
+    let _ = api::flush(LONG);
+    let seen = events();
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "unshared" && e["session"] == s.sid.as_str()),
+        "{seen:?}"
+    );
+    assert_eq!(stats()["shares"], 0);
+    s.part("msg_1", "prt_2", "after");
+    api::flush(LONG).unwrap();
+    assert_eq!(
+        run.service.syncs(&id).len(),
+        1,
+        "nothing more was sent to the share"
+    );
+}
+
+#[test]
+fn shutdown_delivers_what_is_pending() {
+    let (run, mut s, id) = start_shared("", 170);
+    run.service.set_latency(Duration::from_millis(30));
+    s.info("exit right after the writes");
+    for p in 0..50 {
+        s.part("msg_1", &format!("prt_{p}"), "x");
+    }
+    api::shutdown(LONG).unwrap();
+    assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
+    let after: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    assert_eq!(
+        (after["dropped"].as_u64(), after["pending_keys"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
