@@ -1,6 +1,6 @@
-//! Crash tests of the durable spool: a host process streaming into several shares (this test
-//! binary, re-run as the host) is killed with SIGKILL at random moments, exits without
-//! shutdown, or is killed during share_remove; after each, a fresh process share_inits on the
+//! Crash tests of the durable spool, under both protocols: a host process streaming into
+//! several shares (this test binary, re-run as the host) is killed with SIGKILL at random
+//! moments, exits without shutdown, or is killed during share_remove; after each, a fresh process share_inits on the
 //! same spool and flushes. The service must then hold the newest content of every key written
 //! at least spool_interval_ms before the end (100%), have received each key's contents in
 //! order (never an older after a newer), and have received nothing of a share removed before
@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::next_service::{self, NextService, share_id};
 use common::{Fault, FaultRule, ShareService, part_key, session};
 use opencode_share::api;
 
@@ -74,8 +75,10 @@ fn act(role: &str) -> ! {
         exit_at: env("SPOOL_EXIT_AT").parse().unwrap_or(0),
     };
     let config = format!(
-        r#"{{"url":"{}","spool_dir":"{}","spool_interval_ms":{INTERVAL_MS},"retry_initial_ms":5,"retry_max_ms":50,"min_interval_ms":5}}"#,
-        plan.url, plan.spool
+        r#"{{"url":"{}","protocol":"{}","spool_dir":"{}","spool_interval_ms":{INTERVAL_MS},"retry_initial_ms":5,"retry_max_ms":50,"min_interval_ms":5}}"#,
+        plan.url,
+        env("SPOOL_PROTOCOL"),
+        plan.spool
     );
     api::init(Some(&config)).unwrap_or_else(|e| panic!("init: {e}"));
     if role == "finish" {
@@ -105,7 +108,13 @@ fn act(role: &str) -> ! {
         }
         let sid = streamed[(n as usize) % streamed.len()];
         let key = part_key(sid, (n as u32 / streamed.len() as u32) % KEYS_PER_SHARE);
-        let content = format!(r#"{{"type":"text","text":"write {n}","n":{n}}}"#);
+        // a part as opencode stores it: "next" items are keyed by its ids
+        let ids: Vec<&str> = key.split('/').collect();
+        let content = serde_json::json!({
+            "id": ids[4], "messageID": ids[3], "sessionID": sid, "type": "text",
+            "text": format!("write {n}"), "n": n,
+        })
+        .to_string();
         api::sync(&key, &content).unwrap_or_else(|e| panic!("sync: {e}"));
         say(&format!("w {n} {key} {}", now_us()));
         if plan.exit_at > 0 && n == plan.exit_at {
@@ -189,12 +198,13 @@ fn parse(lines: &[String]) -> Written {
 }
 
 /// Runs the finishing process on the spool; returns its stats.
-fn finish(test: &str, service: &ShareService, spool: &Path) -> serde_json::Value {
+fn finish(test: &str, service: &Service, spool: &Path) -> serde_json::Value {
     let (mut child, rx) = spawn(
         test,
         "finish",
         &[
             ("SPOOL_URL", service.url()),
+            ("SPOOL_PROTOCOL", service.protocol().into()),
             ("SPOOL_DIR", spool.display().to_string()),
         ],
     );
@@ -206,36 +216,133 @@ fn finish(test: &str, service: &ShareService, spool: &Path) -> serde_json::Value
     serde_json::from_str(stats.trim_start_matches("stats ")).unwrap()
 }
 
-/// The contents `key` received (200s), by write number, in arrival order, and by whom: the
-/// requests after `from` (a request sequence number) are the fresh process's.
-fn received(service: &ShareService, key: &str) -> Vec<(u64, u64)> {
-    service
-        .requests_to("/share_sync")
-        .iter()
-        .filter(|r| r.status == 200)
-        .filter_map(|r| r.json.as_ref().map(|j| (r.seq, j)))
-        .filter(|(_, j)| j["key"] == key)
-        .map(|(seq, j)| (seq, j["content"]["n"].as_u64().unwrap()))
-        .collect()
+/// The loopback service of the protocol under test, seen the same way: contents by
+/// (share, part) key, each carrying its write number `n`.
+enum Service {
+    V1(ShareService),
+    Next(NextService),
+}
+
+/// A part's storage key as "<share id>/part/<message id>/<part id>", both protocols' way.
+fn norm(storage_key: &str) -> String {
+    let ids: Vec<&str> = storage_key.split('/').collect();
+    format!("{}/part/{}/{}", share_id(ids[2]), ids[3], ids[4])
+}
+
+impl Service {
+    fn url(&self) -> String {
+        match self {
+            Service::V1(s) => s.url(),
+            Service::Next(s) => s.url(),
+        }
+    }
+
+    fn protocol(&self) -> &'static str {
+        match self {
+            Service::V1(_) => "v1",
+            Service::Next(_) => "next",
+        }
+    }
+
+    /// (request seq, share id, key or "", n) of every content that reached the service, in
+    /// arrival order; `delivered`: only those it accepted (2xx).
+    fn contents(&self, delivered: bool) -> Vec<(u64, String, String, u64)> {
+        match self {
+            Service::V1(s) => s
+                .requests_to("/share_sync")
+                .iter()
+                .filter(|r| !delivered || r.status == 200)
+                .filter_map(|r| r.json.as_ref().map(|j| (r.seq, j)))
+                .filter_map(|(seq, j)| {
+                    let key = j["key"].as_str()?;
+                    let sid = j["sessionID"].as_str()?;
+                    Some((seq, share_id(sid), norm(key), j["content"]["n"].as_u64()?))
+                })
+                .collect(),
+            Service::Next(s) => s
+                .requests()
+                .iter()
+                .filter(|r| r.is_sync() && (!delivered || r.status == 200))
+                .filter_map(|r| Some((r.seq, &r.share, r.json.as_ref()?["data"].as_array()?)))
+                .flat_map(|(seq, share, data)| {
+                    data.iter().filter_map(move |item| {
+                        let key = format!("{share}/{}", next_service::item_key(item)?);
+                        Some((seq, share.clone(), key, item["data"]["n"].as_u64()?))
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        match self {
+            Service::V1(s) => s.requests().last().map_or(0, |r| r.seq),
+            Service::Next(s) => s.requests().last().map_or(0, |r| r.seq),
+        }
+    }
+
+    /// Every request to remove `sid`'s share goes unanswered (closed, or reset).
+    fn stall_deletes(&self, sid: &str) {
+        match self {
+            Service::V1(s) => s.push_fault(FaultRule {
+                path: Some("/share_delete".into()),
+                key: None,
+                fault: Fault::Close,
+                times: 1_000_000,
+            }),
+            // the prefix also matches the share's syncs: they do not matter once it is removed
+            Service::Next(s) => s.push_fault(next_service::FaultRule {
+                prefix: format!("/api/share/{}", share_id(sid)),
+                fault: next_service::Fault::Reset,
+                times: 1_000_000,
+            }),
+        }
+    }
+
+    /// Whether a request to remove `sid`'s share has arrived.
+    fn delete_seen(&self, sid: &str) -> bool {
+        match self {
+            Service::V1(s) => s
+                .requests_to("/share_delete")
+                .iter()
+                .any(|r| r.json.as_ref().is_some_and(|j| j["sessionID"] == sid)),
+            Service::Next(s) => s
+                .requests()
+                .iter()
+                .any(|r| r.method == "DELETE" && r.share == share_id(sid)),
+        }
+    }
+
+    fn clear_faults(&self) {
+        match self {
+            Service::V1(s) => s.clear_faults(),
+            Service::Next(s) => s.clear_faults(),
+        }
+    }
 }
 
 /// Checks one run: every key's final content is at least its newest write made `INTERVAL_MS`
 /// before `end_us`, and no older than anything it received before; the fresh process (requests
 /// after `fresh_from`) sent nothing of `removed`. Returns how many keys had a write due.
 fn check(
-    service: &ShareService,
+    service: &Service,
     written: &Written,
     end_us: u64,
     fresh_from: u64,
     removed: Option<&str>,
 ) -> usize {
     let mut due = 0;
+    let delivered = service.contents(true);
     for (key, writes) in &written.writes {
         if removed.is_some_and(|sid| key.contains(sid)) {
             continue; // removed: what it had does not matter, only that nothing is resent
         }
-        let got = received(service, key);
-        let ns: Vec<u64> = got.iter().map(|&(_, n)| n).collect();
+        let key = &norm(key);
+        let ns: Vec<u64> = delivered
+            .iter()
+            .filter(|(_, _, k, _)| k == key)
+            .map(|&(_, _, _, n)| n)
+            .collect();
         assert!(
             ns.windows(2).all(|w| w[0] <= w[1]),
             "{key} received an older content after a newer: {ns:?}"
@@ -259,12 +366,10 @@ fn check(
     }
     if let Some(sid) = removed {
         let resent: Vec<u64> = service
-            .requests_to("/share_sync")
-            .iter()
-            .filter(|r| r.seq > fresh_from)
-            .filter_map(|r| r.json.as_ref())
-            .filter(|j| j["sessionID"] == sid)
-            .filter_map(|j| j["content"]["n"].as_u64())
+            .contents(false)
+            .into_iter()
+            .filter(|(seq, share, _, _)| *seq > fresh_from && *share == share_id(sid))
+            .map(|(_, _, _, n)| n)
             .collect();
         assert!(
             resent.is_empty(),
@@ -272,10 +377,6 @@ fn check(
         );
     }
     due
-}
-
-fn last_seq(service: &ShareService) -> u64 {
-    service.requests().last().map_or(0, |r| r.seq)
 }
 
 /// A small xorshift generator: the moments are random, and the seed is printed.
@@ -313,7 +414,7 @@ enum End {
 /// Returns (keys with a write due, contents the fresh process recovered).
 fn round(
     test: &str,
-    service: &ShareService,
+    service: &Service,
     spool: &Path,
     round: u32,
     end: End,
@@ -327,6 +428,7 @@ fn round(
     };
     let mut vars = vec![
         ("SPOOL_URL", service.url()),
+        ("SPOOL_PROTOCOL", service.protocol().into()),
         ("SPOOL_DIR", spool.display().to_string()),
         ("SPOOL_SESSIONS", sessions.join(",")),
         ("SPOOL_REMOVED", removed.clone()),
@@ -337,12 +439,7 @@ fn round(
     }
     service.clear_faults();
     if let End::KillInRemove = end {
-        service.push_fault(FaultRule {
-            path: Some("/share_delete".into()),
-            key: None,
-            fault: Fault::Close,
-            times: 1_000_000,
-        });
+        service.stall_deletes(&removed);
     }
     let (mut child, rx) = spawn(test, "host", &vars);
     let mut lines = Vec::new();
@@ -357,12 +454,7 @@ fn round(
         End::KillInRemove => {
             wait_line(&rx, "removing", &mut lines);
             let deadline = Instant::now() + Duration::from_secs(30);
-            let asked = |r: &common::service::Recorded| {
-                r.json
-                    .as_ref()
-                    .is_some_and(|j| j["sessionID"] == removed.as_str())
-            };
-            while !service.requests_to("/share_delete").iter().any(asked) {
+            while !service.delete_seen(&removed) {
                 assert!(Instant::now() < deadline, "no delete request from the host");
                 thread::sleep(Duration::from_millis(1));
             }
@@ -379,7 +471,7 @@ fn round(
     lines.extend(rx.iter()); // the rest of what it printed before it died
     service.clear_faults();
     let written = parse(&lines);
-    let fresh_from = last_seq(service);
+    let fresh_from = service.last_seq();
     let stats = finish(test, service, spool);
     let removed_before_end = match end {
         End::KillInRemove => Some(removed.as_str()), // its removal is durable before the delete
@@ -393,12 +485,15 @@ fn round(
 /// Runs `rounds` rounds of test `name` (or acts as its host, in a child), each ended by
 /// `end`, against one service and one spool; returns (keys with a write due, contents the fresh
 /// processes recovered), summed.
-fn rounds(name: &str, rounds: u32, end: impl Fn(&mut Rng) -> End) -> (usize, u64) {
+fn rounds(name: &str, protocol: &str, rounds: u32, end: impl Fn(&mut Rng) -> End) -> (usize, u64) {
     if let Ok(role) = std::env::var(ROLE) {
         act(&role);
     }
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let service = ShareService::start();
+    let service = match protocol {
+        "next" => Service::Next(NextService::start()),
+        _ => Service::V1(ShareService::start()),
+    };
     let t = private_dir();
     let spool = t.path().join("spool");
     let mut rng = Rng::new();
@@ -410,43 +505,70 @@ fn rounds(name: &str, rounds: u32, end: impl Fn(&mut Rng) -> End) -> (usize, u64
         recovered += c;
     }
     eprintln!(
-        "{name}: {rounds} rounds, {due} keys with a write due, all landed; {recovered} contents recovered"
+        "{name} ({protocol}): {rounds} rounds, {due} keys with a write due, all landed; {recovered} contents recovered"
     );
     (due, recovered)
 }
 
-#[test]
-fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
-    let (due, recovered) = rounds(
-        "killed_at_20_random_moments_a_fresh_process_finishes_the_upload",
-        20,
-        |rng| End::Kill(20 + rng.below(400)),
-    );
+/// 20 rounds, each host killed at a random moment (20-420 ms into its stream).
+fn killed_at_20_random_moments(name: &str, protocol: &str) {
+    let (due, recovered) = rounds(name, protocol, 20, |rng| End::Kill(20 + rng.below(400)));
     assert!(
         due > 0 && recovered > 0,
         "the kills must leave work for the spool"
     );
 }
 
-#[test]
-fn exit_without_shutdown_loses_nothing_that_reached_the_spool() {
-    let (due, recovered) = rounds(
-        "exit_without_shutdown_loses_nothing_that_reached_the_spool",
-        5,
-        |rng| End::Exit(50 + rng.below(400)),
-    );
+/// 5 rounds, each host ending with exit(0) after 50-450 writes.
+fn exit_without_shutdown(name: &str, protocol: &str) {
+    let (due, recovered) = rounds(name, protocol, 5, |rng| End::Exit(50 + rng.below(400)));
     assert!(
         due > 0 && recovered > 0,
         "the exits must leave work for the spool"
     );
 }
 
+/// 5 rounds, each host killed while share_remove waits for its delete.
+fn killed_during_remove(name: &str, protocol: &str) {
+    let (due, _) = rounds(name, protocol, 5, |_| End::KillInRemove);
+    assert!(due > 0, "the other shares had writes due");
+}
+
+#[test]
+fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
+    killed_at_20_random_moments(
+        "killed_at_20_random_moments_a_fresh_process_finishes_the_upload",
+        "v1",
+    );
+}
+
+#[test]
+fn exit_without_shutdown_loses_nothing_that_reached_the_spool() {
+    exit_without_shutdown(
+        "exit_without_shutdown_loses_nothing_that_reached_the_spool",
+        "v1",
+    );
+}
+
 #[test]
 fn killed_during_share_remove_the_removed_share_is_not_sent_again() {
-    let (due, _) = rounds(
+    killed_during_remove(
         "killed_during_share_remove_the_removed_share_is_not_sent_again",
-        5,
-        |_| End::KillInRemove,
+        "v1",
     );
-    assert!(due > 0, "the other shares had writes due");
+}
+
+#[test]
+fn under_next_killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
+    killed_at_20_random_moments(
+        "under_next_killed_at_20_random_moments_a_fresh_process_finishes_the_upload",
+        "next",
+    );
+}
+
+#[test]
+fn under_next_exit_without_shutdown_or_a_kill_during_remove_loses_nothing() {
+    let name = "under_next_exit_without_shutdown_or_a_kill_during_remove_loses_nothing";
+    exit_without_shutdown(name, "next");
+    killed_during_remove(name, "next");
 }
