@@ -2,7 +2,7 @@
 
 import { timeoutArg } from "./args.js";
 import { drainEvents } from "./drain.js";
-import { passAll, resetHeld, syncFromHost } from "./handover.js";
+import { holdBound, passAll, resetHeld, syncFromHost } from "./handover.js";
 import { load } from "./library.js";
 import { DEFAULT_TIMEOUT_MS, noCreatesOrRemoves, pendingCreatesAndRemoves, start } from "./ops.js";
 import { updateSink } from "./sink.js";
@@ -23,6 +23,7 @@ export function init(options: InitOptions = {}): void {
   const status = n.init(JSON.stringify(spoolDir === undefined ? config : { ...config, spool_dir: spoolDir }));
   if (status !== OK) throw failure(n, status);
   resetHeld();
+  state.holdMs = holdBound(config.protocol);
   state.skipped = 0;
   // spool: a held content is in no spool, so with one every write goes to the library at once
   state.holds = spoolDir === undefined && config.spool_dir === undefined;

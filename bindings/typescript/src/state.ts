@@ -48,6 +48,8 @@ export interface State {
   held: Map<string, unknown>;
   /** This run's held contents replaced by a newer one, and those refused when handed over. */
   heldCounts: { coalesced: number; refused: number };
+  /** Longest a key's content is held before it is handed over anyway, in ms (handover.ts). */
+  holdMs: number;
   /** This run's ShareNext writes of sessions without a share, never handed over (stats' `ignored`). */
   skipped: number;
   /** Listeners by event name (see events.ts). */
@@ -69,6 +71,7 @@ export const state: State = {
   recent: new Set(),
   held: new Map(),
   heldCounts: { coalesced: 0, refused: 0 },
+  holdMs: Infinity,
   skipped: 0,
   listeners: new Map(),
 };

@@ -232,6 +232,33 @@ export function defineNextSuite({ test }) {
     );
   }, 30_000);
 
+  test("ShareNext: a held item reaches the library within 10 ms, while its previous request is still in flight", async () => {
+    await withNext({}, async (service) => {
+      const sid = sessionId();
+      const record = await ShareNext.create(sid);
+      await ShareNext.flush(5000);
+      service.latencyMs = 400;
+      const serialised = [];
+      const part = (n) => ({
+        id: "prt_1",
+        messageID: "msg_1",
+        sessionID: sid,
+        toJSON() {
+          serialised.push(n);
+          return { id: "prt_1", messageID: "msg_1", sessionID: sid, type: "text", text: `v${n}` };
+        },
+      });
+      ShareNext.sync(sid, [{ type: "part", data: part(1) }]); // queued, in flight for 400 ms
+      ShareNext.sync(sid, [{ type: "part", data: part(2) }]); // held
+      assert.deepEqual(serialised, [1]);
+      await until(() => serialised.length === 2, 300, "the held item handed over by its deadline");
+      assert.equal(ShareNext.stats().held, 0, "nothing held any more");
+      await ShareNext.flush(5000);
+      const stored = service.items(record.id)["part/msg_1/prt_1"];
+      assert.equal(stored?.data.text, "v2");
+    });
+  }, 30_000);
+
   test("ShareNext: a 500 on the first sync (ShareNext lost that batch for good), a reset, a 503 and a 429 are retried; nothing is lost", async () => {
     const retries = [];
     const off = ShareNext.on("retry", (e) => retries.push(e));
