@@ -7,7 +7,12 @@
 //!
 //! `--serve` keeps the server running afterwards so a person can open the viewer page;
 //! `--protocol next` shares under opencode's successor protocol (items batched per share)
-//! instead of the legacy one (`v1`, the default).
+//! instead of the legacy one (`v1`, the default); `--crash-at N` keeps the server's database and
+//! a durable spool in a fixed folder and kills the process (SIGKILL) after N writes: the next
+//! run finds them and finishes the upload from the spool (see `demo/crash.rs`).
+
+#[path = "demo/crash.rs"]
+mod crash;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -35,6 +40,7 @@ struct Args {
     serve: bool,
     listen: String,
     protocol: String,
+    crash_at: Option<usize>,
 }
 
 fn args() -> Result<Args, String> {
@@ -42,6 +48,7 @@ fn args() -> Result<Args, String> {
         serve: false,
         listen: "127.0.0.1:0".into(),
         protocol: "v1".into(),
+        crash_at: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -54,9 +61,12 @@ fn args() -> Result<Args, String> {
                     .filter(|p| p == "v1" || p == "next")
                     .ok_or("--protocol needs v1 or next")?
             }
+            "--crash-at" => {
+                out.crash_at = Some(args.next().and_then(|n| n.parse().ok()).ok_or("--crash-at needs a number of writes")?)
+            }
             _ => {
                 return Err(
-                    "usage: share_demo [--serve] [--listen HOST:PORT] [--protocol v1|next]".into(),
+                    "usage: share_demo [--serve] [--listen HOST:PORT] [--protocol v1|next] [--crash-at N]".into(),
                 );
             }
         }
@@ -64,7 +74,7 @@ fn args() -> Result<Args, String> {
     Ok(out)
 }
 
-/// A temporary folder for the server's SQLite file, removed when dropped.
+/// A folder for the server's SQLite file (and the spool), removed when dropped.
 struct TempDir(std::path::PathBuf);
 
 impl Drop for TempDir {
@@ -90,8 +100,9 @@ fn run() -> Result<(), String> {
         .ok_or("fixture: the first write is not session/info")?
         .to_owned();
 
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id())));
+    // --crash-at, or the run after it: a fixed folder with the database and the spool
+    let (dir, crash) = crash::prepare(args.crash_at)?;
+    let dir = TempDir(dir.unwrap_or_else(|| std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id()))));
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
     let server = opencode_share_server::spawn(opencode_share_server::Config {
         listen: args.listen.clone(),
@@ -104,15 +115,17 @@ fn run() -> Result<(), String> {
         dir.0.display()
     );
     let config = json!({ "url": server.url, "protocol": args.protocol });
-    api::init(Some(&config.to_string())).map_err(|e| e.to_string())?;
+    api::init(Some(&crash::config(config, &crash, &dir.0))).map_err(|e| e.to_string())?;
     let wakeups = Arc::new(AtomicUsize::new(0));
     let counter = wakeups.clone();
     api::set_event_sink(Some(Arc::new(move || {
         counter.fetch_add(1, Ordering::Relaxed);
     })));
 
-    let created: Value =
-        serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap();
+    let created: Value = match &crash {
+        crash::Mode::Resume { created, .. } => created.clone(),
+        _ => serde_json::from_str(&api::create(&session).map_err(|e| e.to_string())?).unwrap(),
+    };
     let (url, secret) = (
         created["url"].as_str().unwrap().to_owned(),
         created["secret"].as_str().unwrap().to_owned(),
@@ -129,18 +142,24 @@ fn run() -> Result<(), String> {
     if let Some(id) = created.get("id") {
         record["id"] = id.clone(); // "next": the share id the server gave
     }
-    api::sync(&format!("session/share/{session}"), &record.to_string())
-        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut newest: BTreeMap<String, Value> = BTreeMap::new();
-    for (n, (key, content)) in writes.iter().enumerate() {
+    for (n, (key, content)) in writes.iter().enumerate().take(crash.writes(writes.len())) {
+        if n == 0 && !matches!(crash, crash::Mode::Resume { .. }) {
+            api::sync(&format!("session/share/{session}"), &record.to_string())
+                .map_err(|e| e.to_string())?;
+        }
         let (mut written, mut expected) = (content.clone(), content.clone());
         if key.starts_with("session/info/") {
             written["share"] = share_record.clone();
             expected["share"] = json!({ "url": url });
         }
-        api::sync(key, &written.to_string()).map_err(|e| format!("sync {key}: {e}"))?;
         newest.insert(key.clone(), expected);
+        if let crash::Mode::Resume { .. } = crash {
+            continue; // written before the crash: the spool has it
+        }
+        api::sync(key, &written.to_string()).map_err(|e| format!("sync {key}: {e}"))?;
+        crash.after_write(n + 1, &created, &dir.0);
         if n % 4 == 0 {
             thread::sleep(Duration::from_millis(1)); // a model streams; it does not write all at once
         }
@@ -191,6 +210,7 @@ fn run() -> Result<(), String> {
     println!(
         "ok      the server holds exactly the newest content of every key; the secret is not in it"
     );
+    crash.report(&stats);
     let short = &session[session.len() - 8..];
     let page = format!("{}/share/{short}", server.url);
     match page == url {

@@ -112,12 +112,15 @@ extern "C" {
  * Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
  * connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
  * max_pending_bytes, max_content_bytes, min_interval_ms, user_agent, allow_insecure, protocol,
- * token, org_id); NULL or "" takes every default. Unknown keys are an error. `protocol` is
+ * token, org_id, spool_dir, spool_interval_ms, spool_fsync_ms); NULL or "" takes every default.
+ * Unknown keys are an error. `protocol` is
  * "v1" (the default: opencode's legacy Share service) or "next" (opencode's ShareNext service,
  * default url https://opncd.ai: one request carries many items of one share, at most one
  * request per share is in flight, and `concurrency` counts shares). `token` with `org_id`
  * ("next" only) sends to an org account; the token is a credential, never in a message,
- * event or the stats. Returns SHARE_ERR_ALREADY_INITIALIZED,
+ * event or the stats. With spool_dir, share_init first re-queues what the spool holds that the
+ * service never acknowledged, and answers SHARE_ERR_INVALID_ARGUMENT if another process holds
+ * the spool or the folder is not one only its owner may access. Returns SHARE_ERR_ALREADY_INITIALIZED,
  * changing nothing, while running, and SHARE_ERR_NOT_INITIALIZED when it cannot start (a
  * thread cannot be spawned, the HTTP client cannot be built). Fork: in a child forked from a
  * process that called share_init, this and every other call answers SHARE_ERR_NOT_INITIALIZED
@@ -258,8 +261,9 @@ enum share_status share_set_event_callback(share_event_notify notify, void *user
  * panic, unshared, removed, shutdown or queue_full; `unshared` {session, status} (401, 403,
  * 404: the share is forgotten); `refused` {session, count} (once, when the service answered
  * count 500s in a row for the share: its contents wait, flushes stop waiting for them, one
- * request per retry_max_ms probes it); `resumed` {session} (a probe succeeded). Every drop
- * names its key or session. Free it with share_string_free.
+ * request per retry_max_ms probes it); `resumed` {session} (a probe succeeded); `spool`
+ * {skipped_bytes} (share_init cut that many damaged bytes off the spool's end) or {error}
+ * (writing the spool failed; retried). Every drop names its key or session. Free it with share_string_free.
  */
 enum share_status share_events_take(char **out_json);
 

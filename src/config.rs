@@ -1,6 +1,7 @@
 //! The `share_init` configuration: JSON parsing, validation, and the service URL's resolution.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +71,12 @@ pub struct Config {
     pub protocol: ProtocolName,
     /// `token` + `org_id`: the org account the "next" requests go to.
     pub org: Option<Org>,
+    /// The durable spool's folder (SPEC "Durability"); None: nothing touches the disk.
+    pub spool_dir: Option<PathBuf>,
+    /// Longest time an accepted content waits before the spool thread writes it.
+    pub spool_interval: Duration,
+    /// Longest time between two fsyncs of what the spool thread wrote.
+    pub spool_fsync: Duration,
 }
 
 /// The JSON object as the host wrote it; every key optional, unknown keys refused.
@@ -92,6 +99,9 @@ struct Raw {
     protocol: Option<String>,
     token: Option<String>,
     org_id: Option<String>,
+    spool_dir: Option<String>,
+    spool_interval_ms: Option<u64>,
+    spool_fsync_ms: Option<u64>,
 }
 
 const MAX_CONCURRENCY: u64 = 64;
@@ -204,6 +214,17 @@ impl Config {
                 "config: max_content_bytes must be at least 1",
             ));
         }
+        let spool_interval = ms("spool_interval_ms", raw.spool_interval_ms, 20, 1)?;
+        let spool_fsync = ms("spool_fsync_ms", raw.spool_fsync_ms, 1000, 1)?;
+        let spool_dir = match raw.spool_dir {
+            None => None,
+            Some(dir) if dir.is_empty() || dir.contains('\0') => {
+                return Err(Error::invalid(
+                    "config: spool_dir must be a non-empty path without NUL",
+                ));
+            }
+            Some(dir) => Some(PathBuf::from(dir)),
+        };
         let user_agent = raw
             .user_agent
             .unwrap_or_else(|| format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
@@ -228,6 +249,9 @@ impl Config {
             loopback,
             protocol,
             org,
+            spool_dir,
+            spool_interval,
+            spool_fsync,
         })
     }
 }
@@ -333,6 +357,11 @@ mod tests {
                 format!("opencode-share/{}", env!("CARGO_PKG_VERSION"))
             );
             assert!(!c.loopback);
+            assert_eq!(c.spool_dir, None);
+            assert_eq!(
+                (c.spool_interval, c.spool_fsync),
+                (Duration::from_millis(20), Duration::from_secs(1))
+            );
         }
     }
 
@@ -365,7 +394,8 @@ mod tests {
                 r#"{"url":"http://10.0.0.5:8080/","version":"1.0.0","timeout_ms":100,
                 "connect_timeout_ms":50,"concurrency":1,"max_retries":0,"retry_initial_ms":5,
                 "retry_max_ms":10,"max_pending_bytes":1000,"min_interval_ms":0,"user_agent":"host/1",
-                "allow_insecure":true}"#,
+                "allow_insecure":true,"spool_dir":"/var/spool/x","spool_interval_ms":5,
+                "spool_fsync_ms":50}"#,
             ),
             None,
         )
@@ -385,6 +415,14 @@ mod tests {
             (Duration::from_millis(5), Duration::from_millis(10))
         );
         assert_eq!(c.user_agent, "host/1");
+        assert_eq!(
+            c.spool_dir.as_deref(),
+            Some(std::path::Path::new("/var/spool/x"))
+        );
+        assert_eq!(
+            (c.spool_interval, c.spool_fsync),
+            (Duration::from_millis(5), Duration::from_millis(50))
+        );
     }
 
     #[test]
@@ -452,6 +490,9 @@ mod tests {
         assert!(err(r#"{"max_content_bytes":0}"#).contains("max_content_bytes"));
         assert!(err(r#"{"user_agent":""}"#).contains("user_agent"));
         assert!(err("{\"user_agent\":\"a\\nb\"}").contains("user_agent"));
+        assert!(err(r#"{"spool_dir":""}"#).contains("spool_dir"));
+        assert!(err(r#"{"spool_interval_ms":0}"#).contains("spool_interval_ms"));
+        assert!(err(r#"{"spool_fsync_ms":0}"#).contains("spool_fsync_ms"));
     }
 
     #[test]

@@ -85,6 +85,15 @@ pub enum Event {
     /// `count` events did not fit in the buffer and are missing before this one: a host that
     /// tracks keys from events must re-check them.
     Lost { count: u64 },
+    /// The durable spool (`spool_dir`): at `share_init`, `skipped_bytes` after its last whole
+    /// record were cut off (a torn last write, damage or garbage); or writing, syncing or
+    /// compacting it failed (`error`: the write is retried, nothing accepted is dropped).
+    Spool {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped_bytes: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// The host's sink: a wake-up telling it to take the events.

@@ -25,6 +25,8 @@
  *   --reps R       repetitions per case (default 7)
  *   --case NAME    run only this case: same-100, same-1k, same-100k, distinct, ignored
  *   --no-warmup    skip the warm-up batch
+ *   --spool DIR    with the durable spool in DIR (share_init's spool_dir; scripts/bench-sync
+ *                  --spool-side-by-side compares runs with and without it)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -383,15 +385,16 @@ static const char *size_label(size_t size, char *buf, size_t cap) {
 int main(int argc, char **argv) {
   size_t n = 100000, n_large = 5000;
   int reps = 7, warmup = 1;
-  const char *only = NULL;
+  const char *only = NULL, *spool = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--n") && i + 1 < argc) n = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--n-large") && i + 1 < argc) n_large = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "--no-warmup")) warmup = 0;
+    else if (!strcmp(argv[i], "--spool") && i + 1 < argc) spool = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--n N] [--n-large N] [--reps R] [--case same-100|same-1k|same-100k|distinct|ignored] [--no-warmup]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--n N] [--n-large N] [--reps R] [--case same-100|same-1k|same-100k|distinct|ignored] [--no-warmup] [--spool DIR]\n", argv[0]);
       return 64;
     }
   }
@@ -402,9 +405,18 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   int port = start_server();
-  char config[256];
+  char config[4352];
+  char spool_member[4128] = "";
+  if (spool) {
+    if (strlen(spool) > 4000 || strpbrk(spool, "\"\\")) {
+      fprintf(stderr, "sync_cost: --spool needs a path under 4000 bytes without quotes or backslashes\n");
+      return 64;
+    }
+    snprintf(spool_member, sizeof spool_member, ",\"spool_dir\":\"%s\"", spool);
+  }
   /* 2^40 bytes: max_pending_bytes must never be reached here. */
-  snprintf(config, sizeof config, "{\"url\":\"http://127.0.0.1:%d\",\"max_pending_bytes\":1099511627776}", port);
+  snprintf(config, sizeof config, "{\"url\":\"http://127.0.0.1:%d\",\"max_pending_bytes\":1099511627776%s}", port,
+           spool_member);
   check(share_init(config), "share_init");
   char *created = NULL;
   check(share_create(SESSION, &created), "share_create");
@@ -430,8 +442,9 @@ int main(int argc, char **argv) {
   }
 
   printf("opencode-share %s: share_sync caller-thread cost, ns per call over %d repetitions "
-         "(median, min, max)%s\n\n",
-         share_version(), reps, warmup ? ", after one warm-up batch of N/10" : "");
+         "(median, min, max)%s%s\n\n",
+         share_version(), reps, warmup ? ", after one warm-up batch of N/10" : "",
+         spool ? ", with the durable spool (spool_dir)" : "");
   printf("| case | content | N | wall median | wall min | wall max | thread CPU median | CPU min | CPU max |\n");
   printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   char sz[32];

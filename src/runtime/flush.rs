@@ -49,6 +49,7 @@ impl Shared {
     /// `share_flush_async`: registers a flush that settles and the timer complete.
     pub fn flush_async(&self, timeout: Duration, completion: Completion) -> Result<u32> {
         let id = completions::register(self.generation, completion)?;
+        super::spooler::request_sync(self); // spool: write and sync soon (not waited for)
         let mut fx = Effects::default();
         {
             let mut state = self.lock();
@@ -81,6 +82,10 @@ impl Shared {
     /// take its mark once, then poll with a zero timeout without later writes moving the goal.
     pub fn flush_until(&self, mark: u64, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
+        // spool: what was accepted is on disk before a flush answers
+        if !super::spooler::wait_durable(self, deadline) {
+            return Err(super::spooler::not_durable("flush"));
+        }
         let mut state = self.lock();
         state.waiters += 1;
         let (mut state, done) = wait_until(&self.changed, state, deadline, |s| {

@@ -8,6 +8,7 @@ mod messages;
 mod notifier;
 pub mod ops;
 mod shared;
+mod spooler;
 mod state;
 mod timer;
 mod worker;
@@ -83,6 +84,8 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     }
     let env_api = std::env::var("OPENCODE_API").ok();
     let config = Config::parse(config_json, env_api.as_deref())?;
+    // spool: open the spool (a folder in use or of a bad mode fails init here)
+    let spooled = spooler::open(&config)?;
     let for_client = config.clone();
     let http = spawn("share-init".into(), move || Http::new(&for_client))?
         .join()
@@ -113,6 +116,8 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let notifier = spawn("share-notifier".into(), move || {
         notifier::run(notices_rx, notifier_done_tx)
     })?;
+    // spool: re-queue what the spool holds, start the spool thread
+    spooler::start(&shared, spooled)?;
     let mut handles = Vec::with_capacity(workers + 1);
     let mut started = Ok(());
     for n in 0..workers {
@@ -135,6 +140,8 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         .map(|h| handles.push(h));
     }
     if let Err(e) = started {
+        // spool: the thread syncs and releases the spool
+        spooler::stop(&shared, Instant::now() + Duration::from_secs(1));
         stop_threads(&shared, handles.len());
         let _ = shared.notices.send(Notice::Stop);
         return Err(e);
@@ -212,6 +219,8 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
                 error: None,
             }),
     );
+    // spool: what is left stays in the spool for the next share_init (written, synced, released)
+    spooler::stop(&shared, deadline);
     let abandoned = completions::abandon(shared.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {

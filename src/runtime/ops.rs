@@ -27,6 +27,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
     let path = create.path.clone();
     let answer = request(shared, create, deadline, shared.policy.max_retries)?;
     let created = shared.protocol.parse_created(&answer.body)?;
+    let spooled = super::spooler::share(shared, session, &created.share()); // spool:
     let mut state = shared.lock();
     if let Some(other) = state.registry.holder(session, &created.secret) {
         // the hosted service keys shares by the last 8 characters of the session id and hands
@@ -42,6 +43,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
     let mut probe = false;
     if !state.closed {
         state.registry.insert(session, created.share());
+        super::spooler::push(&mut state, spooled); // spool:
         probe = state.queue.probe_now(session, Instant::now());
     }
     drop(state);
@@ -63,8 +65,10 @@ pub struct Forgotten {
 /// pending work and forgets its share.
 pub fn forget(shared: &Shared, session: &str) -> Forgotten {
     let mut fx = Effects::default();
+    let spooled = super::spooler::removal(shared, session); // spool:
     let forgotten = {
         let mut state = shared.lock();
+        super::spooler::push(&mut state, spooled); // spool: Remove (waited for in delete)
         let refused = state.queue.is_refused(session);
         let dropped = state.queue.purge_session(session, false);
         let id = state.registry.remove(session).and_then(|share| share.id);
@@ -91,6 +95,10 @@ pub fn forget(shared: &Shared, session: &str) -> Forgotten {
 /// answers a stale secret and a deleted share with 500, and the local part holds anyway.
 pub fn delete(shared: &Shared, session: &str, secret: &Secret, forgotten: Forgotten) -> Result<()> {
     let deadline = Instant::now() + shared.config.timeout;
+    // spool: the removal is on disk before the delete goes out (and before remove answers)
+    if !super::spooler::wait_durable(shared, deadline) {
+        return Err(super::spooler::not_durable(&format!("remove {session:?}")));
+    }
     {
         let mut state = shared.lock();
         state.waiters += 1;

@@ -10,6 +10,7 @@ use crossbeam_channel::Sender;
 
 use super::completions;
 use super::messages::{Job, Notice, Tick};
+use super::spooler; // spool:
 use super::state::{Effects, State};
 use crate::config::Config;
 use crate::content;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub jobs: Sender<Job>,
     pub timer: Sender<Tick>,
     pub notices: Sender<Notice>,
+    /// spool: the spool thread's wake-ups and progress
+    pub spool: spooler::Handle,
     /// Writes not ours: foreign keys, sessions without a share, share records without a secret.
     pub ignored: AtomicU64,
     /// Writes refused with SHARE_ERR_QUEUE_FULL.
@@ -80,6 +83,7 @@ impl Shared {
             jobs,
             timer,
             notices,
+            spool: spooler::Handle::new(&config), // spool:
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             config,
@@ -121,11 +125,13 @@ impl Shared {
             Key::Foreign => self.ignore(),
             Key::Share { session } => match content::share_record(key, text)? {
                 Some(share) => {
+                    let spooled = spooler::share(self, session, &share); // spool:
                     let mut state = self.lock();
                     if state.closed {
                         return Err(Error::not_initialized());
                     }
                     state.registry.insert(session, share);
+                    spooler::push(&mut state, spooled); // spool:
                     let probe = state.queue.probe_now(session, std::time::Instant::now());
                     drop(state);
                     if probe {
@@ -145,6 +151,7 @@ impl Shared {
                     return self.too_large(key, session, text.len());
                 }
                 let text: Arc<str> = Arc::from(text);
+                let spooled = spooler::content(self, key, session, &text); // spool:
                 let mut fx = Effects::default();
                 {
                     let mut state = self.lock();
@@ -165,6 +172,7 @@ impl Shared {
                             return Err(self.queue_full(key, full.pending_bytes, full.limit));
                         }
                     };
+                    spooler::accepted(&mut state, spooled); // spool:
                     fx.tokens = state.claim_workers(self.config.concurrency);
                     fx.wake_timer = offer == Offer::Parked; // the key's time may be the earliest
                 }
@@ -253,6 +261,7 @@ impl Shared {
             "in_flight": state.queue.in_flight(),
             "shares": state.registry.len(),
             "events_lost": hub().lost(),
+            "spool": spooler::stats(self), // spool:
         })
         .to_string()
     }

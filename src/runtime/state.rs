@@ -11,7 +11,8 @@
 //! 4. the event hub's buffer (a leaf: [`Hub::record`](crate::events::Hub::record) only).
 //!
 //! The completion slots' lock (runtime/completions.rs) is never held together with the state
-//! lock, nor with the hub's.
+//! lock, nor with the hub's. spool: the spool's progress lock (runtime/spooler.rs) is a leaf,
+//! never held together with the state lock.
 
 use std::time::Instant;
 
@@ -40,6 +41,8 @@ pub struct State {
     pub unsafe_contents: u64,
     /// Requests abandoned because the library panicked while sending (bugs).
     pub panics: u64,
+    /// spool: records for the spool thread (pushed under this lock, written after it)
+    pub spool: super::spooler::Buffer,
 }
 
 impl State {
@@ -55,6 +58,7 @@ impl State {
             too_large: 0,
             unsafe_contents: 0,
             panics: 0,
+            spool: Default::default(), // spool:
         }
     }
 

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::messages::Job;
 use super::shared::Shared;
+use super::spooler; // spool:
 use super::state::{Effects, State};
 use crate::content;
 use crate::events::{Event, Reason};
@@ -44,6 +45,7 @@ fn send_ready(shared: &Shared) {
             let share = state.registry.get(&dispatch.session).cloned();
             (dispatch, share)
         };
+        spooler::before_send(shared, &dispatch); // spool: its records are in the log first
         let outcome = match &share {
             Some(share) => post(shared, &dispatch, share),
             // a purge removes the session's pending keys with its share; kept for safety
@@ -190,6 +192,7 @@ fn drop_unsent(
         _ => state.unsafe_contents += 1,
     }
     let key = &dispatch.items[n].key;
+    spooler::unsent(state, &dispatch.items[n]); // spool: dropped
     state
         .queue
         .failed(key, Instant::now(), Failure::Final, |_| Default::default());
@@ -241,6 +244,7 @@ fn settle_answer(
     };
     match retry::classify(&attempt) {
         Verdict::Success => {
+            spooler::delivered(state, dispatch, keys); // spool: acks
             let mut resumed = false;
             for key in keys {
                 let after = state.queue.sent(key, now);
@@ -299,6 +303,7 @@ fn settle_answer(
             if share.is_some() && state.registry.get(session) == share {
                 count += state.queue.purge_session(session, true);
                 state.registry.remove(session);
+                spooler::unshared(state, session); // spool: forget the share
                 fx.emit([Event::Unshared {
                     session: session.clone(),
                     status: status.unwrap_or(403),
@@ -315,6 +320,7 @@ fn settle_answer(
             }]);
         }
         Verdict::Reject | Verdict::Bug => {
+            spooler::given_up(state, dispatch, keys); // spool: dropped
             state
                 .queue
                 .failed_batch(keys, now, Failure::Final, |_| Default::default());

@@ -5,7 +5,7 @@
 import type { ShareError } from "./status.js";
 
 /** The `type` of every event the library reports. */
-export const EVENT_TYPES = ["synced", "retry", "failed", "dropped", "unshared", "refused", "resumed", "lost"] as const;
+export const EVENT_TYPES = ["synced", "retry", "failed", "dropped", "unshared", "refused", "resumed", "lost", "spool"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** Why the library gave contents up (a `dropped` event's `reason`). */
@@ -78,6 +78,12 @@ export interface LostEvent {
   type: "lost";
   count: number;
 }
+/** The durable spool: init cut `skipped_bytes` of damage off its end, or writing it failed (`error`, retried). */
+export interface SpoolEvent {
+  type: "spool";
+  skipped_bytes?: number;
+  error?: string;
+}
 /** Every event the library reports. */
 export type ShareEvent =
   | SyncedEvent
@@ -87,7 +93,8 @@ export type ShareEvent =
   | UnsharedEvent
   | RefusedEvent
   | ResumedEvent
-  | LostEvent;
+  | LostEvent
+  | SpoolEvent;
 
 /** A storage write handed over through `subscribe` that `sync` refused. */
 export interface SyncErrorEvent {
@@ -105,6 +112,7 @@ export interface ShareEventMap {
   refused: RefusedEvent;
   resumed: ResumedEvent;
   lost: LostEvent;
+  spool: SpoolEvent;
   /** Every library event. */
   "*": ShareEvent;
   /** A write from `subscribe` that failed (without a listener: a process warning). */

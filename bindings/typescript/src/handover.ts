@@ -40,7 +40,7 @@ const deadlines = new Map<string, ReturnType<typeof setTimeout>>();
 export function sync(key: string, content: unknown): void {
   const n = state.native;
   if (!n) throw notInitialized();
-  if (state.liveRun !== 0) {
+  if (state.liveRun !== 0 && state.holds) {
     const held = state.held;
     if (held.has(key)) {
       state.heldCounts.coalesced++;
@@ -156,6 +156,7 @@ export function settle(event: ShareEvent): void {
   // a refused share's keys stay pending in the library, which holds their newest content anyway
   if (event.type === "unshared" || event.type === "refused" || event.type === "resumed") passAll(event.session);
   else if (event.type === "lost") passAll();
+  else if (event.type === "spool") return; // names no key
   else if (event.type !== "dropped" || event.key !== undefined) pass(event.key!);
   else passAll(event.session); // a dropped event for a session, or for all
 }

@@ -18,13 +18,15 @@ import type { InitOptions, ShareStats } from "./types.js";
  */
 export function init(options: InitOptions = {}): void {
   if (state.stopping) throw new ShareError(ALREADY_INITIALIZED, "Share.shutdown is still running: await it before Share.init");
-  const { libraryPath, subscribe, ...config } = options;
+  const { libraryPath, subscribe, spoolDir, ...config } = options;
   const n = load(libraryPath);
-  const status = n.init(JSON.stringify(config));
+  const status = n.init(JSON.stringify(spoolDir === undefined ? config : { ...config, spool_dir: spoolDir }));
   if (status !== OK) throw failure(n, status);
   resetHeld();
   state.holdMs = holdBound(config.protocol);
   state.skipped = 0;
+  // spool: a held content is in no spool, so with one every write goes to the library at once
+  state.holds = spoolDir === undefined && config.spool_dir === undefined;
   const mine = ++state.run;
   state.liveRun = mine;
   if (subscribe) {

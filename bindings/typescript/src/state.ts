@@ -26,6 +26,8 @@ export interface State {
    * library is not running or shutting down, when `sync` holds nothing.
    */
   liveRun: number;
+  /** Whether `sync` may hold a busy key's newer content (not with a spool: see lifecycle.ts). */
+  holds: boolean;
   /** The running `shutdown`, if any. */
   stopping: Promise<void> | undefined;
   /** Whether the library's event sink is set (see sink.ts). */
@@ -60,6 +62,7 @@ export const state: State = {
   unsubscribe: undefined,
   run: 0,
   liveRun: 0,
+  holds: true,
   stopping: undefined,
   sinkOn: false,
   keepAlive: undefined,

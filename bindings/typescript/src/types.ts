@@ -23,6 +23,10 @@ export interface ShareConfig {
   token?: string;
   /** Under "next", with `token`: the org id (sent as `x-org-id`; the resource becomes `/api/shares`). */
   org_id?: string;
+  /** The durable spool's folder (`spoolDir` in InitOptions says the same). */
+  spool_dir?: string;
+  spool_interval_ms?: number;
+  spool_fsync_ms?: number;
 }
 
 /** Hands `sync` to the host's storage events; may return a function that unsubscribes. */
@@ -31,6 +35,12 @@ export type Subscribe = (sync: (key: string, content: unknown) => void) => unkno
 export interface InitOptions extends ShareConfig {
   /** The native library file; see README for the places looked at without it. */
   libraryPath?: string;
+  /**
+   * The durable spool's folder (share_init's `spool_dir`): what a crash or an exit without
+   * shutdown left unsent is sent by the next init on it. With a spool, `sync` hands every write
+   * to the library at once instead of holding it while the key is busy (README: Durability).
+   */
+  spoolDir?: string;
   /**
    * Called once after the library started, with a function to call for every storage write.
    * Whatever function it returns is called by `shutdown` to unsubscribe.
@@ -71,6 +81,8 @@ export interface ShareStats {
   protocol: "v1" | "next";
   /** Contents `sync` holds, unserialised, until their key's earlier content settles. */
   held: number;
+  /** The durable spool's figures (README: Durability); null without a spool. */
+  spool?: Record<string, number> | null;
 }
 
 /** Which copy of the library is in use. */

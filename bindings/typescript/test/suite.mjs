@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -204,6 +204,36 @@ export function defineSuite({ test, runtime, library }) {
       assert.equal(stats.queued, stats.sent + stats.coalesced + stats.dropped + stats.pending_keys + stats.in_flight + stats.held);
       assert.deepEqual(service.held(sid)[key], { text: "v9", n: 9 });
     });
+  });
+
+  test("spoolDir: every write goes to the library at once (a held one would be in no spool); the next init on the spool sends what was left", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "share-spool-"));
+    chmodSync(dir, 0o700);
+    const spoolDir = join(dir, "spool");
+    const service = await startService({ latencyMs: 100 });
+    try {
+      Share.init(config(service, { spoolDir, retry_initial_ms: 2000, retry_max_ms: 4000 }));
+      const sid = id("ses");
+      await Share.create(sid);
+      const key = `session/part/${sid}/msg_1/prt_1`;
+      service.fail("/share_sync", 503, 1); // the first request fails: nothing reaches the service
+      for (let n = 1; n <= 6; n++) Share.sync(key, { n }); // 2..6 while 1 is in flight
+      const stats = Share.stats();
+      assert.equal(stats.held, 0);
+      assert.equal(stats.queued, 6);
+      assert.equal(typeof stats.spool.log_bytes, "number");
+      await failsWith("SHARE_ERR_TIMEOUT", () => Share.shutdown(50));
+      assert.equal(service.held(sid)?.[key], undefined);
+      service.latencyMs = 0;
+      Share.init(config(service, { spoolDir }));
+      assert.equal(Share.stats().spool.recovered_contents, 1);
+      await Share.flush(5000);
+      assert.deepEqual(service.held(sid)[key], { n: 6 });
+    } finally {
+      await Share.shutdown(3000).catch(() => {});
+      await service.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a held content of a session removed meanwhile is never sent", async () => {

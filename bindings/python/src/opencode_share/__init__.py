@@ -15,6 +15,7 @@ to this module's event thread, which take the data with a call.
 import asyncio
 import atexit
 import json
+import os
 import threading
 
 from . import _native
@@ -91,9 +92,15 @@ def version():
     return _lib.share_version().decode("ascii")
 
 
-def init(config=None):
+def init(config=None, *, spool_dir=None):
     """Starts the library. ``config`` is a dict (see the README's configuration table), a JSON
-    text, or None for every default."""
+    text, or None for every default. ``spool_dir`` (a path; the same as the config key) names the
+    durable spool's folder: what a crash or an exit without shutdown left unsent is sent by the
+    next init on it."""
+    if spool_dir is not None:
+        if isinstance(config, (str, bytes)):
+            config = json.loads(config) if config.strip() else {}
+        config = dict(config or {}, spool_dir=os.fspath(spool_dir))
     if config is None:
         text = None
     elif isinstance(config, (str, bytes)):
