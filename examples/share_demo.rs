@@ -62,7 +62,11 @@ fn args() -> Result<Args, String> {
                     .ok_or("--protocol needs v1 or next")?
             }
             "--crash-at" => {
-                out.crash_at = Some(args.next().and_then(|n| n.parse().ok()).ok_or("--crash-at needs a number of writes")?)
+                out.crash_at = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--crash-at needs a number of writes")?,
+                )
             }
             _ => {
                 return Err(
@@ -102,7 +106,9 @@ fn run() -> Result<(), String> {
 
     // --crash-at, or the run after it: a fixed folder with the database and the spool
     let (dir, crash) = crash::prepare(args.crash_at)?;
-    let dir = TempDir(dir.unwrap_or_else(|| std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id()))));
+    let dir = TempDir(dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id()))
+    }));
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
     let server = opencode_share_server::spawn(opencode_share_server::Config {
         listen: args.listen.clone(),

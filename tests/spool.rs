@@ -56,13 +56,25 @@ fn contents_left_at_shutdown_are_sent_by_the_next_init_on_the_spool() {
     for n in 0..30 {
         api::sync(&keys[n as usize % 3], &part(n)).unwrap();
     }
-    // the deadline comes first: the contents are dropped from this run, not from the spool
-    assert_eq!(
-        api::shutdown(Duration::from_millis(100))
-            .unwrap_err()
-            .status,
-        Status::SHARE_ERR_TIMEOUT
-    );
+    // the deadline comes first: the contents are dropped from this run, not from the spool,
+    // and the answer and the events say so
+    events();
+    let e = api::shutdown(Duration::from_millis(100)).unwrap_err();
+    assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
+    assert!(e.message.contains("left in the spool"), "{}", e.message);
+    let left: Vec<_> = events()
+        .into_iter()
+        .filter(|e| e["type"] == "dropped" && e["reason"] == "shutdown")
+        .collect();
+    assert!(!left.is_empty(), "no dropped event at shutdown");
+    for e in &left {
+        assert!(
+            e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("kept in the spool")),
+            "{e}"
+        );
+    }
     run.service.come_up();
     restart(&run, &dir);
     assert_eq!(spool_stat("recovered_shares"), 1);

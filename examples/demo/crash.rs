@@ -19,9 +19,14 @@ const MARK: &str = "crashed.json";
 pub enum Mode {
     Normal,
     /// Kill the process after `at` writes.
-    Crash { at: usize },
+    Crash {
+        at: usize,
+    },
     /// A run was killed after `at` writes: finish its upload from the spool.
-    Resume { at: usize, created: Value },
+    Resume {
+        at: usize,
+        created: Value,
+    },
 }
 
 fn folder() -> PathBuf {
@@ -34,8 +39,17 @@ pub fn prepare(crash_at: Option<usize>) -> Result<(Option<PathBuf>, Mode), Strin
     if let Ok(text) = fs::read_to_string(dir.join(MARK)) {
         let v: Value = serde_json::from_str(&text).map_err(|e| format!("{MARK}: {e}"))?;
         let at = v["at"].as_u64().unwrap_or(0) as usize;
-        println!("resuming        the run killed after {at} writes ({})", dir.display());
-        return Ok((Some(dir), Mode::Resume { at, created: v["created"].clone() }));
+        println!(
+            "resuming        the run killed after {at} writes ({})",
+            dir.display()
+        );
+        return Ok((
+            Some(dir),
+            Mode::Resume {
+                at,
+                created: v["created"].clone(),
+            },
+        ));
     }
     let Some(at) = crash_at else {
         return Ok((None, Mode::Normal));
@@ -90,7 +104,9 @@ impl Mode {
             std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(3 * SPOOL_INTERVAL_MS));
-        println!("crash           SIGKILL after {n} writes: run share_demo again (same --protocol, without --crash-at) to finish the upload");
+        println!(
+            "crash           SIGKILL after {n} writes: run share_demo again (same --protocol, without --crash-at) to finish the upload"
+        );
         // SAFETY: kill(2) on this process, no memory involved
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }

@@ -207,7 +207,10 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
         shared.changed.notify_all();
         (left, keys, refused)
     };
-    // one event per key, so every drop names what it dropped
+    // one event per key, so every drop names what it dropped; with a spool nothing is lost:
+    // the next share_init on it sends what is left, and the event says so
+    let spooled = shared.spool.is_on();
+    let kept = spooled.then(|| KEPT_IN_SPOOL.to_owned());
     hub().emit(
         keys.into_iter()
             .map(|(key, session, count)| Event::Dropped {
@@ -216,7 +219,7 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
                 session: Some(session),
                 count,
                 bytes: None,
-                error: None,
+                error: kept.clone(),
             }),
     );
     // spool: what is left stays in the spool for the next share_init (written, synced, released)
@@ -236,8 +239,11 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     *lock(&LAST) = Some(Last::Stopped(shared.stats_json(false)));
     // the last reference unless a request is still in flight: this closes the HTTP client
     drop(shared);
-    shutdown_result(flushed, ops_done, left, refused, abandoned_ops)
+    shutdown_result(flushed, ops_done, left, refused, abandoned_ops, spooled)
 }
+
+/// What the events of contents left at shutdown say when a spool keeps them.
+const KEPT_IN_SPOOL: &str = "kept in the spool: the next share_init with this spool_dir sends it";
 
 /// What shutdown answers: SHARE_ERR_TIMEOUT if its deadline came with work left; otherwise
 /// SHARE_ERR_HTTP_STATUS if contents accepted before it were given up (by the flush, or
@@ -248,7 +254,13 @@ fn shutdown_result(
     left: u64,
     refused: usize,
     abandoned_ops: usize,
+    spooled: bool,
 ) -> Result<()> {
+    let fate = if spooled {
+        "were left in the spool for the next share_init"
+    } else {
+        "were dropped"
+    };
     match flushed {
         Err(e) if e.status == Status::SHARE_ERR_TIMEOUT => {}
         _ if !ops_done => {}
@@ -260,7 +272,7 @@ fn shutdown_result(
             }
             if left > 0 {
                 message.push_str(&format!(
-                    " {left} contents of {refused} refused shares were dropped (see the dropped events)"
+                    " {left} contents of {refused} refused shares {fate} (see the dropped events)"
                 ));
             }
             return Err(Error::new(Status::SHARE_ERR_HTTP_STATUS, message));
@@ -269,7 +281,7 @@ fn shutdown_result(
     Err(Error::new(
         Status::SHARE_ERR_TIMEOUT,
         format!(
-            "shutdown: the deadline came first; {left} contents were dropped (see stats and the \
+            "shutdown: the deadline came first; {left} contents {fate} (see stats and the \
              dropped events naming their keys) and {abandoned_ops} asynchronous operations were abandoned"
         ),
     ))

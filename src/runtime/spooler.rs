@@ -120,6 +120,11 @@ struct Figures {
 }
 
 impl Handle {
+    /// Whether this runtime has a spool (`spool_dir`).
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     pub fn new(config: &Config) -> Handle {
         let (wakes, receiver) = unbounded();
         Handle {
