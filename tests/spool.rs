@@ -213,3 +213,35 @@ fn without_spool_dir_the_stats_have_no_spool_and_with_it_records_are_written_and
     assert!(spool_stat("log_bytes") > 12);
     assert_eq!(spool_stat("errors"), 0);
 }
+
+#[test]
+fn an_init_right_after_a_shutdown_out_of_time_waits_for_the_spool_not_refuses_it() {
+    let (_t, dir) = spool_folder();
+    let run = start(&spool_config(&dir));
+    let sid = session(1);
+    share(&sid);
+    let config = format!(
+        r#"{{"url":"{}","retry_initial_ms":5,"retry_max_ms":50,{}}}"#,
+        run.service.url(),
+        spool_config(&dir)
+    );
+    run.service.go_down();
+    for round in 0..10u32 {
+        for n in 0..20 {
+            api::sync(&part_key(&sid, n % 4), &part(round * 100 + n)).unwrap();
+        }
+        // no time at all: the spool thread is still writing when shutdown returns
+        let _ = api::shutdown(Duration::ZERO);
+        api::init(Some(&config)).unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    run.service.come_up();
+    api::flush(LONG).unwrap();
+    let data = run.service.data(&sid).unwrap();
+    for p in 0..4 {
+        assert_eq!(
+            data[&part_key(&sid, p)]["n"],
+            u64::from(900 + 16 + p),
+            "part {p}"
+        );
+    }
+}

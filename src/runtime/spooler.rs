@@ -12,6 +12,7 @@
 //! is taken, and nothing is called under it. The spool thread takes the state lock only to swap
 //! the buffer, and does its I/O after releasing it.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -173,6 +174,16 @@ pub fn open(config: &Config) -> Result<Option<(Spool, Recovery)>> {
     let Some(dir) = &config.spool_dir else {
         return Ok(None);
     };
+    // a shutdown whose deadline came first may have left its spool thread finishing its last
+    // write: this process's next init on the folder waits for it (up to timeout_ms)
+    let stopping = {
+        let mut lingering = lock(&LINGERING);
+        let found = lingering.iter().position(|(d, _)| d == dir);
+        found.map(|i| lingering.swap_remove(i).1)
+    };
+    if let Some(done) = stopping {
+        let _ = done.recv_timeout(config.timeout);
+    }
     Spool::open(dir)
         .map(Some)
         .map_err(|e| Error::invalid(format!("share_init: spool_dir: {e}")))
@@ -251,8 +262,15 @@ pub fn stop(shared: &Shared, deadline: Instant) {
     let _ = shared.spool.wakes.send(Wake::Stop);
     if done.recv_deadline(deadline).is_ok() {
         let _ = thread.join();
+    } else if let Some(dir) = &shared.config.spool_dir {
+        // still writing: the next init on this folder waits for it instead of finding it held
+        lock(&LINGERING).push((dir.clone(), done));
     }
 }
+
+/// Spool threads of stopped runtimes that had not finished by their shutdown's deadline, by
+/// folder, each with the channel it signals when it has released the spool. A leaf lock.
+static LINGERING: Mutex<Vec<(PathBuf, Receiver<()>)>> = Mutex::new(Vec::new());
 
 /// The record of an accepted content, built before the state lock is taken (None without a
 /// spool); [`accepted`] numbers and pushes it.
@@ -349,12 +367,13 @@ pub fn unshared(state: &mut State, session: &Arc<str>) {
 
 /// On a worker, between taking a dispatch and sending it: waits until its contents' records are
 /// in the log (at once in the common case; otherwise the thread is woken to write now). After
-/// `timeout_ms` it sends anyway (the spool failing must not stop the uploads), counted.
-pub fn before_send(shared: &Shared, dispatch: &Dispatch) {
+/// `timeout_ms` it sends anyway (the spool failing must not stop the uploads), counted. True
+/// if it waited (the caller then checks that the runtime is still running).
+pub fn before_send(shared: &Shared, dispatch: &Dispatch) -> bool {
     let h = &shared.spool;
     let seq = dispatch.items.iter().map(|i| i.seq).max().unwrap_or(0);
     if !h.on || h.written_seq.load(Ordering::Acquire) >= seq {
-        return;
+        return false;
     }
     let _ = h.wakes.send(Wake::Write);
     let deadline = Instant::now() + shared.config.timeout;
@@ -362,6 +381,7 @@ pub fn before_send(shared: &Shared, dispatch: &Dispatch) {
     if !h.wait(deadline, in_log) && !in_log(h) {
         h.figures.unspooled_sends.fetch_add(1, Ordering::Relaxed);
     }
+    true
 }
 
 /// Waits until everything pushed so far is written and synced, or `deadline`; true if it is

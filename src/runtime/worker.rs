@@ -45,7 +45,11 @@ fn send_ready(shared: &Shared) {
             let share = state.registry.get(&dispatch.session).cloned();
             (dispatch, share)
         };
-        spooler::before_send(shared, &dispatch); // spool: its records are in the log first
+        // spool: its records are in the log first; a shutdown may have come meanwhile, and a
+        // request of a stopped runtime must not start (it could land after the next run's)
+        if spooler::before_send(shared, &dispatch) && shared.lock().closed {
+            continue;
+        }
         let outcome = match &share {
             Some(share) => post(shared, &dispatch, share),
             // a purge removes the session's pending keys with its share; kept for safety
