@@ -11,8 +11,8 @@
 //! 4. the event hub's buffer (a leaf: [`Hub::record`](crate::events::Hub::record) only).
 //!
 //! The completion slots' lock (runtime/completions.rs) is never held together with the state
-//! lock, nor with the hub's. spool: the spool's progress lock (runtime/spooler.rs) is a leaf,
-//! never held together with the state lock.
+//! lock, nor with the hub's. The spool's progress lock and its `LINGERING` list of stopping
+//! spool threads (runtime/spooler.rs) are leaves, never held together with the state lock.
 
 use std::time::Instant;
 
