@@ -181,6 +181,9 @@ enum share_status share_create(const char *session_id, char **out_json);
  * answer of 500, which the hosted service gives a stale secret or deleted share, is retried
  * once at most, and not at all when the service was refusing the share).
  * No sync of the session reaches the service after this returns, even when the delete fails.
+ * With spool_dir, the removal is written to the spool and fsynced before the delete goes out
+ * (a later share_init never resends the session's contents); SHARE_ERR_TIMEOUT, delete not
+ * sent, if the spool cannot be synced within timeout_ms.
  */
 enum share_status share_remove(const char *session_id, const char *secret);
 
@@ -191,7 +194,8 @@ enum share_status share_remove(const char *session_id, const char *secret);
  * reported them, or wait for shares the service refuses (it does not wait for those); the
  * message says how many, events name them. SHARE_ERR_TIMEOUT: the deadline came first.
  * 0 only reports. An outage never gives anything up: contents wait and retry while their
- * share is live.
+ * share is live. With spool_dir, it also waits until everything accepted is fsynced in the
+ * spool: SHARE_ERR_TIMEOUT when the spool cannot be synced by the deadline.
  */
 enum share_status share_flush(uint32_t timeout_ms);
 
@@ -217,6 +221,8 @@ enum share_status share_flush_until(uint64_t mark, uint32_t timeout_ms);
  * SHARE_ERR_TIMEOUT; the answer is then SHARE_ERR_TIMEOUT. Without a timeout it answers
  * SHARE_ERR_HTTP_STATUS when contents accepted before it were given up, or dropped here because
  * their share was refused (the message says how many), and SHARE_OK when all were delivered.
+ * With spool_dir, work left at the deadline stays in the spool (its `dropped` events say so
+ * in `error`) and the next share_init on the folder sends it.
  * The library is stopped either way and share_init may be called again.
  */
 enum share_status share_shutdown(uint32_t timeout_ms);

@@ -230,6 +230,9 @@ pub unsafe extern "C" fn share_create(
 /// answer of 500, which the hosted service gives a stale secret or deleted share, is retried
 /// once at most, and not at all when the service was refusing the share).
 /// No sync of the session reaches the service after this returns, even when the delete fails.
+/// With spool_dir, the removal is written to the spool and fsynced before the delete goes out
+/// (a later share_init never resends the session's contents); SHARE_ERR_TIMEOUT, delete not
+/// sent, if the spool cannot be synced within timeout_ms.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_remove(
     session_id: *const c_char,
@@ -249,7 +252,8 @@ pub unsafe extern "C" fn share_remove(
 /// reported them, or wait for shares the service refuses (it does not wait for those); the
 /// message says how many, events name them. SHARE_ERR_TIMEOUT: the deadline came first.
 /// 0 only reports. An outage never gives anything up: contents wait and retry while their
-/// share is live.
+/// share is live. With spool_dir, it also waits until everything accepted is fsynced in the
+/// spool: SHARE_ERR_TIMEOUT when the spool cannot be synced by the deadline.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_flush(timeout_ms: u32) -> share_status {
     guard(|| api::flush(Duration::from_millis(timeout_ms.into())))
@@ -286,6 +290,8 @@ pub extern "C" fn share_flush_until(mark: u64, timeout_ms: u32) -> share_status 
 /// SHARE_ERR_TIMEOUT; the answer is then SHARE_ERR_TIMEOUT. Without a timeout it answers
 /// SHARE_ERR_HTTP_STATUS when contents accepted before it were given up, or dropped here because
 /// their share was refused (the message says how many), and SHARE_OK when all were delivered.
+/// With spool_dir, work left at the deadline stays in the spool (its `dropped` events say so
+/// in `error`) and the next share_init on the folder sends it.
 /// The library is stopped either way and share_init may be called again.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
