@@ -5,6 +5,7 @@
 //! - latency: 100 shares, each syncing one part at a time, closed loop (as fast as answers come)
 //!   and paced (20 writes/s per share, a model streaming), 3 s each: p50 / p99 per request;
 //! - read: a share of 4 000 parts (~2 MB): GET /api/share/<id>/data, /share_data and the page.
+//!
 //! Prints each run and the medians over runs as JSON lines.
 //!
 //!     cargo run --release -p opencode-share-server --example bench-server -- [--runs 5] [--server PATH]

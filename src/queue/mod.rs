@@ -214,6 +214,9 @@ struct Health {
 /// Given-up contents remembered for flushes, by position; older ones are summed.
 const GIVEN_UP_LOG: usize = 65_536;
 
+/// What [`Queue::drain`] dropped of one key: the key, its session, how many contents.
+pub type KeyCount = (Arc<str>, Arc<str>, u64);
+
 /// The queue. See the module documentation.
 #[derive(Debug)]
 pub struct Queue {
@@ -679,9 +682,9 @@ impl Queue {
 
     /// Drops everything, pending (held too) and in flight, at shutdown; returns how many
     /// contents, and how many of each key (with its session), by key.
-    pub fn drain(&mut self) -> (u64, Vec<(Arc<str>, Arc<str>, u64)>) {
+    pub fn drain(&mut self) -> (u64, Vec<KeyCount>) {
         let left = (self.pending_keys + self.in_flight) as u64;
-        let mut keys: Vec<(Arc<str>, Arc<str>, u64)> = self
+        let mut keys: Vec<KeyCount> = self
             .entries
             .values()
             .map(|e| {

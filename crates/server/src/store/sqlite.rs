@@ -79,9 +79,9 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         // the writer never checkpoints inside a commit (a latency spike for every job of that
         // group); a thread of its own copies the WAL back into the database every second
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;"
-        ))
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;",
+        )
             .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<Job>();
