@@ -1,5 +1,6 @@
 //! The release artifacts as their users get them, from `target/package/` (built by
-//! `scripts/package`; another folder with `OPENCODE_SHARE_PACKAGE_DIR`): the C install tree
+//! `scripts/package`; `$CARGO_TARGET_DIR/package` when that is set, another folder with
+//! `OPENCODE_SHARE_PACKAGE_DIR`): the C install tree
 //! unpacked into a temporary prefix and used through pkg-config, shared and static; the npm
 //! tarballs installed into an empty folder and used from Node and Bun (ES module, CommonJS)
 //! and type-checked with `tsc --strict`, with no Rust toolchain on PATH. Each runs against a
@@ -30,6 +31,7 @@ fn repo() -> &'static Path {
 fn package_dir() -> PathBuf {
     std::env::var_os("OPENCODE_SHARE_PACKAGE_DIR")
         .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(|t| repo().join(t).join("package")))
         .unwrap_or_else(|| repo().join("target/package"))
 }
 

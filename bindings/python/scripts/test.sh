@@ -1,25 +1,23 @@
 #!/usr/bin/env bash
 # Tests the Python wheel as a user gets it: a fresh virtual environment, the wheel from
 # target/package/ (scripts/package builds it) and pytest and auditwheel installed into it from a
-# local wheelhouse (target/wheelhouse; fetched from PyPI first when missing: .ci/run does it);
+# local wheelhouse (target/wheelhouse; scripts/wheelhouse fetches it from PyPI once);
 # auditwheel must find the wheel's platform tag right, then bindings/python/tests run by pytest
 # from outside the source tree, so `import opencode_share` is the installed copy.
 # Ends with one line: "N passed, N failed" (pytest's tests and the tag check).
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(cd "$here/../.." && pwd)"
-packages=${OPENCODE_SHARE_PACKAGE_DIR:-$root/target/package}
-wheelhouse=$root/target/wheelhouse
-venv=$root/target/python-venv
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+packages=${OPENCODE_SHARE_PACKAGE_DIR:-$target/package}
+venv=$target/python-venv
 
 give_up() { echo "$1" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 wheel=$(ls "$packages"/opencode_share-*.whl 2>/dev/null | head -1)
 [ -n "$wheel" ] || give_up "no wheel in $packages: run scripts/package first"
-if ! ls "$wheelhouse"/pytest-*.whl "$wheelhouse"/auditwheel-*.whl >/dev/null 2>&1; then
-    echo "== pip download pytest auditwheel (into target/wheelhouse, once)"
-    python3 -m venv "$root/target/pip-tools" && "$root/target/pip-tools/bin/pip" download --quiet --only-binary=:all: -d "$wheelhouse" pytest auditwheel || give_up "cannot fetch pytest"
-fi
+wheelhouse=$("$root/scripts/wheelhouse") || give_up "cannot fill the wheelhouse (scripts/wheelhouse)"
 
 echo "== fresh venv, pip install $(basename "$wheel"), pytest and auditwheel (no index)"
 rm -rf "$venv"
