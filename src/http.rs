@@ -101,12 +101,43 @@ impl Http {
     }
 }
 
+/// The most characters of a service's reason an error message quotes.
+pub const MAX_REASON_CHARS: usize = 200;
+
 impl Answer {
     pub fn attempt(&self) -> Attempt {
         Attempt::Answered {
             status: self.status,
             retry_after: self.retry_after,
         }
+    }
+
+    /// What the service said in a failed answer, for an error message: the `error` (or
+    /// `message`) text of a JSON body, else the body as text; control characters turned to
+    /// spaces, every `hidden` value (a secret, a token) masked, cut at [`MAX_REASON_CHARS`].
+    /// None for a body with nothing to say.
+    pub fn reason(&self, hidden: &[&str]) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.body);
+        let said = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                ["error", "message"]
+                    .iter()
+                    .find_map(|k| v.get(k)?.as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| text.into_owned());
+        let mut clean = said
+            .split(|c: char| c.is_control() || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for value in hidden.iter().filter(|v| !v.is_empty()) {
+            clean = clean.replace(value, crate::content::MASK);
+        }
+        if clean.chars().count() > MAX_REASON_CHARS {
+            clean = clean.chars().take(MAX_REASON_CHARS).collect::<String>() + "…";
+        }
+        (!clean.is_empty()).then_some(clean)
     }
 }
 
@@ -178,6 +209,38 @@ mod tests {
         let mut counted = CountingReader(&mut endless, 0);
         assert_eq!(read_capped(&mut counted, 1000).unwrap(), None);
         assert_eq!(counted.1, 1001);
+    }
+
+    fn answer(body: &str) -> Answer {
+        Answer {
+            status: 409,
+            retry_after: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_reason_is_the_services_text_bounded_on_one_line_without_the_secret() {
+        let json = answer(r#"{"error":"a share with this id exists already"}"#);
+        assert_eq!(
+            json.reason(&[]).as_deref(),
+            Some("a share with this id exists already")
+        );
+        let text = answer("wrong secret 0b5e-7f\r\n\u{1b}[31mfor\tses_1\n");
+        assert_eq!(
+            text.reason(&["0b5e-7f", ""]).as_deref(),
+            Some("wrong secret [secret removed] [31mfor ses_1")
+        );
+        // escaped in JSON, the secret is masked once decoded
+        let escaped = answer(r#"{"message":"secret \u0030b5e-7f"}"#);
+        assert_eq!(
+            escaped.reason(&["0b5e-7f"]).as_deref(),
+            Some("secret [secret removed]")
+        );
+        let long = answer(&"é".repeat(5000)).reason(&[]).unwrap();
+        assert_eq!(long.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(answer(" \n").reason(&[]), None);
     }
 
     struct CountingReader<'a>(&'a mut dyn Read, usize);

@@ -25,7 +25,7 @@ pub fn create(shared: &Shared, session: &str) -> Result<String> {
     let deadline = Instant::now() + shared.config.timeout;
     let create = shared.protocol.create(session);
     let path = create.path.clone();
-    let answer = request(shared, create, deadline, shared.policy.max_retries)?;
+    let answer = request(shared, create, deadline, shared.policy.max_retries, None)?;
     let created = shared.protocol.parse_created(&answer.body)?;
     let spooled = super::spooler::share(shared, session, &created.share()); // spool:
     let mut state = shared.lock();
@@ -125,19 +125,24 @@ pub fn delete(shared: &Shared, session: &str, secret: &Secret, forgotten: Forgot
         delete,
         deadline,
         if forgotten.refused { 0 } else { 1 },
+        Some(secret),
     )
     .map(|_| ())
 }
 
 /// Sends `request` until it succeeds, fails for good, or retrying would pass `deadline`;
-/// answers of 500 are retried at most `max_500_retries` times.
+/// answers of 500 are retried at most `max_500_retries` times. A failure names the service's
+/// reason, with `secret` and the org token masked.
 fn request(
     shared: &Shared,
     request: Request,
     deadline: Instant,
     max_500_retries: u32,
+    secret: Option<&Secret>,
 ) -> Result<Answer> {
     let what = format!("{} {}", request.method.as_str(), request.path);
+    let org = shared.config.org.as_ref().map(|org| org.token.as_str());
+    let hidden: Vec<&str> = secret.map(Secret::expose).into_iter().chain(org).collect();
     let mut retries = 0;
     let mut retries_500 = 0;
     loop {
@@ -149,15 +154,15 @@ fn request(
             ));
         }
         let outcome = shared.http.send(request.clone(), left);
-        let attempt = match outcome {
+        let (attempt, said) = match outcome {
             Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => {
                 return Ok(answer);
             }
-            Ok(answer) => answer.attempt(),
-            Err(attempt) => attempt,
+            Ok(answer) => (answer.attempt(), answer.reason(&hidden)),
+            Err(attempt) => (attempt, None),
         };
         let verdict = retry::classify(&attempt);
-        let failure = failure(&what, &attempt);
+        let failure = failure(&what, &attempt, said);
         let Verdict::Retry { after } = verdict else {
             return Err(failure);
         };
@@ -179,7 +184,7 @@ fn request(
     }
 }
 
-fn failure(what: &str, attempt: &Attempt) -> Error {
+fn failure(what: &str, attempt: &Attempt, said: Option<String>) -> Error {
     match attempt {
         Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
         Attempt::Refused(e) => Error::invalid(e.clone()),
@@ -187,7 +192,10 @@ fn failure(what: &str, attempt: &Attempt) -> Error {
         Attempt::Panicked(e) => Error::new(Status::SHARE_ERR_PANIC, e.clone()),
         Attempt::Answered { status, .. } => Error::new(
             Status::SHARE_ERR_HTTP_STATUS,
-            format!("{what} answered HTTP {status}"),
+            match said {
+                Some(said) => format!("{what} answered HTTP {status}: {said}"),
+                None => format!("{what} answered HTTP {status}"),
+            },
         ),
     }
 }
