@@ -87,9 +87,37 @@ impl Drop for TempDir {
     }
 }
 
+/// A fresh session id as opencode makes them (its `Identifier.descending("session")`): `ses_`,
+/// 12 hex digits of the time in milliseconds × 4096 inverted (newer sessions sort first), then
+/// 14 random base62 characters. Each run shares a session of its own, so a run never meets the
+/// share of an earlier one.
+fn fresh_session_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let time = !(ms.wrapping_mul(0x1000) + 1) & 0xffff_ffff_ffff;
+    let random: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(14)
+        .collect();
+    format!("ses_{time:012x}{random}")
+}
+
 fn run() -> Result<(), String> {
     let args = args()?;
+    // --crash-at, or the run after it: a fixed folder with the database and the spool, and the
+    // session the killed run shared
+    let (dir, crash) = crash::prepare(args.crash_at)?;
+    let session = match &crash {
+        crash::Mode::Resume { session, .. } => session.clone(),
+        _ => fresh_session_id(),
+    };
+    // the fixture's writes, moved to this run's session
+    let recorded = FIXTURE
+        .split('"')
+        .find(|s| s.starts_with("ses_"))
+        .ok_or("fixture: no session id")?;
     let writes: Vec<(String, Value)> = FIXTURE
+        .replace(recorded, &session)
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("fixture: {e}"))?;
@@ -99,13 +127,6 @@ fn run() -> Result<(), String> {
             ))
         })
         .collect::<Result<_, String>>()?;
-    let session = writes[0].1["id"]
-        .as_str()
-        .ok_or("fixture: the first write is not session/info")?
-        .to_owned();
-
-    // --crash-at, or the run after it: a fixed folder with the database and the spool
-    let (dir, crash) = crash::prepare(args.crash_at)?;
     let dir = TempDir(dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id()))
     }));
@@ -165,7 +186,7 @@ fn run() -> Result<(), String> {
             continue; // written before the crash: the spool has it
         }
         api::sync(key, &written.to_string()).map_err(|e| format!("sync {key}: {e}"))?;
-        crash.after_write(n + 1, &created, &dir.0);
+        crash.after_write(n + 1, &session, &created, &dir.0);
         if n % 4 == 0 {
             thread::sleep(Duration::from_millis(1)); // a model streams; it does not write all at once
         }

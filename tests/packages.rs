@@ -91,9 +91,17 @@ fn needed(file: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The share the README example created must be on the service, with its synced keys.
+/// The share the README example created (of the fresh session it prints) must be on the
+/// service, with its synced keys.
 fn check_readme_share(service: &ShareService, output: &str) {
-    let sid = "ses_readme000000000000000001";
+    let sid = output
+        .lines()
+        .find_map(|l| l.strip_prefix("session: "))
+        .unwrap_or_else(|| panic!("the example prints its session: {output}"));
+    assert!(
+        sid.len() == 30 && sid.starts_with("ses_"),
+        "opencode's id format: {sid}"
+    );
     let data = service.data(sid).expect("the example's share exists");
     assert_eq!(data.len(), 2, "both writes arrived: {data:?}");
     let url = format!("/s/{}", &sid[sid.len() - 8..]);

@@ -22,9 +22,10 @@ pub enum Mode {
     Crash {
         at: usize,
     },
-    /// A run was killed after `at` writes: finish its upload from the spool.
+    /// A run was killed after `at` writes of `session`: finish its upload from the spool.
     Resume {
         at: usize,
+        session: String,
         created: Value,
     },
 }
@@ -47,6 +48,10 @@ pub fn prepare(crash_at: Option<usize>) -> Result<(Option<PathBuf>, Mode), Strin
             Some(dir),
             Mode::Resume {
                 at,
+                session: v["session"]
+                    .as_str()
+                    .ok_or(format!("{MARK}: no session"))?
+                    .to_owned(),
                 created: v["created"].clone(),
             },
         ));
@@ -83,15 +88,15 @@ impl Mode {
     }
 
     /// After write number `n`: at the crash point, leave a mark for the next run (with the
-    /// create's answer) and die.
-    pub fn after_write(&self, n: usize, created: &Value, dir: &Path) {
+    /// session and the create's answer) and die.
+    pub fn after_write(&self, n: usize, session: &str, created: &Value, dir: &Path) {
         let Mode::Crash { at } = self else {
             return;
         };
         if n != *at {
             return;
         }
-        let mark = json!({ "at": n, "created": created }).to_string();
+        let mark = json!({ "at": n, "session": session, "created": created }).to_string();
         let written = fs::OpenOptions::new()
             .write(true)
             .create(true)
