@@ -3,8 +3,9 @@
 //! `OPENCODE_SHARE_PACKAGE_DIR`): the C install tree
 //! unpacked into a temporary prefix and used through pkg-config, shared and static; the npm
 //! tarballs installed into an empty folder and used from Node and Bun (ES module, CommonJS)
-//! and type-checked with `tsc --strict`, with no Rust toolchain on PATH. Each runs against a
-//! loopback share service.
+//! and type-checked with `tsc --strict`, with no Rust toolchain on PATH (and the main package
+//! alone, whose error names the platform package to install). Each runs against a loopback
+//! share service.
 //!
 //! Ignored by a plain `cargo test` (the artifacts need a release build); `scripts/test` runs
 //! `scripts/package` and then `cargo test --test packages -- --ignored`. The Python wheel is
@@ -348,15 +349,10 @@ fn npm_tarballs_install_and_run_in_node_and_bun_without_rust() {
         ("PATH", path.as_str()),
         ("npm_config_update_notifier", "false"),
     ];
-    run(
+    npm_install(
         &dir,
         &env,
-        "npm",
         &[
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
             &main.to_string_lossy(),
             &platform.to_string_lossy(),
             &typescript,
@@ -416,6 +412,48 @@ fn npm_tarballs_install_and_run_in_node_and_bun_without_rust() {
         "node",
         &["node_modules/typescript/bin/tsc", "-p", "."],
     );
+}
+
+#[test]
+#[ignore = "needs target/package from scripts/package (scripts/test runs it)"]
+fn npm_main_package_without_its_platform_package_names_the_package_to_install() {
+    let main = artifact(&format!("opencode-share-{VERSION}.tgz"));
+    let dir = scratch("npm-no-platform");
+    std::fs::copy(
+        repo().join("tests/packages/npm/no-platform.mjs"),
+        dir.join("no-platform.mjs"),
+    )
+    .expect("copy the consumer");
+    std::fs::write(
+        dir.join("package.json"),
+        r#"{"name":"consumer","private":true,"type":"module"}"#,
+    )
+    .expect("write package.json");
+    let env = [("npm_config_update_notifier", "false")];
+    // offline, the optional platform package cannot be fetched: npm skips it, as it does on a
+    // platform without one or with optional dependencies omitted
+    npm_install(&dir, &env, &[&main.to_string_lossy()]);
+    assert!(
+        !dir.join("node_modules/opencode-share-linux-x64-gnu")
+            .exists(),
+        "the platform package was installed"
+    );
+    let out = run(&dir, &env, "node", &["no-platform.mjs"]);
+    let line: Value = serde_json::from_str(out.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON line ({e}): {out}"));
+    assert_eq!(line["code"], "SHARE_ERR_LIBRARY", "{line}");
+    let message = line["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`npm install opencode-share-linux-x64-gnu`"),
+        "the error names the package to install: {message}"
+    );
+}
+
+/// `npm install --offline` of `packages` into `dir` (npm's cache holds the registry's ones).
+fn npm_install(dir: &Path, env: &[(&str, &str)], packages: &[&str]) {
+    let mut args = vec!["install", "--offline", "--no-audit", "--no-fund"];
+    args.extend_from_slice(packages);
+    run(dir, env, "npm", &args);
 }
 
 /// The bindings' Bun: node_modules/.bin/bun once bun's postinstall ran, else the platform

@@ -3,7 +3,7 @@
 import { resolve as resolvePath } from "node:path";
 
 import { drainEvents } from "./drain.js";
-import { libraryFileName, search } from "./locate.js";
+import { libraryFileName, missingAdvice, search } from "./locate.js";
 import type { Loader, Native, NativeHooks } from "./native.js";
 import { opDone } from "./ops.js";
 import { updateSink } from "./sink.js";
@@ -38,12 +38,7 @@ export function load(option: string | undefined): Native {
   if (!loader) throw new ShareError(LIBRARY, "no loader installed: import opencode-share, not its internal modules");
   const found = search(option);
   const looked = `Looked at: ${found.looked.join("; ")}.`;
-  if (!found.file) {
-    throw new ShareError(
-      LIBRARY,
-      `cannot find ${libraryFileName()}. ${looked} Build it with \`cargo build --release\` in the opencode-share repository, pass libraryPath, or set OPENCODE_SHARE_LIB.`,
-    );
-  }
+  if (!found.file) throw new ShareError(LIBRARY, `cannot find ${libraryFileName()}: ${missingAdvice()} ${looked}`);
   let loaded: Native;
   try {
     loaded = loader(found.file, hooks);

@@ -51,6 +51,23 @@ export function platformPackageFile(): string | undefined {
   }
 }
 
+/** True when this package was installed by a package manager (it sits in a node_modules). */
+export function installed(root: string = packageRoot()): boolean {
+  return root.split(/[\\/]/).includes("node_modules");
+}
+
+/** What to do when no library was found: an installed package misses its platform package (npm
+ * installs it with opencode-share unless optional dependencies are omitted); a checkout misses
+ * its release build. */
+export function missingAdvice(root: string = packageRoot()): string {
+  const named = "or pass libraryPath, or set OPENCODE_SHARE_LIB to the library's path.";
+  if (installed(root)) {
+    const platform = platformPackage();
+    return `the platform package ${platform} is not installed (npm skips it when optional dependencies are omitted, or on another platform). Install it: \`npm install ${platform}\`, ${named}`;
+  }
+  return `build it in this opencode-share checkout: \`cargo build --release\`, ${named}`;
+}
+
 export interface Place {
   /** Where the candidate comes from, for the error message. */
   source: string;
