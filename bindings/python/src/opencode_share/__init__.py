@@ -93,7 +93,7 @@ def version():
 
 
 def init(config=None, *, spool_dir=None):
-    """Starts the library. ``config`` is a dict (see the README's configuration table), a JSON
+    """Starts the library. ``config`` is a dict (see docs/c-api.md, Configuration), a JSON
     text, or None for every default. ``spool_dir`` (a path; the same as the config key) names the
     durable spool's folder: what a crash or an exit without shutdown left unsent is sent by the
     next init on it."""

@@ -29,14 +29,42 @@ EVENT_NOTIFY = ctypes.CFUNCTYPE(None, c_void_p)
 OP_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_int32)
 
 
+class LibraryMissing(ImportError):
+    """The native library cannot be found or loaded: the message says where it was looked for
+    and what to do."""
+
+
+def _checkout_library(package_dir):
+    """The release build of the checkout this package's source sits in (src/opencode_share in
+    bindings/python, as an editable install uses it), or None."""
+    repo = os.path.abspath(os.path.join(package_dir, "..", "..", "..", ".."))
+    candidate = os.path.join(repo, "target", "release", LIBRARY_FILE)
+    return candidate if os.path.isfile(os.path.join(repo, "Cargo.toml")) else None
+
+
 def library_path():
-    """OPENCODE_SHARE_LIB if set (it must name a file), else the copy inside this package."""
+    """OPENCODE_SHARE_LIB if set (it must name a file), else the copy inside this package, else
+    (a source checkout) the repository's target/release. Raises LibraryMissing when none is there."""
     named = os.environ.get("OPENCODE_SHARE_LIB")
     if named:
         if not os.path.isfile(named):
-            raise OSError(f"OPENCODE_SHARE_LIB names {named!r}, which is not a file")
+            raise LibraryMissing(f"OPENCODE_SHARE_LIB names {named!r}, which is not a file")
         return named
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_FILE)
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    inside = os.path.join(package_dir, LIBRARY_FILE)
+    if os.path.isfile(inside):
+        return inside
+    checkout = _checkout_library(package_dir)
+    if checkout is not None and os.path.isfile(checkout):
+        return checkout
+    looked = inside if checkout is None else f"{inside} and {checkout}"
+    raise LibraryMissing(
+        f"opencode_share cannot find its native library {LIBRARY_FILE} (looked at {looked}). "
+        "This copy of the package was installed without it. Install the wheel, which carries it "
+        "(pip install opencode-share, or the wheel scripts/package writes into target/package/), "
+        "build it in an opencode-share checkout (cargo build --release), or set "
+        "OPENCODE_SHARE_LIB to a libopencode_share.so."
+    )
 
 
 _OUT = POINTER(c_void_p)
@@ -64,7 +92,10 @@ SIGNATURES = {
 
 def load(path):
     """Loads the library and declares every call in SIGNATURES."""
-    lib = ctypes.CDLL(path)
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise LibraryMissing(f"opencode_share cannot load its native library {path}: {e}") from e
     for name, (restype, argtypes) in SIGNATURES.items():
         fn = getattr(lib, name)
         fn.restype = restype
