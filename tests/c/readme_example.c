@@ -1,4 +1,4 @@
-/* README example: share a fresh session, print its URL, sync two writes, flush, print the stats. */
+/* README example: share a fresh session, print its URL, sync two writes, flush, shut down. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +21,7 @@ static int new_session_id(char id[31]) {
 }
 
 int main(int argc, char **argv) {
-    char config[256], session[31], key[128], *share = NULL, *stats = NULL;
+    char config[256], session[31], key[128], *share = NULL;
     snprintf(config, sizeof config, "{\"url\":\"%s\"}", argc > 1 ? argv[1] : "http://127.0.0.1:8787");
     if (new_session_id(session) != 0) {
         fprintf(stderr, "cannot read /dev/urandom\n");
@@ -49,9 +49,5 @@ int main(int argc, char **argv) {
     share_sync(key, "{\"type\":\"text\",\"text\":\"hi\"}");
     if (share_flush(5000) != SHARE_OK)
         fprintf(stderr, "flush: %s\n", share_last_error());
-    if (share_stats(&stats) == SHARE_OK) {
-        printf("stats: %s\n", stats);
-        share_string_free(stats);
-    }
     return share_shutdown(5000) == SHARE_OK ? 0 : 1;
 }
