@@ -40,25 +40,25 @@ test("a page open while a client streams a part shows each stage, live", async (
   const text = (t) => ({ id: "prt_1", messageID: "msg_1", sessionID: sid, type: "text", text: t });
   for (const stage of ["Hel", "Hello wor", "Hello world, **streamed**"]) {
     await sync(`session/part/${sid}/msg_1/prt_1`, text(stage));
-    await shows(page, "#p-msg_1-prt_1", stage.replace(/\*/g, ""));
+    await shows(page, '[id="p/msg_1/prt_1"]', stage.replace(/\*/g, ""));
   }
-  assert.equal(await page.locator("#p-msg_1-prt_1 strong").textContent(), "streamed");
+  assert.equal(await page.locator('[id="p/msg_1/prt_1"] strong').textContent(), "streamed");
   const tool = (status, extra = {}) => ({ id: "prt_2", messageID: "msg_1", sessionID: sid, type: "tool", tool: "read", callID: "c1", state: { status, ...extra } });
   await sync(`session/part/${sid}/msg_1/prt_2`, tool("pending"));
-  await shows(page, "#p-msg_1-prt_2 .status", "pending");
+  await shows(page, '[id="p/msg_1/prt_2"] .status', "pending");
   await sync(`session/part/${sid}/msg_1/prt_2`, tool("running", { input: { filePath: "src/a.ts" } }));
-  await shows(page, "#p-msg_1-prt_2 .status", "running");
-  await shows(page, "#p-msg_1-prt_2 .tool-input", "src/a.ts");
+  await shows(page, '[id="p/msg_1/prt_2"] .status', "running");
+  await shows(page, '[id="p/msg_1/prt_2"] .tool-title', "src/a.ts");
   await sync(`session/part/${sid}/msg_1/prt_2`, tool("completed", { input: { filePath: "src/a.ts" }, output: "file contents", title: "src/a.ts" }));
-  await shows(page, "#p-msg_1-prt_2 .status", "completed");
-  await shows(page, "#p-msg_1-prt_2 .tool-output", "file contents");
+  await shows(page, '[id="p/msg_1/prt_2"] .status', "completed");
+  await shows(page, '[id="p/msg_1/prt_2"] .tool-output', "file contents");
   await sync(`session/info/${sid}`, { id: sid, title: "Streaming, renamed" });
   await shows(page, "#title", "renamed");
   assert.equal(await page.title(), "Streaming, renamed · opencode share");
   assert.ok(await page.evaluate(() => window.__sameDocument), "updated in place, not reloaded");
   // the order of parts is by id whatever the order of writes
-  const ids = await page.$$eval("#ps-msg_1 > .part", (els) => els.map((e) => e.id));
-  assert.deepEqual(ids, ["p-msg_1-prt_1", "p-msg_1-prt_2"]);
+  const ids = await page.$$eval('[id="ps/msg_1"] > .part', (els) => els.map((e) => e.id));
+  assert.deepEqual(ids, ["p/msg_1/prt_1", "p/msg_1/prt_2"]);
   // delete: the open page says so and drops the content
   assert.equal((await legacy(server.url, "/share_delete", { sessionID: sid, secret })).status, 200);
   await shows(page, "#status", "deleted");
@@ -78,7 +78,7 @@ const xlink = "[click](javascript:window.__xss=1) ![i](javascript:window.__xss=1
 function hostileItems(sid) {
   const mid = `msg_${"x".repeat(4)}`;
   return [
-    { type: "session", data: { id: sid, title: `T ${X}`, version: X, directory: X } },
+    { type: "session", data: { id: sid, title: `T ${X}`, version: X, directory: X, time: { created: X } } },
     { type: "model", data: [{ id: X, name: X }] },
     { type: "message", data: { id: mid, sessionID: sid, role: X, modelID: X, providerID: X, cost: 1, tokens: { input: 1, output: 2 }, error: { name: X, data: { message: X } } } },
     { type: "message", data: { id: "msg_user", sessionID: sid, role: "user" } },
@@ -91,7 +91,38 @@ function hostileItems(sid) {
     { type: "part", data: { id: "prt_7", messageID: mid, sessionID: sid, type: "patch", files: [X] } },
     { type: "part", data: { id: "prt_8", messageID: mid, sessionID: sid, type: "agent", name: X } },
     { type: "part", data: { id: "prt_9", messageID: mid, sessionID: sid, type: X, text: X } },
-    { type: "session_diff", data: [{ file: X, patch: `--- a\n+++ b\n+${X}\n-${X}`, additions: X, deletions: 1, status: X }] },
+    { type: "session_diff", data: [{ file: X, patch: `--- a\n+++ b\n@@ -1,2 +1,2 @@\n+${X}\n-${X}`, additions: X, deletions: 1, status: X },
+      { file: `${X}.ts`, before: `const a = "${X}";\n// ${X}\n`, after: `const b = '${X}';\n/* ${X} */\n` }] },
+    ...hostileTools(sid, mid),
+  ];
+}
+
+/** Each built-in tool's own view, with hostile text in every field it shows (code and diffs highlighted). */
+function hostileTools(sid, mid) {
+  const code = `const x = "${X}"; // ${X}\nfunction f() { return '${X}'; }\n/* ${X} */`;
+  const tool = (id, name, input, output, metadata = {}, status = "completed") =>
+    ({ type: "part", data: { id, messageID: mid, sessionID: sid, type: "tool", tool: name, callID: X, state: { status, input, output, metadata, title: X, error: status === "error" ? X : undefined } } });
+  return [
+    tool("prt_t01", "bash", { command: X, description: X }, X, { output: X }),
+    tool("prt_t02", "read", { filePath: `${X}.ts` }, `<file>\n00001| ${code.split("\n").join("\n00002| ")}\n</file>`),
+    tool("prt_t03", "edit", { filePath: `${X}.ts`, oldString: code, newString: `${code}\n${X}` }, X),
+    tool("prt_t04", "edit", { filePath: `${X}.js`, oldString: X, newString: X }, X, { diff: `--- a\n+++ b\n@@ -1,2 +1,2 @@\n ${code}\n-${X}\n+${X}` }),
+    tool("prt_t05", "write", { filePath: `${X}.html`, content: `<script>window.__xss=1</script>\n${code}` }, X),
+    tool("prt_t06", "write", { filePath: `x.md`, content: `# ${X}\n[a](javascript:window.__xss=1)` }, X),
+    tool("prt_t07", "patch", { patchText: `@@ -1 +1 @@\n-${X}\n+${X}` }, X, { diff: `@@ -1 +1 @@\n-${X}\n+${X}` }),
+    tool("prt_t08", "multiedit", { filePath: `${X}.py`, edits: [{ oldString: X, newString: `# ${X}` }] }, X),
+    tool("prt_t09", "grep", { pattern: X, include: X }, X, { matches: X }),
+    tool("prt_t10", "glob", { pattern: X }, X, { count: 1 }),
+    tool("prt_t11", "list", { path: X }, X),
+    tool("prt_t12", "todowrite", { todos: [{ content: X, status: X, priority: X, id: X }, { content: X, status: "completed" }] }, X, { todos: X }),
+    tool("prt_t13", "webfetch", { url: "javascript:window.__xss=1", format: X }, X),
+    tool("prt_t14", "webfetch", { url: `https://example.com/"><script>window.__xss=1</script>`, format: X }, X),
+    tool("prt_t15", "task", { description: X, prompt: `${X}\n\n${xlink}`, subagent_type: X }, `${X} ${xlink}`, { summary: [{ tool: X, state: { title: X } }] }),
+    tool("prt_t16", "bash", { command: X }, X, {}, "error"),
+    { type: "part", data: { id: "prt_t17", messageID: mid, sessionID: sid, type: "subtask", agent: X, description: X, prompt: `${X} ${xlink}` } },
+    { type: "part", data: { id: "prt_t18", messageID: mid, sessionID: sid, type: "compaction", auto: X } },
+    { type: "part", data: { id: "prt_t19", messageID: mid, sessionID: sid, type: "retry", attempt: X, error: { name: X, data: { message: X } } } },
+    { type: "part", data: { id: "prt_t20", messageID: mid, sessionID: sid, type: "text", text: `\`\`\`ts\n${code}\n\`\`\`` } },
   ];
 }
 
@@ -125,10 +156,10 @@ test("hostile content in every field never runs, server-rendered or live", async
   await shows(page, "#status", "live");
   await assertInert(page);
   assert.ok((await page.locator("#title").textContent()).includes("<img src=x onerror="), "shown as text");
-  assert.ok((await page.locator("#p-msg_xxxx-prt_3 .tool-name").textContent()).includes("<script>"));
+  assert.ok((await page.locator('[id="p/msg_xxxx/prt_3"] .tool-name').textContent()).includes("<script>"));
   // live: the same payloads arrive while the page is open (a second round with new text)
   await push(hostileItems(sid).map((i) => (i.type === "part" ? { ...i, data: { ...i.data, text: `live ${X}` } } : i)));
-  await shows(page, "#p-msg_xxxx-prt_1", "live");
+  await shows(page, '[id="p/msg_xxxx/prt_1"]', "live");
   await page.waitForTimeout(300);
   await assertInert(page);
   assert.deepEqual(dialogs, []);
@@ -151,9 +182,12 @@ test("the sample session reads with and without JavaScript", async () => {
     assert.equal(await page.locator("#title").textContent(), "withRetry backoff and retry limits");
     assert.equal(await page.locator("article.message").count(), 2);
     assert.ok((await page.locator(".part-text").first().textContent()).includes("withRetry"));
-    assert.equal(await page.locator(".part-tool .tool-name").textContent(), "read");
+    assert.equal(await page.locator(".part-tool .tool-name").textContent(), "Read");
     assert.equal(await page.locator(".part-tool .status").textContent(), "completed");
-    assert.ok((await page.locator(".part-step-finish").textContent()).includes("$"));
+    // steps are hidden as opencode does; their cost is in the message's head and the summary
+    assert.equal(await page.locator(".part-step-finish").isVisible(), false);
+    assert.ok((await page.locator(".role-assistant .msg-head .cost").textContent()).startsWith("$"));
+    assert.match(await page.locator("#summary").textContent(), /Cost\$0\.0659/);
     if (javaScriptEnabled) await shows(page, "#status", "live");
     else assert.match(await page.locator("#status").textContent(), /static/);
     assert.deepEqual(errors, []);
