@@ -28,6 +28,13 @@ fn syntaxes() -> &'static SyntaxSet {
 fn syntax_for(path: &str) -> Option<&'static SyntaxReference> {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or(name);
+    // languages the default grammars lack, read with their nearest relative's
+    let ext = match ext {
+        "ts" | "tsx" | "mts" | "cts" | "jsx" | "mjs" | "cjs" => "js",
+        "vue" | "svelte" | "astro" => "html",
+        "kt" | "kts" => "java",
+        other => other,
+    };
     let set = syntaxes();
     set.find_syntax_by_extension(ext)
         .or_else(|| set.find_syntax_by_extension(name))

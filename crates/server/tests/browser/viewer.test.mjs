@@ -4,7 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromiumArgs, fixture, legacy, startServer, uploadLegacy } from "./server.mjs";
+import { createNext, longSession, toolsSession } from "./sessions.mjs";
 
 let server, browser;
 before(async () => {
@@ -191,6 +194,215 @@ test("the sample session reads with and without JavaScript", async () => {
     if (javaScriptEnabled) await shows(page, "#status", "live");
     else assert.match(await page.locator("#status").textContent(), /static/);
     assert.deepEqual(errors, []);
+    await context.close();
+  }
+});
+
+test("each part type and built-in tool has its own view, with a summary, changed files and navigation", async () => {
+  const sid = sessionID();
+  const { id } = await createNext(server.url, sid, toolsSession(sid));
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${server.url}/share/${id}`);
+  await shows(page, "#status", "live");
+  const text = (sel) => page.locator(sel).first().textContent();
+  const tool = (name) => `.part-tool:has(.tool-name[data-tool="${name}"])`;
+  // summary: version, date, models, cost and tokens summed over the assistant messages
+  assert.match(await text("#session"), /opencode 0\.15\.2 · 2025-07-10 09:20 UTC/);
+  const summary = await text("#summary");
+  assert.match(summary, /anthropic\/claude-sonnet-4-20250514/);
+  assert.match(summary, /Cost\$0\.0453/);
+  assert.match(summary, /6\u202f010 in · 870 out · cache 2\u202f400 read, 600 written/);
+  // tools
+  assert.match(await text(`${tool("bash")} pre.terminal`), /^\$ bun test src\/net\n[^]*1 pass/);
+  assert.equal(await page.locator(`${tool("edit")} table.diff tr.add`).count(), 2);
+  assert.equal(await page.locator(`${tool("edit")} table.diff tr.del`).count(), 2);
+  assert.ok(await page.locator(`${tool("edit")} table.diff .c-storage`).count() > 0, "the diff is highlighted");
+  assert.match(await text(`${tool("edit")} .diff-stats`), /\+2 −2/);
+  assert.ok(await page.locator(`${tool("write")} pre.code .c-string`).count() > 0, "written code highlighted");
+  assert.match(await text(`${tool("read")} pre.code`), /^export async function withRetry/);
+  assert.match(await text(`${tool("grep")}`), /Grep withRetry[^]*2 results/);
+  assert.match(await text(`${tool("glob")}`), /Glob src\/\*\*\/\*\.test\.ts/);
+  assert.match(await text(`${tool("list")}`), /List \/home\/dev\/netkit\/src\/net/);
+  assert.deepEqual(await page.locator(`${tool("todowrite")} li`).evaluateAll((l) => l.map((e) => e.className)), ["todo todo-completed", "todo todo-in_progress", "todo todo-pending"]);
+  assert.equal(await page.locator(`${tool("webfetch")} a`).getAttribute("href"), "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/503");
+  assert.match(await text(`${tool("task")}`), /Task Check other callers[^]*agent general/);
+  assert.match(await text('.part-tool:has(.status-error)'), /bun run lint[^]*exited with code 1/);
+  assert.equal(await page.locator(".part-reasoning summary").textContent(), "Thinking");
+  assert.match(await text(".part-subtask"), /Subtask for agent general: Summarize the change/);
+  assert.match(await text(".part-compaction"), /Session compacted/);
+  assert.equal(await page.locator(".part-file img").getAttribute("alt"), "trace.png");
+  // opencode's noise hidden
+  assert.equal(await page.locator(".part-step-start").first().isVisible(), false);
+  assert.equal(await page.locator(".part-step-finish").first().isVisible(), false);
+  // changed files: a unified diff per file, and a split view on request
+  assert.match(await text("#changes"), /Changed files \(2\)/);
+  assert.equal(await page.locator("#diffs details.diff-file").count(), 2);
+  assert.equal(await page.locator("#diffs table.diff-split").count(), 0);
+  await page.click("#diff-mode");
+  assert.equal(await page.locator("#diffs table.diff-split").count(), 2);
+  assert.ok(await page.locator("#diffs table.diff-split").first().isVisible());
+  assert.equal(await page.locator("#diffs table.diff:not(.diff-split)").first().isVisible(), false);
+  const splitRow = await page.locator("#diffs table.diff-split tr.change").first().evaluate((tr) => [...tr.cells].map((c) => c.className));
+  assert.deepEqual(splitRow, ["ln", "src del", "ln", "src add"]);
+  // navigation between prompts
+  const prompts = await page.locator("#nav a").evaluateAll((l) => l.map((a) => [a.getAttribute("href"), a.textContent]));
+  assert.deepEqual(prompts, [["#m/msg_001", "Make the retry limit of `withRetry` configurable, and add a test."], ["#m/msg_003", "Summarize and compact, please."]]);
+  await page.click('#nav a[data-target="msg_003"]');
+  assert.ok(await page.locator('[id="m/msg_003"]').isVisible());
+  // link previews and indexing
+  const meta = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("meta[property], meta[name=robots]")].map((m) => [m.getAttribute("property") ?? "robots", m.content])));
+  assert.equal(meta.robots, "noindex, nofollow");
+  assert.equal(meta["og:title"], "Make retries configurable");
+  assert.match(meta["og:description"], /4 messages, anthropic\/claude-sonnet-4-20250514, opencode 0\.15\.2/);
+  assert.equal(meta["og:url"], `${server.url}/share/${id}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("light and dark follow the reader's setting, and the switch overrides it", async () => {
+  const sid = sessionID();
+  const { id } = await createNext(server.url, sid, toolsSession(sid));
+  const background = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const context = await browser.newContext({ colorScheme: "dark" });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/share/${id}`);
+  await shows(page, "#status", "live");
+  assert.equal(await background(page), "rgb(13, 17, 23)");
+  assert.equal(await page.locator("#theme").getAttribute("aria-pressed"), "true");
+  await page.click("#theme");
+  assert.equal(await background(page), "rgb(246, 248, 250)");
+  await page.reload();
+  assert.equal(await background(page), "rgb(246, 248, 250)", "the choice is kept");
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.click("#theme");
+  assert.equal(await background(page), "rgb(13, 17, 23)");
+  await context.close();
+  const light = await browser.newContext({ colorScheme: "light" });
+  const p2 = await light.newPage();
+  await p2.goto(`${server.url}/share/${id}`);
+  assert.equal(await background(p2), "rgb(246, 248, 250)");
+  await light.close();
+});
+
+test("parts whose ids only differ by where the dash is stay apart, server-rendered and live", async () => {
+  const sid = sessionID();
+  const part = (mid, pid, t) => ({ type: "part", data: { id: pid, messageID: mid, sessionID: sid, type: "text", text: t } });
+  const { id, push } = await createNext(server.url, sid, [
+    { type: "message", data: { id: "a", sessionID: sid, role: "user" } },
+    { type: "message", data: { id: "a-b", sessionID: sid, role: "assistant" } },
+    part("a-b", "c", "first under a-b"),
+    part("a", "b-c", "first under a"),
+  ]);
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/share/${id}`);
+  await shows(page, "#status", "live");
+  const under = (mid) => page.locator(`[id="m/${mid}"] .part`).evaluateAll((l) => l.map((e) => e.textContent.trim()));
+  assert.deepEqual(await under("a"), ["first under a"]);
+  assert.deepEqual(await under("a-b"), ["first under a-b"]);
+  await push([part("a-b", "c", "live under a-b"), part("a", "b-c", "live under a")]);
+  await shows(page, '[id="m/a"]', "live under a");
+  await shows(page, '[id="m/a-b"]', "live under a-b");
+  assert.deepEqual(await under("a"), ["live under a"]);
+  assert.deepEqual(await under("a-b"), ["live under a-b"]);
+  await page.close();
+});
+
+test("an item nested deeper than any parser's limit is shown, server-rendered and live", async () => {
+  const sid = sessionID();
+  const deep = (t) => `{"id":"prt_1","messageID":"msg_1","sessionID":"${sid}","type":"text","text":"${t}","metadata":${"[".repeat(5000)}${"]".repeat(5000)}}`;
+  const { id, secret } = await createNext(server.url, sid, [{ type: "message", data: { id: "msg_1", sessionID: sid, role: "assistant" } }]);
+  const sync = async (t) => {
+    const r = await fetch(`${server.url}/api/share/${id}/sync`, { method: "POST", headers: { "content-type": "application/json" }, body: `{"secret":"${secret}","data":[{"type":"part","data":${deep(t)}}]}` });
+    assert.equal(r.status, 200, await r.text());
+  };
+  await sync("deep and shown");
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/share/${id}`);
+  await shows(page, '[id="p/msg_1/prt_1"]', "deep and shown");
+  await shows(page, "#status", "live");
+  await sync("deep and live");
+  await shows(page, '[id="p/msg_1/prt_1"]', "deep and live");
+  await page.close();
+});
+
+test("a part that grows keeps the reader's view, and follows when they are at the bottom", async () => {
+  const sid = sessionID();
+  const items = longSession(sid, 12, 3);
+  const { id, push } = await createNext(server.url, sid, items);
+  const page = await browser.newPage({ viewport: { width: 1000, height: 600 } });
+  await page.goto(`${server.url}/share/${id}`);
+  await shows(page, "#status", "live");
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const grow = (mid, pid, t) => push([{ type: "part", data: { id: pid, messageID: mid, sessionID: sid, type: "text", text: t } }]);
+  const long = (n) => Array.from({ length: n }, (_, i) => `Line ${i} of a growing answer.`).join("\n\n");
+  // reading the middle: a part above the view grows, what the reader looks at does not move
+  const anchor = page.locator('[id="m/msg_000012"]');
+  await anchor.evaluate((el) => el.scrollIntoView());
+  const before = await anchor.evaluate((el) => el.getBoundingClientRect().top);
+  const scrollBefore = await page.evaluate(() => scrollY);
+  await grow("msg_000001", "prt_001", long(30));
+  await shows(page, '[id="p/msg_000001/prt_001"]', "Line 29");
+  assert.ok(await page.evaluate(() => scrollY) > scrollBefore + 200, "scrolled by the growth");
+  assert.ok(Math.abs((await anchor.evaluate((el) => el.getBoundingClientRect().top)) - before) < 2, "the message in view stays put");
+  // at the bottom: the view follows the growing end
+  await page.evaluate(() => scrollTo(0, document.documentElement.scrollHeight));
+  await grow("msg_000023", "prt_003", long(30));
+  await shows(page, '[id="p/msg_000023/prt_003"]', "Line 29");
+  assert.ok(await page.evaluate(() => innerHeight + scrollY >= document.documentElement.scrollHeight - 4), "still at the bottom");
+  assert.ok(await page.evaluate(() => window.__sameDocument), "updated in place");
+  await page.close();
+});
+
+test("a 4 000-part share opens with its first messages and brings the rest as the reader scrolls", async () => {
+  const sid = sessionID();
+  const items = longSession(sid, 100, 39); // 100 prompts, 200 messages, 4 000 parts
+  const { id, push } = await createNext(server.url, sid, items);
+  const html = await (await fetch(`${server.url}/share/${id}`)).text();
+  assert.ok(html.length < 300_000, `first screen ${html.length} bytes`);
+  const data = await (await fetch(`${server.url}/api/share/${id}/data`)).json();
+  assert.equal(data.length, items.length, "/data stays complete");
+  const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+  await page.goto(`${server.url}/share/${id}`);
+  await shows(page, "#status", "live");
+  const parts = () => page.locator("#messages .part").count();
+  const first = await parts();
+  assert.ok(first > 0 && first < 1000, `${first} parts first`);
+  // a live write to a message not fetched yet shows once it is
+  await push([{ type: "part", data: { id: "prt_001", messageID: "msg_000199", sessionID: sid, type: "text", text: "written while unseen" } }]);
+  // the prompts' navigation fetches up to the last prompt
+  await page.click('#nav a[data-target="msg_000198"]');
+  await page.waitForFunction(() => document.getElementById("m/msg_000198"), null, { timeout: 10_000 });
+  for (let i = 0; i < 40 && (await page.locator("#more").count()) > 0; i++) {
+    await page.evaluate(() => scrollTo(0, document.documentElement.scrollHeight));
+    await page.waitForTimeout(100);
+  }
+  assert.equal(await page.locator("#more").count(), 0, "everything fetched");
+  assert.equal(await parts(), 4000);
+  assert.equal(await page.locator("article.message").count(), 200);
+  await shows(page, '[id="p/msg_000199/prt_001"]', "written while unseen");
+  // without JavaScript, all of it on request
+  const all = await (await fetch(`${server.url}/share/${id}?all=1`)).text();
+  assert.equal(all.match(/class="part part-text"/g).length, 4000);
+  await page.close();
+});
+
+test("no serious or critical accessibility violation (axe-core), light and dark", async () => {
+  const sid = sessionID();
+  const { id } = await createNext(server.url, sid, toolsSession(sid));
+  const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  for (const colorScheme of ["light", "dark"]) {
+    const context = await browser.newContext({ colorScheme });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/share/${id}`);
+    await shows(page, "#status", "live");
+    await page.evaluate(() => document.querySelectorAll("details").forEach((d) => { d.open = true; }));
+    await page.evaluate(axe); // through the DevTools protocol: the page's CSP still holds for its own scripts
+    const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+    const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+    assert.deepEqual(bad, [], `${colorScheme}: ${bad.join("\n")}`);
     await context.close();
   }
 });
