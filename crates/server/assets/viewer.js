@@ -31,6 +31,9 @@
   function splitTable(table) {
     const out = document.createElement("table");
     out.className = "diff diff-split";
+    const cols = document.createElement("colgroup");
+    for (const cls of ["ln", "", "ln", ""]) { const c = document.createElement("col"); if (cls) c.className = cls; cols.append(c); }
+    out.append(cols);
     const body = document.createElement("tbody");
     const cell = (src, cls) => {
       const td = src ? src.cloneNode(true) : document.createElement("td");

@@ -282,6 +282,7 @@ pub fn diff_table(path: &str, lines: &[Line]) -> Markup {
     let number = |n: &Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
     html! {
         table class="diff" {
+            colgroup { col class="ln"; col class="ln"; col; }
             thead class="sr-only" { tr { th scope="col" { "old line" } th scope="col" { "new line" } th scope="col" { "change" } } }
             tbody {
                 @for line in lines {

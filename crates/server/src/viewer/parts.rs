@@ -96,6 +96,8 @@ pub fn message_head(m: &Value) -> Markup {
 pub fn part_body(p: &Value) -> Markup {
     let kind = class_word(text(p, &["type"]), PART_TYPES);
     match kind {
+        // opencode's own additions to a prompt (file contents it attached) are not shown
+        "text" if p.get("synthetic") == Some(&Value::Bool(true)) => html! {},
         "text" => markdown_div(text(p, &["text"]).unwrap_or("")),
         "reasoning" => html! {
             details class="reasoning" {
@@ -105,16 +107,9 @@ pub fn part_body(p: &Value) -> Markup {
         },
         "tool" => tool(p),
         "file" => file(p),
-        // opencode hides the steps: their cost and tokens are summed in the message's head
-        "step-start" | "step-finish" | "snapshot" => html! {},
-        "patch" => html! {
-            div class="patch" {
-                "Files changed in this step: "
-                @for (n, f) in p.get("files").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                    @if n > 0 { ", " } code { (pretty(f)) }
-                }
-            }
-        },
+        // opencode hides the steps (their cost and tokens are summed in the message's head) and
+        // the snapshots and patches of the files (the changed files are the session's diff)
+        "step-start" | "step-finish" | "snapshot" | "patch" => html! {},
         "agent" => {
             html! { div class="agent" { "Agent " strong { (text(p, &["name"]).unwrap_or("")) } } }
         }
@@ -261,6 +256,9 @@ fn tool(p: &Value) -> Markup {
             @if let Some(t) = target { " " span class="tool-title" { (t) } }
             @if status != "completed" { " " span class={ "status status-" (status_class) } { (status) } }
             @else { " " span class="status status-completed sr-only" { (status) } }
+            @if let (Some(start), Some(end)) = (number(state, &["time", "start"]), number(state, &["time", "end"])) {
+                @if end - start >= 2000.0 && end - start < 1e10 { " " span class="duration" { (format!("{:.1}", (end - start) / 1000.0)) " s" } }
+            }
         }
         (body)
         @if let Some(error) = state.get("error").filter(|e| !e.is_null()) {
@@ -296,26 +294,27 @@ fn folded_open(class: &str, summary: &str, body: Markup) -> Markup {
     html! { details class=(class) open { summary { (summary) } (body) } }
 }
 
-/// opencode's read output: the file's lines as `00012| text` inside `<file>` tags.
+/// opencode's read output: the file's lines as `00012| text` inside `<file>` tags, then a note
+/// such as `(End of file - total 20 lines)`; shown as highlighted code when it has that shape.
 fn read_view(path: &str, out: &str) -> Markup {
     let mut lines = Vec::new();
-    let mut numbered = true;
+    let mut notes = Vec::new();
     for line in out.lines() {
-        if line == "<file>" || line == "</file>" {
-            continue;
-        }
-        match line.split_once("| ") {
-            Some((n, rest)) if !n.is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()) => {
-                lines.push(rest)
+        match line.split_once('|') {
+            Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                lines.push(rest.strip_prefix(' ').unwrap_or(rest))
             }
-            _ if line.trim().is_empty() || line.starts_with("(File has more") => {}
-            _ => numbered = false,
+            _ if line.starts_with('(') => notes.push(line),
+            _ if line.trim().is_empty() || line == "<file>" || line == "</file>" => {}
+            _ => return html! { pre { (out) } },
         }
     }
-    if numbered && !lines.is_empty() {
-        code::code_block(path, &lines.join("\n"))
-    } else {
-        html! { pre { (out) } }
+    if lines.is_empty() {
+        return html! { pre { (out) } };
+    }
+    html! {
+        (code::code_block(path, &lines.join("\n")))
+        @for note in notes { p class="meta" { (note) } }
     }
 }
 

@@ -8,7 +8,7 @@
 //! (a part). A message id never holds a `/` (it is one segment of the item key), so two different
 //! (message, part) pairs never make the same id.
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::{Value, json};
 
 use super::code;
@@ -70,20 +70,25 @@ fn summary(share: &Share) -> Markup {
     }
 }
 
+/// The changed files' diffs take at most about this much HTML; files past it show their counts.
+const DIFFS_BYTES: usize = 128 * 1024;
+
 /// The changed files: each file's diff (from its patch, or computed from before and after).
 fn diffs(d: Option<&Value>) -> Markup {
     let files = d
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
+    let mut spent = 0;
     html! {
         @if !files.is_empty() {
             h2 id="changes" { "Changed files (" (files.len()) ")" }
             @for f in files {
                 @let name = text(f, &["file"]).unwrap_or("?");
-                @let lines = match (text(f, &["patch"]), text(f, &["before"]), text(f, &["after"])) {
-                    (Some(patch), _, _) => Some(code::parse_unified(patch)),
-                    (None, before, after) if before.is_some() || after.is_some() =>
+                @let lines = match (spent < DIFFS_BYTES, text(f, &["patch"]), text(f, &["before"]), text(f, &["after"])) {
+                    (false, ..) => None,
+                    (true, Some(patch), _, _) => Some(code::parse_unified(patch)),
+                    (true, None, before, after) if before.is_some() || after.is_some() =>
                         code::diff_texts(before.unwrap_or(""), after.unwrap_or("")),
                     _ => None,
                 };
@@ -91,16 +96,21 @@ fn diffs(d: Option<&Value>) -> Markup {
                     number(f, &["additions"]).unwrap_or(0.0).max(0.0) as usize,
                     number(f, &["deletions"]).unwrap_or(0.0).max(0.0) as usize,
                 ));
+                @let table = match &lines {
+                    Some(lines) if !lines.is_empty() => Some(code::diff_table(name, lines).into_string()),
+                    _ => None,
+                };
+                @let _ = { spent += table.as_ref().map_or(0, String::len); };
                 details class="diff-file" open[files.len() <= 8] {
                     summary {
                         span class="file-name" { (name) }
                         " " span class="add" { "+" (added) }
                         " " span class="del" { "−" (removed) }
                     }
-                    @match &lines {
-                        Some(lines) if !lines.is_empty() => (code::diff_table(name, lines)),
-                        Some(_) => p class="meta" { "No textual change." },
-                        None => p class="meta" { "Too large to show here." },
+                    @match (table, &lines) {
+                        (Some(table), _) => (PreEscaped(table)),
+                        (None, Some(_)) => p class="meta" { "No textual change." },
+                        (None, None) => p class="meta" { "Not shown here (too large); the share's data has it." },
                     }
                 }
             }
@@ -128,6 +138,7 @@ fn message_article(m: &Message) -> Markup {
     let role = class_word(m.role(), ROLES);
     html! {
         article class={ "message role-" (role) } id={ "m/" (m.id) } data-id=(m.id) {
+            a class="anchor" href={ "#m/" (m.id) } aria-label="Link to this message" { "#" }
             div class="msg-head" id={ "h/" (m.id) } { @if let Some(i) = &m.info { (message_head(i)) } }
             div class="parts" id={ "ps/" (m.id) } {
                 @for (pid, p) in &m.parts {
@@ -237,7 +248,7 @@ pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
                         (summary(share))
                         p id="models" class="meta" { (models(share.models.as_ref())) }
                         section id="diffs" aria-label="Changed files" { (diffs(share.diff.as_ref())) }
-                        section id="messages" aria-label="Conversation" { (maud::PreEscaped(messages)) }
+                        section id="messages" aria-label="Conversation" { (PreEscaped(messages)) }
                         @if next.is_some() {
                             div id="more" {
                                 a href="?all=1" { "Show all " (share.messages.len()) " messages" }
