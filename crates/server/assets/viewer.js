@@ -123,8 +123,13 @@
         }
         if (next === null) document.getElementById("more")?.remove();
       })
-      .catch(() => say("could not load more messages; scroll to retry"))
-      .finally(() => { loading = null; });
+      .then(() => {
+        loading = null;
+        // still near the end (the observer only reports changes): bring the next ones too
+        const more = document.getElementById("more");
+        if (more && more.getBoundingClientRect().top < innerHeight + 1500) loadMore();
+      })
+      .catch(() => { loading = null; say("could not load more messages; scroll to retry"); });
     return loading;
   }
   const more = document.getElementById("more");

@@ -164,16 +164,18 @@ pub async fn events(
     Ok(response)
 }
 
-/// An item's live fragment, rendered once for all viewers, off the async workers.
+/// An item's live fragment, rendered once for all viewers (the others wait for it), off the
+/// async workers.
 async fn fragment(live: Arc<LiveItem>) -> String {
-    if let Some(done) = live.fragment.get() {
-        return done.clone();
-    }
     let item = live.clone();
-    let rendered = off_workers(move || render::fragment(&item.item))
+    live.fragment
+        .get_or_init(|| async move {
+            off_workers(move || render::fragment(&item.item))
+                .await
+                .unwrap_or_else(|_| String::from("{}"))
+        })
         .await
-        .unwrap_or_else(|_| String::from("{}"));
-    live.fragment.get_or_init(|| rendered).clone()
+        .clone()
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

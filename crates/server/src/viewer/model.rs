@@ -1,6 +1,7 @@
 //! A share's items as the page reads them: the session, its messages in id order, each with its
 //! parts in id order, the changed files, and the totals of the summary header. Built in one pass
-//! over the snapshot plus a sort: linear in the number of items (up to the sort's log).
+//! over the snapshot plus a sort: linear in the number of items (up to the sort's log). A part's
+//! JSON is parsed only when it is rendered (most of a long share's page is fetched later).
 
 use std::collections::HashMap;
 
@@ -21,24 +22,25 @@ pub fn number(v: &Value, path: &[&str]) -> Option<f64> {
         .and_then(Value::as_f64)
 }
 
-pub struct Message {
-    pub id: String,
+pub struct Message<'a> {
+    pub id: &'a str,
     pub info: Option<Value>,
-    pub parts: Vec<(String, Value)>,
+    /// (part id, its JSON as stored)
+    pub parts: Vec<(&'a str, &'a str)>,
 }
 
-impl Message {
+impl Message<'_> {
     pub fn role(&self) -> Option<&str> {
         self.info.as_ref().and_then(|i| text(i, &["role"]))
     }
 }
 
 #[derive(Default)]
-pub struct Share {
+pub struct Share<'a> {
     pub session: Option<Value>,
     pub diff: Option<Value>,
     pub models: Option<Value>,
-    pub messages: Vec<Message>,
+    pub messages: Vec<Message<'a>>,
     pub seq: i64,
 }
 
@@ -53,8 +55,8 @@ pub struct Totals {
     pub cache_write: u64,
 }
 
-impl Share {
-    pub fn from_snapshot(snapshot: &Snapshot) -> Share {
+impl<'a> Share<'a> {
+    pub fn from_snapshot(snapshot: &'a Snapshot) -> Share<'a> {
         let mut share = Share {
             seq: snapshot.seq(),
             ..Share::default()
@@ -69,7 +71,7 @@ impl Share {
                 (Some(kind @ ("message" | "part")), Some(mid), pid) => {
                     let at = *index.entry(mid).or_insert_with(|| {
                         share.messages.push(Message {
-                            id: mid.to_owned(),
+                            id: mid,
                             info: None,
                             parts: Vec::new(),
                         });
@@ -78,18 +80,16 @@ impl Share {
                     let m = &mut share.messages[at];
                     match (kind, pid) {
                         ("message", None) => m.info = Some(json::parse(&stored.data)),
-                        ("part", Some(pid)) => {
-                            m.parts.push((pid.to_owned(), json::parse(&stored.data)))
-                        }
+                        ("part", Some(pid)) => m.parts.push((pid, &stored.data)),
                         _ => {}
                     }
                 }
                 _ => {}
             }
         }
-        share.messages.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        share.messages.sort_unstable_by(|a, b| a.id.cmp(b.id));
         for m in &mut share.messages {
-            m.parts.sort_by(|a, b| a.0.cmp(&b.0));
+            m.parts.sort_by(|a, b| a.0.cmp(b.0));
         }
         share
     }
@@ -194,7 +194,7 @@ mod tests {
             .map(|m| {
                 (
                     m.id.as_str(),
-                    m.parts.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+                    m.parts.iter().map(|p| p.0).collect::<Vec<_>>(),
                 )
             })
             .collect();

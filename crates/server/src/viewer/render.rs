@@ -141,8 +141,9 @@ fn message_article(m: &Message) -> Markup {
             a class="anchor" href={ "#m/" (m.id) } aria-label="Link to this message" { "#" }
             div class="msg-head" id={ "h/" (m.id) } { @if let Some(i) = &m.info { (message_head(i)) } }
             div class="parts" id={ "ps/" (m.id) } {
-                @for (pid, p) in &m.parts {
-                    div class={ "part part-" (class_word(text(p, &["type"]), PART_TYPES)) } id={ "p/" (m.id) "/" (pid) } data-id=(pid) { (part_body(p)) }
+                @for (pid, raw) in &m.parts {
+                    @let p = json::parse(raw);
+                    div class={ "part part-" (class_word(text(&p, &["type"]), PART_TYPES)) } id={ "p/" (m.id) "/" (pid) } data-id=(pid) { (part_body(&p)) }
                 }
             }
         }
@@ -163,13 +164,12 @@ fn render_messages(share: &Share, start: usize, bytes: usize, max: usize) -> (St
 
 /// A prompt's first words for the navigation.
 fn snippet(m: &Message) -> String {
-    let first = m
-        .parts
-        .iter()
-        .find(|(_, p)| {
-            text(p, &["type"]) == Some("text") && p.get("synthetic") != Some(&Value::Bool(true))
-        })
-        .and_then(|(_, p)| text(p, &["text"]))
+    let first = m.parts.iter().map(|(_, raw)| json::parse(raw)).find(|p| {
+        text(p, &["type"]) == Some("text") && p.get("synthetic") != Some(&Value::Bool(true))
+    });
+    let first = first
+        .as_ref()
+        .and_then(|p| text(p, &["text"]))
         .unwrap_or("(no text)");
     let mut s: String = first.split_whitespace().collect::<Vec<_>>().join(" ");
     if let Some((cut, _)) = s.char_indices().nth(80) {
@@ -199,7 +199,7 @@ pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
     } else {
         render_messages(share, 0, FIRST_BYTES, FIRST_MESSAGES)
     };
-    let next = share.messages.get(loaded).map(|m| m.id.as_str());
+    let next = share.messages.get(loaded).map(|m| m.id);
     let title = title(share.session.as_ref());
     let used = share.models_used();
     let description = format!(
@@ -265,11 +265,11 @@ pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
 
 /// The messages after `from` (inclusive) for a page that holds those before: `{html, next, seq}`.
 pub fn more(share: &Share, from: &str) -> String {
-    let start = share.messages.partition_point(|m| m.id.as_str() < from);
+    let start = share.messages.partition_point(|m| m.id < from);
     let (html, at) = render_messages(share, start, MORE_BYTES, MORE_MESSAGES);
     json!({
         "html": html,
-        "next": share.messages.get(at).map(|m| &m.id),
+        "next": share.messages.get(at).map(|m| m.id),
         "seq": share.seq,
     })
     .to_string()
