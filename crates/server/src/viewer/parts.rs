@@ -223,7 +223,7 @@ fn tool(p: &Value) -> Markup {
         "todowrite" | "todoread" => todos(input.get("todos").or(meta.get("todos"))),
         "grep" | "glob" | "list" => html! {
             @if let Some(n) = number(meta, &["matches"]).or(number(meta, &["count"])) {
-                span class="tool-count" { (n as u64) " results" }
+                span class="tool-count" { (n as u64) @if n as u64 == 1 { " result" } @else { " results" } }
             }
             @if let Some(out) = output { (folded("tool-output", "Results", html! { pre { (pretty(out)) } })) }
         },

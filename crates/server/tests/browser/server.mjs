@@ -27,6 +27,7 @@ export async function startServer(args = [], env = {}, bin = binary) {
   const url = line.replace(/^listening on /, "");
   return {
     url,
+    pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => { if (child.exitCode !== null) r(); else child.once("exit", r); setTimeout(r, 3000); });
