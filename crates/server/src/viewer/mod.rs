@@ -49,20 +49,18 @@ fn secure(headers: &mut HeaderMap) {
     live::no_store(headers);
 }
 
-/// Renders run on the blocking pool, at most this many at once: a page of a long share is
-/// CPU work that must never hold an async worker (every other request waits on those).
-const RENDERS: usize = 4;
+/// Renders run on the blocking pool, at most this many pages and this many live fragments at
+/// once: a page of a long share is CPU work that must never hold an async worker (every other
+/// request waits on those), and live fragments never wait behind pages.
+static PAGES: Semaphore = Semaphore::const_new(3);
+static FRAGMENTS: Semaphore = Semaphore::const_new(3);
 
-fn renders() -> &'static Semaphore {
-    static PERMITS: Semaphore = Semaphore::const_new(RENDERS);
-    &PERMITS
-}
-
-/// Runs `render` off the async workers (on the blocking pool, bounded by `RENDERS`).
+/// Runs `render` off the async workers (on the blocking pool, with a permit of `pool`).
 async fn off_workers<T: Send + 'static>(
+    pool: &'static Semaphore,
     render: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = renders()
+    let _permit = pool
         .acquire()
         .await
         .map_err(|_| ApiError::Internal("the render pool is closed".into()))?;
@@ -88,7 +86,7 @@ pub async fn page(state: State, Path(id): Path<String>, Query(q): Query<PageQuer
     let public_url = state.public_url.clone();
     let mut response = match found {
         Ok(snapshot) => {
-            let rendered = off_workers(move || {
+            let rendered = off_workers(&PAGES, move || {
                 let share = model::Share::from_snapshot(&snapshot);
                 match q.from {
                     Some(from) => (true, render::more(&share, &from)),
@@ -170,7 +168,7 @@ async fn fragment(live: Arc<LiveItem>) -> String {
     let item = live.clone();
     live.fragment
         .get_or_init(|| async move {
-            off_workers(move || render::fragment(&item.item))
+            off_workers(&FRAGMENTS, move || render::fragment(&item.item))
                 .await
                 .unwrap_or_else(|_| String::from("{}"))
         })
@@ -212,7 +210,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_render_never_holds_the_async_worker() {
         let (open_gate, gate) = std::sync::mpsc::channel::<()>();
-        let render = tokio::spawn(off_workers(move || {
+        let render = tokio::spawn(off_workers(&PAGES, move || {
             gate.recv_timeout(Duration::from_secs(10)).is_ok()
         }));
         // another request's work on the same (single) worker runs while the render waits

@@ -191,12 +191,7 @@ mod tests {
         let ids: Vec<_> = share
             .messages
             .iter()
-            .map(|m| {
-                (
-                    m.id.as_str(),
-                    m.parts.iter().map(|p| p.0).collect::<Vec<_>>(),
-                )
-            })
+            .map(|m| (m.id, m.parts.iter().map(|p| p.0).collect::<Vec<_>>()))
             .collect();
         assert_eq!(ids, [("m1", vec!["p1", "p2"]), ("m2", vec!["p1"])]);
         assert_eq!(share.totals().input, 3);

@@ -80,38 +80,44 @@ fn diffs(d: Option<&Value>) -> Markup {
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let mut spent = 0;
+    let mut shown = Vec::with_capacity(files.len());
+    for f in files {
+        let name = text(f, &["file"]).unwrap_or("?");
+        let lines = match (
+            text(f, &["patch"]),
+            text(f, &["before"]),
+            text(f, &["after"]),
+        ) {
+            _ if spent >= DIFFS_BYTES => None,
+            (Some(patch), _, _) => Some(code::parse_unified(patch)),
+            (None, None, None) => None,
+            (None, before, after) => code::diff_texts(before.unwrap_or(""), after.unwrap_or("")),
+        };
+        let (added, removed) = lines.as_deref().map(code::stats).unwrap_or((
+            number(f, &["additions"]).unwrap_or(0.0).max(0.0) as usize,
+            number(f, &["deletions"]).unwrap_or(0.0).max(0.0) as usize,
+        ));
+        let body = match &lines {
+            Some(lines) if !lines.is_empty() => code::diff_table(name, lines),
+            Some(_) => html! { p class="meta" { "No textual change." } },
+            None => {
+                html! { p class="meta" { "Not shown here (too large); the share's data has it." } }
+            }
+        };
+        spent += body.0.len();
+        shown.push((name, added, removed, body));
+    }
     html! {
         @if !files.is_empty() {
             h2 id="changes" { "Changed files (" (files.len()) ")" }
-            @for f in files {
-                @let name = text(f, &["file"]).unwrap_or("?");
-                @let lines = match (spent < DIFFS_BYTES, text(f, &["patch"]), text(f, &["before"]), text(f, &["after"])) {
-                    (false, ..) => None,
-                    (true, Some(patch), _, _) => Some(code::parse_unified(patch)),
-                    (true, None, before, after) if before.is_some() || after.is_some() =>
-                        code::diff_texts(before.unwrap_or(""), after.unwrap_or("")),
-                    _ => None,
-                };
-                @let (added, removed) = lines.as_deref().map(code::stats).unwrap_or((
-                    number(f, &["additions"]).unwrap_or(0.0).max(0.0) as usize,
-                    number(f, &["deletions"]).unwrap_or(0.0).max(0.0) as usize,
-                ));
-                @let table = match &lines {
-                    Some(lines) if !lines.is_empty() => Some(code::diff_table(name, lines).into_string()),
-                    _ => None,
-                };
-                @let _ = { spent += table.as_ref().map_or(0, String::len); };
+            @for (name, added, removed, body) in shown {
                 details class="diff-file" open[files.len() <= 8] {
                     summary {
                         span class="file-name" { (name) }
                         " " span class="add" { "+" (added) }
                         " " span class="del" { "−" (removed) }
                     }
-                    @match (table, &lines) {
-                        (Some(table), _) => (PreEscaped(table)),
-                        (None, Some(_)) => p class="meta" { "No textual change." },
-                        (None, None) => p class="meta" { "Not shown here (too large); the share's data has it." },
-                    }
+                    (body)
                 }
             }
         }

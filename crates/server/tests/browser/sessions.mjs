@@ -46,7 +46,7 @@ export function toolsSession(sid) {
   part("msg_003", { type: "subtask", agent: "general", description: "Summarize the change", prompt: "Summarize the change in one line." });
   assistant("msg_004", 0.0032, 800, 40);
   part("msg_004", { type: "compaction", auto: false });
-  part("msg_004", { type: "text", text: "`withRetry(op, maxAttempts = 5)`: the limit is a parameter now." });
+  part("msg_004", { type: "text", text: "The limit is a parameter now:\n\n```ts\nawait withRetry(() => fetch(url), 3); // at most 4 calls\n```" });
   items.push({ type: "session_diff", data: [
     { file: "src/net/backoff.ts", before, after, additions: 2, deletions: 2, status: "modified" },
     { file: "src/net/backoff.test.ts", before: "", after: items.find((i) => i.data?.tool === "write").data.state.input.content, additions: 9, deletions: 0, status: "added" },

@@ -232,6 +232,7 @@ test("each part type and built-in tool has its own view, with a summary, changed
   assert.equal(await page.locator(".part-reasoning summary").textContent(), "Thinking");
   assert.match(await text(".part-subtask"), /Subtask for agent general: Summarize the change/);
   assert.match(await text(".part-compaction"), /Session compacted/);
+  assert.ok(await page.locator(".part-text pre.code .c-comment").count() > 0, "Markdown code blocks highlighted");
   assert.equal(await page.locator(".part-file img").getAttribute("alt"), "trace.png");
   // opencode's noise hidden
   assert.equal(await page.locator(".part-step-start").first().isVisible(), false);
