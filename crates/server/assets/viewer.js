@@ -206,6 +206,23 @@
     if (top < 0) scrollBy(0, el.getBoundingClientRect().height - oldHeight);
   }
 
+  // a new prompt joins the navigation, named by its first words (as text)
+  function navigate(mid) {
+    const list = document.querySelector("#nav ol");
+    const el = document.getElementById(`m/${mid}`);
+    if (!list || !el?.classList.contains("role-user") || list.querySelector(`a[data-target="${CSS.escape(mid)}"]`)) return;
+    const words = el.querySelector(".part-text")?.textContent.trim().replace(/\s+/g, " ");
+    if (!words) return;
+    const a = document.createElement("a");
+    a.href = `#m/${mid}`;
+    a.dataset.target = mid;
+    a.textContent = words.length > 80 ? `${words.slice(0, 80)}…` : words;
+    const li = document.createElement("li");
+    li.append(a);
+    const after = [...list.querySelectorAll("a[data-target]")].find((x) => x.dataset.target > mid);
+    if (after) list.insertBefore(li, after.parentElement); else list.append(li);
+  }
+
   function apply(u) {
     main.dataset.seq = String(Math.max(Number(main.dataset.seq || "0"), u.seq));
     if ((u.kind === "message" || u.kind === "part") && !loaded(u.mid)) {
@@ -221,6 +238,7 @@
         const el = article(u.mid);
         el.className = `message role-${u.role}`;
         replaceKeepingView(document.getElementById(`h/${u.mid}`), u.html);
+        navigate(u.mid);
         break;
       }
       case "part": {
@@ -232,6 +250,7 @@
           el.querySelectorAll("details").forEach((d, i) => { if (i < open.length) d.open = open[i]; });
           applyDiffMode(el);
         });
+        navigate(u.mid);
         break;
       }
       case "session_diff": {

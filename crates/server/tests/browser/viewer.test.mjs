@@ -58,6 +58,11 @@ test("a page open while a client streams a part shows each stage, live", async (
   await sync(`session/info/${sid}`, { id: sid, title: "Streaming, renamed" });
   await shows(page, "#title", "renamed");
   assert.equal(await page.title(), "Streaming, renamed · opencode share");
+  // a new prompt joins the navigation, as text
+  await sync(`session/message/${sid}/msg_2`, { id: "msg_2", sessionID: sid, role: "user" });
+  await sync(`session/part/${sid}/msg_2/prt_1`, { id: "prt_1", messageID: "msg_2", sessionID: sid, type: "text", text: "And <b>then</b>?" });
+  await shows(page, "#nav", "And <b>then</b>?");
+  assert.equal(await page.locator('#nav a[data-target="msg_2"]').getAttribute("href"), "#m/msg_2");
   assert.ok(await page.evaluate(() => window.__sameDocument), "updated in place, not reloaded");
   // the order of parts is by id whatever the order of writes
   const ids = await page.$$eval('[id="ps/msg_1"] > .part', (els) => els.map((e) => e.id));
