@@ -366,7 +366,9 @@ mod tests {
         )
         .into_string();
         assert!(
-            !table.contains("<img") && table.contains("&lt;</span>img src") && !table.contains("<script"),
+            !table.contains("<img")
+                && table.contains("&lt;</span>img src")
+                && !table.contains("<script"),
             "{table}"
         );
     }
