@@ -68,7 +68,7 @@ try {
       await page.evaluate(() => {
         window.__seen = {};
         new MutationObserver(() => {
-          const m = /marker (\d+)/.exec(document.getElementById("p-msg_1-prt_1")?.textContent ?? "");
+          const m = /marker (\d+)/.exec((document.getElementById("p/msg_1/prt_1") ?? document.getElementById("p-msg_1-prt_1"))?.textContent ?? "");
           if (m && !(m[1] in window.__seen)) window.__seen[m[1]] = performance.timeOrigin + performance.now();
         }).observe(document.getElementById("messages"), { subtree: true, childList: true, characterData: true });
       });

@@ -5,9 +5,9 @@
 //! from the store itself, so nothing between its page and its stream is missed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, OnceCell, broadcast};
 
 use crate::item::StoredItem;
 use crate::store::{Store, StoreError};
@@ -19,7 +19,7 @@ const BACKLOG: usize = 1024;
 #[derive(Debug)]
 pub struct LiveItem {
     pub item: StoredItem,
-    pub fragment: OnceLock<String>,
+    pub fragment: OnceCell<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ async fn pump(
                     last = last.max(item.seq);
                     let _ = tx.send(Update::Item(Arc::new(LiveItem {
                         item,
-                        fragment: OnceLock::new(),
+                        fragment: OnceCell::new(),
                     })));
                 }
             }

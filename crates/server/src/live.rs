@@ -1,10 +1,10 @@
 //! One viewer's feed: catch up from the store past what it has, then follow the share's hub
 //! channel (catching up again if it fell behind), until the share is deleted or the viewer leaves.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OnceCell, broadcast, mpsc};
 
 use crate::hub::{LiveItem, Update};
 use crate::server::AppState;
@@ -63,7 +63,7 @@ async fn catch_up(state: &AppState, id: &str, last: &mut i64, tx: &mpsc::Sender<
                 if tx
                     .send(Feed::Item(Arc::new(LiveItem {
                         item,
-                        fragment: OnceLock::new(),
+                        fragment: OnceCell::new(),
                     })))
                     .await
                     .is_err()

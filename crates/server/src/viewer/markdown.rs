@@ -1,13 +1,44 @@
 //! Markdown to safe HTML: pulldown-cmark renders, raw HTML in the source becomes escaped text,
 //! and a link or image target that is not http(s), mailto or relative becomes `#`; images become
-//! links (the page's CSP loads no remote image anyway).
+//! links (the page's CSP loads no remote image anyway). A fenced code block with a language is
+//! highlighted by `code` (its own escaping; the language name only picks the grammar).
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
+
+use super::code;
 
 pub fn to_html(source: &str) -> String {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let events = Parser::new_ext(source, options).map(|event| match event {
+    let mut block: Option<(String, String)> = None; // a fenced block's language and text so far
+    let events =
+        Parser::new_ext(source, options).filter_map(move |event| match (&mut block, event) {
+            (None, Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(lang))))
+                if !lang.trim().is_empty() =>
+            {
+                let lang = lang.split_whitespace().next().unwrap_or("").to_owned();
+                block = Some((lang, String::new()));
+                None
+            }
+            (Some((_, text)), Event::Text(t)) => {
+                text.push_str(&t);
+                None
+            }
+            (Some(_), Event::End(TagEnd::CodeBlock)) => {
+                let (lang, text) = block.take()?;
+                let html = code::code_block(&format!("lang:{lang}"), &text).into_string();
+                Some(Event::Html(CowStr::from(html)))
+            }
+            (_, event) => Some(safe(event)),
+        });
+    let mut out = String::with_capacity(source.len() * 3 / 2);
+    html::push_html(&mut out, events);
+    out
+}
+
+/// Raw HTML as text, link and image targets filtered, images as links.
+fn safe(event: Event<'_>) -> Event<'_> {
+    match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
         Event::Start(Tag::Link {
             link_type,
@@ -28,10 +59,7 @@ pub fn to_html(source: &str) -> String {
         }),
         Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
         other => other,
-    });
-    let mut out = String::with_capacity(source.len() * 3 / 2);
-    html::push_html(&mut out, events);
-    out
+    }
 }
 
 /// Whether a URL may be a link target: a safe scheme, or no scheme at all.
@@ -73,6 +101,16 @@ mod tests {
             "{evil}"
         );
         assert!(!evil.contains("javascript:alert"), "{evil}");
+        let block =
+            to_html("```rust\nlet x = \"</code></pre><script>\";\n```\n\n```\n<b>plain</b>\n```");
+        assert!(
+            block.contains("<span class=\"c-storage\">let</span>"),
+            "{block}"
+        );
+        assert!(
+            !block.contains("<script") && !block.contains("<b>"),
+            "{block}"
+        );
         assert!(
             to_html("[ok](https://example.com/a?b=1)")
                 .contains("href=\"https://example.com/a?b=1\"")

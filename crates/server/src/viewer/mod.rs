@@ -2,10 +2,15 @@
 //! stream, SSE), and the page's script and style, served as files so the Content-Security-Policy
 //! allows no inline script at all.
 
+mod code;
+mod json;
 mod markdown;
+mod model;
+mod parts;
 mod render;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query};
@@ -14,8 +19,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::stream;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::hub::LiveItem;
 use crate::item;
 use crate::live::{self, Feed};
 use crate::server::State;
@@ -42,14 +49,62 @@ fn secure(headers: &mut HeaderMap) {
     live::no_store(headers);
 }
 
-pub async fn page(state: State, Path(id): Path<String>) -> Response {
+/// Renders run on the blocking pool, at most this many pages and this many live fragments at
+/// once: a page of a long share is CPU work that must never hold an async worker (every other
+/// request waits on those), and live fragments never wait behind pages.
+static PAGES: Semaphore = Semaphore::const_new(3);
+static FRAGMENTS: Semaphore = Semaphore::const_new(3);
+
+/// Runs `render` off the async workers (on the blocking pool, with a permit of `pool`).
+async fn off_workers<T: Send + 'static>(
+    pool: &'static Semaphore,
+    render: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = pool
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Internal("the render pool is closed".into()))?;
+    tokio::task::spawn_blocking(render)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a page render failed: {e}")))
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    /// Every message (for readers without JavaScript); by default the first ones.
+    all: Option<String>,
+    /// The next messages from this message id on, as JSON for the page's script.
+    from: Option<String>,
+}
+
+pub async fn page(state: State, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Response {
     let found = if item::valid_id(&id) {
         state.store.read(id.clone()).await
     } else {
         Err(StoreError::NotFound)
     };
+    let public_url = state.public_url.clone();
     let mut response = match found {
-        Ok(snapshot) => Html(render::page(&id, &snapshot)).into_response(),
+        Ok(snapshot) => {
+            let rendered = off_workers(&PAGES, move || {
+                let share = model::Share::from_snapshot(&snapshot);
+                match q.from {
+                    Some(from) => (true, render::more(&share, &from)),
+                    None => (
+                        false,
+                        render::page(&id, &share, &public_url, q.all.is_some()),
+                    ),
+                }
+            })
+            .await;
+            match rendered {
+                Ok((true, json)) => {
+                    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+                }
+                Ok((false, page)) => Html(page).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
         Err(StoreError::NotFound) => {
             (StatusCode::NOT_FOUND, Html(render::not_found(&id))).into_response()
         }
@@ -87,7 +142,7 @@ pub async fn events(
         }
         match feed.recv().await {
             Some(Feed::Item(live)) => {
-                let data = live.fragment.get_or_init(|| render::fragment(&live.item));
+                let data = fragment(live.clone()).await;
                 let event = Event::default()
                     .event("item")
                     .id(live.item.seq.to_string())
@@ -105,6 +160,20 @@ pub async fn events(
         .into_response();
     secure(response.headers_mut());
     Ok(response)
+}
+
+/// An item's live fragment, rendered once for all viewers (the others wait for it), off the
+/// async workers.
+async fn fragment(live: Arc<LiveItem>) -> String {
+    let item = live.clone();
+    live.fragment
+        .get_or_init(|| async move {
+            off_workers(&FRAGMENTS, move || render::fragment(&item.item))
+                .await
+                .unwrap_or_else(|_| String::from("{}"))
+        })
+        .await
+        .clone()
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -131,4 +200,28 @@ pub async fn style() -> Response {
         "text/css; charset=utf-8",
         include_str!("../../assets/viewer.css"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A render held at a gate leaves the only async worker free for other requests.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_render_never_holds_the_async_worker() {
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+        let render = tokio::spawn(off_workers(&PAGES, move || {
+            gate.recv_timeout(Duration::from_secs(10)).is_ok()
+        }));
+        // another request's work on the same (single) worker runs while the render waits
+        let other = tokio::spawn(async { "served" });
+        assert_eq!(other.await.unwrap(), "served");
+        open_gate
+            .send(())
+            .expect("the render is still waiting at the gate");
+        assert!(
+            render.await.unwrap().unwrap(),
+            "the render went through the gate"
+        );
+    }
 }

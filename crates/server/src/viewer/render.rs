@@ -1,51 +1,29 @@
-//! The viewer's HTML: the whole page (server-rendered, readable without JavaScript) and the
-//! fragment of one item that the live stream sends. maud escapes every interpolated value;
-//! Markdown goes through `markdown::to_html`, the only HTML not built by the template.
+//! The viewer's HTML: the page (server-rendered, readable without JavaScript), the next messages
+//! of a long share (`?from=`), and the fragment of one item that the live stream sends. A long
+//! share's page holds its first messages up to a byte budget; the script fetches the rest as the
+//! reader nears the end (so the first screen is small and fast whatever the share's length), and
+//! `?all=1` renders everything for readers without JavaScript.
+//!
+//! DOM ids: `m/<mid>` (message), `h/<mid>` (its head), `ps/<mid>` (its parts), `p/<mid>/<pid>`
+//! (a part). A message id never holds a `/` (it is one segment of the item key), so two different
+//! (message, part) pairs never make the same id.
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::{Value, json};
 
-use super::markdown;
+use super::code;
+use super::json;
+use super::model::{Message, Share, date, number, text};
+use super::parts::{PART_TYPES, ROLES, class_word, cost, count, message_head, part_body};
 use crate::item::StoredItem;
-use crate::store::Snapshot;
 
-fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(v, |v, k| v.get(*k))
-        .and_then(Value::as_str)
-}
-
-fn number(v: &Value, path: &[&str]) -> Option<f64> {
-    path.iter()
-        .try_fold(v, |v, k| v.get(*k))
-        .and_then(Value::as_f64)
-}
-
-fn pretty(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => serde_json::to_string_pretty(other).unwrap_or_default(),
-    }
-}
-
-/// A role or part type as a CSS class: only known words, never the content's own text.
-fn class_word<'a>(word: Option<&str>, known: &[&'a str]) -> &'a str {
-    word.and_then(|w| known.iter().find(|k| **k == w).copied())
-        .unwrap_or("other")
-}
-
-const ROLES: &[&str] = &["user", "assistant"];
-const PART_TYPES: &[&str] = &[
-    "text",
-    "reasoning",
-    "tool",
-    "file",
-    "step-start",
-    "step-finish",
-    "snapshot",
-    "patch",
-    "agent",
-];
+/// The first page holds messages up to about this much HTML (the rest on request).
+const FIRST_BYTES: usize = 96 * 1024;
+/// And at most this many messages.
+const FIRST_MESSAGES: usize = 60;
+/// Each later request brings about this much.
+const MORE_BYTES: usize = 256 * 1024;
+const MORE_MESSAGES: usize = 200;
 
 pub fn title(session: Option<&Value>) -> String {
     session
@@ -60,146 +38,86 @@ fn session_header(session: Option<&Value>) -> Markup {
         h1 id="title" { (title(session)) }
         @if let Some(s) = session {
             p class="meta" {
-                @if let Some(v) = text(s, &["version"]) { span { "opencode " (v) } }
+                @if let Some(v) = text(s, &["version"]) { span class="version" { "opencode " (v) } }
+                @if let Some(d) = number(s, &["time", "created"]).and_then(date) { " · " time { (d) } }
                 @if let Some(d) = text(s, &["directory"]) { " · " span class="dir" { (d) } }
             }
         }
     }
 }
 
-fn tokens(v: &Value) -> Option<Markup> {
-    let t = v.get("tokens")?;
-    let n = |k: &[&str]| number(t, k).unwrap_or(0.0) as u64;
-    Some(html! {
-        span class="tokens" {
-            (n(&["input"])) " in · " (n(&["output"])) " out"
-            @if n(&["reasoning"]) > 0 { " · " (n(&["reasoning"])) " reasoning" }
-            @if n(&["cache", "read"]) + n(&["cache", "write"]) > 0 {
-                " · cache " (n(&["cache", "read"])) "/" (n(&["cache", "write"]))
-            }
-        }
-    })
-}
-
-fn cost(v: &Value) -> Option<Markup> {
-    number(v, &["cost"]).map(|c| html! { span class="cost" { "$" (format!("{c:.4}")) } })
-}
-
-fn message_head(m: &Value) -> Markup {
-    let role = class_word(text(m, &["role"]), ROLES);
+fn summary(share: &Share) -> Markup {
+    let t = share.totals();
+    let models = share.models_used();
+    let prompts = share
+        .messages
+        .iter()
+        .filter(|m| m.role() == Some("user"))
+        .count();
     html! {
-        span class="role" { (role) }
-        @if let Some(model) = text(m, &["modelID"]) {
-            " · " span class="model" { (model) @if let Some(p) = text(m, &["providerID"]) { " (" (p) ")" } }
-        }
-        @if role == "assistant" {
-            @if let Some(c) = cost(m) { " · " (c) }
-            @if let Some(t) = tokens(m) { " · " (t) }
-        }
-        @if let Some(e) = m.get("error").filter(|e| !e.is_null()) {
-            div class="error" { (text(e, &["data", "message"]).or(text(e, &["name"])).map(str::to_owned).unwrap_or_else(|| pretty(e))) }
+        dl id="summary" class="summary" {
+            @if !models.is_empty() {
+                div { dt { "Models" } dd { @for (n, m) in models.iter().enumerate() { @if n > 0 { ", " } span class="model" { (m) } } } }
+            }
+            div { dt { "Messages" } dd { (count(share.messages.len() as u64)) " (" (count(prompts as u64)) " prompts)" } }
+            div { dt { "Cost" } dd class="cost" { (cost(t.cost)) } }
+            div { dt { "Tokens" } dd class="tokens" {
+                (count(t.input)) " in · " (count(t.output)) " out"
+                @if t.reasoning > 0 { " · " (count(t.reasoning)) " reasoning" }
+                @if t.cache_read + t.cache_write > 0 { " · cache " (count(t.cache_read)) " read, " (count(t.cache_write)) " written" }
+            } }
         }
     }
 }
 
-fn part_body(p: &Value) -> Markup {
-    let kind = class_word(text(p, &["type"]), PART_TYPES);
-    match kind {
-        "text" => {
-            html! { div class="markdown" { (PreEscaped(markdown::to_html(text(p, &["text"]).unwrap_or("")))) } }
-        }
-        "reasoning" => html! {
-            details class="reasoning" {
-                summary { "Reasoning" }
-                div class="markdown" { (PreEscaped(markdown::to_html(text(p, &["text"]).unwrap_or("")))) }
-            }
-        },
-        "tool" => {
-            let state = p.get("state").cloned().unwrap_or(Value::Null);
-            let status = text(&state, &["status"]).unwrap_or("pending");
-            html! {
-                div class="tool-head" {
-                    span class="tool-name" { (text(p, &["tool"]).unwrap_or("tool")) }
-                    " " span class={ "status status-" (class_word(Some(status), &["pending", "running", "completed", "error"])) } { (status) }
-                    @if let Some(t) = text(&state, &["title"]) { " " span class="tool-title" { (t) } }
-                }
-                @if let Some(input) = state.get("input").filter(|i| !i.is_null()) {
-                    details class="tool-input" open { summary { "Input" } pre { (pretty(input)) } }
-                }
-                @if let Some(output) = state.get("output").filter(|o| !o.is_null()) {
-                    details class="tool-output" { summary { "Output" } pre { (pretty(output)) } }
-                }
-                @if let Some(error) = state.get("error").filter(|e| !e.is_null()) {
-                    pre class="error" { (pretty(error)) }
-                }
-            }
-        }
-        "file" => {
-            let url = text(p, &["url"]).unwrap_or("");
-            let mime = text(p, &["mime"]).unwrap_or("");
-            let name = text(p, &["filename"])
-                .or(text(p, &["source", "path"]))
-                .unwrap_or("file");
-            let image = mime.starts_with("image/")
-                && url.starts_with("data:image/")
-                && !mime.contains("svg")
-                && !url.starts_with("data:image/svg");
-            html! {
-                div class="file" {
-                    span class="file-name" { (name) } " " span class="mime" { (mime) }
-                    @if image { div { img src=(url) alt=(name); } }
-                }
-            }
-        }
-        "step-finish" => html! {
-            div class="step" {
-                "step finished"
-                @if let Some(c) = cost(p) { " · " (c) }
-                @if let Some(t) = tokens(p) { " · " (t) }
-            }
-        },
-        "step-start" => html! { div class="step" { "step" } },
-        "snapshot" => html! {},
-        "patch" => html! {
-            div class="patch" {
-                "changed files"
-                ul { @for f in p.get("files").and_then(Value::as_array).into_iter().flatten() { li { (pretty(f)) } } }
-            }
-        },
-        "agent" => html! { div class="agent" { "agent " (text(p, &["name"]).unwrap_or("")) } },
-        _ => {
-            html! { details class="unknown" { summary { (text(p, &["type"]).unwrap_or("part")) } pre { (pretty(p)) } } }
-        }
-    }
-}
+/// The changed files' diffs take at most about this much HTML; files past it show their counts.
+const DIFFS_BYTES: usize = 128 * 1024;
 
-fn diff_lines(patch: &str) -> Markup {
-    html! {
-        pre class="diff" {
-            @for line in patch.lines() {
-                @let class = if line.starts_with("+++") || line.starts_with("---") { "meta" }
-                    else if line.starts_with('+') { "add" } else if line.starts_with('-') { "del" }
-                    else if line.starts_with("@@") { "hunk" } else { "ctx" };
-                span class=(class) { (line) "\n" }
-            }
-        }
-    }
-}
-
+/// The changed files: each file's diff (from its patch, or computed from before and after).
 fn diffs(d: Option<&Value>) -> Markup {
-    let files = d.and_then(Value::as_array).cloned().unwrap_or_default();
+    let files = d
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut spent = 0;
+    let mut shown = Vec::with_capacity(files.len());
+    for f in files {
+        let name = text(f, &["file"]).unwrap_or("?");
+        let lines = match (
+            text(f, &["patch"]),
+            text(f, &["before"]),
+            text(f, &["after"]),
+        ) {
+            _ if spent >= DIFFS_BYTES => None,
+            (Some(patch), _, _) => Some(code::parse_unified(patch)),
+            (None, None, None) => None,
+            (None, before, after) => code::diff_texts(before.unwrap_or(""), after.unwrap_or("")),
+        };
+        let (added, removed) = lines.as_deref().map(code::stats).unwrap_or((
+            number(f, &["additions"]).unwrap_or(0.0).max(0.0) as usize,
+            number(f, &["deletions"]).unwrap_or(0.0).max(0.0) as usize,
+        ));
+        let body = match &lines {
+            Some(lines) if !lines.is_empty() => code::diff_table(name, lines),
+            Some(_) => html! { p class="meta" { "No textual change." } },
+            None => {
+                html! { p class="meta" { "Not shown here (too large); the share's data has it." } }
+            }
+        };
+        spent += body.0.len();
+        shown.push((name, added, removed, body));
+    }
     html! {
         @if !files.is_empty() {
-            h2 { "Changes" }
-            @for f in &files {
-                details class="diff-file" {
+            h2 id="changes" { "Changed files (" (files.len()) ")" }
+            @for (name, added, removed, body) in shown {
+                details class="diff-file" open[files.len() <= 8] {
                     summary {
-                        span class="file-name" { (text(f, &["file"]).unwrap_or("?")) }
-                        " " span class="add" { "+" (number(f, &["additions"]).unwrap_or(0.0) as u64) }
-                        " " span class="del" { "-" (number(f, &["deletions"]).unwrap_or(0.0) as u64) }
+                        span class="file-name" { (name) }
+                        " " span class="add" { "+" (added) }
+                        " " span class="del" { "−" (removed) }
                     }
-                    @if let Some(patch) = text(f, &["patch"]) { (diff_lines(patch)) }
-                    @else if let Some(after) = text(f, &["after"]) { pre { (after) } }
+                    (body)
                 }
             }
         }
@@ -207,10 +125,13 @@ fn diffs(d: Option<&Value>) -> Markup {
 }
 
 fn models(m: Option<&Value>) -> Markup {
-    let list = m.and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = m
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     html! {
         @if !list.is_empty() {
-            "models: "
+            "Models available: "
             @for (n, model) in list.iter().enumerate() {
                 @if n > 0 { ", " }
                 span class="model" { (text(model, &["name"]).or(text(model, &["id"])).unwrap_or("?")) }
@@ -219,83 +140,128 @@ fn models(m: Option<&Value>) -> Markup {
     }
 }
 
-struct Message<'a> {
-    id: &'a str,
-    info: Option<Value>,
-    parts: Vec<(&'a str, Value)>,
-}
-
 fn message_article(m: &Message) -> Markup {
-    let role = class_word(m.info.as_ref().and_then(|i| text(i, &["role"])), ROLES);
+    let role = class_word(m.role(), ROLES);
     html! {
-        article class={ "message role-" (role) } id={ "m-" (m.id) } data-id=(m.id) {
-            div class="msg-head" id={ "h-" (m.id) } { @if let Some(i) = &m.info { (message_head(i)) } }
-            div class="parts" id={ "ps-" (m.id) } {
-                @for (pid, p) in &m.parts {
-                    div class={ "part part-" (class_word(text(p, &["type"]), PART_TYPES)) } id={ "p-" (m.id) "-" (pid) } data-id=(pid) { (part_body(p)) }
+        article class={ "message role-" (role) } id={ "m/" (m.id) } data-id=(m.id) {
+            a class="anchor" href={ "#m/" (m.id) } aria-label="Link to this message" { "#" }
+            div class="msg-head" id={ "h/" (m.id) } { @if let Some(i) = &m.info { (message_head(i)) } }
+            div class="parts" id={ "ps/" (m.id) } {
+                @for (pid, raw) in &m.parts {
+                    @let p = json::parse(raw);
+                    div class={ "part part-" (class_word(text(&p, &["type"]), PART_TYPES)) } id={ "p/" (m.id) "/" (pid) } data-id=(pid) { (part_body(&p)) }
                 }
             }
         }
     }
 }
 
-/// The whole page of share `id`.
-pub fn page(id: &str, snapshot: &Snapshot) -> String {
-    let mut session = None;
-    let mut diff = None;
-    let mut model = None;
-    let mut messages: Vec<Message> = Vec::new();
-    for stored in &snapshot.items {
-        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else {
-            continue;
-        };
-        let mut seg = stored.key.splitn(3, '/');
-        match (seg.next(), seg.next(), seg.next()) {
-            (Some("session"), None, None) => session = Some(data),
-            (Some("session_diff"), None, None) => diff = Some(data),
-            (Some("model"), None, None) => model = Some(data),
-            (Some(kind @ ("message" | "part")), Some(mid), pid) => {
-                if messages.last().is_none_or(|m| m.id != mid) {
-                    match messages.iter().position(|m| m.id == mid) {
-                        Some(pos) => {
-                            let m = messages.remove(pos);
-                            messages.push(m);
-                        }
-                        None => messages.push(Message {
-                            id: mid,
-                            info: None,
-                            parts: vec![],
-                        }),
-                    }
-                }
-                let m = messages.last_mut().expect("pushed above");
-                match (kind, pid) {
-                    ("message", None) => m.info = Some(data),
-                    (_, Some(pid)) => m.parts.push((pid, data)),
-                    _ => {}
+/// Renders messages from `start` until about `bytes` of HTML or `max` messages (at least one);
+/// returns the HTML and the index of the first message not rendered.
+fn render_messages(share: &Share, start: usize, bytes: usize, max: usize) -> (String, usize) {
+    let mut out = String::new();
+    let mut at = start;
+    while at < share.messages.len() && (at == start || (out.len() < bytes && at - start < max)) {
+        out.push_str(&message_article(&share.messages[at]).into_string());
+        at += 1;
+    }
+    (out, at)
+}
+
+/// A prompt's first words for the navigation.
+fn snippet(m: &Message) -> String {
+    let first = m.parts.iter().map(|(_, raw)| json::parse(raw)).find(|p| {
+        text(p, &["type"]) == Some("text") && p.get("synthetic") != Some(&Value::Bool(true))
+    });
+    let first = first
+        .as_ref()
+        .and_then(|p| text(p, &["text"]))
+        .unwrap_or("(no text)");
+    let mut s: String = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some((cut, _)) = s.char_indices().nth(80) {
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn navigation(share: &Share, loaded: usize) -> Markup {
+    html! {
+        nav id="nav" aria-label="Prompts" {
+            h2 { "Prompts" }
+            ol {
+                @for (i, m) in share.messages.iter().enumerate().filter(|(_, m)| m.role() == Some("user")) {
+                    li { a href={ @if i >= loaded { "?all=1" } "#m/" (m.id) } data-target=(m.id) { (snippet(m)) } }
                 }
             }
-            _ => {}
         }
     }
-    messages.sort_by(|a, b| a.id.cmp(b.id));
+}
+
+/// The whole page of share `id` (`all`: every message; else the first ones).
+pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
+    let (messages, loaded) = if all {
+        render_messages(share, 0, usize::MAX, usize::MAX)
+    } else {
+        render_messages(share, 0, FIRST_BYTES, FIRST_MESSAGES)
+    };
+    let next = share.messages.get(loaded).map(|m| m.id);
+    let title = title(share.session.as_ref());
+    let used = share.models_used();
+    let description = format!(
+        "An opencode session: {} messages{}{}",
+        share.messages.len(),
+        used.first().map(|m| format!(", {m}")).unwrap_or_default(),
+        share
+            .session
+            .as_ref()
+            .and_then(|s| text(s, &["version"]))
+            .map(|v| format!(", opencode {v}"))
+            .unwrap_or_default(),
+    );
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title(session.as_ref())) " · opencode share" }
+                meta name="robots" content="noindex, nofollow";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · opencode share" }
+                meta name="description" content=(description);
+                meta property="og:type" content="article";
+                meta property="og:site_name" content="opencode share";
+                meta property="og:title" content=(title);
+                meta property="og:description" content=(description);
+                meta property="og:url" content={ (public_url) "/share/" (id) };
+                meta name="twitter:card" content="summary";
                 link rel="stylesheet" href="/assets/viewer.css";
                 script src="/assets/viewer.js" defer {}
             }
             body {
-                main id="share" data-id=(id) data-seq=(snapshot.seq()) {
-                    header id="session" { (session_header(session.as_ref())) }
-                    p id="models" class="meta" { (models(model.as_ref())) }
-                    section id="messages" { @for m in &messages { (message_article(m)) } }
-                    section id="diffs" { (diffs(diff.as_ref())) }
-                    footer id="status" { "static page (JavaScript off, or not yet connected)" }
+                a class="skip" href="#messages" { "Skip to the conversation" }
+                div class="topbar" {
+                    span class="brand" { "opencode share" }
+                    span class="tools" {
+                        button type="button" id="diff-mode" hidden aria-pressed="false" { "Split diffs" }
+                        button type="button" id="theme" hidden aria-pressed="false" { "Dark theme" }
+                    }
+                }
+                div class="layout" {
+                    (navigation(share, loaded))
+                    main id="share" data-id=(id) data-seq=(share.seq) data-next=[next] {
+                        header id="session" { (session_header(share.session.as_ref())) }
+                        (summary(share))
+                        p id="models" class="meta" { (models(share.models.as_ref())) }
+                        section id="diffs" aria-label="Changed files" { (diffs(share.diff.as_ref())) }
+                        section id="messages" aria-label="Conversation" { (PreEscaped(messages)) }
+                        @if next.is_some() {
+                            div id="more" {
+                                a href="?all=1" { "Show all " (share.messages.len()) " messages" }
+                            }
+                        }
+                        footer id="status" role="status" { "static page (JavaScript off, or not yet connected)" }
+                    }
                 }
             }
         }
@@ -303,12 +269,29 @@ pub fn page(id: &str, snapshot: &Snapshot) -> String {
     markup.into_string()
 }
 
+/// The messages after `from` (inclusive) for a page that holds those before: `{html, next, seq}`.
+pub fn more(share: &Share, from: &str) -> String {
+    let start = share.messages.partition_point(|m| m.id < from);
+    let (html, at) = render_messages(share, start, MORE_BYTES, MORE_MESSAGES);
+    json!({
+        "html": html,
+        "next": share.messages.get(at).map(|m| m.id),
+        "seq": share.seq,
+    })
+    .to_string()
+}
+
 /// A page for a share that does not exist (or was deleted).
 pub fn not_found(id: &str) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head { meta charset="utf-8"; title { "Not found · opencode share" } link rel="stylesheet" href="/assets/viewer.css"; }
+            head {
+                meta charset="utf-8";
+                meta name="robots" content="noindex, nofollow";
+                title { "Not found · opencode share" }
+                link rel="stylesheet" href="/assets/viewer.css";
+            }
             body { main { h1 { "Not found" } p { "There is no share " code { (id) } " on this server." } } }
         }
     }
@@ -317,10 +300,10 @@ pub fn not_found(id: &str) -> String {
 
 /// The live stream's payload for one item: where it goes and its HTML.
 pub fn fragment(item: &StoredItem) -> String {
-    let data: Value = serde_json::from_str(&item.data).unwrap_or(Value::Null);
+    let data = json::parse(&item.data);
     let mut seg = item.key.splitn(3, '/');
     let (kind, mid, pid) = (seg.next().unwrap_or(""), seg.next(), seg.next());
-    let payload = match kind {
+    let mut payload = match kind {
         "session" => {
             json!({ "kind": "session", "title": title(Some(&data)), "html": session_header(Some(&data)).into_string() })
         }
@@ -340,7 +323,6 @@ pub fn fragment(item: &StoredItem) -> String {
         "model" => json!({ "kind": "model", "html": models(Some(&data)).into_string() }),
         other => json!({ "kind": other }),
     };
-    let mut payload = payload;
     payload["seq"] = json!(item.seq);
     payload.to_string()
 }

@@ -11,10 +11,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const repo = join(here, "..", "..", "..", "..");
 const binary = process.env.OPENCODE_SHARE_SERVER_BIN ?? join(repo, "target", "debug", "opencode-share-server");
 
-/** Starts the server; resolves with { url, stop } once it printed its address. */
-export async function startServer(args = [], env = {}) {
+/** Starts the server (`bin`: another build of it); resolves with { url, stop } once it printed its address. */
+export async function startServer(args = [], env = {}, bin = binary) {
   const dir = mkdtempSync(join(tmpdir(), "share-server-test-"));
-  const child = spawn(binary, ["--listen", "127.0.0.1:0", "--database", `sqlite://${join(dir, "share.db")}`, ...args], {
+  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--database", `sqlite://${join(dir, "share.db")}`, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, ...env },
   });
@@ -27,6 +27,7 @@ export async function startServer(args = [], env = {}) {
   const url = line.replace(/^listening on /, "");
   return {
     url,
+    pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => { if (child.exitCode !== null) r(); else child.once("exit", r); setTimeout(r, 3000); });
