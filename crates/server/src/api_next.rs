@@ -2,24 +2,42 @@
 //! `/api/share/<id>/sync` with a batch of items, GET `/api/share/<id>/data` (what viewers and
 //! `opencode import` read), DELETE `/api/share/<id>`; the same under `/api/shares` for org accounts.
 
+use std::sync::Arc;
+
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::routing::{delete as delete_route, get, post};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::api_v1::{self, json_body};
 use crate::error::ApiError;
+use crate::http::{bearer, json_body, no_store, ok_json};
 use crate::item::{self, Item};
-use crate::live;
-use crate::server::State;
+use crate::state::{AppState, State};
 use crate::store::Snapshot;
 
-fn ok_json(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// ShareNext's routes, under `/api/share` and `/api/shares` alike.
+pub fn router() -> Router<Arc<AppState>> {
+    let mut router = Router::new();
+    for base in ["/api/share", "/api/shares"] {
+        router = router
+            .route(base, post(create))
+            .route(&format!("{base}/{{id}}/sync"), post(sync))
+            .route(&format!("{base}/{{id}}/data"), get(data))
+            .route(&format!("{base}/{{id}}"), delete_route(delete));
+    }
+    router
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(rename = "sessionID")]
+    session_id: String,
 }
 
 fn path_id(id: &str) -> Result<(), ApiError> {
@@ -35,7 +53,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, secret) = api_v1::create_share(&state, &headers, &body).await?;
+    let req: CreateBody = json_body(&body, "{sessionID}")?;
+    let (id, secret) = state
+        .shares
+        .create(bearer(&headers), &req.session_id)
+        .await?;
     let url = format!("{}/share/{id}", state.public_url);
     Ok(ok_json(
         json!({ "id": id, "secret": secret, "url": url }).to_string(),
@@ -76,7 +98,7 @@ pub async fn sync(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    state.write(&id, req.secret, items).await?;
+    state.shares.write(&id, req.secret, items).await?;
     Ok(ok_json("{}".into()))
 }
 
@@ -109,7 +131,7 @@ pub async fn data(state: State, Path(id): Path<String>) -> Result<Response, ApiE
     path_id(&id)?;
     let snapshot = state.store.read(id).await?;
     let mut response = ok_json(items_json(&snapshot));
-    live::no_store(response.headers_mut());
+    no_store(response.headers_mut());
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -129,6 +151,6 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     path_id(&id)?;
     let req: DeleteBody = json_body(&body, "{secret}")?;
-    state.delete(&id, req.secret).await?;
+    state.shares.delete(&id, req.secret).await?;
     Ok(ok_json("{}".into()))
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::extract::rejection::BytesRejection;
@@ -12,44 +13,26 @@ use axum::extract::ws::{
 };
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::http::{bearer, json_body, no_store, ok_json};
 use crate::item::{self, Item, LegacyKey};
 use crate::live::{self, Feed};
-use crate::server::{AppState, State};
+use crate::state::{AppState, State};
 use crate::store::Snapshot;
 
-/// Parses a JSON body (any content-type) into `T`; a too-large body is 413, anything else 400.
-pub fn json_body<'a, T: Deserialize<'a>>(
-    body: &'a Result<Bytes, BytesRejection>,
-    shape: &str,
-) -> Result<T, ApiError> {
-    let bytes = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::TooLarge(
-                "the request body passes the server's limit".into(),
-            ));
-        }
-        Err(rejection) => {
-            return Err(ApiError::BadRequest(format!(
-                "cannot read the body: {rejection}"
-            )));
-        }
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
-}
-
-fn ok_json(value: Value) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
+/// The legacy routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/share_create", post(create))
+        .route("/share_sync", post(sync))
+        .route("/share_delete", post(delete))
+        .route("/share_data", get(data))
+        .route("/share_poll", get(poll))
 }
 
 #[derive(Deserialize)]
@@ -58,27 +41,18 @@ struct CreateBody {
     session_id: String,
 }
 
-/// Both protocols' create: the token, the body `{sessionID}`, the share; returns (id, secret).
-pub async fn create_share(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &Result<Bytes, BytesRejection>,
-) -> Result<(String, String), ApiError> {
-    state.check_create_token(headers)?;
-    let req: CreateBody = json_body(body, "{sessionID}")?;
-    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
-    let secret = state.create(&id, &req.session_id).await?;
-    Ok((id, secret))
-}
-
 pub async fn create(
     state: State,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, secret) = create_share(&state, &headers, &body).await?;
+    let req: CreateBody = json_body(&body, "{sessionID}")?;
+    let (id, secret) = state
+        .shares
+        .create(bearer(&headers), &req.session_id)
+        .await?;
     Ok(ok_json(
-        json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }),
+        json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }).to_string(),
     ))
 }
 
@@ -104,8 +78,8 @@ pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<R
         LegacyKey::Ignored => vec![],
     };
     // an ignored key still needs the right secret: a wrong one is told, as for any other key
-    state.write(&id, req.secret, items).await?;
-    Ok(ok_json(json!({})))
+    state.shares.write(&id, req.secret, items).await?;
+    Ok(ok_json("{}".into()))
 }
 
 #[derive(Deserialize)]
@@ -121,8 +95,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let req: DeleteBody = json_body(&body, "{sessionID, secret}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
-    state.delete(&id, req.secret).await?;
-    Ok(ok_json(json!({})))
+    state.shares.delete(&id, req.secret).await?;
+    Ok(ok_json("{}".into()))
 }
 
 #[derive(Deserialize)]
@@ -178,8 +152,8 @@ pub fn legacy_data(snapshot: &Snapshot) -> Value {
 pub async fn data(state: State, Query(q): Query<IdQuery>) -> Result<Response, ApiError> {
     let id = query_id(&q)?;
     let snapshot = state.store.read(id).await?;
-    let mut response = ok_json(legacy_data(&snapshot));
-    live::no_store(response.headers_mut());
+    let mut response = ok_json(legacy_data(&snapshot).to_string());
+    no_store(response.headers_mut());
     Ok(response)
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::{Notify, broadcast};
 
 use crate::item::StoredItem;
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 /// Broadcast backlog per share; a viewer further behind catches up from the store.
 const BACKLOG: usize = 1024;
@@ -97,10 +97,19 @@ impl Hub {
     }
 
     /// Every share with viewers may have new writes (after the relay reconnected).
-    pub fn poke_all(&self) {
+    fn poke_all(&self) {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         for ch in channels.values() {
             ch.wake.notify_one();
+        }
+    }
+
+    /// What the store relays from other processes.
+    pub fn apply(&self, change: Change<'_>) {
+        match change {
+            Change::Written(id) => self.poke(id),
+            Change::Deleted(id) => self.close(id),
+            Change::Resumed => self.poke_all(),
         }
     }
 
@@ -166,7 +175,7 @@ async fn pump(
                 hub.close(&id);
                 return;
             }
-            Err(e) => eprintln!("opencode-share-server: live update of a share failed: {e:?}"),
+            Err(e) => tracing::warn!(share = %id, error = ?e, "live update of a share failed"),
         }
     }
 }

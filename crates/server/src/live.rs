@@ -3,21 +3,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::http::{HeaderMap, HeaderValue, header};
 use tokio::sync::{broadcast, mpsc};
 
+pub use crate::http::no_store;
 use crate::hub::{LiveItem, Update};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 pub enum Feed {
     Item(Arc<LiveItem>),
     Deleted,
-}
-
-/// Responses that must never be served stale from a cache.
-pub fn no_store(headers: &mut HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 /// Starts following share `id` after sequence `after`; the receiver ends after `Deleted`.
@@ -78,7 +73,7 @@ async fn catch_up(state: &AppState, id: &str, last: &mut i64, tx: &mpsc::Sender<
             false
         }
         Err(e) => {
-            eprintln!("opencode-share-server: catching a viewer up failed: {e:?}");
+            tracing::warn!(share = %id, error = ?e, "catching a viewer up failed");
             true
         }
     }

@@ -3,9 +3,15 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // logs go to stderr; stdout carries only the "listening on" line callers read
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let config = match opencode_share_server::Config::from_args(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(message) => {
+            // the usage text or a flag's mistake, for the person at the terminal (not a log line)
             eprintln!("{message}");
             return ExitCode::from(2);
         }
@@ -17,7 +23,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("opencode-share-server: cannot start the runtime: {e}");
+            tracing::error!(error = %e, "cannot start the runtime");
             return ExitCode::FAILURE;
         }
     };
@@ -36,7 +42,7 @@ fn main() -> ExitCode {
     })) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("opencode-share-server: {message}");
+            tracing::error!("{message}");
             ExitCode::FAILURE
         }
     }

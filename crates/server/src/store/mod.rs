@@ -10,8 +10,22 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::hub::Hub;
 use crate::item::{Item, StoredItem};
+
+/// What a store tells the live side about writes it did not make itself (another process's, on
+/// PostgreSQL): handed to `Store::relay` as a callback, so the store knows nothing of the hub.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change<'a> {
+    /// Share `id` has new committed writes.
+    Written(&'a str),
+    /// Share `id` was deleted.
+    Deleted(&'a str),
+    /// The relay (re)connected: any share may have missed writes.
+    Resumed,
+}
+
+/// The callback a store relays changes through.
+pub type OnChange = Arc<dyn Fn(Change<'_>) + Send + Sync>;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -61,8 +75,8 @@ pub trait Store: Send + Sync + 'static {
     fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>>;
     /// Items of share `id` written with a sequence number above `after`, in sequence order.
     fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
-    /// Starts relaying other processes' writes into `hub` (PostgreSQL's LISTEN); SQLite has none.
-    fn relay(self: Arc<Self>, hub: Arc<Hub>);
+    /// Starts relaying other processes' writes to `on_change` (PostgreSQL's LISTEN); SQLite has none.
+    fn relay(self: Arc<Self>, on_change: OnChange);
 }
 
 /// Opens the store a `--database` URL names.

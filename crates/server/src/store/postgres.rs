@@ -13,8 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
-use super::{Snapshot, Store, StoreError, StoreResult};
-use crate::hub::Hub;
+use super::{Change, OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -279,22 +278,22 @@ impl Store for PgStore {
         })
     }
 
-    fn relay(self: Arc<Self>, hub: Arc<Hub>) {
+    fn relay(self: Arc<Self>, on_change: OnChange) {
         tokio::spawn(async move {
             loop {
-                listen(&self.config, &hub).await;
+                listen(&self.config, &*on_change).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
     }
 }
 
-/// One LISTEN connection's life: hand every notification to the hub until the connection ends.
-async fn listen(config: &tokio_postgres::Config, hub: &Hub) {
+/// One LISTEN connection's life: hand every notification on until the connection ends.
+async fn listen(config: &tokio_postgres::Config, on_change: &(dyn Fn(Change<'_>) + Send + Sync)) {
     let (client, mut connection) = match config.connect(NoTls).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("opencode-share-server: LISTEN connection failed: {e}");
+            tracing::warn!(error = %e, "LISTEN connection failed");
             return;
         }
     };
@@ -315,11 +314,11 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) {
         .is_ok()
     {
         // writes made while this process was not listening: let every open viewer catch up
-        hub.poke_all();
+        on_change(Change::Resumed);
         while let Some(payload) = rx.recv().await {
             match payload.split_once(':') {
-                Some(("w", id)) => hub.poke(id),
-                Some(("d", id)) => hub.close(id),
+                Some(("w", id)) => on_change(Change::Written(id)),
+                Some(("d", id)) => on_change(Change::Deleted(id)),
                 _ => {}
             }
         }

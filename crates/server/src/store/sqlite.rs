@@ -15,8 +15,7 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Snapshot, Store, StoreError, StoreResult};
-use crate::hub::Hub;
+use super::{OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -79,9 +78,9 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         // the writer never checkpoints inside a commit (a latency spike for every job of that
         // group); a thread of its own copies the WAL back into the database every second
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;"
-        ))
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;",
+        )
             .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -197,7 +196,7 @@ fn checkpoints(conn: Connection, store: std::sync::Weak<()>) {
             return; // the store was dropped
         }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            eprintln!("opencode-share-server: checkpoint failed: {e}");
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
 }
@@ -219,7 +218,7 @@ fn writer(
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // the jobs' answer channels drop with them: their callers get "the writer has stopped"
-            eprintln!("opencode-share-server: cannot begin a transaction: {e}");
+            tracing::error!(error = %e, "cannot begin a transaction");
             drop(group);
             continue;
         }
@@ -269,7 +268,7 @@ fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
             }),
         };
         if let Err(e) = &synced {
-            eprintln!("opencode-share-server: {e}");
+            tracing::error!(error = %e, "sync of the write-ahead log failed");
         }
         answer(waiting, &synced);
     }
@@ -428,7 +427,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn relay(self: Arc<Self>, _hub: Arc<Hub>) {}
+    fn relay(self: Arc<Self>, _on_change: OnChange) {}
 }
 
 #[cfg(test)]

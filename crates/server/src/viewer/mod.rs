@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::item;
 use crate::live::{self, Feed};
-use crate::server::State;
+use crate::state::State;
 use crate::store::StoreError;
 
 /// Scripts and styles only from this origin, images only from it or inline data, no frames,
