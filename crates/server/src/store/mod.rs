@@ -73,8 +73,27 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, id: String, secret: String) -> BoxFuture<'_, StoreResult<()>>;
     /// The whole share, or `NotFound`.
     fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>>;
-    /// Items of share `id` written with a sequence number above `after`, in sequence order.
-    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// At most `limit` items of share `id` written with a sequence number above `after`, in
+    /// sequence order (a reader pages through them, so no reader holds a whole share).
+    fn changes(
+        &self,
+        id: String,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// At most `limit` items of share `id` with a key after `after_key` ("" = from the first), in
+    /// key order: a whole share read page by page, each page its own short read.
+    fn page(
+        &self,
+        id: String,
+        after_key: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// The share's sequence head (its last write's number), or `NotFound`.
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<i64>>;
+    /// The SHA-256 of the share's secret, or `NotFound` (to refuse a wrong secret before the
+    /// share's rate budget is charged).
+    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>>;
     /// Starts relaying other processes' writes to `on_change` (PostgreSQL's LISTEN); SQLite has none.
     fn relay(self: Arc<Self>, on_change: OnChange);
 }

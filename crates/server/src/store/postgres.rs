@@ -78,6 +78,34 @@ impl PgStore {
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(backend)
     }
+
+    /// The rows `sql` selects in one snapshot, if share `id` exists (`NotFound` otherwise).
+    async fn items_of(
+        &self,
+        id: &str,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<Vec<StoredItem>> {
+        let mut client = self.client().await?;
+        let tx = snapshot_transaction(&mut client).await?;
+        tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id])
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound)?;
+        let rows = tx.query(sql, args).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored(rows))
+    }
+
+    /// One column of share `id`'s row, or `NotFound`.
+    async fn share_field<T>(&self, sql: &str, id: &str) -> StoreResult<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let client = self.client().await?;
+        let row = client.query_opt(sql, &[&id]).await.map_err(backend)?;
+        Ok(row.ok_or(StoreError::NotFound)?.get(0))
+    }
 }
 
 /// Locks the share's row and checks the secret; returns its byte total and sequence.
@@ -261,20 +289,43 @@ impl Store for PgStore {
         })
     }
 
-    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+    fn changes(
+        &self,
+        id: String,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = snapshot_transaction(&mut client).await?;
-            tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id])
+            let sql = "SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+            self.items_of(&id, sql, &[&id, &after, &(limit as i64)])
                 .await
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound)?;
-            let rows = tx
-                .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND seq > $2 ORDER BY seq", &[&id, &after])
+        })
+    }
+
+    fn page(
+        &self,
+        id: String,
+        after_key: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        Box::pin(async move {
+            let sql = "SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND key COLLATE \"C\" > $2 ORDER BY key COLLATE \"C\" LIMIT $3";
+            self.items_of(&id, sql, &[&id, &after_key, &(limit as i64)])
                 .await
-                .map_err(backend)?;
-            tx.commit().await.map_err(backend)?;
-            Ok(stored(rows))
+        })
+    }
+
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<i64>> {
+        Box::pin(async move {
+            self.share_field("SELECT seq FROM shares WHERE id = $1", &id)
+                .await
+        })
+    }
+
+    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+        Box::pin(async move {
+            self.share_field("SELECT secret_hash FROM shares WHERE id = $1", &id)
+                .await
         })
     }
 

@@ -296,10 +296,10 @@ fn authorize(conn: &Connection, id: &str, secret_text: &str) -> StoreResult<(i64
     Ok((bytes, seq))
 }
 
-fn rows(conn: &Connection, sql: &str, id: &str, after: i64) -> StoreResult<Vec<StoredItem>> {
+fn rows(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<StoredItem>> {
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let items = stmt
-        .query_map(params![id, after], |r| {
+        .query_map(args, |r| {
             Ok(StoredItem {
                 key: r.get(0)?,
                 kind: r.get(1)?,
@@ -311,6 +311,32 @@ fn rows(conn: &Connection, sql: &str, id: &str, after: i64) -> StoreResult<Vec<S
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
     Ok(items)
+}
+
+/// Runs `read` in one read transaction if share `id` exists (`NotFound` otherwise).
+fn in_share<T>(
+    conn: &Connection,
+    id: &str,
+    read: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("BEGIN").map_err(backend)?;
+    let result = exists(conn, id)
+        .and_then(|found| found.ok_or(StoreError::NotFound))
+        .and_then(|_| read(conn));
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+/// One column of share `id`'s row, or `NotFound`.
+fn share_field<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+) -> StoreResult<T> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)
 }
 
 fn exists(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
@@ -399,9 +425,8 @@ impl Store for SqliteStore {
                 let session_id = exists(conn, &id)?.ok_or(StoreError::NotFound)?;
                 let items = rows(
                     conn,
-                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY key",
-                    &id,
-                    0,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 ORDER BY key",
+                    [&id],
                 )?;
                 Ok(Snapshot { session_id, items })
             })();
@@ -410,20 +435,47 @@ impl Store for SqliteStore {
         })
     }
 
-    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+    fn changes(
+        &self,
+        id: String,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.query(move |conn| {
-            conn.execute_batch("BEGIN").map_err(backend)?;
-            let result = (|| {
-                exists(conn, &id)?.ok_or(StoreError::NotFound)?;
+            in_share(conn, &id, |conn| {
                 rows(
                     conn,
-                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY seq",
-                    &id,
-                    after,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    params![id, after, limit as i64],
                 )
-            })();
-            let _ = conn.execute_batch("COMMIT");
-            result
+            })
+        })
+    }
+
+    fn page(
+        &self,
+        id: String,
+        after_key: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        self.query(move |conn| {
+            in_share(conn, &id, |conn| {
+                rows(
+                    conn,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+                    params![id, after_key, limit as i64],
+                )
+            })
+        })
+    }
+
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<i64>> {
+        self.query(move |conn| share_field(conn, "SELECT seq FROM shares WHERE id = ?1", &id))
+    }
+
+    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+        self.query(move |conn| {
+            share_field(conn, "SELECT secret_hash FROM shares WHERE id = ?1", &id)
         })
     }
 
