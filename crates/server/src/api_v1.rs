@@ -3,6 +3,7 @@
 //! the original client sent none), GET `/share_data?id=` and the `/share_poll?id=` WebSocket.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,12 +19,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::client::ClientIp;
 use crate::error::ApiError;
 use crate::http::{bearer, json_body, no_store, ok_json};
+use crate::hub::PAGE;
 use crate::item::{self, Item, LegacyKey};
 use crate::live::{self, Feed};
 use crate::state::{AppState, State};
-use crate::store::Snapshot;
+use crate::store::{Head, Snapshot};
 
 /// The legacy routes.
 pub fn router() -> Router<Arc<AppState>> {
@@ -43,13 +46,14 @@ struct CreateBody {
 
 pub async fn create(
     state: State,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: CreateBody = json_body(&body, "{sessionID}")?;
     let (id, secret) = state
         .shares
-        .create(bearer(&headers), &req.session_id)
+        .create(bearer(&headers), &req.session_id, client)
         .await?;
     Ok(ok_json(
         json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }).to_string(),
@@ -66,7 +70,11 @@ struct SyncBody<'a> {
     content: &'a RawValue,
 }
 
-pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn sync(
+    state: State,
+    ClientIp(client): ClientIp,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let req: SyncBody = json_body(&body, "{sessionID, secret, key, content}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
     let items = match item::legacy_key(&req.key, &req.session_id).map_err(ApiError::BadRequest)? {
@@ -78,7 +86,7 @@ pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<R
         LegacyKey::Ignored => vec![],
     };
     // an ignored key still needs the right secret: a wrong one is told, as for any other key
-    state.shares.write(&id, req.secret, items).await?;
+    state.shares.write(&id, req.secret, items, client).await?;
     Ok(ok_json("{}".into()))
 }
 
@@ -91,11 +99,12 @@ struct DeleteBody {
 
 pub async fn delete(
     state: State,
+    ClientIp(client): ClientIp,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: DeleteBody = json_body(&body, "{sessionID, secret}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
-    state.shares.delete(&id, req.secret).await?;
+    state.shares.delete(&id, req.secret, client).await?;
     Ok(ok_json("{}".into()))
 }
 
@@ -182,47 +191,45 @@ pub async fn poll(
         )
             .into_response());
     };
-    let snapshot = state.store.read(id.clone()).await?;
+    let head = state.store.head(id.clone()).await?;
+    let permit = state.streams.open(&id)?;
     let state: Arc<AppState> = state.0.clone();
-    Ok(upgrade.on_upgrade(move |socket| stream_frames(state, id, snapshot, socket)))
+    let limit = state.shares.limits.max_ws_message_bytes;
+    let upgrade = upgrade.max_message_size(limit).max_frame_size(limit);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let _held = permit;
+        stream_frames(state, id, head, socket).await
+    }))
 }
 
-async fn stream_frames(
-    state: Arc<AppState>,
-    id: String,
-    snapshot: Snapshot,
-    mut socket: WebSocket,
-) {
-    let sid = snapshot.session_id.clone();
-    let rank = |key: &str| {
-        if key == "session" {
-            0
-        } else if key.starts_with("message/") {
-            1
-        } else {
-            2
-        }
-    };
-    let mut first: Vec<_> = snapshot.items.iter().collect();
-    first.sort_by(|a, b| (rank(&a.key), &a.key).cmp(&(rank(&b.key), &b.key)));
-    for stored in first {
-        if let Some(key) = item::legacy_key_of(&stored.key, &sid) {
-            if socket.send(frame(&key, &stored.data)).await.is_err() {
-                return;
-            }
+/// Keeps a quiet WebSocket from the idle timeout (and finds a vanished client).
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// The legacy order: the session's info, then its messages, then their parts, each a page of
+/// the store at a time (so a client that stops reading pins one page).
+const FIRST_FRAMES: [(&str, &str); 3] = [
+    ("sessio", "session"),
+    ("message/", "message/"),
+    ("part/", "part/"),
+];
+
+async fn stream_frames(state: Arc<AppState>, id: String, head: Head, mut socket: WebSocket) {
+    let sid = head.session_id.clone();
+    for (after, prefix) in FIRST_FRAMES {
+        if !send_stored(&state, &id, &sid, after, prefix, &mut socket).await {
+            return;
         }
     }
-    let mut feed = live::follow(state, id, snapshot.seq());
+    // everything past the head the frames started from (a key sent twice is harmless)
+    let mut feed = live::follow(state, id, head.seq);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
-        tokio::select! {
+        let sent = tokio::select! {
             update = feed.recv() => match update {
-                Some(Feed::Item(live)) => {
-                    if let Some(key) = item::legacy_key_of(&live.item.key, &sid) {
-                        if socket.send(frame(&key, &live.item.data)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+                Some(Feed::Item(live)) => match item::legacy_key_of(&live.item.key, &sid) {
+                    Some(key) => socket.send(frame(&key, &live.item.data)).await,
+                    None => Ok(()),
+                },
                 Some(Feed::Deleted) | None => {
                     let _ = socket.send(Message::Close(None)).await;
                     return;
@@ -230,8 +237,42 @@ async fn stream_frames(
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {} // client frames are ignored, as the legacy service did
+                Some(Ok(_)) => Ok(()), // client frames are ignored, as the legacy service did
             },
+            _ = ping.tick() => socket.send(Message::Ping(Default::default())).await,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends the stored items whose keys start with `prefix` (all after `after`); false when the
+/// socket or the share is gone.
+async fn send_stored(
+    state: &AppState,
+    id: &str,
+    sid: &str,
+    after: &str,
+    prefix: &str,
+    socket: &mut WebSocket,
+) -> bool {
+    let mut cursor = after.to_owned();
+    loop {
+        let Ok(page) = state.store.page(id.to_owned(), cursor, PAGE).await else {
+            return false;
+        };
+        let full = page.len() == PAGE;
+        for stored in page.iter().take_while(|i| i.key.starts_with(prefix)) {
+            if let Some(key) = item::legacy_key_of(&stored.key, sid) {
+                if socket.send(frame(&key, &stored.data)).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        match page.last() {
+            Some(last) if full && last.key.starts_with(prefix) => cursor = last.key.clone(),
+            _ => return true,
         }
     }
 }

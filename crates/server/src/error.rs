@@ -18,6 +18,12 @@ pub enum ApiError {
     TooLarge(String),
     /// 429: more requests for one share than `--rate-limit` per second.
     TooMany { retry_after_s: u64 },
+    /// 408: the client did not send its whole body in time.
+    Timeout,
+    /// 503 + Retry-After: a server-wide limit is reached (live streams); `reason` says which.
+    Busy { reason: String, retry_after_s: u64 },
+    /// 507 + Retry-After: the store's disk is full; reads go on, writes resume once space is freed.
+    StorageFull { retry_after_s: u64 },
     /// 500: the store failed; logged.
     Internal(String),
 }
@@ -33,7 +39,13 @@ impl ApiError {
             ApiError::NotFound => "no such share".into(),
             ApiError::Conflict => "a share with this id exists already".into(),
             ApiError::TooLarge(m) => m.clone(),
-            ApiError::TooMany { .. } => "too many requests for this share; retry later".into(),
+            ApiError::TooMany { .. } => "too many requests; retry later".into(),
+            ApiError::Timeout => "the request body did not arrive in time".into(),
+            ApiError::Busy { reason, .. } => format!("{reason}; retry later"),
+            ApiError::StorageFull { .. } => {
+                "the share store's disk is full; reads go on, writes are refused until space is freed"
+                    .into()
+            }
             ApiError::Internal(_) => "internal error in the share store".into(),
         }
     }
@@ -49,6 +61,7 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::ShareTooLarge { limit } => {
                 ApiError::TooLarge(format!("the share would pass its limit of {limit} bytes"))
             }
+            StoreError::Full => ApiError::StorageFull { retry_after_s: 30 },
             StoreError::Backend(m) => ApiError::Internal(m),
         }
     }

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::conn::BodyTimedOut;
 use crate::error::ApiError;
 
 impl ApiError {
@@ -19,6 +20,9 @@ impl ApiError {
             ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -36,7 +40,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let ApiError::TooMany { retry_after_s } = self {
+        if let ApiError::TooMany { retry_after_s }
+        | ApiError::Busy { retry_after_s, .. }
+        | ApiError::StorageFull { retry_after_s } = self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }
         response
@@ -50,6 +57,7 @@ pub fn json_body<'a, T: Deserialize<'a>>(
 ) -> Result<T, ApiError> {
     let bytes = match body {
         Ok(b) => b,
+        Err(rejection) if timed_out(rejection) => return Err(ApiError::Timeout),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return Err(ApiError::TooLarge(
                 "the request body passes the server's limit".into(),
@@ -63,6 +71,18 @@ pub fn json_body<'a, T: Deserialize<'a>>(
     };
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
+}
+
+/// Whether the body failed because its deadline passed (`conn::BodyTimedOut` in its sources).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<BodyTimedOut>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A 200 answer with a JSON body.

@@ -80,7 +80,7 @@ impl Hub {
         let store = self.store.upgrade().ok_or(StoreError::NotFound)?;
         // the head is read before the channel exists: writes after it are either poked
         // (the channel exists) or found by the pump's first pass (it runs at once)
-        let head = store.head(id.to_owned()).await?;
+        let head = store.head(id.to_owned()).await?.seq;
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         let rx = match channels.get(id) {
             Some(ch) => ch.tx.subscribe(),

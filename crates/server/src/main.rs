@@ -16,6 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(64)
         .enable_all()
@@ -44,6 +45,21 @@ fn main() -> ExitCode {
         Err(message) => {
             tracing::error!("{message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Each connection is a file: raise the soft RLIMIT_NOFILE (often 1024) to the hard limit, so the
+/// connection limits and timeouts decide who is refused, not the kernel's default.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => tracing::info!(?from, to = ?limit.current, "raised the open file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
         }
     }
 }

@@ -8,12 +8,12 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use crate::app;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::service::Shares;
 use crate::state::AppState;
 use crate::store;
+use crate::{app, listen};
 
 /// Opens the store, wires the hub to it, and builds the shared state; `url` is where it is served.
 async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
@@ -25,7 +25,11 @@ async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
         .relay(Arc::new(move |change| relay_to.apply(change)));
     let shares = Shares::new(store, hub, config.limits, config.create_token);
     let public_url = config.public_url.unwrap_or_else(|| url.to_owned());
-    Ok(Arc::new(AppState::new(shares, public_url)))
+    Ok(Arc::new(AppState::new(
+        shares,
+        public_url,
+        config.trusted_proxies,
+    )))
 }
 
 /// The server's routes over the store `config` names, without a socket (for in-process calls,
@@ -45,6 +49,7 @@ pub async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
+    let limits = config.limits.clone();
     let state = open(config, &url).await?;
     ready(&url);
     // graceful: stop accepting, let requests finish; live streams never finish, so after a grace
@@ -54,18 +59,16 @@ pub async fn serve(
         stop.await;
         let _ = stopping_tx.send(true);
     });
-    let mut graceful = stopping.clone();
-    let mut grace = stopping;
-    let server = axum::serve(listener, app::router(state)).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|s| *s).await;
-    });
+    let mut grace = stopping.clone();
+    let server = listen::accept_loop(listener, app::router(state), limits, stopping);
     tokio::select! {
-        result = server => result.map_err(|e| e.to_string()),
+        _ = server => {}
         _ = async move {
             let _ = grace.wait_for(|s| *s).await;
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        } => Ok(()),
+        } => {}
     }
+    Ok(())
 }
 
 /// A server running on its own thread and runtime (for the demo and tests); stops when dropped.

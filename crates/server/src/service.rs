@@ -1,6 +1,10 @@
-//! The share service, without HTTP: creating a share (create token, rate), writing items (limits,
-//! rate, secret, one transaction, then the live viewers' wake-up) and deleting a share.
+//! The share service, without HTTP: creating a share (create token, per-address budget),
+//! writing items (secret, then the share's rate, limits, one transaction, then the live viewers'
+//! wake-up) and deleting a share. A wrong secret is refused before the share's rate budget is
+//! charged, so nobody without the secret can spend the owner's budget; wrong secrets spend a
+//! budget of their own per client address instead.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::Limits;
@@ -16,8 +20,17 @@ pub struct Shares {
     pub store: Arc<dyn Store>,
     pub hub: Arc<Hub>,
     pub limits: Limits,
-    limiter: Limiter,
+    /// Requests per share id.
+    per_share: Limiter,
+    /// Creates per client address.
+    creates: Limiter,
+    /// Wrong secrets per client address.
+    wrong_secrets: Limiter,
     create_token: Option<String>,
+}
+
+fn too_many(retry_after_s: u64) -> ApiError {
+    ApiError::TooMany { retry_after_s }
 }
 
 impl Shares {
@@ -30,7 +43,9 @@ impl Shares {
         Shares {
             store,
             hub,
-            limiter: Limiter::new(limits.rate_per_share),
+            per_share: Limiter::per_second(limits.rate_per_share),
+            creates: Limiter::per_minute(limits.creates_per_minute),
+            wrong_secrets: Limiter::per_minute(limits.wrong_secrets_per_minute),
             limits,
             create_token,
         }
@@ -48,22 +63,32 @@ impl Shares {
         }
     }
 
-    fn charge(&self, id: &str) -> Result<(), ApiError> {
-        self.limiter
-            .check(id)
-            .map_err(|s| ApiError::TooMany { retry_after_s: s })
+    /// The secret first (404, or 403 and one of the client's wrong-secret budget, 429 once it
+    /// is spent), then one of the share's rate budget (429). The store checks the secret again
+    /// inside its transaction: this check only decides whose budget a request spends.
+    async fn authorize(&self, id: &str, secret_text: &str, client: IpAddr) -> Result<(), ApiError> {
+        let hash = self.store.secret_hash(id.to_owned()).await?;
+        if !secret::matches(secret_text, &hash) {
+            self.wrong_secrets
+                .check(&client.to_string())
+                .map_err(too_many)?;
+            return Err(ApiError::Forbidden);
+        }
+        self.per_share.check(id).map_err(too_many)
     }
 
-    /// Both protocols' create: the token, then the share of `session_id` (its id is the
-    /// session's last 8 characters); returns (id, secret), the only time the secret is told.
+    /// Both protocols' create: the token, the client's create budget, then the share of
+    /// `session_id` (its id is the session's last 8 characters); returns (id, secret), the only
+    /// time the secret is told.
     pub async fn create(
         &self,
         bearer: Option<&str>,
         session_id: &str,
+        client: IpAddr,
     ) -> Result<(String, String), ApiError> {
         self.check_create_token(bearer)?;
         let id = item::share_id(session_id).map_err(ApiError::BadRequest)?;
-        self.charge(&id)?;
+        self.creates.check(&client.to_string()).map_err(too_many)?;
         let secret_text = secret::generate();
         self.store
             .create(
@@ -75,14 +100,15 @@ impl Shares {
         Ok((id, secret_text))
     }
 
-    /// Upserts items into share `id` (limits, rate, secret, one transaction), then wakes its viewers.
+    /// Upserts items into share `id` (secret, rate, limits, one transaction), then wakes its viewers.
     pub async fn write(
         &self,
         id: &str,
         secret_text: String,
         items: Vec<Item>,
+        client: IpAddr,
     ) -> Result<(), ApiError> {
-        self.charge(id)?;
+        self.authorize(id, &secret_text, client).await?;
         if let Some(big) = items
             .iter()
             .find(|i| i.data.len() > self.limits.max_item_bytes)
@@ -107,8 +133,13 @@ impl Shares {
     }
 
     /// Deletes share `id` and closes its live viewers.
-    pub async fn delete(&self, id: &str, secret_text: String) -> Result<(), ApiError> {
-        self.charge(id)?;
+    pub async fn delete(
+        &self,
+        id: &str,
+        secret_text: String,
+        client: IpAddr,
+    ) -> Result<(), ApiError> {
+        self.authorize(id, &secret_text, client).await?;
         self.store.delete(id.to_owned(), secret_text).await?;
         self.hub.close(id);
         Ok(())

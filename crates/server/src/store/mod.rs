@@ -27,12 +27,16 @@ pub enum Change<'a> {
 /// The callback a store relays changes through.
 pub type OnChange = Arc<dyn Fn(Change<'_>) + Send + Sync>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
     NotFound,
     Forbidden,
     Exists,
-    ShareTooLarge { limit: u64 },
+    ShareTooLarge {
+        limit: u64,
+    },
+    /// The disk is full: nothing was written; retry once space is freed.
+    Full,
     Backend(String),
 }
 
@@ -48,6 +52,13 @@ impl Snapshot {
     pub fn seq(&self) -> i64 {
         self.items.iter().map(|i| i.seq).max().unwrap_or(0)
     }
+}
+
+/// A share's row without its items.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub session_id: String,
+    pub seq: i64,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -89,8 +100,8 @@ pub trait Store: Send + Sync + 'static {
         after_key: String,
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
-    /// The share's sequence head (its last write's number), or `NotFound`.
-    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<i64>>;
+    /// The share's session id and sequence head (its last write's number), or `NotFound`.
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>>;
     /// The SHA-256 of the share's secret, or `NotFound` (to refuse a wrong secret before the
     /// share's rate budget is charged).
     fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>>;

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
-use super::{Change, OnChange, Snapshot, Store, StoreError, StoreResult};
+use super::{Change, Head, OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -315,10 +315,18 @@ impl Store for PgStore {
         })
     }
 
-    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<i64>> {
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
         Box::pin(async move {
-            self.share_field("SELECT seq FROM shares WHERE id = $1", &id)
+            let client = self.client().await?;
+            let row = client
+                .query_opt("SELECT session_id, seq FROM shares WHERE id = $1", &[&id])
                 .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Head {
+                session_id: row.get(0),
+                seq: row.get(1),
+            })
         })
     }
 

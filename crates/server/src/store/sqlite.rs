@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{OnChange, Snapshot, Store, StoreError, StoreResult};
+use super::{Head, OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -55,9 +55,17 @@ pub struct SqliteStore {
     _alive: Arc<()>,
 }
 
+/// A full disk is `Full` (answered 507, retried by the client); anything else is `Backend`.
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+        StoreError::Full
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
+
+/// A WAL larger than this is checkpointed with truncation, which gives its space back.
+const WAL_TRUNCATE_AT: u64 = 16 << 20;
 
 impl SqliteStore {
     /// `target` is `PATH`, or `PATH?synchronous=normal` to skip the fsync at each commit (a
@@ -99,13 +107,14 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, rx, syncs))
             .map_err(|e| e.to_string())?;
+        let wal_path = format!("{path}-wal");
         let checkpointer =
             Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
         thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoints(checkpointer, weak))
+            .spawn(move || checkpoints(checkpointer, wal_path, weak))
             .map_err(|e| e.to_string())?;
         Ok(SqliteStore {
             jobs: Mutex::new(tx),
@@ -188,14 +197,23 @@ impl SqliteStore {
 }
 
 /// Every second, a passive checkpoint (never waits for, or blocks, the writer or readers).
-fn checkpoints(conn: Connection, store: std::sync::Weak<()>) {
+/// A WAL past `WAL_TRUNCATE_AT` (a burst, or a disk that filled up) is checkpointed with
+/// truncation instead, so the WAL stays bounded and a full disk's writes resume as soon as
+/// the WAL can be copied back and its space freed.
+fn checkpoints(conn: Connection, wal: String, store: std::sync::Weak<()>) {
     let _ = conn.execute_batch("PRAGMA busy_timeout=1000;");
     loop {
         thread::sleep(std::time::Duration::from_secs(1));
         if store.strong_count() == 0 {
             return; // the store was dropped
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT);
+        let sql = if big {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint failed");
         }
     }
@@ -231,7 +249,7 @@ fn writer(
             },
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                answer(completions, &Err(e.to_string()));
+                answer(completions, &Err(backend(e)));
             }
         }
     }
@@ -251,7 +269,7 @@ fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
             waiting.extend(more);
         }
         if let Some(why) = &broken {
-            answer(waiting, &Err(why.clone()));
+            answer(waiting, &Err(StoreError::Backend(why.clone())));
             continue;
         }
         let opened = match &file {
@@ -270,13 +288,13 @@ fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
         if let Err(e) = &synced {
             tracing::error!(error = %e, "sync of the write-ahead log failed");
         }
-        answer(waiting, &synced);
+        answer(waiting, &synced.map_err(StoreError::Backend));
     }
 }
 
-fn answer(completions: Vec<Completion>, outcome: &Result<(), String>) {
+fn answer(completions: Vec<Completion>, outcome: &StoreResult<()>) {
     for done in completions {
-        done(outcome.clone().map_err(StoreError::Backend));
+        done(outcome.clone());
     }
 }
 
@@ -469,8 +487,21 @@ impl Store for SqliteStore {
         })
     }
 
-    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<i64>> {
-        self.query(move |conn| share_field(conn, "SELECT seq FROM shares WHERE id = ?1", &id))
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
+        self.query(move |conn| {
+            conn.prepare_cached("SELECT session_id, seq FROM shares WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&id], |r| {
+                        Ok(Head {
+                            session_id: r.get(0)?,
+                            seq: r.get(1)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)
+        })
     }
 
     fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
