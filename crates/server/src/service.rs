@@ -4,8 +4,9 @@
 //! charged, so nobody without the secret can spend the owner's budget; wrong secrets spend a
 //! budget of their own per client address instead.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -13,7 +14,7 @@ use crate::hub::Hub;
 use crate::item::{self, Item};
 use crate::limiter::Limiter;
 use crate::secret;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// What the protocols call; one per server.
 pub struct Shares {
@@ -27,7 +28,13 @@ pub struct Shares {
     /// Wrong secrets per client address.
     wrong_secrets: Limiter,
     create_token: Option<String>,
+    /// Secret hashes read from the store, so the check before the rate budget costs no read
+    /// for an owner's writes. Lock order: a leaf lock, never held across an await.
+    hashes: Mutex<HashMap<String, Vec<u8>>>,
 }
+
+/// Hashes kept before the cache is emptied and refilled.
+const HASHES_KEPT: usize = 100_000;
 
 fn too_many(retry_after_s: u64) -> ApiError {
     ApiError::TooMany { retry_after_s }
@@ -48,7 +55,40 @@ impl Shares {
             wrong_secrets: Limiter::per_minute(limits.wrong_secrets_per_minute),
             limits,
             create_token,
+            hashes: Mutex::default(),
         }
+    }
+
+    /// Whether `secret_text` is share `id`'s: the cached hash if it matches, else the store's
+    /// (a cached hash may be stale after a delete and re-create).
+    async fn secret_is_right(&self, id: &str, secret_text: &str) -> Result<bool, ApiError> {
+        let cached = self.hashes().get(id).cloned();
+        if cached.is_some_and(|hash| secret::matches(secret_text, &hash)) {
+            return Ok(true);
+        }
+        let hash = match self.store.secret_hash(id.to_owned()).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                self.forget(id);
+                return Err(e.into());
+            }
+        };
+        let right = secret::matches(secret_text, &hash);
+        let mut hashes = self.hashes();
+        if hashes.len() >= HASHES_KEPT {
+            hashes.clear();
+        }
+        hashes.insert(id.to_owned(), hash);
+        Ok(right)
+    }
+
+    fn hashes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        self.hashes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops a cached hash the store no longer agrees with (deleted, re-created).
+    fn forget(&self, id: &str) {
+        self.hashes().remove(id);
     }
 
     /// `--create-token`: a create needs it as its bearer token.
@@ -67,8 +107,7 @@ impl Shares {
     /// is spent), then one of the share's rate budget (429). The store checks the secret again
     /// inside its transaction: this check only decides whose budget a request spends.
     async fn authorize(&self, id: &str, secret_text: &str, client: IpAddr) -> Result<(), ApiError> {
-        let hash = self.store.secret_hash(id.to_owned()).await?;
-        if !secret::matches(secret_text, &hash) {
+        if !self.secret_is_right(id, secret_text).await? {
             self.wrong_secrets
                 .check(&client.to_string())
                 .map_err(too_many)?;
@@ -120,14 +159,19 @@ impl Shares {
                 self.limits.max_item_bytes
             )));
         }
-        self.store
+        let written = self
+            .store
             .write(
                 id.to_owned(),
                 secret_text,
                 items,
                 self.limits.max_share_bytes,
             )
-            .await?;
+            .await;
+        if let Err(StoreError::NotFound | StoreError::Forbidden) = &written {
+            self.forget(id);
+        }
+        written?;
         self.hub.poke(id);
         Ok(())
     }
@@ -140,7 +184,9 @@ impl Shares {
         client: IpAddr,
     ) -> Result<(), ApiError> {
         self.authorize(id, &secret_text, client).await?;
-        self.store.delete(id.to_owned(), secret_text).await?;
+        let deleted = self.store.delete(id.to_owned(), secret_text).await;
+        self.forget(id);
+        deleted?;
         self.hub.close(id);
         Ok(())
     }

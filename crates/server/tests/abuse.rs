@@ -302,7 +302,8 @@ fn a_full_disk_is_answered_507_and_writes_resume_once_space_is_freed() {
     }
     let _unmount = Unmount(mount.clone());
     let ballast = dir.path().join("ballast");
-    std::fs::write(&ballast, vec![1u8; 3 << 20]).unwrap();
+    // the ballast, once removed, frees more than the store holds: room to copy the WAL back
+    std::fs::write(&ballast, vec![1u8; 5 << 20]).unwrap();
     let database = format!("sqlite://{}", dir.path().join("share.db").display());
     let s = Server::with(|c| c.database = database);
     let (id, secret) = s.create_next(&session_id());

@@ -45,9 +45,28 @@ pub struct PgStore {
     config: tokio_postgres::Config,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::fmt::Display + AsDbError) -> StoreError {
+    if e.sql_state() == Some(&SqlState::DISK_FULL) {
+        StoreError::Full
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
+
+/// The SQLSTATE of an error, where it has one (a full disk is `Full`, answered 507).
+trait AsDbError {
+    fn sql_state(&self) -> Option<&SqlState> {
+        None
+    }
+}
+
+impl AsDbError for tokio_postgres::Error {
+    fn sql_state(&self) -> Option<&SqlState> {
+        self.code()
+    }
+}
+
+impl AsDbError for deadpool_postgres::PoolError {}
 
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self, String> {

@@ -7,6 +7,7 @@
 //! `synchronous=FULL`'s guarantee (the WAL is on disk before the answer) with the fsync off the
 //! writer's path. Reads run on blocking threads over a pool of read-only connections and never
 //! wait for the writer.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// The checkpoint thread runs while this lives.
     _alive: Arc<()>,
+    /// Set when a write found the disk full: the next checkpoint truncates the WAL.
+    full: Arc<AtomicBool>,
 }
 
 /// A full disk is `Full` (answered 507, retried by the client); anything else is `Backend`.
@@ -108,19 +111,22 @@ impl SqliteStore {
             .spawn(move || writer(conn, rx, syncs))
             .map_err(|e| e.to_string())?;
         let wal_path = format!("{path}-wal");
+        let full = Arc::new(AtomicBool::new(false));
+        let full_seen = full.clone();
         let checkpointer =
             Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
         thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoints(checkpointer, wal_path, weak))
+            .spawn(move || checkpoints(checkpointer, wal_path, weak, full_seen))
             .map_err(|e| e.to_string())?;
         Ok(SqliteStore {
             jobs: Mutex::new(tx),
             path: path.to_owned(),
             readers: Arc::default(),
             _alive: alive,
+            full,
         })
     }
 
@@ -130,6 +136,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'static, StoreResult<T>> {
         let (tx, rx) = oneshot::channel();
+        let full = self.full.clone();
         let job: Job = Box::new(move |conn| {
             let run = |sql: &str| {
                 conn.prepare_cached(sql)
@@ -149,7 +156,11 @@ impl SqliteStore {
                 }
             };
             Box::new(move |commit: StoreResult<()>| {
-                let _ = tx.send(commit.and(result));
+                let outcome = commit.and(result);
+                if let Err(StoreError::Full) = outcome {
+                    full.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.send(outcome);
             })
         });
         let sent = self
@@ -200,14 +211,15 @@ impl SqliteStore {
 /// A WAL past `WAL_TRUNCATE_AT` (a burst, or a disk that filled up) is checkpointed with
 /// truncation instead, so the WAL stays bounded and a full disk's writes resume as soon as
 /// the WAL can be copied back and its space freed.
-fn checkpoints(conn: Connection, wal: String, store: std::sync::Weak<()>) {
+fn checkpoints(conn: Connection, wal: String, store: std::sync::Weak<()>, full: Arc<AtomicBool>) {
     let _ = conn.execute_batch("PRAGMA busy_timeout=1000;");
     loop {
         thread::sleep(std::time::Duration::from_secs(1));
         if store.strong_count() == 0 {
             return; // the store was dropped
         }
-        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT);
+        let big = full.swap(false, Ordering::Relaxed)
+            || std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT);
         let sql = if big {
             "PRAGMA wal_checkpoint(TRUNCATE)"
         } else {
