@@ -52,7 +52,7 @@ fn wrong_secrets_spend_their_own_budget_not_the_owners() {
 }
 
 #[test]
-fn a_client_that_stops_reading_data_is_cut_and_pins_nothing() {
+fn a_client_that_stops_reading_data_or_the_live_stream_is_cut() {
     let s = Server::with(|c| c.limits.write_timeout = Duration::from_secs(1));
     let (id, secret) = s.create_next(&session_id());
     let big = "x".repeat(1 << 20);
@@ -60,23 +60,29 @@ fn a_client_that_stops_reading_data_is_cut_and_pins_nothing() {
         let item = part("m", &format!("p{n:02}"), &big);
         assert_eq!(s.sync_next(&id, &secret, json!([item])), 200);
     }
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&s.running.addr.into()).unwrap();
-    let mut socket: TcpStream = socket.into();
-    write!(
-        socket,
-        "GET /api/share/{id}/data HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    // hold the answer unread past the write timeout
-    std::thread::sleep(Duration::from_secs(3));
-    let (read, closed) = read_until_closed(&mut socket, Duration::from_secs(20));
-    assert!(
-        closed,
-        "the server still holds a reader that stopped reading"
-    );
-    assert!(read < 24 << 20, "the whole share was sent: {read} bytes");
+    let paths = [
+        format!("/api/share/{id}/data"),
+        format!("/share/{id}/events?after=0"),
+    ];
+    for path in paths {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&s.running.addr.into()).unwrap();
+        let mut socket: TcpStream = socket.into();
+        write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        // hold the answer unread past the write timeout
+        std::thread::sleep(Duration::from_secs(3));
+        let (read, closed) = read_until_closed(&mut socket, Duration::from_secs(20));
+        assert!(
+            closed,
+            "{path}: the server still holds a reader that stopped reading"
+        );
+        assert!(
+            read < 24 << 20,
+            "{path}: the whole share was sent: {read} bytes"
+        );
+    }
 }
 
 #[test]
