@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match opencode_share_server::Config::from_args(std::env::args().skip(1)) {
         Ok(c) => c,
