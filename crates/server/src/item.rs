@@ -61,7 +61,9 @@ pub fn legacy_key(key: &str, sid: &str) -> Result<LegacyKey, String> {
     }
     // the same id rules as ShareNext's (1 to 64 of [A-Za-z0-9_-]), so a legacy key can neither
     // smuggle markup nor store a long id past the share's byte limit
-    if let Some(bad) = segments[3..].iter().find(|s| !valid_id(s)) {
+    // (keys the service ignores are not stored, so they keep the old leniency)
+    let stored = matches!(segments[1], "info" | "message" | "part" | "diff" | "model");
+    if let Some(bad) = segments[3..].iter().find(|s| stored && !valid_id(s)) {
         let shown: String = bad.chars().take(16).collect();
         return Err(format!(
             "ids in a key must be 1 to 64 characters of [A-Za-z0-9_-], not {shown:?}"
