@@ -2,24 +2,43 @@
 //! `/api/share/<id>/sync` with a batch of items, GET `/api/share/<id>/data` (what viewers and
 //! `opencode import` read), DELETE `/api/share/<id>`; the same under `/api/shares` for org accounts.
 
-use axum::body::Bytes;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete as delete_route, get, post};
+use futures_util::stream;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::api_v1::{self, json_body};
+use crate::client::ClientIp;
 use crate::error::ApiError;
-use crate::item::{self, Item};
-use crate::live;
-use crate::server::State;
-use crate::store::Snapshot;
+use crate::http::{bearer, json_body, no_store, ok_json};
+use crate::item::{self, Item, StoredItem};
+use crate::state::{AppState, State};
 
-fn ok_json(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// ShareNext's routes, under `/api/share` and `/api/shares` alike.
+pub fn router() -> Router<Arc<AppState>> {
+    let mut router = Router::new();
+    for base in ["/api/share", "/api/shares"] {
+        router = router
+            .route(base, post(create))
+            .route(&format!("{base}/{{id}}/sync"), post(sync))
+            .route(&format!("{base}/{{id}}/data"), get(data))
+            .route(&format!("{base}/{{id}}"), delete_route(delete));
+    }
+    router
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(rename = "sessionID")]
+    session_id: String,
 }
 
 fn path_id(id: &str) -> Result<(), ApiError> {
@@ -32,10 +51,15 @@ fn path_id(id: &str) -> Result<(), ApiError> {
 
 pub async fn create(
     state: State,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, secret) = api_v1::create_share(&state, &headers, &body).await?;
+    let req: CreateBody = json_body(&body, "{sessionID}")?;
+    let (id, secret) = state
+        .shares
+        .create(bearer(&headers), &req.session_id, client)
+        .await?;
     let url = format!("{}/share/{id}", state.public_url);
     Ok(ok_json(
         json!({ "id": id, "secret": secret, "url": url }).to_string(),
@@ -59,6 +83,7 @@ struct SyncBody<'a> {
 
 pub async fn sync(
     state: State,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -76,23 +101,20 @@ pub async fn sync(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    state.write(&id, req.secret, items).await?;
+    state.shares.write(&id, req.secret, items, client).await?;
     Ok(ok_json("{}".into()))
 }
 
-/// `[{"type","data"}...]` sorted by item key, built from the stored JSON without re-encoding it.
-pub fn items_json(snapshot: &Snapshot) -> String {
-    let mut out = String::with_capacity(
-        snapshot
-            .items
-            .iter()
-            .map(|i| i.data.len() + 32)
-            .sum::<usize>()
-            + 2,
-    );
-    out.push('[');
-    for (n, stored) in snapshot.items.iter().enumerate() {
-        if n > 0 {
+/// Items one page of `/data` holds: the answer is streamed a page at a time, each read only
+/// when the client has taken the one before, so a client that stops reading pins one page.
+const DATA_PAGE: usize = 64;
+
+/// `{"type","data"}` entries of `items`, each preceded by a comma unless it is the very first,
+/// built from the stored JSON without re-encoding it.
+fn entries(items: &[StoredItem], first: bool) -> String {
+    let mut out = String::with_capacity(items.iter().map(|i| i.data.len() + 32).sum());
+    for (n, stored) in items.iter().enumerate() {
+        if n > 0 || !first {
             out.push(',');
         }
         out.push_str("{\"type\":");
@@ -101,15 +123,60 @@ pub fn items_json(snapshot: &Snapshot) -> String {
         out.push_str(&stored.data);
         out.push('}');
     }
-    out.push(']');
     out
 }
 
+/// Where the streamed `/data` answer stands.
+enum Pages {
+    /// The next page to send, its key cursor, and whether it is the first.
+    Page(Vec<StoredItem>, bool),
+    Done,
+}
+
+/// `[{"type","data"}...]` sorted by item key, streamed a page at a time (the first page is read
+/// before the answer starts, so a missing share is a 404).
 pub async fn data(state: State, Path(id): Path<String>) -> Result<Response, ApiError> {
     path_id(&id)?;
-    let snapshot = state.store.read(id).await?;
-    let mut response = ok_json(items_json(&snapshot));
-    live::no_store(response.headers_mut());
+    let first = state
+        .store
+        .page(id.clone(), String::new(), DATA_PAGE)
+        .await?;
+    let store = state.store.clone();
+    let chunks = stream::unfold(Pages::Page(first, true), move |at| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            let Pages::Page(items, first) = at else {
+                return None;
+            };
+            let mut chunk = if first { "[".to_owned() } else { String::new() };
+            chunk.push_str(&entries(&items, first));
+            let next = match items.last() {
+                Some(last) if items.len() == DATA_PAGE => {
+                    match store.page(id, last.key.clone(), DATA_PAGE).await {
+                        Ok(page) => Pages::Page(page, false),
+                        // cut the answer short: the client sees an unfinished JSON, not a wrong one
+                        Err(e) => {
+                            return Some((
+                                Err(std::io::Error::other(format!("{e:?}"))),
+                                Pages::Done,
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    chunk.push(']');
+                    Pages::Done
+                }
+            };
+            Some((Ok::<_, std::io::Error>(chunk), next))
+        }
+    });
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(chunks),
+    )
+        .into_response();
+    no_store(response.headers_mut());
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -124,11 +191,12 @@ struct DeleteBody {
 
 pub async fn delete(
     state: State,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     path_id(&id)?;
     let req: DeleteBody = json_body(&body, "{secret}")?;
-    state.delete(&id, req.secret).await?;
+    state.shares.delete(&id, req.secret, client).await?;
     Ok(ok_json("{}".into()))
 }

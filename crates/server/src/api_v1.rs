@@ -3,7 +3,9 @@
 //! the original client sent none), GET `/share_data?id=` and the `/share_poll?id=` WebSocket.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::extract::rejection::BytesRejection;
@@ -12,44 +14,28 @@ use axum::extract::ws::{
 };
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::client::ClientIp;
 use crate::error::ApiError;
+use crate::http::{bearer, json_body, no_store, ok_json};
+use crate::hub::PAGE;
 use crate::item::{self, Item, LegacyKey};
 use crate::live::{self, Feed};
-use crate::server::{AppState, State};
-use crate::store::Snapshot;
+use crate::state::{AppState, State};
+use crate::store::{Head, Snapshot};
 
-/// Parses a JSON body (any content-type) into `T`; a too-large body is 413, anything else 400.
-pub fn json_body<'a, T: Deserialize<'a>>(
-    body: &'a Result<Bytes, BytesRejection>,
-    shape: &str,
-) -> Result<T, ApiError> {
-    let bytes = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::TooLarge(
-                "the request body passes the server's limit".into(),
-            ));
-        }
-        Err(rejection) => {
-            return Err(ApiError::BadRequest(format!(
-                "cannot read the body: {rejection}"
-            )));
-        }
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
-}
-
-fn ok_json(value: Value) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
+/// The legacy routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/share_create", post(create))
+        .route("/share_sync", post(sync))
+        .route("/share_delete", post(delete))
+        .route("/share_data", get(data))
+        .route("/share_poll", get(poll))
 }
 
 #[derive(Deserialize)]
@@ -58,27 +44,19 @@ struct CreateBody {
     session_id: String,
 }
 
-/// Both protocols' create: the token, the body `{sessionID}`, the share; returns (id, secret).
-pub async fn create_share(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &Result<Bytes, BytesRejection>,
-) -> Result<(String, String), ApiError> {
-    state.check_create_token(headers)?;
-    let req: CreateBody = json_body(body, "{sessionID}")?;
-    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
-    let secret = state.create(&id, &req.session_id).await?;
-    Ok((id, secret))
-}
-
 pub async fn create(
     state: State,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, secret) = create_share(&state, &headers, &body).await?;
+    let req: CreateBody = json_body(&body, "{sessionID}")?;
+    let (id, secret) = state
+        .shares
+        .create(bearer(&headers), &req.session_id, client)
+        .await?;
     Ok(ok_json(
-        json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }),
+        json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }).to_string(),
     ))
 }
 
@@ -92,7 +70,11 @@ struct SyncBody<'a> {
     content: &'a RawValue,
 }
 
-pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn sync(
+    state: State,
+    ClientIp(client): ClientIp,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let req: SyncBody = json_body(&body, "{sessionID, secret, key, content}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
     let items = match item::legacy_key(&req.key, &req.session_id).map_err(ApiError::BadRequest)? {
@@ -104,8 +86,8 @@ pub async fn sync(state: State, body: Result<Bytes, BytesRejection>) -> Result<R
         LegacyKey::Ignored => vec![],
     };
     // an ignored key still needs the right secret: a wrong one is told, as for any other key
-    state.write(&id, req.secret, items).await?;
-    Ok(ok_json(json!({})))
+    state.shares.write(&id, req.secret, items, client).await?;
+    Ok(ok_json("{}".into()))
 }
 
 #[derive(Deserialize)]
@@ -117,12 +99,13 @@ struct DeleteBody {
 
 pub async fn delete(
     state: State,
+    ClientIp(client): ClientIp,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: DeleteBody = json_body(&body, "{sessionID, secret}")?;
     let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
-    state.delete(&id, req.secret).await?;
-    Ok(ok_json(json!({})))
+    state.shares.delete(&id, req.secret, client).await?;
+    Ok(ok_json("{}".into()))
 }
 
 #[derive(Deserialize)]
@@ -178,8 +161,8 @@ pub fn legacy_data(snapshot: &Snapshot) -> Value {
 pub async fn data(state: State, Query(q): Query<IdQuery>) -> Result<Response, ApiError> {
     let id = query_id(&q)?;
     let snapshot = state.store.read(id).await?;
-    let mut response = ok_json(legacy_data(&snapshot));
-    live::no_store(response.headers_mut());
+    let mut response = ok_json(legacy_data(&snapshot).to_string());
+    no_store(response.headers_mut());
     Ok(response)
 }
 
@@ -208,47 +191,45 @@ pub async fn poll(
         )
             .into_response());
     };
-    let snapshot = state.store.read(id.clone()).await?;
+    let head = state.store.head(id.clone()).await?;
+    let permit = state.streams.open(&id)?;
     let state: Arc<AppState> = state.0.clone();
-    Ok(upgrade.on_upgrade(move |socket| stream_frames(state, id, snapshot, socket)))
+    let limit = state.shares.limits.max_ws_message_bytes;
+    let upgrade = upgrade.max_message_size(limit).max_frame_size(limit);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let _held = permit;
+        stream_frames(state, id, head, socket).await
+    }))
 }
 
-async fn stream_frames(
-    state: Arc<AppState>,
-    id: String,
-    snapshot: Snapshot,
-    mut socket: WebSocket,
-) {
-    let sid = snapshot.session_id.clone();
-    let rank = |key: &str| {
-        if key == "session" {
-            0
-        } else if key.starts_with("message/") {
-            1
-        } else {
-            2
-        }
-    };
-    let mut first: Vec<_> = snapshot.items.iter().collect();
-    first.sort_by(|a, b| (rank(&a.key), &a.key).cmp(&(rank(&b.key), &b.key)));
-    for stored in first {
-        if let Some(key) = item::legacy_key_of(&stored.key, &sid) {
-            if socket.send(frame(&key, &stored.data)).await.is_err() {
-                return;
-            }
+/// Keeps a quiet WebSocket from the idle timeout (and finds a vanished client).
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// The legacy order: the session's info, then its messages, then their parts, each a page of
+/// the store at a time (so a client that stops reading pins one page).
+const FIRST_FRAMES: [(&str, &str); 3] = [
+    ("sessio", "session"),
+    ("message/", "message/"),
+    ("part/", "part/"),
+];
+
+async fn stream_frames(state: Arc<AppState>, id: String, head: Head, mut socket: WebSocket) {
+    let sid = head.session_id.clone();
+    for (after, prefix) in FIRST_FRAMES {
+        if !send_stored(&state, &id, &sid, after, prefix, &mut socket).await {
+            return;
         }
     }
-    let mut feed = live::follow(state, id, snapshot.seq());
+    // everything past the head the frames started from (a key sent twice is harmless)
+    let mut feed = live::follow(state, id, head.seq);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
-        tokio::select! {
+        let sent = tokio::select! {
             update = feed.recv() => match update {
-                Some(Feed::Item(live)) => {
-                    if let Some(key) = item::legacy_key_of(&live.item.key, &sid) {
-                        if socket.send(frame(&key, &live.item.data)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+                Some(Feed::Item(live)) => match item::legacy_key_of(&live.item.key, &sid) {
+                    Some(key) => socket.send(frame(&key, &live.item.data)).await,
+                    None => Ok(()),
+                },
                 Some(Feed::Deleted) | None => {
                     let _ = socket.send(Message::Close(None)).await;
                     return;
@@ -256,8 +237,42 @@ async fn stream_frames(
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {} // client frames are ignored, as the legacy service did
+                Some(Ok(_)) => Ok(()), // client frames are ignored, as the legacy service did
             },
+            _ = ping.tick() => socket.send(Message::Ping(Default::default())).await,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends the stored items whose keys start with `prefix` (all after `after`); false when the
+/// socket or the share is gone.
+async fn send_stored(
+    state: &AppState,
+    id: &str,
+    sid: &str,
+    after: &str,
+    prefix: &str,
+    socket: &mut WebSocket,
+) -> bool {
+    let mut cursor = after.to_owned();
+    loop {
+        let Ok(page) = state.store.page(id.to_owned(), cursor, PAGE).await else {
+            return false;
+        };
+        let full = page.len() == PAGE;
+        for stored in page.iter().take_while(|i| i.key.starts_with(prefix)) {
+            if let Some(key) = item::legacy_key_of(&stored.key, sid) {
+                if socket.send(frame(&key, &stored.data)).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        match page.last() {
+            Some(last) if full && last.key.starts_with(prefix) => cursor = last.key.clone(),
+            _ => return true,
         }
     }
 }

@@ -1,7 +1,5 @@
-//! One error type for every handler: each variant is one of SPEC's statuses, with a clear message.
-
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+//! One error type for the share service and every handler: each variant is one of SPEC's
+//! statuses (mapped to HTTP in `http.rs`), with a clear message that never holds a secret.
 
 /// What went wrong with a request; the message never contains a secret or a token.
 #[derive(Debug)]
@@ -20,24 +18,17 @@ pub enum ApiError {
     TooLarge(String),
     /// 429: more requests for one share than `--rate-limit` per second.
     TooMany { retry_after_s: u64 },
-    /// 500: the store failed; logged on stderr.
+    /// 408: the client did not send its whole body in time.
+    Timeout,
+    /// 503 + Retry-After: a server-wide limit is reached (live streams); `reason` says which.
+    Busy { reason: String, retry_after_s: u64 },
+    /// 507 + Retry-After: the store's disk is full; reads go on, writes resume once space is freed.
+    StorageFull { retry_after_s: u64 },
+    /// 500: the store failed; logged.
     Internal(String),
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Conflict => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     pub fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m) => m.clone(),
@@ -48,28 +39,15 @@ impl ApiError {
             ApiError::NotFound => "no such share".into(),
             ApiError::Conflict => "a share with this id exists already".into(),
             ApiError::TooLarge(m) => m.clone(),
-            ApiError::TooMany { .. } => "too many requests for this share; retry later".into(),
+            ApiError::TooMany { .. } => "too many requests; retry later".into(),
+            ApiError::Timeout => "the request body did not arrive in time".into(),
+            ApiError::Busy { reason, .. } => format!("{reason}; retry later"),
+            ApiError::StorageFull { .. } => {
+                "the share store's disk is full; reads go on, writes are refused until space is freed"
+                    .into()
+            }
             ApiError::Internal(_) => "internal error in the share store".into(),
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            eprintln!("opencode-share-server: store error: {detail}");
-        }
-        let body = serde_json::json!({ "error": self.message() }).to_string();
-        let mut response = (self.status(), body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let ApiError::TooMany { retry_after_s } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-        }
-        response
     }
 }
 
@@ -83,6 +61,7 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::ShareTooLarge { limit } => {
                 ApiError::TooLarge(format!("the share would pass its limit of {limit} bytes"))
             }
+            StoreError::Full => ApiError::StorageFull { retry_after_s: 30 },
             StoreError::Backend(m) => ApiError::Internal(m),
         }
     }

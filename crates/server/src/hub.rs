@@ -1,6 +1,7 @@
 //! Live updates: one broadcast channel per share that has viewers. A write only pokes the share's
 //! pump; the pump reads the committed items past the last sequence it broadcast and sends them in
-//! sequence order, so viewers see every committed write once, whichever process made it (on
+//! sequence order (it starts from the share's head in the store when its channel is made, never
+//! from what a viewer claims to have), so viewers see every committed write once, whichever process made it (on
 //! PostgreSQL, other processes' writes poke it through LISTEN/NOTIFY). A subscriber catches up
 //! from the store itself, so nothing between its page and its stream is missed.
 
@@ -10,10 +11,13 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{Notify, OnceCell, broadcast};
 
 use crate::item::StoredItem;
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError, StoreResult};
 
 /// Broadcast backlog per share; a viewer further behind catches up from the store.
 const BACKLOG: usize = 1024;
+
+/// Items one store read of the pump (or of a viewer catching up) holds at most.
+pub const PAGE: usize = 64;
 
 /// One committed item as viewers get it, with its viewer fragment rendered once for all of them.
 #[derive(Debug)]
@@ -62,30 +66,44 @@ impl Hub {
         })
     }
 
-    /// Subscribes to share `id`'s updates after sequence `after` (what the viewer already has).
-    pub fn subscribe(self: &Arc<Self>, id: &str, after: i64) -> Subscription {
+    /// Subscribes to share `id`'s updates: everything committed after the moment its channel
+    /// was made (the subscriber catches up on what came before from the store itself).
+    pub async fn subscribe(self: &Arc<Self>, id: &str) -> StoreResult<Subscription> {
+        let subscription = |rx| Subscription {
+            rx,
+            hub: self.clone(),
+            id: id.to_owned(),
+        };
+        if let Some(rx) = self.join(id) {
+            return Ok(subscription(rx));
+        }
+        let store = self.store.upgrade().ok_or(StoreError::NotFound)?;
+        // the head is read before the channel exists: writes after it are either poked
+        // (the channel exists) or found by the pump's first pass (it runs at once)
+        let head = store.head(id.to_owned()).await?.seq;
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         let rx = match channels.get(id) {
             Some(ch) => ch.tx.subscribe(),
             None => {
                 let (tx, rx) = broadcast::channel(BACKLOG);
                 let wake = Arc::new(Notify::new());
-                channels.insert(
-                    id.to_owned(),
-                    Channel {
-                        tx: tx.clone(),
-                        wake: wake.clone(),
-                    },
-                );
-                tokio::spawn(pump(self.clone(), id.to_owned(), tx, wake, after));
+                wake.notify_one();
+                let channel = Channel {
+                    tx: tx.clone(),
+                    wake: wake.clone(),
+                };
+                channels.insert(id.to_owned(), channel);
+                tokio::spawn(pump(self.clone(), id.to_owned(), tx, wake, head));
                 rx
             }
         };
-        Subscription {
-            rx,
-            hub: self.clone(),
-            id: id.to_owned(),
-        }
+        Ok(subscription(rx))
+    }
+
+    /// A receiver of share `id`'s channel, if it has one.
+    fn join(&self, id: &str) -> Option<broadcast::Receiver<Update>> {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.get(id).map(|ch| ch.tx.subscribe())
     }
 
     /// Share `id` has new committed writes.
@@ -97,10 +115,19 @@ impl Hub {
     }
 
     /// Every share with viewers may have new writes (after the relay reconnected).
-    pub fn poke_all(&self) {
+    fn poke_all(&self) {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         for ch in channels.values() {
             ch.wake.notify_one();
+        }
+    }
+
+    /// What the store relays from other processes.
+    pub fn apply(&self, change: Change<'_>) {
+        match change {
+            Change::Written(id) => self.poke(id),
+            Change::Deleted(id) => self.close(id),
+            Change::Resumed => self.poke_all(),
         }
     }
 
@@ -152,21 +179,36 @@ async fn pump(
         let Some(store) = hub.store.upgrade() else {
             return;
         };
-        match store.changes(id.clone(), last).await {
-            Ok(items) => {
-                for item in items {
-                    last = last.max(item.seq);
-                    let _ = tx.send(Update::Item(Arc::new(LiveItem {
-                        item,
-                        fragment: OnceCell::new(),
-                    })));
-                }
-            }
+        match broadcast_past(&*store, &id, &tx, &mut last).await {
+            Ok(()) => {}
             Err(StoreError::NotFound) => {
                 hub.close(&id);
                 return;
             }
-            Err(e) => eprintln!("opencode-share-server: live update of a share failed: {e:?}"),
+            Err(e) => tracing::warn!(share = %id, error = ?e, "live update of a share failed"),
+        }
+    }
+}
+
+/// Broadcasts the committed items past `last`, a page at a time, until none are left.
+async fn broadcast_past(
+    store: &dyn Store,
+    id: &str,
+    tx: &broadcast::Sender<Update>,
+    last: &mut i64,
+) -> StoreResult<()> {
+    loop {
+        let items = store.changes(id.to_owned(), *last, PAGE).await?;
+        let full = items.len() == PAGE;
+        for item in items {
+            *last = (*last).max(item.seq);
+            let _ = tx.send(Update::Item(Arc::new(LiveItem {
+                item,
+                fragment: OnceCell::new(),
+            })));
+        }
+        if !full {
+            return Ok(());
         }
     }
 }

@@ -59,6 +59,16 @@ pub fn legacy_key(key: &str, sid: &str) -> Result<LegacyKey, String> {
     if segments[2] != sid {
         return Err("key is not of this share's session".into());
     }
+    // the same id rules as ShareNext's (1 to 64 of [A-Za-z0-9_-]), so a legacy key can neither
+    // smuggle markup nor store a long id past the share's byte limit
+    // (keys the service ignores are not stored, so they keep the old leniency)
+    let stored = matches!(segments[1], "info" | "message" | "part" | "diff" | "model");
+    if let Some(bad) = segments[3..].iter().find(|s| stored && !valid_id(s)) {
+        let shown: String = bad.chars().take(16).collect();
+        return Err(format!(
+            "ids in a key must be 1 to 64 characters of [A-Za-z0-9_-], not {shown:?}"
+        ));
+    }
     Ok(match (segments[1], &segments[3..]) {
         ("info", []) => LegacyKey::Item("session".into(), "session"),
         ("message", [mid]) => LegacyKey::Item(format!("message/{mid}"), "message"),
@@ -133,6 +143,12 @@ mod tests {
         assert!(legacy_key("session/info/ses_other", sid).is_err());
         assert!(legacy_key(&format!("session/part/{sid}/msg_1"), sid).is_err());
         assert!(legacy_key("session//x", sid).is_err());
+        let long = format!("session/message/{sid}/{}", "m".repeat(65));
+        assert!(legacy_key(&long, sid).is_err());
+        for hostile in ["a<b", "a'b", "a\"b", "a;b", "a b", "a\u{202e}b"] {
+            let key = format!("session/part/{sid}/msg_1/{hostile}");
+            assert!(legacy_key(&key, sid).is_err(), "{hostile}");
+        }
         assert_eq!(
             legacy_key_of("part/msg_1/prt_2", sid).unwrap(),
             format!("session/part/{sid}/msg_1/prt_2")

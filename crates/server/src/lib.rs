@@ -4,16 +4,24 @@
 
 mod api_next;
 mod api_v1;
+mod app;
+mod client;
 pub mod config;
+mod conn;
 mod error;
+mod http;
 mod hub;
 pub mod item;
 mod limiter;
+mod listen;
 mod live;
 mod secret;
 mod server;
+mod service;
+mod state;
 pub mod store;
+mod streams;
 mod viewer;
 
 pub use config::{Config, Limits};
-pub use server::{Running, serve, spawn};
+pub use server::{Running, router, serve, spawn};

@@ -1,138 +1,41 @@
-//! The HTTP server: shared state, the route table, binding, and running it in or beside a process.
+//! Starting the server: open the store, wire the hub to it, bind, and serve the app's routes,
+//! in the caller's runtime (`serve`) or on a thread of its own (`spawn`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 
-use axum::Router;
-use axum::http::{HeaderMap, header};
-use axum::routing::{get, post};
 use tokio::sync::oneshot;
 
-use crate::config::{Config, Limits};
-use crate::error::ApiError;
+use crate::config::Config;
 use crate::hub::Hub;
-use crate::item::Item;
-use crate::limiter::Limiter;
-use crate::store::{self, Store};
-use crate::{api_next, api_v1, secret, viewer};
+use crate::service::Shares;
+use crate::state::AppState;
+use crate::store;
+use crate::{app, listen};
 
-/// What every handler shares.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub hub: Arc<Hub>,
-    pub limits: Limits,
-    pub limiter: Limiter,
-    pub public_url: String,
-    pub create_token: Option<String>,
+/// Opens the store, wires the hub to it, and builds the shared state; `url` is where it is served.
+async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
+    let store = store::open(&config.database).await?;
+    let hub = Hub::new(&store);
+    let relay_to = hub.clone();
+    store
+        .clone()
+        .relay(Arc::new(move |change| relay_to.apply(change)));
+    let shares = Shares::new(store, hub, config.limits, config.create_token);
+    let public_url = config.public_url.unwrap_or_else(|| url.to_owned());
+    Ok(Arc::new(AppState::new(
+        shares,
+        public_url,
+        config.trusted_proxies,
+    )))
 }
 
-pub type State = axum::extract::State<Arc<AppState>>;
-
-impl AppState {
-    /// `--create-token`: a create needs `authorization: Bearer <token>`.
-    pub fn check_create_token(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = &self.create_token else {
-            return Ok(());
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if secret::token_matches(given, expected) {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
-
-    /// Creates share `id` of `session_id` and returns its secret (the only time it is told).
-    pub async fn create(&self, id: &str, session_id: &str) -> Result<String, ApiError> {
-        self.limiter
-            .check(id)
-            .map_err(|s| ApiError::TooMany { retry_after_s: s })?;
-        let secret_text = secret::generate();
-        self.store
-            .create(
-                id.to_owned(),
-                session_id.to_owned(),
-                secret::hash(&secret_text),
-            )
-            .await?;
-        Ok(secret_text)
-    }
-
-    /// Upserts items into share `id` (limits, rate, secret, one transaction), then wakes its viewers.
-    pub async fn write(
-        &self,
-        id: &str,
-        secret_text: String,
-        items: Vec<Item>,
-    ) -> Result<(), ApiError> {
-        self.limiter
-            .check(id)
-            .map_err(|s| ApiError::TooMany { retry_after_s: s })?;
-        if let Some(big) = items
-            .iter()
-            .find(|i| i.data.len() > self.limits.max_item_bytes)
-        {
-            return Err(ApiError::TooLarge(format!(
-                "item {} is {} bytes, more than the limit of {}",
-                big.key,
-                big.data.len(),
-                self.limits.max_item_bytes
-            )));
-        }
-        self.store
-            .write(
-                id.to_owned(),
-                secret_text,
-                items,
-                self.limits.max_share_bytes,
-            )
-            .await?;
-        self.hub.poke(id);
-        Ok(())
-    }
-
-    /// Deletes share `id` and closes its live viewers.
-    pub async fn delete(&self, id: &str, secret_text: String) -> Result<(), ApiError> {
-        self.limiter
-            .check(id)
-            .map_err(|s| ApiError::TooMany { retry_after_s: s })?;
-        self.store.delete(id.to_owned(), secret_text).await?;
-        self.hub.close(id);
-        Ok(())
-    }
-}
-
-fn routes(state: Arc<AppState>) -> Router {
-    let body_limit = state.limits.max_body_bytes;
-    Router::new()
-        .route("/", get(|| async { "opencode-share-server\n" }))
-        .route("/share_create", post(api_v1::create))
-        .route("/share_sync", post(api_v1::sync))
-        .route("/share_delete", post(api_v1::delete))
-        .route("/share_data", get(api_v1::data))
-        .route("/share_poll", get(api_v1::poll))
-        .route("/api/share", post(api_next::create))
-        .route("/api/shares", post(api_next::create))
-        .route("/api/share/{id}/sync", post(api_next::sync))
-        .route("/api/shares/{id}/sync", post(api_next::sync))
-        .route("/api/share/{id}/data", get(api_next::data))
-        .route("/api/shares/{id}/data", get(api_next::data))
-        .route("/api/share/{id}", axum::routing::delete(api_next::delete))
-        .route("/api/shares/{id}", axum::routing::delete(api_next::delete))
-        .route("/share/{id}", get(viewer::page))
-        .route("/s/{id}", get(viewer::page))
-        .route("/share/{id}/events", get(viewer::events))
-        .route("/assets/viewer.js", get(viewer::script))
-        .route("/assets/viewer.css", get(viewer::style))
-        .fallback(|| async { ApiError::NotFound })
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+/// The server's routes over the store `config` names, without a socket (for in-process calls,
+/// e.g. tower's `ServiceExt::oneshot`); share URLs start with `public_url` unless the config says.
+pub async fn router(config: Config, public_url: &str) -> Result<axum::Router, String> {
+    Ok(app::router(open(config, public_url).await?))
 }
 
 /// Opens the store, binds, calls `ready` with the base URL, and serves until `stop` resolves.
@@ -141,22 +44,13 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(&str),
 ) -> Result<(), String> {
-    let store = store::open(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let hub = Hub::new(&store);
-    store.clone().relay(hub.clone());
     let url = format!("http://{addr}");
-    let state = Arc::new(AppState {
-        store,
-        hub,
-        limiter: Limiter::new(config.limits.rate_per_share),
-        limits: config.limits,
-        public_url: config.public_url.unwrap_or_else(|| url.clone()),
-        create_token: config.create_token,
-    });
+    let limits = config.limits.clone();
+    let state = open(config, &url).await?;
     ready(&url);
     // graceful: stop accepting, let requests finish; live streams never finish, so after a grace
     // period the server returns anyway (and the runtime's drop closes them)
@@ -165,18 +59,16 @@ pub async fn serve(
         stop.await;
         let _ = stopping_tx.send(true);
     });
-    let mut graceful = stopping.clone();
-    let mut grace = stopping;
-    let server = axum::serve(listener, routes(state)).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|s| *s).await;
-    });
+    let mut grace = stopping.clone();
+    let server = listen::accept_loop(listener, app::router(state), limits, stopping);
     tokio::select! {
-        result = server => result.map_err(|e| e.to_string()),
+        _ = server => {}
         _ = async move {
             let _ = grace.wait_for(|s| *s).await;
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        } => Ok(()),
+        } => {}
     }
+    Ok(())
 }
 
 /// A server running on its own thread and runtime (for the demo and tests); stops when dropped.

@@ -135,3 +135,26 @@ fn the_viewer_stream_catches_up_follows_writes_and_ends_on_delete() {
     );
     assert_eq!(next_event().0, "deleted");
 }
+
+/// The share's pump starts from the store's head, never from what the first viewer claims to
+/// have: a first viewer with a huge `after` (or a stale Last-Event-ID) freezes nobody else.
+#[test]
+fn a_first_viewer_with_a_huge_after_does_not_freeze_the_others() {
+    let s = Server::start();
+    let (id, secret) = s.create_next(&session_id());
+    let _hostile = Events::open(&s.http, &s.running.url, &id, 1_000_000_000);
+    let mut honest = Events::open(&s.http, &s.running.url, &id, 0);
+    for n in 0..10 {
+        let text = format!("write {n}");
+        let pid = format!("prt_{n}");
+        assert_eq!(
+            s.sync_next(&id, &secret, json!([part("msg_1", &pid, &text)])),
+            200
+        );
+    }
+    for n in 0..10 {
+        let (kind, event) = honest.next();
+        assert_eq!(kind, "item");
+        assert_eq!(event["pid"].as_str(), Some(format!("prt_{n}").as_str()));
+    }
+}

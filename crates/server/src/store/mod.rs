@@ -10,15 +10,33 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::hub::Hub;
 use crate::item::{Item, StoredItem};
 
-#[derive(Debug)]
+/// What a store tells the live side about writes it did not make itself (another process's, on
+/// PostgreSQL): handed to `Store::relay` as a callback, so the store knows nothing of the hub.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change<'a> {
+    /// Share `id` has new committed writes.
+    Written(&'a str),
+    /// Share `id` was deleted.
+    Deleted(&'a str),
+    /// The relay (re)connected: any share may have missed writes.
+    Resumed,
+}
+
+/// The callback a store relays changes through.
+pub type OnChange = Arc<dyn Fn(Change<'_>) + Send + Sync>;
+
+#[derive(Debug, Clone)]
 pub enum StoreError {
     NotFound,
     Forbidden,
     Exists,
-    ShareTooLarge { limit: u64 },
+    ShareTooLarge {
+        limit: u64,
+    },
+    /// The disk is full: nothing was written; retry once space is freed.
+    Full,
     Backend(String),
 }
 
@@ -34,6 +52,13 @@ impl Snapshot {
     pub fn seq(&self) -> i64 {
         self.items.iter().map(|i| i.seq).max().unwrap_or(0)
     }
+}
+
+/// A share's row without its items.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub session_id: String,
+    pub seq: i64,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -59,10 +84,29 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, id: String, secret: String) -> BoxFuture<'_, StoreResult<()>>;
     /// The whole share, or `NotFound`.
     fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>>;
-    /// Items of share `id` written with a sequence number above `after`, in sequence order.
-    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
-    /// Starts relaying other processes' writes into `hub` (PostgreSQL's LISTEN); SQLite has none.
-    fn relay(self: Arc<Self>, hub: Arc<Hub>);
+    /// At most `limit` items of share `id` written with a sequence number above `after`, in
+    /// sequence order (a reader pages through them, so no reader holds a whole share).
+    fn changes(
+        &self,
+        id: String,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// At most `limit` items of share `id` with a key after `after_key` ("" = from the first), in
+    /// key order: a whole share read page by page, each page its own short read.
+    fn page(
+        &self,
+        id: String,
+        after_key: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>>;
+    /// The share's session id and sequence head (its last write's number), or `NotFound`.
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>>;
+    /// The SHA-256 of the share's secret, or `NotFound` (to refuse a wrong secret before the
+    /// share's rate budget is charged).
+    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>>;
+    /// Starts relaying other processes' writes to `on_change` (PostgreSQL's LISTEN); SQLite has none.
+    fn relay(self: Arc<Self>, on_change: OnChange);
 }
 
 /// Opens the store a `--database` URL names.

@@ -13,8 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
-use super::{Snapshot, Store, StoreError, StoreResult};
-use crate::hub::Hub;
+use super::{Change, Head, OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -46,9 +45,28 @@ pub struct PgStore {
     config: tokio_postgres::Config,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::fmt::Display + AsDbError) -> StoreError {
+    if e.sql_state() == Some(&SqlState::DISK_FULL) {
+        StoreError::Full
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
+
+/// The SQLSTATE of an error, where it has one (a full disk is `Full`, answered 507).
+trait AsDbError {
+    fn sql_state(&self) -> Option<&SqlState> {
+        None
+    }
+}
+
+impl AsDbError for tokio_postgres::Error {
+    fn sql_state(&self) -> Option<&SqlState> {
+        self.code()
+    }
+}
+
+impl AsDbError for deadpool_postgres::PoolError {}
 
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self, String> {
@@ -78,6 +96,34 @@ impl PgStore {
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(backend)
+    }
+
+    /// The rows `sql` selects in one snapshot, if share `id` exists (`NotFound` otherwise).
+    async fn items_of(
+        &self,
+        id: &str,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<Vec<StoredItem>> {
+        let mut client = self.client().await?;
+        let tx = snapshot_transaction(&mut client).await?;
+        tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id])
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound)?;
+        let rows = tx.query(sql, args).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored(rows))
+    }
+
+    /// One column of share `id`'s row, or `NotFound`.
+    async fn share_field<T>(&self, sql: &str, id: &str) -> StoreResult<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let client = self.client().await?;
+        let row = client.query_opt(sql, &[&id]).await.map_err(backend)?;
+        Ok(row.ok_or(StoreError::NotFound)?.get(0))
     }
 }
 
@@ -262,39 +308,70 @@ impl Store for PgStore {
         })
     }
 
-    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+    fn changes(
+        &self,
+        id: String,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = snapshot_transaction(&mut client).await?;
-            tx.query_opt("SELECT 1 FROM shares WHERE id = $1", &[&id])
+            let sql = "SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+            self.items_of(&id, sql, &[&id, &after, &(limit as i64)])
                 .await
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound)?;
-            let rows = tx
-                .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND seq > $2 ORDER BY seq", &[&id, &after])
-                .await
-                .map_err(backend)?;
-            tx.commit().await.map_err(backend)?;
-            Ok(stored(rows))
         })
     }
 
-    fn relay(self: Arc<Self>, hub: Arc<Hub>) {
+    fn page(
+        &self,
+        id: String,
+        after_key: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        Box::pin(async move {
+            let sql = "SELECT key, kind, seq, data FROM items WHERE share_id = $1 AND key COLLATE \"C\" > $2 ORDER BY key COLLATE \"C\" LIMIT $3";
+            self.items_of(&id, sql, &[&id, &after_key, &(limit as i64)])
+                .await
+        })
+    }
+
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt("SELECT session_id, seq FROM shares WHERE id = $1", &[&id])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Head {
+                session_id: row.get(0),
+                seq: row.get(1),
+            })
+        })
+    }
+
+    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+        Box::pin(async move {
+            self.share_field("SELECT secret_hash FROM shares WHERE id = $1", &id)
+                .await
+        })
+    }
+
+    fn relay(self: Arc<Self>, on_change: OnChange) {
         tokio::spawn(async move {
             loop {
-                listen(&self.config, &hub).await;
+                listen(&self.config, &*on_change).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
     }
 }
 
-/// One LISTEN connection's life: hand every notification to the hub until the connection ends.
-async fn listen(config: &tokio_postgres::Config, hub: &Hub) {
+/// One LISTEN connection's life: hand every notification on until the connection ends.
+async fn listen(config: &tokio_postgres::Config, on_change: &(dyn Fn(Change<'_>) + Send + Sync)) {
     let (client, mut connection) = match config.connect(NoTls).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("opencode-share-server: LISTEN connection failed: {e}");
+            tracing::warn!(error = %e, "LISTEN connection failed");
             return;
         }
     };
@@ -315,11 +392,11 @@ async fn listen(config: &tokio_postgres::Config, hub: &Hub) {
         .is_ok()
     {
         // writes made while this process was not listening: let every open viewer catch up
-        hub.poke_all();
+        on_change(Change::Resumed);
         while let Some(payload) = rx.recv().await {
             match payload.split_once(':') {
-                Some(("w", id)) => hub.poke(id),
-                Some(("d", id)) => hub.close(id),
+                Some(("w", id)) => on_change(Change::Written(id)),
+                Some(("d", id)) => on_change(Change::Deleted(id)),
                 _ => {}
             }
         }

@@ -7,6 +7,7 @@
 //! `synchronous=FULL`'s guarantee (the WAL is on disk before the answer) with the fsync off the
 //! writer's path. Reads run on blocking threads over a pool of read-only connections and never
 //! wait for the writer.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -15,8 +16,7 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Snapshot, Store, StoreError, StoreResult};
-use crate::hub::Hub;
+use super::{Head, OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -54,11 +54,21 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// The checkpoint thread runs while this lives.
     _alive: Arc<()>,
+    /// Set when a write found the disk full: the next checkpoint truncates the WAL.
+    full: Arc<AtomicBool>,
 }
 
+/// A full disk is `Full` (answered 507, retried by the client); anything else is `Backend`.
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+        StoreError::Full
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
+
+/// A WAL larger than this is checkpointed with truncation, which gives its space back.
+const WAL_TRUNCATE_AT: u64 = 16 << 20;
 
 impl SqliteStore {
     /// `target` is `PATH`, or `PATH?synchronous=normal` to skip the fsync at each commit (a
@@ -100,19 +110,23 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, rx, syncs))
             .map_err(|e| e.to_string())?;
+        let wal_path = format!("{path}-wal");
+        let full = Arc::new(AtomicBool::new(false));
+        let full_seen = full.clone();
         let checkpointer =
             Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
         thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoints(checkpointer, weak))
+            .spawn(move || checkpoints(checkpointer, wal_path, weak, full_seen))
             .map_err(|e| e.to_string())?;
         Ok(SqliteStore {
             jobs: Mutex::new(tx),
             path: path.to_owned(),
             readers: Arc::default(),
             _alive: alive,
+            full,
         })
     }
 
@@ -122,6 +136,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'static, StoreResult<T>> {
         let (tx, rx) = oneshot::channel();
+        let full = self.full.clone();
         let job: Job = Box::new(move |conn| {
             let run = |sql: &str| {
                 conn.prepare_cached(sql)
@@ -141,7 +156,11 @@ impl SqliteStore {
                 }
             };
             Box::new(move |commit: StoreResult<()>| {
-                let _ = tx.send(commit.and(result));
+                let outcome = commit.and(result);
+                if let Err(StoreError::Full) = outcome {
+                    full.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.send(outcome);
             })
         });
         let sent = self
@@ -189,15 +208,25 @@ impl SqliteStore {
 }
 
 /// Every second, a passive checkpoint (never waits for, or blocks, the writer or readers).
-fn checkpoints(conn: Connection, store: std::sync::Weak<()>) {
+/// A WAL past `WAL_TRUNCATE_AT` (a burst, or a disk that filled up) is checkpointed with
+/// truncation instead, so the WAL stays bounded and a full disk's writes resume as soon as
+/// the WAL can be copied back and its space freed.
+fn checkpoints(conn: Connection, wal: String, store: std::sync::Weak<()>, full: Arc<AtomicBool>) {
     let _ = conn.execute_batch("PRAGMA busy_timeout=1000;");
     loop {
         thread::sleep(std::time::Duration::from_secs(1));
         if store.strong_count() == 0 {
             return; // the store was dropped
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            eprintln!("opencode-share-server: checkpoint failed: {e}");
+        let big = full.swap(false, Ordering::Relaxed)
+            || std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT);
+        let sql = if big {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
 }
@@ -219,7 +248,7 @@ fn writer(
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // the jobs' answer channels drop with them: their callers get "the writer has stopped"
-            eprintln!("opencode-share-server: cannot begin a transaction: {e}");
+            tracing::error!(error = %e, "cannot begin a transaction");
             drop(group);
             continue;
         }
@@ -232,7 +261,7 @@ fn writer(
             },
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                answer(completions, &Err(e.to_string()));
+                answer(completions, &Err(backend(e)));
             }
         }
     }
@@ -252,7 +281,7 @@ fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
             waiting.extend(more);
         }
         if let Some(why) = &broken {
-            answer(waiting, &Err(why.clone()));
+            answer(waiting, &Err(StoreError::Backend(why.clone())));
             continue;
         }
         let opened = match &file {
@@ -269,15 +298,15 @@ fn syncer(wal: &str, groups: mpsc::Receiver<Vec<Completion>>) {
             }),
         };
         if let Err(e) = &synced {
-            eprintln!("opencode-share-server: {e}");
+            tracing::error!(error = %e, "sync of the write-ahead log failed");
         }
-        answer(waiting, &synced);
+        answer(waiting, &synced.map_err(StoreError::Backend));
     }
 }
 
-fn answer(completions: Vec<Completion>, outcome: &Result<(), String>) {
+fn answer(completions: Vec<Completion>, outcome: &StoreResult<()>) {
     for done in completions {
-        done(outcome.clone().map_err(StoreError::Backend));
+        done(outcome.clone());
     }
 }
 
@@ -297,10 +326,10 @@ fn authorize(conn: &Connection, id: &str, secret_text: &str) -> StoreResult<(i64
     Ok((bytes, seq))
 }
 
-fn rows(conn: &Connection, sql: &str, id: &str, after: i64) -> StoreResult<Vec<StoredItem>> {
+fn rows(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<StoredItem>> {
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let items = stmt
-        .query_map(params![id, after], |r| {
+        .query_map(args, |r| {
             Ok(StoredItem {
                 key: r.get(0)?,
                 kind: r.get(1)?,
@@ -312,6 +341,32 @@ fn rows(conn: &Connection, sql: &str, id: &str, after: i64) -> StoreResult<Vec<S
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
     Ok(items)
+}
+
+/// Runs `read` in one read transaction if share `id` exists (`NotFound` otherwise).
+fn in_share<T>(
+    conn: &Connection,
+    id: &str,
+    read: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("BEGIN").map_err(backend)?;
+    let result = exists(conn, id)
+        .and_then(|found| found.ok_or(StoreError::NotFound))
+        .and_then(|_| read(conn));
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+/// One column of share `id`'s row, or `NotFound`.
+fn share_field<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+) -> StoreResult<T> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)
 }
 
 fn exists(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
@@ -400,9 +455,8 @@ impl Store for SqliteStore {
                 let session_id = exists(conn, &id)?.ok_or(StoreError::NotFound)?;
                 let items = rows(
                     conn,
-                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY key",
-                    &id,
-                    0,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 ORDER BY key",
+                    [&id],
                 )?;
                 Ok(Snapshot { session_id, items })
             })();
@@ -411,24 +465,64 @@ impl Store for SqliteStore {
         })
     }
 
-    fn changes(&self, id: String, after: i64) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+    fn changes(
+        &self,
+        id: String,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.query(move |conn| {
-            conn.execute_batch("BEGIN").map_err(backend)?;
-            let result = (|| {
-                exists(conn, &id)?.ok_or(StoreError::NotFound)?;
+            in_share(conn, &id, |conn| {
                 rows(
                     conn,
-                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY seq",
-                    &id,
-                    after,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    params![id, after, limit as i64],
                 )
-            })();
-            let _ = conn.execute_batch("COMMIT");
-            result
+            })
         })
     }
 
-    fn relay(self: Arc<Self>, _hub: Arc<Hub>) {}
+    fn page(
+        &self,
+        id: String,
+        after_key: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+        self.query(move |conn| {
+            in_share(conn, &id, |conn| {
+                rows(
+                    conn,
+                    "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+                    params![id, after_key, limit as i64],
+                )
+            })
+        })
+    }
+
+    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
+        self.query(move |conn| {
+            conn.prepare_cached("SELECT session_id, seq FROM shares WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&id], |r| {
+                        Ok(Head {
+                            session_id: r.get(0)?,
+                            seq: r.get(1)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+        self.query(move |conn| {
+            share_field(conn, "SELECT secret_hash FROM shares WHERE id = ?1", &id)
+        })
+    }
+
+    fn relay(self: Arc<Self>, _on_change: OnChange) {}
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::hub::LiveItem;
 use crate::item;
 use crate::live::{self, Feed};
-use crate::server::State;
+use crate::state::State;
 use crate::store::StoreError;
 
 /// Scripts and styles only from this origin, images only from it or inline data, no frames,

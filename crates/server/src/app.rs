@@ -1,0 +1,76 @@
+//! The whole route table: each protocol's own router, the viewer's page, stream and assets, and
+//! the limits every route shares (body size and deadline, live streams counted). Built without a
+//! socket, so tests can call it in-process.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt;
+
+use crate::conn::Deadline;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{api_next, api_v1, viewer};
+
+/// The server's router over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.shares.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(|| async { "opencode-share-server\n" }))
+        .merge(api_v1::router())
+        .merge(api_next::router())
+        .merge(viewer_routes(&state))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
+        .with_state(state)
+}
+
+/// The viewer's page, its live stream and its files (handlers in `viewer`).
+fn viewer_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let events = get(viewer::events).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        counted_stream,
+    ));
+    Router::new()
+        .route("/share/{id}", get(viewer::page))
+        .route("/s/{id}", get(viewer::page))
+        .route("/share/{id}/events", events)
+        .route("/assets/viewer.js", get(viewer::script))
+        .route("/assets/viewer.css", get(viewer::style))
+}
+
+/// Every request body must arrive whole within `--body-timeout-secs`.
+async fn body_deadline(state: State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let within = state.shares.limits.body_timeout;
+    next.run(request.map(|body| Deadline::wrap(body, within)))
+        .await
+}
+
+/// A live stream takes a place among its share's and the server's open streams (503 when
+/// there is none) and holds it until its body is dropped.
+async fn counted_stream(state: State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    // the route is /share/{id}/events
+    let id = request
+        .uri()
+        .path()
+        .split('/')
+        .nth(2)
+        .unwrap_or("")
+        .to_owned();
+    let permit = match state.streams.open(&id) {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
+    };
+    next.run(request).await.map(|body| {
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &permit;
+            chunk
+        }))
+    })
+}
