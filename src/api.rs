@@ -91,7 +91,7 @@ fn check_remove(session: &str, secret: &str) -> Result<Secret> {
 /// The result of a completed asynchronous operation, once: its JSON, or its error.
 pub fn op_take(id: u32) -> Result<String> {
     fork::check()?;
-    runtime::completions::take(id)
+    runtime::take_op(id)
 }
 
 /// Waits up to `timeout` until everything accepted before the call has been sent or dropped.

@@ -17,21 +17,31 @@ use crate::api;
 use crate::error::{Error, Result, share_status};
 
 thread_local! {
-    /// This thread's last failure message.
+    /// Thread-local: `share_last_error` answers for the calling thread's last failure.
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
 /// Runs `body`, turning its result into a status (recording the message) and a panic into
-/// SHARE_ERR_PANIC.
+/// SHARE_ERR_PANIC. Every export returning a status goes through it (a test checks).
 fn guard(body: impl FnOnce() -> Result<()>) -> share_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => share_status::SHARE_OK,
-        Ok(Err(error)) => fail(error),
-        Err(_) => fail(Error::new(
-            share_status::SHARE_ERR_PANIC,
-            "the library panicked (a bug; please report it); the call was abandoned and the library still works",
-        )),
-    }
+    guarded(panicked, || match body() {
+        Ok(()) => share_status::SHARE_OK,
+        Err(error) => fail(error),
+    })
+}
+
+/// The one panic guard every export goes through: runs `body`, or `on_panic` if it panics
+/// (no unwinding crosses into C).
+fn guarded<T>(on_panic: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| on_panic())
+}
+
+/// SHARE_ERR_PANIC, with its message.
+fn panicked() -> share_status {
+    fail(Error::new(
+        share_status::SHARE_ERR_PANIC,
+        "the library panicked (a bug; please report it); the call was abandoned and the library still works",
+    ))
 }
 
 fn fail(error: Error) -> share_status {
@@ -316,23 +326,37 @@ pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status
 /// failing share_ call.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_last_error() -> *const c_char {
-    let found = LAST_ERROR.try_with(|last| last.borrow().as_ref().map(|text| text.as_ptr()));
-    found.ok().flatten().unwrap_or(c"".as_ptr())
+    guarded(
+        || c"".as_ptr(),
+        || {
+            let found =
+                LAST_ERROR.try_with(|last| last.borrow().as_ref().map(|text| text.as_ptr()));
+            found.ok().flatten().unwrap_or(c"".as_ptr())
+        },
+    )
 }
 
 /// The library's version, "MAJOR.MINOR.PATCH"; a static string.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    guarded(
+        || c"".as_ptr(),
+        || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast(),
+    )
 }
 
 /// Frees a string the library handed out through an out_json. NULL is fine.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_string_free(s: *mut c_char) {
-    if !s.is_null() {
-        // SAFETY: `s` came from CString::into_raw in `give`, and is freed once by contract.
-        drop(unsafe { CString::from_raw(s) });
-    }
+    guarded(
+        || (),
+        || {
+            if !s.is_null() {
+                // SAFETY: `s` came from CString::into_raw in `give`, and is freed once by contract.
+                drop(unsafe { CString::from_raw(s) });
+            }
+        },
+    )
 }
 
 /// Sets the event sink: `notify(user_data)` is called on a library thread whenever events are
@@ -539,6 +563,23 @@ mod tests {
             );
             assert!(out_json.is_null(), "out_json is cleared on failure");
         }
+    }
+
+    #[test]
+    fn every_export_goes_through_the_panic_guard() {
+        let source = include_str!("ffi.rs");
+        let source = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut exports = 0;
+        for item in source.split("#[unsafe(no_mangle)]").skip(1) {
+            exports += 1;
+            let body = item[item.find('{').unwrap() + 1..].trim_start();
+            assert!(
+                body.starts_with("guard(") || body.starts_with("guarded("),
+                "an export skips the panic guard: {}",
+                &item[..item.find('{').unwrap()]
+            );
+        }
+        assert_eq!(exports, 20, "every export was seen");
     }
 
     #[test]

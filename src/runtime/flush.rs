@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::completions::{self, Completion};
+use super::completions::Completion;
 use super::shared::Shared;
 use super::state::{Effects, State};
 use crate::error::{Error, Result, Status};
@@ -48,7 +48,7 @@ impl Shared {
 
     /// `share_flush_async`: registers a flush that settles and the timer complete.
     pub fn flush_async(&self, timeout: Duration, completion: Completion) -> Result<u32> {
-        let id = completions::register(self.generation, completion)?;
+        let id = self.ops.register(self.generation, completion)?;
         super::spooler::request_sync(self); // spool: write and sync soon (not waited for)
         let mut fx = Effects::default();
         {

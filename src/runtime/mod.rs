@@ -4,6 +4,7 @@
 
 pub mod completions;
 mod flush;
+mod global;
 mod messages;
 mod notifier;
 pub mod ops;
@@ -13,49 +14,27 @@ mod state;
 mod timer;
 mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, unbounded};
+use crossbeam_channel::unbounded;
 
 use crate::config::Config;
 use crate::error::{Error, Result, Status};
 use crate::events::{Event, Reason, hub};
 use crate::http::Http;
 use crate::locks::lock;
+use global::{Last, Threads, global};
 use messages::{Job, Notice, Tick};
 pub use shared::Shared;
-
-/// The running runtime, read by every call.
-static CURRENT: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
-/// The last runtime stopped, for `share_stats` after shutdown.
-static LAST: Mutex<Option<Last>> = Mutex::new(None);
-/// Serialises init and shutdown; holds the running runtime's threads.
-static LIFECYCLE: Mutex<Option<Threads>> = Mutex::new(None);
-static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Workers beyond `concurrency`, so asynchronous creates and removes do not wait behind syncs.
 const SPARE_WORKERS: usize = 2;
 
-/// What `share_stats` reads when no runtime runs.
-enum Last {
-    /// Shutting down: its figures still move.
-    Stopping(Arc<Shared>),
-    /// Stopped: its final figures (the runtime itself, with its HTTP client, is gone).
-    Stopped(String),
-}
-
-struct Threads {
-    handles: Vec<JoinHandle<()>>,
-    notifier: JoinHandle<()>,
-    done: Receiver<()>,
-    notifier_done: Receiver<()>,
-}
-
 fn read_current() -> RwLockReadGuard<'static, Option<Arc<Shared>>> {
-    CURRENT.read().unwrap_or_else(|e| e.into_inner())
+    global().read_current()
 }
 
 /// Runs `f` on the running runtime, holding it for the call (short calls only: shutdown waits).
@@ -75,7 +54,7 @@ pub fn current() -> Result<Arc<Shared>> {
 /// threads.
 pub fn init(config_json: Option<&str>) -> Result<()> {
     crate::fork::watch();
-    let mut lifecycle = lock(&LIFECYCLE);
+    let mut lifecycle = lock(&global().lifecycle);
     if read_current().is_some() {
         return Err(Error::new(
             Status::SHARE_ERR_ALREADY_INITIALIZED,
@@ -85,7 +64,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let env_api = std::env::var("OPENCODE_API").ok();
     let config = Config::parse(config_json, env_api.as_deref())?;
     // spool: open the spool (a folder in use or of a bad mode fails init here)
-    let spooled = spooler::open(&config)?;
+    let spooled = spooler::open(&config, &global().lingering)?;
     let for_client = config.clone();
     let http = spawn("share-init".into(), move || Http::new(&for_client))?
         .join()
@@ -102,7 +81,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let (notices_tx, notices_rx) = unbounded();
     let (done_tx, done_rx) = unbounded();
     let (notifier_done_tx, notifier_done_rx) = unbounded();
-    let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    let generation = global().generation.fetch_add(1, Ordering::Relaxed) + 1;
     let workers = config.concurrency + SPARE_WORKERS;
     let shared = Arc::new(Shared::new(
         generation,
@@ -111,6 +90,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         jobs_tx,
         ticks_tx,
         notices_tx.clone(),
+        &global().ops,
     ));
 
     let notifier = spawn("share-notifier".into(), move || {
@@ -141,7 +121,11 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     }
     if let Err(e) = started {
         // spool: the thread syncs and releases the spool
-        spooler::stop(&shared, Instant::now() + Duration::from_secs(1));
+        spooler::stop(
+            &shared,
+            Instant::now() + Duration::from_secs(1),
+            &global().lingering,
+        );
         stop_threads(&shared, handles.len());
         let _ = shared.notices.send(Notice::Stop);
         return Err(e);
@@ -150,7 +134,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     hub().set_courier(Some(Arc::new(move || {
         let _ = notices_tx.send(Notice::Events);
     })));
-    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+    *global().current.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
     *lifecycle = Some(Threads {
         handles,
         notifier,
@@ -191,14 +175,19 @@ fn cannot_start(why: &str) -> String {
 /// left, stops the threads and joins those that finish in time.
 pub fn shutdown(timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut lifecycle = lock(&LIFECYCLE);
-    let Some(shared) = CURRENT.write().unwrap_or_else(|e| e.into_inner()).take() else {
+    let mut lifecycle = lock(&global().lifecycle);
+    let Some(shared) = global()
+        .current
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    else {
         return Err(Error::not_initialized());
     };
-    *lock(&LAST) = Some(Last::Stopping(shared.clone()));
+    *lock(&global().last) = Some(Last::Stopping(shared.clone()));
     let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
     // asynchronous creates and removes under way get the rest of the deadline too
-    let ops_done = completions::wait_for_pending(shared.generation, deadline);
+    let ops_done = global().ops.wait_for_pending(shared.generation, deadline);
     let (left, keys, refused) = {
         let mut state = shared.lock();
         state.closed = true;
@@ -223,20 +212,20 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
             }),
     );
     // spool: what is left stays in the spool for the next share_init (written, synced, released)
-    spooler::stop(&shared, deadline);
-    let abandoned = completions::abandon(shared.generation);
+    spooler::stop(&shared, deadline, &global().lingering);
+    let abandoned = global().ops.abandon(shared.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {
         let _ = shared.notices.send(Notice::Call(call));
     }
     // a completion finished just before the abandon may still be on its way: it goes first
-    completions::settle_in_transit();
+    global().ops.settle_in_transit();
     hub().set_courier(None);
     let threads = lifecycle.take().expect("a running runtime has threads");
     stop_threads(&shared, threads.handles.len() - 1);
     let _ = shared.notices.send(Notice::Stop);
     join_by(threads, deadline);
-    *lock(&LAST) = Some(Last::Stopped(shared.stats_json(false)));
+    *lock(&global().last) = Some(Last::Stopped(shared.stats_json(false)));
     // the last reference unless a request is still in flight: this closes the HTTP client
     drop(shared);
     shutdown_result(flushed, ops_done, left, refused, abandoned_ops, spooled)
@@ -315,12 +304,17 @@ fn join_by(threads: Threads, deadline: Instant) {
     }
 }
 
+/// `share_op_take`: a finished asynchronous operation's result (once).
+pub fn take_op(id: u32) -> Result<String> {
+    global().ops.take(id)
+}
+
 /// `share_stats`: the running runtime's figures, or the last one's after shutdown.
 pub fn stats() -> Result<String> {
     if let Some(shared) = read_current().as_deref() {
         return Ok(shared.stats_json(true));
     }
-    match &*lock(&LAST) {
+    match &*lock(&global().last) {
         Some(Last::Stopping(shared)) => Ok(shared.stats_json(false)),
         Some(Last::Stopped(stats)) => Ok(stats.clone()),
         None => Err(Error::not_initialized()),

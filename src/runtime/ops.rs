@@ -199,7 +199,7 @@ pub fn start(
     completion: Completion,
     work: impl FnOnce(&Shared) -> Result<String> + Send + 'static,
 ) -> Result<u32> {
-    let id = completions::register(shared.generation, completion)?;
+    let id = shared.ops.register(shared.generation, completion)?;
     let runner = shared.clone();
     let job = move || {
         let result = if runner.lock().closed {
@@ -212,11 +212,13 @@ pub fn start(
                 ))
             })
         };
-        completions::finish(&runner.notices, id, result);
+        runner.ops.finish(&runner.notices, id, result);
     };
     if shared.jobs.send(Job::Op(Box::new(job))).is_err() {
         // the workers are gone: complete it now (a no-op if shutdown's abandon() already did)
-        completions::finish(&shared.notices, id, Err(completions::stopped()));
+        shared
+            .ops
+            .finish(&shared.notices, id, Err(completions::stopped()));
     }
     Ok(id)
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crossbeam_channel::Sender;
 
-use super::completions;
+use super::completions::Slots;
 use super::messages::{Job, Notice, Tick};
 use super::spooler; // spool:
 use super::state::{Effects, State};
@@ -39,6 +39,8 @@ pub struct Shared {
     pub jobs: Sender<Job>,
     pub timer: Sender<Tick>,
     pub notices: Sender<Notice>,
+    /// The process's asynchronous operations (in the global state).
+    pub ops: &'static Slots,
     /// spool: the spool thread's wake-ups and progress
     pub spool: spooler::Handle,
     /// Writes not ours: foreign keys, sessions without a share, share records without a secret.
@@ -55,6 +57,7 @@ impl Shared {
         jobs: Sender<Job>,
         timer: Sender<Tick>,
         notices: Sender<Notice>,
+        ops: &'static Slots,
     ) -> Shared {
         let protocol = Protocol::of(&config);
         let limits = Limits {
@@ -83,6 +86,7 @@ impl Shared {
             jobs,
             timer,
             notices,
+            ops,
             spool: spooler::Handle::new(&config), // spool:
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -103,7 +107,7 @@ impl Shared {
             hub().wake();
         }
         for (id, result) in fx.completions {
-            completions::finish(&self.notices, id, result);
+            self.ops.finish(&self.notices, id, result);
         }
         self.wake_workers(fx.tokens);
         if fx.wake_timer {

@@ -170,14 +170,14 @@ impl Handle {
 
 /// Opens the configured spool (at `share_init`, before any thread runs): None without
 /// `spool_dir`; a folder in use or of a bad mode is SHARE_ERR_INVALID_ARGUMENT.
-pub fn open(config: &Config) -> Result<Option<(Spool, Recovery)>> {
+pub fn open(config: &Config, lingering: &Lingering) -> Result<Option<(Spool, Recovery)>> {
     let Some(dir) = &config.spool_dir else {
         return Ok(None);
     };
     // a shutdown whose deadline came first may have left its spool thread finishing its last
     // write: this process's next init on the folder waits for it (up to timeout_ms)
     let stopping = {
-        let mut lingering = lock(&LINGERING);
+        let mut lingering = lock(lingering);
         let found = lingering.iter().position(|(d, _)| d == dir);
         found.map(|i| lingering.swap_remove(i).1)
     };
@@ -255,7 +255,7 @@ pub fn start(shared: &Arc<Shared>, opened: Option<(Spool, Recovery)>) -> Result<
 
 /// Shutdown (and a failed init): the thread writes and syncs what is left, then leaves and
 /// releases the spool; joined if it leaves by `deadline`.
-pub fn stop(shared: &Shared, deadline: Instant) {
+pub fn stop(shared: &Shared, deadline: Instant, lingering: &Lingering) {
     let Some((thread, done)) = lock(&shared.spool.thread).take() else {
         return;
     };
@@ -264,13 +264,13 @@ pub fn stop(shared: &Shared, deadline: Instant) {
         let _ = thread.join();
     } else if let Some(dir) = &shared.config.spool_dir {
         // still writing: the next init on this folder waits for it instead of finding it held
-        lock(&LINGERING).push((dir.clone(), done));
+        lock(lingering).push((dir.clone(), done));
     }
 }
 
 /// Spool threads of stopped runtimes that had not finished by their shutdown's deadline, by
 /// folder, each with the channel it signals when it has released the spool. A leaf lock.
-static LINGERING: Mutex<Vec<(PathBuf, Receiver<()>)>> = Mutex::new(Vec::new());
+pub type Lingering = Mutex<Vec<(PathBuf, Receiver<()>)>>;
 
 /// The record of an accepted content, built before the state lock is taken (None without a
 /// spool); [`accepted`] numbers and pushes it.

@@ -5,14 +5,14 @@
 //! the lock is released. Nothing under the lock calls the host, sends on a channel or does I/O.
 //!
 //! Lock order (outer first; a thread takes locks only in this order):
-//! 1. `LIFECYCLE` (runtime/mod.rs: init and shutdown),
-//! 2. `CURRENT` (read to find the running runtime; written by init and shutdown only),
+//! 1. `lifecycle` (runtime/global.rs: init and shutdown),
+//! 2. `current` (read to find the running runtime; written by init and shutdown only),
 //! 3. the state mutex ([`Shared::lock`](super::Shared::lock)),
 //! 4. the event hub's buffer (a leaf: [`Hub::record`](crate::events::Hub::record) only).
 //!
-//! The completion slots' lock (runtime/completions.rs) is never held together with the state
-//! lock, nor with the hub's. The spool's progress lock and its `LINGERING` list of stopping
-//! spool threads (runtime/spooler.rs) are leaves, never held together with the state lock.
+//! Leaves, never held together with the state lock: `last` (the stopped runtime's stats), the
+//! completion slots' lock (runtime/completions.rs, nor with the hub's), `lingering` (stopping
+//! spool threads) and the spool's progress lock (runtime/spooler.rs).
 
 use std::time::Instant;
 
