@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLockReadGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::config::Config;
 use crate::error::{Error, Result, Status};
@@ -98,38 +98,18 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     })?;
     // spool: re-queue what the spool holds, start the spool thread
     spooler::start(&shared, spooled)?;
-    let mut handles = Vec::with_capacity(workers + 1);
-    let mut started = Ok(());
-    for n in 0..workers {
-        let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
-        match spawn(format!("share-worker-{n}"), move || {
-            worker::run(shared, jobs, done)
-        }) {
-            Ok(handle) => handles.push(handle),
-            Err(e) => {
-                started = Err(e);
-                break;
-            }
+    let started = start_threads(&shared, workers, jobs_rx, ticks_rx, &done_tx);
+    let handles = match started {
+        Ok(handles) => handles,
+        Err((e, workers)) => {
+            // the spool thread syncs and releases the spool
+            let soon = Instant::now() + Duration::from_secs(1);
+            spooler::stop(&shared, soon, &global().lingering);
+            stop_threads(&shared, workers);
+            let _ = shared.notices.send(Notice::Stop);
+            return Err(e);
         }
-    }
-    if started.is_ok() {
-        let (shared, done) = (shared.clone(), done_tx.clone());
-        started = spawn("share-timer".into(), move || {
-            timer::run(shared, ticks_rx, done)
-        })
-        .map(|h| handles.push(h));
-    }
-    if let Err(e) = started {
-        // spool: the thread syncs and releases the spool
-        spooler::stop(
-            &shared,
-            Instant::now() + Duration::from_secs(1),
-            &global().lingering,
-        );
-        stop_threads(&shared, handles.len());
-        let _ = shared.notices.send(Notice::Stop);
-        return Err(e);
-    }
+    };
 
     hub().set_courier(Some(Arc::new(move || {
         let _ = notices_tx.send(Notice::Events);
@@ -142,6 +122,34 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         notifier_done: notifier_done_rx,
     });
     Ok(())
+}
+
+/// Starts the workers and the timer; on failure, the error and how many workers started.
+fn start_threads(
+    shared: &Arc<Shared>,
+    workers: usize,
+    jobs: Receiver<Job>,
+    ticks: Receiver<Tick>,
+    done: &Sender<()>,
+) -> std::result::Result<Vec<JoinHandle<()>>, (Error, usize)> {
+    let mut handles = Vec::with_capacity(workers + 1);
+    for n in 0..workers {
+        let (shared, jobs, done) = (shared.clone(), jobs.clone(), done.clone());
+        match spawn(format!("share-worker-{n}"), move || {
+            worker::run(shared, jobs, done)
+        }) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => return Err((e, handles.len())),
+        }
+    }
+    let (runner, done) = (shared.clone(), done.clone());
+    match spawn("share-timer".into(), move || {
+        timer::run(runner, ticks, done)
+    }) {
+        Ok(handle) => handles.push(handle),
+        Err(e) => return Err((e, handles.len())),
+    }
+    Ok(handles)
 }
 
 /// Starts a named library thread.
