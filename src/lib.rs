@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod content;
+pub mod engine;
 pub mod error;
 pub mod events;
 #[allow(unsafe_code)]

@@ -467,6 +467,27 @@ impl Queue {
         }
     }
 
+    /// The key's and its session's shared names, while it has an entry.
+    pub fn names(&self, key: &str) -> Option<(&Arc<str>, &Arc<str>)> {
+        self.entries.get(key).map(|e| (&e.key, &e.session))
+    }
+
+    /// Every key's newest content not yet delivered (pending, else in flight), for tests.
+    #[cfg(test)]
+    pub fn contents(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        let mut all: Vec<(Arc<str>, Arc<str>)> = self
+            .entries
+            .values()
+            .filter_map(|e| {
+                let flying = e.in_flight.as_ref().filter(|_| e.cancelled.is_none());
+                let text = e.pending.as_ref().or(flying.map(|f| &f.text))?;
+                Some((e.key.clone(), text.clone()))
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
     /// True while `key` has content pending, parked, held or in flight.
     pub fn holds_key(&self, key: &str) -> bool {
         self.entries.contains_key(key)

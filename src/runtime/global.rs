@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 
 use super::completions::Slots;
-use super::shared::Shared;
+use super::instance::Instance as Shared;
 
 /// Everything global, behind one static. Lock order: `lifecycle` → `current` → the running
 /// runtime's state; `last`, the slots' lock and `lingering` are leaves.

@@ -1,16 +1,18 @@
-//! The global runtime: started by `share_init`, stopped by `share_shutdown`, startable again.
-//! Threads: `concurrency + 2` workers draining one crossbeam job queue, a timer for retries, and
-//! a notifier that alone calls into the host.
+//! The runtime: the threads around the engine (src/engine/), started by `share_init`, stopped
+//! by `share_shutdown`, startable again. Threads: `concurrency + 2` workers draining one
+//! crossbeam job queue, a timer for parked keys and flush deadlines, the spool writer (with
+//! `spool_dir`), and a notifier that alone calls into the host.
 
 pub mod completions;
 mod flush;
 mod global;
+mod instance;
+mod intake;
 mod messages;
 mod notifier;
 pub mod ops;
-mod shared;
-mod spooler;
-mod state;
+mod spool_writer;
+mod stats;
 mod timer;
 mod worker;
 
@@ -22,23 +24,26 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::config::Config;
+use crate::engine::Left;
 use crate::error::{Error, Result, Status};
 use crate::events::{Event, Reason, hub};
 use crate::http::Http;
 use crate::locks::lock;
+use crate::spool::{Recovery, Spool};
 use global::{Last, Threads, global};
+use instance::Channels;
+pub use instance::Instance;
 use messages::{Job, Notice, Tick};
-pub use shared::Shared;
 
 /// Workers beyond `concurrency`, so asynchronous creates and removes do not wait behind syncs.
 const SPARE_WORKERS: usize = 2;
 
-fn read_current() -> RwLockReadGuard<'static, Option<Arc<Shared>>> {
+fn read_current() -> RwLockReadGuard<'static, Option<Arc<Instance>>> {
     global().read_current()
 }
 
 /// Runs `f` on the running runtime, holding it for the call (short calls only: shutdown waits).
-pub fn with_current<R>(f: impl FnOnce(&Shared) -> Result<R>) -> Result<R> {
+pub fn with_current<R>(f: impl FnOnce(&Instance) -> Result<R>) -> Result<R> {
     match read_current().as_deref() {
         Some(shared) => f(shared),
         None => Err(Error::not_initialized()),
@@ -46,7 +51,7 @@ pub fn with_current<R>(f: impl FnOnce(&Shared) -> Result<R>) -> Result<R> {
 }
 
 /// The running runtime, for calls that may wait.
-pub fn current() -> Result<Arc<Shared>> {
+pub fn current() -> Result<Arc<Instance>> {
     read_current().clone().ok_or_else(Error::not_initialized)
 }
 
@@ -63,8 +68,8 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     }
     let env_api = std::env::var("OPENCODE_API").ok();
     let config = Config::parse(config_json, env_api.as_deref())?;
-    // spool: open the spool (a folder in use or of a bad mode fails init here)
-    let spooled = spooler::open(&config, &global().lingering)?;
+    // a spool folder in use or of a bad mode fails init here
+    let spooled = spool_writer::open(&config, &global().lingering)?;
     let for_client = config.clone();
     let http = spawn("share-init".into(), move || Http::new(&for_client))?
         .join()
@@ -83,28 +88,29 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let (notifier_done_tx, notifier_done_rx) = unbounded();
     let generation = global().generation.fetch_add(1, Ordering::Relaxed) + 1;
     let workers = config.concurrency + SPARE_WORKERS;
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(Instance::new(
         generation,
         config,
         http,
-        jobs_tx,
-        ticks_tx,
-        notices_tx.clone(),
+        Channels {
+            jobs: jobs_tx,
+            timer: ticks_tx,
+            notices: notices_tx.clone(),
+        },
         &global().ops,
     ));
 
     let notifier = spawn("share-notifier".into(), move || {
         notifier::run(notices_rx, notifier_done_tx)
     })?;
-    // spool: re-queue what the spool holds, start the spool thread
-    spooler::start(&shared, spooled)?;
+    start_spool(&shared, spooled)?;
     let started = start_threads(&shared, workers, jobs_rx, ticks_rx, &done_tx);
     let handles = match started {
         Ok(handles) => handles,
         Err((e, workers)) => {
             // the spool thread syncs and releases the spool
             let soon = Instant::now() + Duration::from_secs(1);
-            spooler::stop(&shared, soon, &global().lingering);
+            spool_writer::stop(&shared.spool, &shared.config, soon, &global().lingering);
             stop_threads(&shared, workers);
             let _ = shared.notices.send(Notice::Stop);
             return Err(e);
@@ -124,9 +130,45 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// With a spool: the engine re-queues what it held, then the spool writer starts. Before
+/// `share_init` returns.
+fn start_spool(shared: &Arc<Instance>, opened: Option<(Spool, Recovery)>) -> Result<()> {
+    let Some((spool, recovery)) = opened else {
+        return Ok(());
+    };
+    spool_writer::recovered(&shared.spool, &spool, &recovery);
+    let skipped_bytes = recovery.skipped_bytes;
+    let now = Instant::now();
+    let (deferred, tokens, last_seq) = shared.decide(|engine, _| {
+        let (deferred, tokens) = engine.recover(recovery, now);
+        (deferred, tokens, engine.queue.last_seq())
+    });
+    spool_writer::requeued(&shared.spool, deferred, last_seq);
+    shared.wake_workers(tokens);
+    if skipped_bytes > 0 {
+        hub().emit([Event::Spool {
+            skipped_bytes: Some(skipped_bytes),
+            error: None,
+        }]);
+    }
+    let runner = shared.clone();
+    let swap: spool_writer::Swap = Box::new(move |records, index| {
+        let mut engine = runner.lock();
+        engine.journal_mut().swap(records, index);
+        (engine.journal().pushed(), engine.queue.last_seq())
+    });
+    let timing = spool_writer::Timing {
+        interval: shared.config.spool_interval,
+        fsync: shared.config.spool_fsync,
+    };
+    spool_writer::start(&shared.spool, spool, timing, swap, |body| {
+        spawn("share-spool".into(), body)
+    })
+}
+
 /// Starts the workers and the timer; on failure, the error and how many workers started.
 fn start_threads(
-    shared: &Arc<Shared>,
+    shared: &Arc<Instance>,
     workers: usize,
     jobs: Receiver<Job>,
     ticks: Receiver<Tick>,
@@ -196,14 +238,11 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
     // asynchronous creates and removes under way get the rest of the deadline too
     let ops_done = global().ops.wait_for_pending(shared.generation, deadline);
-    let (left, keys, refused) = {
-        let mut state = shared.lock();
-        state.closed = true;
-        let refused = state.queue.refused_shares();
-        let (left, keys) = state.queue.drain();
-        shared.changed.notify_all();
-        (left, keys, refused)
-    };
+    let Left {
+        contents: left,
+        keys,
+        refused,
+    } = shared.decide(|engine, fx| engine.close(fx));
     // one event per key, so every drop names what it dropped; with a spool nothing is lost:
     // the next share_init on it sends what is left, and the event says so
     let spooled = shared.spool.is_on();
@@ -219,8 +258,8 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
                 error: kept.clone(),
             }),
     );
-    // spool: what is left stays in the spool for the next share_init (written, synced, released)
-    spooler::stop(&shared, deadline, &global().lingering);
+    // what is left stays in the spool for the next share_init (written, synced, released)
+    spool_writer::stop(&shared.spool, &shared.config, deadline, &global().lingering);
     let abandoned = global().ops.abandon(shared.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {
@@ -285,7 +324,7 @@ fn shutdown_result(
 }
 
 /// Asks `workers` workers and the timer to leave.
-fn stop_threads(shared: &Shared, workers: usize) {
+fn stop_threads(shared: &Instance, workers: usize) {
     for _ in 0..workers {
         let _ = shared.jobs.send(Job::Stop);
     }
