@@ -69,7 +69,7 @@ pub fn redact<'a>(text: &'a str, secret: &Secret) -> Result<Cow<'a, str>> {
     let escapable = secret
         .chars()
         .any(|c| matches!(c, '"' | '\\' | '/') || c < ' ');
-    if !text.contains(secret) && !text.contains("\\u") && !(escapable && text.contains('\\')) {
+    if !(text.contains(secret) || text.contains("\\u") || escapable && text.contains('\\')) {
         return Ok(Cow::Borrowed(text));
     }
     let unsafe_content = |why: &str| {
@@ -305,8 +305,8 @@ fn decode(raw: &str) -> std::result::Result<Cow<'_, str>, String> {
                 let unit = hex(&mut chars)?;
                 if (0xD800..0xDC00).contains(&unit) {
                     let rest = chars.as_str();
-                    if rest.starts_with("\\u") {
-                        let mut ahead = rest[2..].chars();
+                    if let Some(after) = rest.strip_prefix("\\u") {
+                        let mut ahead = after.chars();
                         if let Ok(low) = hex(&mut ahead) {
                             if (0xDC00..0xE000).contains(&low) {
                                 let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);

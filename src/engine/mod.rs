@@ -16,12 +16,11 @@ mod journal;
 mod replay_tests;
 mod settle;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Result;
 use crate::events::Event;
-use crate::queue::{Limits, Queue};
+use crate::queue::{Dropped, Limits, Queue};
 use crate::registry::{self, Registry};
 use crate::retry::RetryPolicy;
 use crate::spool::Recovery;
@@ -89,7 +88,7 @@ pub struct Left {
     /// Contents pending or in flight.
     pub contents: u64,
     /// Per key: (key, session, contents).
-    pub keys: Vec<(Arc<str>, Arc<str>, u64)>,
+    pub keys: Vec<Dropped>,
     /// Shares refused at the time.
     pub refused: usize,
 }

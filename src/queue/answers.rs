@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::{AfterFailure, AfterSuccess, Cancel, Failure, Flight, Queue};
 
+/// A key dropped at shutdown: (key, session, contents).
+pub type Dropped = (Arc<str>, Arc<str>, u64);
+
 impl Queue {
     /// The request for `key` succeeded: its share is healthy (resumed if it was refused), and
     /// every key parked by an outage may go now.
@@ -256,9 +259,9 @@ impl Queue {
 
     /// Drops everything, pending (held too) and in flight, at shutdown; returns how many
     /// contents, and how many of each key (with its session), by key.
-    pub fn drain(&mut self) -> (u64, Vec<(Arc<str>, Arc<str>, u64)>) {
+    pub fn drain(&mut self) -> (u64, Vec<Dropped>) {
         let left = (self.pending_keys + self.in_flight) as u64;
-        let mut keys: Vec<(Arc<str>, Arc<str>, u64)> = self
+        let mut keys: Vec<Dropped> = self
             .entries
             .values()
             .map(|e| {

@@ -29,6 +29,7 @@ use foldhash::HashMapExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use answers::Dropped;
 use ready::Ready;
 
 /// The queue's bounds, from the configuration.

@@ -44,6 +44,12 @@ pub struct Slots {
     in_transit: AtomicUsize,
 }
 
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots::new()
+    }
+}
+
 impl Slots {
     pub const fn new() -> Slots {
         Slots {
