@@ -4,30 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Effects, Engine};
+use super::{Effects, Engine, Forgotten, Refusal};
 use crate::events::{Event, Reason};
-use crate::queue::{Offer, QueueFull};
+use crate::queue::Offer;
 use crate::registry::Share;
 use crate::spool::{self, Content, Record};
-
-/// Why a write was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Shutdown has begun.
-    Closed,
-    /// The session has no share (it was removed meanwhile).
-    Unshared,
-    /// Pending bytes would pass `max_pending_bytes`.
-    Full(QueueFull),
-}
-
-/// What the local part of a remove found.
-pub struct Forgotten {
-    /// The service was refusing the share.
-    pub refused: bool,
-    /// The share's id on the service, if a create or a share record gave one ("next").
-    pub id: Option<Arc<str>>,
-}
 
 impl Engine {
     /// True while `session` has a share.

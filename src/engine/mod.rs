@@ -16,18 +16,17 @@ mod journal;
 mod replay_tests;
 mod settle;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::events::Event;
-use crate::queue::{Dropped, Limits, Queue};
+use crate::events::{Event, Reason};
+use crate::queue::{Dropped, Limits, Queue, QueueFull};
 use crate::registry::{self, Registry};
-use crate::retry::RetryPolicy;
+use crate::retry::{Attempt, RetryPolicy};
 use crate::spool::Recovery;
 
-pub use intake::{Forgotten, Refusal};
 pub use journal::Journal;
-pub use settle::{Outcome, failure_kind};
 
 /// The state the runtime keeps behind its one mutex. See the module documentation.
 pub struct Engine {
@@ -81,6 +80,36 @@ impl Effects {
     pub fn emit(&mut self, events: impl IntoIterator<Item = Event>) {
         self.events.extend(events);
     }
+}
+
+/// Why a write was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Shutdown has begun.
+    Closed,
+    /// The session has no share (it was removed meanwhile).
+    Unshared,
+    /// Pending bytes would pass `max_pending_bytes`.
+    Full(QueueFull),
+}
+
+/// What the local part of a remove found.
+pub struct Forgotten {
+    /// The service was refusing the share.
+    pub refused: bool,
+    /// The share's id on the service, if a create or a share record gave one ("next").
+    pub id: Option<Arc<str>>,
+}
+
+/// How one dispatched request ended on its worker.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The items (indexes into the dispatch) the request carried.
+    pub sent: Vec<usize>,
+    /// The request's answer, if one was made.
+    pub answer: Option<Attempt>,
+    /// Items not sent: why, as a drop reason and words without the secret.
+    pub not_sent: Vec<(usize, Reason, String)>,
 }
 
 /// What shutdown found left.

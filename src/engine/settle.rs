@@ -6,26 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Effects, Engine};
+use super::{Effects, Engine, Outcome};
 use crate::events::{Event, Reason};
 use crate::queue::{AfterFailure, Dispatch, Failure, Item};
 use crate::registry::Share;
 use crate::retry::{self, Attempt, Verdict};
 use crate::spool::Record;
 
-/// How one dispatched request ended on its worker.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The items (indexes into the dispatch) the request carried.
-    pub sent: Vec<usize>,
-    /// The request's answer, if one was made.
-    pub answer: Option<Attempt>,
-    /// Items not sent: why, as a drop reason and words without the secret.
-    pub not_sent: Vec<(usize, Reason, String)>,
-}
-
 /// What kind of failure an answer is, for the queue's per-key and per-share bookkeeping.
-pub fn failure_kind(attempt: &Attempt, after: Option<Duration>) -> Failure {
+fn failure_kind(attempt: &Attempt, after: Option<Duration>) -> Failure {
     if retry::refusal_evidence(attempt) {
         Failure::Refusal
     } else if after.is_some() || matches!(attempt, Attempt::Answered { status: 429, .. }) {
@@ -303,4 +292,27 @@ fn items<'a>(dispatch: &'a Dispatch, keys: &'a [&str]) -> impl Iterator<Item = &
     let mut items = dispatch.items.iter();
     keys.iter()
         .filter_map(move |key| items.by_ref().find(|i| &*i.key == *key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_sorted_into_outage_busy_and_refusal() {
+        let answered = |status| Attempt::Answered {
+            status,
+            retry_after: None,
+        };
+        assert_eq!(failure_kind(&answered(500), None), Failure::Refusal);
+        assert_eq!(failure_kind(&answered(503), None), Failure::Outage);
+        assert_eq!(failure_kind(&answered(502), None), Failure::Outage);
+        assert_eq!(failure_kind(&answered(429), None), Failure::Busy);
+        let wait = Some(Duration::from_secs(1));
+        assert_eq!(failure_kind(&answered(503), wait), Failure::Busy);
+        assert_eq!(
+            failure_kind(&Attempt::Network("reset".into()), None),
+            Failure::Outage
+        );
+    }
 }

@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{AfterFailure, AfterSuccess, Cancel, Failure, Flight, Queue};
-
-/// A key dropped at shutdown: (key, session, contents).
-pub type Dropped = (Arc<str>, Arc<str>, u64);
+use super::{AfterFailure, AfterSuccess, Cancel, Dropped, Failure, Flight, Queue};
 
 impl Queue {
     /// The request for `key` succeeded: its share is healthy (resumed if it was refused), and

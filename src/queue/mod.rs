@@ -29,7 +29,6 @@ use foldhash::HashMapExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use answers::Dropped;
 use ready::Ready;
 
 /// The queue's bounds, from the configuration.
@@ -92,6 +91,9 @@ pub struct Item {
     /// The number of the newest write this content carries (older ones are covered too).
     pub seq: u64,
 }
+
+/// A key dropped at shutdown: (key, session, contents).
+pub type Dropped = (Arc<str>, Arc<str>, u64);
 
 /// How `offer` took a content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

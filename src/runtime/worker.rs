@@ -150,24 +150,4 @@ mod tests {
             "a panic became something else"
         );
     }
-
-    #[test]
-    fn answers_are_sorted_into_outage_busy_and_refusal() {
-        use crate::engine::failure_kind;
-        use crate::queue::Failure;
-        let answered = |status| Attempt::Answered {
-            status,
-            retry_after: None,
-        };
-        assert_eq!(failure_kind(&answered(500), None), Failure::Refusal);
-        assert_eq!(failure_kind(&answered(503), None), Failure::Outage);
-        assert_eq!(failure_kind(&answered(502), None), Failure::Outage);
-        assert_eq!(failure_kind(&answered(429), None), Failure::Busy);
-        let wait = Some(std::time::Duration::from_secs(1));
-        assert_eq!(failure_kind(&answered(503), wait), Failure::Busy);
-        assert_eq!(
-            failure_kind(&Attempt::Network("reset".into()), None),
-            Failure::Outage
-        );
-    }
 }
