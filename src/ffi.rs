@@ -14,7 +14,59 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api;
-use crate::error::{Error, Result, share_status};
+use crate::error::{Error, Result, Status};
+
+/// What a `share_*` call reports. `SHARE_OK` (0) is success; every other value comes with a
+/// message in `share_last_error()` on the calling thread.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum share_status {
+    /// Success.
+    SHARE_OK = 0,
+    /// NULL where a value is needed, bad UTF-8, malformed key, invalid JSON, bad config.
+    SHARE_ERR_INVALID_ARGUMENT = 1,
+    /// Called before share_init, or after share_shutdown; share_init: the library could not
+    /// start (no thread, no HTTP client); any call in a forked child of a process that
+    /// started the library.
+    SHARE_ERR_NOT_INITIALIZED = 2,
+    /// share_init while running; nothing changed.
+    SHARE_ERR_ALREADY_INITIALIZED = 3,
+    /// Could not reach the service (connect, reset, timeout), retries spent.
+    SHARE_ERR_NETWORK = 4,
+    /// The service answered with a non-2xx status. From share_flush and share_shutdown: every
+    /// content accepted before the call settled, but not all were delivered: some were given
+    /// up (refused, too large, unsafe, share gone) or wait for a share the service refuses;
+    /// the message says how many (each given-up content is reported by one flush).
+    SHARE_ERR_HTTP_STATUS = 5,
+    /// The service's answer is not what the protocol says (unreadable, over 64 KiB, or a
+    /// share that another session of this runtime already holds).
+    SHARE_ERR_BAD_RESPONSE = 6,
+    /// share_flush/share_shutdown: the deadline came with work left.
+    SHARE_ERR_TIMEOUT = 7,
+    /// Pending content would pass max_pending_bytes; nothing was queued.
+    SHARE_ERR_QUEUE_FULL = 8,
+    /// A bug inside the library; it was caught, and the library still works.
+    SHARE_ERR_PANIC = 9,
+}
+
+/// The one place a [`Status`] becomes a C status code.
+impl From<Status> for share_status {
+    fn from(status: Status) -> share_status {
+        match status {
+            Status::SHARE_OK => share_status::SHARE_OK,
+            Status::SHARE_ERR_INVALID_ARGUMENT => share_status::SHARE_ERR_INVALID_ARGUMENT,
+            Status::SHARE_ERR_NOT_INITIALIZED => share_status::SHARE_ERR_NOT_INITIALIZED,
+            Status::SHARE_ERR_ALREADY_INITIALIZED => share_status::SHARE_ERR_ALREADY_INITIALIZED,
+            Status::SHARE_ERR_NETWORK => share_status::SHARE_ERR_NETWORK,
+            Status::SHARE_ERR_HTTP_STATUS => share_status::SHARE_ERR_HTTP_STATUS,
+            Status::SHARE_ERR_BAD_RESPONSE => share_status::SHARE_ERR_BAD_RESPONSE,
+            Status::SHARE_ERR_TIMEOUT => share_status::SHARE_ERR_TIMEOUT,
+            Status::SHARE_ERR_QUEUE_FULL => share_status::SHARE_ERR_QUEUE_FULL,
+            Status::SHARE_ERR_PANIC => share_status::SHARE_ERR_PANIC,
+        }
+    }
+}
 
 thread_local! {
     /// Thread-local: `share_last_error` answers for the calling thread's last failure.
@@ -39,7 +91,7 @@ fn guarded<T>(on_panic: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
 /// SHARE_ERR_PANIC, with its message.
 fn panicked() -> share_status {
     fail(Error::new(
-        share_status::SHARE_ERR_PANIC,
+        Status::SHARE_ERR_PANIC,
         "the library panicked (a bug; please report it); the call was abandoned and the library still works",
     ))
 }
@@ -47,7 +99,7 @@ fn panicked() -> share_status {
 fn fail(error: Error) -> share_status {
     let text = CString::new(error.message.replace('\0', "\\0")).unwrap_or_default();
     let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some(text));
-    error.status
+    error.status.into()
 }
 
 /// Reads a NUL-terminated UTF-8 argument; `name` is for the message.
@@ -407,7 +459,7 @@ fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api
     Ok(Box::new(move |id, status| {
         let user_data = user_data;
         // SAFETY: the host gave this function and pointer for exactly this call.
-        unsafe { callback(user_data.0, id, status) }
+        unsafe { callback(user_data.0, id, status.into()) }
     }))
 }
 

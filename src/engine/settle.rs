@@ -1,8 +1,18 @@
 //! Dispatch and settling: a worker takes the next request here, and brings back how it ended;
-//! the one answer is settled for every item the request carried, per verdict (sent, retry,
-//! drop, unshared), each journaled: a 2xx an `Ack` of the newest write delivered, a drop a
-//! `Dropped`, a lost share a `Remove`.
-
+//! the one answer is settled for every item the request carried, per verdict:
+//! - 2xx: sent (`synced` events; an `Ack` of the newest write delivered is journaled); keys
+//!   parked by an outage wake, a refused share resumes (`resumed`).
+//! - network error, 408, 429, 5xx: the keys are parked with one jittered backoff (`retry`
+//!   events) while new writes keep coalescing into them; the `max_retries`-th 500 in a row of a
+//!   share makes it refused (`refused`: its keys held, one probe per `retry_max_ms`).
+//! - 401/403/404: the contents are given up and, if the share is still the one the request
+//!   used, it is forgotten with the session's work (`unshared`; a `Remove` journaled).
+//! - other 4xx, or not sent (unsafe, too large, a panic): the content is dropped (`dropped`; a
+//!   `Dropped` journaled).
+//!
+//! A key re-written meanwhile goes out next, in write order, once `min_interval` has passed
+//! since its previous request started. Then waiters are told to look again and asynchronous
+//! flushes whose marks are passed complete (flushes.rs).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
