@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 
 use super::completions::Slots;
-use super::instance::Instance as Shared;
+use super::instance::Instance;
 
 /// Everything global, behind one static. Lock order: `lifecycle` → `current` → the running
 /// runtime's state; `last`, the slots' lock and `lingering` are leaves.
@@ -18,7 +18,7 @@ pub struct Global {
     /// Serialises init and shutdown; holds the running runtime's threads.
     pub lifecycle: Mutex<Option<Threads>>,
     /// The running runtime, read by every call.
-    pub current: RwLock<Option<Arc<Shared>>>,
+    pub current: RwLock<Option<Arc<Instance>>>,
     /// The last runtime stopped, for `share_stats` after shutdown.
     pub last: Mutex<Option<Last>>,
     /// Numbers the runtimes, so an operation of a stopped one is told apart.
@@ -45,7 +45,7 @@ pub fn global() -> &'static Global {
 }
 
 impl Global {
-    pub fn read_current(&self) -> RwLockReadGuard<'_, Option<Arc<Shared>>> {
+    pub fn read_current(&self) -> RwLockReadGuard<'_, Option<Arc<Instance>>> {
         self.current.read().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -53,7 +53,7 @@ impl Global {
 /// What `share_stats` reads when no runtime runs.
 pub enum Last {
     /// Shutting down: its figures still move.
-    Stopping(Arc<Shared>),
+    Stopping(Arc<Instance>),
     /// Stopped: its final figures (the runtime itself, with its HTTP client, is gone).
     Stopped(String),
 }

@@ -45,7 +45,7 @@ fn read_current() -> RwLockReadGuard<'static, Option<Arc<Instance>>> {
 /// Runs `f` on the running runtime, holding it for the call (short calls only: shutdown waits).
 pub fn with_current<R>(f: impl FnOnce(&Instance) -> Result<R>) -> Result<R> {
     match read_current().as_deref() {
-        Some(shared) => f(shared),
+        Some(instance) => f(instance),
         None => Err(Error::not_initialized()),
     }
 }
@@ -88,7 +88,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let (notifier_done_tx, notifier_done_rx) = unbounded();
     let generation = global().generation.fetch_add(1, Ordering::Relaxed) + 1;
     let workers = config.concurrency + SPARE_WORKERS;
-    let shared = Arc::new(Instance::new(
+    let instance = Arc::new(Instance::new(
         generation,
         config,
         http,
@@ -103,16 +103,16 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let notifier = spawn("share-notifier".into(), move || {
         notifier::run(notices_rx, notifier_done_tx)
     })?;
-    start_spool(&shared, spooled)?;
-    let started = start_threads(&shared, workers, jobs_rx, ticks_rx, &done_tx);
+    start_spool(&instance, spooled)?;
+    let started = start_threads(&instance, workers, jobs_rx, ticks_rx, &done_tx);
     let handles = match started {
         Ok(handles) => handles,
         Err((e, workers)) => {
             // the spool thread syncs and releases the spool
             let soon = Instant::now() + Duration::from_secs(1);
-            spool_writer::stop(&shared.spool, &shared.config, soon, &global().lingering);
-            stop_threads(&shared, workers);
-            let _ = shared.notices.send(Notice::Stop);
+            spool_writer::stop(&instance.spool, &instance.config, soon, &global().lingering);
+            stop_threads(&instance, workers);
+            let _ = instance.notices.send(Notice::Stop);
             return Err(e);
         }
     };
@@ -120,7 +120,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     hub().set_courier(Some(Arc::new(move || {
         let _ = notices_tx.send(Notice::Events);
     })));
-    *global().current.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+    *global().current.write().unwrap_or_else(|e| e.into_inner()) = Some(instance);
     *lifecycle = Some(Threads {
         handles,
         notifier,
@@ -132,43 +132,43 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
 
 /// With a spool: the engine re-queues what it held, then the spool writer starts. Before
 /// `share_init` returns.
-fn start_spool(shared: &Arc<Instance>, opened: Option<(Spool, Recovery)>) -> Result<()> {
+fn start_spool(instance: &Arc<Instance>, opened: Option<(Spool, Recovery)>) -> Result<()> {
     let Some((spool, recovery)) = opened else {
         return Ok(());
     };
-    spool_writer::recovered(&shared.spool, &spool, &recovery);
+    spool_writer::recovered(&instance.spool, &spool, &recovery);
     let skipped_bytes = recovery.skipped_bytes;
     let now = Instant::now();
-    let (deferred, tokens, last_seq) = shared.decide(|engine, _| {
+    let (deferred, tokens, last_seq) = instance.decide(|engine, _| {
         let (deferred, tokens) = engine.recover(recovery, now);
         (deferred, tokens, engine.queue.last_seq())
     });
-    spool_writer::requeued(&shared.spool, deferred, last_seq);
-    shared.wake_workers(tokens);
+    spool_writer::requeued(&instance.spool, deferred, last_seq);
+    instance.wake_workers(tokens);
     if skipped_bytes > 0 {
         hub().emit([Event::Spool {
             skipped_bytes: Some(skipped_bytes),
             error: None,
         }]);
     }
-    let runner = shared.clone();
+    let runner = instance.clone();
     let swap: spool_writer::Swap = Box::new(move |records, index| {
         let mut engine = runner.lock();
         engine.journal_mut().swap(records, index);
         (engine.journal().pushed(), engine.queue.last_seq())
     });
     let timing = spool_writer::Timing {
-        interval: shared.config.spool_interval,
-        fsync: shared.config.spool_fsync,
+        interval: instance.config.spool_interval,
+        fsync: instance.config.spool_fsync,
     };
-    spool_writer::start(&shared.spool, spool, timing, swap, |body| {
+    spool_writer::start(&instance.spool, spool, timing, swap, |body| {
         spawn("share-spool".into(), body)
     })
 }
 
 /// Starts the workers and the timer; on failure, the error and how many workers started.
 fn start_threads(
-    shared: &Arc<Instance>,
+    instance: &Arc<Instance>,
     workers: usize,
     jobs: Receiver<Job>,
     ticks: Receiver<Tick>,
@@ -176,15 +176,15 @@ fn start_threads(
 ) -> std::result::Result<Vec<JoinHandle<()>>, (Error, usize)> {
     let mut handles = Vec::with_capacity(workers + 1);
     for n in 0..workers {
-        let (shared, jobs, done) = (shared.clone(), jobs.clone(), done.clone());
+        let (instance, jobs, done) = (instance.clone(), jobs.clone(), done.clone());
         match spawn(format!("share-worker-{n}"), move || {
-            worker::run(shared, jobs, done)
+            worker::run(instance, jobs, done)
         }) {
             Ok(handle) => handles.push(handle),
             Err(e) => return Err((e, handles.len())),
         }
     }
-    let (runner, done) = (shared.clone(), done.clone());
+    let (runner, done) = (instance.clone(), done.clone());
     match spawn("share-timer".into(), move || {
         timer::run(runner, ticks, done)
     }) {
@@ -226,7 +226,7 @@ fn cannot_start(why: &str) -> String {
 pub fn shutdown(timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut lifecycle = lock(&global().lifecycle);
-    let Some(shared) = global()
+    let Some(instance) = global()
         .current
         .write()
         .unwrap_or_else(|e| e.into_inner())
@@ -234,18 +234,18 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
     else {
         return Err(Error::not_initialized());
     };
-    *lock(&global().last) = Some(Last::Stopping(shared.clone()));
-    let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
+    *lock(&global().last) = Some(Last::Stopping(instance.clone()));
+    let flushed = instance.flush(deadline.saturating_duration_since(Instant::now()));
     // asynchronous creates and removes under way get the rest of the deadline too
-    let ops_done = global().ops.wait_for_pending(shared.generation, deadline);
+    let ops_done = global().ops.wait_for_pending(instance.generation, deadline);
     let Left {
         contents: left,
         keys,
         refused,
-    } = shared.decide(|engine, fx| engine.close(fx));
+    } = instance.decide(|engine, fx| engine.close(fx));
     // one event per key, so every drop names what it dropped; with a spool nothing is lost:
     // the next share_init on it sends what is left, and the event says so
-    let spooled = shared.spool.is_on();
+    let spooled = instance.spool.is_on();
     let kept = spooled.then(|| KEPT_IN_SPOOL.to_owned());
     hub().emit(
         keys.into_iter()
@@ -259,22 +259,27 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
             }),
     );
     // what is left stays in the spool for the next share_init (written, synced, released)
-    spool_writer::stop(&shared.spool, &shared.config, deadline, &global().lingering);
-    let abandoned = global().ops.abandon(shared.generation);
+    spool_writer::stop(
+        &instance.spool,
+        &instance.config,
+        deadline,
+        &global().lingering,
+    );
+    let abandoned = global().ops.abandon(instance.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {
-        let _ = shared.notices.send(Notice::Call(call));
+        let _ = instance.notices.send(Notice::Call(call));
     }
     // a completion finished just before the abandon may still be on its way: it goes first
     global().ops.settle_in_transit();
     hub().set_courier(None);
     let threads = lifecycle.take().expect("a running runtime has threads");
-    stop_threads(&shared, threads.handles.len() - 1);
-    let _ = shared.notices.send(Notice::Stop);
+    stop_threads(&instance, threads.handles.len() - 1);
+    let _ = instance.notices.send(Notice::Stop);
     join_by(threads, deadline);
-    *lock(&global().last) = Some(Last::Stopped(shared.stats_json(false)));
+    *lock(&global().last) = Some(Last::Stopped(instance.stats_json(false)));
     // the last reference unless a request is still in flight: this closes the HTTP client
-    drop(shared);
+    drop(instance);
     shutdown_result(flushed, ops_done, left, refused, abandoned_ops, spooled)
 }
 
@@ -324,11 +329,11 @@ fn shutdown_result(
 }
 
 /// Asks `workers` workers and the timer to leave.
-fn stop_threads(shared: &Instance, workers: usize) {
+fn stop_threads(instance: &Instance, workers: usize) {
     for _ in 0..workers {
-        let _ = shared.jobs.send(Job::Stop);
+        let _ = instance.jobs.send(Job::Stop);
     }
-    let _ = shared.timer.send(Tick::Stop);
+    let _ = instance.timer.send(Tick::Stop);
 }
 
 /// Joins the workers and the timer if they all leave by `deadline`; otherwise leaves them to
@@ -358,11 +363,11 @@ pub fn take_op(id: u32) -> Result<String> {
 
 /// `share_stats`: the running runtime's figures, or the last one's after shutdown.
 pub fn stats() -> Result<String> {
-    if let Some(shared) = read_current().as_deref() {
-        return Ok(shared.stats_json(true));
+    if let Some(instance) = read_current().as_deref() {
+        return Ok(instance.stats_json(true));
     }
     match &*lock(&global().last) {
-        Some(Last::Stopping(shared)) => Ok(shared.stats_json(false)),
+        Some(Last::Stopping(instance)) => Ok(instance.stats_json(false)),
         Some(Last::Stopped(stats)) => Ok(stats.clone()),
         None => Err(Error::not_initialized()),
     }

@@ -21,14 +21,14 @@ use crate::retry::{self, Attempt, Verdict};
 /// `share_create`: the protocol's create, retried within the configured timeout; the new share
 /// is remembered so later syncs of the session go out. Returns `{"url","secret"}` (v1) or
 /// `{"id","url","secret"}` ("next").
-pub fn create(shared: &Instance, session: &str) -> Result<String> {
-    let deadline = Instant::now() + shared.config.timeout;
-    let create = shared.protocol.create(session);
+pub fn create(instance: &Instance, session: &str) -> Result<String> {
+    let deadline = Instant::now() + instance.config.timeout;
+    let create = instance.protocol.create(session);
     let path = create.path.clone();
-    let answer = request(shared, create, deadline, shared.policy.max_retries)?;
-    let created = shared.protocol.parse_created(&answer.body)?;
+    let answer = request(instance, create, deadline, instance.policy.max_retries)?;
+    let created = instance.protocol.parse_created(&answer.body)?;
     let now = Instant::now();
-    let probe = shared
+    let probe = instance
         .decide(|engine, _| engine.created(session, created.share(), now))
         .map_err(|other| {
             // the hosted service keys shares by the last 8 characters of the session id and
@@ -43,15 +43,15 @@ pub fn create(shared: &Instance, session: &str) -> Result<String> {
             )
         })?;
     if probe {
-        let _ = shared.timer.send(Tick::Wake);
+        let _ = instance.timer.send(Tick::Wake);
     }
     Ok(created.to_json())
 }
 
 /// The local part of `share_remove`, done at once on the caller's thread: drops the session's
 /// pending work and forgets its share.
-pub fn forget(shared: &Instance, session: &str) -> Forgotten {
-    shared.decide(|engine, fx| engine.forget(session, Instant::now(), fx))
+pub fn forget(instance: &Instance, session: &str) -> Forgotten {
+    instance.decide(|engine, fx| engine.forget(session, Instant::now(), fx))
 }
 
 /// The rest of `share_remove`: waits (within the configured timeout) until none of the
@@ -59,20 +59,20 @@ pub fn forget(shared: &Instance, session: &str) -> Forgotten {
 /// once at most, and not at all for a share the service was refusing: opencode's hosted service
 /// answers a stale secret and a deleted share with 500, and the local part holds anyway.
 pub fn delete(
-    shared: &Instance,
+    instance: &Instance,
     session: &str,
     secret: &Secret,
     forgotten: Forgotten,
 ) -> Result<()> {
-    let deadline = Instant::now() + shared.config.timeout;
+    let deadline = Instant::now() + instance.config.timeout;
     // the removal is on disk before the delete goes out (and before remove answers)
-    if !shared.wait_durable(deadline) {
+    if !instance.wait_durable(deadline) {
         return Err(spool_writer::not_durable(&format!("remove {session:?}")));
     }
     {
-        let mut engine = shared.lock();
+        let mut engine = instance.lock();
         engine.waiters += 1;
-        let (mut engine, idle) = wait_until(&shared.changed, engine, deadline, |e| {
+        let (mut engine, idle) = wait_until(&instance.changed, engine, deadline, |e| {
             e.queue.in_flight_of(session) == 0
         });
         engine.waiters -= 1;
@@ -89,9 +89,9 @@ pub fn delete(
         secret: secret.clone(),
         id: forgotten.id,
     };
-    let delete = shared.protocol.delete(session, &share);
+    let delete = instance.protocol.delete(session, &share);
     request(
-        shared,
+        instance,
         delete,
         deadline,
         if forgotten.refused { 0 } else { 1 },
@@ -102,7 +102,7 @@ pub fn delete(
 /// Sends `request` until it succeeds, fails for good, or retrying would pass `deadline`;
 /// answers of 500 are retried at most `max_500_retries` times.
 fn request(
-    shared: &Instance,
+    instance: &Instance,
     request: Request,
     deadline: Instant,
     max_500_retries: u32,
@@ -118,7 +118,7 @@ fn request(
                 format!("{what}: no time left for an attempt"),
             ));
         }
-        let outcome = shared.http.send(request.clone(), left);
+        let outcome = instance.http.send(request.clone(), left);
         let attempt = match outcome {
             Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => {
                 return Ok(answer);
@@ -131,7 +131,7 @@ fn request(
         let Verdict::Retry { after } = verdict else {
             return Err(failure);
         };
-        if retries >= shared.policy.max_retries {
+        if retries >= instance.policy.max_retries {
             return Err(failure);
         }
         if retry::refusal_evidence(&attempt) {
@@ -141,8 +141,8 @@ fn request(
             retries_500 += 1;
         }
         retries += 1;
-        let delay = shared.policy.jittered_delay(retries, after);
-        if Instant::now() + delay >= deadline || shared.lock().is_closed() {
+        let delay = instance.policy.jittered_delay(retries, after);
+        if Instant::now() + delay >= deadline || instance.lock().is_closed() {
             return Err(failure); // no time left, or shutdown abandoned the operation
         }
         thread::sleep(delay);
@@ -165,12 +165,12 @@ fn failure(what: &str, attempt: &Attempt) -> Error {
 /// Starts an asynchronous operation: `work` runs on a worker; its result is kept for
 /// `share_op_take` and `completion` is called on the notifier thread. Returns the operation id.
 pub fn start(
-    shared: &Arc<Instance>,
+    instance: &Arc<Instance>,
     completion: Completion,
     work: impl FnOnce(&Instance) -> Result<String> + Send + 'static,
 ) -> Result<u32> {
-    let id = shared.ops.register(shared.generation, completion)?;
-    let runner = shared.clone();
+    let id = instance.ops.register(instance.generation, completion)?;
+    let runner = instance.clone();
     let job = move || {
         let result = if runner.lock().is_closed() {
             Err(completions::stopped())
@@ -184,11 +184,11 @@ pub fn start(
         };
         runner.ops.finish(&runner.notices, id, result);
     };
-    if shared.jobs.send(Job::Op(Box::new(job))).is_err() {
+    if instance.jobs.send(Job::Op(Box::new(job))).is_err() {
         // the workers are gone: complete it now (a no-op if shutdown's abandon() already did)
-        shared
+        instance
             .ops
-            .finish(&shared.notices, id, Err(completions::stopped()));
+            .finish(&instance.notices, id, Err(completions::stopped()));
     }
     Ok(id)
 }
