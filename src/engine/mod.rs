@@ -43,6 +43,9 @@ pub struct Engine {
     flushes: Vec<(u64, Instant, u32)>,
     pub counters: Counters,
     journal: Journal,
+    /// An empty buffer for the next decision's events (kept for its capacity: no allocation
+    /// per decision under the lock).
+    event_buffer: Vec<Event>,
     concurrency: usize,
     policy: RetryPolicy,
 }
@@ -133,6 +136,7 @@ impl Engine {
             flushes: Vec::new(),
             counters: Counters::default(),
             journal: Journal::default(),
+            event_buffer: Vec::new(),
             concurrency: limits.concurrency,
             policy,
         }
@@ -140,6 +144,17 @@ impl Engine {
 
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The buffer a decision's [`Effects`] collects events in.
+    pub fn take_event_buffer(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.event_buffer)
+    }
+
+    /// Gives the buffer back, emptied, for the next decision.
+    pub fn return_event_buffer(&mut self, mut events: Vec<Event>) {
+        events.clear();
+        self.event_buffer = events;
     }
 
     pub fn journal(&self) -> &Journal {

@@ -115,12 +115,16 @@ impl Instance {
     /// Runs `decision` on the engine under its lock, records the events it raised before the
     /// lock is released, and then does the rest of what it decided.
     pub fn decide<R>(&self, decision: impl FnOnce(&mut Engine, &mut Effects) -> R) -> R {
-        let mut fx = Effects::default();
-        let (result, wake_events) = {
+        let (result, fx, wake_events) = {
             let mut engine = self.lock();
+            let mut fx = Effects {
+                events: engine.take_event_buffer(),
+                ..Effects::default()
+            };
             let result = decision(&mut engine, &mut fx);
-            let events = std::mem::take(&mut fx.events);
-            (result, !events.is_empty() && hub().record(events))
+            let wake_events = !fx.events.is_empty() && hub().record(fx.events.drain(..));
+            engine.return_event_buffer(std::mem::take(&mut fx.events));
+            (result, fx, wake_events)
         };
         self.apply(fx, wake_events);
         result
