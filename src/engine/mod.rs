@@ -30,8 +30,8 @@ pub use journal::Journal;
 
 /// The state the runtime keeps behind its one mutex. See the module documentation.
 pub struct Engine {
-    pub queue: Queue,
-    pub registry: Registry,
+    queue: Queue,
+    registry: Registry,
     /// Workers holding a sync token (sending, or about to look for a ready request).
     sync_workers: usize,
     /// Set by shutdown: no more work is accepted.
@@ -140,6 +140,16 @@ impl Engine {
             concurrency: limits.concurrency,
             policy,
         }
+    }
+
+    /// The queue, for reads (stats, waits); it changes only through the engine's methods.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// The shares, for reads.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     pub fn is_closed(&self) -> bool {

@@ -54,8 +54,8 @@ impl Instance {
             format!(
                 "flush: {} ms passed with {} keys still pending and {} contents in flight",
                 timeout.as_millis(),
-                engine.queue.pending_keys(),
-                engine.queue.in_flight()
+                engine.queue().pending_keys(),
+                engine.queue().in_flight()
             ),
         ))
     }

@@ -141,7 +141,7 @@ fn start_spool(instance: &Arc<Instance>, opened: Option<(Spool, Recovery)>) -> R
     let now = Instant::now();
     let (deferred, tokens, last_seq) = instance.decide(|engine, _| {
         let (deferred, tokens) = engine.recover(recovery, now);
-        (deferred, tokens, engine.queue.last_seq())
+        (deferred, tokens, engine.queue().last_seq())
     });
     spool_writer::requeued(&instance.spool, deferred, last_seq);
     instance.wake_workers(tokens);
@@ -155,7 +155,7 @@ fn start_spool(instance: &Arc<Instance>, opened: Option<(Spool, Recovery)>) -> R
     let swap: spool_writer::Swap = Box::new(move |records, index| {
         let mut engine = runner.lock();
         engine.journal_mut().swap(records, index);
-        (engine.journal().pushed(), engine.queue.last_seq())
+        (engine.journal().pushed(), engine.queue().last_seq())
     });
     let timing = spool_writer::Timing {
         interval: instance.config.spool_interval,

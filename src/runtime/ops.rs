@@ -73,7 +73,7 @@ pub fn delete(
         let mut engine = instance.lock();
         engine.waiters += 1;
         let (mut engine, idle) = wait_until(&instance.changed, engine, deadline, |e| {
-            e.queue.in_flight_of(session) == 0
+            e.queue().in_flight_of(session) == 0
         });
         engine.waiters -= 1;
         if !idle {

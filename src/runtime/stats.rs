@@ -10,7 +10,7 @@ impl Instance {
     /// The stats as JSON.
     pub fn stats_json(&self, running: bool) -> String {
         let engine = self.lock();
-        let (queue, n) = (&engine.queue, engine.counters);
+        let (queue, n) = (engine.queue(), engine.counters);
         let c = queue.counts();
         serde_json::json!({
             "running": running,
@@ -33,7 +33,7 @@ impl Instance {
             "pending_keys": queue.pending_keys(),
             "pending_bytes": queue.pending_bytes(),
             "in_flight": queue.in_flight(),
-            "shares": engine.registry.len(),
+            "shares": engine.registry().len(),
             "events_lost": hub().lost(),
             "spool": spool_writer::stats(&self.spool),
         })
