@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use opencode_share::error::share_status;
+use opencode_share::ffi::share_status;
 use opencode_share::queue::{Limits, Queue};
 use opencode_share::{api, ffi, key};
 

@@ -29,54 +29,54 @@ pub fn sync(key: &str, content: &str) -> Result<()> {
 /// follow) or ignored.
 pub fn sync_queued(key: &str, content: &str) -> Result<bool> {
     fork::check()?;
-    runtime::with_current(|shared| shared.sync(key, content))
+    runtime::with_current(|instance| instance.sync(key, content))
 }
 
 /// True while `key` has content queued, parked or in flight: an event naming the key (or its
 /// session) will follow when that ends.
 pub fn sync_pending(key: &str) -> Result<bool> {
     fork::check()?;
-    runtime::with_current(|shared| shared.key_pending(key))
+    runtime::with_current(|instance| instance.key_pending(key))
 }
 
 /// Creates the share of `session`; returns `{"url","secret"}`.
 pub fn create(session: &str) -> Result<String> {
     fork::check()?;
-    let shared = runtime::current()?;
+    let instance = runtime::current()?;
     key::check_session_id(session)?;
-    ops::create(&shared, session)
+    ops::create(&instance, session)
 }
 
 /// Removes the share of `session`: local state at once, then the delete request.
 pub fn remove(session: &str, secret: &str) -> Result<()> {
     fork::check()?;
-    let shared = runtime::current()?;
+    let instance = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    let forgotten = ops::forget(&shared, session);
-    ops::delete(&shared, session, &secret, forgotten)
+    let forgotten = ops::forget(&instance, session);
+    ops::delete(&instance, session, &secret, forgotten)
 }
 
 /// [`create`] on a worker; `completion` gets the operation id and status on the notifier
 /// thread, and [`op_take`] then hands over the result. Returns the operation id.
 pub fn create_async(session: &str, completion: Completion) -> Result<u32> {
     fork::check()?;
-    let shared = runtime::current()?;
+    let instance = runtime::current()?;
     key::check_session_id(session)?;
     let session = session.to_owned();
-    ops::start(&shared, completion, move |shared| {
-        ops::create(shared, &session)
+    ops::start(&instance, completion, move |instance| {
+        ops::create(instance, &session)
     })
 }
 
 /// [`remove`] on a worker: the local part is done before this returns.
 pub fn remove_async(session: &str, secret: &str, completion: Completion) -> Result<u32> {
     fork::check()?;
-    let shared = runtime::current()?;
+    let instance = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    let forgotten = ops::forget(&shared, session);
+    let forgotten = ops::forget(&instance, session);
     let session = session.to_owned();
-    ops::start(&shared, completion, move |shared| {
-        ops::delete(shared, &session, &secret, forgotten).map(|()| "{}".into())
+    ops::start(&instance, completion, move |instance| {
+        ops::delete(instance, &session, &secret, forgotten).map(|()| "{}".into())
     })
 }
 
@@ -91,7 +91,7 @@ fn check_remove(session: &str, secret: &str) -> Result<Secret> {
 /// The result of a completed asynchronous operation, once: its JSON, or its error.
 pub fn op_take(id: u32) -> Result<String> {
     fork::check()?;
-    runtime::completions::take(id)
+    runtime::take_op(id)
 }
 
 /// Waits up to `timeout` until everything accepted before the call has been sent or dropped.
@@ -110,7 +110,7 @@ pub fn flush_async(timeout: Duration, completion: Completion) -> Result<u32> {
 /// The position of the newest write accepted so far, for [`flush_until`].
 pub fn flush_mark() -> Result<u64> {
     fork::check()?;
-    runtime::with_current(|shared| Ok(shared.flush_mark()))
+    runtime::with_current(|instance| Ok(instance.flush_mark()))
 }
 
 /// Waits up to `timeout` until every write up to `mark` has been sent or dropped.

@@ -126,38 +126,8 @@ impl Config {
                 serde_json::from_str(text).map_err(|e| Error::invalid(format!("config: {e}")))?
             }
         };
-        let protocol = match raw.protocol.as_deref() {
-            None | Some("v1") => ProtocolName::V1,
-            Some("next") => ProtocolName::Next,
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "config: protocol must be \"v1\" or \"next\", got {other:?}"
-                )));
-            }
-        };
-        let org = match (raw.token, raw.org_id) {
-            (None, None) => None,
-            (Some(token), Some(id)) => {
-                if protocol != ProtocolName::Next {
-                    return Err(Error::invalid(
-                        "config: token and org_id are for \"protocol\": \"next\" (org accounts)",
-                    ));
-                }
-                let printable =
-                    |v: &str| !v.is_empty() && v.bytes().all(|b| (0x21..0x7f).contains(&b));
-                if !printable(&token) || !printable(&id) {
-                    return Err(Error::invalid(
-                        "config: token and org_id must be non-empty printable ASCII without spaces",
-                    ));
-                }
-                Some(Org { token, id })
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "config: token and org_id go together (an org account needs both)",
-                ));
-            }
-        };
+        let protocol = protocol_of(raw.protocol.as_deref())?;
+        let org = org_of(raw.token, raw.org_id, protocol)?;
         let url = match protocol {
             ProtocolName::V1 => resolve_url(
                 raw.url.as_deref(),
@@ -169,20 +139,11 @@ impl Config {
         let shown_url = without_credentials(&url);
         let loopback = check_url(&url, raw.allow_insecure.unwrap_or(false), raw.url.is_none())?;
 
-        let ms = |name: &str, value: Option<u64>, default: u64, min: u64| -> Result<Duration> {
-            let v = value.unwrap_or(default);
-            if v < min || v > MAX_MS {
-                return Err(Error::invalid(format!(
-                    "config: {name} must be between {min} and {MAX_MS}, got {v}"
-                )));
-            }
-            Ok(Duration::from_millis(v))
-        };
-        let timeout = ms("timeout_ms", raw.timeout_ms, 30_000, 1)?;
-        let connect_timeout = ms("connect_timeout_ms", raw.connect_timeout_ms, 5_000, 1)?;
-        let retry_initial = ms("retry_initial_ms", raw.retry_initial_ms, 250, 1)?;
-        let retry_max = ms("retry_max_ms", raw.retry_max_ms, 30_000, 1)?;
-        let min_interval = ms(
+        let timeout = millis("timeout_ms", raw.timeout_ms, 30_000, 1)?;
+        let connect_timeout = millis("connect_timeout_ms", raw.connect_timeout_ms, 5_000, 1)?;
+        let retry_initial = millis("retry_initial_ms", raw.retry_initial_ms, 250, 1)?;
+        let retry_max = millis("retry_max_ms", raw.retry_max_ms, 30_000, 1)?;
+        let min_interval = millis(
             "min_interval_ms",
             raw.min_interval_ms,
             match protocol {
@@ -202,37 +163,17 @@ impl Config {
                 "config: concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"
             )));
         }
-        let max_pending_bytes = raw.max_pending_bytes.unwrap_or(256 << 20);
-        if max_pending_bytes == 0 {
-            return Err(Error::invalid(
-                "config: max_pending_bytes must be at least 1",
-            ));
-        }
-        let max_content_bytes = raw.max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES);
-        if max_content_bytes == 0 {
-            return Err(Error::invalid(
-                "config: max_content_bytes must be at least 1",
-            ));
-        }
-        let spool_interval = ms("spool_interval_ms", raw.spool_interval_ms, 20, 1)?;
-        let spool_fsync = ms("spool_fsync_ms", raw.spool_fsync_ms, 1000, 1)?;
-        let spool_dir = match raw.spool_dir {
-            None => None,
-            Some(dir) if dir.is_empty() || dir.contains('\0') => {
-                return Err(Error::invalid(
-                    "config: spool_dir must be a non-empty path without NUL",
-                ));
-            }
-            Some(dir) => Some(PathBuf::from(dir)),
-        };
-        let user_agent = raw
-            .user_agent
-            .unwrap_or_else(|| format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
-        if user_agent.is_empty() || user_agent.chars().any(|c| c.is_control()) {
-            return Err(Error::invalid(
-                "config: user_agent must be non-empty printable text",
-            ));
-        }
+        let max_pending_bytes =
+            at_least_one("max_pending_bytes", raw.max_pending_bytes, 256 << 20)?;
+        let max_content_bytes = at_least_one(
+            "max_content_bytes",
+            raw.max_content_bytes,
+            DEFAULT_MAX_CONTENT_BYTES,
+        )?;
+        let spool_interval = millis("spool_interval_ms", raw.spool_interval_ms, 20, 1)?;
+        let spool_fsync = millis("spool_fsync_ms", raw.spool_fsync_ms, 1000, 1)?;
+        let spool_dir = spool_dir_of(raw.spool_dir)?;
+        let user_agent = user_agent_of(raw.user_agent)?;
         Ok(Config {
             url,
             shown_url,
@@ -242,8 +183,8 @@ impl Config {
             max_retries: raw.max_retries.unwrap_or(10),
             retry_initial,
             retry_max,
-            max_pending_bytes: usize::try_from(max_pending_bytes).unwrap_or(usize::MAX),
-            max_content_bytes: usize::try_from(max_content_bytes).unwrap_or(usize::MAX),
+            max_pending_bytes,
+            max_content_bytes,
             min_interval,
             user_agent,
             loopback,
@@ -254,6 +195,87 @@ impl Config {
             spool_fsync,
         })
     }
+}
+
+/// `protocol`: "v1" (the default) or "next".
+fn protocol_of(name: Option<&str>) -> Result<ProtocolName> {
+    match name {
+        None | Some("v1") => Ok(ProtocolName::V1),
+        Some("next") => Ok(ProtocolName::Next),
+        Some(other) => Err(Error::invalid(format!(
+            "config: protocol must be \"v1\" or \"next\", got {other:?}"
+        ))),
+    }
+}
+
+/// `token` and `org_id`: an org account ("next" only), both or neither.
+fn org_of(
+    token: Option<String>,
+    id: Option<String>,
+    protocol: ProtocolName,
+) -> Result<Option<Org>> {
+    match (token, id) {
+        (None, None) => Ok(None),
+        (Some(token), Some(id)) => {
+            if protocol != ProtocolName::Next {
+                return Err(Error::invalid(
+                    "config: token and org_id are for \"protocol\": \"next\" (org accounts)",
+                ));
+            }
+            let printable = |v: &str| !v.is_empty() && v.bytes().all(|b| (0x21..0x7f).contains(&b));
+            if !printable(&token) || !printable(&id) {
+                return Err(Error::invalid(
+                    "config: token and org_id must be non-empty printable ASCII without spaces",
+                ));
+            }
+            Ok(Some(Org { token, id }))
+        }
+        _ => Err(Error::invalid(
+            "config: token and org_id go together (an org account needs both)",
+        )),
+    }
+}
+
+/// A duration in milliseconds between `min` and `MAX_MS`.
+fn millis(name: &str, value: Option<u64>, default: u64, min: u64) -> Result<Duration> {
+    let v = value.unwrap_or(default);
+    if v < min || v > MAX_MS {
+        return Err(Error::invalid(format!(
+            "config: {name} must be between {min} and {MAX_MS}, got {v}"
+        )));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+/// A byte count of at least 1.
+fn at_least_one(name: &str, value: Option<u64>, default: u64) -> Result<usize> {
+    let v = value.unwrap_or(default);
+    if v == 0 {
+        return Err(Error::invalid(format!("config: {name} must be at least 1")));
+    }
+    Ok(usize::try_from(v).unwrap_or(usize::MAX))
+}
+
+/// `spool_dir`: a non-empty path without NUL, if given.
+fn spool_dir_of(dir: Option<String>) -> Result<Option<PathBuf>> {
+    match dir {
+        None => Ok(None),
+        Some(dir) if dir.is_empty() || dir.contains('\0') => Err(Error::invalid(
+            "config: spool_dir must be a non-empty path without NUL",
+        )),
+        Some(dir) => Ok(Some(PathBuf::from(dir))),
+    }
+}
+
+/// `user_agent`: non-empty printable text (default `opencode-share/<version>`).
+fn user_agent_of(agent: Option<String>) -> Result<String> {
+    let agent = agent.unwrap_or_else(|| format!("opencode-share/{}", env!("CARGO_PKG_VERSION")));
+    if agent.is_empty() || agent.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "config: user_agent must be non-empty printable text",
+        ));
+    }
+    Ok(agent)
 }
 
 /// The base URL: the `url` key, else `OPENCODE_API`, else dev or production by `version`

@@ -120,6 +120,8 @@ pub struct Hub {
     lost: AtomicU64,
 }
 
+/// Static: the host's event buffer belongs to the process, not a runtime (its sink is set before
+/// `share_init`, and the events of a shutdown are taken after it).
 static HUB: Hub = Hub {
     buffer: Mutex::new(Buffer {
         events: VecDeque::new(),

@@ -14,30 +14,92 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api;
-use crate::error::{Error, Result, share_status};
+use crate::error::{Error, Result, Status};
+
+/// What a `share_*` call reports. `SHARE_OK` (0) is success; every other value comes with a
+/// message in `share_last_error()` on the calling thread.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum share_status {
+    /// Success.
+    SHARE_OK = 0,
+    /// NULL where a value is needed, bad UTF-8, malformed key, invalid JSON, bad config.
+    SHARE_ERR_INVALID_ARGUMENT = 1,
+    /// Called before share_init, or after share_shutdown; share_init: the library could not
+    /// start (no thread, no HTTP client); any call in a forked child of a process that
+    /// started the library.
+    SHARE_ERR_NOT_INITIALIZED = 2,
+    /// share_init while running; nothing changed.
+    SHARE_ERR_ALREADY_INITIALIZED = 3,
+    /// Could not reach the service (connect, reset, timeout), retries spent.
+    SHARE_ERR_NETWORK = 4,
+    /// The service answered with a non-2xx status. From share_flush and share_shutdown: every
+    /// content accepted before the call settled, but not all were delivered: some were given
+    /// up (refused, too large, unsafe, share gone) or wait for a share the service refuses;
+    /// the message says how many (each given-up content is reported by one flush).
+    SHARE_ERR_HTTP_STATUS = 5,
+    /// The service's answer is not what the protocol says (unreadable, over 64 KiB, or a
+    /// share that another session of this runtime already holds).
+    SHARE_ERR_BAD_RESPONSE = 6,
+    /// share_flush/share_shutdown: the deadline came with work left.
+    SHARE_ERR_TIMEOUT = 7,
+    /// Pending content would pass max_pending_bytes; nothing was queued.
+    SHARE_ERR_QUEUE_FULL = 8,
+    /// A bug inside the library; it was caught, and the library still works.
+    SHARE_ERR_PANIC = 9,
+}
+
+/// The one place a [`Status`] becomes a C status code.
+impl From<Status> for share_status {
+    fn from(status: Status) -> share_status {
+        match status {
+            Status::SHARE_OK => share_status::SHARE_OK,
+            Status::SHARE_ERR_INVALID_ARGUMENT => share_status::SHARE_ERR_INVALID_ARGUMENT,
+            Status::SHARE_ERR_NOT_INITIALIZED => share_status::SHARE_ERR_NOT_INITIALIZED,
+            Status::SHARE_ERR_ALREADY_INITIALIZED => share_status::SHARE_ERR_ALREADY_INITIALIZED,
+            Status::SHARE_ERR_NETWORK => share_status::SHARE_ERR_NETWORK,
+            Status::SHARE_ERR_HTTP_STATUS => share_status::SHARE_ERR_HTTP_STATUS,
+            Status::SHARE_ERR_BAD_RESPONSE => share_status::SHARE_ERR_BAD_RESPONSE,
+            Status::SHARE_ERR_TIMEOUT => share_status::SHARE_ERR_TIMEOUT,
+            Status::SHARE_ERR_QUEUE_FULL => share_status::SHARE_ERR_QUEUE_FULL,
+            Status::SHARE_ERR_PANIC => share_status::SHARE_ERR_PANIC,
+        }
+    }
+}
 
 thread_local! {
-    /// This thread's last failure message.
+    /// Thread-local: `share_last_error` answers for the calling thread's last failure.
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
 /// Runs `body`, turning its result into a status (recording the message) and a panic into
-/// SHARE_ERR_PANIC.
+/// SHARE_ERR_PANIC. Every export returning a status goes through it (a test checks).
 fn guard(body: impl FnOnce() -> Result<()>) -> share_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => share_status::SHARE_OK,
-        Ok(Err(error)) => fail(error),
-        Err(_) => fail(Error::new(
-            share_status::SHARE_ERR_PANIC,
-            "the library panicked (a bug; please report it); the call was abandoned and the library still works",
-        )),
-    }
+    guarded(panicked, || match body() {
+        Ok(()) => share_status::SHARE_OK,
+        Err(error) => fail(error),
+    })
+}
+
+/// The one panic guard every export goes through: runs `body`, or `on_panic` if it panics
+/// (no unwinding crosses into C).
+fn guarded<T>(on_panic: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| on_panic())
+}
+
+/// SHARE_ERR_PANIC, with its message.
+fn panicked() -> share_status {
+    fail(Error::new(
+        Status::SHARE_ERR_PANIC,
+        "the library panicked (a bug; please report it); the call was abandoned and the library still works",
+    ))
 }
 
 fn fail(error: Error) -> share_status {
     let text = CString::new(error.message.replace('\0', "\\0")).unwrap_or_default();
     let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some(text));
-    error.status
+    error.status.into()
 }
 
 /// Reads a NUL-terminated UTF-8 argument; `name` is for the message.
@@ -316,23 +378,37 @@ pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status
 /// failing share_ call.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_last_error() -> *const c_char {
-    let found = LAST_ERROR.try_with(|last| last.borrow().as_ref().map(|text| text.as_ptr()));
-    found.ok().flatten().unwrap_or(c"".as_ptr())
+    guarded(
+        || c"".as_ptr(),
+        || {
+            let found =
+                LAST_ERROR.try_with(|last| last.borrow().as_ref().map(|text| text.as_ptr()));
+            found.ok().flatten().unwrap_or(c"".as_ptr())
+        },
+    )
 }
 
 /// The library's version, "MAJOR.MINOR.PATCH"; a static string.
 #[unsafe(no_mangle)]
 pub extern "C" fn share_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    guarded(
+        || c"".as_ptr(),
+        || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast(),
+    )
 }
 
 /// Frees a string the library handed out through an out_json. NULL is fine.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_string_free(s: *mut c_char) {
-    if !s.is_null() {
-        // SAFETY: `s` came from CString::into_raw in `give`, and is freed once by contract.
-        drop(unsafe { CString::from_raw(s) });
-    }
+    guarded(
+        || (),
+        || {
+            if !s.is_null() {
+                // SAFETY: `s` came from CString::into_raw in `give`, and is freed once by contract.
+                drop(unsafe { CString::from_raw(s) });
+            }
+        },
+    )
 }
 
 /// Sets the event sink: `notify(user_data)` is called on a library thread whenever events are
@@ -383,7 +459,7 @@ fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api
     Ok(Box::new(move |id, status| {
         let user_data = user_data;
         // SAFETY: the host gave this function and pointer for exactly this call.
-        unsafe { callback(user_data.0, id, status) }
+        unsafe { callback(user_data.0, id, status.into()) }
     }))
 }
 
@@ -539,6 +615,23 @@ mod tests {
             );
             assert!(out_json.is_null(), "out_json is cleared on failure");
         }
+    }
+
+    #[test]
+    fn every_export_goes_through_the_panic_guard() {
+        let source = include_str!("ffi.rs");
+        let source = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut exports = 0;
+        for item in source.split("#[unsafe(no_mangle)]").skip(1) {
+            exports += 1;
+            let body = item[item.find('{').unwrap() + 1..].trim_start();
+            assert!(
+                body.starts_with("guard(") || body.starts_with("guarded("),
+                "an export skips the panic guard: {}",
+                &item[..item.find('{').unwrap()]
+            );
+        }
+        assert_eq!(exports, 20, "every export was seen");
     }
 
     #[test]

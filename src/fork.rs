@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
+/// Static: the `pthread_atfork` child handler is a plain C function that can reach nothing else.
 static FORKED: AtomicBool = AtomicBool::new(false);
+/// Static: the handler is registered once per process (`pthread_atfork` cannot unregister).
 static WATCH: Once = Once::new();
 
 extern "C" fn in_child() {

@@ -8,7 +8,18 @@
 //! (see [`Failure`] for how outage and refusal are told apart).
 //! Pure state: the runtime wraps it in a mutex and supplies the clock, so unit and property tests
 //! drive it directly.
+//!
+//! Files by job: this one the types, intake (`offer`) and dispatch; `answers.rs` settling an
+//! answer and dropping work; `pacing.rs` parking (retries, `min_interval`); `health.rs` share
+//! health (500s in a row, refusal, probes); `marks.rs` flush marks and given-up positions;
+//! `ready.rs` the ready set; `check.rs` the recount tests run after every step.
 
+mod answers;
+#[cfg(test)]
+mod check;
+mod health;
+mod marks;
+mod pacing;
 mod ready;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -80,6 +91,9 @@ pub struct Item {
     /// The number of the newest write this content carries (older ones are covered too).
     pub seq: u64,
 }
+
+/// A key dropped at shutdown: (key, session, contents).
+pub type Dropped = (Arc<str>, Arc<str>, u64);
 
 /// How `offer` took a content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +227,6 @@ struct Health {
 
 /// Given-up contents remembered for flushes, by position; older ones are summed.
 const GIVEN_UP_LOG: usize = 65_536;
-
-/// What [`Queue::drain`] dropped of one key: the key, its session, how many contents.
-pub type KeyCount = (Arc<str>, Arc<str>, u64);
 
 /// The queue. See the module documentation.
 #[derive(Debug)]
@@ -411,7 +422,7 @@ impl Queue {
     }
 
     /// Puts a key taken from the ready set under way.
-    fn start(&mut self, position: u64, key: Arc<str>, now: Instant) -> (Arc<str>, Item) {
+    pub(super) fn start(&mut self, position: u64, key: Arc<str>, now: Instant) -> (Arc<str>, Item) {
         let entry = self
             .entries
             .get_mut(&key)
@@ -444,296 +455,6 @@ impl Queue {
         )
     }
 
-    /// The request for `key` succeeded: its share is healthy (resumed if it was refused), and
-    /// every key parked by an outage may go now.
-    pub fn sent(&mut self, key: &str, now: Instant) -> AfterSuccess {
-        let Some(flight) = self.land(key) else {
-            return AfterSuccess::default();
-        };
-        self.counts.sent += 1;
-        self.successes += 1;
-        if !flight.probe {
-            self.outstanding.remove(&flight.mark);
-        }
-        let entry = self
-            .entries
-            .get_mut(key)
-            .expect("landed keys have an entry");
-        entry.attempts = 0;
-        let session = entry.session.clone();
-        let mut after = AfterSuccess::default();
-        if let Some(health) = self.health.remove(&session) {
-            if health.refused {
-                after.resumed = true;
-                self.resume(&session, health, now);
-            }
-        }
-        // the service answers: keys that failed while it looked down go now
-        let woken: Vec<(Instant, u64)> = std::mem::take(&mut self.wakeable).into_iter().collect();
-        for at in woken {
-            if let Some(key) = self.waiting.remove(&at) {
-                if let Some(e) = self.entries.get_mut(&key) {
-                    e.parked_until = None;
-                }
-                after.wake_timer |= !self.make_ready(key, at.1, || now);
-            }
-        }
-        // refusals without evidence that the service was up are probed at once
-        for session in std::mem::take(&mut self.unconfirmed) {
-            if let Some(h) = self.health.get_mut(&session) {
-                if let Some(at) = h.probe_at.replace(now) {
-                    self.probes.remove(&(at, session.clone()));
-                }
-                self.probes.insert((now, session));
-                after.wake_timer = true;
-            }
-        }
-        after.wake_timer |= self.requeue_or_forget(key, now);
-        after
-    }
-
-    /// The request for `key` failed with `failure` (a request of one key: see [`Queue::failed_batch`]).
-    pub fn failed(
-        &mut self,
-        key: &str,
-        now: Instant,
-        failure: Failure,
-        delay: impl FnOnce(u32) -> Duration,
-    ) -> AfterFailure {
-        self.failed_batch(&[key], now, failure, delay)[0]
-    }
-
-    /// The request carrying `keys` (all of one share) failed with `failure`: one answer, so it
-    /// counts once toward its share's refusal, and its retried keys wait one `delay(retry)`
-    /// (retry: the most failed attempts among them) and go again together. A retried key keeps
-    /// its newest content (the failed one, unless a newer one arrived meanwhile) and is parked,
-    /// or held with its share's others once the share is refused. Answers one result per key.
-    pub fn failed_batch(
-        &mut self,
-        keys: &[&str],
-        now: Instant,
-        failure: Failure,
-        delay: impl FnOnce(u32) -> Duration,
-    ) -> Vec<AfterFailure> {
-        let mut results = vec![AfterFailure::Dropped { given_up: false }; keys.len()];
-        let mut retried: Vec<(usize, Arc<str>, Flight)> = Vec::new();
-        let mut session: Option<Arc<str>> = None;
-        for (n, key) in keys.iter().enumerate() {
-            let Some(flight) = self.land(key) else {
-                continue; // drained meanwhile
-            };
-            self.counts.failed += 1;
-            let entry = self
-                .entries
-                .get_mut(*key)
-                .expect("landed keys have an entry");
-            let cancelled = entry.cancelled;
-            session.get_or_insert_with(|| entry.session.clone());
-            if failure == Failure::Final || cancelled.is_some() {
-                entry.attempts = 0;
-                let s = entry.session.clone();
-                self.counts.dropped += 1;
-                let given_up = cancelled != Some(Cancel::Removed);
-                if given_up {
-                    self.note_given_up(flight.mark);
-                }
-                self.land_mark(&s, &flight, now);
-                self.requeue_or_forget(key, now);
-                results[n] = AfterFailure::Dropped { given_up };
-                continue;
-            }
-            entry.attempts += 1;
-            self.counts.retried += 1;
-            if entry.pending.is_some() {
-                // the newer content replaces the failed one and covers its writes too
-                self.counts.coalesced += 1;
-                if !entry.held {
-                    self.outstanding.remove(&entry.position);
-                } else if let Some(h) = self.health.get_mut(&entry.session) {
-                    h.held.remove(&entry.position);
-                }
-                entry.held = false;
-            } else {
-                self.pending_keys += 1;
-                self.pending_bytes += flight.text.len();
-                entry.pending = Some(flight.text.clone());
-                entry.seq = flight.seq;
-            }
-            // it has had unsent data since the failed request's first write: it goes before later keys
-            entry.position = flight.mark;
-            retried.push((n, entry.key.clone(), flight));
-        }
-        let Some(session) = session.filter(|_| !retried.is_empty()) else {
-            return results;
-        };
-        let mut newly = false;
-        if failure == Failure::Refusal {
-            let (successes, max) = (self.successes, self.limits.max_retries);
-            let h = self.health.entry(session.clone()).or_default();
-            if h.streak == 0 {
-                h.streak_epoch = successes;
-            }
-            h.streak = h.streak.saturating_add(1);
-            if !h.refused && h.streak >= max {
-                newly = true;
-                self.refuse(&session, now);
-            }
-        }
-        if retried.iter().any(|(_, _, f)| f.probe) {
-            if let Some(h) = self.health.get_mut(&session) {
-                h.probe_mark = None;
-                if h.refused {
-                    self.schedule_probe(&session, now + self.limits.probe_interval);
-                }
-            }
-        }
-        let attempts = retried
-            .iter()
-            .map(|(_, k, _)| self.entries[k].attempts)
-            .max()
-            .unwrap_or(1);
-        let wait = delay(attempts);
-        let refused = self.is_refused(&session);
-        for (n, key, flight) in retried {
-            if refused {
-                if !flight.probe {
-                    self.outstanding.remove(&flight.mark);
-                }
-                self.hold(&key, || now);
-                results[n] = AfterFailure::Held {
-                    newly: std::mem::take(&mut newly),
-                };
-                continue;
-            }
-            if flight.probe {
-                // a probe whose share resumed meanwhile: flushes wait for it again
-                self.outstanding.insert(flight.mark);
-            }
-            let retry = self.entries[&key].attempts;
-            let at = (now + wait).max(self.earliest_start(&key).unwrap_or(now));
-            self.park(key, flight.mark, at);
-            if failure == Failure::Outage && flight.epoch == self.successes {
-                self.wakeable.insert((at, flight.mark));
-            }
-            results[n] = AfterFailure::Retry {
-                retry,
-                delay: at - now,
-            };
-        }
-        results
-    }
-
-    /// Drops every pending content of `session` and cancels retries of its requests under way,
-    /// forgetting the share's health; returns how many contents were dropped. `given_up` says
-    /// whether flushes report them (true when the service ended the share, false for the host's
-    /// own remove).
-    pub fn purge_session(&mut self, session: &str, given_up: bool) -> u64 {
-        let keys: Vec<Arc<str>> = self
-            .entries
-            .values()
-            .filter(|e| &*e.session == session)
-            .map(|e| e.key.clone())
-            .collect();
-        let mut dropped = 0;
-        let mut positions = Vec::new();
-        for key in keys {
-            let entry = self.entries.get_mut(&key).expect("listed");
-            if let Some(text) = entry.pending.take() {
-                dropped += 1;
-                positions.push(entry.position);
-                self.pending_keys -= 1;
-                self.pending_bytes -= text.len();
-                self.outstanding.remove(&entry.position);
-                match entry.parked_until.take() {
-                    Some(at) => {
-                        self.wakeable.remove(&(at, entry.position));
-                        self.waiting.remove(&(at, entry.position))
-                    }
-                    None if entry.in_flight.is_none() => self.ready.remove(entry.position),
-                    None => None,
-                };
-                entry.held = false;
-                entry.probe = false;
-            }
-            if entry.in_flight.is_some() {
-                entry.cancelled = Some(if given_up {
-                    Cancel::GivenUp
-                } else {
-                    Cancel::Removed
-                });
-            } else {
-                self.entries.remove(&key);
-            }
-        }
-        if given_up {
-            for position in positions {
-                self.note_given_up(position);
-            }
-        }
-        if let Some(h) = self.health.remove(session) {
-            if let Some(at) = h.probe_at {
-                self.probes.remove(&(at, Arc::from(session)));
-            }
-        }
-        self.unconfirmed.retain(|s| &**s != session);
-        self.counts.dropped += dropped;
-        dropped
-    }
-
-    /// Drops everything, pending (held too) and in flight, at shutdown; returns how many
-    /// contents, and how many of each key (with its session), by key.
-    pub fn drain(&mut self) -> (u64, Vec<KeyCount>) {
-        let left = (self.pending_keys + self.in_flight) as u64;
-        let mut keys: Vec<KeyCount> = self
-            .entries
-            .values()
-            .map(|e| {
-                let n = u64::from(e.pending.is_some()) + u64::from(e.in_flight.is_some());
-                (e.key.clone(), e.session.clone(), n)
-            })
-            .collect();
-        keys.sort();
-        self.counts.dropped += left;
-        let (limits, counts, last_seq) = (self.limits, self.counts, self.last_seq);
-        *self = Queue::new(limits);
-        self.counts = counts;
-        self.last_seq = last_seq;
-        (left, keys)
-    }
-
-    /// Makes ready every parked key whose time has come, and the probes of refused shares.
-    pub fn wake_due(&mut self, now: Instant) {
-        while let Some(entry) = self.waiting.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (at, key) = entry.remove_entry();
-            self.wakeable.remove(&at);
-            if let Some(e) = self.entries.get_mut(&key) {
-                e.parked_until = None;
-                let session = e.session.clone();
-                self.ready.insert(at.1, key, session);
-            }
-        }
-        while let Some((at, _)) = self.probes.first() {
-            if *at > now {
-                break;
-            }
-            let (_, session) = self.probes.pop_first().expect("first");
-            self.make_probe(&session, now);
-        }
-    }
-
-    /// When the earliest parked key may go (a retry, the end of an interval, a probe).
-    pub fn next_parked_at(&self) -> Option<Instant> {
-        let parked = self.waiting.first_key_value().map(|((at, _), _)| *at);
-        let probe = self.probes.first().map(|(at, _)| *at);
-        match (parked, probe) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
     /// Requests that could start now (not counting parked keys): ready keys, or with batching
     /// the shares with ready keys and nothing under way.
     pub fn startable(&self) -> usize {
@@ -749,74 +470,30 @@ impl Queue {
         }
     }
 
-    /// Sequence number of the newest content accepted so far.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
+    /// The key's and its session's shared names, while it has an entry.
+    pub fn names(&self, key: &str) -> Option<(&Arc<str>, &Arc<str>)> {
+        self.entries.get(key).map(|e| (&e.key, &e.session))
     }
 
-    /// True while some content numbered `seq` or lower is still pending or in flight (contents
-    /// of refused shares aside: see [`Queue::held_up_to`]).
-    pub fn holds_up_to(&self, seq: u64) -> bool {
-        self.outstanding.first().is_some_and(|&first| first <= seq)
-    }
-
-    /// Contents numbered `seq` or lower held for refused shares (their probe included), and
-    /// how many shares they are of.
-    pub fn held_up_to(&self, seq: u64) -> (u64, usize) {
-        let mut contents = 0;
-        let mut shares = 0;
-        for h in self.health.values().filter(|h| h.refused) {
-            let n = h.held.range(..=seq).count() as u64
-                + u64::from(h.probe_mark.is_some_and(|m| m <= seq));
-            contents += n;
-            shares += usize::from(n > 0);
-        }
-        (contents, shares)
-    }
-
-    /// Takes the count of given-up contents numbered `seq` or lower not yet reported (and any
-    /// older ones that outgrew the log): a flush reports each once.
-    pub fn take_given_up(&mut self, seq: u64) -> u64 {
-        let later = self.given_up.split_off(&seq.saturating_add(1));
-        let upto = std::mem::replace(&mut self.given_up, later);
-        upto.values().sum::<u64>() + std::mem::take(&mut self.given_up_old)
+    /// Every key's newest content not yet delivered (pending, else in flight), for tests.
+    #[cfg(test)]
+    pub fn contents(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        let mut all: Vec<(Arc<str>, Arc<str>)> = self
+            .entries
+            .values()
+            .filter_map(|e| {
+                let flying = e.in_flight.as_ref().filter(|_| e.cancelled.is_none());
+                let text = e.pending.as_ref().or(flying.map(|f| &f.text))?;
+                Some((e.key.clone(), text.clone()))
+            })
+            .collect();
+        all.sort();
+        all
     }
 
     /// True while `key` has content pending, parked, held or in flight.
     pub fn holds_key(&self, key: &str) -> bool {
         self.entries.contains_key(key)
-    }
-
-    /// True while the share of `session` is refused.
-    pub fn is_refused(&self, session: &str) -> bool {
-        self.health.get(session).is_some_and(|h| h.refused)
-    }
-
-    /// The share of `session` has a new secret: if it is refused, its probe goes now. True
-    /// if a probe was scheduled (the clock's owner must look at `next_parked_at`).
-    pub fn probe_now(&mut self, session: &str, now: Instant) -> bool {
-        let Some((session, h)) = self.health.get_key_value(session) else {
-            return false;
-        };
-        if !h.refused {
-            return false;
-        }
-        let session = session.clone();
-        self.schedule_probe(&session, now);
-        true
-    }
-
-    /// Shares refused now.
-    pub fn refused_shares(&self) -> usize {
-        self.health.values().filter(|h| h.refused).count()
-    }
-
-    /// Contents held for refused shares (their probes included).
-    pub fn held(&self) -> usize {
-        self.health
-            .values()
-            .map(|h| h.held.len() + usize::from(h.probe_mark.is_some()))
-            .sum()
     }
 
     /// Contents under way for `session`.
@@ -839,326 +516,6 @@ impl Queue {
 
     pub fn counts(&self) -> Counts {
         self.counts
-    }
-
-    /// Ends the request of `key`: returns it, or None if there was none (the queue
-    /// was drained meanwhile).
-    fn land(&mut self, key: &str) -> Option<Flight> {
-        let entry = self.entries.get_mut(key)?;
-        let flight = entry.in_flight.take()?;
-        self.in_flight -= 1;
-        self.ready.land(&entry.session);
-        Some(flight)
-    }
-
-    /// Forgets a dropped flight's mark: a flush's, or its share's probe (another goes now).
-    fn land_mark(&mut self, session: &Arc<str>, flight: &Flight, now: Instant) {
-        if !flight.probe {
-            self.outstanding.remove(&flight.mark);
-            return;
-        }
-        if let Some(h) = self.health.get_mut(session) {
-            h.probe_mark = None;
-            if h.refused {
-                self.schedule_probe(session, now);
-            }
-        }
-    }
-
-    /// After a request ended for good: queue the key's newer content, or forget the key. True
-    /// if the newer content is parked until the key's interval has passed.
-    fn requeue_or_forget(&mut self, key: &str, now: Instant) -> bool {
-        let entry = self.entries.get_mut(key).expect("entry");
-        entry.cancelled = None;
-        if entry.pending.is_none() {
-            self.entries.remove(key);
-            return false;
-        }
-        if entry.held {
-            // waits with its refused share; the share's next probe may have found nothing
-            // to send while this key was in flight
-            let session = entry.session.clone();
-            let idle = self
-                .health
-                .get(&session)
-                .is_some_and(|h| h.probe_at.is_none() && h.probe_mark.is_none());
-            if idle {
-                self.schedule_probe(&session, now + self.limits.probe_interval);
-            }
-            return idle;
-        }
-        let (key, position) = (entry.key.clone(), entry.position);
-        !self.make_ready(key, position, || now)
-    }
-
-    /// Puts a key with pending content and no request under way in the ready set, or parks it
-    /// until its interval has passed. True if it is ready.
-    fn make_ready(&mut self, key: Arc<str>, position: u64, now: impl FnOnce() -> Instant) -> bool {
-        match self.earliest_start(&key) {
-            Some(at) if at > now() => {
-                self.park(key, position, at);
-                false
-            }
-            _ => {
-                let session = self.entries[&key].session.clone();
-                self.ready.insert(position, key, session);
-                true
-            }
-        }
-    }
-
-    fn park(&mut self, key: Arc<str>, position: u64, at: Instant) {
-        if let Some(entry) = self.entries.get_mut(&key) {
-            entry.parked_until = Some(at);
-        }
-        self.waiting.insert((at, position), key);
-    }
-
-    /// Puts the pending content of `key` (of a refused share, not ready nor parked nor
-    /// outstanding) in its share's held set; schedules a probe if none is due.
-    fn hold(&mut self, key: &Arc<str>, now: impl FnOnce() -> Instant) {
-        let entry = self.entries.get_mut(key).expect("held keys have an entry");
-        entry.held = true;
-        let (position, session) = (entry.position, entry.session.clone());
-        let h = self
-            .health
-            .get_mut(&session)
-            .expect("refused shares have health");
-        h.held.insert(position, key.clone());
-        if h.probe_at.is_none() && h.probe_mark.is_none() {
-            let at = now() + self.limits.probe_interval;
-            self.schedule_probe(&session, at);
-        }
-    }
-
-    /// The share of `session` becomes refused: its waiting keys are held.
-    fn refuse(&mut self, session: &Arc<str>, now: Instant) {
-        self.counts.refusals += 1;
-        let successes = self.successes;
-        let h = self.health.get_mut(session).expect("a streak has health");
-        h.refused = true;
-        if h.streak_epoch == successes {
-            self.unconfirmed.push(session.clone());
-        }
-        let keys: Vec<Arc<str>> = self
-            .entries
-            .values()
-            .filter(|e| &e.session == session && e.pending.is_some() && !e.held)
-            .map(|e| e.key.clone())
-            .collect();
-        for key in keys {
-            let entry = self.entries.get_mut(&key).expect("listed");
-            let position = entry.position;
-            self.outstanding.remove(&position);
-            match entry.parked_until.take() {
-                Some(at) => {
-                    self.wakeable.remove(&(at, position));
-                    self.waiting.remove(&(at, position));
-                }
-                None if entry.in_flight.is_none() => {
-                    self.ready.remove(position);
-                }
-                None => {}
-            }
-            self.hold(&key, || now);
-        }
-        self.schedule_probe(session, now + self.limits.probe_interval);
-    }
-
-    /// The share of `session` is live again: its held keys go (or wait for their interval).
-    fn resume(&mut self, session: &Arc<str>, health: Health, now: Instant) {
-        if let Some(at) = health.probe_at {
-            self.probes.remove(&(at, session.clone()));
-        }
-        self.unconfirmed.retain(|s| s != session);
-        for (position, key) in health.held {
-            let Some(entry) = self.entries.get_mut(&key) else {
-                continue;
-            };
-            entry.held = false;
-            self.outstanding.insert(position);
-            if entry.in_flight.is_none() {
-                self.make_ready(key, position, || now);
-            }
-        }
-        if health.probe_mark.is_some() {
-            // a probe made ready but not yet sent: flushes wait for it again
-            for e in self.entries.values_mut() {
-                if e.probe && &e.session == session {
-                    e.probe = false;
-                    self.outstanding.insert(e.position);
-                }
-            }
-        }
-    }
-
-    /// (Re)schedules the probe of refused `session` at `at`.
-    fn schedule_probe(&mut self, session: &Arc<str>, at: Instant) {
-        let Some(h) = self.health.get_mut(session) else {
-            return;
-        };
-        if h.probe_mark.is_some() {
-            return; // one under way: its answer schedules the next
-        }
-        if let Some(old) = h.probe_at.replace(at) {
-            self.probes.remove(&(old, session.clone()));
-        }
-        self.probes.insert((at, session.clone()));
-    }
-
-    /// Makes the oldest held key of refused `session` (not under way) ready as its probe (or
-    /// parks it for the rest of its interval).
-    fn make_probe(&mut self, session: &Arc<str>, now: Instant) {
-        let Some(h) = self.health.get_mut(session) else {
-            return;
-        };
-        h.probe_at = None;
-        if !h.refused || h.probe_mark.is_some() {
-            return;
-        }
-        let entries = &self.entries;
-        let found = h
-            .held
-            .iter()
-            .find(|(_, k)| entries.get(*k).is_some_and(|e| e.in_flight.is_none()))
-            .map(|(p, k)| (*p, k.clone()));
-        let Some((position, key)) = found else {
-            return; // nothing to probe with: the next held content schedules one
-        };
-        h.held.remove(&position);
-        h.probe_mark = Some(position);
-        let entry = self.entries.get_mut(&key).expect("held keys have an entry");
-        entry.held = false;
-        entry.probe = true;
-        self.make_ready(key, position, || now);
-    }
-
-    fn note_given_up(&mut self, position: u64) {
-        *self.given_up.entry(position).or_insert(0) += 1;
-        if self.given_up.len() > GIVEN_UP_LOG {
-            if let Some((_, n)) = self.given_up.pop_first() {
-                self.given_up_old += n;
-            }
-        }
-    }
-
-    /// The earliest time `key` may start a request, if it started one within `min_interval`.
-    fn earliest_start(&self, key: &str) -> Option<Instant> {
-        self.starts
-            .get(key)
-            .map(|&at| at + self.limits.min_interval)
-    }
-
-    /// Remembers that a request of `key` starts now, and forgets starts older than the interval.
-    fn note_start(&mut self, key: &Arc<str>, now: Instant) {
-        let interval = self.limits.min_interval;
-        if interval.is_zero() {
-            return;
-        }
-        while let Some((at, _)) = self.start_log.front() {
-            if *at + interval > now {
-                break;
-            }
-            let (at, old) = self.start_log.pop_front().expect("front");
-            if self.starts.get(&old) == Some(&at) {
-                self.starts.remove(&old);
-            }
-        }
-        self.starts.insert(key.clone(), now);
-        self.start_log.push_back((now, key.clone()));
-    }
-
-    /// Checks the internal bookkeeping against a recount (tests only).
-    #[cfg(test)]
-    pub fn check(&self) {
-        let pending: Vec<_> = self
-            .entries
-            .values()
-            .filter_map(|e| e.pending.as_ref())
-            .collect();
-        assert_eq!(pending.len(), self.pending_keys);
-        assert_eq!(
-            pending.iter().map(|t| t.len()).sum::<usize>(),
-            self.pending_bytes
-        );
-        let mut marks: BTreeSet<u64> = self
-            .entries
-            .values()
-            .filter(|e| e.pending.is_some() && !e.held && !e.probe)
-            .map(|e| e.position)
-            .collect();
-        marks.extend(
-            self.entries
-                .values()
-                .filter_map(|e| e.in_flight.as_ref())
-                .filter(|f| !f.probe)
-                .map(|f| f.mark),
-        );
-        assert_eq!(marks, self.outstanding);
-        let flying = self
-            .entries
-            .values()
-            .filter(|e| e.in_flight.is_some())
-            .count();
-        assert_eq!(flying, self.in_flight);
-        assert!(self.requests_in_flight() <= self.limits.concurrency);
-        assert_eq!(self.ready.contents_in_flight(), self.in_flight);
-        self.ready.check();
-        for (k, e) in &self.entries {
-            assert!(
-                e.pending.is_some() || e.in_flight.is_some(),
-                "idle entry {k} kept"
-            );
-            let refused = self.is_refused(&e.session);
-            if e.held {
-                assert!(refused, "{k} held for a share that is not refused");
-                assert_eq!(self.health[&e.session].held.get(&e.position), Some(k));
-                assert!(e.pending.is_some());
-            }
-            if e.pending.is_some() && refused && !e.probe {
-                assert!(e.held, "{k} of a refused share is not held");
-            }
-            let ready =
-                e.pending.is_some() && e.in_flight.is_none() && e.parked_until.is_none() && !e.held;
-            assert_eq!(
-                self.ready.get(e.position) == Some(k),
-                ready,
-                "ready set wrong for {k}"
-            );
-            assert_eq!(
-                e.parked_until.is_some(),
-                self.waiting.values().any(|w| w == k)
-            );
-        }
-        for at in &self.wakeable {
-            assert!(self.waiting.contains_key(at), "wakeable but not parked");
-        }
-        for (s, h) in &self.health {
-            assert!(h.streak > 0 || h.refused, "idle health of {s} kept");
-            if h.refused {
-                assert!(
-                    h.probe_mark.is_some()
-                        || h.probe_at.is_some()
-                        || h.held.values().all(|k| self.entries[k].in_flight.is_some()),
-                    "refused {s} without a probe"
-                );
-            }
-            if let Some(at) = h.probe_at {
-                assert!(self.probes.contains(&(at, s.clone())));
-            }
-        }
-        assert_eq!(
-            self.probes.len(),
-            self.health
-                .values()
-                .filter(|h| h.probe_at.is_some())
-                .count()
-        );
-        let c = self.counts;
-        assert_eq!(
-            c.queued,
-            c.sent + c.coalesced + c.dropped + self.pending_keys as u64 + self.in_flight as u64
-        );
     }
 }
 

@@ -26,107 +26,149 @@ enum Slot {
     Done(Result<String>),
 }
 
-/// The slots. Never held with the runtime's state lock (see runtime/state.rs).
-static SLOTS: Mutex<Option<HashMap<u32, Slot>>> = Mutex::new(None);
-/// Notified when an operation's slot leaves Pending (shutdown waits on it).
-static SETTLED: Condvar = Condvar::new();
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// The newest runtime generation whose shutdown has abandoned its operations: no operation of
-/// it or an older one may start after that. Read and written under the `SLOTS` lock only, so
-/// that an operation either registers before shutdown's [`abandon`] (which then completes it,
-/// if nothing else has) or fails to start at once.
-static CLOSED_GENERATION: AtomicU64 = AtomicU64::new(0);
-/// Completions marked done whose notice is still being sent (after the lock): shutdown waits
-/// for none before it stops the notifier, so no completion arrives after its Stop.
-static IN_TRANSIT: AtomicUsize = AtomicUsize::new(0);
-
-/// Opens a slot for an operation of runtime `generation`; returns its id. Fails (and the
-/// completion is never called) once shutdown has abandoned that runtime's operations.
-pub fn register(generation: u64, completion: Completion) -> Result<u32> {
-    let mut slots = lock(&SLOTS);
-    if generation <= CLOSED_GENERATION.load(Ordering::Relaxed) {
-        return Err(Error::not_initialized());
-    }
-    let slots = slots.get_or_insert_with(HashMap::new);
-    let id = loop {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 && !slots.contains_key(&id) {
-            break id;
-        }
-    };
-    slots.insert(
-        id,
-        Slot::Pending {
-            generation,
-            completion,
-        },
-    );
-    Ok(id)
+/// The slots of every asynchronous operation of the process (they outlive a runtime: a result
+/// waits for `share_op_take` after shutdown). Its lock is never held with the runtime's state
+/// lock (see the lock order in ARCHITECTURE.md).
+pub struct Slots {
+    slots: Mutex<Option<HashMap<u32, Slot>>>,
+    /// Notified when an operation's slot leaves Pending (shutdown waits on it).
+    settled: Condvar,
+    next_id: AtomicU32,
+    /// The newest runtime generation whose shutdown has abandoned its operations: no operation
+    /// of it or an older one may start after that. Read and written under the `slots` lock
+    /// only, so that an operation either registers before shutdown's [`Slots::abandon`] (which
+    /// then completes it, if nothing else has) or fails to start at once.
+    closed_generation: AtomicU64,
+    /// Completions marked done whose notice is still being sent (after the lock): shutdown
+    /// waits for none before it stops the notifier, so no completion arrives after its Stop.
+    in_transit: AtomicUsize,
 }
 
-/// Records an operation's result and has its completion called on the notifier (unless
-/// shutdown already completed it). Call with no lock held.
-pub fn finish(notices: &Sender<Notice>, id: u32, result: Result<String>) {
-    let status = result
-        .as_ref()
-        .map_or_else(|e| e.status, |_| Status::SHARE_OK);
-    let completion = {
-        let mut slots = lock(&SLOTS);
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots::new()
+    }
+}
+
+impl Slots {
+    pub const fn new() -> Slots {
+        Slots {
+            slots: Mutex::new(None),
+            settled: Condvar::new(),
+            next_id: AtomicU32::new(1),
+            closed_generation: AtomicU64::new(0),
+            in_transit: AtomicUsize::new(0),
+        }
+    }
+
+    /// Opens a slot for an operation of runtime `generation`; returns its id. Fails (and the
+    /// completion is never called) once shutdown has abandoned that runtime's operations.
+    pub fn register(&self, generation: u64, completion: Completion) -> Result<u32> {
+        let mut slots = lock(&self.slots);
+        if generation <= self.closed_generation.load(Ordering::Relaxed) {
+            return Err(Error::not_initialized());
+        }
         let slots = slots.get_or_insert_with(HashMap::new);
-        if !matches!(slots.get(&id), Some(Slot::Pending { .. })) {
-            return; // shutdown completed it already
-        }
-        let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result)) else {
-            return;
+        let id = loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 && !slots.contains_key(&id) {
+                break id;
+            }
         };
-        IN_TRANSIT.fetch_add(1, Ordering::SeqCst);
-        SETTLED.notify_all();
-        completion
-    };
-    let _ = notices.send(Notice::Call(Box::new(move || completion(id, status))));
-    IN_TRANSIT.fetch_sub(1, Ordering::SeqCst);
-}
+        slots.insert(
+            id,
+            Slot::Pending {
+                generation,
+                completion,
+            },
+        );
+        Ok(id)
+    }
 
-/// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
-pub fn wait_for_pending(generation: u64, deadline: Instant) -> bool {
-    let (slots, none) = wait_until(&SETTLED, lock(&SLOTS), deadline, |slots| {
-        !slots.as_ref().is_some_and(|slots| {
-            slots
-                .values()
-                .any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
-        })
-    });
-    drop(slots);
-    none
-}
+    /// Records an operation's result and has its completion called on the notifier (unless
+    /// shutdown already completed it). Call with no lock held.
+    pub fn finish(&self, notices: &Sender<Notice>, id: u32, result: Result<String>) {
+        let status = result
+            .as_ref()
+            .map_or_else(|e| e.status, |_| Status::SHARE_OK);
+        let completion = {
+            let mut slots = lock(&self.slots);
+            let slots = slots.get_or_insert_with(HashMap::new);
+            if !matches!(slots.get(&id), Some(Slot::Pending { .. })) {
+                return; // shutdown completed it already
+            }
+            let Some(Slot::Pending { completion, .. }) = slots.insert(id, Slot::Done(result))
+            else {
+                return;
+            };
+            self.in_transit.fetch_add(1, Ordering::SeqCst);
+            self.settled.notify_all();
+            completion
+        };
+        let _ = notices.send(Notice::Call(Box::new(move || completion(id, status))));
+        self.in_transit.fetch_sub(1, Ordering::SeqCst);
+    }
 
-/// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
-/// (shutdown's deadline); returns the completions to call. Afterwards no operation of it can
-/// register, and once [`settle_in_transit`] returns none is on its way to the notifier.
-pub fn abandon(generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
-    let mut slots = lock(&SLOTS);
-    CLOSED_GENERATION.fetch_max(generation, Ordering::Relaxed);
-    let slots = slots.get_or_insert_with(HashMap::new);
-    let ids: Vec<u32> = slots
-        .iter()
-        .filter(|(_, s)| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
-        .map(|(id, _)| *id)
-        .collect();
-    let mut calls: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
-    for id in ids {
-        if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
-            slots.insert(id, Slot::Done(Err(stopped())));
-            calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
+    /// Waits until no operation of runtime `generation` is running, or `deadline`; true if none is.
+    pub fn wait_for_pending(&self, generation: u64, deadline: Instant) -> bool {
+        let (slots, none) = wait_until(&self.settled, lock(&self.slots), deadline, |slots| {
+            !slots.as_ref().is_some_and(|slots| {
+                slots
+                    .values()
+                    .any(|s| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+            })
+        });
+        drop(slots);
+        none
+    }
+
+    /// Completes every operation still running for runtime `generation` with SHARE_ERR_TIMEOUT
+    /// (shutdown's deadline); returns the completions to call. Afterwards no operation of it can
+    /// register, and once [`Slots::settle_in_transit`] returns none is on its way to the notifier.
+    pub fn abandon(&self, generation: u64) -> Vec<Box<dyn FnOnce() + Send>> {
+        let mut slots = lock(&self.slots);
+        self.closed_generation
+            .fetch_max(generation, Ordering::Relaxed);
+        let slots = slots.get_or_insert_with(HashMap::new);
+        let ids: Vec<u32> = slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Pending { generation: g, .. } if *g == generation))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut calls: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        for id in ids {
+            if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
+                slots.insert(id, Slot::Done(Err(stopped())));
+                calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
+            }
+        }
+        calls
+    }
+
+    /// Waits (a few microseconds: they are channel sends) until no completion marked done is
+    /// still being sent.
+    pub fn settle_in_transit(&self) {
+        while self.in_transit.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
         }
     }
-    calls
-}
 
-/// Waits (a few microseconds: they are channel sends) until no completion marked done is
-/// still being sent.
-pub fn settle_in_transit() {
-    while IN_TRANSIT.load(Ordering::SeqCst) > 0 {
-        std::thread::yield_now();
+    /// Takes a finished operation's result (once).
+    pub fn take(&self, id: u32) -> Result<String> {
+        let mut slots = lock(&self.slots);
+        let slots = slots.get_or_insert_with(HashMap::new);
+        match slots.remove(&id) {
+            Some(Slot::Done(result)) => result,
+            Some(pending) => {
+                slots.insert(id, pending);
+                Err(Error::invalid(format!(
+                    "operation {id} has not completed yet"
+                )))
+            }
+            None => Err(Error::invalid(format!(
+                "no operation {id} to take (unknown, or already taken)"
+            ))),
+        }
     }
 }
 
@@ -136,22 +178,4 @@ pub fn stopped() -> Error {
         Status::SHARE_ERR_TIMEOUT,
         "share_shutdown stopped the library before the operation finished",
     )
-}
-
-/// Takes a finished operation's result (once).
-pub fn take(id: u32) -> Result<String> {
-    let mut slots = lock(&SLOTS);
-    let slots = slots.get_or_insert_with(HashMap::new);
-    match slots.remove(&id) {
-        Some(Slot::Done(result)) => result,
-        Some(pending) => {
-            slots.insert(id, pending);
-            Err(Error::invalid(format!(
-                "operation {id} has not completed yet"
-            )))
-        }
-        None => Err(Error::invalid(format!(
-            "no operation {id} to take (unknown, or already taken)"
-        ))),
-    }
 }

@@ -1,73 +1,57 @@
-//! The global runtime: started by `share_init`, stopped by `share_shutdown`, startable again.
-//! Threads: `concurrency + 2` workers draining one crossbeam job queue, a timer for retries, and
-//! a notifier that alone calls into the host.
+//! The runtime: the threads around the engine (src/engine/), started by `share_init`, stopped
+//! by `share_shutdown`, startable again. Threads: `concurrency + 2` workers draining one
+//! crossbeam job queue, a timer for parked keys and flush deadlines, the spool writer (with
+//! `spool_dir`), and a notifier that alone calls into the host.
 
 pub mod completions;
 mod flush;
+mod global;
+mod instance;
+mod intake;
 mod messages;
 mod notifier;
 pub mod ops;
-mod shared;
-mod spooler;
-mod state;
+mod spool_writer;
+mod stats;
 mod timer;
 mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, unbounded};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::config::Config;
+use crate::engine::Left;
 use crate::error::{Error, Result, Status};
 use crate::events::{Event, Reason, hub};
 use crate::http::Http;
 use crate::locks::lock;
+use crate::spool::{Recovery, Spool};
+use global::{Last, Threads, global};
+use instance::Channels;
+pub use instance::Instance;
 use messages::{Job, Notice, Tick};
-pub use shared::Shared;
-
-/// The running runtime, read by every call.
-static CURRENT: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
-/// The last runtime stopped, for `share_stats` after shutdown.
-static LAST: Mutex<Option<Last>> = Mutex::new(None);
-/// Serialises init and shutdown; holds the running runtime's threads.
-static LIFECYCLE: Mutex<Option<Threads>> = Mutex::new(None);
-static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Workers beyond `concurrency`, so asynchronous creates and removes do not wait behind syncs.
 const SPARE_WORKERS: usize = 2;
 
-/// What `share_stats` reads when no runtime runs.
-enum Last {
-    /// Shutting down: its figures still move.
-    Stopping(Arc<Shared>),
-    /// Stopped: its final figures (the runtime itself, with its HTTP client, is gone).
-    Stopped(String),
-}
-
-struct Threads {
-    handles: Vec<JoinHandle<()>>,
-    notifier: JoinHandle<()>,
-    done: Receiver<()>,
-    notifier_done: Receiver<()>,
-}
-
-fn read_current() -> RwLockReadGuard<'static, Option<Arc<Shared>>> {
-    CURRENT.read().unwrap_or_else(|e| e.into_inner())
+fn read_current() -> RwLockReadGuard<'static, Option<Arc<Instance>>> {
+    global().read_current()
 }
 
 /// Runs `f` on the running runtime, holding it for the call (short calls only: shutdown waits).
-pub fn with_current<R>(f: impl FnOnce(&Shared) -> Result<R>) -> Result<R> {
+pub fn with_current<R>(f: impl FnOnce(&Instance) -> Result<R>) -> Result<R> {
     match read_current().as_deref() {
-        Some(shared) => f(shared),
+        Some(instance) => f(instance),
         None => Err(Error::not_initialized()),
     }
 }
 
 /// The running runtime, for calls that may wait.
-pub fn current() -> Result<Arc<Shared>> {
+pub fn current() -> Result<Arc<Instance>> {
     read_current().clone().ok_or_else(Error::not_initialized)
 }
 
@@ -75,7 +59,7 @@ pub fn current() -> Result<Arc<Shared>> {
 /// threads.
 pub fn init(config_json: Option<&str>) -> Result<()> {
     crate::fork::watch();
-    let mut lifecycle = lock(&LIFECYCLE);
+    let mut lifecycle = lock(&global().lifecycle);
     if read_current().is_some() {
         return Err(Error::new(
             Status::SHARE_ERR_ALREADY_INITIALIZED,
@@ -84,8 +68,8 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     }
     let env_api = std::env::var("OPENCODE_API").ok();
     let config = Config::parse(config_json, env_api.as_deref())?;
-    // spool: open the spool (a folder in use or of a bad mode fails init here)
-    let spooled = spooler::open(&config)?;
+    // a spool folder in use or of a bad mode fails init here
+    let spooled = spool_writer::open(&config, &global().lingering)?;
     let for_client = config.clone();
     let http = spawn("share-init".into(), move || Http::new(&for_client))?
         .join()
@@ -102,55 +86,41 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let (notices_tx, notices_rx) = unbounded();
     let (done_tx, done_rx) = unbounded();
     let (notifier_done_tx, notifier_done_rx) = unbounded();
-    let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    let generation = global().generation.fetch_add(1, Ordering::Relaxed) + 1;
     let workers = config.concurrency + SPARE_WORKERS;
-    let shared = Arc::new(Shared::new(
+    let instance = Arc::new(Instance::new(
         generation,
         config,
         http,
-        jobs_tx,
-        ticks_tx,
-        notices_tx.clone(),
+        Channels {
+            jobs: jobs_tx,
+            timer: ticks_tx,
+            notices: notices_tx.clone(),
+        },
+        &global().ops,
     ));
 
     let notifier = spawn("share-notifier".into(), move || {
         notifier::run(notices_rx, notifier_done_tx)
     })?;
-    // spool: re-queue what the spool holds, start the spool thread
-    spooler::start(&shared, spooled)?;
-    let mut handles = Vec::with_capacity(workers + 1);
-    let mut started = Ok(());
-    for n in 0..workers {
-        let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
-        match spawn(format!("share-worker-{n}"), move || {
-            worker::run(shared, jobs, done)
-        }) {
-            Ok(handle) => handles.push(handle),
-            Err(e) => {
-                started = Err(e);
-                break;
-            }
+    start_spool(&instance, spooled)?;
+    let started = start_threads(&instance, workers, jobs_rx, ticks_rx, &done_tx);
+    let handles = match started {
+        Ok(handles) => handles,
+        Err((e, workers)) => {
+            // the spool thread syncs and releases the spool
+            let soon = Instant::now() + Duration::from_secs(1);
+            spool_writer::stop(&instance.spool, &instance.config, soon, &global().lingering);
+            stop_threads(&instance, workers);
+            let _ = instance.notices.send(Notice::Stop);
+            return Err(e);
         }
-    }
-    if started.is_ok() {
-        let (shared, done) = (shared.clone(), done_tx.clone());
-        started = spawn("share-timer".into(), move || {
-            timer::run(shared, ticks_rx, done)
-        })
-        .map(|h| handles.push(h));
-    }
-    if let Err(e) = started {
-        // spool: the thread syncs and releases the spool
-        spooler::stop(&shared, Instant::now() + Duration::from_secs(1));
-        stop_threads(&shared, handles.len());
-        let _ = shared.notices.send(Notice::Stop);
-        return Err(e);
-    }
+    };
 
     hub().set_courier(Some(Arc::new(move || {
         let _ = notices_tx.send(Notice::Events);
     })));
-    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+    *global().current.write().unwrap_or_else(|e| e.into_inner()) = Some(instance);
     *lifecycle = Some(Threads {
         handles,
         notifier,
@@ -158,6 +128,70 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         notifier_done: notifier_done_rx,
     });
     Ok(())
+}
+
+/// With a spool: the engine re-queues what it held, then the spool writer starts. Before
+/// `share_init` returns.
+fn start_spool(instance: &Arc<Instance>, opened: Option<(Spool, Recovery)>) -> Result<()> {
+    let Some((spool, recovery)) = opened else {
+        return Ok(());
+    };
+    spool_writer::recovered(&instance.spool, &spool, &recovery);
+    let skipped_bytes = recovery.skipped_bytes;
+    let now = Instant::now();
+    let (deferred, tokens, last_seq) = instance.decide(|engine, _| {
+        let (deferred, tokens) = engine.recover(recovery, now);
+        (deferred, tokens, engine.queue().last_seq())
+    });
+    spool_writer::requeued(&instance.spool, deferred, last_seq);
+    instance.wake_workers(tokens);
+    if skipped_bytes > 0 {
+        hub().emit([Event::Spool {
+            skipped_bytes: Some(skipped_bytes),
+            error: None,
+        }]);
+    }
+    let runner = instance.clone();
+    let swap: spool_writer::Swap = Box::new(move |records, index| {
+        let mut engine = runner.lock();
+        engine.journal_mut().swap(records, index);
+        (engine.journal().pushed(), engine.queue().last_seq())
+    });
+    let timing = spool_writer::Timing {
+        interval: instance.config.spool_interval,
+        fsync: instance.config.spool_fsync,
+    };
+    spool_writer::start(&instance.spool, spool, timing, swap, |body| {
+        spawn("share-spool".into(), body)
+    })
+}
+
+/// Starts the workers and the timer; on failure, the error and how many workers started.
+fn start_threads(
+    instance: &Arc<Instance>,
+    workers: usize,
+    jobs: Receiver<Job>,
+    ticks: Receiver<Tick>,
+    done: &Sender<()>,
+) -> std::result::Result<Vec<JoinHandle<()>>, (Error, usize)> {
+    let mut handles = Vec::with_capacity(workers + 1);
+    for n in 0..workers {
+        let (instance, jobs, done) = (instance.clone(), jobs.clone(), done.clone());
+        match spawn(format!("share-worker-{n}"), move || {
+            worker::run(instance, jobs, done)
+        }) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => return Err((e, handles.len())),
+        }
+    }
+    let (runner, done) = (instance.clone(), done.clone());
+    match spawn("share-timer".into(), move || {
+        timer::run(runner, ticks, done)
+    }) {
+        Ok(handle) => handles.push(handle),
+        Err(e) => return Err((e, handles.len())),
+    }
+    Ok(handles)
 }
 
 /// Starts a named library thread.
@@ -191,25 +225,27 @@ fn cannot_start(why: &str) -> String {
 /// left, stops the threads and joins those that finish in time.
 pub fn shutdown(timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut lifecycle = lock(&LIFECYCLE);
-    let Some(shared) = CURRENT.write().unwrap_or_else(|e| e.into_inner()).take() else {
+    let mut lifecycle = lock(&global().lifecycle);
+    let Some(instance) = global()
+        .current
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    else {
         return Err(Error::not_initialized());
     };
-    *lock(&LAST) = Some(Last::Stopping(shared.clone()));
-    let flushed = shared.flush(deadline.saturating_duration_since(Instant::now()));
+    *lock(&global().last) = Some(Last::Stopping(instance.clone()));
+    let flushed = instance.flush(deadline.saturating_duration_since(Instant::now()));
     // asynchronous creates and removes under way get the rest of the deadline too
-    let ops_done = completions::wait_for_pending(shared.generation, deadline);
-    let (left, keys, refused) = {
-        let mut state = shared.lock();
-        state.closed = true;
-        let refused = state.queue.refused_shares();
-        let (left, keys) = state.queue.drain();
-        shared.changed.notify_all();
-        (left, keys, refused)
-    };
+    let ops_done = global().ops.wait_for_pending(instance.generation, deadline);
+    let Left {
+        contents: left,
+        keys,
+        refused,
+    } = instance.decide(|engine, fx| engine.close(fx));
     // one event per key, so every drop names what it dropped; with a spool nothing is lost:
     // the next share_init on it sends what is left, and the event says so
-    let spooled = shared.spool.is_on();
+    let spooled = instance.spool.is_on();
     let kept = spooled.then(|| KEPT_IN_SPOOL.to_owned());
     hub().emit(
         keys.into_iter()
@@ -222,23 +258,28 @@ pub fn shutdown(timeout: Duration) -> Result<()> {
                 error: kept.clone(),
             }),
     );
-    // spool: what is left stays in the spool for the next share_init (written, synced, released)
-    spooler::stop(&shared, deadline);
-    let abandoned = completions::abandon(shared.generation);
+    // what is left stays in the spool for the next share_init (written, synced, released)
+    spool_writer::stop(
+        &instance.spool,
+        &instance.config,
+        deadline,
+        &global().lingering,
+    );
+    let abandoned = global().ops.abandon(instance.generation);
     let abandoned_ops = abandoned.len();
     for call in abandoned {
-        let _ = shared.notices.send(Notice::Call(call));
+        let _ = instance.notices.send(Notice::Call(call));
     }
     // a completion finished just before the abandon may still be on its way: it goes first
-    completions::settle_in_transit();
+    global().ops.settle_in_transit();
     hub().set_courier(None);
     let threads = lifecycle.take().expect("a running runtime has threads");
-    stop_threads(&shared, threads.handles.len() - 1);
-    let _ = shared.notices.send(Notice::Stop);
+    stop_threads(&instance, threads.handles.len() - 1);
+    let _ = instance.notices.send(Notice::Stop);
     join_by(threads, deadline);
-    *lock(&LAST) = Some(Last::Stopped(shared.stats_json(false)));
+    *lock(&global().last) = Some(Last::Stopped(instance.stats_json(false)));
     // the last reference unless a request is still in flight: this closes the HTTP client
-    drop(shared);
+    drop(instance);
     shutdown_result(flushed, ops_done, left, refused, abandoned_ops, spooled)
 }
 
@@ -288,11 +329,11 @@ fn shutdown_result(
 }
 
 /// Asks `workers` workers and the timer to leave.
-fn stop_threads(shared: &Shared, workers: usize) {
+fn stop_threads(instance: &Instance, workers: usize) {
     for _ in 0..workers {
-        let _ = shared.jobs.send(Job::Stop);
+        let _ = instance.jobs.send(Job::Stop);
     }
-    let _ = shared.timer.send(Tick::Stop);
+    let _ = instance.timer.send(Tick::Stop);
 }
 
 /// Joins the workers and the timer if they all leave by `deadline`; otherwise leaves them to
@@ -315,13 +356,18 @@ fn join_by(threads: Threads, deadline: Instant) {
     }
 }
 
+/// `share_op_take`: a finished asynchronous operation's result (once).
+pub fn take_op(id: u32) -> Result<String> {
+    global().ops.take(id)
+}
+
 /// `share_stats`: the running runtime's figures, or the last one's after shutdown.
 pub fn stats() -> Result<String> {
-    if let Some(shared) = read_current().as_deref() {
-        return Ok(shared.stats_json(true));
+    if let Some(instance) = read_current().as_deref() {
+        return Ok(instance.stats_json(true));
     }
-    match &*lock(&LAST) {
-        Some(Last::Stopping(shared)) => Ok(shared.stats_json(false)),
+    match &*lock(&global().last) {
+        Some(Last::Stopping(instance)) => Ok(instance.stats_json(false)),
         Some(Last::Stopped(stats)) => Ok(stats.clone()),
         None => Err(Error::not_initialized()),
     }

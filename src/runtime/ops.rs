@@ -7,11 +7,11 @@ use std::thread;
 use std::time::Instant;
 
 use super::completions::{self, Completion};
+use super::instance::Instance;
 use super::messages::{Job, Tick};
-use super::shared::Shared;
-use super::state::Effects;
+use super::spool_writer;
+use crate::engine::Forgotten;
 use crate::error::{Error, Result, Status};
-use crate::events::{Event, Reason};
 use crate::http::Answer;
 use crate::locks::wait_until;
 use crate::protocol::Request;
@@ -21,91 +21,61 @@ use crate::retry::{self, Attempt, Verdict};
 /// `share_create`: the protocol's create, retried within the configured timeout; the new share
 /// is remembered so later syncs of the session go out. Returns `{"url","secret"}` (v1) or
 /// `{"id","url","secret"}` ("next").
-pub fn create(shared: &Shared, session: &str) -> Result<String> {
-    let deadline = Instant::now() + shared.config.timeout;
-    let create = shared.protocol.create(session);
+pub fn create(instance: &Instance, session: &str) -> Result<String> {
+    let deadline = Instant::now() + instance.config.timeout;
+    let create = instance.protocol.create(session);
     let path = create.path.clone();
-    let answer = request(shared, create, deadline, shared.policy.max_retries, None)?;
-    let created = shared.protocol.parse_created(&answer.body)?;
-    let spooled = super::spooler::share(shared, session, &created.share()); // spool:
-    let mut state = shared.lock();
-    if let Some(other) = state.registry.holder(session, &created.secret) {
-        // the hosted service keys shares by the last 8 characters of the session id and hands
-        // the existing share of that short id to anyone: this session's syncs would vanish
-        return Err(Error::new(
-            Status::SHARE_ERR_BAD_RESPONSE,
-            format!(
-                "{path} answered for {session:?} the share that session {other:?} already holds (the \
-                 service keys shares by the last 8 characters of the session id): not created"
-            ),
-        ));
-    }
-    let mut probe = false;
-    if !state.closed {
-        state.registry.insert(session, created.share());
-        super::spooler::push(&mut state, spooled); // spool:
-        probe = state.queue.probe_now(session, Instant::now());
-    }
-    drop(state);
+    let answer = request(instance, create, deadline, instance.policy.max_retries, None)?;
+    let created = instance.protocol.parse_created(&answer.body)?;
+    let now = Instant::now();
+    let probe = instance
+        .decide(|engine, _| engine.created(session, created.share(), now))
+        .map_err(|other| {
+            // the hosted service keys shares by the last 8 characters of the session id and
+            // hands the existing share of that short id to anyone: this session's syncs would
+            // vanish
+            Error::new(
+                Status::SHARE_ERR_BAD_RESPONSE,
+                format!(
+                    "{path} answered for {session:?} the share that session {other:?} already holds (the \
+                     service keys shares by the last 8 characters of the session id): not created"
+                ),
+            )
+        })?;
     if probe {
-        let _ = shared.timer.send(Tick::Wake);
+        let _ = instance.timer.send(Tick::Wake);
     }
     Ok(created.to_json())
 }
 
-/// What the local part of a remove found.
-pub struct Forgotten {
-    /// The service was refusing the share.
-    pub refused: bool,
-    /// The share's id on the service, if a create or a share record gave one ("next").
-    pub id: Option<Arc<str>>,
-}
-
 /// The local part of `share_remove`, done at once on the caller's thread: drops the session's
 /// pending work and forgets its share.
-pub fn forget(shared: &Shared, session: &str) -> Forgotten {
-    let mut fx = Effects::default();
-    let spooled = super::spooler::removal(shared, session); // spool:
-    let forgotten = {
-        let mut state = shared.lock();
-        super::spooler::push(&mut state, spooled); // spool: Remove (waited for in delete)
-        let refused = state.queue.is_refused(session);
-        let dropped = state.queue.purge_session(session, false);
-        let id = state.registry.remove(session).and_then(|share| share.id);
-        if dropped > 0 {
-            fx.emit([Event::Dropped {
-                reason: Reason::Removed,
-                key: None,
-                session: Some(session.into()),
-                count: dropped,
-                bytes: None,
-                error: None,
-            }]);
-        }
-        shared.settled(&mut state, &mut fx);
-        Forgotten { refused, id }
-    };
-    shared.apply(fx);
-    forgotten
+pub fn forget(instance: &Instance, session: &str) -> Forgotten {
+    instance.decide(|engine, fx| engine.forget(session, Instant::now(), fx))
 }
 
 /// The rest of `share_remove`: waits (within the configured timeout) until none of the
 /// session's requests is in flight, then sends the protocol's delete with retries. A 500 is retried
 /// once at most, and not at all for a share the service was refusing: opencode's hosted service
 /// answers a stale secret and a deleted share with 500, and the local part holds anyway.
-pub fn delete(shared: &Shared, session: &str, secret: &Secret, forgotten: Forgotten) -> Result<()> {
-    let deadline = Instant::now() + shared.config.timeout;
-    // spool: the removal is on disk before the delete goes out (and before remove answers)
-    if !super::spooler::wait_durable(shared, deadline) {
-        return Err(super::spooler::not_durable(&format!("remove {session:?}")));
+pub fn delete(
+    instance: &Instance,
+    session: &str,
+    secret: &Secret,
+    forgotten: Forgotten,
+) -> Result<()> {
+    let deadline = Instant::now() + instance.config.timeout;
+    // the removal is on disk before the delete goes out (and before remove answers)
+    if !instance.wait_durable(deadline) {
+        return Err(spool_writer::not_durable(&format!("remove {session:?}")));
     }
     {
-        let mut state = shared.lock();
-        state.waiters += 1;
-        let (mut state, idle) = wait_until(&shared.changed, state, deadline, |s| {
-            s.queue.in_flight_of(session) == 0
+        let mut engine = instance.lock();
+        engine.waiters += 1;
+        let (mut engine, idle) = wait_until(&instance.changed, engine, deadline, |e| {
+            e.queue().in_flight_of(session) == 0
         });
-        state.waiters -= 1;
+        engine.waiters -= 1;
         if !idle {
             return Err(Error::new(
                 Status::SHARE_ERR_TIMEOUT,
@@ -119,9 +89,9 @@ pub fn delete(shared: &Shared, session: &str, secret: &Secret, forgotten: Forgot
         secret: secret.clone(),
         id: forgotten.id,
     };
-    let delete = shared.protocol.delete(session, &share);
+    let delete = instance.protocol.delete(session, &share);
     request(
-        shared,
+        instance,
         delete,
         deadline,
         if forgotten.refused { 0 } else { 1 },
@@ -134,14 +104,14 @@ pub fn delete(shared: &Shared, session: &str, secret: &Secret, forgotten: Forgot
 /// answers of 500 are retried at most `max_500_retries` times. A failure names the service's
 /// reason, with `secret` and the org token masked.
 fn request(
-    shared: &Shared,
+    instance: &Instance,
     request: Request,
     deadline: Instant,
     max_500_retries: u32,
     secret: Option<&Secret>,
 ) -> Result<Answer> {
     let what = format!("{} {}", request.method.as_str(), request.path);
-    let org = shared.config.org.as_ref().map(|org| org.token.as_str());
+    let org = instance.config.org.as_ref().map(|org| org.token.as_str());
     let hidden: Vec<&str> = secret.map(Secret::expose).into_iter().chain(org).collect();
     let mut retries = 0;
     let mut retries_500 = 0;
@@ -153,7 +123,7 @@ fn request(
                 format!("{what}: no time left for an attempt"),
             ));
         }
-        let outcome = shared.http.send(request.clone(), left);
+        let outcome = instance.http.send(request.clone(), left);
         let (attempt, said) = match outcome {
             Ok(answer) if retry::classify(&answer.attempt()) == Verdict::Success => {
                 return Ok(answer);
@@ -166,7 +136,7 @@ fn request(
         let Verdict::Retry { after } = verdict else {
             return Err(failure);
         };
-        if retries >= shared.policy.max_retries {
+        if retries >= instance.policy.max_retries {
             return Err(failure);
         }
         if retry::refusal_evidence(&attempt) {
@@ -176,8 +146,8 @@ fn request(
             retries_500 += 1;
         }
         retries += 1;
-        let delay = shared.policy.jittered_delay(retries, after);
-        if Instant::now() + delay >= deadline || shared.lock().closed {
+        let delay = instance.policy.jittered_delay(retries, after);
+        if Instant::now() + delay >= deadline || instance.lock().is_closed() {
             return Err(failure); // no time left, or shutdown abandoned the operation
         }
         thread::sleep(delay);
@@ -203,14 +173,14 @@ fn failure(what: &str, attempt: &Attempt, said: Option<String>) -> Error {
 /// Starts an asynchronous operation: `work` runs on a worker; its result is kept for
 /// `share_op_take` and `completion` is called on the notifier thread. Returns the operation id.
 pub fn start(
-    shared: &Arc<Shared>,
+    instance: &Arc<Instance>,
     completion: Completion,
-    work: impl FnOnce(&Shared) -> Result<String> + Send + 'static,
+    work: impl FnOnce(&Instance) -> Result<String> + Send + 'static,
 ) -> Result<u32> {
-    let id = completions::register(shared.generation, completion)?;
-    let runner = shared.clone();
+    let id = instance.ops.register(instance.generation, completion)?;
+    let runner = instance.clone();
     let job = move || {
-        let result = if runner.lock().closed {
+        let result = if runner.lock().is_closed() {
             Err(completions::stopped())
         } else {
             catch_unwind(AssertUnwindSafe(|| work(&runner))).unwrap_or_else(|_| {
@@ -220,11 +190,13 @@ pub fn start(
                 ))
             })
         };
-        completions::finish(&runner.notices, id, result);
+        runner.ops.finish(&runner.notices, id, result);
     };
-    if shared.jobs.send(Job::Op(Box::new(job))).is_err() {
+    if instance.jobs.send(Job::Op(Box::new(job))).is_err() {
         // the workers are gone: complete it now (a no-op if shutdown's abandon() already did)
-        completions::finish(&shared.notices, id, Err(completions::stopped()));
+        instance
+            .ops
+            .finish(&instance.notices, id, Err(completions::stopped()));
     }
     Ok(id)
 }

@@ -1,38 +1,27 @@
-//! The timer thread: sleeps until the earliest parked key may go (a retry, or a hot key's
-//! interval), then hands ready keys to workers;
-//! it also ends asynchronous flushes whose deadline has come.
+//! The timer thread: sleeps until the earliest parked key may go (a retry, a hot key's
+//! interval, a refused share's probe) or an asynchronous flush's deadline, then lets the
+//! engine hand the ready keys to workers and end the flushes out of time.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::flush;
+use super::instance::Instance;
 use super::messages::Tick;
-use super::shared::Shared;
-use super::state::Effects;
 
 /// The timer thread's body; `done` is told when it leaves.
-pub fn run(shared: Arc<Shared>, ticks: Receiver<Tick>, done: Sender<()>) {
+pub fn run(instance: Arc<Instance>, ticks: Receiver<Tick>, done: Sender<()>) {
     loop {
-        let mut fx = Effects::default();
-        let next = {
-            let mut state = shared.lock();
-            if state.closed {
-                break;
+        let next = instance.decide(|engine, fx| {
+            if engine.is_closed() {
+                return Err(());
             }
-            let now = Instant::now();
-            state.queue.wake_due(now);
-            if !state.flushes.is_empty() {
-                flush::check_flushes(&mut state, now, &mut fx);
-            }
-            fx.tokens = state.claim_workers(shared.config.concurrency);
-            match (state.queue.next_parked_at(), flush::next_deadline(&state)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+            Ok(engine.tick(Instant::now(), fx))
+        });
+        let Ok(next) = next else {
+            break;
         };
-        shared.apply(fx);
         let tick = match next {
             Some(at) => ticks.recv_deadline(at),
             None => ticks.recv().map_err(|_| RecvTimeoutError::Disconnected),

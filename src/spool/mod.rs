@@ -12,7 +12,7 @@
 //! while a compaction writes it. Unix only, like the rest of the library's build.
 
 mod folder;
-mod live;
+pub(crate) mod live;
 mod lock;
 mod log;
 pub mod record;

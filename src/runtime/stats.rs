@@ -1,0 +1,42 @@
+//! `share_stats`: one runtime's figures as JSON.
+
+use std::sync::atomic::Ordering;
+
+use super::instance::Instance;
+use super::spool_writer;
+use crate::events::hub;
+
+impl Instance {
+    /// The stats as JSON.
+    pub fn stats_json(&self, running: bool) -> String {
+        let engine = self.lock();
+        let (queue, n) = (engine.queue(), engine.counters);
+        let c = queue.counts();
+        serde_json::json!({
+            "running": running,
+            "url": self.config.shown_url,
+            "protocol": self.protocol.name(),
+            "requests": n.requests,
+            "queued": c.queued,
+            "sent": c.sent,
+            "coalesced": c.coalesced,
+            "retried": c.retried,
+            "failed": c.failed,
+            "dropped": c.dropped,
+            "rejected": self.rejected.load(Ordering::Relaxed),
+            "ignored": self.ignored.load(Ordering::Relaxed),
+            "refused_shares": queue.refused_shares(),
+            "refused_contents": queue.held(),
+            "too_large": n.too_large,
+            "unsafe": n.unsafe_contents,
+            "panics": n.panics,
+            "pending_keys": queue.pending_keys(),
+            "pending_bytes": queue.pending_bytes(),
+            "in_flight": queue.in_flight(),
+            "shares": engine.registry().len(),
+            "events_lost": hub().lost(),
+            "spool": spool_writer::stats(&self.spool),
+        })
+        .to_string()
+    }
+}
