@@ -24,42 +24,87 @@ pub use rules::{Origin, Rule};
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Every rule's keywords, ASCII case-insensitive.
-    keywords: AhoCorasick,
-    /// For each keyword (by pattern index), the rules it lets run.
-    keyword_rules: Vec<Vec<usize>>,
+    /// The rules' keywords in lower case, matched in any ASCII case; then those with an
+    /// upper-case letter, matched as written.
+    keywords: [Keywords; 2],
+    /// The same keywords for the whole content's first pass: a DFA (the fastest automaton for
+    /// many keywords in any case), and a leftmost one (SIMD for a few keywords as written).
+    gate: [AhoCorasick; 2],
     /// Rules without keywords: they run on every string.
     always: Vec<usize>,
+}
+
+/// One keyword automaton and, for each of its keywords, the rules it lets run.
+#[derive(Debug)]
+struct Keywords {
+    automaton: AhoCorasick,
+    rules: Vec<Vec<usize>>,
+}
+
+impl Keywords {
+    fn new(rules: &[Rule], folded: bool) -> std::result::Result<Keywords, String> {
+        let mut words: Vec<&str> = Vec::new();
+        let mut by_word: Vec<Vec<usize>> = Vec::new();
+        for (n, rule) in rules.iter().enumerate() {
+            let mine = rule
+                .keywords
+                .iter()
+                .filter(|k| folded != k.bytes().any(|b| b.is_ascii_uppercase()));
+            for k in mine {
+                match words.iter().position(|w| w == k) {
+                    Some(i) => by_word[i].push(n),
+                    None => {
+                        words.push(k);
+                        by_word.push(vec![n]);
+                    }
+                }
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .ascii_case_insensitive(folded)
+            .build(&words)
+            .map_err(|e| e.to_string())?;
+        Ok(Keywords {
+            automaton,
+            rules: by_word,
+        })
+    }
 }
 
 impl RuleSet {
     /// Compiles the prefilter over `rules`.
     pub fn new(rules: Vec<Rule>) -> std::result::Result<RuleSet, String> {
-        let mut words: Vec<String> = Vec::new();
-        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
-        let mut always = Vec::new();
-        for (n, rule) in rules.iter().enumerate() {
-            if rule.keywords.is_empty() {
-                always.push(n);
-            }
-            for k in &rule.keywords {
-                match words.iter().position(|w| w == k) {
-                    Some(i) => keyword_rules[i].push(n),
-                    None => {
-                        words.push(k.clone());
-                        keyword_rules.push(vec![n]);
-                    }
-                }
-            }
-        }
-        let keywords = AhoCorasick::builder()
+        let always = (0..rules.len())
+            .filter(|&n| rules[n].keywords.is_empty())
+            .collect();
+        let words = |upper: bool| -> Vec<&str> {
+            let mut w: Vec<&str> = rules
+                .iter()
+                .flat_map(|r| r.keywords.iter().map(String::as_str))
+                .filter(|w| upper == w.bytes().any(|b| b.is_ascii_uppercase()))
+                .collect();
+            w.sort();
+            w.dedup();
+            w
+        };
+        // many keywords in any case: a DFA, the fastest automaton for them; a few as written:
+        // a leftmost automaton, which gets a SIMD prefilter
+        let folded = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .ascii_case_insensitive(true)
-            .build(&words)
-            .map_err(|e| e.to_string())?;
+            .build(words(false));
+        let exact = AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(words(true));
+        let gate = [
+            folded.map_err(|e| e.to_string())?,
+            exact.map_err(|e| e.to_string())?,
+        ];
         Ok(RuleSet {
+            gate,
+            keywords: [Keywords::new(&rules, true)?, Keywords::new(&rules, false)?],
             rules,
-            keywords,
-            keyword_rules,
             always,
         })
     }
@@ -79,8 +124,9 @@ impl RuleSet {
 
     /// Whether a rule could match somewhere in `text` (raw JSON without `\u` escapes, or a
     /// decoded string).
-    fn may_match(&self, text: &str) -> bool {
-        !self.always.is_empty() || self.keywords.is_match(text)
+    #[doc(hidden)]
+    pub fn may_match(&self, text: &str) -> bool {
+        !self.always.is_empty() || self.gate.iter().any(|g| g.is_match(text))
     }
 
     /// Adds the credentials found in `s` to `found`, skipping allowed values.
@@ -90,10 +136,12 @@ impl RuleSet {
             run[n] = true;
         }
         let mut any = !self.always.is_empty();
-        for m in self.keywords.find_overlapping_iter(s) {
-            for &n in &self.keyword_rules[m.pattern().as_usize()] {
-                run[n] = true;
-                any = true;
+        for k in &self.keywords {
+            for m in k.automaton.find_overlapping_iter(s) {
+                for &n in &k.rules[m.pattern().as_usize()] {
+                    run[n] = true;
+                    any = true;
+                }
             }
         }
         if !any {
@@ -205,7 +253,7 @@ impl Policy {
     /// The content with every credential replaced by its marker. Fails, and the content must
     /// not be sent, when a string cannot be read or the rules could not be compiled.
     pub fn redact<'a>(&self, text: &'a str) -> Result<Redacted<'a>> {
-        let builtin = RuleSet::builtin().map_err(|why| not_sent(why))?;
+        let builtin = RuleSet::builtin().map_err(not_sent)?;
         let unchanged = Redacted {
             text: Cow::Borrowed(text),
             rules: Vec::new(),
@@ -240,6 +288,48 @@ impl Policy {
             rules: names,
             count,
         })
+    }
+}
+
+/// The policy a configuration asks for: None when `redact` is false. `patterns` and `allow`
+/// are the `redact_patterns` (id to regex) and `redact_allow` keys.
+pub fn from_config(
+    on: Option<bool>,
+    patterns: Option<std::collections::BTreeMap<String, String>>,
+    allow: Option<Vec<String>>,
+) -> std::result::Result<Option<Arc<Policy>>, String> {
+    if on == Some(false) {
+        if patterns.is_some() || allow.is_some() {
+            return Err("redact_patterns and redact_allow need redact on".into());
+        }
+        return Ok(None);
+    }
+    let patterns = patterns.unwrap_or_default().into_iter().collect();
+    Policy::new(patterns, allow.unwrap_or_default()).map(|p| Some(Arc::new(p)))
+}
+
+/// `text` (the content with the share's secret removed) redacted under `policy`, if any:
+/// the text to send, the rules that matched and the number of credentials replaced.
+pub fn apply<'a>(
+    policy: Option<&Policy>,
+    text: Cow<'a, str>,
+) -> Result<(Cow<'a, str>, Vec<Arc<str>>, usize)> {
+    let Some(policy) = policy else {
+        return Ok((text, Vec::new(), 0));
+    };
+    match text {
+        Cow::Borrowed(t) => {
+            let r = policy.redact(t)?;
+            Ok((r.text, r.rules, r.count))
+        }
+        Cow::Owned(t) => {
+            let Redacted { text, rules, count } = policy.redact(&t)?;
+            let new = match text {
+                Cow::Owned(new) => Some(new),
+                Cow::Borrowed(_) => None,
+            };
+            Ok((Cow::Owned(new.unwrap_or(t)), rules, count))
+        }
     }
 }
 

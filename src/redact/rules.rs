@@ -25,8 +25,8 @@ pub struct Rule {
     pub regex: Regex,
     /// The capture group that is the credential (0: the whole match).
     pub capture: usize,
-    /// Lower-case words of which one must be in a string for the rule to run there; none:
-    /// the rule always runs.
+    /// Words of which one must be in a string for the rule to run there (one in lower case in
+    /// any case, one with an upper-case letter as written); none: the rule always runs.
     pub keywords: Vec<String>,
     /// A value matching one of these is not a credential (a placeholder, an example).
     pub allow: Vec<Regex>,
@@ -87,12 +87,16 @@ fn compile(rule: nosecrets_rules::Rule, origin: Origin) -> Result<Rule, String> 
         .iter()
         .map(|p| Regex::new(p).map_err(|e| format!("rule {} allow: {e}", rule.id)))
         .collect::<Result<_, _>>()?;
+    let keywords = match KEYWORDS.iter().find(|(id, _)| *id == rule.id) {
+        Some((_, words)) => words.iter().map(|w| w.to_string()).collect(),
+        None => rule.keywords.iter().filter_map(|k| keyword(k)).collect(),
+    };
     Ok(Rule {
         generic: GENERIC.contains(&rule.id.as_str()),
+        keywords,
         id: rule.id.into(),
         regex,
         capture,
-        keywords: rule.keywords.iter().filter_map(|k| keyword(k)).collect(),
         allow,
         origin,
     })
@@ -144,11 +148,18 @@ pub fn translate(pattern: &str) -> String {
     out
 }
 
-/// A keyword as the prefilter looks for it in raw JSON text: lower case, and cut at a
-/// character JSON may escape (`/` may come as `\/`), keeping the longest piece.
+/// A keyword as the prefilter looks for it in raw JSON text: cut at a character JSON may
+/// escape (`/` may come as `\/`), keeping the longest piece.
 fn keyword(k: &str) -> Option<String> {
     k.split(['/', '"', '\\'])
         .max_by_key(|p| p.len())
-        .filter(|p| p.len() >= 2)
-        .map(str::to_ascii_lowercase)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
 }
+
+/// Keywords of the data replaced, and why: a word this common gates nothing (`key` is in most
+/// code), so the rule would run on nearly every string.
+const KEYWORDS: &[(&str, &[&str])] = &[
+    // pattern (?:account.?key|storage.?key): "key" and "azure" add nothing the others miss
+    ("azure-storage-key", &["account", "storage"]),
+];
