@@ -42,6 +42,32 @@ fn main() {
             bytes as f64 / 1e6 / t,
             corpus.len()
         );
+        let passing: Vec<&str> = corpus
+            .iter()
+            .filter(|c| set.may_match(&c.1))
+            .map(|c| c.1.as_str())
+            .collect();
+        let bytes: usize = passing.iter().map(|c| c.len()).sum();
+        for (what, find) in [("strings only", false), ("strings and rules", true)] {
+            let t = median(|| {
+                for c in &passing {
+                    std::hint::black_box(policy.scan_only(c, find));
+                }
+            });
+            println!(
+                "  contents that pass, {what}: {:.0} MB/s",
+                bytes as f64 / 1e6 / t
+            );
+        }
+        let t = median(|| {
+            for c in &passing {
+                std::hint::black_box(policy.redact(c).unwrap());
+            }
+        });
+        println!(
+            "  contents that pass, redact: {:.0} MB/s",
+            bytes as f64 / 1e6 / t
+        );
     }
     if std::env::args().any(|a| a == "--rules") {
         per_rule(&corpus);
@@ -129,6 +155,9 @@ fn recall(policy: &Policy) {
                     .to_string();
                 let gone = out.count > 0 && (secret.len() < 8 || !plain.contains(&secret));
                 ok += usize::from(gone);
+                if !gone && std::env::var("REDACT_SHOW").is_ok_and(|r| r == *rule.id) {
+                    println!("  missed {content}");
+                }
             }
         }
         total += n;
@@ -241,7 +270,16 @@ fn false_positives(policy: &Policy, corpus: &[(String, String)], list: bool) {
         by_kind[kind].0 += content.len();
         by_kind[kind].1 += out.count;
         if out.count > 0 {
-            hits.push(format!("{name}: {}", out.rules.join(", ")));
+            // where: the marker with a little text around it (the value itself is gone)
+            let text = serde_json::from_str::<serde_json::Value>(&out.text)
+                .unwrap()
+                .to_string();
+            for (at, _) in text.match_indices("[redacted: ") {
+                let before: Vec<char> = text[..at].chars().rev().take(50).collect();
+                let before: String = before.into_iter().rev().collect();
+                let after: String = text[at..].chars().take(60).collect();
+                hits.push(format!("{name}: {before}{after}"));
+            }
         }
     }
     let mb = |b: usize| b as f64 / 1e6;

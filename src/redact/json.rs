@@ -15,7 +15,7 @@ pub fn map_strings<'a>(
     let mut out: Option<String> = None;
     let mut copied = 0; // text[..copied] is in `out` (or unchanged so far)
     let mut at = 0;
-    while let Some(offset) = bytes[at..].iter().position(|&b| b == b'"') {
+    while let Some(offset) = memchr::memchr(b'"', &bytes[at..]) {
         let start = at + offset;
         let end = string_end(bytes, start)?;
         let raw = &text[start + 1..end];
@@ -41,12 +41,14 @@ pub fn map_strings<'a>(
 fn string_end(bytes: &[u8], start: usize) -> Result<usize, String> {
     let mut i = start + 1;
     loop {
-        match bytes.get(i) {
-            None => return Err(format!("unterminated string at byte {start}")),
-            Some(b'"') => return Ok(i),
-            Some(b'\\') => i += 2,
-            Some(_) => i += 1,
+        let Some(offset) = memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) else {
+            return Err(format!("unterminated string at byte {start}"));
+        };
+        i += offset;
+        if bytes[i] == b'"' {
+            return Ok(i);
         }
+        i += 2;
     }
 }
 

