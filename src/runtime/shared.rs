@@ -256,6 +256,7 @@ impl Shared {
             "too_large": state.too_large,
             "unsafe": state.unsafe_contents,
             "panics": state.panics,
+            "redacted": state.redacted,
             "pending_keys": state.queue.pending_keys(),
             "pending_bytes": state.queue.pending_bytes(),
             "in_flight": state.queue.in_flight(),

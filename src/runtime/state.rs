@@ -41,6 +41,8 @@ pub struct State {
     pub unsafe_contents: u64,
     /// Requests abandoned because the library panicked while sending (bugs).
     pub panics: u64,
+    /// Credentials replaced by markers in contents sent (again at each upload of a content).
+    pub redacted: u64,
     /// spool: records for the spool thread (pushed under this lock, written after it)
     pub spool: super::spooler::Buffer,
 }
@@ -58,6 +60,7 @@ impl State {
             too_large: 0,
             unsafe_contents: 0,
             panics: 0,
+            redacted: 0,
             spool: Default::default(), // spool:
         }
     }

@@ -59,7 +59,7 @@ fn send_ready(shared: &Shared) {
                     status: 403,
                     retry_after: None,
                 })),
-                not_sent: Vec::new(),
+                ..Default::default()
             },
         };
         settle(shared, &dispatch, share.as_ref(), outcome);
@@ -67,6 +67,7 @@ fn send_ready(shared: &Shared) {
 }
 
 /// How one dispatched request ended on this worker.
+#[derive(Default)]
 struct Outcome {
     /// The items (indexes into the dispatch) the request carried.
     sent: Vec<usize>,
@@ -74,17 +75,29 @@ struct Outcome {
     answer: Option<Result<Answer, Attempt>>,
     /// Items not sent: why, as a drop reason and words without the secret.
     not_sent: Vec<(usize, Reason, String)>,
+    /// Items sent with credentials redacted: the rules that matched and how many.
+    redacted: Vec<(usize, Vec<Arc<str>>, usize)>,
 }
 
-/// Makes one request of the dispatch's items, each with its share's secret removed. An item
+/// Makes one request of the dispatch's items, each with its share's secret removed and its
+/// credentials redacted (under `redact`). An item
 /// that cannot be made safe, or that is over `max_content_bytes` once made safe, is not sent. A
 /// panic in here is a bug: the items are dropped with a `panic` event, never retried.
 fn post(shared: &Shared, dispatch: &Dispatch, share: &Share) -> Outcome {
     guarded(dispatch.items.len(), || {
         let mut safe = Vec::with_capacity(dispatch.items.len());
-        let mut not_sent = Vec::new();
+        let (mut not_sent, mut redacted) = (Vec::new(), Vec::new());
         for (n, item) in dispatch.items.iter().enumerate() {
-            match content::redact(&item.content, &share.secret) {
+            let policy = shared.config.redact.as_deref();
+            let text = content::redact(&item.content, &share.secret)
+                .and_then(|text| crate::redact::apply(policy, text))
+                .map(|(text, rules, count)| {
+                    if count > 0 {
+                        redacted.push((n, rules, count));
+                    }
+                    text
+                });
+            match text {
                 Err(e) => not_sent.push((n, Reason::Unsafe, e.message)),
                 Ok(text) if text.len() > shared.config.max_content_bytes => not_sent.push((
                     n,
@@ -103,6 +116,7 @@ fn post(shared: &Shared, dispatch: &Dispatch, share: &Share) -> Outcome {
                 sent: Vec::new(),
                 answer: None,
                 not_sent,
+                redacted: Vec::new(),
             };
         }
         let items: Vec<Item<'_>> = safe
@@ -118,6 +132,7 @@ fn post(shared: &Shared, dispatch: &Dispatch, share: &Share) -> Outcome {
             sent: safe.into_iter().map(|(n, _)| n).collect(),
             answer: Some(answer),
             not_sent,
+            redacted,
         }
     })
 }
@@ -141,6 +156,7 @@ fn panicked(items: usize) -> Outcome {
                 )
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -162,6 +178,12 @@ fn settle(shared: &Shared, dispatch: &Dispatch, share: Option<&Share>, outcome: 
         let mut state = shared.lock();
         if state.closed {
             return; // shutdown drained and counted this request already
+        }
+        for (n, rules, count) in outcome.redacted {
+            state.redacted += count as u64;
+            let key = dispatch.items[n].key.clone();
+            let count = count as u64;
+            fx.emit([Event::Redacted { key, rules, count }]);
         }
         for (n, reason, why) in outcome.not_sent {
             drop_unsent(&mut state, &mut fx, dispatch, n, reason, why);
