@@ -77,6 +77,8 @@ pub struct Config {
     pub spool_interval: Duration,
     /// Longest time between two fsyncs of what the spool thread wrote.
     pub spool_fsync: Duration,
+    /// Credential redaction before upload (`redact`, `redact_patterns`, `redact_allow`); None: off.
+    pub redact: Option<std::sync::Arc<crate::redact::Policy>>,
 }
 
 /// The JSON object as the host wrote it; every key optional, unknown keys refused.
@@ -102,6 +104,9 @@ struct Raw {
     spool_dir: Option<String>,
     spool_interval_ms: Option<u64>,
     spool_fsync_ms: Option<u64>,
+    redact: Option<bool>,
+    redact_patterns: Option<std::collections::BTreeMap<String, String>>,
+    redact_allow: Option<Vec<String>>,
 }
 
 const MAX_CONCURRENCY: u64 = 64;
@@ -193,6 +198,8 @@ impl Config {
             spool_dir,
             spool_interval,
             spool_fsync,
+            redact: crate::redact::from_config(raw.redact, raw.redact_patterns, raw.redact_allow)
+                .map_err(|e| Error::invalid(format!("config: {e}")))?,
         })
     }
 }

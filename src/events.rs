@@ -74,6 +74,13 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// Credentials in `key`'s content were replaced by markers before upload: the rules that
+    /// matched (never the values) and how many.
+    Redacted {
+        key: Arc<str>,
+        rules: Vec<Arc<str>>,
+        count: u64,
+    },
     /// The service answered 401/403/404 for `session`: its share is forgotten.
     Unshared { session: Arc<str>, status: u16 },
     /// The service answered 500 to `count` requests in a row of `session`'s share: it counts as

@@ -172,8 +172,18 @@ unsafe impl Sync for UserData {}
 /// Starts the library. `config_json` is a JSON object (see README: url, version, timeout_ms,
 /// connect_timeout_ms, concurrency, max_retries, retry_initial_ms, retry_max_ms,
 /// max_pending_bytes, max_content_bytes, min_interval_ms, user_agent, allow_insecure, protocol,
-/// token, org_id, spool_dir, spool_interval_ms, spool_fsync_ms); NULL or "" takes every default.
-/// Unknown keys are an error. `protocol` is
+/// token, org_id, spool_dir, spool_interval_ms, spool_fsync_ms, redact, redact_patterns,
+/// redact_allow); NULL or "" takes every default.
+/// Unknown keys are an error. Redaction (docs/redaction.md) is on unless `redact` is false:
+/// before upload, on a worker thread, credentials of well-known formats in any string of a
+/// content (cloud keys of AWS, GCP, Azure; GitHub, GitLab, npm, PyPI tokens; OpenAI,
+/// Anthropic, OpenRouter, Google keys; Slack, Stripe and other service tokens; private-key
+/// blocks; JWTs; passwords in URLs; Authorization headers; `API_KEY=...`-style assignments)
+/// become `[redacted: RULE-ID]`. Not redacted: paths, user names, e-mail addresses and other
+/// personal data, and credentials of no known format or context. `redact_patterns` adds rules
+/// (an object of id to regex, Rust `regex` syntax; group 1, if any, is what is replaced) and
+/// `redact_allow` lists values never redacted (strings). A content that redaction cannot read
+/// is not sent (a `dropped` event, reason unsafe). `protocol` is
 /// "v1" (the default: opencode's legacy Share service) or "next" (opencode's ShareNext service,
 /// default url https://opncd.ai: one request carries many items of one share, at most one
 /// request per share is in flight, and `concurrency` counts shares). `token` with `org_id`
@@ -362,7 +372,7 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
 
 /// `*out_json` receives the stats as a JSON object (running, url, protocol, requests, queued, sent, coalesced, retried,
 /// failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
-/// pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
+/// redacted (credentials replaced, at each upload of a content), pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
 /// shutdown, the last run's final figures. Free it with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status {
@@ -442,7 +452,8 @@ pub extern "C" fn share_set_event_callback(
 /// count 500s in a row for the share: its contents wait, flushes stop waiting for them, one
 /// request per retry_max_ms probes it); `resumed` {session} (a probe succeeded); `spool`
 /// {skipped_bytes} (share_init cut that many damaged bytes off the spool's end) or {error}
-/// (writing the spool failed; retried). Every drop names its key or session. Free it with share_string_free.
+/// (writing the spool failed; retried); `redacted` {key, rules, count} (the content was sent
+/// with count credentials replaced; rules names the rules, never the values). Every drop names its key or session. Free it with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_events_take(out_json: *mut *mut c_char) -> share_status {
     guard(|| {

@@ -21,6 +21,7 @@ pub mod key;
 mod locks;
 pub mod protocol;
 pub mod queue;
+pub mod redact;
 pub mod registry;
 pub mod retry;
 pub mod runtime;

@@ -61,6 +61,8 @@ pub struct Counters {
     pub unsafe_contents: u64,
     /// Requests abandoned because the library panicked while sending (bugs).
     pub panics: u64,
+    /// Credentials replaced by markers in contents sent (again at each upload of a content).
+    pub redacted: u64,
 }
 
 /// What a decision requires once the lock is released.
@@ -105,7 +107,7 @@ pub struct Forgotten {
 }
 
 /// How one dispatched request ended on its worker.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     /// The items (indexes into the dispatch) the request carried.
     pub sent: Vec<usize>,
@@ -113,6 +115,8 @@ pub struct Outcome {
     pub answer: Option<Attempt>,
     /// Items not sent: why, as a drop reason and words without the secret.
     pub not_sent: Vec<(usize, Reason, String)>,
+    /// Items sent with credentials redacted: the rules that matched and how many.
+    pub redacted: Vec<(usize, Vec<Arc<str>>, usize)>,
 }
 
 /// What shutdown found left.

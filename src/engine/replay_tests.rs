@@ -259,6 +259,7 @@ fn outcome(dispatch: &Dispatch, answer: &Answer) -> Outcome {
         sent,
         answer,
         not_sent,
+        ..Default::default()
     }
 }
 

@@ -86,6 +86,12 @@ impl Engine {
         if self.closed {
             return; // shutdown drained and counted this request already
         }
+        for (n, rules, count) in outcome.redacted {
+            self.counters.redacted += count as u64;
+            let key = dispatch.items[n].key.clone();
+            let count = count as u64;
+            fx.emit([Event::Redacted { key, rules, count }]);
+        }
         for (n, reason, why) in outcome.not_sent {
             self.drop_unsent(dispatch, n, reason, why, now, fx);
         }

@@ -25,7 +25,13 @@ pub fn create(instance: &Instance, session: &str) -> Result<String> {
     let deadline = Instant::now() + instance.config.timeout;
     let create = instance.protocol.create(session);
     let path = create.path.clone();
-    let answer = request(instance, create, deadline, instance.policy.max_retries, None)?;
+    let answer = request(
+        instance,
+        create,
+        deadline,
+        instance.policy.max_retries,
+        None,
+    )?;
     let created = instance.protocol.parse_created(&answer.body)?;
     let now = Instant::now();
     let probe = instance

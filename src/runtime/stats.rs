@@ -30,6 +30,7 @@ impl Instance {
             "too_large": n.too_large,
             "unsafe": n.unsafe_contents,
             "panics": n.panics,
+            "redacted": n.redacted,
             "pending_keys": queue.pending_keys(),
             "pending_bytes": queue.pending_bytes(),
             "in_flight": queue.in_flight(),

@@ -56,7 +56,7 @@ fn send_ready(instance: &Instance) {
                     status: 403,
                     retry_after: None,
                 }),
-                not_sent: Vec::new(),
+                ..Default::default()
             },
         };
         instance.decide(|engine, fx| {
@@ -65,15 +65,25 @@ fn send_ready(instance: &Instance) {
     }
 }
 
-/// Makes one request of the dispatch's items, each with its share's secret removed. An item
+/// Makes one request of the dispatch's items, each with its share's secret removed and its
+/// credentials redacted (under `redact`). An item
 /// that cannot be made safe, or that is over `max_content_bytes` once made safe, is not sent. A
 /// panic in here is a bug: the items are dropped with a `panic` event, never retried.
 fn post(instance: &Instance, dispatch: &Dispatch, share: &Share) -> Outcome {
     guarded(dispatch.items.len(), || {
         let mut safe = Vec::with_capacity(dispatch.items.len());
-        let mut not_sent = Vec::new();
+        let (mut not_sent, mut redacted) = (Vec::new(), Vec::new());
+        let policy = instance.config.redact.as_deref();
         for (n, item) in dispatch.items.iter().enumerate() {
-            match content::redact(&item.content, &share.secret) {
+            let text = content::redact(&item.content, &share.secret)
+                .and_then(|text| crate::redact::apply(policy, text))
+                .map(|(text, rules, count)| {
+                    if count > 0 {
+                        redacted.push((n, rules, count));
+                    }
+                    text
+                });
+            match text {
                 Err(e) => not_sent.push((n, Reason::Unsafe, e.message)),
                 Ok(text) if text.len() > instance.config.max_content_bytes => not_sent.push((
                     n,
@@ -89,9 +99,8 @@ fn post(instance: &Instance, dispatch: &Dispatch, share: &Share) -> Outcome {
         }
         if safe.is_empty() {
             return Outcome {
-                sent: Vec::new(),
-                answer: None,
                 not_sent,
+                ..Default::default()
             };
         }
         let items: Vec<Item<'_>> = safe
@@ -107,6 +116,7 @@ fn post(instance: &Instance, dispatch: &Dispatch, share: &Share) -> Outcome {
             sent: safe.into_iter().map(|(n, _)| n).collect(),
             answer: Some(answer.map_or_else(|attempt| attempt, |answer| answer.attempt())),
             not_sent,
+            redacted,
         }
     })
 }
@@ -130,6 +140,7 @@ fn panicked(items: usize) -> Outcome {
                 )
             })
             .collect(),
+        ..Default::default()
     }
 }
 

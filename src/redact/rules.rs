@@ -1,0 +1,165 @@
+//! The rule set as data: nosecrets-rules' TOML rules (crates.io, MIT; see NOTICE beside this
+//! file) and ours (`ours.toml`, formats that data lacks), translated to what Rust's `regex`
+//! runs in linear time, and compiled.
+
+use std::sync::Arc;
+
+use regex::Regex;
+
+/// Where a rule comes from, for the docs and the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The nosecrets-rules crate's data.
+    Nosecrets,
+    /// `ours.toml`: this library's additions.
+    Ours,
+    /// The host's `redact_patterns`.
+    Config,
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its id, as the marker and the `redacted` event name it.
+    pub id: Arc<str>,
+    pub regex: Regex,
+    /// The capture group that is the credential (0: the whole match).
+    pub capture: usize,
+    /// Words of which one must be in a string for the rule to run there (one in lower case in
+    /// any case, one with an upper-case letter as written); none: the rule always runs.
+    pub keywords: Vec<String>,
+    /// A value matching one of these is not a credential (a placeholder, an example).
+    pub allow: Vec<Regex>,
+    /// The rule names a context (`API_KEY=`, `Authorization:`) rather than a format; where it
+    /// overlaps a format's rule, the marker names the format's.
+    pub generic: bool,
+    pub origin: Origin,
+}
+
+/// Rules of the data not used, and why.
+pub const DROPPED: &[(&str, &str)] = &[(
+    "private-key",
+    "it matches the BEGIN line only, leaving the key; ours.toml's private-key-block takes the whole block",
+)];
+
+/// Rules that name a context rather than a credential's format.
+const GENERIC: &[&str] = &[
+    "generic-api-key",
+    "generic-secret",
+    "password-assignment",
+    "basic-auth",
+    "env-assignment",
+    "authorization-header",
+    "bearer-token",
+    "url-credentials",
+];
+
+/// Our rules, in the data's format.
+const OURS: &str = include_str!("ours.toml");
+
+/// Every built-in rule, compiled; a rule of the data that does not compile is an error (the
+/// tests load them all, so a new version of the data is checked before it ships).
+pub fn builtin() -> Result<Vec<Rule>, String> {
+    let data = nosecrets_rules::load_builtin_rules().map_err(|e| e.to_string())?;
+    let ours = nosecrets_rules::parse_rules(OURS, "ours.toml").map_err(|e| e.to_string())?;
+    let data = data
+        .into_iter()
+        .filter(|r| !DROPPED.iter().any(|(id, _)| *id == r.id))
+        .map(|r| (r, Origin::Nosecrets));
+    data.chain(ours.into_iter().map(|r| (r, Origin::Ours)))
+        .map(|(r, origin)| compile(r, origin))
+        .collect()
+}
+
+/// Compiles one rule of the data's format.
+fn compile(rule: nosecrets_rules::Rule, origin: Origin) -> Result<Rule, String> {
+    let regex =
+        Regex::new(&translate(&rule.pattern)).map_err(|e| format!("rule {}: {e}", rule.id))?;
+    let capture = if rule.capture < regex.captures_len() {
+        rule.capture
+    } else {
+        0
+    };
+    let allow = rule
+        .allow
+        .map(|a| a.patterns)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| Regex::new(p).map_err(|e| format!("rule {} allow: {e}", rule.id)))
+        .collect::<Result<_, _>>()?;
+    let keywords = match KEYWORDS.iter().find(|(id, _)| *id == rule.id) {
+        Some((_, words)) => words.iter().map(|w| w.to_string()).collect(),
+        None => rule.keywords.iter().filter_map(|k| keyword(k)).collect(),
+    };
+    Ok(Rule {
+        generic: GENERIC.contains(&rule.id.as_str()),
+        keywords,
+        id: rule.id.into(),
+        regex,
+        capture,
+        allow,
+        origin,
+    })
+}
+
+/// A host's `redact_patterns` entry: always runs; group 1 is the credential if the pattern
+/// has one, else the whole match.
+pub fn custom(id: &str, pattern: &str) -> Result<Rule, String> {
+    let regex = Regex::new(pattern).map_err(|e| format!("redact_patterns {id:?}: {e}"))?;
+    Ok(Rule {
+        id: id.into(),
+        capture: usize::from(regex.captures_len() > 1),
+        regex,
+        keywords: Vec::new(),
+        allow: Vec::new(),
+        generic: false,
+        origin: Origin::Config,
+    })
+}
+
+/// The data's regexes, for Rust's `regex`: a word boundary is an ASCII one (as in the
+/// engines the data was written for; a Unicode one would stop the fast DFA on non-ASCII
+/// text), and a closing quote-or-space class also accepts the end of the string (a JSON
+/// string ends where the value ends: `"AWS_SECRET=…"`).
+pub fn translate(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('b') => out.push_str("(?-u:\\b)"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            _ => out.push(c),
+        }
+    }
+    if let Some(open) = out.rfind('[') {
+        let class = &out[open..];
+        if class.ends_with(']') && class.contains("\\s") && class.contains('\'') {
+            let class = class.to_string();
+            out.truncate(open);
+            out.push_str(&format!("(?:{class}|$)"));
+        }
+    }
+    out
+}
+
+/// A keyword as the prefilter looks for it in raw JSON text: cut at a character JSON may
+/// escape (`/` may come as `\/`), keeping the longest piece.
+fn keyword(k: &str) -> Option<String> {
+    k.split(['/', '"', '\\'])
+        .max_by_key(|p| p.len())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+/// Keywords of the data replaced, and why: a word this common gates nothing (`key` is in most
+/// code), so the rule would run on nearly every string.
+const KEYWORDS: &[(&str, &[&str])] = &[
+    // pattern (?:account.?key|storage.?key): "key" and "azure" add nothing the others miss
+    ("azure-storage-key", &["account", "storage"]),
+];
