@@ -8,20 +8,29 @@ pub mod service;
 #[path = "../support/next_service.rs"]
 pub mod next_service;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 pub use next_service::NextService;
 use opencode_share::api;
 pub use service::{Fault, FaultRule, ShareService};
 
-static TURN: Mutex<()> = Mutex::new(());
-
 /// A running library against its own service (a v1 [`ShareService`] unless said otherwise);
 /// shuts the library down when dropped.
 pub struct Running<S = ShareService> {
     pub service: S,
     _turn: MutexGuard<'static, ()>,
+}
+
+/// The library under `protocol` against the real server behind the fault proxy (the testkit).
+pub fn start_kit(protocol: testkit::Protocol, extra: &str) -> Running<testkit::Service> {
+    let sep = if extra.is_empty() || protocol.config().is_empty() {
+        ""
+    } else {
+        ","
+    };
+    let extra = format!("{}{sep}{extra}", protocol.config());
+    start_with(testkit::Service::start, testkit::Service::url, &extra)
 }
 
 impl<S> Drop for Running<S> {
@@ -61,7 +70,7 @@ fn next_config(extra: &str) -> String {
 }
 
 fn start_with<S>(service: impl FnOnce() -> S, url: fn(&S) -> String, extra: &str) -> Running<S> {
-    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let turn = testkit::turn();
     let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
     let service = service();
     let mut config = format!(r#"{{"url":"{}""#, url(&service));
