@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use opencode_share::{Status, api};
+use serde_json::json;
 
 #[test]
 fn create_returns_the_share_and_remembers_it() {
@@ -81,59 +82,85 @@ fn create_against_nothing_is_a_network_error() {
 }
 
 #[test]
-fn remove_sends_nothing_of_the_session_after_it_returns() {
-    let run = start(r#""concurrency":4"#);
-    run.service.set_latency(Duration::from_millis(100));
-    let (sid, other) = (session(25), session(26));
-    let secret = share(&sid);
-    share(&other);
-    for n in 0..40 {
-        api::sync(&part_key(&sid, n % 10), &part(n)).unwrap();
-        api::sync(&part_key(&other, n % 3), &part(n)).unwrap();
+fn remove_deletes_with_the_secret_and_nothing_of_the_share_is_synced_after() {
+    for protocol in Protocol::ALL {
+        remove_sends_nothing_after_it_returns(protocol);
     }
+}
+
+/// Remove under `protocol` while the share's first sync is held at a gate, so the writes after
+/// it are provably pending: they are dropped and counted, the delete carries the secret and
+/// follows the held sync, nothing of the share is sent after remove returns, others go on.
+fn remove_sends_nothing_after_it_returns(protocol: Protocol) {
+    let run = start_kit(protocol, r#""concurrency":4"#);
+    let service = &run.service;
+    let mut gone = Session::new(&session(60));
+    let mut other = Session::new(&session(61));
+    let secret = share(&gone.sid);
+    share(&other.sid);
+    let gate = service.hold_syncs(protocol, &gone.sid);
+    gone.part("msg_1", "prt_0", "w0");
     assert!(
-        run.service
-            .wait_for(LONG, |s| s.max_concurrent_syncs() >= 1)
+        gate.wait_arrived(1, LONG),
+        "the first sync reached the gate"
     );
-    api::remove(&sid, &secret).unwrap();
-    let returned = Instant::now();
-    let of_sid = |s: &ShareService| {
-        s.requests_to("/share_sync")
-            .into_iter()
-            .filter(|r| r.json.as_ref().unwrap()["sessionID"] == sid.as_str())
-            .collect::<Vec<_>>()
+    for n in 1..40 {
+        gone.part("msg_1", &format!("prt_{}", n % 10), &format!("w{n}"));
+        other.part("msg_1", &format!("prt_{}", n % 3), &format!("w{n}"));
+    }
+    let pending = format!("session/part/{}/msg_1/prt_1", gone.sid);
+    assert!(api::sync_pending(&pending).unwrap(), "{protocol:?}");
+    let remover = {
+        let (sid, secret) = (gone.sid.clone(), secret.clone());
+        thread::spawn(move || api::remove(&sid, &secret))
     };
-    let deletes = run.service.requests_to("/share_delete");
-    assert_eq!(deletes.len(), 1);
+    // remove forgets the pending writes at once, then waits for the held syncs before its delete
+    assert!(wait_for_stat("dropped", |d| d > 0) > 0, "{}", stats());
+    assert!(gate.waiting() >= 1, "the delete waits for the held sync");
+    assert!(service.deletes_of(protocol, &gone.sid).is_empty());
+    gate.release();
+    remover.join().unwrap().unwrap();
+    let returned = service.now();
+    let deletes = service.deletes_of(protocol, &gone.sid);
+    assert_eq!(deletes.len(), 1, "{protocol:?}");
+    let delete = &deletes[0];
+    assert_eq!(delete.status, Some(200));
+    assert_eq!(delete.json().unwrap()["secret"], secret.as_str());
+    if protocol == Protocol::Next {
+        assert_eq!(delete.path, format!("/api/share/{}", short_id(&gone.sid)));
+        assert_eq!(delete.json(), Some(json!({"secret": secret})));
+        assert_eq!(delete.header("content-type"), Some("application/json"));
+    }
+    let sid = gone.sid.clone();
+    let syncs = || service.syncs_of(protocol, &sid);
     assert!(
-        of_sid(&run.service)
-            .iter()
-            .all(|r| r.finished <= deletes[0].received),
-        "no sync overlaps the delete"
+        syncs().iter().all(|r| r.finished() <= delete.at),
+        "no sync of the share overlaps its delete"
     );
     api::flush(LONG).unwrap();
-    thread::sleep(Duration::from_millis(200));
     assert!(
-        of_sid(&run.service).iter().all(|r| r.received < returned),
-        "no sync of the session after remove returned"
+        service.next_items(short_id(&gone.sid)).is_none(),
+        "the share is gone"
     );
-    assert_eq!(
-        run.service.data(&other).unwrap().len(),
-        3,
-        "other sessions go on"
-    );
-    assert!(run.service.data(&sid).is_none());
+    let others = service.next_items(short_id(&other.sid)).unwrap();
+    assert_exactly(&others, &other.expected);
     let s = stats();
     assert_eq!(s["shares"], 1);
-    assert!(s["dropped"].as_u64().unwrap() > 0);
+    assert!(s["dropped"].as_u64().unwrap() > 0, "{s}");
     let events = events();
     assert!(
         events
             .iter()
-            .any(|e| e["type"] == "dropped" && e["reason"] == "removed")
+            .any(|e| e["type"] == "dropped" && e["reason"] == "removed"),
+        "{events:?}"
     );
-    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
-    assert_eq!(stats()["ignored"], 1);
+    gone.part("msg_1", "prt_x", "after remove");
+    api::flush(LONG).unwrap();
+    assert!(
+        syncs().iter().all(|r| r.at < returned),
+        "no sync after remove"
+    );
+    assert!(service.overlaps().is_empty(), "{:?}", service.overlaps());
 }
 
 #[test]

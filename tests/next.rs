@@ -5,8 +5,6 @@
 //! asserts what the service saw; none asserts a duration.
 
 mod common;
-#[path = "support/next_session.rs"]
-mod next_session;
 
 use std::collections::BTreeMap;
 use std::thread;
@@ -14,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::next_service::{self, NextRecord, share_id};
 use common::*;
-use next_session::{Session, assert_exactly};
 use opencode_share::{Status, api};
 use serde_json::{Value, json};
 
@@ -358,76 +355,6 @@ fn a_share_with_a_wrong_secret_is_refused_after_max_retries_500s() {
     );
     assert!(run.service.syncs(&id).iter().all(|r| r.status == 500));
     assert!(run.service.items(&id).unwrap().is_empty());
-}
-
-#[test]
-fn remove_deletes_with_the_secret_and_nothing_of_the_share_is_synced_after() {
-    let run = start_kit(testkit::Protocol::Next, r#""concurrency":4"#);
-    let service = &run.service;
-    let mut gone = Session::new(&session(60));
-    let mut other = Session::new(&session(61));
-    let (id, secret) = create(&gone.sid);
-    let (other_id, _) = create(&other.sid);
-    // the share's first sync is held at a gate, so every write after it is provably pending
-    let gate = service.hold(&format!("/api/share/{id}/sync"), 1);
-    gone.part("msg_1", "prt_0", "w0");
-    assert!(
-        gate.wait_arrived(1, LONG),
-        "the first sync reached the gate"
-    );
-    for n in 1..40 {
-        gone.part("msg_1", &format!("prt_{}", n % 10), &format!("w{n}"));
-        other.part("msg_1", &format!("prt_{}", n % 3), &format!("w{n}"));
-    }
-    assert!(api::sync_pending(&format!("session/part/{}/msg_1/prt_1", gone.sid)).unwrap());
-    let remover = {
-        let (sid, secret) = (gone.sid.clone(), secret.clone());
-        thread::spawn(move || api::remove(&sid, &secret))
-    };
-    // remove forgets the pending writes at once, then waits for the held sync before its delete
-    assert!(wait_for_stat("dropped", |d| d > 0) > 0, "{}", stats());
-    assert_eq!(gate.waiting(), 1, "the delete waits for the held sync");
-    gate.release();
-    remover.join().unwrap().unwrap();
-    let returned = service.now();
-    let deletes = service
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "DELETE")
-        .collect::<Vec<_>>();
-    assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].path, format!("/api/share/{id}"));
-    assert_eq!(deletes[0].json(), Some(json!({"secret": secret})));
-    assert_eq!(deletes[0].header("content-type"), Some("application/json"));
-    assert_eq!(deletes[0].status, Some(200));
-    let syncs = || service.requests_to(&format!("/api/share/{id}/sync"));
-    assert_eq!(syncs().len(), 1, "only the held sync of the share was sent");
-    assert!(
-        syncs().iter().all(|r| r.finished() <= deletes[0].at),
-        "no sync of the share overlaps its delete"
-    );
-    api::flush(LONG).unwrap();
-    assert!(service.next_items(&id).is_none(), "the share is gone");
-    assert_exactly(&service.next_items(&other_id).unwrap(), &other.expected);
-    let s = stats();
-    assert_eq!(s["shares"], 1);
-    assert!(
-        s["dropped"].as_u64().unwrap() > 0,
-        "the pending writes were dropped: {s}"
-    );
-    let events = events();
-    assert!(
-        events
-            .iter()
-            .any(|e| e["type"] == "dropped" && e["reason"] == "removed")
-    );
-    gone.part("msg_1", "prt_x", "after remove");
-    api::flush(LONG).unwrap();
-    assert!(
-        syncs().iter().all(|r| r.at < returned),
-        "no sync after remove"
-    );
-    assert!(service.overlaps().is_empty(), "{:?}", service.overlaps());
 }
 
 const TOKEN: &str = "tok-3f9a1c77e2b04d5e";

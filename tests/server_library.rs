@@ -4,7 +4,7 @@
 //! of a share reach the server at once; remove deletes the share on the server; the secret never
 //! appears in anything the server serves publicly.
 
-#[path = "support/next_session.rs"]
+#[path = "common/session.rs"]
 mod next_session;
 mod server_common;
 

@@ -8,12 +8,16 @@ pub mod service;
 #[path = "../support/next_service.rs"]
 pub mod next_service;
 
+pub mod session;
+
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 pub use next_service::NextService;
 use opencode_share::api;
 pub use service::{Fault, FaultRule, ShareService};
+pub use session::{Session, assert_exactly};
+pub use testkit::{Protocol, short_id};
 
 /// A running library against its own service (a v1 [`ShareService`] unless said otherwise);
 /// shuts the library down when dropped.

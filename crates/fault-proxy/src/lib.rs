@@ -373,7 +373,7 @@ async fn handle(
         let mut rules = lock(&shared.rules);
         rules
             .iter_mut()
-            .find_map(|r| r.take(&seen.method, &seen.path))
+            .find_map(|r| r.take(&seen.method, &seen.path, &seen.body))
     };
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {

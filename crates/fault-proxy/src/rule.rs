@@ -24,12 +24,13 @@ pub enum Action {
     Hold(Gate),
 }
 
-/// A fault for requests whose path (with query) starts with a prefix, optionally of one method,
-/// used a number of times (default once).
+/// A fault for requests whose path (with query) starts with a prefix, optionally of one method
+/// and with a body containing a text, used a number of times (default once).
 #[derive(Clone, Debug)]
 pub struct Rule {
     prefix: String,
     method: Option<String>,
+    containing: Option<String>,
     left: usize,
     action: Option<Action>,
 }
@@ -40,6 +41,7 @@ impl Rule {
         Rule {
             prefix: prefix.to_owned(),
             method: None,
+            containing: None,
             left: 1,
             action: None,
         }
@@ -47,6 +49,11 @@ impl Rule {
     /// Only requests of this method (GET, POST, DELETE...).
     pub fn method(mut self, method: &str) -> Rule {
         self.method = Some(method.to_ascii_uppercase());
+        self
+    }
+    /// Only requests whose body contains `text` (a session id, a key).
+    pub fn containing(mut self, text: &str) -> Rule {
+        self.containing = Some(text.to_owned());
         self
     }
     /// Applies to the next `n` matching requests.
@@ -85,10 +92,15 @@ impl Rule {
     }
 
     /// Uses the rule once on a matching request; its action, or None.
-    pub(crate) fn take(&mut self, method: &str, path: &str) -> Option<Action> {
+    pub(crate) fn take(&mut self, method: &str, path: &str, body: &[u8]) -> Option<Action> {
+        let contains = |text: &String| {
+            let text = text.as_bytes();
+            body.windows(text.len().max(1)).any(|w| w == text)
+        };
         if self.left == 0
             || !path.starts_with(&self.prefix)
             || self.method.as_deref().is_some_and(|m| m != method)
+            || self.containing.as_ref().is_some_and(|t| !contains(t))
         {
             return None;
         }

@@ -150,6 +150,39 @@ impl Service {
         self.proxy.hold(prefix, n)
     }
 
+    /// Holds every sync of `session` under `protocol` at the returned gate until it is released.
+    pub fn hold_syncs(&self, protocol: Protocol, session: &str) -> Gate {
+        let gate = Gate::new();
+        let rule = match protocol {
+            Protocol::V1 => Rule::path("/share_sync").containing(session),
+            Protocol::Next => Rule::path(&protocol.sync_path(short_id(session))),
+        };
+        self.inject(rule.times(usize::MAX).hold(&gate));
+        gate
+    }
+
+    /// The syncs of `session` under `protocol`, in the order answered.
+    pub fn syncs_of(&self, protocol: Protocol, session: &str) -> Vec<Passed> {
+        let syncs = self.requests_to(&protocol.sync_path(short_id(session)));
+        let of_session = |p: &Passed| match protocol {
+            Protocol::V1 => p.json().is_some_and(|j| j["sessionID"] == session),
+            Protocol::Next => true,
+        };
+        syncs.into_iter().filter(of_session).collect()
+    }
+
+    /// The deletes of `session`'s share under `protocol`.
+    pub fn deletes_of(&self, protocol: Protocol, session: &str) -> Vec<Passed> {
+        let all = self.requests().into_iter();
+        all.filter(|p| match protocol {
+            Protocol::V1 => {
+                p.path == "/share_delete" && p.json().is_some_and(|j| j["sessionID"] == session)
+            }
+            Protocol::Next => p.method == "DELETE" && p.path.ends_with(short_id(session)),
+        })
+        .collect()
+    }
+
     /// Every request so far, in the order answered.
     pub fn requests(&self) -> Vec<Passed> {
         self.proxy.passed()
