@@ -141,6 +141,18 @@ pub fn received_ns(service: &ShareService, key: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The write numbers the server accepted for v1 `key`, in the order answered.
+pub fn accepted_ns(service: &testkit::Service, key: &str) -> Vec<u64> {
+    service
+        .requests_to("/share_sync")
+        .iter()
+        .filter(|r| r.status == Some(200))
+        .filter_map(|r| r.json())
+        .filter(|j| j["key"] == key)
+        .map(|j| j["content"]["n"].as_u64().unwrap())
+        .collect()
+}
+
 /// Flushes and checks the answer reports `n` contents given up (SHARE_ERR_HTTP_STATUS).
 pub fn flush_reports_given_up(n: u64) {
     let e = api::flush(LONG).unwrap_err();

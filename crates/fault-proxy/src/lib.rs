@@ -102,6 +102,8 @@ struct Shared {
     started: Instant,
     semantics: Arc<dyn Semantics>,
     latency: Mutex<Duration>,
+    /// every connection closed unanswered while set
+    down: std::sync::atomic::AtomicBool,
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Passed>>,
     /// requests in flight per flow
@@ -139,6 +141,7 @@ impl FaultProxy {
             started: Instant::now(),
             semantics,
             latency: Mutex::new(Duration::ZERO),
+            down: Default::default(),
             rules: Mutex::default(),
             log: Mutex::default(),
             flows: Mutex::default(),
@@ -181,6 +184,14 @@ impl FaultProxy {
     /// Adds `latency` before every request is handled (zero: none).
     pub fn set_latency(&self, latency: Duration) {
         *lock(&self.shared.latency) = latency;
+    }
+
+    /// While `down`, every request is answered by closing its connection (logged as
+    /// [`Outcome::Closed`]): a service that is not there. Rules are not used up meanwhile.
+    pub fn set_down(&self, down: bool) {
+        self.shared
+            .down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Adds a rule; rules are tried in the order added, the first that matches and has uses left
@@ -369,7 +380,9 @@ async fn handle(
     };
     let flow = shared.semantics.flow(&seen);
     let (_in_flight, overlapped) = InFlight::enter(&shared, flow.clone());
-    let action = {
+    let action = if shared.down.load(std::sync::atomic::Ordering::SeqCst) {
+        Some(Action::Close)
+    } else {
         let mut rules = lock(&shared.rules);
         rules
             .iter_mut()

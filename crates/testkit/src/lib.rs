@@ -100,6 +100,8 @@ pub fn v1_flow(session: &str, key: &str) -> String {
 pub struct Service {
     pub proxy: FaultProxy,
     pub server: opencode_share_server::Running,
+    /// the server's SQLite file
+    database: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -120,9 +122,10 @@ impl Service {
         configure: impl FnOnce(&mut opencode_share_server::Config),
     ) -> Service {
         let dir = tempfile::tempdir().expect("a temporary folder");
+        let database = dir.path().join("share.db");
         let mut config = opencode_share_server::Config {
             listen: "127.0.0.1:0".into(),
-            database: format!("sqlite://{}", dir.path().join("share.db").display()),
+            database: format!("sqlite://{}", database.display()),
             ..Default::default()
         };
         configure(&mut config);
@@ -131,6 +134,7 @@ impl Service {
         Service {
             proxy,
             server,
+            database,
             _dir: dir,
         }
     }
@@ -208,6 +212,94 @@ impl Service {
     /// Waits until `done(log)` holds, at most `timeout`.
     pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Passed]) -> bool) -> bool {
         self.proxy.wait_for(timeout, done)
+    }
+
+    /// Adds `latency` before every request is handled (zero: none).
+    pub fn set_latency(&self, latency: Duration) {
+        self.proxy.set_latency(latency);
+    }
+
+    /// While down, every request's connection is closed unanswered; [`Service::come_up`] ends it.
+    pub fn go_down(&self) {
+        self.proxy.set_down(true);
+    }
+
+    pub fn come_up(&self) {
+        self.proxy.set_down(false);
+    }
+
+    /// Drops every fault rule not yet used up.
+    pub fn clear_faults(&self) {
+        self.proxy.clear();
+    }
+
+    /// The most requests whose path starts with `prefix` that were in flight at once.
+    pub fn max_concurrent(&self, prefix: &str) -> usize {
+        let mut edges: Vec<(Duration, i32)> = Vec::new();
+        for p in self.requests_to(prefix) {
+            edges.push((p.at, 1));
+            edges.push((p.finished(), -1));
+        }
+        // an answer and an arrival at the same instant do not overlap
+        edges.sort();
+        let (mut now, mut most) = (0i32, 0i32);
+        for (_, step) in edges {
+            now += step;
+            most = most.max(now);
+        }
+        most as usize
+    }
+
+    /// Creates the share of `session` on the server directly (legacy create, not through the
+    /// proxy or the library); returns (url, secret).
+    pub fn create_share(&self, session: &str) -> (String, String) {
+        let body = serde_json::json!({ "sessionID": session }).to_string();
+        let (status, answer) = request(self.server.addr, "POST", "/share_create", &body);
+        assert_eq!(status, 200, "create {session}: {answer}");
+        let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
+        let field = |n: &str| answer[n].as_str().unwrap_or_default().to_owned();
+        (field("url"), field("secret"))
+    }
+
+    /// What the server holds for `session`'s share, by the legacy storage key each item came
+    /// from (`session/info/<sid>`, `session/part/<sid>/<mid>/<pid>`...) → its content; None if
+    /// there is no such share.
+    pub fn data(&self, session: &str) -> Option<BTreeMap<String, Value>> {
+        let items = self.stored(short_id(session))?;
+        let legacy = |key: &str| match key.split_once('/') {
+            None if key == "session" => format!("session/info/{session}"),
+            None if key == "session_diff" => format!("session/diff/{session}"),
+            None => format!("session/{key}/{session}"),
+            Some((kind, rest)) => format!("session/{kind}/{session}/{rest}"),
+        };
+        let entries = items.into_iter();
+        Some(entries.map(|(k, data)| (legacy(&k), data)).collect())
+    }
+
+    /// What the server stored for share `id`: item key → its data, read from the server's
+    /// SQLite file (committed before any answer); None if there is no such share.
+    pub fn stored(&self, id: &str) -> Option<BTreeMap<String, Value>> {
+        use rusqlite::{Connection, OpenFlags};
+        let db = Connection::open_with_flags(&self.database, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("the server's database opens");
+        let exists = db
+            .query_row("SELECT count(*) FROM shares WHERE id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .expect("a count of shares");
+        if exists == 0 {
+            return None;
+        }
+        let mut items = db
+            .prepare("SELECT key, data FROM items WHERE share_id = ?1")
+            .expect("a query of items");
+        let rows = items
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .expect("the items");
+        let parse = |(k, d): (String, String)| (k, serde_json::from_str(&d).unwrap_or(Value::Null));
+        Some(rows.map(|r| parse(r.expect("an item"))).collect())
     }
 
     /// The server's own address (reads here bypass the proxy and its log).
