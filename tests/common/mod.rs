@@ -17,7 +17,7 @@ pub use next_service::NextService;
 use opencode_share::api;
 pub use service::{Fault, FaultRule, ShareService};
 pub use session::{Session, assert_exactly};
-pub use testkit::{Protocol, short_id};
+pub use testkit::{Gate, Protocol, Rule, short_id};
 
 /// A running library against its own service (a v1 [`ShareService`] unless said otherwise);
 /// shuts the library down when dropped.

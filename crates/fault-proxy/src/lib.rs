@@ -108,6 +108,8 @@ struct Shared {
     log: Mutex<Vec<Passed>>,
     /// requests in flight per flow
     flows: Mutex<HashMap<String, usize>>,
+    /// body bytes written by endless answers
+    endless_sent: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,6 +147,7 @@ impl FaultProxy {
             rules: Mutex::default(),
             log: Mutex::default(),
             flows: Mutex::default(),
+            endless_sent: Default::default(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -222,6 +225,13 @@ impl FaultProxy {
         self.shared.started.elapsed()
     }
 
+    /// Body bytes the endless answers wrote before their clients went.
+    pub fn endless_bytes_sent(&self) -> u64 {
+        self.shared
+            .endless_sent
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Requests of `flow` in flight now (arrived, not yet answered).
     pub fn in_flight(&self, flow: &str) -> usize {
         lock(&self.shared.flows).get(flow).copied().unwrap_or(0)
@@ -267,11 +277,55 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// How a handler asks its connection to end without an answer.
+/// How a handler asks its connection to end without a well-formed answer.
 #[derive(Clone, Copy)]
 enum Abort {
     Reset,
     Close,
+    /// 200 announcing this many bytes of body, a few of them, then a close.
+    Huge(u64),
+    /// 200 with a chunked body that never ends (until the client goes, or [`ENDLESS_MAX`]).
+    Endless,
+}
+
+/// Most bytes an endless answer writes before it gives up on the client.
+const ENDLESS_MAX: u64 = 256 << 20;
+
+/// Writes what `abort` says on the client's socket (blocking; its connection task is over).
+fn finish_aborted(stream: std::net::TcpStream, abort: Abort, shared: &Shared) {
+    use std::io::Write;
+    let mut stream = stream;
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    match abort {
+        Abort::Reset => {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        Abort::Close => {}
+        Abort::Huge(n) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {n}\r\n\r\n{{\"url\":\""
+            );
+            let _ = stream.write_all(head.as_bytes());
+        }
+        Abort::Endless => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+            let mut sent = 0u64;
+            while sent < ENDLESS_MAX && stream.write_all(chunk.as_bytes()).is_ok() {
+                sent += 0x10000;
+                shared
+                    .endless_sent
+                    .fetch_add(0x10000, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+    // dropping the stream closes the socket (RST with linger 0)
 }
 
 /// Serves one client connection; a handler that picks a reset or close ends it from here, where
@@ -287,20 +341,22 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         return;
     };
     let (abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel::<Abort>();
+    let shared_for_abort = shared.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (shared, abort) = (shared.clone(), abort_tx.clone());
         async move { Ok::<_, Infallible>(handle(req, shared, abort).await) }
     });
     let conn =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        _ = conn => {}
-        abort = abort_rx.recv() => {
-            if let Some(Abort::Reset) = abort {
-                let _ = socket2::SockRef::from(&control).set_linger(Some(Duration::ZERO));
-            }
-            // dropping the connection future and `control` closes the socket (RST with linger 0)
-        }
+    let abort = tokio::select! {
+        _ = conn => None,
+        abort = abort_rx.recv() => abort,
+    };
+    // the connection future is dropped here; `control` alone keeps the socket open
+    if let Some(abort) = abort {
+        let _ =
+            tokio::task::spawn_blocking(move || finish_aborted(control, abort, &shared_for_abort))
+                .await;
     }
 }
 
@@ -380,14 +436,18 @@ async fn handle(
     };
     let flow = shared.semantics.flow(&seen);
     let (_in_flight, overlapped) = InFlight::enter(&shared, flow.clone());
-    let action = if shared.down.load(std::sync::atomic::Ordering::SeqCst) {
-        Some(Action::Close)
+    let (first, action) = if shared.down.load(std::sync::atomic::Ordering::SeqCst) {
+        (None, Some(Action::Close))
     } else {
         let mut rules = lock(&shared.rules);
-        rules
+        let taken = rules
             .iter_mut()
-            .find_map(|r| r.take(&seen.method, &seen.path, &seen.body))
+            .find_map(|r| r.take(&seen.method, &seen.path, &seen.body));
+        taken.map_or((None, None), |(first, action)| (first, Some(action)))
     };
+    if let Some(gate) = first {
+        gate.pass().await;
+    }
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -423,13 +483,14 @@ async fn handle(
             record(Outcome::Injected, Some(status), body.as_bytes());
             return r;
         }
-        Some(Action::Reset) | Some(Action::Close) => {
-            let (kind, outcome) = if matches!(action, Some(Action::Reset)) {
-                (Abort::Reset, Outcome::Reset)
-            } else {
-                (Abort::Close, Outcome::Closed)
+        Some(Action::Reset | Action::Close | Action::HugeBody(_) | Action::EndlessBody) => {
+            let (kind, outcome, status) = match action {
+                Some(Action::Reset) => (Abort::Reset, Outcome::Reset, None),
+                Some(Action::HugeBody(n)) => (Abort::Huge(n), Outcome::Injected, Some(200)),
+                Some(Action::EndlessBody) => (Abort::Endless, Outcome::Injected, Some(200)),
+                _ => (Abort::Close, Outcome::Closed, None),
             };
-            record(outcome, None, b"");
+            record(outcome, status, b"");
             let _ = abort.send(kind);
             // the connection task drops this future with the connection
             std::future::pending::<()>().await;

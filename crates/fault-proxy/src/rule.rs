@@ -18,6 +18,10 @@ pub enum Action {
     Reset,
     /// Close the connection (FIN) without an answer.
     Close,
+    /// Answer 200 announcing this many body bytes, send a few, then close.
+    HugeBody(u64),
+    /// Answer 200 with a chunked body that never ends (until the client goes, or 256 MiB).
+    EndlessBody,
     /// Wait this long, then forward.
     Delay(Duration),
     /// Wait until the gate is released, then forward.
@@ -32,6 +36,8 @@ pub struct Rule {
     method: Option<String>,
     containing: Option<String>,
     left: usize,
+    /// a gate the request waits at before its action
+    first: Option<Gate>,
     action: Option<Action>,
 }
 
@@ -43,6 +49,7 @@ impl Rule {
             method: None,
             containing: None,
             left: 1,
+            first: None,
             action: None,
         }
     }
@@ -80,19 +87,39 @@ impl Rule {
     pub fn close(self) -> Rule {
         self.action(Action::Close)
     }
+    /// 200 announcing `bytes` of body, cut short.
+    pub fn huge_body(self, bytes: u64) -> Rule {
+        self.action(Action::HugeBody(bytes))
+    }
+    /// 200 with a body that never ends.
+    pub fn endless_body(self) -> Rule {
+        self.action(Action::EndlessBody)
+    }
     pub fn delay(self, d: Duration) -> Rule {
         self.action(Action::Delay(d))
     }
     pub fn hold(self, gate: &Gate) -> Rule {
         self.action(Action::Hold(gate.clone()))
     }
+    /// Waits at `gate` before the rule's action (a status, a reset...): a failure that comes
+    /// when the test says.
+    pub fn held_at(mut self, gate: &Gate) -> Rule {
+        self.first = Some(gate.clone());
+        self
+    }
     fn action(mut self, action: Action) -> Rule {
         self.action = Some(action);
         self
     }
 
-    /// Uses the rule once on a matching request; its action, or None.
-    pub(crate) fn take(&mut self, method: &str, path: &str, body: &[u8]) -> Option<Action> {
+    /// Uses the rule once on a matching request; the gate to wait at first and its action, or
+    /// None.
+    pub(crate) fn take(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Option<(Option<Gate>, Action)> {
         let contains = |text: &String| {
             let text = text.as_bytes();
             body.windows(text.len().max(1)).any(|w| w == text)
@@ -106,7 +133,7 @@ impl Rule {
         }
         let action = self.action.clone()?;
         self.left -= 1;
-        Some(action)
+        Some((self.first.clone(), action))
     }
 }
 

@@ -228,6 +228,11 @@ impl Service {
         self.proxy.set_down(false);
     }
 
+    /// Body bytes the proxy's endless answers wrote before their clients went.
+    pub fn endless_bytes_sent(&self) -> u64 {
+        self.proxy.endless_bytes_sent()
+    }
+
     /// Drops every fault rule not yet used up.
     pub fn clear_faults(&self) {
         self.proxy.clear();
