@@ -50,6 +50,12 @@ pub fn start(extra: &str) -> Running {
     start_with(ShareService::start, ShareService::url, extra)
 }
 
+/// The library under v1 against the real server playing opencode's hosted legacy service
+/// ([`testkit::hosted`]).
+pub fn start_kit_hosted(extra: &str) -> Running<testkit::Service> {
+    start_with(testkit::Service::start_hosted, testkit::Service::url, extra)
+}
+
 /// [`start`] against a service with the hosted service's semantics
 /// ([`ShareService::start_hosted`]).
 pub fn start_hosted(extra: &str) -> Running {
