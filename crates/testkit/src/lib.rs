@@ -125,7 +125,9 @@ impl Service {
         let database = dir.path().join("share.db");
         let mut config = opencode_share_server::Config {
             listen: "127.0.0.1:0".into(),
-            database: format!("sqlite://{}", database.display()),
+            // no fsync at each commit: the tests do not test the server's durability, and its
+            // fsyncs would compete with the library's spool for the disk
+            database: format!("sqlite://{}?synchronous=normal", database.display()),
             ..Default::default()
         };
         configure(&mut config);
