@@ -62,16 +62,21 @@ pub fn start_hosted(extra: &str) -> Running {
     start_with(ShareService::start_hosted, ShareService::url, extra)
 }
 
-/// [`start`] under `"protocol":"next"` against a loopback [`NextService`].
-pub fn start_next(extra: &str) -> Running<NextService> {
-    start_with(NextService::start, NextService::url, &next_config(extra))
+/// The library under `"protocol":"next"` against the real server playing ShareNext's hosted
+/// service (a wrong secret, an unknown share and a taken id answer 500).
+pub fn start_next(extra: &str) -> Running<testkit::Service> {
+    start_with(
+        testkit::Service::start_hosted,
+        testkit::Service::url,
+        &next_config(extra),
+    )
 }
 
-/// [`start_next`] against an org-mode service that requires `token` and `org_id`; `extra` says
-/// what the library is given (its `token` and `org_id` included, or not).
-pub fn start_next_org(token: &str, org_id: &str, extra: &str) -> Running<NextService> {
-    let org = || NextService::start_org(token, org_id);
-    start_with(org, NextService::url, &next_config(extra))
+/// [`start_next`] against an org account's service that requires `token` and `org_id`;
+/// `extra` says what the library is given (its `token` and `org_id` included, or not).
+pub fn start_next_org(token: &str, org_id: &str, extra: &str) -> Running<testkit::Service> {
+    let org = || testkit::Service::start_org(token, org_id);
+    start_with(org, testkit::Service::url, &next_config(extra))
 }
 
 fn next_config(extra: &str) -> String {

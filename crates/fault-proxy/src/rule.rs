@@ -38,6 +38,8 @@ pub struct Rule {
     left: usize,
     /// a gate the request waits at before its action
     first: Option<Gate>,
+    /// (percent, xorshift state): applies to a matching request with this chance, seeded
+    chance: Option<(u64, u64)>,
     action: Option<Action>,
 }
 
@@ -50,6 +52,7 @@ impl Rule {
             containing: None,
             left: 1,
             first: None,
+            chance: None,
             action: None,
         }
     }
@@ -61,6 +64,12 @@ impl Rule {
     /// Only requests whose body contains `text` (a session id, a key).
     pub fn containing(mut self, text: &str) -> Rule {
         self.containing = Some(text.to_owned());
+        self
+    }
+    /// Applies to a matching request with a chance of `percent` in 100, drawn from a generator
+    /// seeded with `seed` (the same seed, the same draws); `times` still bounds the uses.
+    pub fn sometimes(mut self, percent: u64, seed: u64) -> Rule {
+        self.chance = Some((percent, seed | 1));
         self
     }
     /// Applies to the next `n` matching requests.
@@ -130,6 +139,14 @@ impl Rule {
             || self.containing.as_ref().is_some_and(|t| !contains(t))
         {
             return None;
+        }
+        if let Some((percent, state)) = &mut self.chance {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            if *state % 100 >= *percent {
+                return None;
+            }
         }
         let action = self.action.clone()?;
         self.left -= 1;

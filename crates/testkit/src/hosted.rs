@@ -4,7 +4,10 @@
 //! secret, an unknown or deleted share (the server's 403 and 404) and a value over
 //! [`MAX_VALUE`] answered 500 `Internal Server Error`; a key outside the creating session's
 //! `info`, `message` and `part` prefixes answered 200 and not stored; an unknown route answered
-//! 200 `Not Found`. Anything else reaches the server as it is.
+//! 200 `Not Found`. Under ShareNext's `/api/share...` (its hosted service, share-next.ts) a wrong
+//! secret, an unknown share and a taken id answer 500 as well, and an org account's service
+//! ([`Hosted::org`]) serves `/api/shares...` only, answering 401 without the account's
+//! `authorization: Bearer <token>` and `x-org-id`. Anything else reaches the server as it is.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -30,9 +33,34 @@ struct Made {
 pub struct Hosted {
     /// per short id; a leaf lock
     made: Mutex<HashMap<String, Made>>,
+    /// an org account's `authorization` and `x-org-id` values
+    org: Option<(String, String)>,
 }
 
 impl Hosted {
+    /// The service of an org account: `/api/shares...` only, with `token` and `org_id`.
+    pub fn org(token: &str, org_id: &str) -> Hosted {
+        Hosted {
+            made: Mutex::default(),
+            org: Some((format!("Bearer {token}"), org_id.to_owned())),
+        }
+    }
+
+    /// ShareNext's routes: an org service's answer of 401 or 404 where it applies.
+    fn answer_next(&self, req: &Seen) -> Option<Reply> {
+        let (authorization, org_id) = self.org.as_ref()?;
+        if !req.path.starts_with("/api/shares") {
+            return Some(Reply::text(404, "Not Found"));
+        }
+        let header = |name: &str| {
+            let found = req.headers.iter().find(|(n, _)| n == name);
+            found.map(|(_, v)| v.as_str())
+        };
+        let allowed = header("authorization") == Some(authorization.as_str())
+            && header("x-org-id") == Some(org_id.as_str());
+        (!allowed).then(|| Reply::text(401, "Unauthorized"))
+    }
+
     fn made(&self) -> MutexGuard<'_, HashMap<String, Made>> {
         self.made.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -59,6 +87,9 @@ impl Semantics for Hosted {
     }
 
     fn answer(&self, req: &Seen) -> Option<Reply> {
+        if req.path.starts_with("/api/") {
+            return self.answer_next(req);
+        }
         if req.method != "POST" || !ROUTES.contains(&req.path.as_str()) {
             return Some(Reply::text(200, "Not Found"));
         }
@@ -94,8 +125,11 @@ impl Semantics for Hosted {
         let session = req
             .json()
             .and_then(|j| field(&j, "sessionID").map(str::to_owned));
+        let next = req.path.starts_with("/api/");
         match (status, req.path.as_str()) {
             (403 | 404, _) => Some(internal_error()),
+            (409, _) if next => Some(internal_error()), // AlreadyExists, thrown
+            (_, _) if next => None,
             (200, "/share_create") => {
                 let session = session?;
                 let made = Made {

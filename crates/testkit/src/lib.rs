@@ -116,6 +116,11 @@ impl Service {
         Service::start_with(Arc::new(hosted::Hosted::default()), |_| {})
     }
 
+    /// [`Service::start_hosted`] for an org account's ShareNext service ([`hosted::Hosted::org`]).
+    pub fn start_org(token: &str, org_id: &str) -> Service {
+        Service::start_with(Arc::new(hosted::Hosted::org(token, org_id)), |_| {})
+    }
+
     /// The server configured by `configure` behind a proxy with `semantics`.
     pub fn start_with(
         semantics: Arc<dyn Semantics>,
@@ -323,6 +328,12 @@ impl Service {
     pub fn get_json(&self, path: &str) -> (u16, Value) {
         let (status, body) = self.get(path);
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// Creates share `id` on the server directly (as the share of a session ending in `id`);
+    /// returns its secret.
+    pub fn create_share_id(&self, id: &str) -> String {
+        self.create_share(&format!("ses_{id}")).1
     }
 
     /// What the server holds for "next" share `id`, by item key (its `/data` items), or None if
