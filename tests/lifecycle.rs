@@ -19,7 +19,7 @@ fn create_returns_the_share_and_remembers_it() {
     let json: serde_json::Value = serde_json::from_str(&api::create(&sid).unwrap()).unwrap();
     assert_eq!(
         json["url"],
-        format!("{}/s/{}", run.service.server.url, short_id(&sid))
+        format!("{}/s/{}", run.service.url(), short_id(&sid))
     );
     let answered: serde_json::Value =
         serde_json::from_str(&run.service.requests_to("/share_create")[0].answer).unwrap();

@@ -558,10 +558,7 @@ fn create_answers_id_url_and_secret() {
     assert_eq!(sorted, ["id", "secret", "url"], "{created}");
     let id = share_id(&sid);
     assert_eq!(created["id"], id.as_str());
-    assert_eq!(
-        created["url"],
-        format!("{}/share/{id}", run.service.server.url)
-    );
+    assert_eq!(created["url"], format!("{}/share/{id}", run.service.url()));
     let creates = run.service.requests();
     assert_eq!(creates.len(), 1);
     let answered: Value = serde_json::from_str(&creates[0].answer).unwrap();

@@ -98,7 +98,7 @@ impl Passed {
 /// Rules and log, shared by the test thread and the proxy's runtime. Lock order: `rules`, `log`
 /// and `flows` are leaf locks, never held across an await or each other.
 struct Shared {
-    upstream: SocketAddr,
+    upstream: Mutex<SocketAddr>,
     started: Instant,
     semantics: Arc<dyn Semantics>,
     latency: Mutex<Duration>,
@@ -139,7 +139,7 @@ impl FaultProxy {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            upstream,
+            upstream: Mutex::new(upstream),
             started: Instant::now(),
             semantics,
             latency: Mutex::new(Duration::ZERO),
@@ -182,6 +182,11 @@ impl FaultProxy {
     /// `http://127.0.0.1:PORT`, for the client's configuration.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Forwards to `upstream` from now on (a server started after the proxy, to know its URL).
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *lock(&self.shared.upstream) = upstream;
     }
 
     /// Adds `latency` before every request is handled (zero: none).
@@ -505,7 +510,8 @@ async fn handle(
         return reply.into_response();
     }
     let out = Request::from_parts(parts, Full::new(body));
-    match forward(out, shared.upstream).await {
+    let upstream = *lock(&shared.upstream);
+    match forward(out, upstream).await {
         Ok(response) => {
             let status = response.status().as_u16();
             let (parts, answer) = response.into_parts();

@@ -135,9 +135,13 @@ impl Service {
             database: format!("sqlite://{}?synchronous=normal", database.display()),
             ..Default::default()
         };
+        // the proxy first: the server's share URLs start with the proxy's, as behind a real one
+        let nowhere = SocketAddr::from(([127, 0, 0, 1], 9));
+        let proxy = FaultProxy::start_with(nowhere, semantics).expect("the proxy starts");
+        config.public_url = Some(proxy.url());
         configure(&mut config);
         let server = opencode_share_server::spawn(config).expect("the server starts");
-        let proxy = FaultProxy::start_with(server.addr, semantics).expect("the proxy starts");
+        proxy.set_upstream(server.addr);
         Service {
             proxy,
             server,
