@@ -20,7 +20,7 @@ fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_jso
 
 #[test]
 fn retryable_failures_are_retried_until_the_content_arrives() {
-    let run = start_kit(Protocol::V1, r#""max_retries":10"#);
+    let run = start(Protocol::V1, r#""max_retries":10"#);
     let sid = session(10);
     share(&sid);
     let keys: Vec<String> = (0..4).map(|p| part_key(&sid, p)).collect();
@@ -48,7 +48,7 @@ fn retryable_failures_are_retried_until_the_content_arrives() {
 
 #[test]
 fn a_key_waiting_for_its_retry_keeps_coalescing() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(11);
     share(&sid);
     let key = part_key(&sid, 1);
@@ -73,7 +73,7 @@ fn a_key_waiting_for_its_retry_keeps_coalescing() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let run = start_kit(Protocol::V1, r#""retry_initial_ms":1,"retry_max_ms":5000"#);
+    let run = start(Protocol::V1, r#""retry_initial_ms":1,"retry_max_ms":5000"#);
     let sid = session(12);
     share(&sid);
     let key = part_key(&sid, 1);
@@ -95,7 +95,7 @@ fn retry_after_is_honoured() {
 
 #[test]
 fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
-    let run = start_kit(Protocol::V1, r#""max_retries":30,"connect_timeout_ms":500"#);
+    let run = start(Protocol::V1, r#""max_retries":30,"connect_timeout_ms":500"#);
     let sid = session(13);
     share(&sid);
     run.service.go_down();
@@ -116,7 +116,7 @@ fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
 
 #[test]
 fn a_refused_content_is_dropped_at_once() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(15);
     share(&sid);
     let key = part_key(&sid, 1);
@@ -143,7 +143,7 @@ fn a_revoked_share_is_forgotten() {
 
 /// The share's secret is wrong: the server answers 403 itself; 401 and 404 are injected.
 fn revoked_share_is_forgotten(status: u16) {
-    let run = start_kit(Protocol::V1, r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     if status != 403 {
         run.service
             .inject(Rule::path("/share_sync").times(1).status(status));
@@ -185,7 +185,7 @@ fn revoked_share_is_forgotten(status: u16) {
 
 #[test]
 fn pending_bytes_are_bounded() {
-    let run = start_kit(Protocol::V1, r#""max_pending_bytes":1000,"concurrency":1"#);
+    let run = start(Protocol::V1, r#""max_pending_bytes":1000,"concurrency":1"#);
     let sid = session(17);
     share(&sid);
     let gate = run.service.hold_syncs(Protocol::V1, &sid);
@@ -209,7 +209,7 @@ fn pending_bytes_are_bounded() {
 
 #[test]
 fn answers_past_the_cap_fail_the_attempt_without_being_read() {
-    let run = start_kit(Protocol::V1, r#""max_retries":2"#);
+    let run = start(Protocol::V1, r#""max_retries":2"#);
     // create: a 1 GiB answer, then an endless one, then another: each attempt fails unread
     run.service
         .inject(Rule::path("/share_create").huge_body(1 << 30));

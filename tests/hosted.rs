@@ -18,13 +18,13 @@ fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// Syncs the service answered for `sid`'s keys.
-fn syncs_of(run: &Running<testkit::Service>, sid: &str) -> Vec<testkit::Passed> {
+fn syncs_of(run: &Running, sid: &str) -> Vec<testkit::Passed> {
     run.service.syncs_of(Protocol::V1, sid)
 }
 
 #[test]
 fn an_outage_far_longer_than_the_retry_budget_loses_nothing() {
-    let run = start_kit_hosted(r#""max_retries":2,"connect_timeout_ms":500"#);
+    let run = start_hosted(r#""max_retries":2,"connect_timeout_ms":500"#);
     let sid = session(101);
     share(&sid);
     run.service.go_down();
@@ -54,9 +54,8 @@ fn an_outage_far_longer_than_the_retry_budget_loses_nothing() {
 #[test]
 fn the_first_answer_after_an_outage_ends_every_keys_wait() {
     // waits of up to a minute: without the early end, 10 keys would not all go within LONG
-    let run = start_kit_hosted(
-        r#""retry_initial_ms":60000,"retry_max_ms":60000,"connect_timeout_ms":500"#,
-    );
+    let run =
+        start_hosted(r#""retry_initial_ms":60000,"retry_max_ms":60000,"connect_timeout_ms":500"#);
     let sid = session(102);
     share(&sid);
     run.service.go_down();
@@ -75,7 +74,7 @@ fn the_first_answer_after_an_outage_ends_every_keys_wait() {
 
 #[test]
 fn a_refused_share_is_probed_once_per_retry_max_and_resumes_when_it_is_accepted() {
-    let run = start_kit_hosted(r#""max_retries":3,"retry_max_ms":300"#);
+    let run = start_hosted(r#""max_retries":3,"retry_max_ms":300"#);
     let (refused, fine) = (session(103), session(104));
     share(&fine);
     let (_, real) = run.service.create_share(&refused);
@@ -159,7 +158,7 @@ fn a_refused_share_is_probed_once_per_retry_max_and_resumes_when_it_is_accepted(
 
 #[test]
 fn removing_a_refused_share_sends_one_delete_and_returns() {
-    let run = start_kit_hosted(r#""max_retries":2,"retry_max_ms":30000"#);
+    let run = start_hosted(r#""max_retries":2,"retry_max_ms":30000"#);
     let sid = session(105);
     run.service.create_share(&sid);
     let stale = "00000000-0000-4000-8000-0000000000bb";
@@ -182,7 +181,7 @@ fn removing_a_refused_share_sends_one_delete_and_returns() {
 
 #[test]
 fn a_content_over_max_content_bytes_is_never_uploaded_and_a_smaller_one_goes() {
-    let run = start_kit_hosted("");
+    let run = start_hosted("");
     let sid = session(106);
     share(&sid);
     let key = part_key(&sid, 1);
@@ -228,7 +227,7 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn the_secret_is_never_published_in_any_part_of_a_content() {
-    let run = start_kit_hosted(r#""max_retries":100"#);
+    let run = start_hosted(r#""max_retries":100"#);
     let sid = session(107);
     let secret = share(&sid);
     let escaped: String = secret
@@ -290,7 +289,7 @@ fn the_secret_is_never_published_in_any_part_of_a_content() {
 
 #[test]
 fn a_content_that_cannot_be_made_safe_is_dropped_with_an_event_never_sent() {
-    let run = start_kit_hosted("");
+    let run = start_hosted("");
     let sid = session(108);
     // a secret the host chose, made of digits: inside a number it cannot be removed
     let (_, real) = run.service.create_share(&sid);
@@ -309,7 +308,7 @@ fn a_content_that_cannot_be_made_safe_is_dropped_with_an_event_never_sent() {
 
 #[test]
 fn a_share_whose_short_id_another_session_holds_is_not_reported_as_created() {
-    let run = start_kit_hosted("");
+    let run = start_hosted("");
     let (first, second) = (session(109), session(100_000_109));
     assert_eq!(first[first.len() - 8..], second[second.len() - 8..]);
     share(&first);

@@ -14,7 +14,7 @@ use serde_json::json;
 
 #[test]
 fn create_returns_the_share_and_remembers_it() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(20);
     let json: serde_json::Value = serde_json::from_str(&api::create(&sid).unwrap()).unwrap();
     assert_eq!(
@@ -37,7 +37,7 @@ fn create_returns_the_share_and_remembers_it() {
 
 #[test]
 fn create_retries_then_reports_the_last_failure() {
-    let run = start_kit(Protocol::V1, r#""max_retries":2"#);
+    let run = start(Protocol::V1, r#""max_retries":2"#);
     let rule = |times| Rule::path("/share_create").times(times);
     run.service.inject(rule(2).status(502));
     api::create(&session(21)).expect("two 502s are retried");
@@ -73,7 +73,7 @@ fn restart_against_nothing(userinfo: &str) -> u16 {
 
 #[test]
 fn create_against_nothing_is_a_network_error() {
-    let _run = start_kit(Protocol::V1, "");
+    let _run = start(Protocol::V1, "");
     restart_against_nothing("");
     let e = api::create(&session(24)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
@@ -91,7 +91,7 @@ fn remove_deletes_with_the_secret_and_nothing_of_the_share_is_synced_after() {
 /// it are provably pending: they are dropped and counted, the delete carries the secret and
 /// follows the held sync, nothing of the share is sent after remove returns, others go on.
 fn remove_sends_nothing_after_it_returns(protocol: Protocol) {
-    let run = start_kit(protocol, r#""concurrency":4"#);
+    let run = start(protocol, r#""concurrency":4"#);
     let service = &run.service;
     let mut gone = Session::new(&session(60));
     let mut other = Session::new(&session(61));
@@ -164,7 +164,7 @@ fn remove_sends_nothing_after_it_returns(protocol: Protocol) {
 
 #[test]
 fn remove_forgets_locally_even_when_the_delete_fails() {
-    let run = start_kit(Protocol::V1, r#""max_retries":0"#);
+    let run = start(Protocol::V1, r#""max_retries":0"#);
     let sid = session(27);
     let secret = share(&sid);
     run.service.inject(Rule::path("/share_delete").status(500));
@@ -180,7 +180,7 @@ fn remove_forgets_locally_even_when_the_delete_fails() {
 
 #[test]
 fn async_create_and_remove_complete_on_a_library_thread() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let gate = run.service.hold("/share_create", 1);
     let (tx, rx) = mpsc::channel();
     let sid = session(28);
@@ -248,7 +248,7 @@ fn async_create_and_remove_complete_on_a_library_thread() {
 
 #[test]
 fn flush_reports_a_timeout_and_finishes_later() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(30);
     share(&sid);
     let gate = run.service.hold_syncs(Protocol::V1, &sid);
@@ -268,7 +268,7 @@ fn flush_reports_a_timeout_and_finishes_later() {
 
 #[test]
 fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
-    let run = start_kit(Protocol::V1, r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let sid = session(31);
     share(&sid);
     let gate = run.service.hold_syncs(Protocol::V1, &sid);
@@ -318,7 +318,7 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
 
 #[test]
 fn the_runtime_starts_stops_and_starts_again() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let e = api::init(None).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_ALREADY_INITIALIZED);
     let config = format!(r#"{{"url":"{}"}}"#, run.service.url());
@@ -382,7 +382,7 @@ fn library_threads() -> Vec<String> {
 
 #[test]
 fn shutdown_stops_every_thread_and_closes_the_client() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(50);
     share(&sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
@@ -400,7 +400,7 @@ fn shutdown_stops_every_thread_and_closes_the_client() {
 
 #[test]
 fn shutdown_lets_async_operations_finish_within_its_deadline() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let (tx, rx) = mpsc::channel();
     let done = tx.clone();
     let id = api::create_async(
@@ -438,7 +438,7 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
 
 #[test]
 fn a_flush_mark_is_not_moved_by_later_writes() {
-    let run = start_kit(Protocol::V1, r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let sid = session(70);
     share(&sid);
     // the writes after the mark are held at a gate until the mark is checked
@@ -468,7 +468,7 @@ fn a_flush_mark_is_not_moved_by_later_writes() {
 
 #[test]
 fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
-    let run = start_kit(Protocol::V1, r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let (tx, rx) = mpsc::channel();
     let done = move |tx: mpsc::Sender<(u32, Status)>| -> opencode_share::api::Completion {
         Box::new(move |id, status| tx.send((id, status)).unwrap())
@@ -508,7 +508,7 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
 
 #[test]
 fn credentials_in_the_service_url_appear_in_no_stats_error_or_event() {
-    let _run = start_kit(Protocol::V1, "");
+    let _run = start(Protocol::V1, "");
     let port = restart_against_nothing("opencode:hunter2@");
     let e = api::create(&session(25)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);

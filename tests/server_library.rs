@@ -4,16 +4,23 @@
 //! of a share reach the server at once; remove deletes the share on the server; the secret never
 //! appears in anything the server serves publicly.
 
-#[path = "common/session.rs"]
-mod next_session;
-mod server_common;
+mod common;
 
 use std::time::Duration;
 
-use next_session::Session;
+use common::{Protocol, Running, Session, short_id, start};
 use opencode_share::api;
 use serde_json::{Value, json};
-use server_common::{Outcome, Rule, share, short_id, start};
+use testkit::{Outcome, Passed, Rule, Service};
+
+type Rig = Running<Service>;
+
+/// Creates the share of `session` through the library; returns (url, secret).
+fn share(session: &str) -> (String, String) {
+    let created: Value = serde_json::from_str(&api::create(session).expect("create")).unwrap();
+    let field = |n: &str| created[n].as_str().unwrap().to_owned();
+    (field("url"), field("secret"))
+}
 
 const FLUSH: Duration = Duration::from_secs(30);
 
@@ -32,7 +39,7 @@ fn part(mid: &str, pid: &str, text: &str) -> Value {
 
 #[test]
 fn a_streamed_session_lands_exactly_on_the_server() {
-    let rig = start();
+    let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_stream01";
     share(sid);
     let info = json!({ "id": sid, "title": "streamed", "version": "1" });
@@ -71,7 +78,7 @@ fn a_streamed_session_lands_exactly_on_the_server() {
     assert_eq!(status, 200);
     assert_eq!(data, json!({ "info": info, "messages": expected }));
     // nothing failed on the way, and every sync the server answered, it accepted
-    let syncs = rig.passed("/share_sync");
+    let syncs = rig.requests_to("/share_sync");
     assert!(!syncs.is_empty());
     assert!(
         syncs
@@ -83,7 +90,7 @@ fn a_streamed_session_lands_exactly_on_the_server() {
 
 #[test]
 fn injected_failures_are_retried_until_the_newest_content_lands() {
-    let rig = start();
+    let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_faults01";
     share(sid);
     let (mid, pid) = ("msg_1", "prt_1");
@@ -106,12 +113,12 @@ fn injected_failures_are_retried_until_the_newest_content_lands() {
         data["messages"][mid]["parts"],
         json!([part(mid, pid, &text)])
     );
-    assert_met_each_fault(&rig.passed("/share_sync"));
+    assert_met_each_fault(&rig.requests_to("/share_sync"));
 }
 
 /// The next syncs at `path` meet, in turn: two 500s, a 503, a 429 with Retry-After, a reset, a
 /// close; then they pass.
-fn inject_each_fault(rig: &server_common::Rig, path: &str) {
+fn inject_each_fault(rig: &Rig, path: &str) {
     rig.proxy.inject(Rule::path(path).times(2).status(500));
     rig.proxy.inject(Rule::path(path).status(503));
     rig.proxy
@@ -121,7 +128,7 @@ fn inject_each_fault(rig: &server_common::Rig, path: &str) {
 }
 
 /// The syncs met each fault of [`inject_each_fault`], and the last one landed.
-fn assert_met_each_fault(syncs: &[server_common::Passed]) {
+fn assert_met_each_fault(syncs: &[Passed]) {
     let count = |o: Outcome, s: Option<u16>| {
         syncs
             .iter()
@@ -144,7 +151,7 @@ fn assert_met_each_fault(syncs: &[server_common::Passed]) {
 
 #[test]
 fn a_write_made_while_an_older_one_is_held_wins() {
-    let rig = start();
+    let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_holds001";
     share(sid);
     let (mid, pid) = ("msg_1", "prt_1");
@@ -173,7 +180,7 @@ fn a_write_made_while_an_older_one_is_held_wins() {
 
 #[test]
 fn remove_deletes_the_share_on_the_server() {
-    let rig = start();
+    let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_remove01";
     let (_, secret) = share(sid);
     let short = short_id(sid);
@@ -194,7 +201,7 @@ fn remove_deletes_the_share_on_the_server() {
                 && p.outcome == Outcome::Forwarded
                 && p.status == Some(200))),
         "no delete reached the server: {:?}",
-        rig.passed("/share_delete")
+        rig.requests_to("/share_delete")
     );
     assert_eq!(rig.get(&format!("/share_data?id={short}")).0, 404);
     assert_eq!(rig.get(&format!("/share/{short}")).0, 404);
@@ -205,7 +212,7 @@ fn remove_deletes_the_share_on_the_server() {
 
 #[test]
 fn the_secret_never_appears_in_what_the_server_serves() {
-    let rig = start();
+    let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_secret01";
     let (url, secret) = share(sid);
     let short = short_id(sid);
@@ -266,7 +273,7 @@ fn create_next(sid: &str) -> (String, String) {
 
 /// What the server serves at `/api/share/<id>/data` must be exactly the newest item of every key
 /// (the server sorts items by item key, as the session's map is).
-fn assert_serves_exactly(rig: &server_common::Rig, id: &str, s: &Session) {
+fn assert_serves_exactly(rig: &Rig, id: &str, s: &Session) {
     let (status, data) = rig.get_json(&format!("/api/share/{id}/data"));
     assert_eq!(status, 200);
     let expected = Value::Array(s.expected.values().cloned().collect());
@@ -290,8 +297,8 @@ fn assert_serves_exactly(rig: &server_common::Rig, id: &str, s: &Session) {
 }
 
 /// The syncs of share `id` at the proxy, and a check that no two of them overlapped in time.
-fn syncs_without_overlap(rig: &server_common::Rig, id: &str) -> Vec<server_common::Passed> {
-    let mut syncs = rig.passed(&format!("/api/share/{id}/sync"));
+fn syncs_without_overlap(rig: &Rig, id: &str) -> Vec<Passed> {
+    let mut syncs = rig.requests_to(&format!("/api/share/{id}/sync"));
     syncs.sort_by_key(|p| p.at);
     for w in syncs.windows(2) {
         assert!(
@@ -304,7 +311,7 @@ fn syncs_without_overlap(rig: &server_common::Rig, id: &str) -> Vec<server_commo
 
 #[test]
 fn under_next_streamed_sessions_land_exactly_on_the_server() {
-    let rig = server_common::start_with(r#""protocol":"next","concurrency":4"#);
+    let rig = start(Protocol::Next, r#""concurrency":4"#);
     rig.proxy.set_latency(Duration::from_millis(15));
     let mut sessions: Vec<(String, Session)> = ["ses_srvnext_stream01", "ses_srvnext_stream02"]
         .iter()
@@ -354,7 +361,7 @@ fn under_next_streamed_sessions_land_exactly_on_the_server() {
     let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
     assert_eq!(stats["protocol"], "next");
     let syncs = rig
-        .passed("/api/share/")
+        .requests_to("/api/share/")
         .into_iter()
         .filter(|p| p.path.ends_with("/sync"))
         .count();
@@ -363,7 +370,7 @@ fn under_next_streamed_sessions_land_exactly_on_the_server() {
 
 #[test]
 fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
-    let rig = server_common::start_with(r#""protocol":"next","max_retries":10"#);
+    let rig = start(Protocol::Next, r#""max_retries":10"#);
     let mut s = Session::new("ses_srvnext_faults01");
     let (id, _) = create_next(&s.sid);
     s.info("faults");
@@ -397,7 +404,7 @@ fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
 #[test]
 fn under_next_a_write_made_while_an_older_batch_is_held_wins() {
     // min_interval_ms 0: the rewritten part may go in the next batch however soon it comes
-    let rig = server_common::start_with(r#""protocol":"next","min_interval_ms":0"#);
+    let rig = start(Protocol::Next, r#""min_interval_ms":0"#);
     let mut s = Session::new("ses_srvnext_holds001");
     let (id, _) = create_next(&s.sid);
     let gate = rig.proxy.hold(&format!("/api/share/{id}/sync"), 1);
@@ -422,7 +429,7 @@ fn under_next_a_write_made_while_an_older_batch_is_held_wins() {
 
 #[test]
 fn under_next_remove_deletes_the_share_on_the_server() {
-    let rig = server_common::start_with(r#""protocol":"next""#);
+    let rig = start(Protocol::Next, "");
     let mut s = Session::new("ses_srvnext_remove01");
     let (id, secret) = create_next(&s.sid);
     s.info("to be removed");
@@ -437,7 +444,7 @@ fn under_next_remove_deletes_the_share_on_the_server() {
     );
     api::remove(&s.sid, &secret).unwrap();
     let deletes: Vec<_> = rig
-        .passed(&format!("/api/share/{id}"))
+        .requests_to(&format!("/api/share/{id}"))
         .into_iter()
         .filter(|p| p.method == "DELETE")
         .collect();
@@ -459,7 +466,7 @@ fn under_next_remove_deletes_the_share_on_the_server() {
     );
     let again = json!({ "secret": secret }).to_string();
     assert_eq!(
-        server_common::request(
+        testkit::request(
             rig.server.addr,
             "DELETE",
             &format!("/api/share/{id}"),

@@ -12,7 +12,7 @@ use opencode_share::{Status, api};
 
 #[test]
 fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
-    let run = start_kit(Protocol::V1, r#""concurrency":4"#);
+    let run = start(Protocol::V1, r#""concurrency":4"#);
     let sid = session(1);
     share(&sid);
     // the syncs wait at a gate while all 200 writes arrive: each key then has at most one
@@ -61,7 +61,7 @@ fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
 
 #[test]
 fn requests_in_flight_never_pass_concurrency_and_do_overlap() {
-    let run = start_kit(Protocol::V1, r#""concurrency":3"#);
+    let run = start(Protocol::V1, r#""concurrency":3"#);
     let sid = session(2);
     share(&sid);
     let gate = run.service.hold_syncs(Protocol::V1, &sid);
@@ -79,7 +79,7 @@ fn requests_in_flight_never_pass_concurrency_and_do_overlap() {
 
 #[test]
 fn concurrency_one_keeps_the_original_strict_order() {
-    let run = start_kit(Protocol::V1, r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let sid = session(3);
     share(&sid);
     let writes: Vec<String> = (0..40).map(|p| part_key(&sid, p)).collect();
@@ -99,7 +99,7 @@ fn concurrency_one_keeps_the_original_strict_order() {
 
 #[test]
 fn the_share_secret_is_stripped_from_content_and_absent_from_events_and_stats() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(4);
     let secret = share(&sid);
     let info = format!(
@@ -129,7 +129,7 @@ fn the_share_secret_is_stripped_from_content_and_absent_from_events_and_stats() 
 
 #[test]
 fn a_share_record_written_by_the_host_shares_the_session() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(5);
     let (_, secret) = run.service.create_share(&sid);
     let key = part_key(&sid, 1);
@@ -161,7 +161,7 @@ fn a_share_record_written_by_the_host_shares_the_session() {
 
 #[test]
 fn key_rules_and_bad_content() {
-    let _run = start_kit(Protocol::V1, "");
+    let _run = start(Protocol::V1, "");
     let sid = session(6);
     share(&sid);
     for bad in [
@@ -192,7 +192,7 @@ fn key_rules_and_bad_content() {
 
 #[test]
 fn eight_threads_syncing_at_once_lose_nothing() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(7);
     share(&sid);
     let writers: Vec<_> = (0..8u32)
@@ -228,7 +228,7 @@ fn eight_threads_syncing_at_once_lose_nothing() {
 
 #[test]
 fn requests_say_what_they_are() {
-    let run = start_kit(Protocol::V1, r#""user_agent":"host/1.2""#);
+    let run = start(Protocol::V1, r#""user_agent":"host/1.2""#);
     let sid = session(8);
     share(&sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
@@ -247,7 +247,7 @@ fn requests_say_what_they_are() {
 
 #[test]
 fn the_secret_is_removed_even_where_the_content_does_not_read_as_a_tree() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(9);
     let secret = share(&sid);
     let key = format!("session/info/{sid}");
@@ -279,7 +279,7 @@ fn the_secret_is_removed_even_where_the_content_does_not_read_as_a_tree() {
 
 #[test]
 fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
-    let run = start_kit(Protocol::V1, "");
+    let run = start(Protocol::V1, "");
     let sid = session(12);
     let unshared = session(13);
     let key = part_key(&sid, 1);
@@ -333,7 +333,7 @@ fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
 
 #[test]
 fn a_hot_key_is_sent_at_most_once_per_min_interval_and_ends_with_its_newest_content() {
-    let run = start_kit(Protocol::V1, r#""min_interval_ms":40"#);
+    let run = start(Protocol::V1, r#""min_interval_ms":40"#);
     let sid = session(14);
     share(&sid);
     let key = part_key(&sid, 1);

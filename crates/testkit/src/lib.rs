@@ -328,6 +328,11 @@ impl Service {
         request(self.server.addr, "GET", path, "")
     }
 
+    /// POST `body` to the server itself: status and body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        request(self.server.addr, "POST", path, body)
+    }
+
     /// GET `path` from the server itself and parse its body (Null if not JSON).
     pub fn get_json(&self, path: &str) -> (u16, Value) {
         let (status, body) = self.get(path);
