@@ -17,7 +17,7 @@ use std::time::Duration;
 use fault_proxy::{FaultProxy, Seen};
 pub use fault_proxy::{Gate, Outcome, Passed, Rule, Semantics};
 use serde_json::Value;
-pub use wire::request;
+pub use wire::{request, request_with};
 
 /// Which of opencode's share protocols a test speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
