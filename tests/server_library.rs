@@ -150,67 +150,6 @@ fn assert_met_each_fault(syncs: &[Passed]) {
 }
 
 #[test]
-fn a_write_made_while_an_older_one_is_held_wins() {
-    let rig = start(Protocol::V1, "");
-    let sid = "ses_srvlib_holds001";
-    share(sid);
-    let (mid, pid) = ("msg_1", "prt_1");
-    let gate = rig.proxy.hold("/share_sync", 1);
-    api::sync(&part_key(sid, mid, pid), &part(mid, pid, "old").to_string()).unwrap();
-    assert!(
-        gate.wait_arrived(1, Duration::from_secs(20)),
-        "the first sync never reached the proxy"
-    );
-    // the old content is in flight (held); the newer one is written meanwhile
-    api::sync(&part_key(sid, mid, pid), &part(mid, pid, "new").to_string()).unwrap();
-    api::sync(
-        &message_key(sid, mid),
-        &json!({ "id": mid, "role": "assistant" }).to_string(),
-    )
-    .unwrap();
-    gate.release();
-    api::flush(FLUSH).unwrap();
-    let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
-    assert_eq!(status, 200);
-    assert_eq!(
-        data["messages"][mid]["parts"],
-        json!([part(mid, pid, "new")])
-    );
-}
-
-#[test]
-fn remove_deletes_the_share_on_the_server() {
-    let rig = start(Protocol::V1, "");
-    let sid = "ses_srvlib_remove01";
-    let (_, secret) = share(sid);
-    let short = short_id(sid);
-    api::sync(
-        &info_key(sid),
-        &json!({ "id": sid, "title": "to be removed" }).to_string(),
-    )
-    .unwrap();
-    api::flush(FLUSH).unwrap();
-    assert_eq!(rig.get(&format!("/share_data?id={short}")).0, 200);
-    // the first delete meets a 503 and is retried
-    rig.proxy.inject(Rule::path("/share_delete").status(503));
-    api::remove(sid, &secret).unwrap();
-    assert!(
-        rig.proxy.wait_for(Duration::from_secs(20), |log| log
-            .iter()
-            .any(|p| p.path == "/share_delete"
-                && p.outcome == Outcome::Forwarded
-                && p.status == Some(200))),
-        "no delete reached the server: {:?}",
-        rig.requests_to("/share_delete")
-    );
-    assert_eq!(rig.get(&format!("/share_data?id={short}")).0, 404);
-    assert_eq!(rig.get(&format!("/share/{short}")).0, 404);
-    assert_eq!(rig.get(&format!("/api/share/{short}/data")).0, 404);
-    let again = json!({ "sessionID": sid, "secret": secret }).to_string();
-    assert_eq!(rig.post("/share_delete", &again).0, 404);
-}
-
-#[test]
 fn the_secret_never_appears_in_what_the_server_serves() {
     let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_secret01";
@@ -401,78 +340,96 @@ fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
     );
 }
 
+// ---- both protocols, one test each ----
+
 #[test]
-fn under_next_a_write_made_while_an_older_batch_is_held_wins() {
+fn a_write_made_while_an_older_one_is_held_wins() {
+    for protocol in Protocol::ALL {
+        write_made_while_an_older_one_is_held_wins(protocol);
+    }
+}
+
+fn write_made_while_an_older_one_is_held_wins(protocol: Protocol) {
     // min_interval_ms 0: the rewritten part may go in the next batch however soon it comes
-    let rig = start(Protocol::Next, r#""min_interval_ms":0"#);
-    let mut s = Session::new("ses_srvnext_holds001");
-    let (id, _) = create_next(&s.sid);
-    let gate = rig.proxy.hold(&format!("/api/share/{id}/sync"), 1);
+    let rig = start(protocol, r#""min_interval_ms":0"#);
+    let mut s = Session::new("ses_srvlib_holds001");
+    share(&s.sid);
+    let id = &short_id(&s.sid).to_owned();
+    let gate = rig.hold(&protocol.sync_path(id), 1);
     s.part("msg_1", "prt_1", "old");
     assert!(
         gate.wait_arrived(1, Duration::from_secs(20)),
         "the first sync never reached the proxy"
     );
-    // the old batch is in flight (held); newer writes are made meanwhile
+    // the old content is in flight (held); newer writes are made meanwhile
     s.part("msg_1", "prt_1", "new");
     s.message("msg_1");
     s.info("held");
     gate.release();
     api::flush(FLUSH).unwrap();
-    assert_serves_exactly(&rig, &id, &s);
-    assert_eq!(
-        syncs_without_overlap(&rig, &id).len(),
-        2,
-        "the writes made meanwhile went in one batch"
-    );
+    assert_serves_exactly(&rig, id, &s);
+    if protocol == Protocol::Next {
+        assert_eq!(
+            syncs_without_overlap(&rig, id).len(),
+            2,
+            "the writes made meanwhile went in one batch"
+        );
+    }
+    assert!(rig.overlaps().is_empty(), "{:?}", rig.overlaps());
 }
 
 #[test]
-fn under_next_remove_deletes_the_share_on_the_server() {
-    let rig = start(Protocol::Next, "");
-    let mut s = Session::new("ses_srvnext_remove01");
-    let (id, secret) = create_next(&s.sid);
+fn remove_deletes_the_share_on_the_server() {
+    for protocol in Protocol::ALL {
+        remove_deletes_the_share(protocol);
+    }
+}
+
+fn remove_deletes_the_share(protocol: Protocol) {
+    let rig = start(protocol, "");
+    let mut s = Session::new("ses_srvlib_remove01");
+    let (_, secret) = share(&s.sid);
+    let id = short_id(&s.sid).to_owned();
     s.info("to be removed");
     s.part("msg_1", "prt_1", "x");
     api::flush(FLUSH).unwrap();
     assert_serves_exactly(&rig, &id, &s);
     // the first delete meets a 503 and is retried
-    rig.proxy.inject(
-        Rule::path(&format!("/api/share/{id}"))
-            .method("DELETE")
-            .status(503),
-    );
+    let delete = match protocol {
+        Protocol::V1 => Rule::path("/share_delete"),
+        Protocol::Next => Rule::path(&format!("/api/share/{id}")).method("DELETE"),
+    };
+    rig.inject(delete.status(503));
     api::remove(&s.sid, &secret).unwrap();
-    let deletes: Vec<_> = rig
-        .requests_to(&format!("/api/share/{id}"))
-        .into_iter()
-        .filter(|p| p.method == "DELETE")
-        .collect();
+    let deletes = rig.deletes_of(protocol, &s.sid);
     assert_eq!(
         deletes.iter().map(|p| p.status).collect::<Vec<_>>(),
         [Some(503), Some(200)],
         "{deletes:?}"
     );
-    assert_eq!(rig.get(&format!("/api/share/{id}/data")).0, 404);
-    assert_eq!(rig.get(&format!("/share/{id}")).0, 404);
+    for path in [
+        format!("/share_data?id={id}"),
+        format!("/api/share/{id}/data"),
+        format!("/share/{id}"),
+    ] {
+        assert_eq!(rig.get(&path).0, 404, "{path}");
+    }
     // nothing of the share is synced after
     s.part("msg_1", "prt_2", "after remove");
     api::flush(FLUSH).unwrap();
     let last_delete = deletes.last().unwrap().at;
-    assert!(
-        syncs_without_overlap(&rig, &id)
-            .iter()
-            .all(|p| p.at < last_delete)
-    );
-    let again = json!({ "secret": secret }).to_string();
-    assert_eq!(
-        testkit::request(
-            rig.server.addr,
-            "DELETE",
-            &format!("/api/share/{id}"),
-            &again
-        )
-        .0,
-        404
-    );
+    let syncs = rig.syncs_of(protocol, &s.sid);
+    assert!(syncs.iter().all(|p| p.at < last_delete), "{syncs:?}");
+    // a second delete finds nothing
+    let again = match protocol {
+        Protocol::V1 => {
+            let body = json!({ "sessionID": s.sid, "secret": secret }).to_string();
+            rig.post("/share_delete", &body)
+        }
+        Protocol::Next => {
+            let body = json!({ "secret": secret }).to_string();
+            testkit::request(rig.addr(), "DELETE", &format!("/api/share/{id}"), &body)
+        }
+    };
+    assert_eq!(again.0, 404);
 }
