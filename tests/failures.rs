@@ -136,19 +136,21 @@ fn a_refused_content_is_dropped_at_once() {
 
 #[test]
 fn a_revoked_share_is_forgotten() {
-    for status in [401, 403, 404] {
-        revoked_share_is_forgotten(status);
+    for protocol in Protocol::ALL {
+        for status in [401, 403, 404] {
+            revoked_share_is_forgotten(protocol, status);
+        }
     }
 }
 
 /// The share's secret is wrong: the server answers 403 itself; 401 and 404 are injected.
-fn revoked_share_is_forgotten(status: u16) {
-    let run = start(Protocol::V1, r#""concurrency":1"#);
-    if status != 403 {
-        run.service
-            .inject(Rule::path("/share_sync").times(1).status(status));
-    }
+fn revoked_share_is_forgotten(protocol: Protocol, status: u16) {
+    let run = start(protocol, r#""concurrency":1"#);
     let sid = session(16);
+    if status != 403 {
+        let syncs = protocol.sync_path(short_id(&sid));
+        run.service.inject(Rule::path(&syncs).status(status));
+    }
     run.service.create_share(&sid);
     let secret = "00000000-0000-4000-8000-00000000dead";
     api::sync(
@@ -156,26 +158,35 @@ fn revoked_share_is_forgotten(status: u16) {
         &format!(r#"{{"secret":"{secret}"}}"#),
     )
     .unwrap();
+    // parts as opencode writes them (ShareNext checks their ids before the secret)
+    let mut host = Session::new(&sid);
+    let gate = run.service.hold_syncs(protocol, &sid);
     for p in 0..5 {
-        api::sync(&part_key(&sid, p), &part(p)).unwrap();
+        host.part("msg_1", &format!("prt_{p}"), "x");
     }
+    gate.release();
     flush_reports_given_up(5);
     assert_eq!(
-        run.service.requests_to("/share_sync").len(),
+        run.service.syncs_of(protocol, &sid).len(),
         1,
-        "the rest was dropped with the share"
+        "{protocol:?} {status}: the rest was dropped with the share"
     );
     let s = stats();
     assert_eq!(
         (s["shares"].as_u64(), s["dropped"].as_u64()),
-        (Some(0), Some(5))
+        (Some(0), Some(5)),
+        "{protocol:?} {status}"
     );
     let events_json = api::events_take();
     assert!(!events_json.contains(secret));
     let events: Vec<serde_json::Value> = serde_json::from_str(&events_json).unwrap();
     assert_eq!(of_type(&events, "unshared")[0]["status"], status);
-    assert_eq!(of_type(&events, "dropped")[0]["count"], 5);
-    api::sync(&part_key(&sid, 1), &part(9)).unwrap();
+    let dropped: u64 = of_type(&events, "dropped")
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(dropped, 5);
+    host.part("msg_1", "prt_1", "after");
     assert_eq!(
         stats()["ignored"],
         1,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use opencode_share::{Status, api};
+use serde_json::json;
 
 #[test]
 fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
@@ -99,32 +100,50 @@ fn concurrency_one_keeps_the_original_strict_order() {
 
 #[test]
 fn the_share_secret_is_stripped_from_content_and_absent_from_events_and_stats() {
-    let run = start(Protocol::V1, "");
+    for protocol in Protocol::ALL {
+        share_secret_is_stripped(protocol);
+    }
+}
+
+/// The secret as a member of the session info (`share.secret`) and pasted into a part's text:
+/// gone from what the server stores, from events and stats; each request carries it once, as
+/// the protocol's own `secret` field.
+fn share_secret_is_stripped(protocol: Protocol) {
+    let run = start(protocol, "");
     let sid = session(4);
     let secret = share(&sid);
     let info = format!(
         r#"{{"id":"{sid}","title":"t","share":{{"url":"https://x/s/1","secret":"{secret}"}},"tool":{{"secret":"not-the-share"}}}}"#
     );
     api::sync(&format!("session/info/{sid}"), &info).unwrap();
+    let pasted = json!({"id": "prt_1", "messageID": "msg_1", "type": "text", "text": format!("pasted {secret}")});
+    api::sync(
+        &format!("session/part/{sid}/msg_1/prt_1"),
+        &pasted.to_string(),
+    )
+    .unwrap();
     api::flush(LONG).unwrap();
-    let stored = &run.service.data(&sid).unwrap()[&format!("session/info/{sid}")];
-    assert_eq!(stored["share"], serde_json::json!({"url": "https://x/s/1"}));
+    let stored = run.service.stored(short_id(&sid)).unwrap();
+    assert_eq!(stored["session"]["share"], json!({"url": "https://x/s/1"}));
     assert_eq!(
-        stored["tool"]["secret"], "not-the-share",
+        stored["session"]["tool"]["secret"], "not-the-share",
         "other secrets are the host's business"
+    );
+    assert_eq!(
+        stored["part/msg_1/prt_1"]["text"],
+        "pasted [secret removed]"
     );
     let events = api::events_take();
     let stats = api::stats().unwrap();
     assert!(events.contains("synced"), "{events}");
     assert!(!events.contains(&secret) && !stats.contains(&secret));
-    // the body carries the secret once, as the protocol's own field
-    let body = &run.service.requests_to("/share_sync")[0].body;
-    assert_eq!(
-        body.matches(&secret).count(),
-        1,
-        "{}",
-        body.replace(&secret, "<secret>")
-    );
+    let syncs = run.service.syncs_of(protocol, &sid);
+    assert!(!syncs.is_empty());
+    for r in syncs {
+        let body = r.body.replace(&secret, "<secret>");
+        assert_eq!(r.body.matches(&secret).count(), 1, "{protocol:?}: {body}");
+        assert_eq!(r.json().unwrap()["secret"], secret.as_str());
+    }
 }
 
 #[test]
