@@ -16,10 +16,6 @@ use opencode_share::{Status, api};
 use serde_json::{Value, json};
 use testkit::{Passed, Service, item_key, next_flow};
 
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
-}
-
 /// Creates `sid`'s share through the library; returns (share id, secret).
 fn create(sid: &str) -> (String, String) {
     let created: Value = serde_json::from_str(&api::create(sid).expect("create")).unwrap();
@@ -138,73 +134,6 @@ fn assert_ordered(r: &Passed) {
         if let Some(m) = keys.iter().position(|x| *x == format!("message/{mid}")) {
             assert!(m < i, "message/{mid} comes after its part {k}: {keys:?}");
         }
-    }
-}
-
-#[test]
-fn the_service_ends_with_exactly_the_newest_item_of_every_key() {
-    let run = start_next(r#""concurrency":4"#);
-    let mut shares = Vec::new();
-    for n in 1..=3 {
-        let mut s = Session::new(&session(n));
-        let (id, _) = create(&s.sid);
-        assert_eq!(id, share_id(&s.sid));
-        shares.push((id, s.sid.clone()));
-        s.info("draft");
-        s.diff(&["a.rs"]);
-        for m in 0..3 {
-            let mid = format!("msg_{m}");
-            s.message(&mid);
-            for p in 0..4 {
-                let mut text = String::new();
-                for w in 0..10 {
-                    text.push_str(&format!("w{w} "));
-                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
-                }
-            }
-        }
-        s.info("final");
-        s.diff(&["a.rs", "b.rs"]);
-        s.model(&["gpt", "claude"]);
-        api::flush(LONG).unwrap();
-        assert_exactly(
-            &run.service.items(&shares[n as usize - 1].0).unwrap(),
-            &s.expected,
-        );
-        assert_eq!(s.expected.len(), 3 + 3 + 12);
-    }
-    let all = run.service.all_syncs();
-    assert!(all.iter().all(|r| r.status == Some(200)), "no sync failed");
-    assert!(
-        all.iter()
-            .all(|r| r.header("content-type") == Some("application/json"))
-    );
-    assert!(
-        run.service.overlaps().is_empty(),
-        "one sync per share at a time"
-    );
-    let s = stats();
-    assert_eq!(s["protocol"], "next");
-    assert_eq!(s["requests"].as_u64(), Some(all.len() as u64));
-    assert_eq!(s["queued"], 3 * (5 + 3 + 120));
-    assert_eq!(
-        (
-            s["pending_keys"].as_u64(),
-            s["in_flight"].as_u64(),
-            s["dropped"].as_u64()
-        ),
-        (Some(0), Some(0), Some(0))
-    );
-    // a synced event per key delivered
-    let events = events();
-    for (_, sid) in &shares {
-        let key = format!("session/part/{sid}/msg_2/prt_2_3");
-        assert!(
-            of_type(&events, "synced")
-                .iter()
-                .any(|e| e["key"] == key.as_str()),
-            "no synced event for {key}"
-        );
     }
 }
 

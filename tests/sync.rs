@@ -1,6 +1,7 @@
-//! share_sync under v1 against the real server (the testkit): final state, coalescing, per-key
-//! order, the concurrency limit, secret stripping, key rules, and many threads at once. Where a
-//! test needs requests in flight, it holds them at a gate.
+//! share_sync against the real server (the testkit), under v1 and, where the test is the same,
+//! under "next" too: final state, coalescing, per-key order, the concurrency limit, secret
+//! stripping, key rules, and many threads at once. Where a test needs requests in flight, it
+//! holds them at a gate.
 
 mod common;
 
@@ -12,52 +13,125 @@ use opencode_share::{Status, api};
 use serde_json::json;
 
 #[test]
-fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
-    let run = start(Protocol::V1, r#""concurrency":4"#);
-    let sid = session(1);
-    share(&sid);
-    // the syncs wait at a gate while all 200 writes arrive: each key then has at most one
-    // request held and one newest content pending
-    let gate = run.service.hold_syncs(Protocol::V1, &sid);
-    let keys: Vec<String> = (0..5).map(|p| part_key(&sid, p)).collect();
-    for n in 0..200 {
-        api::sync(&keys[n as usize % 5], &part(n)).unwrap();
+fn the_service_ends_with_exactly_the_newest_item_of_every_key_in_write_order() {
+    for protocol in Protocol::ALL {
+        newest_item_of_every_key_in_write_order(protocol);
     }
-    assert!(gate.wait_arrived(1, LONG));
-    gate.release();
-    api::flush(LONG).unwrap();
-    let data = run.service.data(&sid).unwrap();
-    for (p, key) in keys.iter().enumerate() {
-        let last = 195 + p as u64;
-        assert_eq!(data[key]["n"], last, "{key} ends with its newest content");
-        let ns = accepted_ns(&run.service, key);
-        assert!(
-            ns.windows(2).all(|w| w[0] < w[1]),
-            "{key} arrived out of write order: {ns:?}"
-        );
-        assert_eq!(ns.last(), Some(&last));
+}
+
+/// Three sessions written as opencode does (info, diff, model, messages, parts streamed in 10
+/// revisions), each while its syncs are held at a gate: the server ends with exactly the newest
+/// item of every key, each key's versions arrived in write order, the writes coalesced.
+fn newest_item_of_every_key_in_write_order(protocol: Protocol) {
+    let run = start(protocol, r#""concurrency":4"#);
+    let mut shares = Vec::new();
+    for n in 1..=3 {
+        let mut s = Session::new(&session(n));
+        share(&s.sid);
+        let gate = run.service.hold_syncs(protocol, &s.sid);
+        s.info("draft");
+        s.diff(&["a.rs"]);
+        for m in 0..3 {
+            let mid = format!("msg_{m}");
+            s.message(&mid);
+            for p in 0..4 {
+                let mut text = String::new();
+                for w in 0..10 {
+                    text.push_str(&format!("w{w} "));
+                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
+                }
+            }
+        }
+        s.info("final");
+        s.diff(&["a.rs", "b.rs"]);
+        s.model(&["gpt", "claude"]);
+        assert!(gate.wait_arrived(1, LONG));
+        gate.release();
+        api::flush(LONG).unwrap();
+        let id = short_id(&s.sid);
+        assert_exactly(&run.service.next_items(id).unwrap(), &s.expected);
+        assert_eq!(s.expected.len(), 3 + 3 + 12);
+        shares.push(s.sid.clone());
     }
-    let syncs = run.service.requests_to("/share_sync").len();
+    let mut all = Vec::new();
+    for sid in &shares {
+        all.extend(run.service.syncs_of(protocol, sid));
+    }
+    assert!(all.iter().all(|r| r.status == Some(200)), "no sync failed");
     assert!(
-        syncs <= 2 * 5,
-        "200 writes to 5 keys while the syncs are held coalesce, got {syncs} requests"
+        all.iter()
+            .all(|r| r.header("content-type") == Some("application/json"))
     );
     let overlaps = run.service.overlaps();
     assert!(
         overlaps.is_empty(),
-        "a key never has two requests at once: {overlaps:?}"
+        "one request per flow at a time: {overlaps:?}"
     );
+    // each key's versions arrived in write order
+    let mut versions: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for r in &all {
+        let json = r.json().unwrap();
+        let items = match protocol {
+            Protocol::V1 => vec![(json["key"].to_string(), json["content"]["v"].as_u64())],
+            Protocol::Next => json["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    let key = format!("{} {}", r.path, testkit::item_key(i).unwrap());
+                    (key, i["data"]["v"].as_u64())
+                })
+                .collect(),
+        };
+        for (key, v) in items {
+            versions.entry(key).or_default().extend(v);
+        }
+    }
+    for (key, vs) in &versions {
+        assert!(
+            vs.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {vs:?}"
+        );
+    }
     let s = stats();
-    assert_eq!(s["queued"], 200);
-    assert_eq!(
-        s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(),
-        200
+    let queued = 3 * (5 + 3 + 120);
+    assert_eq!(s["queued"], queued);
+    assert!(
+        all.len() < queued / 4,
+        "{} requests for {queued} writes",
+        all.len()
     );
-    assert_eq!(s["sent"].as_u64().unwrap() as usize, syncs);
+    assert_eq!(s["requests"].as_u64(), Some(all.len() as u64));
+    if protocol == Protocol::Next {
+        assert_eq!(s["protocol"], "next");
+    }
+    if protocol == Protocol::V1 {
+        let (sent, coalesced) = (
+            s["sent"].as_u64().unwrap(),
+            s["coalesced"].as_u64().unwrap(),
+        );
+        assert_eq!(sent + coalesced, queued as u64);
+        assert_eq!(sent as usize, all.len());
+    }
     assert_eq!(
-        (s["pending_keys"].as_u64(), s["in_flight"].as_u64()),
-        (Some(0), Some(0))
+        (
+            s["pending_keys"].as_u64(),
+            s["in_flight"].as_u64(),
+            s["dropped"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
     );
+    // a synced event per key delivered
+    let events = events();
+    for sid in &shares {
+        let key = format!("session/part/{sid}/msg_2/prt_2_3");
+        assert!(
+            events
+                .iter()
+                .any(|e| e["type"] == "synced" && e["key"] == key.as_str()),
+            "no synced event for {key}"
+        );
+    }
 }
 
 #[test]
