@@ -143,14 +143,20 @@ fn a_revoked_share_is_forgotten() {
     }
 }
 
-/// The share's secret is wrong: the server answers 403 itself; 401 and 404 are injected.
+/// The share's secret is wrong: the server answers 403 itself; 401 and 404 are injected. The
+/// first sync waits at a gate until all five writes were made, so they are all pending then.
 fn revoked_share_is_forgotten(protocol: Protocol, status: u16) {
     let run = start(protocol, r#""concurrency":1"#);
     let sid = session(16);
-    if status != 403 {
-        let syncs = protocol.sync_path(short_id(&sid));
-        run.service.inject(Rule::path(&syncs).status(status));
-    }
+    let gate = Gate::new();
+    let first = Rule::path(&protocol.sync_path(short_id(&sid)))
+        .containing(&sid)
+        .held_at(&gate);
+    run.service.inject(if status == 403 {
+        first.hold(&gate)
+    } else {
+        first.status(status)
+    });
     run.service.create_share(&sid);
     let secret = "00000000-0000-4000-8000-00000000dead";
     api::sync(
@@ -160,10 +166,10 @@ fn revoked_share_is_forgotten(protocol: Protocol, status: u16) {
     .unwrap();
     // parts as opencode writes them (ShareNext checks their ids before the secret)
     let mut host = Session::new(&sid);
-    let gate = run.service.hold_syncs(protocol, &sid);
     for p in 0..5 {
         host.part("msg_1", &format!("prt_{p}"), "x");
     }
+    assert!(gate.wait_arrived(1, LONG));
     gate.release();
     flush_reports_given_up(5);
     assert_eq!(
