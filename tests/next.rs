@@ -531,11 +531,18 @@ fn unknown_session_keys_are_ignored_under_next() {
 #[test]
 fn a_batch_holds_at_most_4_mib_of_items() {
     let (run, mut s, id) = start_shared("", 130);
-    // 100 parts of 100 000 bytes: 10 MB pending, more than two batches' worth
+    // 100 parts of 100 000 bytes: 10 MB pending, more than two batches' worth (the first sync
+    // is held at a gate while they are written)
+    let gate = Gate::new();
+    run.service.inject(sync_rule(&id, 1).hold(&gate));
     let text = "x".repeat(100_000);
     for p in 0..100 {
         s.part("msg_1", &format!("prt_{p:03}"), &text);
+        if p == 0 {
+            assert!(gate.wait_arrived(1, LONG));
+        }
     }
+    gate.release();
     api::flush(LONG).unwrap();
     assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
     let syncs = run.service.syncs(&id);
