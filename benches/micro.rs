@@ -3,7 +3,7 @@
 //!
 //!     cargo bench --bench micro
 
-#[path = "../tests/support/service.rs"]
+#[path = "compare/service.rs"]
 mod service;
 
 use std::ffi::CString;

@@ -18,7 +18,7 @@ const CALLS: u32 = 400;
 
 #[test]
 fn every_async_call_fails_at_once_or_completes_exactly_once_while_shutdown_races_it() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let url = run.service.url();
     let callbacks: Arc<Mutex<HashMap<u32, u32>>> = Arc::default();
     let started: Arc<Mutex<Vec<u32>>> = Arc::default();

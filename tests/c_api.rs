@@ -1,13 +1,10 @@
 //! The library as a C program sees it: every `tests/c/*.c` is compiled against
 //! `include/opencode_share.h` with a strict C11 compiler, linked once to the shared and once to
-//! the static library, run under valgrind memcheck against a loopback share service, and the
-//! service's final state is checked. The header alone must also compile as C and as C++.
+//! the static library, run under valgrind memcheck against the real share server playing the
+//! hosted service (the testkit's, behind the fault proxy), and the server's final state is checked. The header alone must also compile as C and as C++.
 //!
 //! Needs `cc`/`c++` (or `CC`/`CXX`) and valgrind. Without valgrind the test fails, unless
 //! `OPENCODE_SHARE_NO_VALGRIND=1` is set, in which case the programs run bare.
-
-#[path = "support/service.rs"]
-mod service;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -19,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use service::ShareService;
+use testkit::{Passed, Service as ShareService};
 
 /// Warnings are errors: the header must be clean for the strictest C users.
 const CFLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
@@ -139,7 +136,7 @@ fn run_all(link: Link) {
             .to_string_lossy()
             .into_owned();
         let exe = compile(source, &stem, link);
-        let service = ShareService::start();
+        let service = ShareService::start_hosted();
         let started = Instant::now();
         let (status, output) = run_program(&exe, &service.url(), valgrind);
         let elapsed = started.elapsed();
@@ -240,18 +237,18 @@ fn check_api_test(service: &ShareService) {
         assert!(service.data(sid).is_none(), "{sid} was removed");
         let delete = deletes
             .iter()
-            .find(|r| r.status == 200 && field(r, "sessionID") == sid)
+            .find(|r| r.status == Some(200) && field(r, "sessionID") == sid)
             .unwrap_or_else(|| panic!("no successful delete of {sid}"));
-        for (key, _, seq) in syncs(service, sid) {
+        for (key, _, at) in syncs(service, sid) {
             assert!(
-                seq < delete.seq,
+                at < delete.at,
                 "{key} reached the service after {sid}'s delete"
             );
         }
     }
     let failed_deletes = deletes
         .iter()
-        .filter(|r| field(r, "sessionID") == UNKNOWN && r.status == 500)
+        .filter(|r| field(r, "sessionID") == UNKNOWN && r.status == Some(500))
         .count();
     assert!(
         failed_deletes >= 2,
@@ -270,8 +267,7 @@ fn check_api_test(service: &ShareService) {
     for r in service.requests_to("/share_sync") {
         let secret = field(&r, "secret");
         let content = r
-            .json
-            .as_ref()
+            .json()
             .map(|j| j["content"].to_string())
             .unwrap_or_default();
         assert!(
@@ -280,7 +276,10 @@ fn check_api_test(service: &ShareService) {
             r.body
         );
     }
-    assert_eq!(service.key_overlaps(), 0, "a key had two requests at once");
+    assert!(
+        service.overlaps().is_empty(),
+        "a key had two requests at once"
+    );
 }
 
 /// What threads_test.c must have left on the service: every key its thread's last write.
@@ -297,33 +296,28 @@ fn check_threads_test(service: &ShareService) {
         }
     }
     assert_eq!(data.len(), 80, "keys on the service");
-    assert_eq!(service.key_overlaps(), 0, "a key had two requests at once");
+    assert!(
+        service.overlaps().is_empty(),
+        "a key had two requests at once"
+    );
 }
 
-/// The string member `name` of a recorded request's JSON body ("" if missing).
-fn field(r: &service::Recorded, name: &str) -> String {
-    r.json
-        .as_ref()
-        .and_then(|j| j[name].as_str())
+/// The string member `name` of a logged request's JSON body ("" if missing).
+fn field(r: &Passed, name: &str) -> String {
+    r.json()
+        .and_then(|j| j[name].as_str().map(str::to_owned))
         .unwrap_or_default()
-        .to_owned()
 }
 
-/// The accepted (200) syncs of `sid`, as (key, content, seq), in arrival order.
-fn syncs(service: &ShareService, sid: &str) -> Vec<(String, Value, u64)> {
+/// The accepted (200) syncs of `sid`, as (key, content, arrival), in the order answered.
+fn syncs(service: &ShareService, sid: &str) -> Vec<(String, Value, Duration)> {
     service
         .requests_to("/share_sync")
         .into_iter()
-        .filter(|r| r.status == 200 && field(r, "sessionID") == sid)
+        .filter(|r| r.status == Some(200) && field(r, "sessionID") == sid)
         .map(|r| {
-            (
-                field(&r, "key"),
-                r.json
-                    .as_ref()
-                    .map(|j| j["content"].clone())
-                    .unwrap_or_default(),
-                r.seq,
-            )
+            let content = r.json().map(|j| j["content"].clone()).unwrap_or_default();
+            (field(&r, "key"), content, r.at)
         })
         .collect()
 }

@@ -1,21 +1,17 @@
-//! Failures on the service side: 5xx, 429 with Retry-After, resets, closed connections, being
-//! down, rejected content, revoked shares, and the pending-bytes bound. Nothing wedges.
+//! Failures on the service side, injected by the fault proxy in front of the real server: 5xx,
+//! 429 with Retry-After, resets, closed connections, being down, rejected content, revoked shares,
+//! answers past the cap, and the pending-bytes bound. Nothing wedges.
 
 mod common;
 
-use std::thread;
 use std::time::Duration;
 
 use common::*;
 use opencode_share::{Status, api};
 
-fn fault(path: &str, key: Option<&str>, fault: Fault, times: u32) -> FaultRule {
-    FaultRule {
-        path: Some(path.into()),
-        key: key.map(Into::into),
-        fault,
-        times,
-    }
+/// A rule for the next `times` syncs of `key`.
+fn key_rule(key: &str, times: usize) -> Rule {
+    Rule::path("/share_sync").containing(key).times(times)
 }
 
 fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
@@ -24,18 +20,14 @@ fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_jso
 
 #[test]
 fn retryable_failures_are_retried_until_the_content_arrives() {
-    let run = start(r#""max_retries":10"#);
+    let run = start(Protocol::V1, r#""max_retries":10"#);
     let sid = session(10);
     share(&sid);
     let keys: Vec<String> = (0..4).map(|p| part_key(&sid, p)).collect();
-    run.service
-        .push_fault(fault("/share_sync", Some(&keys[0]), Fault::Status(503), 3));
-    run.service
-        .push_fault(fault("/share_sync", Some(&keys[1]), Fault::Reset, 2));
-    run.service
-        .push_fault(fault("/share_sync", Some(&keys[2]), Fault::Close, 2));
-    run.service
-        .push_fault(fault("/share_sync", Some(&keys[3]), Fault::Status(408), 1));
+    run.service.inject(key_rule(&keys[0], 3).status(503));
+    run.service.inject(key_rule(&keys[1], 2).reset());
+    run.service.inject(key_rule(&keys[2], 2).close());
+    run.service.inject(key_rule(&keys[3], 1).status(408));
     for (n, key) in keys.iter().enumerate() {
         api::sync(key, &part(n as u32)).unwrap();
     }
@@ -56,23 +48,23 @@ fn retryable_failures_are_retried_until_the_content_arrives() {
 
 #[test]
 fn a_key_waiting_for_its_retry_keeps_coalescing() {
-    let run = start(r#""retry_initial_ms":300,"retry_max_ms":300"#);
+    let run = start(Protocol::V1, "");
     let sid = session(11);
     share(&sid);
     let key = part_key(&sid, 1);
+    // the first sync is held, then answered 500: the later writes are provably pending meanwhile
+    let gate = Gate::new();
     run.service
-        .push_fault(fault("/share_sync", Some(&key), Fault::Status(500), 1));
+        .inject(key_rule(&key, 1).held_at(&gate).status(500));
     api::sync(&key, &part(1)).unwrap();
-    assert!(
-        run.service
-            .wait_for(LONG, |s| !s.requests_to("/share_sync").is_empty())
-    );
+    assert!(gate.wait_arrived(1, LONG));
     for n in 2..=20 {
         api::sync(&key, &part(n)).unwrap();
     }
+    gate.release();
     api::flush(LONG).unwrap();
     assert_eq!(
-        received_ns(&run.service, &key),
+        accepted_ns(&run.service, &key),
         vec![20],
         "the retry carries only the newest content"
     );
@@ -81,24 +73,20 @@ fn a_key_waiting_for_its_retry_keeps_coalescing() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let run = start(r#""retry_initial_ms":1,"retry_max_ms":5000"#);
+    let run = start(Protocol::V1, r#""retry_initial_ms":1,"retry_max_ms":5000"#);
     let sid = session(12);
     share(&sid);
     let key = part_key(&sid, 1);
-    run.service.push_fault(fault(
-        "/share_sync",
-        Some(&key),
-        Fault::StatusRetryAfter(429, "1".into()),
-        1,
-    ));
+    run.service
+        .inject(key_rule(&key, 1).status_retry_after(429, 1));
     api::sync(&key, &part(1)).unwrap();
     api::flush(LONG).unwrap();
     let r = run.service.requests_to("/share_sync");
     assert_eq!(
         r.iter().map(|r| r.status).collect::<Vec<_>>(),
-        vec![429, 200]
+        vec![Some(429), Some(200)]
     );
-    let waited = r[1].received.duration_since(r[0].finished);
+    let waited = r[1].at - r[0].finished();
     assert!(
         waited >= Duration::from_millis(950),
         "asked to wait 1 s, waited {waited:?}"
@@ -107,16 +95,15 @@ fn retry_after_is_honoured() {
 
 #[test]
 fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
-    let run = start(r#""max_retries":30,"connect_timeout_ms":500"#);
+    let run = start(Protocol::V1, r#""max_retries":30,"connect_timeout_ms":500"#);
     let sid = session(13);
     share(&sid);
     run.service.go_down();
     for n in 0..20 {
         api::sync(&part_key(&sid, n % 4), &part(n)).unwrap();
     }
-    thread::sleep(Duration::from_millis(300));
     assert!(
-        stats()["retried"].as_u64().unwrap() >= 1,
+        wait_for_stat("retried", |n| n >= 1) >= 1,
         "it tried while the service was down"
     );
     run.service.come_up();
@@ -129,12 +116,11 @@ fn a_service_down_for_a_while_gets_everything_when_it_comes_back() {
 
 #[test]
 fn a_refused_content_is_dropped_at_once() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(15);
     share(&sid);
     let key = part_key(&sid, 1);
-    run.service
-        .push_fault(fault("/share_sync", Some(&key), Fault::Status(400), 1));
+    run.service.inject(key_rule(&key, 1).status(400));
     api::sync(&key, &part(1)).unwrap();
     flush_reports_given_up(1);
     assert_eq!(api::flush(LONG), Ok(()), "each drop is reported once");
@@ -150,15 +136,27 @@ fn a_refused_content_is_dropped_at_once() {
 
 #[test]
 fn a_revoked_share_is_forgotten() {
-    for status in [401, 403, 404] {
-        revoked_share_is_forgotten(status);
+    for protocol in Protocol::ALL {
+        for status in [401, 403, 404] {
+            revoked_share_is_forgotten(protocol, status);
+        }
     }
 }
 
-fn revoked_share_is_forgotten(status: u16) {
-    let run = start(r#""concurrency":1"#);
-    run.service.set_wrong_secret_status(status);
+/// The share's secret is wrong: the server answers 403 itself; 401 and 404 are injected. The
+/// first sync waits at a gate until all five writes were made, so they are all pending then.
+fn revoked_share_is_forgotten(protocol: Protocol, status: u16) {
+    let run = start(protocol, r#""concurrency":1"#);
     let sid = session(16);
+    let gate = Gate::new();
+    let first = Rule::path(&protocol.sync_path(short_id(&sid)))
+        .containing(&sid)
+        .held_at(&gate);
+    run.service.inject(if status == 403 {
+        first.hold(&gate)
+    } else {
+        first.status(status)
+    });
     run.service.create_share(&sid);
     let secret = "00000000-0000-4000-8000-00000000dead";
     api::sync(
@@ -166,26 +164,35 @@ fn revoked_share_is_forgotten(status: u16) {
         &format!(r#"{{"secret":"{secret}"}}"#),
     )
     .unwrap();
+    // parts as opencode writes them (ShareNext checks their ids before the secret)
+    let mut host = Session::new(&sid);
     for p in 0..5 {
-        api::sync(&part_key(&sid, p), &part(p)).unwrap();
+        host.part("msg_1", &format!("prt_{p}"), "x");
     }
+    assert!(gate.wait_arrived(1, LONG));
+    gate.release();
     flush_reports_given_up(5);
     assert_eq!(
-        run.service.requests_to("/share_sync").len(),
+        run.service.syncs_of(protocol, &sid).len(),
         1,
-        "the rest was dropped with the share"
+        "{protocol:?} {status}: the rest was dropped with the share"
     );
     let s = stats();
     assert_eq!(
         (s["shares"].as_u64(), s["dropped"].as_u64()),
-        (Some(0), Some(5))
+        (Some(0), Some(5)),
+        "{protocol:?} {status}"
     );
     let events_json = api::events_take();
     assert!(!events_json.contains(secret));
     let events: Vec<serde_json::Value> = serde_json::from_str(&events_json).unwrap();
     assert_eq!(of_type(&events, "unshared")[0]["status"], status);
-    assert_eq!(of_type(&events, "dropped")[0]["count"], 5);
-    api::sync(&part_key(&sid, 1), &part(9)).unwrap();
+    let dropped: u64 = of_type(&events, "dropped")
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(dropped, 5);
+    host.part("msg_1", "prt_1", "after");
     assert_eq!(
         stats()["ignored"],
         1,
@@ -195,16 +202,13 @@ fn revoked_share_is_forgotten(status: u16) {
 
 #[test]
 fn pending_bytes_are_bounded() {
-    let run = start(r#""max_pending_bytes":1000,"concurrency":1"#);
-    run.service.set_latency(Duration::from_millis(300));
+    let run = start(Protocol::V1, r#""max_pending_bytes":1000,"concurrency":1"#);
     let sid = session(17);
     share(&sid);
+    let gate = run.service.hold_syncs(Protocol::V1, &sid);
     let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(400));
-    api::sync(&part_key(&sid, 0), &big).unwrap(); // goes in flight
-    assert!(
-        run.service
-            .wait_for(LONG, |s| s.max_concurrent_syncs() == 1)
-    );
+    api::sync(&part_key(&sid, 0), &big).unwrap(); // goes in flight, held there
+    assert!(gate.wait_arrived(1, LONG));
     api::sync(&part_key(&sid, 1), &big).unwrap();
     api::sync(&part_key(&sid, 2), &big).unwrap();
     let e = api::sync(&part_key(&sid, 3), &big).unwrap_err();
@@ -215,18 +219,19 @@ fn pending_bytes_are_bounded() {
     let s = stats();
     assert_eq!(s["rejected"], 1);
     assert_eq!(of_type(&events(), "dropped")[0]["reason"], "queue_full");
+    gate.release();
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap().len(), 3);
 }
 
 #[test]
 fn answers_past_the_cap_fail_the_attempt_without_being_read() {
-    let run = start(r#""max_retries":2"#);
+    let run = start(Protocol::V1, r#""max_retries":2"#);
     // create: a 1 GiB answer, then an endless one, then another: each attempt fails unread
     run.service
-        .push_fault(fault("/share_create", None, Fault::HugeBody(1 << 30), 1));
+        .inject(Rule::path("/share_create").huge_body(1 << 30));
     run.service
-        .push_fault(fault("/share_create", None, Fault::EndlessBody, 2));
+        .inject(Rule::path("/share_create").times(2).endless_body());
     let e = api::create(&session(40)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE, "{}", e.message);
     assert!(e.message.contains("over 65536 bytes"), "{}", e.message);
@@ -241,14 +246,8 @@ fn answers_past_the_cap_fail_the_attempt_without_being_read() {
     let sid = session(41);
     share(&sid);
     let key = part_key(&sid, 1);
-    run.service
-        .push_fault(fault("/share_sync", Some(&key), Fault::EndlessBody, 1));
-    run.service.push_fault(fault(
-        "/share_sync",
-        Some(&key),
-        Fault::HugeBody(256 << 20),
-        1,
-    ));
+    run.service.inject(key_rule(&key, 1).endless_body());
+    run.service.inject(key_rule(&key, 1).huge_body(256 << 20));
     api::sync(&key, &part(1)).unwrap();
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap()[&key]["n"], 1);

@@ -34,7 +34,7 @@ fn in_child(key: &str) -> i32 {
 
 #[test]
 fn a_child_forked_while_the_parent_syncs_is_refused_at_once_and_never_hangs() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(60);
     share(&sid);
     let key = part_key(&sid, 1);

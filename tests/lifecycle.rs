@@ -1,5 +1,6 @@
 //! Create and remove (blocking and asynchronous), flush and shutdown deadlines, and the
-//! runtime's life: init twice, calls after shutdown, restart.
+//! runtime's life: init twice, calls after shutdown, restart; against the real server behind the
+//! fault proxy (the testkit). A request that must be in flight at some moment is held at a gate.
 
 mod common;
 
@@ -9,17 +10,20 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use opencode_share::{Status, api};
+use serde_json::json;
 
 #[test]
 fn create_returns_the_share_and_remembers_it() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(20);
     let json: serde_json::Value = serde_json::from_str(&api::create(&sid).unwrap()).unwrap();
     assert_eq!(
         json["url"],
-        format!("{}/s/{}", run.service.url(), &sid[sid.len() - 8..])
+        format!("{}/s/{}", run.service.url(), short_id(&sid))
     );
-    assert_eq!(json["secret"].as_str(), run.service.secret(&sid).as_deref());
+    let answered: serde_json::Value =
+        serde_json::from_str(&run.service.requests_to("/share_create")[0].answer).unwrap();
+    assert_eq!(json["secret"], answered["secret"], "the server's secret");
     assert_eq!(stats()["shares"], 1);
     assert_eq!(
         api::create("").unwrap_err().status,
@@ -33,20 +37,16 @@ fn create_returns_the_share_and_remembers_it() {
 
 #[test]
 fn create_retries_then_reports_the_last_failure() {
-    let run = start(r#""max_retries":2"#);
-    let rule = |fault, times| FaultRule {
-        path: Some("/share_create".into()),
-        key: None,
-        fault,
-        times,
-    };
-    run.service.push_fault(rule(Fault::Status(502), 2));
+    let run = start(Protocol::V1, r#""max_retries":2"#);
+    let rule = |times| Rule::path("/share_create").times(times);
+    run.service.inject(rule(2).status(502));
     api::create(&session(21)).expect("two 502s are retried");
-    run.service.push_fault(rule(Fault::Status(503), 3));
+    run.service.inject(rule(3).status(503));
     let e = api::create(&session(22)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
     assert!(e.message.contains("503"), "{}", e.message);
-    run.service.push_fault(rule(Fault::Status(200), 1));
+    // a 200 whose body is not the create's JSON
+    run.service.inject(rule(1).status(200));
     assert_eq!(
         api::create(&session(23)).unwrap_err().status,
         Status::SHARE_ERR_BAD_RESPONSE
@@ -73,7 +73,7 @@ fn restart_against_nothing(userinfo: &str) -> u16 {
 
 #[test]
 fn create_against_nothing_is_a_network_error() {
-    let _run = start("");
+    let _run = start(Protocol::V1, "");
     restart_against_nothing("");
     let e = api::create(&session(24)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
@@ -81,72 +81,93 @@ fn create_against_nothing_is_a_network_error() {
 }
 
 #[test]
-fn remove_sends_nothing_of_the_session_after_it_returns() {
-    let run = start(r#""concurrency":4"#);
-    run.service.set_latency(Duration::from_millis(100));
-    let (sid, other) = (session(25), session(26));
-    let secret = share(&sid);
-    share(&other);
-    for n in 0..40 {
-        api::sync(&part_key(&sid, n % 10), &part(n)).unwrap();
-        api::sync(&part_key(&other, n % 3), &part(n)).unwrap();
+fn remove_deletes_with_the_secret_and_nothing_of_the_share_is_synced_after() {
+    for protocol in Protocol::ALL {
+        remove_sends_nothing_after_it_returns(protocol);
     }
+}
+
+/// Remove under `protocol` while the share's first sync is held at a gate, so the writes after
+/// it are provably pending: they are dropped and counted, the delete carries the secret and
+/// follows the held sync, nothing of the share is sent after remove returns, others go on.
+fn remove_sends_nothing_after_it_returns(protocol: Protocol) {
+    let run = start(protocol, r#""concurrency":4"#);
+    let service = &run.service;
+    let mut gone = Session::new(&session(60));
+    let mut other = Session::new(&session(61));
+    let secret = share(&gone.sid);
+    share(&other.sid);
+    let gate = service.hold_syncs(protocol, &gone.sid);
+    gone.part("msg_1", "prt_0", "w0");
     assert!(
-        run.service
-            .wait_for(LONG, |s| s.max_concurrent_syncs() >= 1)
+        gate.wait_arrived(1, LONG),
+        "the first sync reached the gate"
     );
-    api::remove(&sid, &secret).unwrap();
-    let returned = Instant::now();
-    let of_sid = |s: &ShareService| {
-        s.requests_to("/share_sync")
-            .into_iter()
-            .filter(|r| r.json.as_ref().unwrap()["sessionID"] == sid.as_str())
-            .collect::<Vec<_>>()
+    for n in 1..40 {
+        gone.part("msg_1", &format!("prt_{}", n % 10), &format!("w{n}"));
+        other.part("msg_1", &format!("prt_{}", n % 3), &format!("w{n}"));
+    }
+    let pending = format!("session/part/{}/msg_1/prt_1", gone.sid);
+    assert!(api::sync_pending(&pending).unwrap(), "{protocol:?}");
+    let remover = {
+        let (sid, secret) = (gone.sid.clone(), secret.clone());
+        thread::spawn(move || api::remove(&sid, &secret))
     };
-    let deletes = run.service.requests_to("/share_delete");
-    assert_eq!(deletes.len(), 1);
+    // remove forgets the pending writes at once, then waits for the held syncs before its delete
+    assert!(wait_for_stat("dropped", |d| d > 0) > 0, "{}", stats());
+    assert!(gate.waiting() >= 1, "the delete waits for the held sync");
+    assert!(service.deletes_of(protocol, &gone.sid).is_empty());
+    gate.release();
+    remover.join().unwrap().unwrap();
+    let returned = service.now();
+    let deletes = service.deletes_of(protocol, &gone.sid);
+    assert_eq!(deletes.len(), 1, "{protocol:?}");
+    let delete = &deletes[0];
+    assert_eq!(delete.status, Some(200));
+    assert_eq!(delete.json().unwrap()["secret"], secret.as_str());
+    if protocol == Protocol::Next {
+        assert_eq!(delete.path, format!("/api/share/{}", short_id(&gone.sid)));
+        assert_eq!(delete.json(), Some(json!({"secret": secret})));
+        assert_eq!(delete.header("content-type"), Some("application/json"));
+    }
+    let sid = gone.sid.clone();
+    let syncs = || service.syncs_of(protocol, &sid);
     assert!(
-        of_sid(&run.service)
-            .iter()
-            .all(|r| r.finished <= deletes[0].received),
-        "no sync overlaps the delete"
+        syncs().iter().all(|r| r.finished() <= delete.at),
+        "no sync of the share overlaps its delete"
     );
     api::flush(LONG).unwrap();
-    thread::sleep(Duration::from_millis(200));
     assert!(
-        of_sid(&run.service).iter().all(|r| r.received < returned),
-        "no sync of the session after remove returned"
+        service.next_items(short_id(&gone.sid)).is_none(),
+        "the share is gone"
     );
-    assert_eq!(
-        run.service.data(&other).unwrap().len(),
-        3,
-        "other sessions go on"
-    );
-    assert!(run.service.data(&sid).is_none());
+    let others = service.next_items(short_id(&other.sid)).unwrap();
+    assert_exactly(&others, &other.expected);
     let s = stats();
     assert_eq!(s["shares"], 1);
-    assert!(s["dropped"].as_u64().unwrap() > 0);
+    assert!(s["dropped"].as_u64().unwrap() > 0, "{s}");
     let events = events();
     assert!(
         events
             .iter()
-            .any(|e| e["type"] == "dropped" && e["reason"] == "removed")
+            .any(|e| e["type"] == "dropped" && e["reason"] == "removed"),
+        "{events:?}"
     );
-    api::sync(&part_key(&sid, 1), &part(1)).unwrap();
-    assert_eq!(stats()["ignored"], 1);
+    gone.part("msg_1", "prt_x", "after remove");
+    api::flush(LONG).unwrap();
+    assert!(
+        syncs().iter().all(|r| r.at < returned),
+        "no sync after remove"
+    );
+    assert!(service.overlaps().is_empty(), "{:?}", service.overlaps());
 }
 
 #[test]
 fn remove_forgets_locally_even_when_the_delete_fails() {
-    let run = start(r#""max_retries":0"#);
+    let run = start(Protocol::V1, r#""max_retries":0"#);
     let sid = session(27);
     let secret = share(&sid);
-    run.service.push_fault(FaultRule {
-        path: Some("/share_delete".into()),
-        key: None,
-        fault: Fault::Status(500),
-        times: 1,
-    });
+    run.service.inject(Rule::path("/share_delete").status(500));
     let e = api::remove(&sid, &secret).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
     assert!(!e.message.contains(&secret));
@@ -159,8 +180,8 @@ fn remove_forgets_locally_even_when_the_delete_fails() {
 
 #[test]
 fn async_create_and_remove_complete_on_a_library_thread() {
-    let run = start("");
-    run.service.set_latency(Duration::from_millis(300));
+    let run = start(Protocol::V1, "");
+    let gate = run.service.hold("/share_create", 1);
     let (tx, rx) = mpsc::channel();
     let sid = session(28);
     let caller = thread::current().id();
@@ -179,6 +200,9 @@ fn async_create_and_remove_complete_on_a_library_thread() {
         Status::SHARE_ERR_INVALID_ARGUMENT,
         "not finished yet"
     );
+    assert!(gate.wait_arrived(1, LONG));
+    assert!(rx.try_recv().is_err(), "the create is held at the gate");
+    gate.release();
     let (done_id, status, thread) = rx.recv_timeout(LONG).unwrap();
     assert_eq!((done_id, status), (id, Status::SHARE_OK));
     assert_ne!(thread, caller);
@@ -208,13 +232,7 @@ fn async_create_and_remove_complete_on_a_library_thread() {
     assert_eq!(api::op_take(id).unwrap(), "{}");
     assert!(run.service.data(&sid).is_none());
     // a failure travels with the operation, not in a thread-local
-    run.service.set_latency(Duration::ZERO);
-    run.service.push_fault(FaultRule {
-        path: Some("/share_create".into()),
-        key: None,
-        fault: Fault::Status(404),
-        times: 1,
-    });
+    run.service.inject(Rule::path("/share_create").status(404));
     let done = tx.clone();
     let id = api::create_async(
         &session(29),
@@ -230,10 +248,10 @@ fn async_create_and_remove_complete_on_a_library_thread() {
 
 #[test]
 fn flush_reports_a_timeout_and_finishes_later() {
-    let run = start("");
-    run.service.set_latency(Duration::from_millis(400));
+    let run = start(Protocol::V1, "");
     let sid = session(30);
     share(&sid);
+    let gate = run.service.hold_syncs(Protocol::V1, &sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     assert_eq!(
         api::flush(Duration::ZERO).unwrap_err().status,
@@ -243,16 +261,17 @@ fn flush_reports_a_timeout_and_finishes_later() {
         api::flush(Duration::from_millis(50)).unwrap_err().status,
         Status::SHARE_ERR_TIMEOUT
     );
+    gate.release();
     api::flush(LONG).unwrap();
     api::flush(Duration::ZERO).unwrap();
 }
 
 #[test]
 fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
-    let run = start(r#""concurrency":1"#);
-    run.service.set_latency(Duration::from_millis(1500));
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let sid = session(31);
     share(&sid);
+    let gate = run.service.hold_syncs(Protocol::V1, &sid);
     for p in 0..5 {
         api::sync(&part_key(&sid, p), &part(p)).unwrap();
     }
@@ -293,12 +312,13 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
         api::sync(&part_key(&sid, 1), "{}").unwrap_err().status,
         Status::SHARE_ERR_NOT_INITIALIZED
     );
+    gate.release();
     drop(run);
 }
 
 #[test]
 fn the_runtime_starts_stops_and_starts_again() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let e = api::init(None).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_ALREADY_INITIALIZED);
     let config = format!(r#"{{"url":"{}"}}"#, run.service.url());
@@ -362,7 +382,7 @@ fn library_threads() -> Vec<String> {
 
 #[test]
 fn shutdown_stops_every_thread_and_closes_the_client() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(50);
     share(&sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
@@ -380,8 +400,7 @@ fn shutdown_stops_every_thread_and_closes_the_client() {
 
 #[test]
 fn shutdown_lets_async_operations_finish_within_its_deadline() {
-    let run = start("");
-    run.service.set_latency(Duration::from_millis(300));
+    let run = start(Protocol::V1, "");
     let (tx, rx) = mpsc::channel();
     let done = tx.clone();
     let id = api::create_async(
@@ -395,7 +414,7 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
 
     // one that cannot finish in time is abandoned, and shutdown says so
     api::init(Some(&format!(r#"{{"url":"{}"}}"#, run.service.url()))).unwrap();
-    run.service.set_latency(Duration::from_millis(1500));
+    let gate = run.service.hold("/share_create", 1);
     let id = api::create_async(
         &session(61),
         Box::new(move |id, status| tx.send((id, status)).unwrap()),
@@ -413,24 +432,26 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
         rx.recv_timeout(LONG).unwrap(),
         (id, Status::SHARE_ERR_TIMEOUT)
     );
+    gate.release();
     drop(run);
 }
 
 #[test]
 fn a_flush_mark_is_not_moved_by_later_writes() {
-    let run = start(r#""concurrency":1"#);
-    run.service.set_latency(Duration::from_millis(300));
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let sid = session(70);
     share(&sid);
+    // the writes after the mark are held at a gate until the mark is checked
+    let later = Gate::new();
+    for p in [2, 3] {
+        let rule = Rule::path("/share_sync").containing(&part_key(&sid, p));
+        run.service.inject(rule.hold(&later));
+    }
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     let mark = api::flush_mark().unwrap();
     api::sync(&part_key(&sid, 2), &part(2)).unwrap();
     api::sync(&part_key(&sid, 3), &part(3)).unwrap();
-    let deadline = Instant::now() + LONG;
-    while api::flush_until(mark, Duration::ZERO).is_err() {
-        assert!(Instant::now() < deadline, "the mark was never reached");
-        thread::sleep(Duration::from_millis(5));
-    }
+    api::flush_until(mark, LONG).expect("the mark is reached");
     let held = run.service.data(&sid).unwrap();
     assert!(held.contains_key(&part_key(&sid, 1)));
     assert!(
@@ -441,12 +462,13 @@ fn a_flush_mark_is_not_moved_by_later_writes() {
         api::flush(Duration::ZERO).unwrap_err().status,
         Status::SHARE_ERR_TIMEOUT
     );
+    later.release();
     api::flush(LONG).unwrap();
 }
 
 #[test]
 fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
-    let run = start(r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let (tx, rx) = mpsc::channel();
     let done = move |tx: mpsc::Sender<(u32, Status)>| -> opencode_share::api::Completion {
         Box::new(move |id, status| tx.send((id, status)).unwrap())
@@ -456,9 +478,12 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
     assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_OK));
     assert_eq!(api::op_take(id).unwrap(), "{}");
 
-    run.service.set_latency(Duration::from_millis(300));
     let sid = session(80);
     share(&sid);
+    let (first, second) = (Gate::new(), Gate::new());
+    let rule = |p| Rule::path("/share_sync").containing(&part_key(&sid, p));
+    run.service.inject(rule(1).hold(&first));
+    run.service.inject(rule(2).hold(&second));
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     let short = api::flush_async(Duration::from_millis(50), done(tx.clone())).unwrap();
     let long = api::flush_async(LONG, done(tx.clone())).unwrap();
@@ -473,15 +498,17 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
             .message
             .contains("deadline")
     );
+    first.release();
     assert_eq!(rx.recv_timeout(LONG).unwrap(), (long, Status::SHARE_OK));
     let held = run.service.data(&sid).unwrap();
     assert!(held.contains_key(&part_key(&sid, 1)) && !held.contains_key(&part_key(&sid, 2)));
+    second.release();
     api::flush(LONG).unwrap();
 }
 
 #[test]
 fn credentials_in_the_service_url_appear_in_no_stats_error_or_event() {
-    let _run = start("");
+    let _run = start(Protocol::V1, "");
     let port = restart_against_nothing("opencode:hunter2@");
     let e = api::create(&session(25)).unwrap_err();
     assert_eq!(e.status, Status::SHARE_ERR_NETWORK);

@@ -1,26 +1,20 @@
-//! The library under `"protocol":"next"` (opencode's ShareNext protocol) against the loopback
-//! "next" service (tests/support/next_service.rs), through `opencode_share::api`: the exact final
-//! state, the order of items in a request, batching, coalescing, faults and refusal, remove, org
-//! accounts, what never leaks, create's answer, share records with an id, ignored keys. Every test
-//! asserts what the service saw; none asserts a duration.
+//! The library under `"protocol":"next"` (opencode's ShareNext protocol) against the real server
+//! playing ShareNext's hosted service behind the fault proxy (the testkit), through
+//! `opencode_share::api`: the exact final state, the order of items in a request, batching,
+//! coalescing, faults and refusal, org accounts, what never leaks, create's answer, share records
+//! with an id, ignored keys. Every test asserts what the service saw; where requests must be in
+//! flight at some moment, they are held at a gate.
 
 mod common;
-#[path = "support/next_session.rs"]
-mod next_session;
 
 use std::collections::BTreeMap;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::next_service::{self, NextRecord, share_id};
 use common::*;
-use next_session::{Session, assert_exactly};
 use opencode_share::{Status, api};
 use serde_json::{Value, json};
-
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
-}
+use testkit::{Passed, Service, item_key, next_flow};
 
 /// Creates `sid`'s share through the library; returns (share id, secret).
 fn create(sid: &str) -> (String, String) {
@@ -31,7 +25,7 @@ fn create(sid: &str) -> (String, String) {
 
 /// The library under "next" against a fresh service, and session `n` shared through it (its
 /// share id beside it).
-fn start_shared(extra: &str, n: u32) -> (Running<NextService>, Session, String) {
+fn start_shared(extra: &str, n: u32) -> (Running<Service>, Session, String) {
     let run = start_next(extra);
     let s = Session::new(&session(n));
     let (id, _) = create(&s.sid);
@@ -47,25 +41,88 @@ fn shared_sessions(ns: std::ops::Range<u32>) -> Vec<(String, Session)> {
     ns.map(share).collect()
 }
 
-fn sync_fault(share: &str, fault: next_service::Fault, times: u32) -> next_service::FaultRule {
-    next_service::FaultRule {
-        prefix: format!("/api/share/{share}/sync"),
-        fault,
-        times,
+fn share_id(sid: &str) -> String {
+    short_id(sid).to_owned()
+}
+
+/// A rule for the next `times` syncs of share `id`.
+fn sync_rule(id: &str, times: usize) -> Rule {
+    Rule::path(&format!("/api/share/{id}/sync")).times(times)
+}
+
+/// A sync as the proxy logged it, read the ShareNext way.
+trait NextSync {
+    /// The item keys of its `data`, in the order sent ("?" for an item without one).
+    fn item_keys(&self) -> Vec<String>;
+    fn item_count(&self) -> usize;
+}
+
+impl NextSync for Passed {
+    fn item_keys(&self) -> Vec<String> {
+        let json = self.json().unwrap_or_default();
+        let items = json["data"].as_array().cloned().unwrap_or_default();
+        let key = |i: &Value| item_key(i).unwrap_or_else(|| "?".into());
+        items.iter().map(key).collect()
+    }
+    fn item_count(&self) -> usize {
+        self.json()
+            .and_then(|j| j["data"].as_array().map(Vec::len))
+            .unwrap_or(0)
     }
 }
 
-/// The versions `v` of `item` the service stored, in the order stored.
-fn stored_versions(service: &NextService, share: &str, item: &str) -> Vec<u64> {
-    let stored = service.stored().into_iter();
-    stored
-        .filter(|s| s.share == share && s.item == item)
-        .filter_map(|s| s.v)
-        .collect()
+/// The service's log and state read the ShareNext way.
+trait NextLog {
+    fn is_sync(r: &Passed) -> bool {
+        r.method == "POST" && r.path.starts_with("/api/share") && r.path.ends_with("/sync")
+    }
+    /// Every share's syncs, in the order answered.
+    fn all_syncs(&self) -> Vec<Passed>;
+    /// Share `id`'s syncs, in the order answered.
+    fn syncs(&self, id: &str) -> Vec<Passed>;
+    /// What the server holds for share `id`, by item key.
+    fn items(&self, id: &str) -> Option<BTreeMap<String, Value>>;
+    /// Syncs of share `id` that arrived while another of it was in flight.
+    fn overlaps_of(&self, id: &str) -> usize;
+}
+
+impl NextLog for Service {
+    fn all_syncs(&self) -> Vec<Passed> {
+        let all = self.requests().into_iter();
+        all.filter(<Service as NextLog>::is_sync).collect()
+    }
+    fn syncs(&self, id: &str) -> Vec<Passed> {
+        let of = |r: &Passed| r.path.ends_with(&format!("/{id}/sync"));
+        self.all_syncs().into_iter().filter(of).collect()
+    }
+    fn items(&self, id: &str) -> Option<BTreeMap<String, Value>> {
+        self.next_items(id)
+    }
+    fn overlaps_of(&self, id: &str) -> usize {
+        let flow = Some(next_flow(id));
+        self.overlaps().iter().filter(|r| r.flow == flow).count()
+    }
+}
+
+/// The versions `v` of `item` the service accepted, in the order answered.
+fn stored_versions(service: &Service, share: &str, item: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for r in service.syncs(share) {
+        if r.status != Some(200) {
+            continue;
+        }
+        let json = r.json().unwrap_or_default();
+        for i in json["data"].as_array().into_iter().flatten() {
+            if item_key(i).as_deref() == Some(item) {
+                out.extend(i["data"]["v"].as_u64());
+            }
+        }
+    }
+    out
 }
 
 /// Checks the order inside one sync: the session item first, a message before its parts.
-fn assert_ordered(r: &NextRecord) {
+fn assert_ordered(r: &Passed) {
     let keys = r.item_keys();
     if let Some(i) = keys.iter().position(|k| k == "session") {
         assert_eq!(i, 0, "the session item is not first: {keys:?}");
@@ -81,91 +138,13 @@ fn assert_ordered(r: &NextRecord) {
 }
 
 #[test]
-fn the_service_ends_with_exactly_the_newest_item_of_every_key() {
-    let run = start_next(r#""concurrency":4"#);
-    run.service.set_latency(Duration::from_millis(10));
-    let mut shares = Vec::new();
-    for n in 1..=3 {
-        let mut s = Session::new(&session(n));
-        let (id, _) = create(&s.sid);
-        assert_eq!(id, share_id(&s.sid));
-        shares.push((id, s.sid.clone()));
-        s.info("draft");
-        s.diff(&["a.rs"]);
-        for m in 0..3 {
-            let mid = format!("msg_{m}");
-            s.message(&mid);
-            for p in 0..4 {
-                let mut text = String::new();
-                for w in 0..10 {
-                    text.push_str(&format!("w{w} "));
-                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
-                }
-            }
-            if m == 1 {
-                thread::sleep(Duration::from_millis(5));
-            }
-        }
-        s.info("final");
-        s.diff(&["a.rs", "b.rs"]);
-        s.model(&["gpt", "claude"]);
-        api::flush(LONG).unwrap();
-        assert_exactly(
-            &run.service.items(&shares[n as usize - 1].0).unwrap(),
-            &s.expected,
-        );
-        assert_eq!(s.expected.len(), 3 + 3 + 12);
-    }
-    let all = run.service.all_syncs();
-    assert!(all.iter().all(|r| r.status == 200), "no sync failed");
-    assert!(
-        all.iter()
-            .all(|r| r.header("content-type") == Some("application/json"))
-    );
-    assert_eq!(
-        run.service.overlaps_total(),
-        0,
-        "one sync per share at a time"
-    );
-    let s = stats();
-    assert_eq!(s["protocol"], "next");
-    assert_eq!(s["requests"].as_u64(), Some(all.len() as u64));
-    assert_eq!(s["queued"], 3 * (5 + 3 + 120));
-    assert_eq!(
-        (
-            s["pending_keys"].as_u64(),
-            s["in_flight"].as_u64(),
-            s["dropped"].as_u64()
-        ),
-        (Some(0), Some(0), Some(0))
-    );
-    // a synced event per key delivered
-    let events = events();
-    for (_, sid) in &shares {
-        let key = format!("session/part/{sid}/msg_2/prt_2_3");
-        assert!(
-            of_type(&events, "synced")
-                .iter()
-                .any(|e| e["key"] == key.as_str()),
-            "no synced event for {key}"
-        );
-    }
-}
-
-#[test]
 fn each_request_puts_the_session_first_and_a_message_before_its_parts() {
     let (run, mut s, id) = start_shared("", 10);
-    // the first sync is held 300 ms; everything written meanwhile goes in the next one
-    run.service.push_fault(sync_fault(
-        &id,
-        next_service::Fault::Delay(Duration::from_millis(300)),
-        1,
-    ));
+    // the first sync is held at a gate; everything written meanwhile goes in the next one
+    let gate = Gate::new();
+    run.service.inject(sync_rule(&id, 1).hold(&gate));
     s.part("msg_0", "prt_0", "warm-up");
-    assert!(
-        run.service.wait_for(LONG, |svc| svc.in_flight(&id) == 1),
-        "the first sync never came"
-    );
+    assert!(gate.wait_arrived(1, LONG), "the first sync never came");
     for p in 1..=3 {
         s.part(
             "msg_1",
@@ -178,16 +157,17 @@ fn each_request_puts_the_session_first_and_a_message_before_its_parts() {
     s.message("msg_1");
     s.part("msg_1", "prt_1_4", "after");
     s.info("the session item, written last");
+    gate.release();
     api::flush(LONG).unwrap();
     let syncs = run.service.syncs(&id);
     assert_eq!(
         syncs.len(),
         2,
         "{:?}",
-        syncs.iter().map(NextRecord::item_keys).collect::<Vec<_>>()
+        syncs.iter().map(NextSync::item_keys).collect::<Vec<_>>()
     );
     assert_eq!(syncs[0].item_keys(), ["part/msg_0/prt_0"]);
-    assert_eq!(syncs[1].items, 8, "{:?}", syncs[1].item_keys());
+    assert_eq!(syncs[1].item_count(), 8, "{:?}", syncs[1].item_keys());
     for r in &syncs {
         assert_ordered(r);
     }
@@ -197,16 +177,20 @@ fn each_request_puts_the_session_first_and_a_message_before_its_parts() {
 #[test]
 fn two_hundred_new_parts_of_one_share_go_in_a_few_requests() {
     let (run, mut s, id) = start_shared("", 20);
-    run.service.set_latency(Duration::from_millis(20));
+    // the first sync is held while the burst is written
+    let gate = Gate::new();
+    run.service.inject(sync_rule(&id, 1).hold(&gate));
     s.info("burst");
+    assert!(gate.wait_arrived(1, LONG));
     s.message("msg_1");
     for p in 0..200 {
         s.part("msg_1", &format!("prt_{p:03}"), &format!("part {p}"));
     }
+    gate.release();
     api::flush(LONG).unwrap();
     assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
     let syncs = run.service.syncs(&id);
-    let sizes: Vec<usize> = syncs.iter().map(|r| r.items).collect();
+    let sizes: Vec<usize> = syncs.iter().map(NextSync::item_count).collect();
     assert!(
         syncs.len() <= 5,
         "202 new items took {} requests: {sizes:?}",
@@ -219,21 +203,24 @@ fn two_hundred_new_parts_of_one_share_go_in_a_few_requests() {
     );
     syncs.iter().for_each(assert_ordered);
     assert_eq!(stats()["requests"].as_u64(), Some(syncs.len() as u64));
-    assert_eq!(run.service.overlaps(&id), 0);
+    assert_eq!(run.service.overlaps_of(&id), 0);
 }
 
 #[test]
 fn a_part_rewritten_many_times_ends_newest_in_fewer_requests_than_writes() {
     let (run, mut s, id) = start_shared("", 30);
-    run.service.set_latency(Duration::from_millis(5));
+    // the first sync is held while the rest of the 500 writes arrive: they coalesce
+    let gate = Gate::new();
+    run.service.inject(sync_rule(&id, 1).hold(&gate));
     let mut text = String::new();
     for n in 0..500 {
         text.push_str(&format!("t{n} "));
         s.part("msg_1", "prt_1", &text);
-        if n % 50 == 0 {
-            thread::sleep(Duration::from_millis(2)); // a model streams; it does not write all at once
+        if n == 0 {
+            assert!(gate.wait_arrived(1, LONG));
         }
     }
+    gate.release();
     api::flush(LONG).unwrap();
     assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
     let syncs = run.service.syncs(&id);
@@ -242,7 +229,10 @@ fn a_part_rewritten_many_times_ends_newest_in_fewer_requests_than_writes() {
         "500 writes of one part took {} requests",
         syncs.len()
     );
-    assert!(syncs.iter().all(|r| r.items == 1), "one item per request");
+    assert!(
+        syncs.iter().all(|r| r.item_count() == 1),
+        "one item per request"
+    );
     let versions = stored_versions(&run.service, &id, "part/msg_1/prt_1");
     assert!(
         versions.windows(2).all(|w| w[0] < w[1]),
@@ -260,13 +250,13 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
     run.service.set_latency(Duration::from_millis(2));
     // the first sync (its batch holds the session item) is reset, the next answers 500 (the
     // research's case); then 10% resets and 10% 500s, seeded, at most 80, so the loop ends
-    run.service.fail_next_syncs(1);
-    run.service.push_fault(next_service::FaultRule {
-        prefix: "/api/share/".into(),
-        fault: next_service::Fault::Reset,
-        times: 1,
-    });
-    run.service.set_random_faults_at_most(10, 10, 0x5eed, 80);
+    let syncs = || Rule::path("/api/share/").method("POST");
+    run.service.inject(syncs().reset());
+    run.service.inject(syncs().status(500));
+    run.service
+        .inject(syncs().times(40).sometimes(10, 0x5eed).reset());
+    run.service
+        .inject(syncs().times(40).sometimes(11, 0x5eed2).status(500));
     let mut sessions = shared_sessions(40..43);
     for round in 0..20 {
         for (_, s) in sessions.iter_mut() {
@@ -293,15 +283,14 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
         }
     }
     let syncs = run.service.all_syncs();
-    let failed = syncs.iter().filter(|r| r.status != 200).count();
+    let failed = syncs.iter().filter(|r| r.status != Some(200)).count();
     assert!(
         failed >= 2,
         "the faults were injected: {failed} of {} syncs",
         syncs.len()
     );
-    assert_eq!(
-        run.service.overlaps_total(),
-        0,
+    assert!(
+        run.service.overlaps().is_empty(),
         "a failed sync is never overlapped by its retry"
     );
     let s = stats();
@@ -311,111 +300,6 @@ fn resets_and_500s_on_a_fifth_of_the_syncs_lose_no_final_content() {
         (Some(0), Some(0))
     );
     assert_eq!(s["requests"].as_u64(), Some(syncs.len() as u64));
-}
-
-#[test]
-fn a_share_with_a_wrong_secret_is_refused_after_max_retries_500s() {
-    let run = start_next(r#""max_retries":3,"retry_max_ms":300"#);
-    let mut fine = Session::new(&session(50));
-    let (fine_id, _) = create(&fine.sid);
-    let mut refused = Session::new(&session(51));
-    let id = share_id(&refused.sid);
-    run.service.create_share(&id);
-    // the host knows a stale secret: the service answers every sync of the share with 500
-    let stale = "00000000-0000-4000-8000-0000000000aa";
-    let record = json!({"id": id, "secret": stale, "url": "u"}).to_string();
-    api::sync(&format!("session/share/{}", refused.sid), &record).unwrap();
-    for p in 0..5 {
-        refused.part("msg_1", &format!("prt_{p}"), "held");
-        fine.part("msg_1", &format!("prt_{p}"), "goes");
-    }
-    let e = api::flush(LONG).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
-    assert!(e.message.contains("refuse"), "{}", e.message);
-    assert!(!e.message.contains(stale), "{}", e.message);
-    assert_exactly(&run.service.items(&fine_id).unwrap(), &fine.expected);
-    let seen = events();
-    let refusals = of_type(&seen, "refused");
-    assert_eq!(refusals.len(), 1, "one event says so: {seen:?}");
-    assert_eq!(refusals[0]["session"], refused.sid.as_str());
-    assert!(!serde_json::to_string(&seen).unwrap().contains(stale));
-    let s = stats();
-    assert_eq!(
-        (s["refused_shares"].as_u64(), s["dropped"].as_u64()),
-        (Some(1), Some(0))
-    );
-    // one request counts once: the 3rd 500 in a row refuses (a probe may have started since)
-    let before = run.service.syncs(&id).len();
-    assert!((3..=4).contains(&before), "refused after {before} requests");
-    let window = Instant::now();
-    thread::sleep(Duration::from_millis(1200));
-    let probes = run.service.syncs(&id).len() - before;
-    let allowed = (window.elapsed().as_millis() / 300) as usize + 1;
-    assert!(
-        probes <= allowed,
-        "{probes} probes in {:?}",
-        window.elapsed()
-    );
-    assert!(run.service.syncs(&id).iter().all(|r| r.status == 500));
-    assert!(run.service.items(&id).unwrap().is_empty());
-}
-
-#[test]
-fn remove_deletes_with_the_secret_and_nothing_of_the_share_is_synced_after() {
-    let run = start_next(r#""concurrency":4"#);
-    run.service.set_latency(Duration::from_millis(50));
-    let mut gone = Session::new(&session(60));
-    let mut other = Session::new(&session(61));
-    let (id, secret) = create(&gone.sid);
-    let (other_id, _) = create(&other.sid);
-    for n in 0..40 {
-        gone.part("msg_1", &format!("prt_{}", n % 10), &format!("w{n}"));
-        other.part("msg_1", &format!("prt_{}", n % 3), &format!("w{n}"));
-    }
-    assert!(run.service.wait_for(LONG, |s| s.in_flight(&id) == 1));
-    api::remove(&gone.sid, &secret).unwrap();
-    let returned = Instant::now();
-    let deletes: Vec<NextRecord> = run
-        .service
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "DELETE")
-        .collect();
-    assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].path, format!("/api/share/{id}"));
-    assert_eq!(deletes[0].json, Some(json!({"secret": secret})));
-    assert_eq!(deletes[0].header("content-type"), Some("application/json"));
-    assert_eq!(deletes[0].status, 200);
-    assert!(
-        run.service
-            .syncs(&id)
-            .iter()
-            .all(|r| r.finished <= deletes[0].received),
-        "no sync of the share overlaps its delete"
-    );
-    api::flush(LONG).unwrap();
-    thread::sleep(Duration::from_millis(200));
-    assert!(
-        run.service.syncs(&id).iter().all(|r| r.received < returned),
-        "no sync of the share after remove returned"
-    );
-    assert!(run.service.items(&id).is_none());
-    assert_exactly(&run.service.items(&other_id).unwrap(), &other.expected);
-    let s = stats();
-    assert_eq!(s["shares"], 1);
-    assert!(
-        s["dropped"].as_u64().unwrap() > 0,
-        "the pending writes were dropped: {s}"
-    );
-    let events = events();
-    assert!(
-        events
-            .iter()
-            .any(|e| e["type"] == "dropped" && e["reason"] == "removed")
-    );
-    gone.part("msg_1", "prt_x", "after remove");
-    api::flush(LONG).unwrap();
-    assert!(run.service.syncs(&id).iter().all(|r| r.received < returned));
 }
 
 const TOKEN: &str = "tok-3f9a1c77e2b04d5e";
@@ -469,7 +353,7 @@ fn org_accounts_use_api_shares_with_the_bearer_token_and_org_id() {
             "{}",
             r.path
         );
-        assert_eq!(r.status, 200, "{} {}", r.method, r.path);
+        assert_eq!(r.status, Some(200), "{} {}", r.method, r.path);
         assert!(!r.body.contains(TOKEN), "the token goes in its header only");
     }
 }
@@ -483,7 +367,7 @@ fn without_the_org_token_an_org_service_refuses_and_nothing_is_sent_elsewhere() 
     assert!(!log.is_empty());
     assert!(
         log.iter()
-            .all(|r| r.path == "/api/share" && r.status == 404),
+            .all(|r| r.path == "/api/share" && r.status == Some(404)),
         "{log:?}"
     );
     assert!(log.iter().all(|r| r.header("authorization").is_none()));
@@ -497,13 +381,17 @@ fn the_token_and_secrets_never_appear_in_events_stats_or_errors() {
     let mut said: Vec<String> = Vec::new();
     let mut s = Session::new(&session(80));
     let (_, secret) = create(&s.sid);
-    run.service.set_random_faults_at_most(20, 20, 9, 10);
+    let syncs = || Rule::path("/api/shares/").method("POST");
+    run.service
+        .inject(syncs().times(5).sometimes(20, 9).reset());
+    run.service
+        .inject(syncs().times(5).sometimes(25, 10).status(500));
     for p in 0..20 {
         s.part("msg_1", &format!("prt_{p}"), "x");
     }
     // a share whose secret the service does not know: refused, and a failed remove
     let refused = session(81);
-    run.service.create_share(&share_id(&refused));
+    run.service.create_share_id(&share_id(&refused));
     let stale = "00000000-0000-4000-8000-0000000000cc";
     api::sync(
         &format!("session/share/{refused}"),
@@ -519,7 +407,7 @@ fn the_token_and_secrets_never_appear_in_events_stats_or_errors() {
     said.push(api::remove(&refused, stale).unwrap_err().message);
     // a create the service answers 500 (the id is taken), a remove with the wrong secret
     let taken = session(82);
-    run.service.create_share(&share_id(&taken));
+    run.service.create_share_id(&share_id(&taken));
     said.push(api::create(&taken).unwrap_err().message);
     if let Err(e) = api::remove(&s.sid, "0000-wrong-secret") {
         said.push(e.message);
@@ -553,17 +441,15 @@ fn create_answers_id_url_and_secret() {
     let id = share_id(&sid);
     assert_eq!(created["id"], id.as_str());
     assert_eq!(created["url"], format!("{}/share/{id}", run.service.url()));
-    assert_eq!(
-        created["secret"].as_str(),
-        run.service.secret(&id).as_deref()
-    );
     let creates = run.service.requests();
     assert_eq!(creates.len(), 1);
+    let answered: Value = serde_json::from_str(&creates[0].answer).unwrap();
+    assert_eq!(created["secret"], answered["secret"], "the server's secret");
     assert_eq!(
         (creates[0].method.as_str(), creates[0].path.as_str()),
         ("POST", "/api/share")
     );
-    assert_eq!(creates[0].json, Some(json!({"sessionID": sid})));
+    assert_eq!(creates[0].json(), Some(json!({"sessionID": sid})));
     assert_eq!(creates[0].header("content-type"), Some("application/json"));
     // the share created is the one the library syncs to
     let mut s = Session::new(&sid);
@@ -576,7 +462,7 @@ fn create_answers_id_url_and_secret() {
 fn a_share_record_with_an_id_syncs_to_that_id_and_one_without_to_the_last_8_characters() {
     let run = start_next("");
     let mut with_id = Session::new(&session(100));
-    let secret = run.service.create_share("custom01");
+    let secret = run.service.create_share_id("custom01");
     let record = json!({"id": "custom01", "secret": secret, "url": "https://x/share/custom01"});
     api::sync(
         &format!("session/share/{}", with_id.sid),
@@ -586,7 +472,7 @@ fn a_share_record_with_an_id_syncs_to_that_id_and_one_without_to_the_last_8_char
     with_id.info("with an id");
     with_id.part("msg_1", "prt_1", "x");
     let mut plain = Session::new(&session(101));
-    let plain_secret = run.service.create_share(&share_id(&plain.sid));
+    let plain_secret = run.service.create_share_id(&share_id(&plain.sid));
     let record = json!({"secret": plain_secret, "url": "u"});
     api::sync(&format!("session/share/{}", plain.sid), &record.to_string()).unwrap();
     plain.part("msg_1", "prt_1", "y");
@@ -626,7 +512,7 @@ fn unknown_session_keys_are_ignored_under_next() {
         .service
         .syncs(&id)
         .iter()
-        .flat_map(NextRecord::item_keys)
+        .flat_map(|r| r.item_keys())
         .fold(BTreeMap::new(), |mut m, k| {
             *m.entry(k).or_insert(0) += 1;
             m
@@ -643,57 +529,35 @@ fn unknown_session_keys_are_ignored_under_next() {
 }
 
 #[test]
-fn the_secret_is_removed_from_items_and_sent_once_per_request_as_its_field() {
-    let run = start_next("");
-    let sid = session(120);
-    let (id, secret) = create(&sid);
-    let info =
-        json!({"id": sid, "title": "t", "share": {"url": "https://x/share/1", "secret": secret}});
-    api::sync(&format!("session/info/{sid}"), &info.to_string()).unwrap();
-    let pasted = json!({"id": "prt_1", "messageID": "msg_1", "type": "text", "text": format!("pasted {secret}")});
-    api::sync(
-        &format!("session/part/{sid}/msg_1/prt_1"),
-        &pasted.to_string(),
-    )
-    .unwrap();
-    api::flush(LONG).unwrap();
-    let items = run.service.items(&id).unwrap();
-    assert_eq!(
-        items["session"]["data"]["share"],
-        json!({"url": "https://x/share/1"})
-    );
-    assert_eq!(
-        items["part/msg_1/prt_1"]["data"]["text"],
-        "pasted [secret removed]"
-    );
-    for r in run.service.syncs(&id) {
-        let body = r.body.replace(&secret, "<secret>");
-        assert_eq!(r.body.matches(&secret).count(), 1, "{body}");
-        assert_eq!(r.json.as_ref().unwrap()["secret"], secret.as_str());
-    }
-}
-
-#[test]
 fn a_batch_holds_at_most_4_mib_of_items() {
     let (run, mut s, id) = start_shared("", 130);
-    run.service.set_latency(Duration::from_millis(20));
-    // 100 parts of 100 000 bytes: 10 MB pending, more than two batches' worth
+    // 100 parts of 100 000 bytes: 10 MB pending, more than two batches' worth (the first sync
+    // is held at a gate while they are written)
+    let gate = Gate::new();
+    run.service.inject(sync_rule(&id, 1).hold(&gate));
     let text = "x".repeat(100_000);
     for p in 0..100 {
         s.part("msg_1", &format!("prt_{p:03}"), &text);
+        if p == 0 {
+            assert!(gate.wait_arrived(1, LONG));
+        }
     }
+    gate.release();
     api::flush(LONG).unwrap();
     assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
     let syncs = run.service.syncs(&id);
-    let sizes: Vec<(usize, u64)> = syncs.iter().map(|r| (r.items, r.body_bytes)).collect();
+    let sizes: Vec<(usize, usize)> = syncs
+        .iter()
+        .map(|r| (r.item_count(), r.body.len()))
+        .collect();
     assert!(syncs.len() >= 3, "{sizes:?}");
     // 4 MiB of items, plus the body's own few bytes
     assert!(
-        syncs.iter().all(|r| r.body_bytes <= (4 << 20) + 256),
+        syncs.iter().all(|r| r.body.len() <= (4 << 20) + 256),
         "{sizes:?}"
     );
     assert!(
-        syncs.iter().filter(|r| r.items > 1).count() >= 2,
+        syncs.iter().filter(|r| r.item_count() > 1).count() >= 2,
         "they were batched: {sizes:?}"
     );
 }
@@ -701,47 +565,44 @@ fn a_batch_holds_at_most_4_mib_of_items() {
 #[test]
 fn concurrency_counts_shares_in_flight() {
     let run = start_next(r#""concurrency":2"#);
-    run.service.set_latency(Duration::from_millis(50));
     let mut sessions = shared_sessions(140..145);
+    let gate = run.service.hold("/api/share/", usize::MAX);
     for round in 0..3 {
         for (_, s) in sessions.iter_mut() {
             s.part("msg_1", &format!("prt_{round}"), "x");
         }
     }
+    // two shares' syncs reach the held gate together: both slots are used
+    assert!(gate.wait_arrived(2, LONG));
+    gate.release();
     api::flush(LONG).unwrap();
     for (id, s) in &sessions {
         assert_exactly(&run.service.items(id).unwrap(), &s.expected);
     }
     // the most syncs being handled at once, from the log's spans
-    let syncs = run.service.all_syncs();
-    let most = syncs
-        .iter()
-        .map(|a| {
-            syncs
-                .iter()
-                .filter(|b| b.received <= a.received && a.received < b.finished)
-                .count()
-        })
-        .max()
-        .unwrap();
+    let most = run.service.max_concurrent("/api/share/");
     assert!(most <= 2, "{most} syncs at once with concurrency 2");
-    assert!(most == 2, "5 shares at 50 ms latency should use both slots");
-    assert_eq!(run.service.overlaps_total(), 0);
+    assert!(run.service.overlaps().is_empty());
 }
 
 #[test]
 fn an_item_sent_less_than_min_interval_ago_waits_and_the_others_do_not() {
-    let run = start_next(r#""min_interval_ms":400"#);
+    // pacing is about time, so the test has a margin rather than a gate: the cold item must go
+    // before the hot one's 2 s are up (400 ms failed once at a load of 13 on 2 cores)
+    let run = start_next(r#""min_interval_ms":2000"#);
     let mut s = Session::new(&session(150));
     let (id, _) = create(&s.sid);
     s.part("msg_1", "prt_hot", "v1");
-    assert!(run.service.wait_for(LONG, |svc| !svc.syncs(&id).is_empty()));
+    assert!(
+        run.service
+            .wait_for(LONG, |log| log.iter().any(|r| r.path.ends_with("/sync")))
+    );
     s.part("msg_1", "prt_hot", "v2");
     s.part("msg_1", "prt_cold", "first");
     api::flush(LONG).unwrap();
     assert_exactly(&run.service.items(&id).unwrap(), &s.expected);
     let syncs = run.service.syncs(&id);
-    let keys: Vec<Vec<String>> = syncs.iter().map(NextRecord::item_keys).collect();
+    let keys: Vec<Vec<String>> = syncs.iter().map(NextSync::item_keys).collect();
     assert_eq!(
         keys,
         [
@@ -751,33 +612,10 @@ fn an_item_sent_less_than_min_interval_ago_waits_and_the_others_do_not() {
         ],
         "the new item went at once, the re-sent one in a later request"
     );
-    let waited = syncs[2].received.duration_since(syncs[0].received);
+    let waited = syncs[2].at - syncs[0].at;
     assert!(
-        waited >= Duration::from_millis(400),
+        waited >= Duration::from_millis(2000),
         "re-sent after {waited:?}"
-    );
-}
-
-#[test]
-fn a_404_on_a_sync_forgets_the_share_and_drops_its_items() {
-    let (run, mut s, id) = start_shared("", 160);
-    run.service
-        .push_fault(sync_fault(&id, next_service::Fault::Status(404), 1));
-    s.part("msg_1", "prt_1", "x");
-    let _ = api::flush(LONG);
-    let seen = events();
-    assert!(
-        seen.iter()
-            .any(|e| e["type"] == "unshared" && e["session"] == s.sid.as_str()),
-        "{seen:?}"
-    );
-    assert_eq!(stats()["shares"], 0);
-    s.part("msg_1", "prt_2", "after");
-    api::flush(LONG).unwrap();
-    assert_eq!(
-        run.service.syncs(&id).len(),
-        1,
-        "nothing more was sent to the share"
     );
 }
 

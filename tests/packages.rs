@@ -4,21 +4,18 @@
 //! unpacked into a temporary prefix and used through pkg-config, shared and static; the npm
 //! tarballs installed into an empty folder and used from Node and Bun (ES module, CommonJS)
 //! and type-checked with `tsc --strict`, with no Rust toolchain on PATH (and the main package
-//! alone, whose error names the platform package to install). Each runs against a loopback
-//! share service.
+//! alone, whose error names the platform package to install). Each runs against the real share
+//! server (the testkit's, in-process, behind the fault proxy).
 //!
 //! Ignored by a plain `cargo test` (the artifacts need a release build); `scripts/test` runs
 //! `scripts/package` and then `cargo test --test packages -- --ignored`. The Python wheel is
 //! tested by its own pytest suite (bindings/python/tests), which scripts/test also runs.
 
-#[path = "support/service.rs"]
-mod service;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use service::ShareService;
+use testkit::Service as ShareService;
 
 /// Bound, in seconds, on every command these tests run (through coreutils' `timeout`).
 const LIMIT_S: &str = "300";

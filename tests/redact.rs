@@ -5,13 +5,25 @@
 //! the same content arrives as written (what the feature changes). The credentials are built
 //! at run time from their formats (never real); no assertion prints them.
 
-mod server_common;
+mod common;
 
 use std::time::Duration;
 
+use common::{Protocol, Running, short_id, start};
 use opencode_share::api;
 use serde_json::{Value, json};
-use server_common::{Rig, share, short_id, start_with};
+
+type Rig = Running;
+
+/// Creates the share of `session` through the library.
+fn share(session: &str) {
+    api::create(session).expect("create");
+}
+
+/// The library under v1 against the real server with `extra` config members.
+fn start_with(extra: &str) -> Rig {
+    start(Protocol::V1, extra)
+}
 
 const FLUSH: Duration = Duration::from_secs(30);
 
@@ -118,7 +130,7 @@ fn v1_contents_arrive_with_markers_in_place_of_credentials() {
 
 #[test]
 fn next_contents_arrive_with_markers_in_place_of_credentials() {
-    let rig = start_with(r#""protocol":"next""#);
+    let rig = start(Protocol::Next, "");
     check_redacted(&rig, "ses_redact_next_001", true);
 }
 

@@ -1,19 +1,26 @@
-//! The library (its safe Rust API, under the legacy "v1" protocol and under "next") against the
-//! real share server, through the fault-injection proxy: what the server holds at the end is
-//! exactly the newest content of every key, whatever failed on the way; under "next" no two syncs
-//! of a share reach the server at once; remove deletes the share on the server; the secret never
-//! appears in anything the server serves publicly.
+//! The library (its safe Rust API) against the real share server through the fault proxy, each
+//! test under both protocols (v1 and "next"): what the server holds and serves at the end is
+//! exactly the newest content of every key, whatever failed on the way; no two requests of a flow
+//! reach the server at once; remove deletes the share on the server; the secret never appears in
+//! anything the server serves publicly.
 
-#[path = "support/next_session.rs"]
-mod next_session;
-mod server_common;
+mod common;
 
 use std::time::Duration;
 
-use next_session::Session;
+use common::{Protocol, Running, Session, short_id, start};
 use opencode_share::api;
 use serde_json::{Value, json};
-use server_common::{Outcome, Rule, share, short_id, start};
+use testkit::{Outcome, Passed, Rule, Service};
+
+type Rig = Running<Service>;
+
+/// Creates the share of `session` through the library; returns (url, secret).
+fn share(session: &str) -> (String, String) {
+    let created: Value = serde_json::from_str(&api::create(session).expect("create")).unwrap();
+    let field = |n: &str| created[n].as_str().unwrap().to_owned();
+    (field("url"), field("secret"))
+}
 
 const FLUSH: Duration = Duration::from_secs(30);
 
@@ -30,88 +37,9 @@ fn part(mid: &str, pid: &str, text: &str) -> Value {
     json!({ "id": pid, "messageID": mid, "type": "text", "text": text })
 }
 
-#[test]
-fn a_streamed_session_lands_exactly_on_the_server() {
-    let rig = start();
-    let sid = "ses_srvlib_stream01";
-    share(sid);
-    let info = json!({ "id": sid, "title": "streamed", "version": "1" });
-    api::sync(
-        &info_key(sid),
-        &json!({ "id": sid, "title": "draft" }).to_string(),
-    )
-    .unwrap();
-    api::sync(&info_key(sid), &info.to_string()).unwrap();
-    let mut expected = serde_json::Map::new();
-    for m in 0..3 {
-        let mid = format!("msg_{m}");
-        let message = json!({ "id": mid, "role": if m % 2 == 0 { "user" } else { "assistant" }, "sessionID": sid });
-        api::sync(&message_key(sid, &mid), &message.to_string()).unwrap();
-        let mut parts = Vec::new();
-        for p in 0..3 {
-            let pid = format!("prt_{m}_{p}");
-            // a part streamed: 40 revisions, each longer than the one before
-            let mut text = String::new();
-            for n in 0..40 {
-                text.push_str(&format!("w{n} "));
-                api::sync(
-                    &part_key(sid, &mid, &pid),
-                    &part(&mid, &pid, &text).to_string(),
-                )
-                .unwrap();
-            }
-            parts.push(part(&mid, &pid, &text));
-        }
-        let mut full = message.as_object().unwrap().clone();
-        full.insert("parts".into(), Value::Array(parts));
-        expected.insert(mid, Value::Object(full));
-    }
-    api::flush(FLUSH).unwrap();
-    let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
-    assert_eq!(status, 200);
-    assert_eq!(data, json!({ "info": info, "messages": expected }));
-    // nothing failed on the way, and every sync the server answered, it accepted
-    let syncs = rig.passed("/share_sync");
-    assert!(!syncs.is_empty());
-    assert!(
-        syncs
-            .iter()
-            .all(|p| p.outcome == Outcome::Forwarded && p.status == Some(200)),
-        "{syncs:?}"
-    );
-}
-
-#[test]
-fn injected_failures_are_retried_until_the_newest_content_lands() {
-    let rig = start();
-    let sid = "ses_srvlib_faults01";
-    share(sid);
-    let (mid, pid) = ("msg_1", "prt_1");
-    api::sync(
-        &message_key(sid, mid),
-        &json!({ "id": mid, "role": "assistant" }).to_string(),
-    )
-    .unwrap();
-    api::flush(FLUSH).unwrap();
-    inject_each_fault(&rig, "/share_sync");
-    let mut text = String::new();
-    for n in 0..30 {
-        text.push_str(&format!("t{n} "));
-        api::sync(&part_key(sid, mid, pid), &part(mid, pid, &text).to_string()).unwrap();
-    }
-    api::flush(FLUSH).unwrap();
-    let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
-    assert_eq!(status, 200);
-    assert_eq!(
-        data["messages"][mid]["parts"],
-        json!([part(mid, pid, &text)])
-    );
-    assert_met_each_fault(&rig.passed("/share_sync"));
-}
-
 /// The next syncs at `path` meet, in turn: two 500s, a 503, a 429 with Retry-After, a reset, a
 /// close; then they pass.
-fn inject_each_fault(rig: &server_common::Rig, path: &str) {
+fn inject_each_fault(rig: &Rig, path: &str) {
     rig.proxy.inject(Rule::path(path).times(2).status(500));
     rig.proxy.inject(Rule::path(path).status(503));
     rig.proxy
@@ -121,7 +49,7 @@ fn inject_each_fault(rig: &server_common::Rig, path: &str) {
 }
 
 /// The syncs met each fault of [`inject_each_fault`], and the last one landed.
-fn assert_met_each_fault(syncs: &[server_common::Passed]) {
+fn assert_met_each_fault(syncs: &[Passed]) {
     let count = |o: Outcome, s: Option<u16>| {
         syncs
             .iter()
@@ -143,37 +71,8 @@ fn assert_met_each_fault(syncs: &[server_common::Passed]) {
 }
 
 #[test]
-fn a_write_made_while_an_older_one_is_held_wins() {
-    let rig = start();
-    let sid = "ses_srvlib_holds001";
-    share(sid);
-    let (mid, pid) = ("msg_1", "prt_1");
-    let gate = rig.proxy.hold("/share_sync", 1);
-    api::sync(&part_key(sid, mid, pid), &part(mid, pid, "old").to_string()).unwrap();
-    assert!(
-        gate.wait_arrived(1, Duration::from_secs(20)),
-        "the first sync never reached the proxy"
-    );
-    // the old content is in flight (held); the newer one is written meanwhile
-    api::sync(&part_key(sid, mid, pid), &part(mid, pid, "new").to_string()).unwrap();
-    api::sync(
-        &message_key(sid, mid),
-        &json!({ "id": mid, "role": "assistant" }).to_string(),
-    )
-    .unwrap();
-    gate.release();
-    api::flush(FLUSH).unwrap();
-    let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(sid)));
-    assert_eq!(status, 200);
-    assert_eq!(
-        data["messages"][mid]["parts"],
-        json!([part(mid, pid, "new")])
-    );
-}
-
-#[test]
 fn a_refused_create_or_remove_names_the_servers_reason_without_the_secret() {
-    let _rig = start();
+    let _rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_reason01";
     let (_, secret) = share(sid);
     let again = api::create(sid).expect_err("a second create of one id is refused");
@@ -196,40 +95,8 @@ fn a_refused_create_or_remove_names_the_servers_reason_without_the_secret() {
 }
 
 #[test]
-fn remove_deletes_the_share_on_the_server() {
-    let rig = start();
-    let sid = "ses_srvlib_remove01";
-    let (_, secret) = share(sid);
-    let short = short_id(sid);
-    api::sync(
-        &info_key(sid),
-        &json!({ "id": sid, "title": "to be removed" }).to_string(),
-    )
-    .unwrap();
-    api::flush(FLUSH).unwrap();
-    assert_eq!(rig.get(&format!("/share_data?id={short}")).0, 200);
-    // the first delete meets a 503 and is retried
-    rig.proxy.inject(Rule::path("/share_delete").status(503));
-    api::remove(sid, &secret).unwrap();
-    assert!(
-        rig.proxy.wait_for(Duration::from_secs(20), |log| log
-            .iter()
-            .any(|p| p.path == "/share_delete"
-                && p.outcome == Outcome::Forwarded
-                && p.status == Some(200))),
-        "no delete reached the server: {:?}",
-        rig.passed("/share_delete")
-    );
-    assert_eq!(rig.get(&format!("/share_data?id={short}")).0, 404);
-    assert_eq!(rig.get(&format!("/share/{short}")).0, 404);
-    assert_eq!(rig.get(&format!("/api/share/{short}/data")).0, 404);
-    let again = json!({ "sessionID": sid, "secret": secret }).to_string();
-    assert_eq!(rig.post("/share_delete", &again).0, 404);
-}
-
-#[test]
 fn the_secret_never_appears_in_what_the_server_serves() {
-    let rig = start();
+    let rig = start(Protocol::V1, "");
     let sid = "ses_srvlib_secret01";
     let (url, secret) = share(sid);
     let short = short_id(sid);
@@ -277,20 +144,9 @@ fn the_secret_never_appears_in_what_the_server_serves() {
     assert!(!body.contains(&secret));
 }
 
-// ---- the library under "protocol":"next" (ShareNext's /api/share...) against the same server ----
-
-/// Creates `sid`'s share under "next"; returns (share id, secret).
-fn create_next(sid: &str) -> (String, String) {
-    let created: Value = serde_json::from_str(&api::create(sid).expect("create")).unwrap();
-    (
-        created["id"].as_str().unwrap().to_owned(),
-        created["secret"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// What the server serves at `/api/share/<id>/data` must be exactly the newest item of every key
 /// (the server sorts items by item key, as the session's map is).
-fn assert_serves_exactly(rig: &server_common::Rig, id: &str, s: &Session) {
+fn assert_serves_exactly(rig: &Rig, id: &str, s: &Session) {
     let (status, data) = rig.get_json(&format!("/api/share/{id}/data"));
     assert_eq!(status, 200);
     let expected = Value::Array(s.expected.values().cloned().collect());
@@ -314,8 +170,8 @@ fn assert_serves_exactly(rig: &server_common::Rig, id: &str, s: &Session) {
 }
 
 /// The syncs of share `id` at the proxy, and a check that no two of them overlapped in time.
-fn syncs_without_overlap(rig: &server_common::Rig, id: &str) -> Vec<server_common::Passed> {
-    let mut syncs = rig.passed(&format!("/api/share/{id}/sync"));
+fn syncs_without_overlap(rig: &Rig, id: &str) -> Vec<Passed> {
+    let mut syncs = rig.requests_to(&format!("/api/share/{id}/sync"));
     syncs.sort_by_key(|p| p.at);
     for w in syncs.windows(2) {
         assert!(
@@ -326,90 +182,127 @@ fn syncs_without_overlap(rig: &server_common::Rig, id: &str) -> Vec<server_commo
     syncs
 }
 
+// ---- both protocols, one test each ----
+
 #[test]
-fn under_next_streamed_sessions_land_exactly_on_the_server() {
-    let rig = server_common::start_with(r#""protocol":"next","concurrency":4"#);
-    rig.proxy.set_latency(Duration::from_millis(15));
-    let mut sessions: Vec<(String, Session)> = ["ses_srvnext_stream01", "ses_srvnext_stream02"]
+fn streamed_sessions_land_exactly_on_the_server() {
+    for protocol in Protocol::ALL {
+        streamed_sessions_land_exactly(protocol);
+    }
+}
+
+fn streamed_sessions_land_exactly(protocol: Protocol) {
+    let rig = start(protocol, r#""concurrency":4"#);
+    let mut sessions: Vec<Session> = ["ses_srvlib_stream01", "ses_srvlib_stream02"]
         .iter()
-        .map(|sid| (create_next(sid).0, Session::new(sid)))
+        .map(|sid| Session::new(sid))
         .collect();
-    for (id, s) in &mut sessions {
-        assert_eq!(id, short_id(&s.sid));
+    for s in &mut sessions {
+        share(&s.sid);
         s.info("draft");
         s.diff(&["src/a.rs"]);
         s.model(&["claude"]);
     }
     for m in 0..3 {
         let mid = format!("msg_{m}");
-        for (_, s) in &mut sessions {
+        for s in &mut sessions {
             s.message(&mid);
         }
         for p in 0..3 {
+            // a part streamed: 30 revisions, each longer than the one before
             let mut text = String::new();
             for n in 0..30 {
                 text.push_str(&format!("w{n} "));
-                for (_, s) in &mut sessions {
+                for s in &mut sessions {
                     s.part(&mid, &format!("prt_{m}_{p}"), &text);
                 }
             }
         }
     }
-    for (_, s) in &mut sessions {
+    for s in &mut sessions {
         s.info("final");
         s.diff(&["src/a.rs", "src/b.rs"]);
     }
     api::flush(FLUSH).unwrap();
-    for (id, s) in &sessions {
+    for s in &sessions {
+        let id = short_id(&s.sid);
         assert_serves_exactly(&rig, id, s);
-        let syncs = syncs_without_overlap(&rig, id);
+        // nothing failed on the way, and every sync the server answered, it accepted
+        let syncs = rig.syncs_of(protocol, &s.sid);
+        assert!(!syncs.is_empty());
         assert!(
             syncs
                 .iter()
                 .all(|p| p.outcome == Outcome::Forwarded && p.status == Some(200)),
             "{syncs:?}"
         );
-        assert!(
-            syncs.len() < 3 * 3 * 30,
-            "rewrites coalesced: {} syncs",
-            syncs.len()
-        );
+        if protocol == Protocol::V1 {
+            assert_legacy_data(&rig, s);
+        }
     }
+    assert!(rig.overlaps().is_empty(), "{:?}", rig.overlaps());
     let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
-    assert_eq!(stats["protocol"], "next");
-    let syncs = rig
-        .passed("/api/share/")
-        .into_iter()
-        .filter(|p| p.path.ends_with("/sync"))
-        .count();
-    assert_eq!(stats["requests"].as_u64(), Some(syncs as u64));
+    if protocol == Protocol::Next {
+        assert_eq!(stats["protocol"], "next");
+        let syncs = rig
+            .requests_to("/api/share/")
+            .into_iter()
+            .filter(|p| p.path.ends_with("/sync"))
+            .count();
+        assert_eq!(stats["requests"].as_u64(), Some(syncs as u64));
+    }
+}
+
+/// What `/share_data` (the legacy viewer's read) serves for `s`: its info, and each message with
+/// its parts in order.
+fn assert_legacy_data(rig: &Rig, s: &Session) {
+    let (status, data) = rig.get_json(&format!("/share_data?id={}", short_id(&s.sid)));
+    assert_eq!(status, 200);
+    assert_eq!(data["info"], s.expected["session"]["data"]);
+    let messages = data["messages"].as_object().expect("messages");
+    assert_eq!(messages.len(), 3);
+    for (mid, message) in messages {
+        let parts: Vec<&Value> = s
+            .expected
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("part/{mid}/")))
+            .map(|(_, item)| &item["data"])
+            .collect();
+        let served: Vec<&Value> = message["parts"].as_array().unwrap().iter().collect();
+        assert_eq!(served, parts, "{mid}");
+        assert_eq!(message["id"], mid.as_str());
+    }
 }
 
 #[test]
-fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
-    let rig = server_common::start_with(r#""protocol":"next","max_retries":10"#);
-    let mut s = Session::new("ses_srvnext_faults01");
-    let (id, _) = create_next(&s.sid);
+fn injected_failures_are_retried_until_every_newest_item_lands() {
+    for protocol in Protocol::ALL {
+        injected_failures_are_retried(protocol);
+    }
+}
+
+fn injected_failures_are_retried(protocol: Protocol) {
+    let rig = start(protocol, r#""max_retries":10"#);
+    let mut s = Session::new("ses_srvlib_faults01");
+    share(&s.sid);
+    let id = short_id(&s.sid).to_owned();
     s.info("faults");
     s.message("msg_1");
     api::flush(FLUSH).unwrap();
-    let sync = format!("/api/share/{id}/sync");
+    let sync = protocol.sync_path(&id);
     inject_each_fault(&rig, &sync);
-    rig.proxy
-        .inject(Rule::path(&sync).delay(Duration::from_millis(100)));
+    rig.inject(Rule::path(&sync).delay(Duration::from_millis(100)));
     let mut text = String::new();
     for n in 0..30 {
         text.push_str(&format!("t{n} "));
         s.part("msg_1", "prt_1", &text);
         s.part("msg_1", &format!("prt_new_{n}"), "new");
-        if n % 10 == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
     s.info("faults, final");
     api::flush(FLUSH).unwrap();
     assert_serves_exactly(&rig, &id, &s);
-    assert_met_each_fault(&syncs_without_overlap(&rig, &id));
+    assert_met_each_fault(&rig.syncs_of(protocol, &s.sid));
+    assert!(rig.overlaps().is_empty(), "{:?}", rig.overlaps());
     let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
     assert_eq!(
         (stats["dropped"].as_u64(), stats["refused_shares"].as_u64()),
@@ -419,77 +312,93 @@ fn under_next_injected_failures_are_retried_until_every_newest_item_lands() {
 }
 
 #[test]
-fn under_next_a_write_made_while_an_older_batch_is_held_wins() {
+fn a_write_made_while_an_older_one_is_held_wins() {
+    for protocol in Protocol::ALL {
+        write_made_while_an_older_one_is_held_wins(protocol);
+    }
+}
+
+fn write_made_while_an_older_one_is_held_wins(protocol: Protocol) {
     // min_interval_ms 0: the rewritten part may go in the next batch however soon it comes
-    let rig = server_common::start_with(r#""protocol":"next","min_interval_ms":0"#);
-    let mut s = Session::new("ses_srvnext_holds001");
-    let (id, _) = create_next(&s.sid);
-    let gate = rig.proxy.hold(&format!("/api/share/{id}/sync"), 1);
+    let rig = start(protocol, r#""min_interval_ms":0"#);
+    let mut s = Session::new("ses_srvlib_holds001");
+    share(&s.sid);
+    let id = &short_id(&s.sid).to_owned();
+    let gate = rig.hold(&protocol.sync_path(id), 1);
     s.part("msg_1", "prt_1", "old");
     assert!(
         gate.wait_arrived(1, Duration::from_secs(20)),
         "the first sync never reached the proxy"
     );
-    // the old batch is in flight (held); newer writes are made meanwhile
+    // the old content is in flight (held); newer writes are made meanwhile
     s.part("msg_1", "prt_1", "new");
     s.message("msg_1");
     s.info("held");
     gate.release();
     api::flush(FLUSH).unwrap();
-    assert_serves_exactly(&rig, &id, &s);
-    assert_eq!(
-        syncs_without_overlap(&rig, &id).len(),
-        2,
-        "the writes made meanwhile went in one batch"
-    );
+    assert_serves_exactly(&rig, id, &s);
+    if protocol == Protocol::Next {
+        assert_eq!(
+            syncs_without_overlap(&rig, id).len(),
+            2,
+            "the writes made meanwhile went in one batch"
+        );
+    }
+    assert!(rig.overlaps().is_empty(), "{:?}", rig.overlaps());
 }
 
 #[test]
-fn under_next_remove_deletes_the_share_on_the_server() {
-    let rig = server_common::start_with(r#""protocol":"next""#);
-    let mut s = Session::new("ses_srvnext_remove01");
-    let (id, secret) = create_next(&s.sid);
+fn remove_deletes_the_share_on_the_server() {
+    for protocol in Protocol::ALL {
+        remove_deletes_the_share(protocol);
+    }
+}
+
+fn remove_deletes_the_share(protocol: Protocol) {
+    let rig = start(protocol, "");
+    let mut s = Session::new("ses_srvlib_remove01");
+    let (_, secret) = share(&s.sid);
+    let id = short_id(&s.sid).to_owned();
     s.info("to be removed");
     s.part("msg_1", "prt_1", "x");
     api::flush(FLUSH).unwrap();
     assert_serves_exactly(&rig, &id, &s);
     // the first delete meets a 503 and is retried
-    rig.proxy.inject(
-        Rule::path(&format!("/api/share/{id}"))
-            .method("DELETE")
-            .status(503),
-    );
+    let delete = match protocol {
+        Protocol::V1 => Rule::path("/share_delete"),
+        Protocol::Next => Rule::path(&format!("/api/share/{id}")).method("DELETE"),
+    };
+    rig.inject(delete.status(503));
     api::remove(&s.sid, &secret).unwrap();
-    let deletes: Vec<_> = rig
-        .passed(&format!("/api/share/{id}"))
-        .into_iter()
-        .filter(|p| p.method == "DELETE")
-        .collect();
+    let deletes = rig.deletes_of(protocol, &s.sid);
     assert_eq!(
         deletes.iter().map(|p| p.status).collect::<Vec<_>>(),
         [Some(503), Some(200)],
         "{deletes:?}"
     );
-    assert_eq!(rig.get(&format!("/api/share/{id}/data")).0, 404);
-    assert_eq!(rig.get(&format!("/share/{id}")).0, 404);
+    for path in [
+        format!("/share_data?id={id}"),
+        format!("/api/share/{id}/data"),
+        format!("/share/{id}"),
+    ] {
+        assert_eq!(rig.get(&path).0, 404, "{path}");
+    }
     // nothing of the share is synced after
     s.part("msg_1", "prt_2", "after remove");
     api::flush(FLUSH).unwrap();
     let last_delete = deletes.last().unwrap().at;
-    assert!(
-        syncs_without_overlap(&rig, &id)
-            .iter()
-            .all(|p| p.at < last_delete)
-    );
-    let again = json!({ "secret": secret }).to_string();
-    assert_eq!(
-        server_common::request(
-            rig.server.addr,
-            "DELETE",
-            &format!("/api/share/{id}"),
-            &again
-        )
-        .0,
-        404
-    );
+    let syncs = rig.syncs_of(protocol, &s.sid);
+    assert!(syncs.iter().all(|p| p.at < last_delete), "{syncs:?}");
+    // a second delete finds nothing
+    let again = match protocol {
+        Protocol::V1 => {
+            let body = json!({ "sessionID": s.sid, "secret": secret }).to_string();
+            rig.post("/share_delete", &body)
+        }
+        Protocol::Next => {
+            let body = json!({ "secret": secret }).to_string();
+            testkit::request(rig.addr(), "DELETE", &format!("/api/share/{id}"), &body)
+        }
+    };
+    assert_eq!(again.0, 404);
 }

@@ -1,5 +1,7 @@
-//! share_sync against a real loopback service: final state, coalescing, per-key order, the
-//! concurrency limit, secret stripping, key rules, and many threads at once.
+//! share_sync against the real server (the testkit), under v1 and, where the test is the same,
+//! under "next" too: final state, coalescing, per-key order, the concurrency limit, secret
+//! stripping, key rules, and many threads at once. Where a test needs requests in flight, it
+//! holds them at a gate.
 
 mod common;
 
@@ -8,77 +10,151 @@ use std::time::Duration;
 
 use common::*;
 use opencode_share::{Status, api};
+use serde_json::json;
 
 #[test]
-fn the_service_ends_with_the_newest_content_of_every_key_in_write_order() {
-    let run = start(r#""concurrency":4"#);
-    run.service.set_latency(Duration::from_millis(20));
-    let sid = session(1);
-    share(&sid);
-    let keys: Vec<String> = (0..5).map(|p| part_key(&sid, p)).collect();
-    for n in 0..200 {
-        api::sync(&keys[n as usize % 5], &part(n)).unwrap();
-        if n % 10 == 0 {
-            thread::sleep(Duration::from_millis(2));
+fn the_service_ends_with_exactly_the_newest_item_of_every_key_in_write_order() {
+    for protocol in Protocol::ALL {
+        newest_item_of_every_key_in_write_order(protocol);
+    }
+}
+
+/// Three sessions written as opencode does (info, diff, model, messages, parts streamed in 10
+/// revisions), each while its syncs are held at a gate: the server ends with exactly the newest
+/// item of every key, each key's versions arrived in write order, the writes coalesced.
+fn newest_item_of_every_key_in_write_order(protocol: Protocol) {
+    let run = start(protocol, r#""concurrency":4"#);
+    let mut shares = Vec::new();
+    for n in 1..=3 {
+        let mut s = Session::new(&session(n));
+        share(&s.sid);
+        let gate = run.service.hold_syncs(protocol, &s.sid);
+        s.info("draft");
+        s.diff(&["a.rs"]);
+        for m in 0..3 {
+            let mid = format!("msg_{m}");
+            s.message(&mid);
+            for p in 0..4 {
+                let mut text = String::new();
+                for w in 0..10 {
+                    text.push_str(&format!("w{w} "));
+                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
+                }
+            }
+        }
+        s.info("final");
+        s.diff(&["a.rs", "b.rs"]);
+        s.model(&["gpt", "claude"]);
+        assert!(gate.wait_arrived(1, LONG));
+        gate.release();
+        api::flush(LONG).unwrap();
+        let id = short_id(&s.sid);
+        assert_exactly(&run.service.next_items(id).unwrap(), &s.expected);
+        assert_eq!(s.expected.len(), 3 + 3 + 12);
+        shares.push(s.sid.clone());
+    }
+    let mut all = Vec::new();
+    for sid in &shares {
+        all.extend(run.service.syncs_of(protocol, sid));
+    }
+    assert!(all.iter().all(|r| r.status == Some(200)), "no sync failed");
+    assert!(
+        all.iter()
+            .all(|r| r.header("content-type") == Some("application/json"))
+    );
+    let overlaps = run.service.overlaps();
+    assert!(
+        overlaps.is_empty(),
+        "one request per flow at a time: {overlaps:?}"
+    );
+    // each key's versions arrived in write order
+    let mut versions: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for r in &all {
+        let json = r.json().unwrap();
+        let items = match protocol {
+            Protocol::V1 => vec![(json["key"].to_string(), json["content"]["v"].as_u64())],
+            Protocol::Next => json["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    let key = format!("{} {}", r.path, testkit::item_key(i).unwrap());
+                    (key, i["data"]["v"].as_u64())
+                })
+                .collect(),
+        };
+        for (key, v) in items {
+            versions.entry(key).or_default().extend(v);
         }
     }
-    api::flush(LONG).unwrap();
-    let data = run.service.data(&sid).unwrap();
-    for (p, key) in keys.iter().enumerate() {
-        let last = 195 + p as u64;
-        assert_eq!(data[key]["n"], last, "{key} ends with its newest content");
-        let ns = received_ns(&run.service, key);
+    for (key, vs) in &versions {
         assert!(
-            ns.windows(2).all(|w| w[0] < w[1]),
-            "{key} arrived out of write order: {ns:?}"
+            vs.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {vs:?}"
         );
-        assert_eq!(ns.last(), Some(&last));
     }
-    let syncs = run.service.requests_to("/share_sync").len();
-    assert!(
-        syncs < 200,
-        "200 writes to 5 keys at 20 ms latency coalesce, got {syncs} requests"
-    );
-    assert_eq!(
-        run.service.key_overlaps(),
-        0,
-        "a key never has two requests at once"
-    );
     let s = stats();
-    assert_eq!(s["queued"], 200);
-    assert_eq!(
-        s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(),
-        200
+    let queued = 3 * (5 + 3 + 120);
+    assert_eq!(s["queued"], queued);
+    assert!(
+        all.len() < queued / 4,
+        "{} requests for {queued} writes",
+        all.len()
     );
-    assert_eq!(s["sent"].as_u64().unwrap() as usize, syncs);
+    assert_eq!(s["requests"].as_u64(), Some(all.len() as u64));
+    if protocol == Protocol::Next {
+        assert_eq!(s["protocol"], "next");
+    }
+    if protocol == Protocol::V1 {
+        let (sent, coalesced) = (
+            s["sent"].as_u64().unwrap(),
+            s["coalesced"].as_u64().unwrap(),
+        );
+        assert_eq!(sent + coalesced, queued as u64);
+        assert_eq!(sent as usize, all.len());
+    }
     assert_eq!(
-        (s["pending_keys"].as_u64(), s["in_flight"].as_u64()),
-        (Some(0), Some(0))
+        (
+            s["pending_keys"].as_u64(),
+            s["in_flight"].as_u64(),
+            s["dropped"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
     );
+    // a synced event per key delivered
+    let events = events();
+    for sid in &shares {
+        let key = format!("session/part/{sid}/msg_2/prt_2_3");
+        assert!(
+            events
+                .iter()
+                .any(|e| e["type"] == "synced" && e["key"] == key.as_str()),
+            "no synced event for {key}"
+        );
+    }
 }
 
 #[test]
 fn requests_in_flight_never_pass_concurrency_and_do_overlap() {
-    let run = start(r#""concurrency":3"#);
-    run.service.set_latency(Duration::from_millis(50));
+    let run = start(Protocol::V1, r#""concurrency":3"#);
     let sid = session(2);
     share(&sid);
+    let gate = run.service.hold_syncs(Protocol::V1, &sid);
     for p in 0..30 {
         api::sync(&part_key(&sid, p), &part(p)).unwrap();
     }
+    // three requests reach the held gate together: they overlap
+    assert!(gate.wait_arrived(3, LONG), "3 syncs in flight at once");
+    gate.release();
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap().len(), 30);
-    let max = run.service.max_concurrent_syncs();
+    let max = run.service.max_concurrent("/share_sync");
     assert!(max <= 3, "at most 3 syncs at once, saw {max}");
-    assert!(
-        max >= 2,
-        "30 keys at 50 ms latency should overlap, saw {max}"
-    );
 }
 
 #[test]
 fn concurrency_one_keeps_the_original_strict_order() {
-    let run = start(r#""concurrency":1"#);
+    let run = start(Protocol::V1, r#""concurrency":1"#);
     let sid = session(3);
     share(&sid);
     let writes: Vec<String> = (0..40).map(|p| part_key(&sid, p)).collect();
@@ -90,45 +166,63 @@ fn concurrency_one_keeps_the_original_strict_order() {
         .service
         .requests_to("/share_sync")
         .iter()
-        .map(|r| r.json.as_ref().unwrap()["key"].as_str().unwrap().to_owned())
+        .map(|r| r.json().unwrap()["key"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(order, writes);
-    assert_eq!(run.service.max_concurrent_syncs(), 1);
+    assert_eq!(run.service.max_concurrent("/share_sync"), 1);
 }
 
 #[test]
 fn the_share_secret_is_stripped_from_content_and_absent_from_events_and_stats() {
-    let run = start("");
+    for protocol in Protocol::ALL {
+        share_secret_is_stripped(protocol);
+    }
+}
+
+/// The secret as a member of the session info (`share.secret`) and pasted into a part's text:
+/// gone from what the server stores, from events and stats; each request carries it once, as
+/// the protocol's own `secret` field.
+fn share_secret_is_stripped(protocol: Protocol) {
+    let run = start(protocol, "");
     let sid = session(4);
     let secret = share(&sid);
     let info = format!(
         r#"{{"id":"{sid}","title":"t","share":{{"url":"https://x/s/1","secret":"{secret}"}},"tool":{{"secret":"not-the-share"}}}}"#
     );
     api::sync(&format!("session/info/{sid}"), &info).unwrap();
+    let pasted = json!({"id": "prt_1", "messageID": "msg_1", "type": "text", "text": format!("pasted {secret}")});
+    api::sync(
+        &format!("session/part/{sid}/msg_1/prt_1"),
+        &pasted.to_string(),
+    )
+    .unwrap();
     api::flush(LONG).unwrap();
-    let stored = &run.service.data(&sid).unwrap()[&format!("session/info/{sid}")];
-    assert_eq!(stored["share"], serde_json::json!({"url": "https://x/s/1"}));
+    let stored = run.service.stored(short_id(&sid)).unwrap();
+    assert_eq!(stored["session"]["share"], json!({"url": "https://x/s/1"}));
     assert_eq!(
-        stored["tool"]["secret"], "not-the-share",
+        stored["session"]["tool"]["secret"], "not-the-share",
         "other secrets are the host's business"
+    );
+    assert_eq!(
+        stored["part/msg_1/prt_1"]["text"],
+        "pasted [secret removed]"
     );
     let events = api::events_take();
     let stats = api::stats().unwrap();
     assert!(events.contains("synced"), "{events}");
     assert!(!events.contains(&secret) && !stats.contains(&secret));
-    // the body carries the secret once, as the protocol's own field
-    let body = &run.service.requests_to("/share_sync")[0].body;
-    assert_eq!(
-        body.matches(&secret).count(),
-        1,
-        "{}",
-        body.replace(&secret, "<secret>")
-    );
+    let syncs = run.service.syncs_of(protocol, &sid);
+    assert!(!syncs.is_empty());
+    for r in syncs {
+        let body = r.body.replace(&secret, "<secret>");
+        assert_eq!(r.body.matches(&secret).count(), 1, "{protocol:?}: {body}");
+        assert_eq!(r.json().unwrap()["secret"], secret.as_str());
+    }
 }
 
 #[test]
 fn a_share_record_written_by_the_host_shares_the_session() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(5);
     let (_, secret) = run.service.create_share(&sid);
     let key = part_key(&sid, 1);
@@ -160,7 +254,7 @@ fn a_share_record_written_by_the_host_shares_the_session() {
 
 #[test]
 fn key_rules_and_bad_content() {
-    let _run = start("");
+    let _run = start(Protocol::V1, "");
     let sid = session(6);
     share(&sid);
     for bad in [
@@ -191,7 +285,7 @@ fn key_rules_and_bad_content() {
 
 #[test]
 fn eight_threads_syncing_at_once_lose_nothing() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(7);
     share(&sid);
     let writers: Vec<_> = (0..8u32)
@@ -222,12 +316,12 @@ fn eight_threads_syncing_at_once_lose_nothing() {
         s["sent"].as_u64().unwrap() + s["coalesced"].as_u64().unwrap(),
         4000
     );
-    assert_eq!(run.service.key_overlaps(), 0);
+    assert!(run.service.overlaps().is_empty());
 }
 
 #[test]
 fn requests_say_what_they_are() {
-    let run = start(r#""user_agent":"host/1.2""#);
+    let run = start(Protocol::V1, r#""user_agent":"host/1.2""#);
     let sid = session(8);
     share(&sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
@@ -235,7 +329,7 @@ fn requests_say_what_they_are() {
     let r = &run.service.requests_to("/share_sync")[0];
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("user-agent"), Some("host/1.2"));
-    let body = r.json.as_ref().unwrap();
+    let body = r.json().unwrap();
     assert_eq!(body["sessionID"], sid.as_str());
     assert_eq!(
         body["content"],
@@ -246,7 +340,7 @@ fn requests_say_what_they_are() {
 
 #[test]
 fn the_secret_is_removed_even_where_the_content_does_not_read_as_a_tree() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(9);
     let secret = share(&sid);
     let key = format!("session/info/{sid}");
@@ -256,7 +350,7 @@ fn the_secret_is_removed_even_where_the_content_does_not_read_as_a_tree() {
         &format!(r#"{{"title":"\ud800","share":{{"secret":"{secret}"}}}}"#),
     )
     .unwrap();
-    // this test service cannot read it either (it answers 400, a drop): what matters is the body
+    // the server may refuse it (a 400 is a drop): what matters is the body
     let _ = api::flush(LONG);
     let sent = run.service.requests_to("/share_sync");
     assert_eq!(sent.len(), 1);
@@ -278,7 +372,7 @@ fn the_secret_is_removed_even_where_the_content_does_not_read_as_a_tree() {
 
 #[test]
 fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
-    let run = start("");
+    let run = start(Protocol::V1, "");
     let sid = session(12);
     let unshared = session(13);
     let key = part_key(&sid, 1);
@@ -296,18 +390,21 @@ fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
         !api::sync_queued(&format!("session/share/{sid}"), &record).unwrap(),
         "a share record is never sent"
     );
-    run.service.set_latency(Duration::from_millis(100));
+    let gate = run.service.hold_syncs(Protocol::V1, &sid);
     assert!(api::sync_queued(&key, &part(1)).unwrap());
     assert!(
         api::sync_pending(&key).unwrap(),
         "queued or in flight until it settles"
     );
+    assert!(gate.wait_arrived(1, LONG));
+    assert!(api::sync_pending(&key).unwrap(), "in flight");
     assert!(!api::sync_pending(&part_key(&sid, 2)).unwrap());
     assert!(!api::sync_pending("not even a key").unwrap());
     assert_eq!(
         api::sync_queued(&key, "{").unwrap_err().status,
         Status::SHARE_ERR_INVALID_ARGUMENT
     );
+    gate.release();
     api::flush(LONG).unwrap();
     assert!(!api::sync_pending(&key).unwrap());
     let named: Vec<_> = events()
@@ -329,7 +426,7 @@ fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
 
 #[test]
 fn a_hot_key_is_sent_at_most_once_per_min_interval_and_ends_with_its_newest_content() {
-    let run = start(r#""min_interval_ms":40"#);
+    let run = start(Protocol::V1, r#""min_interval_ms":40"#);
     let sid = session(14);
     share(&sid);
     let key = part_key(&sid, 1);
@@ -348,10 +445,10 @@ fn a_hot_key_is_sent_at_most_once_per_min_interval_and_ends_with_its_newest_cont
         .service
         .requests_to("/share_sync")
         .into_iter()
-        .filter(|r| r.json.as_ref().is_some_and(|j| j["key"] == key.as_str()))
+        .filter(|r| r.json().is_some_and(|j| j["key"] == key.as_str()))
         .collect();
     for pair in requests.windows(2) {
-        let gap = pair[1].received - pair[0].received;
+        let gap = pair[1].at - pair[0].at;
         // started 40 ms apart; their arrival may jitter on a loaded machine, never by half
         assert!(
             gap >= Duration::from_millis(20),
@@ -364,6 +461,6 @@ fn a_hot_key_is_sent_at_most_once_per_min_interval_and_ends_with_its_newest_cont
         "{} requests in {writing:?}",
         requests.len()
     );
-    assert_eq!(received_ns(&run.service, &key).last(), Some(&149));
+    assert_eq!(accepted_ns(&run.service, &key).last(), Some(&149));
     assert_eq!(run.service.data(&sid).unwrap()[&other]["n"], 75);
 }

@@ -15,7 +15,7 @@
 //! for the successor protocol's next-* scenarios `next_service` (its loopback service),
 //! `next_run` (one run and its figures) and `next_report` (its section of report.md).
 
-#[path = "../../tests/support/service.rs"]
+/// The bench's own loopback v1 service (no storage, so it measures the clients, not a server).
 mod service;
 
 mod chart;
@@ -24,7 +24,6 @@ mod env;
 mod format;
 mod next_report;
 mod next_run;
-#[path = "../../tests/support/next_service.rs"]
 mod next_service;
 mod opts;
 mod output;

@@ -1,27 +1,29 @@
-//! Shared by the integration tests: the runtime is global, so tests of one binary take turns;
-//! each gets a fresh loopback share service and a running library that is shut down after it.
+//! Shared by the integration tests: the runtime is global, so tests of one binary take turns
+//! (the testkit's turn); each gets the real server behind the fault proxy (crates/testkit) and a
+//! running library against it, shut down after the test.
 #![allow(dead_code, unused_imports)]
 
-#[path = "../support/service.rs"]
-pub mod service;
+pub mod session;
 
-#[path = "../support/next_service.rs"]
-pub mod next_service;
-
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-pub use next_service::NextService;
 use opencode_share::api;
-pub use service::{Fault, FaultRule, ShareService};
+pub use session::{Session, assert_exactly};
+pub use testkit::{Gate, Protocol, Rule, Service, short_id};
 
-static TURN: Mutex<()> = Mutex::new(());
-
-/// A running library against its own service (a v1 [`ShareService`] unless said otherwise);
-/// shuts the library down when dropped.
-pub struct Running<S = ShareService> {
+/// A running library against its own service; shuts the library down when dropped. Derefs to
+/// the service.
+pub struct Running<S = Service> {
     pub service: S,
     _turn: MutexGuard<'static, ()>,
+}
+
+impl<S> std::ops::Deref for Running<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.service
+    }
 }
 
 impl<S> Drop for Running<S> {
@@ -31,28 +33,35 @@ impl<S> Drop for Running<S> {
     }
 }
 
-/// Starts a service and the library against it; `extra` is more config JSON members
-/// (e.g. `"concurrency":2`), with short retry waits unless it sets its own.
-pub fn start(extra: &str) -> Running {
-    start_with(ShareService::start, ShareService::url, extra)
+/// The library under `protocol` against the real server behind the fault proxy; `extra` is more
+/// config JSON members (e.g. `"concurrency":2`), with short retry waits unless it sets its own.
+pub fn start(protocol: Protocol, extra: &str) -> Running {
+    let sep = if extra.is_empty() || protocol.config().is_empty() {
+        ""
+    } else {
+        ","
+    };
+    let extra = format!("{}{sep}{extra}", protocol.config());
+    start_with(Service::start, Service::url, &extra)
 }
 
-/// [`start`] against a service with the hosted service's semantics
-/// ([`ShareService::start_hosted`]).
+/// The library under v1 against the real server playing opencode's hosted legacy service
+/// ([`testkit::hosted`]).
 pub fn start_hosted(extra: &str) -> Running {
-    start_with(ShareService::start_hosted, ShareService::url, extra)
+    start_with(Service::start_hosted, Service::url, extra)
 }
 
-/// [`start`] under `"protocol":"next"` against a loopback [`NextService`].
-pub fn start_next(extra: &str) -> Running<NextService> {
-    start_with(NextService::start, NextService::url, &next_config(extra))
+/// The library under `"protocol":"next"` against the real server playing ShareNext's hosted
+/// service (a wrong secret, an unknown share and a taken id answer 500).
+pub fn start_next(extra: &str) -> Running {
+    start_with(Service::start_hosted, Service::url, &next_config(extra))
 }
 
-/// [`start_next`] against an org-mode service that requires `token` and `org_id`; `extra` says
-/// what the library is given (its `token` and `org_id` included, or not).
-pub fn start_next_org(token: &str, org_id: &str, extra: &str) -> Running<NextService> {
-    let org = || NextService::start_org(token, org_id);
-    start_with(org, NextService::url, &next_config(extra))
+/// [`start_next`] against an org account's service that requires `token` and `org_id`;
+/// `extra` says what the library is given (its `token` and `org_id` included, or not).
+pub fn start_next_org(token: &str, org_id: &str, extra: &str) -> Running {
+    let org = || Service::start_org(token, org_id);
+    start_with(org, Service::url, &next_config(extra))
 }
 
 fn next_config(extra: &str) -> String {
@@ -61,7 +70,7 @@ fn next_config(extra: &str) -> String {
 }
 
 fn start_with<S>(service: impl FnOnce() -> S, url: fn(&S) -> String, extra: &str) -> Running<S> {
-    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let turn = testkit::turn();
     let _ = api::shutdown(Duration::ZERO); // a failed test before may have left it running
     let service = service();
     let mut config = format!(r#"{{"url":"{}""#, url(&service));
@@ -116,13 +125,13 @@ pub fn part(n: u32) -> String {
     format!(r#"{{"type":"text","text":"write {n}","n":{n}}}"#)
 }
 
-/// The write numbers the service received for `key`, in arrival order.
-pub fn received_ns(service: &ShareService, key: &str) -> Vec<u64> {
+/// The write numbers the server accepted for v1 `key`, in the order answered.
+pub fn accepted_ns(service: &Service, key: &str) -> Vec<u64> {
     service
         .requests_to("/share_sync")
         .iter()
-        .filter(|r| r.status == 200)
-        .filter_map(|r| r.json.as_ref())
+        .filter(|r| r.status == Some(200))
+        .filter_map(|r| r.json())
         .filter(|j| j["key"] == key)
         .map(|j| j["content"]["n"].as_u64().unwrap())
         .collect()

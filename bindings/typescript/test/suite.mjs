@@ -300,34 +300,36 @@ export function defineSuite({ test, runtime, library }) {
     }
   }, 30_000);
 
-  test("the event loop keeps running while create waits for a service 500 ms away", async () => {
-    await withShare(
-      {},
-      async (service) => {
-        let ticks = 0;
-        const timer = setInterval(() => (ticks += 1), 10);
-        const sid = id("ses");
-        const started = performance.now();
-        try {
-          const share = await Share.create(sid);
-          assert.ok(performance.now() - started >= 450, "the service answered after its latency");
-          assert.ok(share.secret);
-          // 500 ms at 10 ms: some 50 ticks; a blocked loop would give 0 or 1
-          assert.ok(ticks >= 10, `the timer fired ${ticks} times while create was pending`);
-          // sync returns at once too, while the service is slow
-          const before = ticks;
-          // 1000 writes of 16 keys: 8 in flight at once, two rounds of 500 ms
-          for (let i = 0; i < 1000; i++) Share.sync(`session/part/${sid}/msg_1/prt_${i % 16}`, { i });
-          await new Promise((r) => setTimeout(r, 200));
-          assert.ok(ticks - before >= 3, "timers fire while syncs are in flight");
-          await Share.flush(5000);
-          assert.equal(Object.keys(service.held(sid)).length, 16);
-        } finally {
-          clearInterval(timer);
-        }
-      },
-      { latencyMs: 500 },
-    );
+  test("the event loop keeps running while create and syncs wait for the service", async () => {
+    await withShare({}, async (service) => {
+      let ticks = 0;
+      const timer = setInterval(() => (ticks += 1), 5);
+      const tick = () => new Promise((r) => setTimeout(r, 20));
+      const sid = id("ses");
+      try {
+        // the create is held at the service until the timers have fired: a blocked loop fires none
+        const gate = service.hold("/share_create", 1);
+        let created = false;
+        const creating = Share.create(sid).then((share) => ((created = true), share));
+        await gate.arrived(1);
+        await tick();
+        assert.ok(ticks >= 1 && !created, `the timer fired ${ticks} times while create was pending`);
+        gate.release();
+        assert.ok((await creating).secret);
+        // sync returns at once too, while its requests are held
+        const syncs = service.hold("/share_sync");
+        for (let i = 0; i < 1000; i++) Share.sync(`session/part/${sid}/msg_1/prt_${i % 16}`, { i });
+        await syncs.arrived(1);
+        const before = ticks;
+        await tick();
+        assert.ok(ticks > before, "timers fire while syncs are in flight");
+        syncs.release();
+        await Share.flush(5000);
+        assert.equal(Object.keys(service.held(sid)).length, 16);
+      } finally {
+        clearInterval(timer);
+      }
+    });
   }, 15_000);
 
   test("invalid input throws (sync) or rejects (create, remove) with the status name and the library's message", async () => {
@@ -412,18 +414,21 @@ export function defineSuite({ test, runtime, library }) {
     await withShare({ concurrency: 1 }, async (service) => {
       const sid = id("ses");
       await Share.create(sid);
-      service.latencyMs = 100;
+      // the first sync is held while new keys keep coming; those after it are held too
+      const first = service.hold("/share_sync", 1);
+      const later = service.hold("/share_sync");
       Share.sync(`session/info/${sid}`, { title: "first" });
       let flushed = false;
       const flushing = Share.flush(5000).then(() => (flushed = true));
-      // one new key every 20 ms: with one request of 100 ms at a time the queue only grows
-      for (let n = 0; !flushed && n < 150; n++) {
-        Share.sync(`session/part/${sid}/msg_1/prt_${n}`, { n });
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await first.arrived(1);
+      for (let n = 0; n < 20; n++) Share.sync(`session/part/${sid}/msg_1/prt_${n}`, { n });
+      first.release();
       await flushing;
+      assert.ok(flushed);
       assert.deepEqual(service.held(sid)[`session/info/${sid}`], { title: "first" });
       assert.ok(Share.stats().pending_keys > 0, "it did not wait for the later writes");
+      later.release();
+      await Share.flush(5000);
     });
   });
 

@@ -12,6 +12,8 @@
 //                                   // as 4th argument: only that share's)
 //   service.overlaps                // syncs of one share that arrived while another was in flight
 //   service.latencyMs = 100         // every answer waits this long
+//   const gate = service.hold("sync", 1)  // the next sync waits until gate.release()
+//   await gate.arrived(1)                  // (a moment made, not hoped for)
 //   await service.close()
 //
 // With `org`, the resource is /api/shares and every request needs `authorization: Bearer
@@ -48,6 +50,8 @@ export async function startNextService(options = {}) {
   const requests = [];
   /** @type {{ kind: string, status: number | "reset", left: number, id?: string }[]} */
   const failures = [];
+  /** @type {{ kind: string, left: number, arrived: number, open: boolean }[]} */
+  const gates = [];
   /** share id -> syncs of it being answered now */
   const inFlight = new Map();
   const timers = new Set();
@@ -65,6 +69,26 @@ export async function startNextService(options = {}) {
     /** The next `count` requests of `kind` ("create", "sync", "delete"; of share `id` only, if given) answer `status`. */
     fail(kind, status, count = 1, id = undefined) {
       failures.push({ kind, status, left: count, id });
+    },
+    /**
+     * The next `count` requests of `kind` wait (after the latency) until `release()`;
+     * `arrived(n)` resolves once `n` of them came (bounded by 10 s).
+     */
+    hold(kind, count = Infinity) {
+      const gate = { kind, left: count, arrived: 0, open: false };
+      gates.push(gate);
+      return {
+        release() {
+          gate.open = true;
+        },
+        arrived: async (n = 1) => {
+          const deadline = Date.now() + 10_000;
+          while (gate.arrived < n) {
+            if (Date.now() > deadline) throw new Error(`${gate.arrived} of ${n} ${kind} requests arrived`);
+            await new Promise((r) => setTimeout(r, 2));
+          }
+        },
+      };
     },
     /** What the service holds for share `id`: { itemKey: item } (empty when unknown). */
     items(id) {
@@ -151,8 +175,18 @@ export async function startNextService(options = {}) {
         service.maxInFlight = Math.max(service.maxInFlight, now);
         inFlight.set(id, now);
       }
-      const timer = setTimeout(() => {
+      const gate = gates.find((g) => g.kind === kind && g.left > 0 && !g.open);
+      if (gate) {
+        gate.left -= 1;
+        gate.arrived += 1;
+      }
+      const reply = () => {
         timers.delete(timer);
+        if (gate && !gate.open) {
+          timer = setTimeout(reply, 2);
+          timers.add(timer);
+          return;
+        }
         // the answer is decided when it is sent, as a server that took this long would
         const { status, body: out } = injected(kind, id) ?? answer();
         if (kind === "sync") inFlight.set(id, inFlight.get(id) - 1);
@@ -168,7 +202,8 @@ export async function startNextService(options = {}) {
         const type = typeof out === "string" ? "text/plain" : "application/json";
         res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text) });
         res.end(text);
-      }, service.latencyMs);
+      };
+      let timer = setTimeout(reply, service.latencyMs);
       timers.add(timer);
     });
   });

@@ -7,6 +7,8 @@
 //   service.held(sessionID)   // { key: content } the service holds for the session
 //   service.fail("/share_sync", 503, 2)   // the next two sync requests answer 503
 //   service.latencyMs = 500   // every answer waits this long
+//   const gate = service.hold("/share_sync", 1)  // the next sync request waits until
+//   await gate.arrived(1); gate.release()         // released (a moment made, not hoped for)
 //   startService({ gateFile })  // sync answers wait until that file exists (a blocked JS
 //                               // thread can open the gate with a synchronous file write)
 //   await service.close()
@@ -39,6 +41,8 @@ export async function startService(options = {}) {
   const failures = [];
   const counts = { create: 0, sync: 0, delete: 0 };
   const timers = new Set();
+  /** @type {{ path: string, left: number, arrived: number, open: boolean }[]} */
+  const gates = [];
 
   const service = {
     url: "",
@@ -50,6 +54,26 @@ export async function startService(options = {}) {
     /** The next `count` requests to `path` answer `status`. */
     fail(path, status, count = 1) {
       failures.push({ path, status, left: count });
+    },
+    /**
+     * The next `count` requests to `path` wait (after the latency) until `release()`;
+     * `arrived(n)` resolves once `n` of them came (bounded by 10 s).
+     */
+    hold(path, count = Infinity) {
+      const gate = { path, left: count, arrived: 0, open: false };
+      gates.push(gate);
+      return {
+        release() {
+          gate.open = true;
+        },
+        arrived: async (n = 1) => {
+          const deadline = Date.now() + 10_000;
+          while (gate.arrived < n) {
+            if (Date.now() > deadline) throw new Error(`${gate.arrived} of ${n} requests to ${path} arrived`);
+            await new Promise((r) => setTimeout(r, 2));
+          }
+        },
+      };
     },
     /** What the service holds for `sessionID`, as a plain object (empty when unknown). */
     held(sessionID) {
@@ -103,8 +127,18 @@ export async function startService(options = {}) {
   const server = createServer((req, res) => {
     readJson(req, (body) => {
       const path = (req.url ?? "").split("?")[0];
+      const gate = gates.find((g) => g.path === path && g.left > 0 && !g.open);
+      if (gate) {
+        gate.left -= 1;
+        gate.arrived += 1;
+      }
       const reply = () => {
         timers.delete(timer);
+        if (gate && !gate.open) {
+          timer = setTimeout(reply, 2);
+          timers.add(timer);
+          return;
+        }
         if (options.gateFile && path === "/share_sync" && !existsSync(options.gateFile)) {
           timer = setTimeout(reply, 5);
           timers.add(timer);
