@@ -1,0 +1,38 @@
+// Compares what the share service holds with `opencode export` of the session: every session,
+// message and part item identical (deep equality), nothing missing, nothing extra of those types.
+
+import { isDeepStrictEqual } from "node:util";
+
+/** The export's items keyed as the service merges them: session, message/<id>, part/<id>. */
+export function exportItems(exported) {
+  const items = new Map([["session", exported.info]]);
+  for (const m of exported.messages) {
+    items.set(`message/${m.info.id}`, m.info);
+    for (const p of m.parts) items.set(`part/${p.id}`, p);
+  }
+  return items;
+}
+
+/** The service's items keyed the same way (model and session_diff items are not in an export). */
+export function serviceItems(items) {
+  const out = new Map();
+  for (const { type, data } of items) {
+    if (type === "session") out.set("session", data);
+    else if (type === "message") out.set(`message/${data.id}`, data);
+    else if (type === "part") out.set(`part/${data.id}`, data);
+  }
+  return out;
+}
+
+/** A list of differences (empty when the service holds exactly the export). */
+export function differences(exported, items) {
+  const want = exportItems(exported);
+  const got = serviceItems(items);
+  const out = [];
+  for (const [key, value] of want) {
+    if (!got.has(key)) out.push(`${key}: missing on the service`);
+    else if (!isDeepStrictEqual(got.get(key), value)) out.push(`${key}: differs: service ${JSON.stringify(got.get(key)).slice(0, 300)} vs export ${JSON.stringify(value).slice(0, 300)}`);
+  }
+  for (const key of got.keys()) if (!want.has(key)) out.push(`${key}: on the service, not in the export`);
+  return out;
+}

@@ -1,0 +1,118 @@
+// Runs the real opencode (npm opencode-ai, pinned in package.json) headless with the plugin:
+// a temporary HOME and XDG folders, a project folder with opencode.json (the fake model, the
+// plugin by path with its options), every online feature off, PWD set (opencode takes its
+// project from $PWD). Also starts this repository's share server on loopback.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const here = dirname(fileURLToPath(import.meta.url));
+export const pkg = join(here, "..");
+export const repo = join(pkg, "..", "..");
+export const OPENCODE = process.env.OPENCODE_BIN ?? join(pkg, "node_modules", "opencode-linux-x64", "bin", "opencode");
+export const SERVER = process.env.OPENCODE_SHARE_SERVER ?? join(repo, "target", "debug", "opencode-share-server");
+export const LIBRARY = process.env.OPENCODE_SHARE_LIB ?? join(repo, "target", "debug", "libopencode_share.so");
+export const PLUGIN = join(pkg, "src", "index.ts");
+
+/** The share server on 127.0.0.1:0 with a fresh SQLite database. */
+export async function startServer() {
+  if (!existsSync(SERVER)) throw new Error(`no share server at ${SERVER}: cargo build -p opencode-share-server`);
+  const dir = mkdtempSync(join(tmpdir(), "ocp-server-"));
+  const proc = spawn(SERVER, ["--listen", "127.0.0.1:0", "--database", `sqlite://${join(dir, "db")}`], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", (d) => (stderr += d));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the share server did not start: ${stderr}`)), 15_000);
+    createInterface({ input: proc.stdout }).once("line", (line) => {
+      clearTimeout(timer);
+      const m = /^listening on (http:\/\/\S+)$/.exec(line);
+      m ? resolve(m[1]) : reject(new Error(`unexpected first line: ${line}`));
+    });
+  });
+  return {
+    url,
+    /** GET /api/share/<id>/data: the items, or the status when not 200. */
+    async data(id) {
+      const res = await fetch(`${url}/api/share/${id}/data`);
+      return res.ok ? { status: 200, items: await res.json() } : { status: res.status, items: [] };
+    },
+    async close() {
+      proc.kill("SIGTERM");
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A temporary HOME and project for opencode, with the plugin (options: the plugin's). */
+export function makeProject({ modelUrl, pluginOptions = {}, share = "manual", plugin = true, enterpriseUrl }) {
+  const root = mkdtempSync(join(tmpdir(), "ocp-"));
+  const home = join(root, "home");
+  const project = join(root, "project");
+  for (const d of [home, project, join(home, ".config"), join(home, ".local", "share"), join(home, ".local", "state"), join(home, ".cache")]) mkdirSync(d, { recursive: true });
+  writeFileSync(join(project, "hello.txt"), "hello from the project\n");
+  const config = {
+    $schema: "https://opencode.ai/config.json",
+    autoupdate: false,
+    share,
+    ...(enterpriseUrl ? { enterprise: { url: enterpriseUrl } } : {}),
+    provider: {
+      fake: {
+        npm: "@ai-sdk/openai-compatible",
+        name: "Fake",
+        options: { baseURL: modelUrl, apiKey: "x" },
+        models: { "fake-model": { name: "Fake Model", tool_call: true, reasoning: true } },
+      },
+    },
+    model: "fake/fake-model",
+    small_model: "fake/fake-model",
+    ...(plugin ? { plugin: [[`file://${PLUGIN}`, { libraryPath: LIBRARY, ...pluginOptions }]] } : {}),
+  };
+  writeFileSync(join(project, "opencode.json"), JSON.stringify(config, null, 2));
+  const env = {
+    PATH: process.env.PATH,
+    HOME: home,
+    PWD: project,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_DATA_HOME: join(home, ".local", "share"),
+    XDG_STATE_HOME: join(home, ".local", "state"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+    OPENCODE_DISABLE_AUTOUPDATE: "1",
+    OPENCODE_DISABLE_MODELS_FETCH: "1",
+    OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+    OPENCODE_DISABLE_DEFAULT_PLUGINS: "1",
+    OPENCODE_DISABLE_CLAUDE_CODE: "1",
+    OPENCODE_DISABLE_EXTERNAL_SKILLS: "1",
+    NO_COLOR: "1",
+  };
+  return { root, home, project, env, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** Spawns opencode with `args` in the project; resolves {code, signal, stdout, stderr} (bounded by timeoutMs). */
+export function opencode(p, args, { timeoutMs = 60_000, onSpawn } = {}) {
+  const proc = spawn(OPENCODE, args, { cwd: p.project, env: p.env, stdio: ["ignore", "pipe", "pipe"] });
+  onSpawn?.(proc);
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.on("data", (d) => (stdout += d));
+  proc.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    proc.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** `opencode export <sessionID>`: the session's JSON (after a line of text). */
+export async function exportSession(p, sessionID) {
+  const r = await opencode(p, ["export", sessionID]);
+  const start = r.stdout.indexOf("{");
+  if (r.code !== 0 || start < 0) throw new Error(`opencode export failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout.slice(start));
+}
