@@ -217,7 +217,7 @@ export const server: Plugin = async (input, options) => {
     event: async ({ event }) => {
       if (!rt.started) return;
       const e = event as { type: string; properties?: unknown };
-      trace(`event ${e.type}${TRACE && e.type === "session.updated" ? ` ${JSON.stringify((e.properties as any)?.info?.tokens)} ${JSON.stringify((e.properties as any)?.info?.time)}` : ""}`);
+      if (TRACE) trace(`event ${e.type}${e.type === "message.part.delta" ? ` ${(e.properties as { field?: string }).field}` : ""}`);
       const grown = rt.feed.take(e);
       try {
         if (e.type === "session.deleted") {

@@ -24,15 +24,34 @@ export function serviceItems(items) {
   return out;
 }
 
-/** A list of differences (empty when the service holds exactly the export). */
-export function differences(exported, items) {
+/**
+ * A list of differences (empty when the service holds exactly the export). With `streamed`, a
+ * part whose text on the service extends the export's (opencode keeps a streaming part's text
+ * only at its end: a process killed mid-answer leaves it empty) counts as the same.
+ */
+export function differences(exported, items, { streamed = false } = {}) {
   const want = exportItems(exported);
   const got = serviceItems(items);
   const out = [];
   for (const [key, value] of want) {
     if (!got.has(key)) out.push(`${key}: missing on the service`);
-    else if (!isDeepStrictEqual(got.get(key), value)) out.push(`${key}: differs: service ${JSON.stringify(got.get(key)).slice(0, 300)} vs export ${JSON.stringify(value).slice(0, 300)}`);
+    else if (streamed && key.startsWith("part/") && extends_(got.get(key), value)) continue;
+    else if (!isDeepStrictEqual(got.get(key), value)) out.push(`${key}: differs: ${fieldDiff(got.get(key), value)}`);
   }
   for (const key of got.keys()) if (!want.has(key)) out.push(`${key}: on the service, not in the export`);
   return out;
+}
+
+/** The top-level fields where `a` (the service's) and `b` (the export's) differ, with both values. */
+function fieldDiff(a, b) {
+  const fields = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]);
+  return [...fields]
+    .filter((f) => !isDeepStrictEqual(a?.[f], b?.[f]))
+    .map((f) => `${f}: service ${JSON.stringify(a?.[f])?.slice(0, 200)} vs export ${JSON.stringify(b?.[f])?.slice(0, 200)}`)
+    .join("; ");
+}
+
+/** `a` is `b` with a longer text that starts with b's. */
+function extends_(a, b) {
+  return typeof a?.text === "string" && typeof b?.text === "string" && a.text.startsWith(b.text) && isDeepStrictEqual({ ...a, text: b.text }, b);
 }

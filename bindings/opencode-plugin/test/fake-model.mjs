@@ -8,11 +8,17 @@
 //   model.url                       // http://127.0.0.1:<port>/v1
 //   model.setPlan({ words: 20, delayMs: 30, tool: "/abs/file", hold: false })
 //   model.sent                      // [{ word, at }] text chunks as written (Date.now())
-//   model.held                      // a promise, resolved when a held answer reached its hold
+//   model.held                      // a promise, resolved when the answer reached its next hold
 //   model.release()                 // lets a held answer go on
 //   await model.close()
 
 import { createServer } from "node:http";
+
+/** The word indexes where an answer waits for release(): `hold` true = half way, or a list. */
+function holdsAt(p, words) {
+  if (p.hold === true) return [Math.floor(words / 2)];
+  return Array.isArray(p.hold) ? p.hold : [];
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,7 +30,7 @@ function textOf(messages) {
 }
 
 export async function startModel() {
-  /** words: text chunks of the answer; delayMs between chunks; tool: a file for `read` (first turn only); hold: stop after half the words until release() */
+  /** words: text chunks of the answer; delayMs between chunks; tool: a file for `read` (first turn only); hold: true (half way) or a list of word indexes where the answer waits for release(); `held` resolves at each */
   let plan = { words: 8, delayMs: 5, tool: undefined, hold: false };
   let release = () => {};
   let reachHold = () => {};
@@ -88,9 +94,12 @@ export async function startModel() {
       send({ reasoning_content: "the request." });
       const words = afterTool ? Math.max(2, Math.floor(p.words / 2)) : p.words;
       for (let i = 0; i < words && !closed; i++) {
-        if (p.hold && !afterTool && i === Math.floor(words / 2)) {
-          reachHold();
-          await new Promise((r) => (release = r));
+        if (holdsAt(p, words).includes(i) && !afterTool) {
+          const reached = reachHold;
+          const next = new Promise((r) => (release = r));
+          model.held = new Promise((r) => (reachHold = r));
+          reached();
+          await next;
         }
         const word = `w${afterTool ? "b" : "a"}${i}`;
         send({ content: `${word} ` });

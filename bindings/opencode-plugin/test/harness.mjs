@@ -4,7 +4,7 @@
 // project from $PWD). Also starts this repository's share server on loopback.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, cpSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -17,6 +17,7 @@ export const OPENCODE = process.env.OPENCODE_BIN ?? join(pkg, "node_modules", "o
 export const SERVER = process.env.OPENCODE_SHARE_SERVER ?? join(repo, "target", "debug", "opencode-share-server");
 export const LIBRARY = process.env.OPENCODE_SHARE_LIB ?? join(repo, "target", "debug", "libopencode_share.so");
 export const PLUGIN = join(pkg, "src", "index.ts");
+export const CONFIG_TEMPLATE = join(here, "opencode-config");
 
 /** The share server on 127.0.0.1:0 with a fresh SQLite database. */
 export async function startServer() {
@@ -35,12 +36,16 @@ export async function startServer() {
   });
   return {
     url,
+    /** Freezes the server (SIGSTOP): requests to it hang until resume(). */
+    pause: () => proc.kill("SIGSTOP"),
+    resume: () => proc.kill("SIGCONT"),
     /** GET /api/share/<id>/data: the items, or the status when not 200. */
     async data(id) {
       const res = await fetch(`${url}/api/share/${id}/data`);
       return res.ok ? { status: 200, items: await res.json() } : { status: res.status, items: [] };
     },
     async close() {
+      proc.kill("SIGCONT");
       proc.kill("SIGTERM");
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
       rmSync(dir, { recursive: true, force: true });
@@ -73,6 +78,13 @@ export function makeProject({ modelUrl, pluginOptions = {}, share = "manual", pl
     ...(plugin ? { plugin: [[`file://${PLUGIN}`, { libraryPath: LIBRARY, ...pluginOptions }]] } : {}),
   };
   writeFileSync(join(project, "opencode.json"), JSON.stringify(config, null, 2));
+  // with a plugin configured, opencode installs @opencode-ai/plugin into its config folder with
+  // npm at start (8-15 s here, and the network) unless that folder holds it already, with its
+  // lock: test/opencode-config (npm ci'd by scripts/test.sh) is copied there
+  const configDir = join(home, ".config", "opencode");
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(join(configDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": "1.18.33" } }));
+  cpSync(CONFIG_TEMPLATE, configDir, { recursive: true });
   const env = {
     PATH: process.env.PATH,
     HOME: home,
@@ -93,7 +105,7 @@ export function makeProject({ modelUrl, pluginOptions = {}, share = "manual", pl
 }
 
 /** Spawns opencode with `args` in the project; resolves {code, signal, stdout, stderr} (bounded by timeoutMs). */
-export function opencode(p, args, { timeoutMs = 60_000, onSpawn } = {}) {
+export function opencode(p, args, { timeoutMs = 120_000, onSpawn } = {}) {
   const proc = spawn(OPENCODE, args, { cwd: p.project, env: p.env, stdio: ["ignore", "pipe", "pipe"] });
   onSpawn?.(proc);
   let stdout = "";
@@ -115,4 +127,44 @@ export async function exportSession(p, sessionID) {
   const start = r.stdout.indexOf("{");
   if (r.code !== 0 || start < 0) throw new Error(`opencode export failed (${r.code}): ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.slice(start));
+}
+
+/** A counting proxy in front of `target`: `counts` of create, sync and delete requests that went through. */
+export async function startProxy(target) {
+  const { createServer, request } = await import("node:http");
+  const counts = { create: 0, sync: 0, delete: 0, other: 0 };
+  const server = createServer((req, res) => {
+    const kind = req.method === "DELETE" ? "delete" : /\/sync$/.test(req.url) ? "sync" : req.method === "POST" && /^\/api\/shares?$/.test(req.url) ? "create" : "other";
+    counts[kind]++;
+    const up = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${server.address().port}`, counts, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
+}
+
+/** A free loopback port (for opencode serve --port). */
+export async function freePort() {
+  const { createServer } = await import("node:net");
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Polls `check` (async, truthy when done) every 50 ms up to `ms`; answers its last value. */
+export async function until(check, ms = 10_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await check();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return last;
 }
