@@ -15,7 +15,7 @@ import type { Hooks, Plugin, PluginInput, PluginModule } from "@opencode-ai/plug
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { ShareNext } from "opencode-share";
+import { Share, ShareNext } from "opencode-share";
 
 import { databaseFile, newerItems } from "./catchup.js";
 import { serve } from "./endpoint.js";
@@ -23,6 +23,7 @@ import { Feed, toItems, type SessionItems } from "./feed.js";
 import { blockingFlush } from "./flush.js";
 import { settings, type PluginOptions, type Settings } from "./options.js";
 import { ShareFile } from "./store.js";
+import { V1, itemsOfEvent } from "./v1.js";
 
 export type { PluginOptions } from "./options.js";
 
@@ -41,6 +42,9 @@ interface Runtime {
   serviceUrl?: string;
   spoolDir?: string;
   removing: Map<string, Promise<void>>;
+  creating: Map<string, Promise<ShareNext.Record>>;
+  /** The legacy protocol's driver, when `protocol` is "v1". */
+  v1?: V1;
   warn: (message: string) => void;
 }
 
@@ -109,11 +113,15 @@ function start(rt: Runtime, enterpriseUrl: string | undefined): void {
     model: (providerID: string, modelID: string) => model(rt, providerID, modelID),
     snapshot: (sessionID: string) => snapshot(rt, sessionID),
   };
+  const { shares: _shares, subscribe: _subscribe, model: _model, snapshot: _snapshot, ...config } = base;
+  if (s.protocol === "v1") rt.v1 = new V1(rt.store);
+  const init = (spool: string | undefined) =>
+    rt.v1 ? Share.init({ ...config, ...(spool ? { spool_dir: spool } : {}) }) : ShareNext.init({ ...base, ...(spool ? { spool_dir: spool } : {}) });
   // one process per spool: a second opencode at the same time takes the next free slot
   const slots = s.spoolDir ? [s.spoolDir, ...[2, 3, 4, 5, 6, 7, 8].map((n) => `${s.spoolDir}-${n}`)] : [undefined];
   for (const spool of slots) {
     try {
-      ShareNext.init({ ...base, ...(spool ? { spool_dir: spool } : {}) });
+      init(spool);
       rt.spoolDir = spool;
       break;
     } catch (e) {
@@ -139,7 +147,7 @@ function atExit(rt: Runtime): void {
       if (items.length === 0) continue;
       late += items.length;
       try {
-        ShareNext.sync(sessionID, items);
+        syncItems(rt, sessionID, items);
       } catch (e) {
         trace(`exit sync failed: ${(e as Error).message}`);
       }
@@ -149,11 +157,34 @@ function atExit(rt: Runtime): void {
   trace(`exit: ${late} late items, flushed ${status}`);
 }
 
+/** Hands items of a session to the library (ShareNext's, or the v1 driver's storage keys). */
+function syncItems(rt: Runtime, sessionID: string, items: ShareNext.Data[]): void {
+  if (rt.v1) rt.v1.sync(sessionID, items);
+  else ShareNext.sync(sessionID, items);
+}
+
+/**
+ * Creates the share of a session once: a session that has one answers it (opencode's share
+ * "auto" asks twice within 50 ms under `run`), and concurrent asks share one create.
+ */
+function createOnce(rt: Runtime, sessionID: string): Promise<ShareNext.Record> {
+  const known = rt.store.get(sessionID);
+  if (known) return Promise.resolve(known);
+  let pending = rt.creating.get(sessionID);
+  if (!pending) {
+    pending = (rt.v1 ? rt.v1.create(sessionID, () => snapshot(rt, sessionID)) : ShareNext.create(sessionID)).finally(() =>
+      rt.creating.delete(sessionID),
+    );
+    rt.creating.set(sessionID, pending);
+  }
+  return pending;
+}
+
 /** Removes the share of a session once, however many paths ask (opencode's DELETE and session.deleted). */
 function removeSession(rt: Runtime, sessionID: string): Promise<void> {
   let pending = rt.removing.get(sessionID);
   if (!pending) {
-    pending = ShareNext.remove(sessionID).finally(() => rt.removing.delete(sessionID));
+    pending = (rt.v1 ? rt.v1.remove(sessionID) : ShareNext.remove(sessionID)).finally(() => rt.removing.delete(sessionID));
     rt.removing.set(sessionID, pending);
   }
   return pending;
@@ -186,13 +217,14 @@ function runtime(input: PluginInput, options: PluginOptions | undefined): Runtim
     client: input.client,
     started: false,
     removing: new Map(),
+    creating: new Map(),
     warn,
     endpoint: { url: "", stop: () => {} },
   };
   rt.endpoint = serve({
-    create: async (sessionID) => {
+    create: (sessionID) => {
       start(rt, undefined);
-      return await ShareNext.create(sessionID);
+      return createOnce(rt, sessionID);
     },
     remove: async (id, secret) => {
       start(rt, undefined);
@@ -223,10 +255,13 @@ export const server: Plugin = async (input, options) => {
         if (e.type === "session.deleted") {
           const id = (e.properties as { info?: { id?: string } })?.info?.id;
           if (id) removeSession(rt, id).catch((err) => rt.warn(`removing the share of ${id}: ${err.message}`));
+        } else if (rt.v1) {
+          const found = itemsOfEvent(e);
+          if (found) rt.v1.sync(found.sessionID, found.items);
         } else if ((ShareNext.EVENTS as readonly string[]).includes(e.type)) {
           rt.bus?.(e);
         }
-        if (grown) ShareNext.sync(grown.sessionID, grown.items);
+        if (grown) syncItems(rt, grown.sessionID, grown.items);
       } catch (err) {
         rt.warn(`the ${e.type} event: ${(err as Error).message}`);
       }

@@ -41,7 +41,7 @@ function project(options = {}) {
 /** The session id and share URL that `opencode run --print-logs` printed. */
 function runOutput(r) {
   const sessionID = /sessionID=(ses_\w+)/.exec(r.stderr)?.[1];
-  const url = /~\s+(http:\/\/127\.0\.0\.1:\d+\/share\/[\w-]+)/.exec(r.stdout + r.stderr)?.[1];
+  const url = /~\s+(http:\/\/127\.0\.0\.1:\d+\/(?:share|s)\/[\w-]+)/.exec(r.stdout + r.stderr)?.[1];
   return { sessionID, url, shareID: url?.split("/").pop() };
 }
 
@@ -73,7 +73,24 @@ test('share "auto" with opencode run: one share, identical to the export', async
   assert.ok(shareID, `a share URL printed:\n${r.stdout.slice(-500)}`);
   const exported = await exportSession(p, sessionID);
   assert.deepEqual(differences(exported, (await server.data(shareID)).items), []);
-  assert.ok(proxy.counts.create - before >= 1);
+  assert.equal(proxy.counts.create - before, 1, "one create reached the service");
+});
+
+test('protocol "v1": opencode run --share to the legacy API holds the export', async () => {
+  model.setPlan({ words: 6, delayMs: 2, tool: undefined, hold: false });
+  const p = project({ pluginOptions: { url: proxy.url, protocol: "v1" } });
+  const r = await opencode(p, ["run", "--share", "--print-logs", "say hi [no tool]"]);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const { sessionID, url, shareID } = runOutput(r);
+  assert.ok(url?.startsWith(`${server.url}/s/`), `the legacy share URL printed: ${url}\n${r.stderr.split("\n").filter((l) => /share|ERROR|WARN/i.test(l)).join("\n").slice(-2000)}`);
+  const exported = await exportSession(p, sessionID);
+  const legacy = await (await fetch(`${server.url}/share_data?id=${shareID}`)).json();
+  // the legacy layout: {info, messages: {<id>: {...message, parts: [...]}}}
+  const items = [{ type: "session", data: legacy.info }];
+  for (const { parts, ...message } of Object.values(legacy.messages)) {
+    items.push({ type: "message", data: message }, ...parts.map((part) => ({ type: "part", data: part })));
+  }
+  assert.deepEqual(differences(exported, items), []);
 });
 
 test("SIGKILL mid-answer: the next start sends what the spool holds", async () => {
