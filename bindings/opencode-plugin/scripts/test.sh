@@ -29,6 +29,8 @@ if [ ! -f "$ts/dist/bun.js" ]; then
     step "the opencode-share package's dist/ (npm ci, tsc)"
     (cd "$ts" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && node_modules/.bin/tsc -p .) || give_up "building opencode-share's dist/ failed"
 fi
+step "tsc --noEmit (the plugin against @opencode-ai/plugin's and Bun's types)"
+node_modules/.bin/tsc -p . || give_up "the plugin does not type-check"
 [ -x node_modules/opencode-linux-x64/bin/opencode ] || give_up "no opencode binary in node_modules/opencode-linux-x64 (npm ci with optional dependencies)"
 
 log=$(mktemp)

@@ -100,12 +100,14 @@ function start(rt: Runtime, enterpriseUrl: string | undefined): void {
   rt.started = true;
   const s = rt.settings;
   rt.serviceUrl = s.url ?? enterpriseUrl ?? DEFAULT_URL;
-  const base = {
+  const config = {
     url: rt.serviceUrl,
     min_interval_ms: s.minIntervalMs,
     libraryPath: s.libraryPath,
     ...(s.token ? { token: s.token, org_id: s.orgId } : {}),
     ...s.library,
+  };
+  const hooks = {
     shares: rt.store,
     subscribe: (on: (event: { type: string; properties?: unknown }) => void) => {
       rt.bus = on;
@@ -113,10 +115,9 @@ function start(rt: Runtime, enterpriseUrl: string | undefined): void {
     model: (providerID: string, modelID: string) => model(rt, providerID, modelID),
     snapshot: (sessionID: string) => snapshot(rt, sessionID),
   };
-  const { shares: _shares, subscribe: _subscribe, model: _model, snapshot: _snapshot, ...config } = base;
   if (s.protocol === "v1") rt.v1 = new V1(rt.store);
   const init = (spool: string | undefined) =>
-    rt.v1 ? Share.init({ ...config, ...(spool ? { spool_dir: spool } : {}) }) : ShareNext.init({ ...base, ...(spool ? { spool_dir: spool } : {}) });
+    rt.v1 ? Share.init({ ...config, ...(spool ? { spool_dir: spool } : {}) }) : ShareNext.init({ ...config, ...hooks, ...(spool ? { spool_dir: spool } : {}) });
   // one process per spool: a second opencode at the same time takes the next free slot
   const slots = s.spoolDir ? [s.spoolDir, ...[2, 3, 4, 5, 6, 7, 8].map((n) => `${s.spoolDir}-${n}`)] : [undefined];
   for (const spool of slots) {
@@ -270,18 +271,11 @@ export const server: Plugin = async (input, options) => {
     // is sent (or the spool has it), within flushTimeoutMs
     dispose: async () => {
       if (!rt.started) return;
-      trace("dispose");
-      let status: number;
-      try {
-        trace("flush start");
-        status = blockingFlush(rt.settings.flushTimeoutMs);
-      } catch (e) {
-        trace(`flush threw ${(e as Error).message}`);
-        throw e;
-      }
-      trace(`flushed ${status}`);
+      const status = blockingFlush(rt.settings.flushTimeoutMs);
+      trace(`dispose: flushed ${status}`);
       if (status !== 0) rt.warn(`the flush at exit ended with status ${status}${rt.spoolDir ? " (the rest stays in the spool for the next start)" : ""}`);
     },
+
   };
   return hooks;
 };
