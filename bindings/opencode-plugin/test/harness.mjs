@@ -168,3 +168,43 @@ export async function until(check, ms = 10_000) {
   }
   return last;
 }
+
+/**
+ * `opencode serve` on a free loopback port in project `p`: resolves once it answers, with
+ * `api(method, path, body)` (JSON; throws on a non-2xx answer) and `stop()`.
+ */
+export async function startServe(p) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  let proc;
+  let log = "";
+  const serving = opencode(p, ["serve", "--port", String(port), "--hostname", "127.0.0.1", "--print-logs"], {
+    timeoutMs: 300_000,
+    onSpawn: (c) => {
+      proc = c;
+      c.stdout.on("data", (d) => (log = (log + d).slice(-20_000)));
+      c.stderr.on("data", (d) => (log = (log + d).slice(-20_000)));
+    },
+  });
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    return await serving;
+  };
+  const up = await until(async () => (await fetch(`${base}/config`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.ok, 90_000);
+  if (!up) {
+    await stop();
+    throw new Error(`opencode serve did not answer within 90 s: ${log.slice(-3000)}`);
+  }
+  const api = async (method, path, body) => {
+    const res = await fetch(`${base}${path}`, { method, headers: { "content-type": "application/json" }, body: body && JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  return { base, api, stop, log: () => log };
+}
+
+/** A prompt through the serve API, answered by the fake model. */
+export function prompt(api, sessionID, text) {
+  return api("POST", `/session/${sessionID}/message`, { parts: [{ type: "text", text }], model: { providerID: "fake", modelID: "fake-model" } });
+}

@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 
 import { differences } from "./compare.mjs";
 import { startModel } from "./fake-model.mjs";
-import { exportSession, freePort, makeProject, opencode, startProxy, startServer, until } from "./harness.mjs";
+import { exportSession, makeProject, opencode, prompt, startProxy, startServe, startServer, until } from "./harness.mjs";
 import { measureLive } from "./live.mjs";
 
 let model;
@@ -132,21 +132,9 @@ test("SIGKILL mid-answer: the next start sends what the spool holds", async () =
 
 test("opencode serve: share, a live prompt seen in Chromium, unshare, share again, import, delete", async () => {
   const p = project();
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  let proc;
-  const serving = opencode(p, ["serve", "--port", String(port), "--hostname", "127.0.0.1", "--print-logs"], { timeoutMs: 120_000, onSpawn: (c) => (proc = c) });
+  const serve = await startServe(p);
+  const { api } = serve;
   try {
-    const api = async (method, path, body) => {
-      const res = await fetch(`${base}${path}`, { method, headers: { "content-type": "application/json" }, body: body && JSON.stringify(body) });
-      const text = await res.text();
-      assert.ok(res.ok, `${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
-      return text ? JSON.parse(text) : undefined;
-    };
-    let log = "";
-    proc.stdout.on("data", (d) => (log += d));
-    proc.stderr.on("data", (d) => (log += d));
-    assert.ok(await until(async () => (await fetch(`${base}/config`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.ok, 90_000), `opencode serve answers: ${log.slice(-3000)}`);
     const session = await api("POST", "/session", {});
     const shared = await api("POST", `/session/${session.id}/share`);
     const url = shared.share?.url;
@@ -156,9 +144,7 @@ test("opencode serve: share, a live prompt seen in Chromium, unshare, share agai
     // a streamed answer while a viewer watches: every chunk's way to the viewer's DOM is timed
     model.setPlan({ words: 40, delayMs: 40, tool: "hello.txt", hold: false });
     const syncsBefore = proxy.counts.sync;
-    const live = await measureLive(`${server.url}/share/${shareID}`, model, () =>
-      api("POST", `/session/${session.id}/message`, { parts: [{ type: "text", text: "read hello.txt" }], model: { providerID: "fake", modelID: "fake-model" } }),
-    );
+    const live = await measureLive(`${server.url}/share/${shareID}`, model, () => prompt(api, session.id, "read hello.txt"));
     const syncs = proxy.counts.sync - syncsBefore;
     console.log(`# live: ${live.latencies.length} chunks, p50 ${live.p50} ms, p90 ${live.p90} ms, p99 ${live.p99} ms, max ${live.max} ms; ${syncs} sync requests (min_interval_ms 50) for a ${live.spanMs} ms answer`);
     assert.equal(live.missing.length, 0, `chunks never seen in the viewer: ${live.missing.join(" ")}`);
@@ -184,7 +170,6 @@ test("opencode serve: share, a live prompt seen in Chromium, unshare, share agai
     await api("DELETE", `/session/${session.id}`);
     assert.equal((await until(async () => ((await server.data(shareID2)).status === 404 ? 404 : undefined), 10_000)) ?? 200, 404, "deleting the session deleted its share");
   } finally {
-    proc.kill("SIGTERM");
-    await serving;
+    await serve.stop();
   }
 });
