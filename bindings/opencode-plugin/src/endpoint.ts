@@ -6,7 +6,9 @@
 //   POST   /api/share            {sessionID}  -> the library's create: {id, url, secret} of the real service
 //   POST   /api/share/:id/sync   {secret, data} -> 200 (ignored)
 //   DELETE /api/share/:id        {secret}     -> the library's remove of the share's session
-// (/api/shares/... the same: an org account's paths.)
+// (/api/shares/... the same: an org account's paths.) Every path starts with a random token of
+// this process (the URL opencode is given holds it), so another local process cannot make the
+// plugin share a session by guessing its id.
 
 export interface Shares {
   create(sessionID: string): Promise<{ id: string; url: string; secret: string }>;
@@ -16,7 +18,7 @@ export interface Shares {
   warn(message: string): void;
 }
 
-const ROUTE = /^\/api\/shares?(?:\/([^/]+)(\/sync)?)?\/?$/;
+const ROUTE = /^\/([0-9a-f]{32})\/api\/shares?(?:\/([^/]+)(\/sync)?)?\/?$/;
 const MAX_BODY = 64 << 20;
 
 function answer(status: number, body: unknown): Response {
@@ -35,6 +37,7 @@ async function bodyOf(req: Request): Promise<Record<string, unknown>> {
 
 /** Starts the endpoint on 127.0.0.1 (a free port); answers its base URL and a stop function. */
 export function serve(shares: Shares): { url: string; stop: () => void } {
+  const token = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -43,8 +46,10 @@ export function serve(shares: Shares): { url: string; stop: () => void } {
     async fetch(req) {
       const path = new URL(req.url).pathname;
       const route = ROUTE.exec(path);
-      if (!route) return answer(404, { message: `opencode-share: no ${req.method} ${path} here` });
-      const [, id, sync] = route;
+      // the token stays out of answers and log lines
+      const shown = path.replace(/^\/[^/]+/, "/<token>");
+      if (!route || route[1] !== token) return answer(404, { message: `opencode-share: no ${req.method} ${shown} here` });
+      const [, , id, sync] = route;
       let body: Record<string, unknown>;
       try {
         body = await bodyOf(req);
@@ -63,11 +68,11 @@ export function serve(shares: Shares): { url: string; stop: () => void } {
         }
       } catch (e) {
         const message = (e as Error)?.message ?? String(e);
-        shares.warn(`${req.method} ${path}: ${message}`);
+        shares.warn(`${req.method} ${shown}: ${message}`);
         return answer(502, { message: `opencode-share: ${message}` });
       }
-      return answer(405, { message: `opencode-share: no ${req.method} ${path} here` });
+      return answer(405, { message: `opencode-share: no ${req.method} ${shown} here` });
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+  return { url: `http://127.0.0.1:${server.port}/${token}`, stop: () => server.stop(true) };
 }

@@ -30,8 +30,8 @@ function textOf(messages) {
 }
 
 export async function startModel() {
-  /** words: text chunks of the answer; delayMs between chunks; tool: a file for `read` (first turn only); hold: true (half way) or a list of word indexes where the answer waits for release(); `held` resolves at each */
-  let plan = { words: 8, delayMs: 5, tool: undefined, hold: false };
+  /** tag: letters in each word ("w<tag>a3"), so that answers of one session differ; words: text chunks of the answer; delayMs between chunks; tool: a file for `read` (first turn only); hold: true (half way) or a list of word indexes where the answer waits for release(); `held` resolves at each */
+  let plan = { words: 8, delayMs: 5, tool: undefined, hold: false, tag: "" };
   let release = () => {};
   let reachHold = () => {};
   const model = {
@@ -101,7 +101,7 @@ export async function startModel() {
           reached();
           await next;
         }
-        const word = `w${afterTool ? "b" : "a"}${i}`;
+        const word = `w${p.tag ?? ""}${afterTool ? "b" : "a"}${i}`;
         send({ content: `${word} ` });
         model.sent.push({ word, at: Date.now() });
         if (p.delayMs) await sleep(p.delayMs);

@@ -1,6 +1,6 @@
 // Times a streamed answer's chunks from the fake model to a viewer's DOM in real headless
 // Chromium (playwright-core, /usr/bin/chromium): a MutationObserver notes when each chunk's
-// word ("wa12") first appears in the page; the model noted when it wrote the chunk. Both clocks
+// word ("wa12", unique per answer: see the model's `tag`) first appears in the page; the model noted when it wrote the chunk. Both clocks
 // are this machine's wall clock.
 
 import { chromium } from "playwright-core";
@@ -23,15 +23,17 @@ export async function measureLive(pageUrl, model, act) {
       const seen = (window.__seen = {});
       const scan = () => {
         const now = performance.timeOrigin + performance.now();
-        for (const m of document.body.textContent.matchAll(/\bw([ab]\d+)\b/g)) if (!(m[1] in seen)) seen[m[1]] = now;
+        for (const m of document.body.textContent.matchAll(/\bw([a-z]*\d+)\b/g)) if (!(m[1] in seen)) seen[m[1]] = now;
       };
       new MutationObserver(scan).observe(document.body, { subtree: true, childList: true, characterData: true });
       scan();
     });
     await act();
-    const sent = model.sent.filter((s) => s.word.startsWith("wa"));
-    // the last chunks may still be on their way when the prompt's answer returns
-    await page.waitForFunction((n) => Object.keys(window.__seen).filter((k) => k.startsWith("a")).length >= n, sent.length, { timeout: 10_000 }).catch(() => {});
+    // every chunk of the answer (both turns around a tool call); the last ones may still be on
+    // their way when the prompt's answer returns
+    const sent = model.sent;
+    const words = sent.map((s) => s.word.slice(1));
+    await page.waitForFunction((w) => w.every((k) => k in window.__seen), words, { timeout: 10_000 }).catch(() => {});
     const seen = await page.evaluate(() => window.__seen);
     const latencies = [];
     const missing = [];

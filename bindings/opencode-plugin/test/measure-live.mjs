@@ -35,7 +35,7 @@ try {
       let missing = 0;
       const syncs = proxy.counts.sync;
       for (let i = 0; i < rounds; i++) {
-        model.setPlan({ words: 40, delayMs: 40, tool: undefined, hold: false });
+        model.setPlan({ words: 40, delayMs: 40, tool: undefined, hold: false, tag: `${"xyz"[modes.indexOf(mode)]}${"abcdefghij"[i % 10]}` });
         const live = await measureLive(page, model, () => prompt(serve.api, session.id, `count ${i} [no tool]`));
         all.push(...live.latencies);
         missing += live.missing.length;
