@@ -64,7 +64,8 @@ export async function startModel() {
     }
     model.requests++;
     const messages = request.messages ?? [];
-    const all = textOf(messages);
+    // "[no tool]" in the newest user message: answer without the tool call
+    const lastUser = textOf(messages.filter((m) => m.role === "user").slice(-1));
     const id = `chatcmpl-${model.requests}`;
     const created = Math.floor(Date.now() / 1000);
     const title = /title/i.test(textOf(messages.filter((m) => m.role === "system"))) && !request.tools?.length;
@@ -106,7 +107,7 @@ export async function startModel() {
         model.sent.push({ word, at: Date.now() });
         if (p.delayMs) await sleep(p.delayMs);
       }
-      if (p.tool && !afterTool && !/\[no tool\]/.test(all)) {
+      if (p.tool && !afterTool && !/\[no tool\]/.test(lastUser)) {
         send({ tool_calls: [{ index: 0, id: `call_${model.requests}`, type: "function",
           function: { name: "read", arguments: "" } }] });
         send({ tool_calls: [{ index: 0, function: { arguments: JSON.stringify({ filePath: p.tool }) } }] });

@@ -129,11 +129,14 @@ export async function exportSession(p, sessionID) {
   return JSON.parse(r.stdout.slice(start));
 }
 
-/** A counting proxy in front of `target`: `counts` of create, sync and delete requests that went through. */
+/** A counting proxy in front of `target`: `counts` of create, sync and delete requests that went through, and their `agents`. */
 export async function startProxy(target) {
   const { createServer, request } = await import("node:http");
   const counts = { create: 0, sync: 0, delete: 0, other: 0 };
+  /** The user-agents of the requests that went through (opencode's own client says "opencode/<version>"). */
+  const agents = new Set();
   const server = createServer((req, res) => {
+    agents.add(req.headers["user-agent"] ?? "");
     const kind = req.method === "DELETE" ? "delete" : /\/sync$/.test(req.url) ? "sync" : req.method === "POST" && /^\/api\/shares?$/.test(req.url) ? "create" : "other";
     counts[kind]++;
     const up = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
@@ -144,7 +147,7 @@ export async function startProxy(target) {
     req.pipe(up);
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${server.address().port}`, counts, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
+  return { url: `http://127.0.0.1:${server.address().port}`, counts, agents, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
 }
 
 /** A free loopback port (for opencode serve --port). */

@@ -61,6 +61,9 @@ test("opencode run --share: the share holds exactly what opencode export holds, 
   const texts = got.items.filter((i) => i.type === "part" && i.data.type === "text").map((i) => i.data.text).join(" ");
   assert.match(texts, /wa7/);
   assert.ok(got.items.some((i) => i.type === "part" && i.data.type === "tool" && i.data.tool === "read"), "the read tool call");
+  // opencode's own share client ("opencode/<version>") never reached the service: only the library did
+  assert.deepEqual([...proxy.agents].filter((a) => a.startsWith("opencode/")), []);
+  assert.ok(proxy.agents.size > 0);
 });
 
 test('share "auto" with opencode run: one share, identical to the export', async () => {
@@ -136,13 +139,16 @@ test("opencode serve: share, a live prompt seen in Chromium, unshare, share agai
   const { api } = serve;
   try {
     const session = await api("POST", "/session", {});
+    // a turn before the share: /share uploads what the session holds already
+    model.setPlan({ words: 4, delayMs: 2, tool: undefined, hold: false, tag: "" });
+    await prompt(api, session.id, "before the share [no tool]");
     const shared = await api("POST", `/session/${session.id}/share`);
     const url = shared.share?.url;
     assert.ok(url?.startsWith(`${server.url}/share/`), `the share URL is the server's: ${url}`);
     const shareID = url.split("/").pop();
 
     // a streamed answer while a viewer watches: every chunk's way to the viewer's DOM is timed
-    model.setPlan({ words: 40, delayMs: 40, tool: "hello.txt", hold: false });
+    model.setPlan({ words: 40, delayMs: 40, tool: "hello.txt", hold: false, tag: "l" });
     const syncsBefore = proxy.counts.sync;
     const live = await measureLive(`${server.url}/share/${shareID}`, model, () => prompt(api, session.id, "read hello.txt"));
     const syncs = proxy.counts.sync - syncsBefore;
