@@ -3,7 +3,8 @@
 # package.json / package-lock.json): builds the library (target/debug) and the share server,
 # installs the npm packages when missing (opencode-ai, the plugin types, playwright-core; and the
 # config folder opencode would otherwise install at every start), compiles the opencode-share
-# package's dist/ when missing, then runs test/plugin.test.mjs with node --test, in a network
+# package's dist/ when missing, type-checks the plugin, runs test/unit.test.ts in Bun, then
+# test/plugin.test.mjs with node --test, in a network
 # namespace with only loopback when `unshare -n` is allowed. Ends with "N passed, M failed".
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,6 +36,15 @@ node_modules/.bin/tsc -p . || give_up "the plugin does not type-check"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+step "bun test test/unit.test.ts (the endpoint, the feed, the options; no opencode)"
+node_modules/.bin/bun test ./test/unit.test.ts 2>&1 | tee "$log"
+unit_status=${PIPESTATUS[0]}
+unit_pass=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | tr -dc 0-9)
+unit_fail=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | tr -dc 0-9)
+unit_pass=${unit_pass:-0}
+unit_fail=${unit_fail:-0}
+if [ "$unit_status" -ne 0 ] && [ "$unit_fail" -eq 0 ]; then unit_fail=1; fi
 run_tests='node --test --test-concurrency=1 --test-reporter=tap test/plugin.test.mjs'
 if unshare -n true 2>/dev/null; then
     step "node --test test/plugin.test.mjs (opencode $(node_modules/opencode-linux-x64/bin/opencode --version), loopback only: unshare -n)"
@@ -49,5 +59,6 @@ fail=$(grep -E '^# fail [0-9]+$' "$log" | tail -1 | tr -dc 0-9)
 pass=${pass:-0}
 fail=${fail:-0}
 if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+pass=$((pass + unit_pass)); fail=$((fail + unit_fail))
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
