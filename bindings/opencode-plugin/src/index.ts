@@ -87,11 +87,21 @@ async function snapshot(rt: Runtime, sessionID: string): Promise<ShareNext.Data[
   return toItems(s);
 }
 
-/** A user message's model item: the provider's model as opencode's API lists it. */
+/** Whether opencode's API answered the providers once too slowly (then the model item is skipped). */
+let providersFailed = false;
+
+/** A user message's model item: the provider's model as opencode's API lists it (best effort). */
 async function model(rt: Runtime, providerID: string, modelID: string): Promise<unknown> {
-  const res = await withTimeout(rt.client.config.providers(), 5000, "reading the providers");
-  const provider = res.data?.providers.find((p) => p.id === providerID);
-  return provider?.models?.[modelID];
+  if (providersFailed) return undefined;
+  try {
+    const res = await withTimeout(rt.client.config.providers(), 5000, "reading the providers");
+    const provider = res.data?.providers.find((p) => p.id === providerID);
+    return provider?.models?.[modelID];
+  } catch (e) {
+    providersFailed = true;
+    rt.warn(`no model items: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Starts the library (once): under the service URL of the options, else opencode's enterprise.url. */
