@@ -119,8 +119,15 @@ impl Metrics {
         })
     }
 
-    /// Counts one answered request.
+    /// Counts one answered request. A method outside HTTP's usual ones counts as `other`: the
+    /// client names it, and each label value is a series kept for the process's life.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let method = if KNOWN.contains(&method) {
+            method
+        } else {
+            "other"
+        };
         let (method, route) = (method.to_owned(), route.to_owned());
         self.latency
             .get_or_create(&RouteLabels {
@@ -249,5 +256,27 @@ impl Store for Metered {
 
     fn relay(self: Arc<Self>, on_change: OnChange) {
         self.inner.clone().relay(on_change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clients_own_methods_share_one_series() {
+        let metrics = Metrics::new();
+        for method in ["GET", "FOO", "BAR"] {
+            metrics.request(method, "unmatched", 404, Duration::from_millis(1));
+        }
+        let text = metrics.render(3);
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="other",route="unmatched",status="404"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="GET""#) && !text.contains("FOO"));
+        assert!(text.contains("opencode_share_open_streams 3"));
     }
 }

@@ -70,7 +70,7 @@ async fn metrics(state: State<Arc<AppState>>) -> Response {
 /// Logs and counts every request once its response head is ready.
 pub async fn access_log(state: State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = bounded(request.method().as_str());
     let path = bounded(request.uri().path());
     let id = request.uri().query().and_then(legacy_id).map(bounded);
     let route = request

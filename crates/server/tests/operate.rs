@@ -250,3 +250,16 @@ fn the_log_and_metrics_tell_what_happened_but_never_a_secret_or_token() {
     assert!(find(&|l| l["message"] == "stop requested" && l["signal"] == "SIGTERM").is_some());
     assert!(find(&|l| l["message"] == "stopped").is_some(), "{all}");
 }
+
+#[test]
+fn readyz_answers_503_once_the_database_does_not_answer() {
+    let s = support::Server::start();
+    assert_eq!(s.get("/healthz").0, 200);
+    // the SQLite file goes away before any read: the next read connection finds no tables
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let (status, body) = s.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(s.get("/healthz").0, 200, "the process still answers");
+}
