@@ -83,7 +83,7 @@ pub async fn access_log(state: State<Arc<AppState>>, request: Request, next: Nex
     let status = response.status().as_u16();
     state.metrics.request(method.as_str(), &route, status, took);
     let latency_ms = took.as_secs_f64() * 1000.0;
-    let id = id.as_deref().unwrap_or("");
+    let id = id.as_deref();
     let cause = response.extensions().get::<Cause>().map(|c| c.0.as_str());
     match status {
         500.. => {
