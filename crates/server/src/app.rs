@@ -1,5 +1,6 @@
-//! The whole route table: each protocol's own router, the viewer's page, stream and assets, and
-//! the limits every route shares (body size and deadline, live streams counted). Built without a
+//! The whole route table: each protocol's own router, the viewer's page, stream and assets, the
+//! probes and metrics, and what every route shares (body size and deadline, live streams
+//! counted, the access log). Built without a
 //! socket, so tests can call it in-process.
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use futures_util::StreamExt;
 use crate::conn::Deadline;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{api_next, api_v1, viewer};
+use crate::{api_next, api_v1, observe, viewer};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -25,9 +26,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api_v1::router())
         .merge(api_next::router())
         .merge(viewer_routes(&state))
+        .merge(observe::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::access_log,
+        ))
         .with_state(state)
 }
 

@@ -1,5 +1,6 @@
 //! The command line (SPEC's `--listen`, `--database`, `--public-url`, plus limits, timeouts,
-//! trusted proxies and the create token).
+//! trusted proxies, the create token and the log format), parsed by clap, each option also an
+//! `OPENCODE_SHARE_*` environment variable; and the `Config` the server runs with.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,7 +22,7 @@ pub struct Config {
 }
 
 /// What one client may ask of the server; each has a flag and a default (docs/server.md).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest request body (413 above it).
     pub max_body_bytes: usize,
@@ -85,56 +86,161 @@ impl Default for Limits {
     }
 }
 
-pub const USAGE: &str = "usage: opencode-share-server [options]
-  --listen ADDR               where to listen (default 127.0.0.1:8787; port 0 picks a free port)
-  --database URL              sqlite://PATH (default sqlite://opencode-share.db) or postgres://...
-  --public-url URL            what share URLs start with (default http://<listen address>)
-  --max-body-bytes N          largest request body (default 33554432)
-  --max-item-bytes N          largest item (default 16777216)
-  --max-share-bytes N         largest share, all items together (default 1073741824)
-  --rate-limit N              requests per share per second, 0 = none (default 1000)
-  --create-limit N            shares one client address may create per minute, 0 = none (default 600)
-  --wrong-secret-limit N      wrong secrets per client address per minute, 0 = none (default 60)
-  --max-viewers-per-share N   live streams open on one share (default 2000)
-  --max-viewers N             live streams open in total (default 20000)
-  --max-ws-message-bytes N    largest WebSocket message a client may send (default 65536)
-  --header-timeout-secs N     to send a request's headers, or the next request's (default 10)
-  --body-timeout-secs N       to send a whole request body (default 60)
-  --idle-timeout-secs N       a connection silent both ways this long is closed (default 120)
-  --write-timeout-secs N      a client that reads nothing this long is cut (default 30)
-  --trusted-proxy ADDR        a reverse proxy whose X-Forwarded-For names the client
-                              (repeat, or separate with commas; default none)
-  --create-token TOKEN        require `authorization: Bearer TOKEN` to create shares
-                              (or env OPENCODE_SHARE_CREATE_TOKEN, which keeps it out of `ps`)";
+/// How log lines are written: for a person (`text`) or one JSON object a line (`json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
-/// Where a numeric flag's value goes.
-type Setter = fn(&mut Limits, u64);
+/// The command line; every option has an `OPENCODE_SHARE_*` environment twin (the flag wins).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "opencode-share-server",
+    version,
+    about = "Self-hosted share service for opencode sessions (both share protocols, a live viewer)"
+)]
+pub struct Cli {
+    /// Where to listen, HOST:PORT (port 0 picks a free port). On 0.0.0.0 or :: the server needs
+    /// --public-url, or it refuses to start rather than hand out http://0.0.0.0 links.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8787"
+    )]
+    pub listen: String,
+    /// sqlite://PATH or postgres://...
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_DATABASE",
+        value_name = "URL",
+        default_value = "sqlite://opencode-share.db",
+        hide_env_values = true
+    )]
+    pub database: String,
+    /// What share URLs start with [default: http://<listen address>]
+    #[arg(long, env = "OPENCODE_SHARE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Log lines as text or as JSON, one object a line.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "OPENCODE_SHARE_MAX_BODY_BYTES", value_name = "N", default_value_t = 32 << 20)]
+    pub max_body_bytes: u64,
+    /// Largest single item, in bytes.
+    #[arg(long, env = "OPENCODE_SHARE_MAX_ITEM_BYTES", value_name = "N", default_value_t = 16 << 20)]
+    pub max_item_bytes: u64,
+    /// Largest share, all items together, in bytes.
+    #[arg(long, env = "OPENCODE_SHARE_MAX_SHARE_BYTES", value_name = "N", default_value_t = 1 << 30)]
+    pub max_share_bytes: u64,
+    /// Requests per share per second, 0 = none.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_RATE_LIMIT",
+        value_name = "N",
+        default_value_t = 1000
+    )]
+    pub rate_limit: u64,
+    /// Shares one client address may create per minute, 0 = none.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_CREATE_LIMIT",
+        value_name = "N",
+        default_value_t = 600
+    )]
+    pub create_limit: u64,
+    /// Wrong secrets per client address per minute, 0 = none.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_WRONG_SECRET_LIMIT",
+        value_name = "N",
+        default_value_t = 60
+    )]
+    pub wrong_secret_limit: u64,
+    /// Live streams open on one share.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_MAX_VIEWERS_PER_SHARE",
+        value_name = "N",
+        default_value_t = 2000
+    )]
+    pub max_viewers_per_share: u64,
+    /// Live streams open in total.
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_MAX_VIEWERS",
+        value_name = "N",
+        default_value_t = 20_000
+    )]
+    pub max_viewers: u64,
+    /// Largest WebSocket message a client may send, in bytes.
+    #[arg(long, env = "OPENCODE_SHARE_MAX_WS_MESSAGE_BYTES", value_name = "N", default_value_t = 64 << 10)]
+    pub max_ws_message_bytes: u64,
+    /// Seconds to send a request's headers, or to start the next request (1..=86400).
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_HEADER_TIMEOUT_SECS",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds to send a whole request body (1..=86400).
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_BODY_TIMEOUT_SECS",
+        value_name = "N",
+        default_value_t = 60
+    )]
+    pub body_timeout_secs: u64,
+    /// A connection silent both ways this many seconds is closed (1..=86400).
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_IDLE_TIMEOUT_SECS",
+        value_name = "N",
+        default_value_t = 120
+    )]
+    pub idle_timeout_secs: u64,
+    /// A client that reads nothing this many seconds is cut (1..=86400).
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_WRITE_TIMEOUT_SECS",
+        value_name = "N",
+        default_value_t = 30
+    )]
+    pub write_timeout_secs: u64,
+    /// A reverse proxy whose X-Forwarded-For names the client (repeat, or separate with commas).
+    #[arg(long = "trusted-proxy", env = "OPENCODE_SHARE_TRUSTED_PROXIES", value_name = "ADDR", value_delimiter = ',', value_parser = parse_ip)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Require `authorization: Bearer TOKEN` to create shares (prefer the environment variable,
+    /// which keeps the token out of `ps`).
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_CREATE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub create_token: Option<String>,
+}
 
-/// The numeric limit flags.
-const NUMBERS: &[(&str, Setter)] = &[
-    ("--max-body-bytes", |l, n| l.max_body_bytes = n as usize),
-    ("--max-item-bytes", |l, n| l.max_item_bytes = n as usize),
-    ("--max-share-bytes", |l, n| l.max_share_bytes = n),
-    ("--rate-limit", |l, n| l.rate_per_share = clamp32(n)),
-    ("--create-limit", |l, n| l.creates_per_minute = clamp32(n)),
-    ("--wrong-secret-limit", |l, n| {
-        l.wrong_secrets_per_minute = clamp32(n)
-    }),
-    ("--max-viewers-per-share", |l, n| {
-        l.max_viewers_per_share = n as usize
-    }),
-    ("--max-viewers", |l, n| l.max_viewers = n as usize),
-    ("--max-ws-message-bytes", |l, n| {
-        l.max_ws_message_bytes = n as usize
-    }),
-    ("--header-timeout-secs", |l, n| l.header_timeout = secs(n)),
-    ("--body-timeout-secs", |l, n| l.body_timeout = secs(n)),
-    ("--idle-timeout-secs", |l, n| l.idle_timeout = secs(n)),
-    ("--write-timeout-secs", |l, n| l.write_timeout = secs(n)),
-];
+/// An IP address, spaces around it allowed (`10.0.0.1, ::1`).
+fn parse_ip(text: &str) -> Result<IpAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("takes IP addresses, not {text:?}"))
+}
 
 fn clamp32(n: u64) -> u32 {
     n.min(u32::MAX as u64) as u32
+}
+
+fn clamp_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Seconds as a timeout (at least one, at most a day).
@@ -142,100 +248,140 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n.clamp(1, 86_400))
 }
 
-impl Config {
-    /// Parses the arguments after the program name; `Err` carries a message for stderr.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-        let mut config = Config {
-            create_token: std::env::var("OPENCODE_SHARE_CREATE_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
-            ..Config::default()
-        };
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            if flag == "--help" || flag == "-h" {
-                return Err(USAGE.into());
-            }
-            let value = args
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-            config.set(&flag, value)?;
+impl Cli {
+    /// The server's configuration from the parsed command line.
+    pub fn config(&self) -> Config {
+        Config {
+            listen: self.listen.clone(),
+            database: self.database.clone(),
+            public_url: self
+                .public_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            limits: Limits {
+                max_body_bytes: clamp_usize(self.max_body_bytes),
+                max_item_bytes: clamp_usize(self.max_item_bytes),
+                max_share_bytes: self.max_share_bytes,
+                rate_per_share: clamp32(self.rate_limit),
+                creates_per_minute: clamp32(self.create_limit),
+                wrong_secrets_per_minute: clamp32(self.wrong_secret_limit),
+                max_viewers_per_share: clamp_usize(self.max_viewers_per_share),
+                max_viewers: clamp_usize(self.max_viewers),
+                max_ws_message_bytes: clamp_usize(self.max_ws_message_bytes),
+                header_timeout: secs(self.header_timeout_secs),
+                body_timeout: secs(self.body_timeout_secs),
+                idle_timeout: secs(self.idle_timeout_secs),
+                write_timeout: secs(self.write_timeout_secs),
+            },
+            create_token: self.create_token.clone().filter(|t| !t.is_empty()),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
-        Ok(config)
     }
+}
 
-    fn set(&mut self, flag: &str, value: String) -> Result<(), String> {
-        if let Some((_, setter)) = NUMBERS.iter().find(|(name, _)| *name == flag) {
-            let n = value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag} takes a number, not {value:?}"))?;
-            setter(&mut self.limits, n);
-            return Ok(());
-        }
-        match flag {
-            "--listen" => self.listen = value,
-            "--database" => self.database = value,
-            "--public-url" => self.public_url = Some(value.trim_end_matches('/').to_owned()),
-            "--create-token" => self.create_token = Some(value).filter(|t| !t.is_empty()),
-            "--trusted-proxy" => {
-                for addr in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                    let ip = addr
-                        .parse::<IpAddr>()
-                        .map_err(|_| format!("--trusted-proxy takes IP addresses, not {addr:?}"))?;
-                    self.trusted_proxies.push(ip);
-                }
-            }
-            other => return Err(format!("unknown option {other}\n{USAGE}")),
-        }
-        Ok(())
-    }
+/// Why a server bound to `addr` cannot start: an unspecified address (0.0.0.0, ::) is not one a
+/// browser can reach, so without `--public-url` every share link would be `http://0.0.0.0:PORT/...`.
+pub fn unreachable_links(addr: std::net::SocketAddr, public_url: Option<&str>) -> Option<String> {
+    (public_url.is_none() && addr.ip().is_unspecified()).then(|| {
+        format!(
+            "listening on {addr} needs --public-url (or OPENCODE_SHARE_PUBLIC_URL): share links \
+             would otherwise name http://{addr}, which no browser can open; set it to the address \
+             people reach this server by, e.g. --public-url https://share.example.com"
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use clap::error::ErrorKind;
 
-    fn parse(args: &[&str]) -> Result<Config, String> {
-        Config::from_args(args.iter().map(|s| s.to_string()))
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("opencode-share-server").chain(args.iter().copied()))
     }
 
     #[test]
-    fn flags_parse_and_mistakes_are_explained() {
+    fn flags_parse_in_both_spellings_and_mistakes_are_explained() {
         let c = parse(&[
-            "--listen",
-            "127.0.0.1:0",
+            "--listen=127.0.0.1:0",
             "--database",
             "sqlite:///tmp/x.db",
             "--public-url",
             "https://s.example/",
-            "--rate-limit",
-            "5",
+            "--rate-limit=5",
             "--trusted-proxy",
             "10.0.0.1, ::1",
+            "--trusted-proxy=10.0.0.2",
             "--write-timeout-secs",
             "7",
+            "--log-format=json",
         ])
         .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = c.config();
         assert_eq!(
             (c.listen.as_str(), c.database.as_str()),
             ("127.0.0.1:0", "sqlite:///tmp/x.db")
         );
         assert_eq!(c.public_url.as_deref(), Some("https://s.example"));
         assert_eq!(c.limits.rate_per_share, 5);
-        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.trusted_proxies.len(), 3);
         assert_eq!(c.limits.write_timeout, Duration::from_secs(7));
-        assert!(parse(&["--listen"]).unwrap_err().contains("needs a value"));
-        assert!(
-            parse(&["--bogus", "1"])
-                .unwrap_err()
-                .contains("unknown option")
+        let kind = |args: &[&str]| parse(args).unwrap_err().kind();
+        assert_eq!(kind(&["--listen"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["--bogus", "1"]), ErrorKind::UnknownArgument);
+        assert_eq!(
+            kind(&["--max-body-bytes", "lots"]),
+            ErrorKind::ValueValidation
         );
-        assert!(
-            parse(&["--max-body-bytes", "lots"])
-                .unwrap_err()
-                .contains("takes a number")
+        assert_eq!(
+            kind(&["--trusted-proxy", "proxy.lan"]),
+            ErrorKind::ValueValidation
         );
-        assert!(parse(&["--trusted-proxy", "proxy.lan"]).is_err());
-        assert_eq!(parse(&[]).unwrap().listen, "127.0.0.1:8787");
+        assert_eq!(kind(&["--log-format", "xml"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["--help"]), ErrorKind::DisplayHelp);
+        assert_eq!(kind(&["--version"]), ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn the_defaults_are_the_configs_defaults() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Text);
+        let (parsed, default) = (cli.config(), Config::default());
+        assert_eq!(parsed.listen, default.listen);
+        assert_eq!(parsed.database, default.database);
+        assert_eq!(parsed.limits, default.limits);
+        assert!(parsed.public_url.is_none() && parsed.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn the_help_names_every_environment_variable() {
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        for name in [
+            "OPENCODE_SHARE_LISTEN",
+            "OPENCODE_SHARE_DATABASE",
+            "OPENCODE_SHARE_CREATE_TOKEN",
+            "OPENCODE_SHARE_TRUSTED_PROXIES",
+            "OPENCODE_SHARE_LOG_FORMAT",
+        ] {
+            assert!(help.contains(name), "{name} missing from\n{help}");
+        }
+    }
+
+    #[test]
+    fn an_unspecified_address_without_a_public_url_is_refused() {
+        let any: std::net::SocketAddr = "0.0.0.0:8787".parse().unwrap();
+        let any6: std::net::SocketAddr = "[::]:8787".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8787".parse().unwrap();
+        assert!(
+            unreachable_links(any, None)
+                .unwrap()
+                .contains("--public-url")
+        );
+        assert!(unreachable_links(any6, None).is_some());
+        assert!(unreachable_links(any, Some("https://s.example")).is_none());
+        assert!(unreachable_links(local, None).is_none());
     }
 }

@@ -33,8 +33,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "store error");
         }
-        let body = serde_json::json!({ "error": self.message() }).to_string();
+        let message = self.message();
+        let cause = crate::observe::Cause::of(&message);
+        let body = serde_json::json!({ "error": message }).to_string();
         let mut response = (self.status(), body).into_response();
+        response.extensions_mut().insert(cause);
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -15,6 +15,8 @@ pub mod item;
 mod limiter;
 mod listen;
 mod live;
+mod metrics;
+mod observe;
 mod secret;
 mod server;
 mod service;
@@ -23,5 +25,5 @@ pub mod store;
 mod streams;
 mod viewer;
 
-pub use config::{Config, Limits};
+pub use config::{Cli, Config, Limits, LogFormat};
 pub use server::{Running, router, serve, spawn};

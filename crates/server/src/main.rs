@@ -1,22 +1,13 @@
-//! `opencode-share-server [--listen ADDR] [--database URL] [--public-url URL] [limits]`
+//! `opencode-share-server [--listen ADDR] [--database URL] [--public-url URL] [--log-format json] [limits]`
+//! (`--help` lists every option and its `OPENCODE_SHARE_*` environment variable).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // logs go to stderr; stdout carries only the "listening on" line callers read
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let config = match opencode_share_server::Config::from_args(std::env::args().skip(1)) {
-        Ok(c) => c,
-        Err(message) => {
-            // the usage text or a flag's mistake, for the person at the terminal (not a log line)
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    // --help and --version print to stdout and exit 0; a mistake is explained on stderr, exit 2
+    let cli = <opencode_share_server::Cli as clap::Parser>::parse();
+    init_logs(cli.log_format);
+    let config = cli.config();
     raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(64)
@@ -32,10 +23,11 @@ fn main() -> ExitCode {
     let stop = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => "SIGTERM",
+        };
+        tracing::info!(signal, "stop requested");
     };
     match runtime.block_on(opencode_share_server::serve(config, stop, |url| {
         println!("listening on {url}");
@@ -47,6 +39,19 @@ fn main() -> ExitCode {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr (stdout carries only the "listening on" line callers read), as text for a
+/// person or as JSON lines for a log collector.
+fn init_logs(format: opencode_share_server::LogFormat) {
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match format {
+        opencode_share_server::LogFormat::Text => logs
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        opencode_share_server::LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }
 

@@ -8,8 +8,9 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::hub::Hub;
+use crate::metrics::{Metered, Metrics};
 use crate::service::Shares;
 use crate::state::AppState;
 use crate::store;
@@ -17,7 +18,11 @@ use crate::{app, listen};
 
 /// Opens the store, wires the hub to it, and builds the shared state; `url` is where it is served.
 async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
-    let store = store::open(&config.database).await?;
+    let metrics = Metrics::new();
+    let store: Arc<dyn store::Store> = Arc::new(Metered {
+        inner: store::open(&config.database).await?,
+        metrics: metrics.clone(),
+    });
     let hub = Hub::new(&store);
     let relay_to = hub.clone();
     store
@@ -29,6 +34,7 @@ async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
         shares,
         public_url,
         config.trusted_proxies,
+        metrics,
     )))
 }
 
@@ -48,15 +54,22 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(refusal) = config::unreachable_links(addr, config.public_url.as_deref()) {
+        return Err(refusal);
+    }
     let url = format!("http://{addr}");
     let limits = config.limits.clone();
+    let database = config.database.split(':').next().unwrap_or("").to_owned();
     let state = open(config, &url).await?;
+    // the database's scheme only: its URL may carry a password
+    tracing::info!(%url, %database, version = env!("CARGO_PKG_VERSION"), "listening");
     ready(&url);
     // graceful: stop accepting, let requests finish; live streams never finish, so after a grace
     // period the server returns anyway (and the runtime's drop closes them)
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         stop.await;
+        tracing::info!("stopping: no new connections, open requests may finish");
         let _ = stopping_tx.send(true);
     });
     let mut grace = stopping.clone();
@@ -68,6 +81,7 @@ pub async fn serve(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         } => {}
     }
+    tracing::info!("stopped");
     Ok(())
 }
 

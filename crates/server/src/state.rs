@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::service::Shares;
 use crate::store::Store;
 use crate::streams::Streams;
@@ -17,17 +18,25 @@ pub struct AppState {
     pub streams: Arc<Streams>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The extractor handlers take the state with.
 pub type State = axum::extract::State<Arc<AppState>>;
 
 impl AppState {
-    pub fn new(shares: Shares, public_url: String, trusted_proxies: Vec<IpAddr>) -> AppState {
+    pub fn new(
+        shares: Shares,
+        public_url: String,
+        trusted_proxies: Vec<IpAddr>,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
         let limits = &shares.limits;
         AppState {
             streams: Streams::new(limits.max_viewers_per_share, limits.max_viewers),
             trusted_proxies,
+            metrics,
             store: shares.store.clone(),
             hub: shares.hub.clone(),
             shares,

@@ -29,6 +29,11 @@ impl Streams {
         })
     }
 
+    /// How many streams are open now.
+    pub fn total(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
     /// A place for one more stream of share `id`, or 503 with the limit that is reached.
     pub fn open(self: &Arc<Self>, id: &str) -> Result<StreamPermit, ApiError> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
