@@ -160,9 +160,16 @@ fn a_damaged_spool_is_read_to_its_last_whole_record_with_an_event_and_a_stat() {
     assert_eq!(data[&part_key(&sid, 0)]["n"], 1);
     if data.contains_key(&part_key(&sid, 1)) {
         for p in run.service.requests_to("/share_sync") {
-            eprintln!("DBG {:?} {:?} at {:?} took {:?} key1={}", p.outcome, p.status, p.at, p.took, p.body.contains("prt_00000000000000000000000001"));
+            eprintln!(
+                "DBG {:?} {:?} at {:?} took {:?} key1={}",
+                p.outcome,
+                p.status,
+                p.at,
+                p.took,
+                p.body.contains("prt_00000000000000000000000001")
+            );
         }
-        }
+    }
     assert!(!data.contains_key(&part_key(&sid, 1)));
     // garbage alone, after whole records
     let _ = api::shutdown(Duration::from_secs(5));

@@ -112,7 +112,8 @@ impl RuleSet {
         })
     }
 
-    /// The built-in rules, compiled on first use (on a worker thread, not the host's).
+    /// The built-in rules' prefilter, built once per process (at the first `share_init` with
+    /// redaction on); each rule's regex is compiled when a content first needs it.
     pub fn builtin() -> std::result::Result<&'static RuleSet, &'static str> {
         static BUILTIN: OnceLock<std::result::Result<RuleSet, String>> = OnceLock::new();
         BUILTIN
@@ -327,6 +328,9 @@ pub fn from_config(
         }
         return Ok(None);
     }
+    // the built-in prefilter is built here, at init, so the first uploads do not wait for it
+    // and a rule set that cannot load is refused with a status, not found content by content
+    RuleSet::builtin().map_err(|e| format!("redact: the built-in rules do not load: {e}"))?;
     let patterns = patterns.unwrap_or_default().into_iter().collect();
     Policy::new(patterns, allow.unwrap_or_default()).map(|p| Some(Arc::new(p)))
 }

@@ -2,9 +2,80 @@
 //! file) and ours (`ours.toml`, formats that data lacks), translated to what Rust's `regex`
 //! runs in linear time, and compiled.
 
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
+
+/// A rule's regex, compiled when a content first needs it: most contents never reach most
+/// rules, and compiling all of them at once held the first uploads back (about 155 ms in a
+/// release build, seconds in a debug one, far more under valgrind). Its syntax is checked when
+/// the rule is loaded; that every built-in rule compiles is checked by the tests.
+pub struct LazyRegex {
+    source: String,
+    compiled: OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    /// `source` after a syntax check (parsing only; compiling waits for the first use).
+    fn new(source: String, what: &str) -> Result<LazyRegex, String> {
+        regex_syntax::Parser::new()
+            .parse(&source)
+            .map_err(|e| format!("{what}: {e}"))?;
+        Ok(LazyRegex {
+            source,
+            compiled: OnceLock::new(),
+        })
+    }
+
+    /// A regex compiled already (a host's pattern, compiled at init to refuse a bad one there).
+    fn compiled(regex: Regex) -> LazyRegex {
+        LazyRegex {
+            source: regex.as_str().to_owned(),
+            compiled: OnceLock::from(regex),
+        }
+    }
+
+    /// The pattern, without compiling it.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Capture groups, group 0 included, without compiling.
+    fn captures_len(&self) -> usize {
+        regex_syntax::Parser::new()
+            .parse(&self.source)
+            .map_or(1, |hir| hir.properties().explicit_captures_len() + 1)
+    }
+}
+
+impl Deref for LazyRegex {
+    type Target = Regex;
+
+    fn deref(&self) -> &Regex {
+        self.compiled.get_or_init(|| {
+            // the syntax was checked at load; a size limit is the one way left to fail, and the
+            // tests compile every built-in rule
+            Regex::new(&self.source)
+                .unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("matches nothing"))
+        })
+    }
+}
+
+impl std::fmt::Debug for LazyRegex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LazyRegex").field(&self.source).finish()
+    }
+}
+
+impl Clone for LazyRegex {
+    fn clone(&self) -> LazyRegex {
+        LazyRegex {
+            source: self.source.clone(),
+            compiled: self.compiled.clone(),
+        }
+    }
+}
 
 /// Where a rule comes from, for the docs and the tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +93,14 @@ pub enum Origin {
 pub struct Rule {
     /// Its id, as the marker and the `redacted` event name it.
     pub id: Arc<str>,
-    pub regex: Regex,
+    pub regex: LazyRegex,
     /// The capture group that is the credential (0: the whole match).
     pub capture: usize,
     /// Words of which one must be in a string for the rule to run there (one in lower case in
     /// any case, one with an upper-case letter as written); none: the rule always runs.
     pub keywords: Vec<String>,
     /// A value matching one of these is not a credential (a placeholder, an example).
-    pub allow: Vec<Regex>,
+    pub allow: Vec<LazyRegex>,
     /// The rule names a context (`API_KEY=`, `Authorization:`) rather than a format; where it
     /// overlaps a format's rule, the marker names the format's.
     pub generic: bool,
@@ -73,8 +144,7 @@ pub fn builtin() -> Result<Vec<Rule>, String> {
 
 /// Compiles one rule of the data's format.
 fn compile(rule: nosecrets_rules::Rule, origin: Origin) -> Result<Rule, String> {
-    let regex =
-        Regex::new(&translate(&rule.pattern)).map_err(|e| format!("rule {}: {e}", rule.id))?;
+    let regex = LazyRegex::new(translate(&rule.pattern), &format!("rule {}", rule.id))?;
     let capture = if rule.capture < regex.captures_len() {
         rule.capture
     } else {
@@ -85,7 +155,7 @@ fn compile(rule: nosecrets_rules::Rule, origin: Origin) -> Result<Rule, String> 
         .map(|a| a.patterns)
         .unwrap_or_default()
         .iter()
-        .map(|p| Regex::new(p).map_err(|e| format!("rule {} allow: {e}", rule.id)))
+        .map(|p| LazyRegex::new(p.clone(), &format!("rule {} allow", rule.id)))
         .collect::<Result<_, _>>()?;
     let keywords = match KEYWORDS.iter().find(|(id, _)| *id == rule.id) {
         Some((_, words)) => words.iter().map(|w| w.to_string()).collect(),
@@ -105,7 +175,9 @@ fn compile(rule: nosecrets_rules::Rule, origin: Origin) -> Result<Rule, String> 
 /// A host's `redact_patterns` entry: always runs; group 1 is the credential if the pattern
 /// has one, else the whole match.
 pub fn custom(id: &str, pattern: &str) -> Result<Rule, String> {
-    let regex = Regex::new(pattern).map_err(|e| format!("redact_patterns {id:?}: {e}"))?;
+    let regex = LazyRegex::compiled(
+        Regex::new(pattern).map_err(|e| format!("redact_patterns {id:?}: {e}"))?,
+    );
     Ok(Rule {
         id: id.into(),
         capture: usize::from(regex.captures_len() > 1),
