@@ -79,22 +79,25 @@ fn part(mid: &str, pid: &str, text: &str) -> Value {
     json!({ "type": "part", "data": { "id": pid, "messageID": mid, "sessionID": "ses_bench", "type": "text", "text": text } })
 }
 
-/// Creates a share for session `ses_bench_<tag>_<n>` (`tag` names the set-up and run, so
-/// set-ups sharing one PostgreSQL never collide): (id, secret).
+/// The share id is the session id's last 8 characters: a counter from a start that differs from
+/// one benchmark process to the next, so set-ups and runs sharing one PostgreSQL never collide.
+static NEXT_SESSION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Creates a share for session `ses_bench_<tag>_<n>_<unique 8 hex digits>`: (id, secret).
 async fn create(http: &reqwest::Client, url: &str, n: usize, tag: &str) -> (String, String) {
-    let body = json!({ "sessionID": format!("ses_bench_{tag}_{n:05}") });
-    let r: Value = serde_json::from_str(
-        &http
-            .post(format!("{url}/api/share"))
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let unique = NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = json!({ "sessionID": format!("ses_bench_{tag}_{n:05}_{unique:08x}") });
+    let answer = http
+        .post(format!("{url}/api/share"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r: Value = serde_json::from_str(&answer).unwrap();
+    assert!(r["id"].is_string(), "create {body}: {answer}");
     (
         r["id"].as_str().unwrap().to_owned(),
         r["secret"].as_str().unwrap().to_owned(),
@@ -500,6 +503,13 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    NEXT_SESSION.store(
+        start.subsec_nanos() ^ start.as_secs() as u32,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let runs: usize = flag("--runs").map_or(5, |r| r.parse().unwrap());
     let binary = flag("--server").unwrap_or_else(|| "target/release/opencode-share-server".into());
     let baseline = flag("--baseline");
