@@ -5,7 +5,9 @@
 //! tarballs installed into an empty folder and used from Node and Bun (ES module, CommonJS)
 //! and type-checked with `tsc --strict`, with no Rust toolchain on PATH (and the main package
 //! alone, whose error names the platform package to install). Each runs against a loopback
-//! share service.
+//! share service. The server's tarball: its systemd unit passes `systemd-analyze verify` and
+//! starts the unpacked server from the example env file; the library and the server need no
+//! glibc symbol newer than 2.17.
 //!
 //! Ignored by a plain `cargo test` (the artifacts need a release build); `scripts/test` runs
 //! `scripts/package` and then `cargo test --test packages -- --ignored`. The Python wheel is
