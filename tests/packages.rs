@@ -5,7 +5,9 @@
 //! tarballs installed into an empty folder and used from Node and Bun (ES module, CommonJS)
 //! and type-checked with `tsc --strict`, with no Rust toolchain on PATH (and the main package
 //! alone, whose error names the platform package to install). Each runs against the real share
-//! server (the testkit's, in-process, behind the fault proxy).
+//! server (the testkit's, in-process, behind the fault proxy). The server's tarball: its systemd
+//! unit passes `systemd-analyze verify` and starts the unpacked server from the example env
+//! file; the library and the server need no glibc symbol newer than 2.17.
 //!
 //! Ignored by a plain `cargo test` (the artifacts need a release build); `scripts/test` runs
 //! `scripts/package` and then `cargo test --test packages -- --ignored`. The Python wheel is
@@ -487,4 +489,195 @@ fn which(program: &str) -> PathBuf {
         .expect("sh");
     assert!(out.status.success(), "{program} is not on PATH");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The newest glibc symbol version `file` needs, as the minor of `GLIBC_2.<minor>` (objdump -T,
+/// what the dynamic loader checks).
+fn newest_glibc_minor(file: &Path) -> u32 {
+    let symbols = run(repo(), &[], "objdump", &["-T", &file.to_string_lossy()]);
+    symbols
+        .split("GLIBC_2.")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+        .unwrap_or_else(|| panic!("{} uses no versioned glibc symbol", file.display()))
+}
+
+/// Unpacks the server's tarball into a fresh scratch folder: (the folder, the tree).
+fn unpack_server_tree(name: &str) -> (PathBuf, PathBuf) {
+    let tree = format!("opencode-share-server-{VERSION}-linux-x86_64");
+    let tarball = artifact(&format!("{tree}.tar.gz"));
+    let dir = scratch(name);
+    run(&dir, &[], "tar", &["-xzf", &tarball.to_string_lossy()]);
+    (dir.clone(), dir.join(tree))
+}
+
+#[test]
+#[ignore = "needs target/package from scripts/package (scripts/test runs it)"]
+fn release_library_and_server_need_no_glibc_newer_than_2_17() {
+    let (_dir, prefix) = unpack_c_tree("glibc-c");
+    let (_sdir, server) = unpack_server_tree("glibc-server");
+    for file in [
+        prefix.join(format!("lib/libopencode_share.so.{VERSION}")),
+        server.join("bin/opencode-share-server"),
+    ] {
+        let minor = newest_glibc_minor(&file);
+        assert!(
+            minor <= 17,
+            "{} needs GLIBC_2.{minor}: the release build must link against glibc 2.17 \
+             (scripts/package's cargo zigbuild; did it fall back to the plain build?)",
+            file.display()
+        );
+    }
+}
+
+/// `NAME=value` pairs of a systemd unit's `Environment=` lines and then of an env file (later
+/// ones win), as systemd reads them.
+fn unit_environment(unit: &str, env_file: &str) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let lines = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .chain(env_file.lines());
+    for line in lines.map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not NAME=value: {line}"));
+        vars.retain(|(n, _)| n != name);
+        vars.push((name.to_owned(), value.to_owned()));
+    }
+    vars
+}
+
+/// The unit's ExecStart as words, `${NAME}` replaced from `vars` (each one argument, as systemd
+/// does); panics on a variable that nothing sets.
+fn exec_start(unit: &str, vars: &[(String, String)]) -> Vec<String> {
+    let joined = unit.replace("\\\n", " ");
+    let line = joined
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit has an ExecStart");
+    line.split_whitespace()
+        .map(
+            |word| match word.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
+                Some(name) => vars
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap_or_else(|| panic!("ExecStart uses ${{{name}}}, which nothing sets"))
+                    .1
+                    .clone(),
+                None => word.to_owned(),
+            },
+        )
+        .collect()
+}
+
+#[test]
+#[ignore = "needs target/package from scripts/package (scripts/test runs it)"]
+fn server_tarball_carries_a_unit_that_verifies_and_starts_the_server_from_its_env_file() {
+    let (dir, tree) = unpack_server_tree("server");
+    let binary = tree.join("bin/opencode-share-server");
+    for file in [
+        "systemd/opencode-share-server.service",
+        "etc/opencode-share-server.env",
+        "docs/server.md",
+        "LICENSE",
+        "README.md",
+    ] {
+        assert!(tree.join(file).is_file(), "the server tarball lacks {file}");
+    }
+    let unit = std::fs::read_to_string(tree.join("systemd/opencode-share-server.service"))
+        .expect("read the unit");
+    let env_file = std::fs::read_to_string(tree.join("etc/opencode-share-server.env"))
+        .expect("read the env file");
+    for hardening in [
+        "ProtectSystem=strict",
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/var/lib/opencode-share",
+        "LimitNOFILE=",
+        "CapabilityBoundingSet=\n",
+    ] {
+        assert!(unit.contains(hardening), "the unit lacks {hardening:?}");
+    }
+
+    // systemd's own check, with ExecStart pointing at the unpacked binary (verify wants it to
+    // exist): no error and no warning (an unknown key is only a warning, exit status 0)
+    let installed = "/usr/local/bin/opencode-share-server";
+    assert!(unit.contains(installed), "ExecStart runs {installed}");
+    let checked = dir.join("opencode-share-server.service");
+    std::fs::write(&checked, unit.replace(installed, &binary.to_string_lossy()))
+        .expect("write the unit to verify");
+    let verify = Command::new("timeout")
+        .args([LIMIT_S, "systemd-analyze", "verify"])
+        .arg(&checked)
+        .output()
+        .expect("run systemd-analyze (Debian: apt-get install systemd; scripts/setup does)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {}\n{said}",
+        verify.status
+    );
+
+    // the command line systemd would run, from the unit's defaults and the example env file,
+    // with the address and database moved into the scratch folder: the server takes every flag
+    let db = format!("sqlite://{}/opencode-share.db", dir.display());
+    let mut vars = unit_environment(&unit, &env_file);
+    for (name, value) in [
+        ("OPENCODE_SHARE_LISTEN", "127.0.0.1:0"),
+        ("OPENCODE_SHARE_DATABASE", &db),
+    ] {
+        vars.retain(|(n, _)| n != name);
+        vars.push((name.to_owned(), value.to_owned()));
+    }
+    let argv = exec_start(&unit, &vars);
+    assert_eq!(argv[0], installed);
+    let mut server = Command::new(&binary)
+        .args(&argv[1..])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the unpacked server");
+    let mut first = String::new();
+    let read = std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
+        &mut first,
+    );
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .map(str::to_owned);
+    let answer = addr.as_deref().map(|addr| {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to the server");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("set a read timeout");
+        conn.write_all(b"GET / HTTP/1.0\r\nhost: localhost\r\n\r\n")
+            .expect("send GET /");
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        answer
+    });
+    let _ = server.kill();
+    let output = server.wait_with_output().expect("wait for the server");
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.0 200") || a.starts_with("HTTP/1.1 200")),
+        "the server started as the unit runs it ({argv:?}) answers GET /: {read:?} {first:?} {answer:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -1,13 +1,15 @@
 """hatchling's build hook for the Python package: puts the native library inside the wheel.
 
 The library is OPENCODE_SHARE_LIB_FILE when that is set (scripts/package passes the release
-build it has checked), else what `cargo build --release --lib` makes in the opencode-share
+build it has checked: linked against glibc 2.17 by cargo-zigbuild, so the tag says
+manylinux_2_17), else what `cargo build --release --lib` makes in the opencode-share
 checkout this folder sits in (CARGO_TARGET_DIR honoured). Without a library it stops with what to
 do, so `pip install bindings/python` never installs a package that cannot load.
 
 The platform tag is what the library needs, read from it the way auditwheel does: every shared
 library it links (NEEDED) must be one the manylinux policy lets a wheel assume, and the newest
-glibc symbol version it uses gives `manylinux_2_<minor>_<arch>` (PEP 600). A library that links
+glibc symbol version it uses gives `manylinux_2_<minor>_<arch>` (PEP 600; a plain
+`cargo build --release` on a current distribution needs 2.34 or newer). A library that links
 anything else, or a machine without readelf, gets `linux_<arch>`, which pip installs only where
 it was built. The Python code is plain ctypes, so the wheel fits every Python 3 (`py3-none`).
 """
