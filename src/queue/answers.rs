@@ -97,7 +97,12 @@ impl Queue {
         let Some(session) = session.filter(|_| !retried.is_empty()) else {
             return results;
         };
-        let mut newly = failure == Failure::Refusal && self.count_refusal(&session, now);
+        let started = retried
+            .iter()
+            .map(|(_, _, f)| f.refusal_epoch)
+            .max()
+            .unwrap_or(0);
+        let mut newly = failure == Failure::Refusal && self.count_refusal(&session, started, now);
         if retried.iter().any(|(_, _, f)| f.probe) {
             self.probe_failed(&session, now);
         }

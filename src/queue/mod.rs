@@ -120,7 +120,8 @@ pub struct QueueFull {
 /// Outage or refusal: opencode's hosted services answer a wrong or stale secret and a deleted
 /// share with 500, exactly as a fault of their own. So only a 500 counts toward refusal, and only
 /// for its share: after `max_retries` answers of 500 in a row for one share (no success of that
-/// share in between) the share is refused. Everything else that is retried (network errors,
+/// share in between), each to a request started after the previous counted one came back (so a
+/// burst of concurrent 500s counts once: refusal is counted by time), the share is refused. Everything else that is retried (network errors,
 /// unreadable answers, 408, 429, 502-504) is an outage and never gives anything up. A success
 /// of another share during the streak is the evidence that the service is up and refusing this
 /// share: such a refusal holds until a probe succeeds (one request per `probe_interval`). A
@@ -172,6 +173,9 @@ struct Flight {
     text: Arc<str>,
     /// Successes landed when it started: none since means the service looked down.
     epoch: u64,
+    /// Answers of 500 counted toward refusal (any share) when it started: its own 500 counts
+    /// only if it started after its share's previous counted 500 came back.
+    refusal_epoch: u64,
     /// The one request of a refused share: flushes do not wait for it.
     probe: bool,
 }
@@ -212,8 +216,12 @@ struct Entry {
 /// One share's standing with the service, kept while it has answers of 500 in a row.
 #[derive(Debug, Default)]
 struct Health {
-    /// Answers of 500 in a row for this share.
+    /// Answers of 500 in a row for this share, counted by time: a burst of concurrent 500s
+    /// counts once.
     streak: u32,
+    /// `counted_500s` just after this share's latest counted 500: a 500 to a request that
+    /// started before that (`Flight::refusal_epoch` lower) belongs to the same burst.
+    counted_at: u64,
     /// `successes` when the streak began: a success since then was another share's.
     streak_epoch: u64,
     refused: bool,
@@ -257,6 +265,8 @@ pub struct Queue {
     unconfirmed: Vec<Arc<str>>,
     /// Successful requests, ever.
     successes: u64,
+    /// Answers of 500 counted toward a share's refusal, ever (see `Health::counted_at`).
+    counted_500s: u64,
     /// Positions of given-up contents not yet reported by a flush, with a count each.
     given_up: BTreeMap<u64, u64>,
     /// Given-up contents that no longer fit in `given_up`: reported by the next flush.
@@ -283,6 +293,7 @@ impl Queue {
             probes: BTreeSet::new(),
             unconfirmed: Vec::new(),
             successes: 0,
+            counted_500s: 0,
             given_up: BTreeMap::new(),
             given_up_old: 0,
             in_flight: 0,
@@ -438,6 +449,7 @@ impl Queue {
             seq: entry.seq,
             text: text.clone(),
             epoch: self.successes,
+            refusal_epoch: self.counted_500s,
             probe: std::mem::take(&mut entry.probe),
         });
         self.in_flight += 1;

@@ -273,6 +273,12 @@ fn a_share_answered_500_max_retries_times_is_held_probed_and_resumed() {
         q.failed("s1/b", t0, Failure::Refusal, zero),
         AfterFailure::Retry { .. }
     ));
+    // those two were one burst: one 500 counted; one more in a row, then the third refuses
+    next(&mut q, t0).unwrap();
+    assert!(matches!(
+        q.failed("s1/a", t0, Failure::Refusal, zero),
+        AfterFailure::Retry { .. }
+    ));
     next(&mut q, t0).unwrap();
     assert_eq!(
         q.failed("s1/a", t0, Failure::Refusal, zero),
@@ -314,6 +320,46 @@ fn a_share_answered_500_max_retries_times_is_held_probed_and_resumed() {
     let mut want = vec!["s1/a", "s1/b", "s1/c"];
     want.retain(|k| *k != probe.0);
     assert_eq!(rest, want);
+}
+
+#[test]
+fn a_burst_of_concurrent_500s_counts_once_toward_refusal() {
+    let mut q = queue(8); // max_retries 3
+    let t0 = Instant::now();
+    let zero = |_| Duration::ZERO;
+    let keys: Vec<String> = (0..8).map(|n| format!("s1/{n}")).collect();
+    for k in &keys {
+        offer_to(&mut q, "s1", k, "1", t0);
+    }
+    for _ in &keys {
+        next(&mut q, t0).unwrap();
+    }
+    // eight requests under way together, all answered 500: one burst, one count
+    for k in &keys {
+        assert!(matches!(
+            q.failed(k, t0, Failure::Refusal, zero),
+            AfterFailure::Retry { .. }
+        ));
+    }
+    q.check();
+    assert!(!q.is_refused("s1"), "a burst is one failed attempt");
+    // a second burst, started after the first came back: the second count
+    for _ in &keys {
+        next(&mut q, t0).unwrap();
+    }
+    for k in &keys {
+        q.failed(k, t0, Failure::Refusal, zero);
+    }
+    assert!(
+        !q.is_refused("s1"),
+        "two attempts spread over time, not three"
+    );
+    // one request started after that: the third in a row refuses the share
+    next(&mut q, t0).unwrap();
+    let first = q.failed("s1/0", t0, Failure::Refusal, zero);
+    assert_eq!(first, AfterFailure::Held { newly: true });
+    assert!(q.is_refused("s1"));
+    q.check();
 }
 
 /// A queue whose share s1 (key s1/a) got max_retries (3) answers of 500 with no success.
