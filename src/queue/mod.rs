@@ -21,6 +21,7 @@ mod health;
 mod marks;
 mod pacing;
 mod ready;
+mod service;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -30,6 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ready::Ready;
+use service::Service;
+pub use service::{OUTAGE_AFTER, ServiceChange};
 
 /// The queue's bounds, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +181,8 @@ struct Flight {
     refusal_epoch: u64,
     /// The one request of a refused share: flushes do not wait for it.
     probe: bool,
+    /// The service's probe: started while the service was down.
+    service_probe: bool,
 }
 
 /// Why a key's request under way will not be retried.
@@ -267,6 +272,8 @@ pub struct Queue {
     successes: u64,
     /// Answers of 500 counted toward a share's refusal, ever (see `Health::counted_at`).
     counted_500s: u64,
+    /// The service's health and its gate (service.rs).
+    service: Service,
     /// Positions of given-up contents not yet reported by a flush, with a count each.
     given_up: BTreeMap<u64, u64>,
     /// Given-up contents that no longer fit in `given_up`: reported by the next flush.
@@ -294,6 +301,7 @@ impl Queue {
             unconfirmed: Vec::new(),
             successes: 0,
             counted_500s: 0,
+            service: Service::default(),
             given_up: BTreeMap::new(),
             given_up_old: 0,
             in_flight: 0,
@@ -356,6 +364,7 @@ impl Queue {
             }
             self.outstanding.insert(seq);
             return Ok(if self.make_ready(key, seq, now) {
+                self.note_ready();
                 Offer::Queued
             } else {
                 Offer::Parked
@@ -395,12 +404,14 @@ impl Queue {
     /// `max_bytes`), in the batch's order.
     pub fn next_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
         self.wake_due(now);
-        if self.requests_in_flight() >= self.limits.concurrency {
+        if self.requests_in_flight() >= self.limits.concurrency || !self.gate_open(now) {
             return None;
         }
+        self.ready_oldest_for_probe(now);
         let Some(batch) = self.limits.batch else {
             let (position, key) = self.ready.pop_first()?;
             let (session, item) = self.start(position, key, now);
+            self.note_service_start();
             return Some(Dispatch {
                 session,
                 items: vec![item],
@@ -426,6 +437,7 @@ impl Queue {
             })
             .collect();
         items.sort_by_key(|(order, position, _)| (*order, *position));
+        self.note_service_start();
         Some(Dispatch {
             session,
             items: items.into_iter().map(|(_, _, item)| item).collect(),
@@ -451,6 +463,7 @@ impl Queue {
             epoch: self.successes,
             refusal_epoch: self.counted_500s,
             probe: std::mem::take(&mut entry.probe),
+            service_probe: self.service.down_since.is_some(),
         });
         self.in_flight += 1;
         let session = entry.session.clone();
@@ -468,9 +481,18 @@ impl Queue {
     }
 
     /// Requests that could start now (not counting parked keys): ready keys, or with batching
-    /// the shares with ready keys and nothing under way.
+    /// the shares with ready keys and nothing under way; none while the service's gate is
+    /// closed, and at most one (the probe) while the service is down.
     pub fn startable(&self) -> usize {
-        self.ready.startable()
+        if self.gated() {
+            return 0;
+        }
+        let n = self.ready.startable();
+        if self.service.down_since.is_some() {
+            n.min(1)
+        } else {
+            n
+        }
     }
 
     /// Requests under way: contents, or with batching shares.
