@@ -23,7 +23,11 @@ fn part(sid: &str, p: u32, n: u32) -> (String, String) {
 
 fn run(protocol: Protocol, outage: Duration) {
     let service = Service::start();
-    let sep = if protocol.config().is_empty() { "" } else { "," };
+    let sep = if protocol.config().is_empty() {
+        ""
+    } else {
+        ","
+    };
     let config = format!(r#"{{"url":"{}"{sep}{}}}"#, service.url(), protocol.config());
     api::init(Some(&config)).expect("init");
     let sessions: Vec<String> = (0..5).map(|n| format!("ses_{:026}", 900 + n)).collect();
