@@ -55,7 +55,9 @@ fn an_outage_far_longer_than_the_retry_budget_loses_nothing() {
 fn the_first_answer_after_an_outage_ends_every_keys_wait() {
     // the service is down: the library's gate lets out one probe at a time (the oldest key),
     // spaced by the backoff; a fresh key written after it is back starts nothing by itself
-    let run = start_hosted(r#""retry_initial_ms":100,"retry_max_ms":400,"connect_timeout_ms":500"#);
+    // min_interval 0: the oldest key may probe however recently it was tried
+    let config = r#""retry_initial_ms":100,"retry_max_ms":400,"connect_timeout_ms":500"#;
+    let run = start_hosted(&format!(r#"{config},"min_interval_ms":0"#));
     let sid = session(102);
     share(&sid);
     run.service.go_down();

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use ready::Ready;
 use service::Service;
-pub use service::{OUTAGE_AFTER, ServiceChange};
+pub use service::{OUTAGE_AFTER, PROBE_SPACING_MAX, ServiceChange};
 
 /// The queue's bounds, from the configuration.
 #[derive(Debug, Clone, Copy)]

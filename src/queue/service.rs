@@ -12,6 +12,11 @@ use super::{Failure, Queue};
 /// Failed answers in a row (of any share) after which the service counts as down.
 pub const OUTAGE_AFTER: u32 = 3;
 
+/// Longest wait between two probes of a down service (unless it asked for more with a 429 or
+/// Retry-After): the keys' own backoff may reach `retry_max_ms`, but a service that is back
+/// is found within this, and a dead one gets about one request a second at most.
+pub const PROBE_SPACING_MAX: Duration = Duration::from_secs(1);
+
 /// The gate's state.
 #[derive(Debug, Default)]
 pub(super) struct Service {
@@ -165,9 +170,9 @@ impl Queue {
             s.changes.push(ServiceChange::Outage {
                 failures: s.failures,
             });
-            s.gate_at = Some(now + wait);
+            s.gate_at = Some(now + spacing(wait, busy));
         } else if probe || busy {
-            let at = now + wait;
+            let at = now + spacing(wait, busy);
             s.gate_at = Some(s.gate_at.map_or(at, |g| g.max(at)));
         }
     }
@@ -180,5 +185,15 @@ impl Queue {
     /// When the gate opens, if it is closed by time.
     pub(super) fn gate_at(&self) -> Option<Instant> {
         self.service.gate_at
+    }
+}
+
+/// The wait before the next probe: the keys' backoff, at most [`PROBE_SPACING_MAX`] unless the
+/// service asked for its wait.
+fn spacing(wait: Duration, busy: bool) -> Duration {
+    if busy {
+        wait
+    } else {
+        wait.min(PROBE_SPACING_MAX)
     }
 }

@@ -208,17 +208,16 @@ fn an_outage_never_gives_up_and_one_success_ends_every_wait_it_caused() {
         q.take_service_changes(),
         [ServiceChange::Outage { failures: 3 }]
     );
-    offer_at(&mut q, "d", "1", at(1));
-    assert_eq!(
-        next(&mut q, at(1)),
-        None,
-        "new writes never start a request"
-    );
+    let half = t0 + Duration::from_millis(500);
+    offer_at(&mut q, "d", "1", half);
+    assert_eq!(next(&mut q, half), None, "new writes never start a request");
     assert_eq!(q.startable(), 0);
-    assert_eq!(q.next_parked_at(), Some(at(30)));
-    // one probe at a time, the oldest waiting key, however many keys are due
+    // the keys wait their 30 s; the gate opens after at most PROBE_SPACING_MAX (1 s)
+    assert_eq!(PROBE_SPACING_MAX, Duration::from_secs(1));
+    assert_eq!(q.next_parked_at(), Some(at(1)));
+    // one probe at a time, the oldest waiting key (pulled from its 30 s wait), spaced by 1 s
     for round in 1..=20u64 {
-        let now = at(30 * round);
+        let now = at(round);
         q.wake_due(now); // the timer's turn
         assert_eq!(q.startable(), 1, "round {round}");
         assert_eq!(next(&mut q, now).unwrap().0, "a", "round {round}");
@@ -232,11 +231,12 @@ fn an_outage_never_gives_up_and_one_success_ends_every_wait_it_caused() {
             None,
             "round {round}: spaced by the backoff"
         );
+        assert_eq!(q.next_parked_at(), Some(at(round + 1)));
     }
     assert_eq!(q.counts().dropped, 0);
     assert!(q.take_service_changes().is_empty());
     // the probe succeeds: the outage ends, every waiting key goes at once
-    let now = at(30 * 21);
+    let now = at(21);
     let probe = next(&mut q, now).unwrap();
     assert_eq!(probe.0, "a");
     assert!(q.sent("a", now).wake_timer);
@@ -247,7 +247,7 @@ fn an_outage_never_gives_up_and_one_success_ends_every_wait_it_caused() {
         matches!(
             changes[..],
             [ServiceChange::Recovered { duration, held_back }]
-                if duration == Duration::from_secs(630) && held_back > 0
+                if duration == Duration::from_secs(21) && held_back > 0
         ),
         "{changes:?}"
     );
