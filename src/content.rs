@@ -65,11 +65,12 @@ const MAX_DEPTH: usize = 512;
 /// the content must not be sent, when the text cannot be read or the secret would still be in it
 /// (say, as digits of a number).
 pub fn redact<'a>(text: &'a str, secret: &Secret) -> Result<Cow<'a, str>> {
-    let secret = secret.expose();
+    let secret = Needle::new(secret.expose());
     let escapable = secret
+        .text
         .chars()
         .any(|c| matches!(c, '"' | '\\' | '/') || c < ' ');
-    if !(text.contains(secret) || text.contains("\\u") || escapable && text.contains('\\')) {
+    if !(secret.is_in(text) || text.contains("\\u") || escapable && text.contains('\\')) {
         return Ok(Cow::Borrowed(text));
     }
     let unsafe_content = |why: &str| {
@@ -94,17 +95,69 @@ pub fn redact<'a>(text: &'a str, secret: &Secret) -> Result<Cow<'a, str>> {
     } else {
         Cow::Borrowed(text)
     };
-    if out.contains(secret) {
+    if secret.is_in(&out) {
         return Err(unsafe_content("the secret is outside any string"));
     }
     Ok(out)
+}
+
+/// The secret as redaction looks for it: a hex or UUID secret (hex digits and dashes) in any
+/// letter case, since tool output may upper-case it; any other secret exactly.
+#[derive(Clone, Copy)]
+struct Needle<'a> {
+    text: &'a str,
+    any_case: bool,
+}
+
+impl<'a> Needle<'a> {
+    fn new(text: &'a str) -> Needle<'a> {
+        let any_case = !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        Needle { text, any_case }
+    }
+
+    /// Where the secret first occurs in `hay` at or after byte `from`.
+    fn find(&self, hay: &str, from: usize) -> Option<usize> {
+        if !self.any_case {
+            return hay[from..].find(self.text).map(|i| i + from);
+        }
+        let n = self.text.len();
+        let bytes = hay.as_bytes();
+        (from..=bytes.len().checked_sub(n)?)
+            .find(|&i| bytes[i..i + n].eq_ignore_ascii_case(self.text.as_bytes()))
+    }
+
+    fn is_in(&self, hay: &str) -> bool {
+        self.find(hay, 0).is_some()
+    }
+
+    fn is(&self, s: &str) -> bool {
+        if self.any_case {
+            s.eq_ignore_ascii_case(self.text)
+        } else {
+            s == self.text
+        }
+    }
+
+    /// `hay` with every occurrence replaced by [`MASK`] (a match is all ASCII, so its ends
+    /// are character boundaries).
+    fn replace_in(&self, hay: &str) -> String {
+        let mut out = String::with_capacity(hay.len());
+        let mut at = 0;
+        while let Some(i) = self.find(hay, at) {
+            out.push_str(&hay[at..i]);
+            out.push_str(MASK);
+            at = i + self.text.len();
+        }
+        out.push_str(&hay[at..]);
+        out
+    }
 }
 
 /// A single pass over JSON text that copies it to `out` with the secret removed.
 struct Redactor<'a> {
     text: &'a str,
     at: usize,
-    secret: &'a str,
+    secret: Needle<'a>,
     out: String,
     changed: bool,
 }
@@ -184,7 +237,7 @@ impl<'a> Redactor<'a> {
             let member_is_secret = self.peek()? == b'"' && {
                 let mark = self.at;
                 let raw = self.string()?;
-                let is = decode(raw)? == self.secret;
+                let is = self.secret.is(&decode(raw)?);
                 self.at = mark;
                 is
             };
@@ -263,9 +316,9 @@ impl<'a> Redactor<'a> {
     /// Copies a string token, masking the secret if it occurs in its decoded text.
     fn push_string(&mut self, raw: &'a str) -> std::result::Result<(), String> {
         let decoded = decode(raw)?;
-        if decoded.contains(self.secret) {
+        if self.secret.is_in(&decoded) {
             self.changed = true;
-            let masked = decoded.replace(self.secret, MASK);
+            let masked = self.secret.replace_in(&decoded);
             self.out
                 .push_str(&serde_json::to_string(&masked).expect("string serialises"));
         } else {
@@ -383,6 +436,28 @@ mod tests {
         assert!(share_record("k", "{").is_err());
         assert!(share_record("k", r#"{"secret":"a","id":"../x"}"#).is_err());
         assert!(share_record("k", r#"{"secret":"a","id":7}"#).is_err());
+    }
+
+    #[test]
+    fn redact_catches_case_changed_copies_of_a_hex_or_uuid_secret() {
+        let uuid = Secret::new("9f3c2a1e-7b4d-4e8f-a0c1-5d6e7f8a9b0c");
+        let upper = "9F3C2A1E-7B4D-4E8F-A0C1-5D6E7F8A9B0C";
+        let text = format!(
+            r#"{{"a":"{upper}","t":"tool said {upper}. ok","m":"9f3C2a1E-7b4d-4e8f-a0c1-5d6e7f8a9b0c"}}"#
+        );
+        let out = redact(&text, &uuid).unwrap();
+        assert_eq!(
+            out,
+            format!(r#"{{"t":"tool said {MASK}. ok"}}"#),
+            "members equal to an upper- or mixed-case copy go; other copies are masked"
+        );
+        let hex = Secret::new("deadbeef01");
+        let out = redact(r#"["é DEADBEEF01 é","x"]"#, &hex).unwrap();
+        assert_eq!(out, format!(r#"["é {MASK} é","x"]"#));
+        // a secret with other letters is matched exactly: its case is its own
+        let word = Secret::new("Secret-Word");
+        let text = r#"{"t":"secret-word"}"#;
+        assert!(matches!(redact(text, &word), Ok(Cow::Borrowed(t)) if t == text));
     }
 
     #[test]

@@ -89,6 +89,15 @@ pub enum Event {
     Refused { session: Arc<str>, count: u32 },
     /// A request of refused `session`'s share succeeded: it is live again, its contents go.
     Resumed { session: Arc<str> },
+    /// The service failed `failures` requests in a row (network errors, timeouts, 408, 429,
+    /// 502-504): it counts as down. Until a request succeeds, one request at a time probes it
+    /// (the oldest waiting content), spaced by the backoff up to `retry_max_ms`; writes keep
+    /// coalescing and nothing else is sent.
+    Outage { failures: u32 },
+    /// A request succeeded after an outage of `duration_ms`: every waiting content goes now.
+    /// `held_back`: requests the outage did not make (contents that became ready to go, by a
+    /// write or a retry come due, while the service was down).
+    Recovered { duration_ms: u64, held_back: u64 },
     /// `count` events did not fit in the buffer and are missing before this one: a host that
     /// tracks keys from events must re-check them.
     Lost { count: u64 },

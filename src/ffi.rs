@@ -372,7 +372,9 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
 
 /// `*out_json` receives the stats as a JSON object (running, url, protocol, requests, queued, sent, coalesced, retried,
 /// failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
-/// redacted (credentials replaced, at each upload of a content), pending_keys, pending_bytes, in_flight, shares, events_lost; README explains each); after
+/// redacted (credentials replaced, at each upload of a content), pending_keys, pending_bytes, in_flight, shares, events_lost,
+/// service {state "up" or "down", for_ms: how long in that state, null if up since share_init};
+/// README explains each); after
 /// shutdown, the last run's final figures. Free it with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status {
@@ -452,7 +454,11 @@ pub extern "C" fn share_set_event_callback(
 /// count 500s in a row for the share: its contents wait, flushes stop waiting for them, one
 /// request per retry_max_ms probes it); `resumed` {session} (a probe succeeded); `spool`
 /// {skipped_bytes} (share_init cut that many damaged bytes off the spool's end) or {error}
-/// (writing the spool failed; retried); `redacted` {key, rules, count} (the content was sent
+/// (writing the spool failed; retried); `outage` {failures} (the service failed that many
+/// requests in a row: until one succeeds, one request at a time probes it, spaced by the
+/// backoff up to retry_max_ms, and writes only coalesce); `recovered` {duration_ms, held_back}
+/// (a request succeeded after the outage: everything waiting goes now; held_back counts the
+/// requests the outage did not make); `redacted` {key, rules, count} (the content was sent
 /// with count credentials replaced; rules names the rules, never the values). Every drop names its key or session. Free it with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_events_take(out_json: *mut *mut c_char) -> share_status {

@@ -53,22 +53,50 @@ fn an_outage_far_longer_than_the_retry_budget_loses_nothing() {
 
 #[test]
 fn the_first_answer_after_an_outage_ends_every_keys_wait() {
-    // waits of up to a minute: without the early end, 10 keys would not all go within LONG
-    let run =
-        start_hosted(r#""retry_initial_ms":60000,"retry_max_ms":60000,"connect_timeout_ms":500"#);
+    // the service is down: the library's gate lets out one probe at a time (the oldest key),
+    // spaced by the backoff; a fresh key written after it is back starts nothing by itself
+    // min_interval 0: the oldest key may probe however recently it was tried
+    let config = r#""retry_initial_ms":100,"retry_max_ms":400,"connect_timeout_ms":500"#;
+    let run = start_hosted(&format!(r#"{config},"min_interval_ms":0"#));
     let sid = session(102);
     share(&sid);
     run.service.go_down();
     for p in 0..10 {
         api::sync(&part_key(&sid, p), &part(p)).unwrap();
     }
-    let retried = wait_for_stat("retried", |n| n >= 10);
-    assert_eq!(retried, 10, "each key failed once and waits");
+    assert!(wait_for_stat("retried", |n| n >= 10) >= 10);
+    assert!(wait_for_outage(), "{}", stats());
+    let gate = Gate::new();
+    run.service
+        .inject(Rule::path("/share_sync").times(usize::MAX).hold(&gate));
     run.service.come_up();
-    // a fresh key goes at once; its success ends the others' waits
     api::sync(&part_key(&sid, 10), &part(10)).unwrap();
+    assert!(
+        gate.wait_arrived(1, Duration::from_secs(5)),
+        "the probe comes: {} {:?}",
+        stats(),
+        events().iter().rev().take(5).collect::<Vec<_>>()
+    );
+    gate.release();
     api::flush(LONG).unwrap();
     assert_eq!(run.service.data(&sid).unwrap().len(), 11);
+    // the probe's success ended every wait: each key went once after the service was back
+    let after: Vec<_> = run
+        .service
+        .requests_to("/share_sync")
+        .into_iter()
+        .filter(|r| r.status == Some(200))
+        .collect();
+    assert_eq!(
+        after.len(),
+        11,
+        "one request per key once the service is back"
+    );
+    assert_eq!(
+        after[0].json().unwrap()["key"],
+        part_key(&sid, 0).as_str(),
+        "the probe carried the oldest content"
+    );
     assert_eq!(stats()["dropped"], 0);
 }
 
@@ -132,8 +160,10 @@ fn refused_share_is_probed_then_resumes(protocol: Protocol) {
     let syncs_of = || run.service.syncs_of(protocol, &refused.sid);
     let before = syncs_of().len();
     let most = match protocol {
-        Protocol::V1 => 3 + 10, // max_retries 500s, per key
-        Protocol::Next => 4,    // one batch counts once (a probe may have started since)
+        // max_retries 500s counted by time: each counted one may come with the rest of its
+        // burst (up to concurrency 8 under way), and the last burst's answers after it
+        Protocol::V1 => (3 + 1) * 8,
+        Protocol::Next => 4, // one batch counts once (a probe may have started since)
     };
     assert!(
         (3..=most).contains(&before),

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use super::{Effects, Engine};
 use crate::error::{Error, Result, Status};
+use crate::events::Event;
+use crate::queue::ServiceChange;
 
 impl Engine {
     /// The number of the newest write accepted so far.
@@ -22,6 +24,18 @@ impl Engine {
     /// After work settled: waiters are to look again, and asynchronous flushes that are done
     /// or out of time are completed.
     pub fn settled(&mut self, now: Instant, fx: &mut Effects) {
+        for change in self.queue.take_service_changes() {
+            fx.emit([match change {
+                ServiceChange::Outage { failures } => Event::Outage { failures },
+                ServiceChange::Recovered {
+                    duration,
+                    held_back,
+                } => Event::Recovered {
+                    duration_ms: duration.as_millis() as u64,
+                    held_back,
+                },
+            }]);
+        }
         fx.notify_waiters |= self.waiters > 0;
         self.check_flushes(now, fx);
     }

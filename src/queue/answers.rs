@@ -15,6 +15,7 @@ impl Queue {
         };
         self.counts.sent += 1;
         self.successes += 1;
+        let recovered = self.service_up(now);
         if !flight.probe {
             self.outstanding.remove(&flight.mark);
         }
@@ -24,7 +25,10 @@ impl Queue {
             .expect("landed keys have an entry");
         entry.attempts = 0;
         let session = entry.session.clone();
-        let mut after = AfterSuccess::default();
+        let mut after = AfterSuccess {
+            wake_timer: recovered,
+            ..AfterSuccess::default()
+        };
         if let Some(health) = self.health.remove(&session) {
             if health.refused {
                 after.resumed = true;
@@ -81,10 +85,12 @@ impl Queue {
         let mut results = vec![AfterFailure::Dropped { given_up: false }; keys.len()];
         let mut retried: Vec<(usize, Arc<str>, Flight)> = Vec::new();
         let mut session: Option<Arc<str>> = None;
+        let mut service_probe = false;
         for (n, key) in keys.iter().enumerate() {
             let Some(flight) = self.land(key) else {
                 continue; // drained meanwhile
             };
+            service_probe |= flight.service_probe;
             self.counts.failed += 1;
             let entry = &self.entries[*key];
             session.get_or_insert_with(|| entry.session.clone());
@@ -95,9 +101,17 @@ impl Queue {
             }
         }
         let Some(session) = session.filter(|_| !retried.is_empty()) else {
+            if service_probe {
+                self.probe_ended();
+            }
             return results;
         };
-        let mut newly = failure == Failure::Refusal && self.count_refusal(&session, now);
+        let started = retried
+            .iter()
+            .map(|(_, _, f)| f.refusal_epoch)
+            .max()
+            .unwrap_or(0);
+        let mut newly = failure == Failure::Refusal && self.count_refusal(&session, started, now);
         if retried.iter().any(|(_, _, f)| f.probe) {
             self.probe_failed(&session, now);
         }
@@ -106,7 +120,14 @@ impl Queue {
             .map(|(_, k, _)| self.entries[k].attempts)
             .max()
             .unwrap_or(1);
+        let attempts = if self.service.down_since.is_some() {
+            // while the service fails, its probes back off together
+            attempts.max(self.service.failures.saturating_add(1))
+        } else {
+            attempts
+        };
         let wait = delay(attempts);
+        self.service_failed(service_probe, failure, wait, now);
         let refused = self.is_refused(&session);
         for (n, key, flight) in retried {
             results[n] = if refused {

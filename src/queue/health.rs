@@ -172,15 +172,21 @@ impl Queue {
         self.make_ready(key, position, || now);
     }
 
-    /// One more answer of 500 in a row for the share of `session`; true if it made the share
-    /// refused.
-    pub(super) fn count_refusal(&mut self, session: &Arc<str>, now: Instant) -> bool {
+    /// An answer of 500 for the share of `session`, to a request started when `started`
+    /// 500s had been counted: one more in a row unless the request started before the share's
+    /// previous counted 500 came back (the same burst). True if it made the share refused.
+    pub(super) fn count_refusal(&mut self, session: &Arc<str>, started: u64, now: Instant) -> bool {
         let (successes, max) = (self.successes, self.limits.max_retries);
         let h = self.health.entry(session.clone()).or_default();
+        if h.streak > 0 && started < h.counted_at {
+            return false; // under way when the previous 500 came back: the same burst
+        }
         if h.streak == 0 {
             h.streak_epoch = successes;
         }
         h.streak = h.streak.saturating_add(1);
+        self.counted_500s += 1;
+        h.counted_at = self.counted_500s;
         if h.refused || h.streak < max {
             return false;
         }

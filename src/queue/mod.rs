@@ -21,6 +21,7 @@ mod health;
 mod marks;
 mod pacing;
 mod ready;
+mod service;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -30,6 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ready::Ready;
+use service::Service;
+pub use service::{OUTAGE_AFTER, PROBE_SPACING_MAX, ServiceChange};
 
 /// The queue's bounds, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +123,8 @@ pub struct QueueFull {
 /// Outage or refusal: opencode's hosted services answer a wrong or stale secret and a deleted
 /// share with 500, exactly as a fault of their own. So only a 500 counts toward refusal, and only
 /// for its share: after `max_retries` answers of 500 in a row for one share (no success of that
-/// share in between) the share is refused. Everything else that is retried (network errors,
+/// share in between), each to a request started after the previous counted one came back (so a
+/// burst of concurrent 500s counts once: refusal is counted by time), the share is refused. Everything else that is retried (network errors,
 /// unreadable answers, 408, 429, 502-504) is an outage and never gives anything up. A success
 /// of another share during the streak is the evidence that the service is up and refusing this
 /// share: such a refusal holds until a probe succeeds (one request per `probe_interval`). A
@@ -172,8 +176,13 @@ struct Flight {
     text: Arc<str>,
     /// Successes landed when it started: none since means the service looked down.
     epoch: u64,
+    /// Answers of 500 counted toward refusal (any share) when it started: its own 500 counts
+    /// only if it started after its share's previous counted 500 came back.
+    refusal_epoch: u64,
     /// The one request of a refused share: flushes do not wait for it.
     probe: bool,
+    /// The service's probe: started while the service was down.
+    service_probe: bool,
 }
 
 /// Why a key's request under way will not be retried.
@@ -212,8 +221,12 @@ struct Entry {
 /// One share's standing with the service, kept while it has answers of 500 in a row.
 #[derive(Debug, Default)]
 struct Health {
-    /// Answers of 500 in a row for this share.
+    /// Answers of 500 in a row for this share, counted by time: a burst of concurrent 500s
+    /// counts once.
     streak: u32,
+    /// `counted_500s` just after this share's latest counted 500: a 500 to a request that
+    /// started before that (`Flight::refusal_epoch` lower) belongs to the same burst.
+    counted_at: u64,
     /// `successes` when the streak began: a success since then was another share's.
     streak_epoch: u64,
     refused: bool,
@@ -257,6 +270,10 @@ pub struct Queue {
     unconfirmed: Vec<Arc<str>>,
     /// Successful requests, ever.
     successes: u64,
+    /// Answers of 500 counted toward a share's refusal, ever (see `Health::counted_at`).
+    counted_500s: u64,
+    /// The service's health and its gate (service.rs).
+    service: Service,
     /// Positions of given-up contents not yet reported by a flush, with a count each.
     given_up: BTreeMap<u64, u64>,
     /// Given-up contents that no longer fit in `given_up`: reported by the next flush.
@@ -283,6 +300,8 @@ impl Queue {
             probes: BTreeSet::new(),
             unconfirmed: Vec::new(),
             successes: 0,
+            counted_500s: 0,
+            service: Service::default(),
             given_up: BTreeMap::new(),
             given_up_old: 0,
             in_flight: 0,
@@ -345,6 +364,7 @@ impl Queue {
             }
             self.outstanding.insert(seq);
             return Ok(if self.make_ready(key, seq, now) {
+                self.note_ready();
                 Offer::Queued
             } else {
                 Offer::Parked
@@ -384,12 +404,14 @@ impl Queue {
     /// `max_bytes`), in the batch's order.
     pub fn next_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
         self.wake_due(now);
-        if self.requests_in_flight() >= self.limits.concurrency {
+        if self.requests_in_flight() >= self.limits.concurrency || !self.gate_open(now) {
             return None;
         }
+        self.ready_oldest_for_probe(now);
         let Some(batch) = self.limits.batch else {
             let (position, key) = self.ready.pop_first()?;
             let (session, item) = self.start(position, key, now);
+            self.note_service_start();
             return Some(Dispatch {
                 session,
                 items: vec![item],
@@ -415,6 +437,7 @@ impl Queue {
             })
             .collect();
         items.sort_by_key(|(order, position, _)| (*order, *position));
+        self.note_service_start();
         Some(Dispatch {
             session,
             items: items.into_iter().map(|(_, _, item)| item).collect(),
@@ -438,7 +461,9 @@ impl Queue {
             seq: entry.seq,
             text: text.clone(),
             epoch: self.successes,
+            refusal_epoch: self.counted_500s,
             probe: std::mem::take(&mut entry.probe),
+            service_probe: self.service.down_since.is_some(),
         });
         self.in_flight += 1;
         let session = entry.session.clone();
@@ -456,9 +481,18 @@ impl Queue {
     }
 
     /// Requests that could start now (not counting parked keys): ready keys, or with batching
-    /// the shares with ready keys and nothing under way.
+    /// the shares with ready keys and nothing under way; none while the service's gate is
+    /// closed, and at most one (the probe) while the service is down.
     pub fn startable(&self) -> usize {
-        self.ready.startable()
+        if self.gated() {
+            return 0;
+        }
+        let n = self.ready.startable();
+        if self.service.down_since.is_some() {
+            n.min(1)
+        } else {
+            n
+        }
     }
 
     /// Requests under way: contents, or with batching shares.

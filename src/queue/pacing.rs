@@ -37,6 +37,9 @@ impl Queue {
 
     /// Makes ready every parked key whose time has come, and the probes of refused shares.
     pub fn wake_due(&mut self, now: Instant) {
+        if self.gate_at().is_some_and(|at| at <= now) {
+            self.service.gate_at = None;
+        }
         while let Some(entry) = self.waiting.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -47,6 +50,7 @@ impl Queue {
                 e.parked_until = None;
                 let session = e.session.clone();
                 self.ready.insert(at.1, key, session);
+                self.note_ready();
             }
         }
         while let Some((at, _)) = self.probes.first() {
@@ -58,14 +62,12 @@ impl Queue {
         }
     }
 
-    /// When the earliest parked key may go (a retry, the end of an interval, a probe).
+    /// When the earliest parked key may go (a retry, the end of an interval, a probe), or the
+    /// service's gate opens.
     pub fn next_parked_at(&self) -> Option<Instant> {
         let parked = self.waiting.first_key_value().map(|((at, _), _)| *at);
         let probe = self.probes.first().map(|(at, _)| *at);
-        match (parked, probe) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [parked, probe, self.gate_at()].into_iter().flatten().min()
     }
 
     /// The earliest time `key` may start a request, if it started one within `min_interval`.

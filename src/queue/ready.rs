@@ -46,6 +46,11 @@ impl Ready {
         self.by_position.insert(position, (key, session));
     }
 
+    /// The position of the first ready key.
+    pub fn first_position(&self) -> Option<u64> {
+        self.by_position.first_key_value().map(|(p, _)| *p)
+    }
+
     /// Takes the key at `position` out, if it is ready.
     pub fn remove(&mut self, position: u64) -> Option<Arc<str>> {
         let (key, session) = self.by_position.remove(&position)?;

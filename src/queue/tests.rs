@@ -189,33 +189,72 @@ fn a_retried_key_goes_before_later_keys() {
 fn an_outage_never_gives_up_and_one_success_ends_every_wait_it_caused() {
     let mut q = queue(8);
     let t0 = Instant::now();
-    offer(&mut q, "a", "1");
-    offer(&mut q, "b", "1");
-    for retry in 1..=50 {
-        let now = t0 + Duration::from_secs(retry as u64 * 60);
-        next(&mut q, now).unwrap();
-        next(&mut q, now).unwrap();
-        for k in ["a", "b"] {
-            assert_eq!(
-                q.failed(k, now, Failure::Outage, |_| Duration::from_secs(30)),
-                AfterFailure::Retry {
-                    retry,
-                    delay: Duration::from_secs(30)
-                }
-            );
-        }
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    for k in ["a", "b", "c"] {
+        offer(&mut q, k, "1");
+    }
+    for k in ["a", "b", "c"] {
+        assert_eq!(next(&mut q, t0).unwrap().0, k);
+    }
+    assert_eq!(q.service_down_since(), None);
+    for k in ["a", "b", "c"] {
+        q.failed(k, t0, Failure::Outage, |_| Duration::from_secs(30));
+    }
+    q.check();
+    // OUTAGE_AFTER failures in a row: the service is down, the gate closed for the backoff
+    assert_eq!(OUTAGE_AFTER, 3);
+    assert_eq!(q.service_down_since(), Some(t0));
+    assert_eq!(
+        q.take_service_changes(),
+        [ServiceChange::Outage { failures: 3 }]
+    );
+    let half = t0 + Duration::from_millis(500);
+    offer_at(&mut q, "d", "1", half);
+    assert_eq!(next(&mut q, half), None, "new writes never start a request");
+    assert_eq!(q.startable(), 0);
+    // the keys wait their 30 s; the gate opens after at most PROBE_SPACING_MAX (1 s)
+    assert_eq!(PROBE_SPACING_MAX, Duration::from_secs(1));
+    assert_eq!(q.next_parked_at(), Some(at(1)));
+    // one probe at a time, the oldest waiting key (pulled from its 30 s wait), spaced by 1 s
+    for round in 1..=20u64 {
+        let now = at(round);
+        q.wake_due(now); // the timer's turn
+        assert_eq!(q.startable(), 1, "round {round}");
+        assert_eq!(next(&mut q, now).unwrap().0, "a", "round {round}");
+        assert_eq!(next(&mut q, now), None, "round {round}: one at a time");
+        assert_eq!(q.startable(), 0);
+        offer_at(&mut q, "d", &round.to_string(), now);
+        q.failed("a", now, Failure::Outage, |_| Duration::from_secs(30));
         q.check();
+        assert_eq!(
+            next(&mut q, now),
+            None,
+            "round {round}: spaced by the backoff"
+        );
+        assert_eq!(q.next_parked_at(), Some(at(round + 1)));
     }
     assert_eq!(q.counts().dropped, 0);
-    // a third key finds the service up: a and b go at once, not after their 30 s
-    let now = t0 + Duration::from_secs(50 * 60 + 1);
-    offer_at(&mut q, "c", "1", now);
-    assert_eq!(next(&mut q, now).unwrap().0, "c");
-    assert_eq!(next(&mut q, now), None, "a and b wait");
-    q.sent("c", now);
+    assert!(q.take_service_changes().is_empty());
+    // the probe succeeds: the outage ends, every waiting key goes at once
+    let now = at(21);
+    let probe = next(&mut q, now).unwrap();
+    assert_eq!(probe.0, "a");
+    assert!(q.sent("a", now).wake_timer);
     q.check();
-    assert_eq!(next(&mut q, now).unwrap().0, "a");
-    assert_eq!(next(&mut q, now).unwrap().0, "b");
+    assert_eq!(q.service_down_since(), None);
+    let changes = q.take_service_changes();
+    assert!(
+        matches!(
+            changes[..],
+            [ServiceChange::Recovered { duration, held_back }]
+                if duration == Duration::from_secs(21) && held_back > 0
+        ),
+        "{changes:?}"
+    );
+    let mut rest: Vec<String> = (0..3).map(|_| next(&mut q, now).unwrap().0).collect();
+    rest.sort();
+    assert_eq!(rest, ["b", "c", "d"]);
+    assert_eq!(q.contents().len(), 3);
 }
 
 #[test]
@@ -233,14 +272,36 @@ fn a_failure_while_others_succeed_keeps_its_own_backoff() {
     q.sent("b", t0);
     q.check();
     assert_eq!(next(&mut q, t0), None, "a keeps its own wait");
-    // nor does a 429 or a 500 end early
+    // nor does a 500 end it early
     offer(&mut q, "c", "1");
     next(&mut q, t0).unwrap();
-    q.failed("c", t0, Failure::Busy, |_| Duration::from_secs(9));
+    q.failed("c", t0, Failure::Refusal, |_| Duration::from_secs(9));
     offer(&mut q, "b", "3");
     next(&mut q, t0).unwrap();
     q.sent("b", t0);
     assert_eq!(next(&mut q, t0), None);
+}
+
+#[test]
+fn a_429_closes_the_gate_for_the_whole_service_for_its_wait() {
+    let mut q = queue(8);
+    let t0 = Instant::now();
+    offer(&mut q, "a", "1");
+    next(&mut q, t0).unwrap();
+    q.failed("a", t0, Failure::Busy, |_| Duration::from_secs(9));
+    offer(&mut q, "b", "1");
+    assert_eq!(
+        next(&mut q, t0),
+        None,
+        "another key waits the service's wait too"
+    );
+    assert_eq!(q.startable(), 0);
+    assert_eq!(q.service_down_since(), None, "one 429 is not an outage");
+    let later = t0 + Duration::from_secs(9);
+    assert_eq!(q.next_parked_at(), Some(later));
+    assert_eq!(next(&mut q, later).unwrap().0, "a");
+    assert_eq!(next(&mut q, later).unwrap().0, "b");
+    q.check();
 }
 
 fn offer_to(q: &mut Queue, session: &str, key: &str, text: &str, now: Instant) -> Offer {
@@ -271,6 +332,12 @@ fn a_share_answered_500_max_retries_times_is_held_probed_and_resumed() {
     ));
     assert!(matches!(
         q.failed("s1/b", t0, Failure::Refusal, zero),
+        AfterFailure::Retry { .. }
+    ));
+    // those two were one burst: one 500 counted; one more in a row, then the third refuses
+    next(&mut q, t0).unwrap();
+    assert!(matches!(
+        q.failed("s1/a", t0, Failure::Refusal, zero),
         AfterFailure::Retry { .. }
     ));
     next(&mut q, t0).unwrap();
@@ -314,6 +381,46 @@ fn a_share_answered_500_max_retries_times_is_held_probed_and_resumed() {
     let mut want = vec!["s1/a", "s1/b", "s1/c"];
     want.retain(|k| *k != probe.0);
     assert_eq!(rest, want);
+}
+
+#[test]
+fn a_burst_of_concurrent_500s_counts_once_toward_refusal() {
+    let mut q = queue(8); // max_retries 3
+    let t0 = Instant::now();
+    let zero = |_| Duration::ZERO;
+    let keys: Vec<String> = (0..8).map(|n| format!("s1/{n}")).collect();
+    for k in &keys {
+        offer_to(&mut q, "s1", k, "1", t0);
+    }
+    for _ in &keys {
+        next(&mut q, t0).unwrap();
+    }
+    // eight requests under way together, all answered 500: one burst, one count
+    for k in &keys {
+        assert!(matches!(
+            q.failed(k, t0, Failure::Refusal, zero),
+            AfterFailure::Retry { .. }
+        ));
+    }
+    q.check();
+    assert!(!q.is_refused("s1"), "a burst is one failed attempt");
+    // a second burst, started after the first came back: the second count
+    for _ in &keys {
+        next(&mut q, t0).unwrap();
+    }
+    for k in &keys {
+        q.failed(k, t0, Failure::Refusal, zero);
+    }
+    assert!(
+        !q.is_refused("s1"),
+        "two attempts spread over time, not three"
+    );
+    // one request started after that: the third in a row refuses the share
+    next(&mut q, t0).unwrap();
+    let first = q.failed("s1/0", t0, Failure::Refusal, zero);
+    assert_eq!(first, AfterFailure::Held { newly: true });
+    assert!(q.is_refused("s1"));
+    q.check();
 }
 
 /// A queue whose share s1 (key s1/a) got max_retries (3) answers of 500 with no success.

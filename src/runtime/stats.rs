@@ -1,10 +1,21 @@
 //! `share_stats`: one runtime's figures as JSON.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use super::instance::Instance;
 use super::spool_writer;
 use crate::events::hub;
+
+/// `stats.service`: "up" or "down", and for how long (`for_ms`; null: up since the start).
+fn service(down: Option<Instant>, up: Option<Instant>) -> serde_json::Value {
+    let (state, since) = match down {
+        Some(at) => ("down", Some(at)),
+        None => ("up", up),
+    };
+    let for_ms = since.map(|at| at.elapsed().as_millis() as u64);
+    serde_json::json!({ "state": state, "for_ms": for_ms })
+}
 
 impl Instance {
     /// The stats as JSON.
@@ -37,6 +48,7 @@ impl Instance {
             "shares": engine.registry().len(),
             "events_lost": hub().lost(),
             "spool": spool_writer::stats(&self.spool),
+            "service": service(queue.service_down_since(), queue.service_up_since()),
         })
         .to_string()
     }

@@ -162,4 +162,18 @@ pub fn wait_for_stat(name: &str, done: impl Fn(u64) -> bool) -> u64 {
     }
 }
 
+/// Waits (bounded by [`LONG`]) until the library sees the service as down and has no request
+/// under way: a request started before the outage can no longer arrive after it. True if so.
+pub fn wait_for_outage() -> bool {
+    let deadline = std::time::Instant::now() + LONG;
+    while std::time::Instant::now() < deadline {
+        let s = stats();
+        if s["service"]["state"] == "down" && s["in_flight"] == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
 pub const LONG: Duration = Duration::from_secs(20);
