@@ -5,7 +5,20 @@
 import type { ShareError } from "./status.js";
 
 /** The `type` of every event the library reports. */
-export const EVENT_TYPES = ["synced", "retry", "failed", "dropped", "unshared", "refused", "resumed", "lost", "spool"] as const;
+export const EVENT_TYPES = [
+  "synced",
+  "retry",
+  "failed",
+  "dropped",
+  "redacted",
+  "unshared",
+  "refused",
+  "resumed",
+  "outage",
+  "recovered",
+  "lost",
+  "spool",
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** Why the library gave contents up (a `dropped` event's `reason`). */
@@ -55,6 +68,14 @@ export interface DroppedEvent {
   /** Why, for `unsafe`, `panic` and `invalid`. */
   error?: string;
 }
+/** Credentials in `key`'s content were replaced by markers before upload: the rules that
+ * matched (never the values) and how many. */
+export interface RedactedEvent {
+  type: "redacted";
+  key: string;
+  rules: string[];
+  count: number;
+}
 /** The service answered 401/403/404 for `session`: its share is forgotten. */
 export interface UnsharedEvent {
   type: "unshared";
@@ -73,6 +94,18 @@ export interface ResumedEvent {
   type: "resumed";
   session: string;
 }
+/** The service failed `failures` requests in a row: it counts as down; one request at a time
+ * probes it until one succeeds, and writes keep coalescing. */
+export interface OutageEvent {
+  type: "outage";
+  failures: number;
+}
+/** A request succeeded after an outage of `duration_ms`; `held_back`: requests it did not make. */
+export interface RecoveredEvent {
+  type: "recovered";
+  duration_ms: number;
+  held_back: number;
+}
 /** `count` events did not fit in the library's buffer (the JS thread was busy for long). */
 export interface LostEvent {
   type: "lost";
@@ -90,9 +123,12 @@ export type ShareEvent =
   | RetryEvent
   | FailedEvent
   | DroppedEvent
+  | RedactedEvent
   | UnsharedEvent
   | RefusedEvent
   | ResumedEvent
+  | OutageEvent
+  | RecoveredEvent
   | LostEvent
   | SpoolEvent;
 
@@ -108,9 +144,12 @@ export interface ShareEventMap {
   retry: RetryEvent;
   failed: FailedEvent;
   dropped: DroppedEvent;
+  redacted: RedactedEvent;
   unshared: UnsharedEvent;
   refused: RefusedEvent;
   resumed: ResumedEvent;
+  outage: OutageEvent;
+  recovered: RecoveredEvent;
   lost: LostEvent;
   spool: SpoolEvent;
   /** Every library event. */

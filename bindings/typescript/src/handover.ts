@@ -156,7 +156,8 @@ export function settle(event: ShareEvent): void {
   // a refused share's keys stay pending in the library, which holds their newest content anyway
   if (event.type === "unshared" || event.type === "refused" || event.type === "resumed") passAll(event.session);
   else if (event.type === "lost") passAll();
-  else if (event.type === "spool") return; // names no key
+  // names no key, or a key whose request is under way (its synced, retry or failed follows)
+  else if (event.type === "spool" || event.type === "outage" || event.type === "recovered" || event.type === "redacted") return;
   else if (event.type !== "dropped" || event.key !== undefined) pass(event.key!);
   else passAll(event.session); // a dropped event for a session, or for all
 }
