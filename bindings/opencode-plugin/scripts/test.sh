@@ -18,8 +18,11 @@ step "cargo build --lib -p opencode-share and -p opencode-share-server (target/d
 (cd "$root" && cargo build --locked --quiet --lib && cargo build --locked --quiet -p opencode-share-server) || give_up "the library or the server did not build"
 
 if [ ! -d node_modules ]; then
-    step "npm ci (opencode-ai $(node -p 'require("./package.json").devDependencies["opencode-ai"]'))"
-    npm ci --no-audit --no-fund || give_up "npm ci failed"
+    # `npm install` from the lockfile, not `npm ci`: opencode-ai's platform packages for other
+    # systems are optional, and a registry that lacks them (as the one here does) leaves them
+    # out of the lockfile, which `npm ci` then refuses as out of sync
+    step "npm install from the lockfile (opencode-ai $(node -p 'require("./package.json").devDependencies["opencode-ai"]'))"
+    npm install --no-audit --no-fund --no-save || give_up "npm install failed"
 fi
 if [ ! -d test/opencode-config/node_modules ]; then
     step "npm ci in test/opencode-config (what opencode installs into its config folder)"
