@@ -2,6 +2,7 @@
 //! `/share_create`, `/share_sync`, `/share_delete` (JSON bodies, whatever the content-type, since
 //! the original client sent none), GET `/share_data?id=` and the `/share_poll?id=` WebSocket.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,46 +123,69 @@ fn query_id(q: &IdQuery) -> Result<String, ApiError> {
 }
 
 /// `{info, messages: {<mid>: {...message, parts: [...]}}}`, as the legacy service's `getData`.
-pub fn legacy_data(snapshot: &Snapshot) -> Value {
-    let mut info = Value::Null;
-    let mut messages = Map::new();
-    let mut parts: Vec<(String, Value)> = Vec::new();
+/// Built as text from the stored items (valid JSON, checked on write) without parsing parts or
+/// info, so an item of any depth is served as it is stored (a parser's recursion limit once made
+/// deep items vanish here while `/data` served them).
+pub fn legacy_data(snapshot: &Snapshot) -> String {
+    let mut info: Option<&str> = None;
+    let mut messages: Vec<(&str, &str)> = Vec::new();
+    let mut parts: HashMap<&str, Vec<&str>> = HashMap::new();
     for stored in &snapshot.items {
-        let Ok(data) = serde_json::from_str::<Value>(&stored.data) else {
-            continue;
-        };
         let mut segments = stored.key.split('/');
         match (segments.next(), segments.next()) {
-            (Some("session"), None) => info = data,
-            (Some("message"), Some(mid)) => {
-                let mut message = match data {
-                    Value::Object(m) => m,
-                    other => Map::from_iter([("value".to_owned(), other)]),
-                };
-                message.insert("parts".into(), Value::Array(vec![]));
-                messages.insert(mid.to_owned(), Value::Object(message));
-            }
-            (Some("part"), Some(mid)) => parts.push((mid.to_owned(), data)),
+            (Some("session"), None) => info = Some(stored.data.trim()),
+            (Some("message"), Some(mid)) => messages.push((mid, stored.data.trim())),
+            (Some("part"), Some(mid)) => parts.entry(mid).or_default().push(stored.data.trim()),
             _ => {}
         }
     }
-    for (mid, part) in parts {
-        if let Some(Value::Array(list)) = messages.get_mut(&mid).and_then(|m| m.get_mut("parts")) {
-            list.push(part);
+    let mut out = String::from("{");
+    if let Some(info) = info.filter(|i| *i != "null") {
+        out.push_str("\"info\":");
+        out.push_str(info);
+        out.push(',');
+    }
+    out.push_str("\"messages\":{");
+    for (n, (mid, message)) in messages.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
         }
+        out.push_str(&Value::String((*mid).to_owned()).to_string());
+        out.push(':');
+        let list = format!(
+            "[{}]",
+            parts.get(mid).map_or(String::new(), |p| p.join(","))
+        );
+        out.push_str(&with_parts(message, &list));
     }
-    let mut out = Map::new();
-    if !info.is_null() {
-        out.insert("info".into(), info);
+    out.push_str("}}");
+    out
+}
+
+/// A stored message with its `parts` member set to `list` (JSON text): a message that parses
+/// gets the member replaced; one too deep to parse gets it appended (JSON readers take the last
+/// of a repeated member); a message that is not an object is kept under `value`.
+fn with_parts(message: &str, list: &str) -> String {
+    match serde_json::from_str::<Map<String, Value>>(message) {
+        Ok(mut m) => {
+            m.remove("parts");
+            let body = Value::Object(m).to_string();
+            let sep = if body == "{}" { "" } else { "," };
+            format!("{}{sep}\"parts\":{list}}}", &body[..body.len() - 1])
+        }
+        Err(_) if message.starts_with('{') && message.ends_with('}') => {
+            let inner = message[1..message.len() - 1].trim();
+            let sep = if inner.is_empty() { "" } else { "," };
+            format!("{{{inner}{sep}\"parts\":{list}}}")
+        }
+        Err(_) => format!("{{\"value\":{message},\"parts\":{list}}}"),
     }
-    out.insert("messages".into(), Value::Object(messages));
-    Value::Object(out)
 }
 
 pub async fn data(state: State, Query(q): Query<IdQuery>) -> Result<Response, ApiError> {
     let id = query_id(&q)?;
     let snapshot = state.store.read(id).await?;
-    let mut response = ok_json(legacy_data(&snapshot).to_string());
+    let mut response = ok_json(legacy_data(&snapshot));
     no_store(response.headers_mut());
     Ok(response)
 }

@@ -340,3 +340,38 @@ fn a_full_disk_is_answered_507_and_writes_resume_once_space_is_freed() {
     });
     assert!(resumed, "writes did not resume after space was freed");
 }
+
+#[test]
+fn an_item_of_any_depth_is_served_by_the_legacy_read_too() {
+    let s = Server::start();
+    let (id, secret) = s.create_next(&session_id());
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let body = format!(
+        r#"{{"secret":"{secret}","data":[{{"type":"message","data":{{"id":"m","role":"user"}}}},{{"type":"part","data":{{"id":"p","messageID":"m","type":"text","text":"deep","x":{deep}}}}}]}}"#
+    );
+    let synced = s
+        .http
+        .post(s.url(&format!("/api/share/{id}/sync")))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(synced.status().as_u16(), 200);
+    // /share_data once parsed every item and skipped what passed serde_json's 128 levels
+    let read = s
+        .http
+        .get(s.url(&format!("/share_data?id={id}")))
+        .send()
+        .unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    let text = read.text().unwrap();
+    assert!(
+        text.contains(&deep),
+        "the deep part is missing from /share_data"
+    );
+    assert!(
+        text.starts_with(r#"{"messages":{"m":{"id":"m","role":"user","parts":[{"#),
+        "{}",
+        &text[..80]
+    );
+}
