@@ -441,6 +441,9 @@ enum End {
     Exit(u64),
     /// SIGKILL while share_remove waits for the service's delete (which is never answered).
     KillInRemove,
+    /// SIGKILL inside share_remove as soon as its removal is in the spool's log, while it waits
+    /// for the session's syncs in flight (held at the proxy) or for its delete (never answered).
+    KillOnceRemovalLogged,
 }
 
 /// One host run then one fresh process on the same spool, checked. `round` picks the sessions.
@@ -456,7 +459,7 @@ fn round(
     let sessions: Vec<String> = (0..3).map(|s| session(round * 10 + s)).collect();
     let removed = session(round * 10 + 9);
     let remove_at = match end {
-        End::KillInRemove => 20 + rng.below(200),
+        End::KillInRemove | End::KillOnceRemovalLogged => 20 + rng.below(200),
         _ => 1 + rng.below(150),
     };
     let mut vars = vec![
@@ -471,9 +474,11 @@ fn round(
         vars.push(("SPOOL_EXIT_AT", n.to_string()));
     }
     service.clear_faults();
-    if let End::KillInRemove = end {
+    if let End::KillInRemove | End::KillOnceRemovalLogged = end {
         service.stall_deletes(&removed);
     }
+    let held = matches!(end, End::KillOnceRemovalLogged)
+        .then(|| service.kit.hold_syncs(service.protocol, &removed));
     let (mut child, rx) = spawn(test, "host", &vars);
     let mut lines = Vec::new();
     wait_line(&rx, "ready", &mut lines);
@@ -491,11 +496,27 @@ fn round(
             }
             child.kill().unwrap();
         }
+        End::KillOnceRemovalLogged => {
+            wait_line(&rx, "removing", &mut lines);
+            lines.push("removing".into());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while removal_in_log(spool, &removed) != Some(true) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the removal never reached the spool's log"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            child.kill().unwrap();
+        }
         End::Exit(_) => {
             wait_line(&rx, "exit ", &mut lines);
         }
     }
     child.wait().unwrap();
+    if let Some(gate) = held {
+        gate.release(); // what it held arrived before the fresh process started
+    }
     lines.extend(rx.iter()); // the rest of what it printed before it died
     service.clear_faults();
     let written = parse(&lines);
@@ -569,9 +590,12 @@ fn exit_without_shutdown(name: &str, protocol: &str) {
     );
 }
 
-/// 5 rounds, each host killed while share_remove waits for its delete.
+/// 5 rounds, each host killed while share_remove waits for its delete; then 3, each killed as
+/// soon as share_remove's removal is in the log (while it waits for the session's sync).
 fn killed_during_remove(name: &str, protocol: &str) {
     let (due, _) = rounds(name, protocol, 5, |_| End::KillInRemove);
+    assert!(due > 0, "the other shares had writes due");
+    let (due, _) = rounds(name, protocol, 3, |_| End::KillOnceRemovalLogged);
     assert!(due > 0, "the other shares had writes due");
 }
 
