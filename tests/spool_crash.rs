@@ -13,6 +13,12 @@
 //! rise comes from a batch taken after the write. (Not "written spool_interval_ms before the
 //! end": on a loaded machine the spool thread may run later than that; the interval is a
 //! figure for benchmarks, not a test's bet.)
+//!
+//! Whether the removed session's removal counts is read from the spool's log itself once the host
+//! is dead: a host killed inside share_remove (which journals the removal at once, then waits for
+//! the session's sends in flight, and a slow first send keeps it there) may or may not have its
+//! `Remove` record in the log, and the fresh process must act on what the log holds. A removal
+//! whose delete went out, or whose share_remove returned, must be in the log.
 
 mod common;
 
@@ -28,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Protocol, Rule, part_key, session, short_id};
 use opencode_share::api;
+use opencode_share::spool::Record;
+use opencode_share::spool::record::{FRAME_LEN, HEADER_LEN, checksum};
 use testkit::item_key;
 
 /// The environment variable that makes a test of this binary act as the host.
@@ -185,6 +193,8 @@ struct Written {
     writes: BTreeMap<String, Vec<(u64, bool)>>,
     /// When share_remove of the removed session returned, if it did.
     removed_at: Option<u64>,
+    /// share_remove of the removed session was called (it may not have returned).
+    removing: bool,
 }
 
 fn parse(lines: &[String]) -> Written {
@@ -197,6 +207,7 @@ fn parse(lines: &[String]) -> Written {
                 writes.push((key.to_owned(), n.parse().unwrap(), records.parse().unwrap()))
             }
             ["removed", t] => w.removed_at = Some(t.parse().unwrap()),
+            ["removing"] => w.removing = true,
             _ => {}
         }
     }
@@ -209,6 +220,36 @@ fn parse(lines: &[String]) -> Written {
         entry.push((n, rises_after >= 2));
     }
     w
+}
+
+/// Whether the spool's log in `spool` (read as it is, while no process holds it) ends with
+/// `session`'s share removed (its last share or remove record is a remove) or kept; None if it
+/// has neither (never written, or compacted away once removed). Reads the frames up to the first
+/// damaged one, as the library does.
+fn removal_in_log(spool: &Path, session: &str) -> Option<bool> {
+    let log = std::fs::read(spool.join("spool.log")).unwrap_or_default();
+    let u32_at = |at: usize| u32::from_le_bytes(log[at..at + 4].try_into().unwrap());
+    let mut at = HEADER_LEN as usize;
+    let mut removed = None;
+    while at + FRAME_LEN <= log.len() {
+        let len = u32_at(at) as usize;
+        let Some(payload) = log.get(at + FRAME_LEN..at + FRAME_LEN + len) else {
+            break; // a torn last frame
+        };
+        if checksum(&log[at..at + 4], payload) != u32_at(at + 4) {
+            break;
+        }
+        let Ok(record) = Record::decode(payload) else {
+            break;
+        };
+        match record {
+            Record::Share(share) if &*share.session == session => removed = Some(false),
+            Record::Remove { session: s } if &*s == session => removed = Some(true),
+            _ => {}
+        }
+        at += FRAME_LEN + len;
+    }
+    removed
 }
 
 /// Runs the finishing process on the spool; returns its stats.
@@ -400,6 +441,9 @@ enum End {
     Exit(u64),
     /// SIGKILL while share_remove waits for the service's delete (which is never answered).
     KillInRemove,
+    /// SIGKILL inside share_remove as soon as its removal is in the spool's log, while it waits
+    /// for the session's syncs in flight (held at the proxy) or for its delete (never answered).
+    KillOnceRemovalLogged,
 }
 
 /// One host run then one fresh process on the same spool, checked. `round` picks the sessions.
@@ -415,7 +459,7 @@ fn round(
     let sessions: Vec<String> = (0..3).map(|s| session(round * 10 + s)).collect();
     let removed = session(round * 10 + 9);
     let remove_at = match end {
-        End::KillInRemove => 20 + rng.below(200),
+        End::KillInRemove | End::KillOnceRemovalLogged => 20 + rng.below(200),
         _ => 1 + rng.below(150),
     };
     let mut vars = vec![
@@ -430,9 +474,11 @@ fn round(
         vars.push(("SPOOL_EXIT_AT", n.to_string()));
     }
     service.clear_faults();
-    if let End::KillInRemove = end {
+    if let End::KillInRemove | End::KillOnceRemovalLogged = end {
         service.stall_deletes(&removed);
     }
+    let held = matches!(end, End::KillOnceRemovalLogged)
+        .then(|| service.kit.hold_syncs(service.protocol, &removed));
     let (mut child, rx) = spawn(test, "host", &vars);
     let mut lines = Vec::new();
     wait_line(&rx, "ready", &mut lines);
@@ -450,20 +496,45 @@ fn round(
             }
             child.kill().unwrap();
         }
+        End::KillOnceRemovalLogged => {
+            wait_line(&rx, "removing", &mut lines);
+            lines.push("removing".into());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while removal_in_log(spool, &removed) != Some(true) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the removal never reached the spool's log"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            child.kill().unwrap();
+        }
         End::Exit(_) => {
             wait_line(&rx, "exit ", &mut lines);
         }
     }
     child.wait().unwrap();
+    if let Some(gate) = held {
+        gate.release(); // what it held arrived before the fresh process started
+    }
     lines.extend(rx.iter()); // the rest of what it printed before it died
     service.clear_faults();
     let written = parse(&lines);
+    // share_remove journals the removal at once, makes it durable before its delete goes out,
+    // and returns after the delete; killed in between, the log may hold it or not
+    let delete_sent = written.removed_at.is_some() || service.delete_seen(&removed);
+    let removing = written.removing || delete_sent;
+    let removed_in_log = removal_in_log(spool, &removed).unwrap_or(removing);
+    if delete_sent {
+        assert!(
+            removed_in_log,
+            "share_remove of {removed} sent its delete or returned before its removal was in the \
+             spool's log"
+        );
+    }
+    let removed_before_end = removed_in_log.then_some(removed.as_str());
     let fresh_from = service.kit.now();
     let stats = finish(test, service, spool);
-    let removed_before_end = match end {
-        End::KillInRemove => Some(removed.as_str()), // its removal is durable before the delete
-        _ => written.removed_at.map(|_| removed.as_str()),
-    };
     let due = check(service, &written, fresh_from, removed_before_end);
     let recovered = stats["spool"]["recovered_contents"].as_u64().unwrap();
     (due, recovered)
@@ -519,9 +590,12 @@ fn exit_without_shutdown(name: &str, protocol: &str) {
     );
 }
 
-/// 5 rounds, each host killed while share_remove waits for its delete.
+/// 5 rounds, each host killed while share_remove waits for its delete; then 3, each killed as
+/// soon as share_remove's removal is in the log (while it waits for the session's sync).
 fn killed_during_remove(name: &str, protocol: &str) {
     let (due, _) = rounds(name, protocol, 5, |_| End::KillInRemove);
+    assert!(due > 0, "the other shares had writes due");
+    let (due, _) = rounds(name, protocol, 3, |_| End::KillOnceRemovalLogged);
     assert!(due > 0, "the other shares had writes due");
 }
 
