@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
     /* share is {"url":"..","secret":".."}: print the url (keep the secret to remove the share) */
     const char *url = strstr(share, "\"url\":\"");
     if (url != NULL)
-        printf("%s: %.*s\n", session, (int)strcspn(url + 7, "\""), url + 7);
+        printf("session: %s\nshare URL: %.*s\n", session, (int)strcspn(url + 7, "\""), url + 7);
     share_string_free(share);
     snprintf(key, sizeof key, "session/info/%s", session);
     share_sync(key, "{\"title\":\"hello\"}");
