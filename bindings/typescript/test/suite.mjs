@@ -261,7 +261,8 @@ export function defineSuite({ test, runtime, library }) {
     const lost = [];
     const off = Share.on("lost", (e) => lost.push(e));
     try {
-      Share.init(config(service, { concurrency: 1, max_pending_bytes: 1000 }));
+      // the held request must outlive the blocked loop (9.7 s once under load), not time out at 3 s
+      Share.init(config(service, { concurrency: 1, max_pending_bytes: 1000, timeout_ms: 60_000 }));
       const sid = id("ses");
       await Share.create(sid);
       const k = (i) => `session/part/${sid}/msg_1/prt_${i}`;
