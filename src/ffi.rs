@@ -449,17 +449,19 @@ pub extern "C" fn share_set_event_callback(
 /// each an object with a "type": `synced` {key, status}, `retry` {key, retry, delay_ms, status
 /// or error}, `failed` {key, status or error}, `dropped` {reason, key and/or session, count,
 /// bytes for too_large, error for unsafe and panic} with reason rejected, too_large, unsafe,
-/// panic, unshared, removed, shutdown or queue_full; `unshared` {session, status} (401, 403,
-/// 404: the share is forgotten); `refused` {session, count} (once, when the service answered
-/// count 500s in a row for the share: its contents wait, flushes stop waiting for them, one
-/// request per retry_max_ms probes it); `resumed` {session} (a probe succeeded); `spool`
-/// {skipped_bytes} (share_init cut that many damaged bytes off the spool's end) or {error}
-/// (writing the spool failed; retried); `outage` {failures} (the service failed that many
-/// requests in a row: until one succeeds, one request at a time probes it, spaced by the
-/// backoff up to retry_max_ms, and writes only coalesce); `recovered` {duration_ms, held_back}
-/// (a request succeeded after the outage: everything waiting goes now; held_back counts the
-/// requests the outage did not make); `redacted` {key, rules, count} (the content was sent
-/// with count credentials replaced; rules names the rules, never the values). Every drop names its key or session. Free it with share_string_free.
+/// panic, unshared, removed, shutdown or queue_full; `redacted` {key, rules, count} (the
+/// content was sent with count credentials replaced by markers; rules names the rules, never
+/// the values); `unshared` {session, status} (401, 403, 404: the share is forgotten);
+/// `refused` {session, count} (once, when the service answered count 500s for the share, each
+/// to a request made after the previous one came back: its contents wait, flushes stop
+/// waiting for them, one request per retry_max_ms probes it); `resumed` {session} (a probe
+/// succeeded); `outage` {failures} (the service failed that many requests in a row: until one
+/// succeeds, one request at a time probes it, at most a second apart, and writes only
+/// coalesce); `recovered` {duration_ms, held_back} (a request succeeded after the outage:
+/// everything waiting goes now; held_back counts the requests the outage did not make);
+/// `spool` {skipped_bytes} (share_init cut that many damaged bytes off the spool's end) or
+/// {error} (writing the spool failed; retried). Every drop names its key or session. Free it
+/// with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_events_take(out_json: *mut *mut c_char) -> share_status {
     guard(|| {
