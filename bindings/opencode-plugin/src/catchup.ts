@@ -1,10 +1,11 @@
 // The last word at exit. opencode writes a session's final state (its token totals, its
-// updated time) just after it disposes its plugins, so no event hook sees it; it also keeps
-// every bus event in its database (the `event` table: aggregate_id = the session, seq, type
-// such as "session.updated.1", data = the event's properties). At process exit the plugin reads
-// the newest events of the sessions it shares, synchronously (bun:sqlite, read-only), and
-// answers the items whose newest content it has not seen. Best effort: a missing database or
-// table answers nothing.
+// updated time) just after it disposes its plugins, so no event hook sees it; it keeps every bus
+// event in its database (the `event` table: aggregate_id = the session, seq, type such as
+// "session.updated.1", data = the event's properties), but about half the time the final totals
+// reach only the `session` row, with no event at all. At process exit the plugin reads the newest
+// events of the sessions it shares and their `session` rows, synchronously (bun:sqlite,
+// read-only), and answers the items whose newest content it has not seen. Best effort: a missing
+// database or table answers nothing.
 
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
@@ -54,6 +55,9 @@ export function newerItems(file: string, sessionID: string, seen: SessionItems |
         if (!newest.has(`part/${part.id}`)) newest.set(`part/${part.id}`, { type: "part", data: part });
       }
     }
+    const session = (newest.get("session")?.data ?? seen?.session) as Fields | undefined;
+    const totals = session && rowTotals(db, sessionID);
+    if (session && totals) newest.set("session", { type: "session", data: withTotals(session, totals) });
     const out: ShareNext.Data[] = [];
     for (const item of [...newest.values()].reverse()) {
       const data = item.data as Fields & { id?: string };
@@ -68,4 +72,24 @@ export function newerItems(file: string, sessionID: string, seen: SessionItems |
   } finally {
     db?.close();
   }
+}
+
+type Row = { cost: number; input: number; output: number; reasoning: number; cacheRead: number; cacheWrite: number; updated: number };
+
+/** The session row's cost, token totals and updated time (the row is what `opencode export` reads). */
+function rowTotals(db: Database, sessionID: string): Row | undefined {
+  const row = db
+    .query(
+      `SELECT cost, tokens_input AS input, tokens_output AS output, tokens_reasoning AS reasoning,
+              tokens_cache_read AS cacheRead, tokens_cache_write AS cacheWrite, time_updated AS updated
+       FROM session WHERE id = ?`,
+    )
+    .get(sessionID) as Row | null;
+  return row ?? undefined;
+}
+
+/** `info` with the row's totals and updated time laid over it. */
+function withTotals(info: Fields, row: Row): Fields {
+  const tokens = { input: row.input, output: row.output, reasoning: row.reasoning, cache: { read: row.cacheRead, write: row.cacheWrite } };
+  return { ...info, cost: row.cost, tokens, time: { ...(info.time as Fields), updated: row.updated } };
 }
