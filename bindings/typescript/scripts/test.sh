@@ -18,8 +18,19 @@ trap 'rm -f "$log"' EXIT
 step() { echo "== $*"; }
 give_up() { echo "$1" >&2; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 
-step "cargo build --release (the optimised libopencode_share the bindings load: a few minutes the first time, then reused)"
-(cd "$root" && cargo build --release --locked --quiet) || give_up "the release library did not build"
+# OPENCODE_SHARE_TEST_LIB=<file>: test that library (scripts/test passes the release artifact
+# scripts/package built), copied for the run into the package's own folder, where an installed
+# package carries it; else the repository's release build
+own_lib="$here/libopencode_share.so"
+if [ -n "${OPENCODE_SHARE_TEST_LIB:-}" ]; then
+    step "the library under test: $OPENCODE_SHARE_TEST_LIB (copied to the package's folder for this run)"
+    [ -f "$OPENCODE_SHARE_TEST_LIB" ] || give_up "OPENCODE_SHARE_TEST_LIB: no such file"
+    install -m 0755 "$OPENCODE_SHARE_TEST_LIB" "$own_lib" || give_up "cannot copy the library to $own_lib"
+    trap 'rm -f "$log" "$own_lib"' EXIT
+else
+    step "cargo build --release (the optimised libopencode_share the bindings load: a few minutes the first time, then reused)"
+    (cd "$root" && cargo build --release --locked --quiet) || give_up "the release library did not build"
+fi
 # the real server ShareNext's final states are checked against: the debug build that scripts/test's
 # cargo test already made (a release build would add minutes to CI)
 step "cargo build -p opencode-share-server (target/debug)"
