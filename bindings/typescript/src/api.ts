@@ -21,7 +21,7 @@ import { off, on } from "./events.js";
 import { sync } from "./handover.js";
 import { library } from "./library.js";
 import { init, shutdown, stats, url } from "./lifecycle.js";
-import { create, flush, remove } from "./ops.js";
+import { create, flush, flushSync, remove } from "./ops.js";
 import type { ShareError } from "./status.js";
 import type { ShareEvent, ShareEventMap } from "./event-types.js";
 import type { InitOptions, LibraryInfo, ShareConfig, ShareInfo, ShareStats } from "./types.js";
@@ -29,7 +29,7 @@ import type { InitOptions, LibraryInfo, ShareConfig, ShareInfo, ShareStats } fro
 export { install, library } from "./library.js";
 export { init, shutdown, stats, url } from "./lifecycle.js";
 export { sync } from "./handover.js";
-export { create, remove, flush } from "./ops.js";
+export { create, remove, flush, flushSync } from "./ops.js";
 export { on, off } from "./events.js";
 export { STATUS, ShareError } from "./status.js";
 export { ShareNext } from "./share-next.js";
@@ -67,6 +67,7 @@ export const Share = {
   create,
   remove,
   flush,
+  flushSync,
   shutdown,
   stats,
   on,

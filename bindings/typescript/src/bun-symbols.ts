@@ -10,6 +10,7 @@ export const SYMBOLS = {
   share_remove_async: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_op_take: { args: ["u32", "ptr"], returns: "i32" },
   share_flush_async: { args: ["u32", "ptr", "ptr", "ptr"], returns: "i32" },
+  share_flush: { args: ["u32"], returns: "i32" },
   share_shutdown: { args: ["u32"], returns: "i32" },
   share_stats: { args: ["ptr"], returns: "i32" },
   share_events_take: { args: ["ptr"], returns: "i32" },

@@ -103,6 +103,7 @@ const load: Loader = (path, hooks) => {
       starting((out) => c.share_remove_async(cstr(sessionID), cstr(secret), op.ptr, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
     flushAsync: (timeoutMs) => starting((out) => c.share_flush_async(timeoutMs, op.ptr, null, out)),
+    flush: (timeoutMs) => c.share_flush(timeoutMs),
     // Blocking, but short: api.ts calls it after the queue drained and no operation is pending,
     // and the library never waits for its notifier thread.
     shutdown: async (timeoutMs) => {

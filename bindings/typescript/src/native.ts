@@ -33,6 +33,8 @@ export interface Native {
   opTake(opId: number): NativeOut;
   /** share_flush_async: completes through the op callback, like createAsync. */
   flushAsync(timeoutMs: number): NativeStart;
+  /** share_flush: blocks the JS thread until the queue drained or `timeoutMs`; the status. */
+  flush(timeoutMs: number): number;
   /**
    * share_shutdown. Bun calls it on the JS thread (its callbacks never block the library's
    * notifier); koffi runs it on a worker thread, so a callback the notifier is delivering can run

@@ -17,6 +17,7 @@ export const FUNCTIONS = {
   share_op_take: "int32_t share_op_take(uint32_t op_id, _Out_ void **out_json)",
   share_flush_async:
     "int32_t share_flush_async(uint32_t timeout_ms, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
+  share_flush: "int32_t share_flush(uint32_t timeout_ms)",
   share_shutdown: "int32_t share_shutdown(uint32_t timeout_ms)",
   share_stats: "int32_t share_stats(_Out_ void **out_json)",
   share_events_take: "int32_t share_events_take(_Out_ void **out_json)",

@@ -24,6 +24,7 @@ interface Bound {
   share_remove_async(session: string, secret: string, cb: unknown, userData: null, out: number[]): number;
   share_op_take(opId: number, out: unknown[]): number;
   share_flush_async(timeoutMs: number, cb: unknown, userData: null, out: number[]): number;
+  share_flush(timeoutMs: number): number;
   share_shutdown: ((timeoutMs: number) => number) & {
     async(timeoutMs: number, done: (err: unknown, status: number) => void): void;
   };
@@ -102,6 +103,7 @@ const load: Loader = (path, hooks) => {
     removeAsync: (sessionID, secret) => starting((out) => c.share_remove_async(sessionID, secret, op, null, out)),
     opTake: (opId) => taking((out) => c.share_op_take(opId, out)),
     flushAsync: (timeoutMs) => starting((out) => c.share_flush_async(timeoutMs, op, null, out)),
+    flush: (timeoutMs) => c.share_flush(timeoutMs),
     shutdown: (timeoutMs) =>
       new Promise((resolve, reject) => {
         c.share_shutdown.async(timeoutMs, (err, status) => {

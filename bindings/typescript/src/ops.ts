@@ -77,6 +77,23 @@ export async function flush(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<voi
   await start((n) => n.flushAsync(ms), true);
 }
 
+/**
+ * The blocking flush, for exit paths where nobody awaits a promise (opencode's plugin `dispose`,
+ * `process.on("exit")`): holds the JS thread until every write accepted before the call has been
+ * sent or dropped (with a spool, what is left stays there for the next start), or `timeoutMs`.
+ * Throws SHARE_ERR_TIMEOUT when time ran out. Creates and removes in flight are not waited for.
+ */
+export function flushSync(timeoutMs: number = DEFAULT_TIMEOUT_MS): void {
+  const ms = timeoutArg("timeoutMs", timeoutMs);
+  const n = state.native;
+  if (!n) throw notInitialized();
+  passAll();
+  updateSink();
+  const status = n.flush(ms);
+  drainEvents();
+  if (status !== OK) throw failure(n, status);
+}
+
 export function pendingCreatesAndRemoves(): number {
   let n = 0;
   for (const op of state.ops.values()) if (!op.flush) n++;

@@ -11,7 +11,7 @@ import { BUS_EVENTS, readBusEvent, type BusAction } from "./next-events.js";
 import { idArg, shareKey, storageKey } from "./next-keys.js";
 import { created, recordOf, removed, resetShares, storeInUse } from "./next-shares.js";
 import type { BusEvent, ShareNextItem, ShareNextOptions, ShareRecord, ShareStore } from "./next-types.js";
-import { create as createShare, flush, remove as removeShare } from "./ops.js";
+import { create as createShare, flush, flushSync, remove as removeShare } from "./ops.js";
 import { state } from "./state.js";
 import { BAD_RESPONSE, NOT_INITIALIZED, ShareError, invalid } from "./status.js";
 
@@ -167,7 +167,7 @@ function hostStore(call: () => void, what: string): void {
 
 /**
  * opencode's `ShareNext` module's shape: `import { ShareNext } from "opencode-share"`. flush,
- * shutdown, stats, on and off are Share's (one library run serves both; `Share.library` tells
+ * flushSync, shutdown, stats, on and off are Share's (one library run serves both; `Share.library` tells
  * which library file is loaded).
  */
 export const ShareNext = {
@@ -176,6 +176,7 @@ export const ShareNext = {
   create,
   remove,
   flush,
+  flushSync,
   shutdown,
   stats,
   on,

@@ -411,6 +411,28 @@ export function defineSuite({ test, runtime, library }) {
     });
   });
 
+  test("flushSync holds the JS thread until the writes are sent; too short a deadline throws SHARE_ERR_TIMEOUT", async () => {
+    // the service answers 300 ms late, in another process (this thread is held meanwhile)
+    const service = await startRemoteService(300);
+    try {
+      Share.init(config(service));
+      const sid = id("ses");
+      await Share.create(sid);
+      Share.sync(`session/info/${sid}`, { title: "one" });
+      assert.throws(() => Share.flushSync(50), (e) => e instanceof ShareError && e.code === "SHARE_ERR_TIMEOUT");
+      Share.sync(`session/info/${sid}`, { title: "two" });
+      Share.flushSync(5000);
+      // no turn of the event loop since the call: the library sent both while the thread was held
+      const stats = Share.stats();
+      assert.deepEqual([stats.pending_keys, stats.in_flight], [0, 0]);
+      assert.deepEqual(await service.held(sid), { [`session/info/${sid}`]: { title: "two" } });
+      await failsWith("SHARE_ERR_INVALID_ARGUMENT", async () => Share.flushSync(-1));
+    } finally {
+      await Share.shutdown(3000).catch(() => {});
+      await service.close();
+    }
+  }, 20_000);
+
   test("flush is not starved by writes that keep arriving after it began", async () => {
     await withShare({ concurrency: 1 }, async (service) => {
       const sid = id("ses");
