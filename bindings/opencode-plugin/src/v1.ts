@@ -1,8 +1,9 @@
 // The legacy protocol ("v1": /share_create, /share_sync, /share_delete), for a service that
 // speaks only that: the library's `Share` API with opencode's storage keys. What ShareNext does
 // for "next" (share records, the bus events as items) is done here by hand. A v1 library learns
-// a share only by creating it (or from its spool): a share made by an earlier process without a
-// spool entry gets no new items.
+// a share by creating it, from its spool, or from opencode's storage key `session/share/<id>`
+// ({secret, url}): the driver tells it each share of the plugin's records once per process, so a
+// share an earlier process made gets this one's items too.
 
 import { Share, type ShareNext } from "opencode-share";
 
@@ -29,11 +30,19 @@ export function itemsOfEvent(event: { type: string; properties?: unknown }): { s
 }
 
 export class V1 {
+  /** The sessions whose share the library was told (or made) in this process. */
+  private readonly known = new Set<string>();
+
   constructor(private readonly store: ShareFile) {}
 
   /** Items of a shared session go to the library; others are not handed over. */
   sync(sessionID: string, items: Item[]): void {
-    if (!this.store.get(sessionID)) return;
+    const record = this.store.get(sessionID);
+    if (!record) return;
+    if (!this.known.has(sessionID)) {
+      Share.sync(`session/share/${sessionID}`, { secret: record.secret, url: record.url });
+      this.known.add(sessionID);
+    }
     for (const item of items) {
       const key = keyOf(sessionID, item);
       if (key) Share.sync(key, item.data);
@@ -45,6 +54,7 @@ export class V1 {
     const id = new URL(url).pathname.split("/").filter(Boolean).pop() ?? sessionID;
     const record = { id, url, secret };
     this.store.set(sessionID, record);
+    this.known.add(sessionID);
     this.sync(sessionID, await snapshot());
     return record;
   }
@@ -54,5 +64,6 @@ export class V1 {
     if (!record) return;
     await Share.remove(sessionID, record.secret);
     this.store.delete(sessionID);
+    this.known.delete(sessionID);
   }
 }

@@ -79,21 +79,31 @@ test('share "auto" with opencode run: one share, identical to the export', async
   assert.equal(proxy.counts.create - before, 1, "one create reached the service");
 });
 
-test('protocol "v1": opencode run --share to the legacy API holds the export', async () => {
-  model.setPlan({ words: 6, delayMs: 2, tool: undefined, hold: false });
-  const p = project({ pluginOptions: { url: proxy.url, protocol: "v1" } });
-  const r = await opencode(p, ["run", "--share", "--print-logs", "say hi [no tool]"]);
-  assert.equal(r.code, 0, r.stderr.slice(-3000));
-  const { sessionID, url, shareID } = runOutput(r);
-  assert.ok(url?.startsWith(`${server.url}/s/`), `the legacy share URL printed: ${url}\n${r.stderr.split("\n").filter((l) => /share|ERROR|WARN/i.test(l)).join("\n").slice(-2000)}`);
-  const exported = await exportSession(p, sessionID);
+/** The legacy share's data as items: {info, messages: {<id>: {...message, parts: [...]}}} unfolded. */
+async function legacyItems(shareID) {
   const legacy = await (await fetch(`${server.url}/share_data?id=${shareID}`)).json();
-  // the legacy layout: {info, messages: {<id>: {...message, parts: [...]}}}
   const items = [{ type: "session", data: legacy.info }];
   for (const { parts, ...message } of Object.values(legacy.messages)) {
     items.push({ type: "message", data: message }, ...parts.map((part) => ({ type: "part", data: part })));
   }
-  assert.deepEqual(differences(exported, items), []);
+  return items;
+}
+
+test('protocol "v1": opencode run --share to the legacy API holds the export; a later process adds its turn', async () => {
+  model.setPlan({ words: 6, delayMs: 2, tool: undefined, hold: false });
+  // no spool: the later process knows the share from the plugin's share records alone
+  const p = project({ pluginOptions: { url: proxy.url, protocol: "v1", spoolDir: false } });
+  const r = await opencode(p, ["run", "--share", "--print-logs", "say hi [no tool]"]);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const { sessionID, url, shareID } = runOutput(r);
+  assert.ok(url?.startsWith(`${server.url}/s/`), `the legacy share URL printed: ${url}\n${r.stderr.split("\n").filter((l) => /share|ERROR|WARN/i.test(l)).join("\n").slice(-2000)}`);
+  assert.deepEqual(differences(await exportSession(p, sessionID), await legacyItems(shareID)), []);
+  // a second opencode process continues the shared session: its turn reaches the same share
+  const again = await opencode(p, ["run", "--session", sessionID, "--print-logs", "say more [no tool]"]);
+  assert.equal(again.code, 0, again.stderr.slice(-3000));
+  const exported = await exportSession(p, sessionID);
+  assert.ok(exported.messages.length >= 4, `two turns exported: ${exported.messages.length} messages`);
+  assert.deepEqual(differences(exported, await legacyItems(shareID)), []);
 });
 
 test("SIGKILL mid-answer: the next start sends what the spool holds", async () => {
