@@ -58,6 +58,28 @@ export interface ShareInfo {
   secret: string;
 }
 
+/**
+ * One share of the ledger (`list()`, share_list): every share the library created or was told
+ * of, kept (with `spool_dir`, across runs) until the service confirmed its deletion. Never its
+ * secret: the ledger keeps that in the spool file only, and `removeKnown` uses it there.
+ */
+export interface LedgerEntry {
+  session: string;
+  /** The share's id on the service (under v1 the last 8 characters of the session id). */
+  id: string;
+  /** The share's page; null if never known. */
+  url: string | null;
+  /** When the library first knew the share, ms since the Unix epoch; null if unknown. */
+  created: number | null;
+  /** When the service last accepted a content of it, ms since the Unix epoch; null if never. */
+  synced: number | null;
+  /** "removing": its removal was asked for and the service has not confirmed it (it is sent again at the next init). */
+  state: "shared" | "removing";
+  /** Where it lives; null for a share an older spool kept. */
+  service: string | null;
+  protocol: "v1" | "next" | null;
+}
+
 /** `stats()`: the library's counters; after shutdown, the last run's final figures. */
 export interface ShareStats {
   running: boolean;

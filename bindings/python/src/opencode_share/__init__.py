@@ -31,6 +31,8 @@ __all__ = [
     "flush",
     "shutdown",
     "stats",
+    "list_shares",
+    "remove_known",
     "version",
     "take_events",
     "set_event_handler",
@@ -133,6 +135,15 @@ def remove(session_id, secret):
     _check(_lib.share_remove(_text(session_id, "session_id"), _text(secret, "secret")))
 
 
+def remove_known(session_id):
+    """Removes the share of ``session_id`` with the secret the ledger holds (see
+    :func:`list_shares`), for a host that no longer has the session, e.g. after a restart on the
+    same ``spool_dir``. Raises ``ShareError`` (``SHARE_ERR_INVALID_ARGUMENT``) if the ledger has
+    no share of it. The share leaves the ledger once the service confirms (2xx, 404 or 410);
+    otherwise the next init on the folder sends the delete again."""
+    _check(_lib.share_remove_known(_text(session_id, "session_id")))
+
+
 def flush(timeout_ms=5000):
     """Waits until everything accepted before the call was sent or dropped; raises
     ``ShareError`` with code ``SHARE_ERR_TIMEOUT`` if the deadline came first."""
@@ -147,6 +158,15 @@ def shutdown(timeout_ms=5000):
 def stats():
     """The counters as a dict (after shutdown: the last run's final figures)."""
     return json.loads(_take_string(_lib.share_stats))
+
+
+def list_shares():
+    """The ledger: every share the library created or was told of whose deletion the service
+    has not confirmed (with ``spool_dir``, across runs), by session id, as a list of dicts with
+    ``session``, ``id``, ``url`` (None if never known), ``created`` and ``synced`` (ms since the
+    Unix epoch, None if unknown), ``state`` (``"shared"`` or ``"removing"``), ``service`` and
+    ``protocol``. Never the secret: the ledger keeps it in the spool file only."""
+    return json.loads(_take_string(_lib.share_list))
 
 
 # --- events -------------------------------------------------------------------------------
