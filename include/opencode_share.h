@@ -122,8 +122,10 @@ extern "C" {
  * become `[redacted: RULE-ID]`. Not redacted: paths, user names, e-mail addresses and other
  * personal data, and credentials of no known format or context. `redact_patterns` adds rules
  * (an object of id to regex, Rust `regex` syntax; group 1, if any, is what is replaced) and
- * `redact_allow` lists values never redacted (strings). A content that redaction cannot read
- * is not sent (a `dropped` event, reason unsafe). `protocol` is
+ * `redact_allow` lists values never redacted (strings); a rule for every user goes in
+ * src/redact/ours.toml. A content that redaction cannot read
+ * is not sent (a `dropped` event, reason unsafe). With spool_dir the folder is also the ledger
+ * of shares (share_list). `protocol` is
  * "v1" (the default: opencode's legacy Share service) or "next" (opencode's ShareNext service,
  * default url https://opncd.ai: one request carries many items of one share, at most one
  * request per share is in flight, and `concurrency` counts shares). `token` with `org_id`

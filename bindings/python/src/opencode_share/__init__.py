@@ -98,7 +98,16 @@ def init(config=None, *, spool_dir=None):
     """Starts the library. ``config`` is a dict (see docs/c-api.md, Configuration), a JSON
     text, or None for every default. ``spool_dir`` (a path; the same as the config key) names the
     durable spool's folder: what a crash or an exit without shutdown left unsent is sent by the
-    next init on it."""
+    next init on it, and the ledger of shares (:func:`list_shares`) lives there.
+
+    Redaction (docs/redaction.md) is on unless ``"redact": False``: before upload, credentials of
+    well-known formats in any string of a content (cloud keys, VCS and package tokens, model
+    provider keys, chat and payment tokens, private-key blocks, JWTs, passwords in URLs,
+    ``Authorization:`` headers, ``API_KEY=...`` assignments) become ``[redacted: RULE-ID]``.
+    Not redacted: paths, user and host names, e-mail addresses and other personal data, and
+    credentials of no known format or context. Extend it with ``"redact_patterns"`` (id to a
+    Rust ``regex``; group 1, if any, is replaced) and ``"redact_allow"`` (values kept), or for
+    every user with a rule in src/redact/ours.toml."""
     if spool_dir is not None:
         if isinstance(config, (str, bytes)):
             config = json.loads(config) if config.strip() else {}
