@@ -48,6 +48,10 @@ enum Op {
     Remove {
         s: u8,
     },
+    /// The service confirmed the deletion of session `s`'s share.
+    Deleted {
+        s: u8,
+    },
     Tick,
     /// The spool thread takes the journal.
     Swap,
@@ -67,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0u8..3, 0u8..2).prop_map(|(s, g)| Op::Share { s, g }),
         8 => (0u8..3, 0u8..4).prop_map(|(s, k)| Op::Write { s, k }),
+        1 => (0u8..3).prop_map(|s| Op::Deleted { s }),
         4 => Just(Op::Dispatch),
         5 => (0usize..4, answer).prop_map(|(n, answer)| Op::Answer { n, answer }),
         1 => (0u8..3).prop_map(|s| Op::Remove { s }),
@@ -149,6 +154,7 @@ impl Run {
                     .unwrap_or_else(|| Secret::new("given-by-the-host"));
                 self.engine.forget(&session(*s), secret, now, &mut fx);
             }
+            Op::Deleted { s } => self.engine.deleted(&session(*s)),
             Op::Tick => {
                 self.now += Duration::from_secs(2);
                 self.engine.tick(self.now, &mut fx);
