@@ -7,13 +7,18 @@
 mod common;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use opencode_share::{Status, api};
 use serde_json::Value;
+
+/// The environment variable that makes a test of this binary act as the crashing host.
+const ROLE: &str = "OPENCODE_SHARE_LEDGER_ROLE";
 
 fn spool_config(dir: &Path) -> String {
     format!(r#""spool_dir":"{}","max_retries":1"#, dir.display())
@@ -172,4 +177,82 @@ fn a_share_the_service_no_longer_has_leaves_the_ledger_at_its_removal() {
     assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
     assert!(e.message.contains("404"), "{}", e.message);
     assert!(list().is_empty());
+}
+
+/// The crashing host's body (this test binary run again with [`ROLE`] set): shares a session on
+/// the spool, says so, then removes it and never returns (the parent kills it meanwhile).
+fn crashing_host() -> ! {
+    let config = format!(
+        r#"{{"url":"{}","spool_dir":"{}","retry_initial_ms":5,"retry_max_ms":50}}"#,
+        std::env::var("LEDGER_URL").unwrap(),
+        std::env::var("LEDGER_DIR").unwrap()
+    );
+    api::init(Some(&config)).unwrap();
+    let sid = std::env::var("LEDGER_SESSION").unwrap();
+    let json = api::create(&sid).unwrap();
+    let secret: Value = serde_json::from_str(&json).unwrap();
+    println!("ledger-host: removing");
+    let _ = api::remove(&sid, secret["secret"].as_str().unwrap());
+    std::thread::sleep(Duration::from_secs(60));
+    std::process::exit(3)
+}
+
+#[test]
+fn a_host_killed_while_its_delete_was_on_the_way_has_it_sent_by_the_next_init() {
+    if std::env::var(ROLE).is_ok() {
+        crashing_host();
+    }
+    let (_t, dir) = spool_folder();
+    let run = start(Protocol::V1, "");
+    api::shutdown(LONG).unwrap(); // the service only: the host is another process
+    let sid = session(6);
+    // the delete reaches the proxy (so the removal is in the spool: it is fsynced before the
+    // delete goes out) and waits there; the host dies before any answer
+    let gate = Gate::new();
+    run.service.inject(
+        Rule::path("/share_delete")
+            .times(1)
+            .status(503)
+            .held_at(&gate),
+    );
+    let mut host = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_host_killed_while_its_delete_was_on_the_way_has_it_sent_by_the_next_init",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, "host")
+        .env("LEDGER_URL", run.service.url())
+        .env("LEDGER_DIR", &dir)
+        .env("LEDGER_SESSION", &sid)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(host.stdout.take().unwrap());
+    let said_removing = out
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("ledger-host: removing"));
+    assert!(said_removing, "the host never came to its removal");
+    assert!(
+        gate.wait_arrived(1, LONG),
+        "the delete never reached the proxy"
+    );
+    host.kill().unwrap();
+    host.wait().unwrap();
+    gate.release();
+    assert!(
+        run.service.v1_data(&sid).is_some(),
+        "deleted before the crash"
+    );
+
+    // a fresh process on the spool: the removal goes out again, and the ledger forgets it
+    restart(&run, &dir);
+    assert_eq!(wait_for_entries(0), Vec::<Value>::new());
+    assert!(run.service.v1_data(&sid).is_none(), "still on the service");
+    // the held delete's answer found its host dead; the resend was answered 200
+    let deletes = run.service.deletes_of(Protocol::V1, &sid);
+    assert_eq!(deletes.last().map(|p| p.status), Some(Some(200)));
 }
