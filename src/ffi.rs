@@ -706,7 +706,7 @@ mod tests {
                 &item[..item.find('{').unwrap()]
             );
         }
-        assert_eq!(exports, 20, "every export was seen");
+        assert_eq!(exports, 23, "every export was seen");
     }
 
     #[test]
