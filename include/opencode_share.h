@@ -122,8 +122,10 @@ extern "C" {
  * become `[redacted: RULE-ID]`. Not redacted: paths, user names, e-mail addresses and other
  * personal data, and credentials of no known format or context. `redact_patterns` adds rules
  * (an object of id to regex, Rust `regex` syntax; group 1, if any, is what is replaced) and
- * `redact_allow` lists values never redacted (strings). A content that redaction cannot read
- * is not sent (a `dropped` event, reason unsafe). `protocol` is
+ * `redact_allow` lists values never redacted (strings); a rule for every user goes in
+ * src/redact/ours.toml. A content that redaction cannot read
+ * is not sent (a `dropped` event, reason unsafe). With spool_dir the folder is also the ledger
+ * of shares (share_list). `protocol` is
  * "v1" (the default: opencode's legacy Share service) or "next" (opencode's ShareNext service,
  * default url https://opncd.ai: one request carries many items of one share, at most one
  * request per share is in flight, and `concurrency` counts shares). `token` with `org_id`
@@ -196,6 +198,31 @@ enum share_status share_create(const char *session_id, char **out_json);
  * sent, if the spool cannot be synced within timeout_ms.
  */
 enum share_status share_remove(const char *session_id, const char *secret);
+
+/**
+ * share_remove with the secret the library knows of `session_id`'s share (the ledger: see
+ * share_list), for a host that no longer has the session, e.g. after a restart on the same
+ * spool_dir; SHARE_ERR_INVALID_ARGUMENT if the ledger has no share of it. The ledger keeps a
+ * share, being removed, until the service answers its delete (this call's or share_remove's)
+ * with 2xx, 404 or 410; with spool_dir every later share_init on the folder sends a removal
+ * the service never confirmed again.
+ */
+enum share_status share_remove_known(const char *session_id);
+
+/**
+ * `*out_json` receives the ledger: every share this library created or was told of (through a
+ * `session/share/<id>` write) whose deletion the service has not confirmed, kept across runs
+ * with spool_dir (the plugin and the bindings set one), as a JSON array by session id of
+ * `{"session", "id", "url", "created", "synced", "state", "service", "protocol"}`: `id` the
+ * share's id on the service (under v1 the last 8 characters of the session id), `url` its
+ * page (null if never known), `created` when the library first knew it and `synced` when the
+ * service last accepted a content of it (milliseconds since the Unix epoch, null if unknown),
+ * `state` "shared" or "removing" (its removal was asked for and the service has not confirmed
+ * it), `service` and `protocol` where it lives (null for a share a version 1 spool kept). The
+ * secret is never in it (whoever reads a list has no use for it; share_remove_known removes a
+ * listed share). Free it with share_string_free.
+ */
+enum share_status share_list(char **out_json);
 
 /**
  * Waits up to `timeout_ms` until every write accepted before the call has been sent or
@@ -316,6 +343,14 @@ enum share_status share_remove_async(const char *session_id,
                                      share_op_callback callback,
                                      void *user_data,
                                      uint32_t *out_op_id);
+
+/**
+ * share_remove_known without blocking, as share_remove_async.
+ */
+enum share_status share_remove_known_async(const char *session_id,
+                                           share_op_callback callback,
+                                           void *user_data,
+                                           uint32_t *out_op_id);
 
 /**
  * share_flush without blocking: returns at once with the operation's id in `*out_op_id`;

@@ -52,8 +52,33 @@ pub fn remove(session: &str, secret: &str) -> Result<()> {
     fork::check()?;
     let instance = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    let forgotten = ops::forget(&instance, session);
-    ops::delete(&instance, session, &secret, forgotten)
+    let forgotten = ops::forget(&instance, session, Some(secret))?;
+    ops::delete(&instance, session, forgotten)
+}
+
+/// [`remove`] with the secret the library knows (its registry, or the ledger a spool kept): for
+/// a host that no longer has the session, e.g. after a restart. Fails (`INVALID_ARGUMENT`) when
+/// the ledger has no share of that session.
+pub fn remove_known(session: &str) -> Result<()> {
+    fork::check()?;
+    let instance = runtime::current()?;
+    key::check_session_id(session)?;
+    let forgotten = ops::forget(&instance, session, None)?;
+    ops::delete(&instance, session, forgotten)
+}
+
+/// The ledger: every share the library created or was told of whose deletion the service has
+/// not confirmed (kept across runs with `spool_dir`), by session id. Entries hold the secret:
+/// for Rust hosts and the `opencode-share` command; [`list_json`] leaves it out.
+pub fn list() -> Result<Vec<crate::spool::Entry>> {
+    fork::check()?;
+    runtime::with_current(|instance| Ok(instance.lock().ledger().entries()))
+}
+
+/// [`list`] as `share_list` hands it over: a JSON array of `{"session","id","url","created",
+/// "synced","state","service","protocol"}`, without the secret.
+pub fn list_json() -> Result<String> {
+    Ok(crate::engine::ledger::to_json(&list()?))
 }
 
 /// [`create`] on a worker; `completion` gets the operation id and status on the notifier
@@ -73,10 +98,27 @@ pub fn remove_async(session: &str, secret: &str, completion: Completion) -> Resu
     fork::check()?;
     let instance = runtime::current()?;
     let secret = check_remove(session, secret)?;
-    let forgotten = ops::forget(&instance, session);
+    start_remove(&instance, session, Some(secret), completion)
+}
+
+/// [`remove_known`] on a worker, as [`remove_async`].
+pub fn remove_known_async(session: &str, completion: Completion) -> Result<u32> {
+    fork::check()?;
+    let instance = runtime::current()?;
+    key::check_session_id(session)?;
+    start_remove(&instance, session, None, completion)
+}
+
+fn start_remove(
+    instance: &Arc<runtime::Instance>,
+    session: &str,
+    secret: Option<Secret>,
+    completion: Completion,
+) -> Result<u32> {
+    let forgotten = ops::forget(instance, session, secret)?;
     let session = session.to_owned();
-    ops::start(&instance, completion, move |instance| {
-        ops::delete(instance, &session, &secret, forgotten).map(|()| "{}".into())
+    ops::start(instance, completion, move |instance| {
+        ops::delete(instance, &session, forgotten).map(|()| "{}".into())
     })
 }
 

@@ -23,6 +23,15 @@ pub fn validate(key: &str, text: &str) -> Result<()> {
 /// maybe `id`); None when the content has no string `secret`. Errors when the content is not
 /// JSON, or its `id` could not name a share in a path.
 pub fn share_record(key: &str, text: &str) -> Result<Option<Share>> {
+    Ok(share_record_with_url(key, text)?.map(|(share, _)| share))
+}
+
+/// The longest share URL the ledger keeps from a share record (a longer one is left out).
+const MAX_URL_LEN: usize = 2048;
+
+/// [`share_record`], with the record's `url` when it is a string of at most 2 KiB (for the
+/// ledger).
+pub fn share_record_with_url(key: &str, text: &str) -> Result<Option<(Share, Option<Arc<str>>)>> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Error::invalid(format!("content of {key:?} is not one JSON value: {e}")))?;
     let Some(secret) = value
@@ -43,10 +52,16 @@ pub fn share_record(key: &str, text: &str) -> Result<Option<Share>> {
             )));
         }
     };
-    Ok(Some(Share {
+    let url = value
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty() && u.len() <= MAX_URL_LEN)
+        .map(Arc::from);
+    let share = Share {
         secret: Secret::new(secret),
         id,
-    }))
+    };
+    Ok(Some((share, url)))
 }
 
 /// What replaces the secret where it occurs inside a longer string, an array element, an object

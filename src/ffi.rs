@@ -182,8 +182,10 @@ unsafe impl Sync for UserData {}
 /// become `[redacted: RULE-ID]`. Not redacted: paths, user names, e-mail addresses and other
 /// personal data, and credentials of no known format or context. `redact_patterns` adds rules
 /// (an object of id to regex, Rust `regex` syntax; group 1, if any, is what is replaced) and
-/// `redact_allow` lists values never redacted (strings). A content that redaction cannot read
-/// is not sent (a `dropped` event, reason unsafe). `protocol` is
+/// `redact_allow` lists values never redacted (strings); a rule for every user goes in
+/// src/redact/ours.toml. A content that redaction cannot read
+/// is not sent (a `dropped` event, reason unsafe). With spool_dir the folder is also the ledger
+/// of shares (share_list). `protocol` is
 /// "v1" (the default: opencode's legacy Share service) or "next" (opencode's ShareNext service,
 /// default url https://opncd.ai: one request carries many items of one share, at most one
 /// request per share is in flight, and `concurrency` counts shares). `token` with `org_id`
@@ -315,6 +317,42 @@ pub unsafe extern "C" fn share_remove(
         let (session, secret) =
             unsafe { (text("session_id", session_id)?, text("secret", secret)?) };
         api::remove(session, secret)
+    })
+}
+
+/// share_remove with the secret the library knows of `session_id`'s share (the ledger: see
+/// share_list), for a host that no longer has the session, e.g. after a restart on the same
+/// spool_dir; SHARE_ERR_INVALID_ARGUMENT if the ledger has no share of it. The ledger keeps a
+/// share, being removed, until the service answers its delete (this call's or share_remove's)
+/// with 2xx, 404 or 410; with spool_dir every later share_init on the folder sends a removal
+/// the service never confirmed again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_remove_known(session_id: *const c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let session = unsafe { text("session_id", session_id)? };
+        api::remove_known(session)
+    })
+}
+
+/// `*out_json` receives the ledger: every share this library created or was told of (through a
+/// `session/share/<id>` write) whose deletion the service has not confirmed, kept across runs
+/// with spool_dir (the plugin and the bindings set one), as a JSON array by session id of
+/// `{"session", "id", "url", "created", "synced", "state", "service", "protocol"}`: `id` the
+/// share's id on the service (under v1 the last 8 characters of the session id), `url` its
+/// page (null if never known), `created` when the library first knew it and `synced` when the
+/// service last accepted a content of it (milliseconds since the Unix epoch, null if unknown),
+/// `state` "shared" or "removing" (its removal was asked for and the service has not confirmed
+/// it), `service` and `protocol` where it lives (null for a share a version 1 spool kept). The
+/// secret is never in it (whoever reads a list has no use for it; share_remove_known removes a
+/// listed share). Free it with share_string_free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_list(out_json: *mut *mut c_char) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let slot = unsafe { out(out_json)? };
+        give(slot, api::list_json()?);
+        Ok(())
     })
 }
 
@@ -551,6 +589,24 @@ pub unsafe extern "C" fn share_remove_async(
     })
 }
 
+/// share_remove_known without blocking, as share_remove_async.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_remove_known_async(
+    session_id: *const c_char,
+    callback: share_op_callback,
+    user_data: *mut c_void,
+    out_op_id: *mut u32,
+) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        unsafe {
+            start_op(out_op_id, callback, user_data, |done| {
+                api::remove_known_async(text("session_id", session_id)?, done)
+            })
+        }
+    })
+}
+
 /// share_flush without blocking: returns at once with the operation's id in `*out_op_id`;
 /// `callback(user_data, op_id, status)` runs once on a library thread when everything accepted
 /// before the call has been sent or dropped (SHARE_OK) or `timeout_ms` has passed
@@ -650,7 +706,7 @@ mod tests {
                 &item[..item.find('{').unwrap()]
             );
         }
-        assert_eq!(exports, 20, "every export was seen");
+        assert_eq!(exports, 23, "every export was seen");
     }
 
     #[test]

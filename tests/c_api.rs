@@ -51,6 +51,7 @@ const BLOCKING: &str = "ses_ctest_blocking00000003";
 const NEVER: &str = "ses_ctest_never_shared0004";
 const UNKNOWN: &str = "ses_ctest_unknown000000005";
 const THREADS: &str = "ses_ctest_threads000000007";
+const LEDGER: &str = "ses_ctest_ledger0000000008";
 
 #[test]
 fn the_header_compiles_alone_as_c_and_as_cpp() {
@@ -158,6 +159,7 @@ fn run_all(link: Link) {
         match stem.as_str() {
             "api_test" => check_api_test(&service),
             "threads_test" => check_threads_test(&service),
+            "ledger_test" => check_ledger_test(&service),
             _ => {} // other programs (readme_example.c): their exit status and valgrind's verdict
         }
         println!("{what}: passed in {:.1} s", elapsed.as_secs_f64());
@@ -169,6 +171,19 @@ fn run_all(link: Link) {
             println!("  {line}");
         }
     }
+}
+
+/// What ledger_test.c must have left on the service: its share made, then deleted by the
+/// second run from the ledger alone.
+fn check_ledger_test(service: &ShareService) {
+    let deletes = service.requests_to("/share_delete");
+    let of_ledger = |p: &&Passed| p.json().is_some_and(|j| j["sessionID"] == LEDGER);
+    let statuses: Vec<_> = deletes.iter().filter(of_ledger).map(|p| p.status).collect();
+    assert_eq!(statuses, [Some(200)], "ledger_test's deletes");
+    assert!(
+        service.stored(testkit::short_id(LEDGER)).is_none(),
+        "ledger_test's share is still on the service"
+    );
 }
 
 /// What api_test.c must have left on the service.

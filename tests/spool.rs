@@ -9,20 +9,12 @@ mod common;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use opencode_share::spool::Spool;
 use opencode_share::{Status, api};
-
-/// A private temporary folder (0700) with the spool folder's path inside it.
-fn spool_folder() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o700)).unwrap();
-    let dir = t.path().join("spool");
-    (t, dir)
-}
 
 fn spool_config(dir: &Path) -> String {
     format!(r#""spool_dir":"{}""#, dir.display())

@@ -28,6 +28,9 @@ fn a_run_dropped_without_shutdown_is_recovered_by_the_next() {
         secret: Secret::new("3b9d-secret"),
         id: Some("ses_1abc".into()),
         url: Some("http://127.0.0.1:1/s/ses_1abc".into()),
+        created: 1_700_000_000_000,
+        service: Some("http://127.0.0.1:1".into()),
+        protocol: Some("v1".into()),
     };
     spool
         .append(&[

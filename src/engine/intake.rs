@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::{Effects, Engine, Forgotten, Refusal};
 use crate::events::{Event, Reason};
 use crate::queue::Offer;
-use crate::registry::Share;
-use crate::spool::{self, Content, Record};
+use crate::registry::{Secret, Share};
+use crate::spool::Content;
 
 impl Engine {
     /// True while `session` has a share.
@@ -78,45 +78,70 @@ impl Engine {
         &mut self,
         session: &str,
         share: Share,
+        url: Option<Arc<str>>,
         now: Instant,
     ) -> Result<bool, Refusal> {
         self.open()?;
-        Ok(self.add_share(session, share, now))
+        Ok(self.add_share(session, share, url, now))
     }
 
     /// A share the service created. Fails with the session that already holds the same
     /// secret (the hosted service keys shares by the last 8 characters of the session id).
     /// After shutdown it is not remembered. True if a probe goes now.
-    pub fn created(&mut self, session: &str, share: Share, now: Instant) -> Result<bool, String> {
+    pub fn created(
+        &mut self,
+        session: &str,
+        share: Share,
+        url: Arc<str>,
+        now: Instant,
+    ) -> Result<bool, String> {
         if let Some(other) = self.registry.holder(session, &share.secret) {
             return Err(other.to_owned());
         }
         if self.closed {
+            // not remembered for syncs, but the ledger keeps it so that it can be removed
+            let record = self.ledger.shared(session, &share, Some(url), now);
+            self.journal.push(record);
             return Ok(false);
         }
-        Ok(self.add_share(session, share, now))
+        Ok(self.add_share(session, share, Some(url), now))
     }
 
-    fn add_share(&mut self, session: &str, share: Share, now: Instant) -> bool {
-        if self.journal.is_on() {
-            self.journal.push(Record::Share(spool::Share {
-                session: Arc::from(session),
-                secret: share.secret.clone(),
-                id: share.id.clone(),
-                url: None,
-            }));
-        }
+    /// The session is shared: the ledger and the registry have it, the spool is told.
+    fn add_share(
+        &mut self,
+        session: &str,
+        share: Share,
+        url: Option<Arc<str>>,
+        now: Instant,
+    ) -> bool {
+        let record = self.ledger.shared(session, &share, url, now);
+        self.journal.push(record);
         self.registry.insert(session, share);
         self.queue.probe_now(session, now)
     }
 
-    /// The local part of `share_remove`: the session's pending work is dropped (named by an
-    /// event) and its share forgotten; journaled first, so the spool forgets them too.
-    pub fn forget(&mut self, session: &str, now: Instant, fx: &mut Effects) -> Forgotten {
-        if self.journal.is_on() {
-            self.journal.push(Record::Remove {
-                session: Arc::from(session),
-            });
+    /// The service confirmed the deletion of the session's share (2xx, 404 or 410): it leaves
+    /// the ledger (unless it was shared again meanwhile), and the spool is told.
+    pub fn deleted(&mut self, session: &str) {
+        if let Some(record) = self.ledger.deleted(session) {
+            self.journal.push(record);
+        }
+    }
+
+    /// The local part of `share_remove` (with `secret`, the one the delete goes with): the
+    /// session's pending work is dropped (named by an event) and its share forgotten, and the
+    /// ledger marks it as being removed until the service confirms; journaled first, so the
+    /// spool forgets the work too and keeps the removal.
+    pub fn forget(
+        &mut self,
+        session: &str,
+        secret: Secret,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Forgotten {
+        for record in self.ledger.removing(session, &secret, now) {
+            self.journal.push(record);
         }
         let refused = self.queue.is_refused(session);
         let dropped = self.queue.purge_session(session, false);
@@ -132,6 +157,11 @@ impl Engine {
             }]);
         }
         self.settled(now, fx);
-        Forgotten { refused, id }
+        let id = id.or_else(|| self.ledger.get(session).and_then(|e| e.share.id.clone()));
+        Forgotten {
+            secret,
+            refused,
+            id,
+        }
     }
 }

@@ -6,12 +6,14 @@
 //!
 //! Files by job: `intake.rs` writes, share records, creates and removes; `settle.rs` dispatch
 //! and settling one answer per verdict; `flushes.rs` flush marks and asynchronous flushes;
-//! `journal.rs` the records for the spool; `replay_tests.rs` the property that replaying the
+//! `journal.rs` the records for the spool; `ledger.rs` the ledger of shares (kept until the
+//! service confirms a deletion); `replay_tests.rs` the property that replaying the
 //! journal gives back the pending set.
 
 mod flushes;
 mod intake;
 mod journal;
+pub mod ledger;
 #[cfg(test)]
 mod replay_tests;
 mod settle;
@@ -27,11 +29,15 @@ use crate::retry::{Attempt, RetryPolicy};
 use crate::spool::Recovery;
 
 pub use journal::Journal;
+pub use ledger::Ledger;
 
 /// The state the runtime keeps behind its one mutex. See the module documentation.
 pub struct Engine {
     queue: Queue,
     registry: Registry,
+    /// Every share made or told of until the service confirmed its deletion (the registry
+    /// holds the ones syncs go to).
+    ledger: Ledger,
     /// Workers holding a sync token (sending, or about to look for a ready request).
     sync_workers: usize,
     /// Set by shutdown: no more work is accepted.
@@ -100,6 +106,8 @@ pub enum Refusal {
 
 /// What the local part of a remove found.
 pub struct Forgotten {
+    /// The secret the delete goes with.
+    pub secret: registry::Secret,
     /// The service was refusing the share.
     pub refused: bool,
     /// The share's id on the service, if a create or a share record gave one ("next").
@@ -134,6 +142,7 @@ impl Engine {
         Engine {
             queue: Queue::new(limits),
             registry: Registry::default(),
+            ledger: Ledger::default(),
             sync_workers: 0,
             closed: false,
             waiters: 0,
@@ -144,6 +153,18 @@ impl Engine {
             concurrency: limits.concurrency,
             policy,
         }
+    }
+
+    /// The engine of a run that speaks `protocol` to the service at `service` (what its ledger's
+    /// new entries record).
+    pub fn serving(mut self, service: &str, protocol: &str) -> Engine {
+        self.ledger = Ledger::new(service, protocol);
+        self
+    }
+
+    /// The ledger, for reads (`share_list`).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The queue, for reads (stats, waits); it changes only through the engine's methods.
@@ -193,12 +214,18 @@ impl Engine {
         n
     }
 
-    /// At `share_init` with a spool: takes what it held (shares into the registry, contents
-    /// into the queue in write order) and turns the journal on. Returns how many contents did
-    /// not fit in `max_pending_bytes` (they stay in the spool) and the worker tokens to hand out.
+    /// At `share_init` with a spool: takes what it held (the ledger; the shares of this run's
+    /// service into the registry, their contents into the queue in write order) and turns the
+    /// journal on. Returns how many contents did not fit in `max_pending_bytes` (they stay in
+    /// the spool) and the worker tokens to hand out. The shares of another service stay in the
+    /// ledger and the spool, untouched.
     pub fn recover(&mut self, recovery: Recovery, now: Instant) -> (u64, usize) {
         self.journal.start(recovery.next_seq);
+        self.ledger.recover(recovery.ledger);
         for share in recovery.shares {
+            if !self.ledger.belongs_here(&share) {
+                continue;
+            }
             let known = registry::Share {
                 secret: share.secret,
                 id: share.id,
@@ -207,6 +234,9 @@ impl Engine {
         }
         let mut deferred = 0;
         for c in recovery.contents {
+            if !self.registry.contains(&c.session) {
+                continue; // a share of another service: it stays in the spool
+            }
             if self
                 .queue
                 .offer(&c.key, &c.session, c.text, || now)
@@ -216,6 +246,32 @@ impl Engine {
             }
         }
         (deferred, self.claim_workers())
+    }
+
+    /// The removals the ledger holds for this run's service that the service has not confirmed
+    /// (asked for before a crash or a restart, or failed): (session, share) to delete again.
+    pub fn pending_removals(&self) -> Vec<(Arc<str>, registry::Share)> {
+        self.ledger
+            .entries()
+            .into_iter()
+            .filter(|e| e.removing && self.ledger.belongs_here(&e.share))
+            .map(|e| {
+                let share = registry::Share {
+                    secret: e.share.secret,
+                    id: e.share.id,
+                };
+                (e.share.session, share)
+            })
+            .collect()
+    }
+
+    /// The secret of the session's share as the registry or the ledger knows it (for a remove
+    /// whose host no longer has it).
+    pub fn known_secret(&self, session: &str) -> Option<registry::Secret> {
+        self.registry
+            .get(session)
+            .map(|s| s.secret.clone())
+            .or_else(|| self.ledger.get(session).map(|e| e.share.secret.clone()))
     }
 
     /// The timer's turn: parked keys whose time has come go, asynchronous flushes past their

@@ -48,6 +48,10 @@ enum Op {
     Remove {
         s: u8,
     },
+    /// The service confirmed the deletion of session `s`'s share.
+    Deleted {
+        s: u8,
+    },
     Tick,
     /// The spool thread takes the journal.
     Swap,
@@ -67,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0u8..3, 0u8..2).prop_map(|(s, g)| Op::Share { s, g }),
         8 => (0u8..3, 0u8..4).prop_map(|(s, k)| Op::Write { s, k }),
+        1 => (0u8..3).prop_map(|s| Op::Deleted { s }),
         4 => Just(Op::Dispatch),
         5 => (0usize..4, answer).prop_map(|(n, answer)| Op::Answer { n, answer }),
         1 => (0u8..3).prop_map(|s| Op::Remove { s }),
@@ -118,7 +123,9 @@ impl Run {
         match op {
             Op::Share { s, g } => {
                 let share = Share::with_secret(Secret::new(&format!("secret-{s}-{g}")));
-                self.engine.accept_share(&session(*s), share, now).unwrap();
+                self.engine
+                    .accept_share(&session(*s), share, None, now)
+                    .unwrap();
             }
             Op::Write { s, k } => {
                 self.writes += 1;
@@ -141,8 +148,13 @@ impl Run {
             }
             Op::Answer { .. } => {}
             Op::Remove { s } => {
-                self.engine.forget(&session(*s), now, &mut fx);
+                let secret = self
+                    .engine
+                    .known_secret(&session(*s))
+                    .unwrap_or_else(|| Secret::new("given-by-the-host"));
+                self.engine.forget(&session(*s), secret, now, &mut fx);
             }
+            Op::Deleted { s } => self.engine.deleted(&session(*s)),
             Op::Tick => {
                 self.now += Duration::from_secs(2);
                 self.engine.tick(self.now, &mut fx);
@@ -183,6 +195,7 @@ impl Run {
         let live = self.live();
         let recovery = Recovery {
             shares: live.shares(),
+            ledger: live.ledger(),
             contents: live.contents(),
             next_seq: live.next_seq(),
             records: self.log.len() as u64,
@@ -219,6 +232,22 @@ impl Run {
             .collect();
         held.sort();
         prop_assert_eq!(shares, held);
+        // the ledger, as the engine has it and as the log replays it (its "last synced" times
+        // are journaled at most once a second, so they are not compared)
+        let ledger = |entries: Vec<crate::spool::Entry>| -> Vec<(String, String, bool)> {
+            entries
+                .into_iter()
+                .map(|e| {
+                    let s = e.share;
+                    (
+                        s.session.to_string(),
+                        s.secret.expose().to_owned(),
+                        e.removing,
+                    )
+                })
+                .collect()
+        };
+        prop_assert_eq!(ledger(live.ledger()), ledger(self.engine.ledger.entries()));
         Ok(())
     }
 }

@@ -187,6 +187,9 @@ impl Engine {
         fx: &mut Effects,
     ) {
         self.journal_items(items(dispatch, keys), true);
+        if let Some(record) = self.ledger.synced(told.session, now) {
+            self.journal.push(record);
+        }
         let mut resumed = false;
         for key in keys {
             let after = self.queue.sent(key, now);
@@ -264,12 +267,17 @@ impl Engine {
         self.queue
             .failed_batch(keys, now, Failure::Final, |_| Default::default());
         let mut count = keys.len() as u64;
-        if share.is_some() && self.registry.get(session) == share {
+        if let Some(share) = share.filter(|s| self.registry.get(session) == Some(*s)) {
             count += self.queue.purge_session(session, true);
             self.registry.remove(session);
-            self.journal.push(Record::Remove {
-                session: session.clone(),
-            });
+            // the ledger keeps it as being removed (sent again after a restart: a 401 or 403
+            // may be a service's passing fault) unless the service says it is not there
+            for record in self.ledger.removing(session, &share.secret, now) {
+                self.journal.push(record);
+            }
+            if matches!(told.status, Some(404 | 410)) {
+                self.deleted(session);
+            }
             fx.emit([Event::Unshared {
                 session: session.clone(),
                 status: told.status.unwrap_or(403),

@@ -93,7 +93,9 @@ impl Instance {
             policy,
             protocol,
             http,
-            engine: Mutex::new(Engine::new(limits, policy)),
+            engine: Mutex::new(
+                Engine::new(limits, policy).serving(&config.url, config.protocol.as_str()),
+            ),
             changed: Condvar::new(),
             jobs: channels.jobs,
             timer: channels.timer,

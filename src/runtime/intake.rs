@@ -35,11 +35,11 @@ impl Instance {
     pub fn sync(&self, key: &str, text: &str) -> Result<bool> {
         match key::classify(key)? {
             Key::Foreign => self.ignore(),
-            Key::Share { session } => match content::share_record(key, text)? {
-                Some(share) => {
+            Key::Share { session } => match content::share_record_with_url(key, text)? {
+                Some((share, url)) => {
                     let now = Instant::now();
                     let probe = self
-                        .decide(|engine, _| engine.accept_share(session, share, now))
+                        .decide(|engine, _| engine.accept_share(session, share, url, now))
                         .map_err(|_| Error::not_initialized())?;
                     if probe {
                         let _ = self.timer.send(Tick::Wake);

@@ -120,6 +120,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     hub().set_courier(Some(Arc::new(move || {
         let _ = notices_tx.send(Notice::Events);
     })));
+    ops::resend_removals(&instance);
     *global().current.write().unwrap_or_else(|e| e.into_inner()) = Some(instance);
     *lifecycle = Some(Threads {
         handles,

@@ -31,11 +31,13 @@ pub fn create(instance: &Instance, session: &str) -> Result<String> {
         deadline,
         instance.policy.max_retries,
         None,
-    )?;
+    )
+    .map_err(|(e, _)| e)?;
     let created = instance.protocol.parse_created(&answer.body)?;
     let now = Instant::now();
+    let url: Arc<str> = Arc::from(created.url.as_str());
     let probe = instance
-        .decide(|engine, _| engine.created(session, created.share(), now))
+        .decide(|engine, _| engine.created(session, created.share(), url, now))
         .map_err(|other| {
             // the hosted service keys shares by the last 8 characters of the session id and
             // hands the existing share of that short id to anyone: this session's syncs would
@@ -55,25 +57,51 @@ pub fn create(instance: &Instance, session: &str) -> Result<String> {
 }
 
 /// The local part of `share_remove`, done at once on the caller's thread: drops the session's
-/// pending work and forgets its share.
-pub fn forget(instance: &Instance, session: &str) -> Forgotten {
-    instance.decide(|engine, fx| engine.forget(session, Instant::now(), fx))
+/// pending work and forgets its share; the ledger keeps it as being removed. Without `secret`
+/// (a host that forgot the session), the one the registry or the ledger holds.
+pub fn forget(instance: &Instance, session: &str, secret: Option<Secret>) -> Result<Forgotten> {
+    instance.decide(|engine, fx| {
+        let secret = secret.or_else(|| engine.known_secret(session)).ok_or_else(|| {
+            Error::invalid(format!(
+                "remove {session:?}: no secret given, and the ledger has no share of that session"
+            ))
+        })?;
+        Ok(engine.forget(session, secret, Instant::now(), fx))
+    })
 }
 
 /// The rest of `share_remove`: waits (within the configured timeout) until none of the
 /// session's requests is in flight, then sends the protocol's delete with retries. A 500 is retried
 /// once at most, and not at all for a share the service was refusing: opencode's hosted service
-/// answers a stale secret and a deleted share with 500, and the local part holds anyway.
-pub fn delete(
+/// answers a stale secret and a deleted share with 500, and the local part holds anyway. An
+/// answer of 2xx, 404 or 410 takes the share out of the ledger; after any other end it stays
+/// there, being removed, and the next `share_init` on the spool sends the delete again.
+pub fn delete(instance: &Instance, session: &str, forgotten: Forgotten) -> Result<()> {
+    let sent = send_delete(instance, session, &forgotten);
+    let confirmed = match &sent {
+        Ok(()) => true,
+        Err((_, status)) => matches!(status, Some(404 | 410)),
+    };
+    if confirmed {
+        instance.decide(|engine, _| engine.deleted(session));
+    }
+    sent.map_err(|(e, _)| e)
+}
+
+/// [`delete`]'s wait and request; a failure carries the service's last status, if it answered.
+fn send_delete(
     instance: &Instance,
     session: &str,
-    secret: &Secret,
-    forgotten: Forgotten,
-) -> Result<()> {
+    forgotten: &Forgotten,
+) -> std::result::Result<(), (Error, Option<u16>)> {
+    let secret = &forgotten.secret;
     let deadline = Instant::now() + instance.config.timeout;
     // the removal is on disk before the delete goes out (and before remove answers)
     if !instance.wait_durable(deadline) {
-        return Err(spool_writer::not_durable(&format!("remove {session:?}")));
+        return Err((
+            spool_writer::not_durable(&format!("remove {session:?}")),
+            None,
+        ));
     }
     {
         let mut engine = instance.lock();
@@ -83,17 +111,20 @@ pub fn delete(
         });
         engine.waiters -= 1;
         if !idle {
-            return Err(Error::new(
-                Status::SHARE_ERR_TIMEOUT,
-                format!(
-                    "remove {session:?}: its sync requests were still in flight at the deadline; delete not sent"
+            return Err((
+                Error::new(
+                    Status::SHARE_ERR_TIMEOUT,
+                    format!(
+                        "remove {session:?}: its sync requests were still in flight at the deadline; delete not sent"
+                    ),
                 ),
+                None,
             ));
         }
     }
     let share = Share {
         secret: secret.clone(),
-        id: forgotten.id,
+        id: forgotten.id.clone(),
     };
     let delete = instance.protocol.delete(session, &share);
     request(
@@ -106,16 +137,39 @@ pub fn delete(
     .map(|_| ())
 }
 
+/// At `share_init` with a spool: the removals the ledger holds for this service that the service
+/// never confirmed (a crash or a restart came first, or the delete failed) are sent again, each
+/// on a worker, retried like any delete; the ledger forgets each one the service confirms.
+pub fn resend_removals(instance: &Arc<Instance>) {
+    let removals = instance.lock().pending_removals();
+    for (session, share) in removals {
+        let forgotten = Forgotten {
+            secret: share.secret,
+            refused: false,
+            id: share.id,
+        };
+        let runner = instance.clone();
+        let job = move || {
+            // a failure (or a caught panic) leaves the share in the ledger, being removed, for
+            // the next run
+            let _ = catch_unwind(AssertUnwindSafe(|| delete(&runner, &session, forgotten)));
+        };
+        if instance.jobs.send(Job::Op(Box::new(job))).is_err() {
+            return;
+        }
+    }
+}
+
 /// Sends `request` until it succeeds, fails for good, or retrying would pass `deadline`;
 /// answers of 500 are retried at most `max_500_retries` times. A failure names the service's
-/// reason, with `secret` and the org token masked.
+/// reason, with `secret` and the org token masked, and the service's last status if it answered.
 fn request(
     instance: &Instance,
     request: Request,
     deadline: Instant,
     max_500_retries: u32,
     secret: Option<&Secret>,
-) -> Result<Answer> {
+) -> std::result::Result<Answer, (Error, Option<u16>)> {
     let what = format!("{} {}", request.method.as_str(), request.path);
     let org = instance.config.org.as_ref().map(|org| org.token.as_str());
     let hidden: Vec<&str> = secret.map(Secret::expose).into_iter().chain(org).collect();
@@ -124,9 +178,12 @@ fn request(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::new(
-                Status::SHARE_ERR_TIMEOUT,
-                format!("{what}: no time left for an attempt"),
+            return Err((
+                Error::new(
+                    Status::SHARE_ERR_TIMEOUT,
+                    format!("{what}: no time left for an attempt"),
+                ),
+                None,
             ));
         }
         let outcome = instance.http.send(request.clone(), left);
@@ -138,7 +195,11 @@ fn request(
             Err(attempt) => (attempt, None),
         };
         let verdict = retry::classify(&attempt);
-        let failure = failure(&what, &attempt, said);
+        let status = match attempt {
+            Attempt::Answered { status, .. } => Some(status),
+            _ => None,
+        };
+        let failure = (failure(&what, &attempt, said), status);
         let Verdict::Retry { after } = verdict else {
             return Err(failure);
         };

@@ -1,6 +1,7 @@
-//! The live set: what the records read so far still require, i.e. each share not removed and
-//! the newest unsettled content of each key of a shared session. Pure state: reading a log and
-//! appending both feed it, compaction writes it out, recovery hands it to the runtime.
+//! The live set: what the records read so far still require, i.e. the ledger (each share whose
+//! deletion the service has not confirmed, removed or not) and the newest unsettled content of
+//! each key of a shared session. Pure state: reading a log and appending both feed it,
+//! compaction writes it out, recovery hands it to the runtime.
 
 use std::sync::Arc;
 
@@ -8,10 +9,39 @@ use foldhash::HashMap;
 
 use super::record::{Content, HEADER_LEN, Record, Share};
 
+/// One share of the ledger, as the records left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub share: Share,
+    /// Its removal was asked for and the service has not confirmed it: the delete is sent again.
+    pub removing: bool,
+    /// When the service last accepted a content of it (ms since the epoch; 0: not known).
+    pub synced: u64,
+}
+
+impl Entry {
+    /// The records that rebuild this entry: its share, when it last synced, its removal.
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        let session = &self.share.session;
+        std::iter::once(Record::Share(self.share.clone()))
+            .chain((self.synced > 0).then(|| Record::Synced {
+                session: session.clone(),
+                at: self.synced,
+            }))
+            .chain(self.removing.then(|| Record::Remove {
+                session: session.clone(),
+            }))
+    }
+
+    fn framed_len(&self) -> u64 {
+        self.records().map(|r| r.framed_len()).sum()
+    }
+}
+
 /// Records applied to a live set, and what they left.
 #[derive(Debug, Default)]
 pub struct Live {
-    shares: HashMap<Arc<str>, Share>,
+    shares: HashMap<Arc<str>, Entry>,
     contents: HashMap<Arc<str>, Content>,
     /// Framed bytes of every share and content held.
     bytes: u64,
@@ -24,15 +54,21 @@ impl Live {
     pub fn apply(&mut self, record: &Record) {
         match record {
             Record::Share(share) => {
-                self.bytes += share.framed_len();
-                let old = self.shares.insert(share.session.clone(), share.clone());
-                if let Some(old) = old {
-                    self.bytes -= old.framed_len();
-                }
+                // told again of the same share: it keeps when it last synced
+                let synced = self
+                    .shares
+                    .get(&share.session)
+                    .filter(|old| old.share.secret == share.secret)
+                    .map_or(0, |old| old.synced);
+                self.put(Entry {
+                    share: share.clone(),
+                    removing: false,
+                    synced,
+                });
             }
             Record::Content(c) => {
                 self.see(c.seq);
-                if !self.shares.contains_key(&c.session) {
+                if self.shares.get(&c.session).is_none_or(|e| e.removing) {
                     return; // its share was never known or is removed: nothing to send it with
                 }
                 if let Some(old) = self.contents.get(&c.key) {
@@ -51,9 +87,28 @@ impl Live {
                     self.bytes -= old.framed_len();
                 }
             }
-            Record::Remove { session } => {
-                if let Some(old) = self.shares.remove(session) {
+            Record::Synced { session, at } => {
+                if let Some(old) = self.shares.get(session) {
+                    let entry = Entry {
+                        synced: old.synced.max(*at),
+                        ..old.clone()
+                    };
+                    self.put(entry);
+                }
+            }
+            Record::Deleted { session } => {
+                if self.shares.get(session).is_some_and(|e| e.removing) {
+                    let old = self.shares.remove(session).expect("just seen");
                     self.bytes -= old.framed_len();
+                }
+            }
+            Record::Remove { session } => {
+                if let Some(old) = self.shares.get(session) {
+                    let entry = Entry {
+                        removing: true,
+                        ..old.clone()
+                    };
+                    self.put(entry);
                 }
                 let bytes = &mut self.bytes;
                 self.contents.retain(|_, c| {
@@ -64,6 +119,14 @@ impl Live {
                     keep
                 });
             }
+        }
+    }
+
+    /// Puts (or replaces) a ledger entry, keeping the byte count.
+    fn put(&mut self, entry: Entry) {
+        self.bytes += entry.framed_len();
+        if let Some(old) = self.shares.insert(entry.share.session.clone(), entry) {
+            self.bytes -= old.framed_len();
         }
     }
 
@@ -88,11 +151,20 @@ impl Live {
         self.contents.len()
     }
 
-    /// The live shares, by session id.
+    /// The live shares (not being removed), by session id.
     pub fn shares(&self) -> Vec<Share> {
-        let mut shares: Vec<Share> = self.shares.values().cloned().collect();
-        shares.sort_by(|a, b| a.session.cmp(&b.session));
-        shares
+        self.ledger()
+            .into_iter()
+            .filter(|e| !e.removing)
+            .map(|e| e.share)
+            .collect()
+    }
+
+    /// Every share of the ledger, removed or not, by session id.
+    pub fn ledger(&self) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self.shares.values().cloned().collect();
+        entries.sort_by(|a, b| a.share.session.cmp(&b.share.session));
+        entries
     }
 
     /// The newest unsettled content of each key, in write order (by sequence number).
@@ -102,9 +174,10 @@ impl Live {
         contents
     }
 
-    /// The live set as records, shares first: a log of exactly these rebuilds this live set.
+    /// The live set as records, the ledger first: a log of exactly these rebuilds this live set.
     pub fn records(&self) -> Vec<Record> {
-        let shares = self.shares().into_iter().map(Record::Share);
+        let ledger = self.ledger();
+        let shares = ledger.iter().flat_map(Entry::records);
         shares
             .chain(self.contents().into_iter().map(Record::Content))
             .collect()
@@ -122,6 +195,9 @@ mod tests {
             secret: Secret::new(secret),
             id: None,
             url: None,
+            created: 0,
+            service: None,
+            protocol: None,
         })
     }
 
@@ -221,12 +297,58 @@ mod tests {
             l.shares().iter().map(|s| &*s.session).collect::<Vec<_>>(),
             ["b"]
         );
+        // the removed share stays in the ledger, being removed, until the service confirms it
+        let ledger = l.ledger();
+        assert_eq!(
+            ledger
+                .iter()
+                .map(|e| (&*e.share.session, e.removing))
+                .collect::<Vec<_>>(),
+            [("a", true), ("b", false)]
+        );
         assert_eq!(l.next_seq(), 5);
         // shared again: only what comes after counts
         l.apply(&share("a", "s3"));
         l.apply(&content(5, "session/info/a", "a2"));
         assert_eq!(texts(&l)[1], ("session/info/a".into(), "a2".into()));
         assert_eq!(l.shares()[0].secret.expose(), "s3");
+        assert_eq!(l.log_len(), recount(&l));
+    }
+
+    #[test]
+    fn the_ledger_keeps_a_removal_until_the_service_confirmed_it() {
+        let session: Arc<str> = "a".into();
+        let mut l = live(&[
+            share("a", "s1"),
+            share("b", "s2"),
+            // a deletion of a share not being removed changes nothing
+            Record::Deleted {
+                session: session.clone(),
+            },
+            Record::Synced {
+                session: session.clone(),
+                at: 50,
+            },
+            Record::Synced {
+                session: session.clone(),
+                at: 40,
+            },
+            Record::Remove {
+                session: session.clone(),
+            },
+        ]);
+        let a = &l.ledger()[0];
+        assert_eq!((a.removing, a.synced), (true, 50));
+        assert_eq!(l.log_len(), recount(&l));
+        assert_eq!(live(&l.records()).ledger(), l.ledger());
+        l.apply(&Record::Deleted { session });
+        assert_eq!(
+            l.ledger()
+                .iter()
+                .map(|e| &*e.share.session)
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
         assert_eq!(l.log_len(), recount(&l));
     }
 

@@ -6,7 +6,7 @@ use std::io::{BufReader, ErrorKind as IoKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::live::Live;
-use super::record::{self, FRAME_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD, Record, VERSION};
+use super::record::{self, FRAME_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD, Record, VERSION, VERSION_1};
 use super::{Error, ErrorKind, Result, folder};
 
 /// The log's name in the spool folder.
@@ -25,12 +25,14 @@ pub struct Scan {
     pub valid_len: u64,
     /// Bytes after that: a torn last write, damage, or garbage.
     pub skipped: u64,
+    /// The log's format version (this code's for an empty or torn-header log).
+    pub version: u32,
 }
 
 /// Reads a log of `len` bytes from `r` into `live`, stopping at the first frame that is short,
 /// longer than [`MAX_PAYLOAD`] or than what is left, fails its checksum, or does not decode. A
-/// file that is not a spool, or of another version, is an error (`NotASpool`) and `live` is
-/// left as it was; a torn header (a prefix of ours) reads as an empty log.
+/// file that is not a spool, or of a version other than 1 and 2, is an error (`NotASpool`) and
+/// `live` is left as it was; a torn header (a prefix of ours) reads as an empty log.
 pub fn scan(r: impl Read, len: u64, live: &mut Live, shown: &Path) -> Result<Scan> {
     let mut r = BufReader::with_capacity(64 << 10, r);
     let read_err = |e: std::io::Error| Error::io(format_args!("spool log {}", shown.display()), &e);
@@ -51,14 +53,16 @@ pub fn scan(r: impl Read, len: u64, live: &mut Live, shown: &Path) -> Result<Sca
             records: 0,
             valid_len: 0,
             skipped: have as u64,
+            version: VERSION,
         });
     }
     let version = u32::from_le_bytes(header[8..].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(Error::new(
             ErrorKind::NotASpool,
             format!(
-                "{} is a spool of format version {version}; this library reads version {VERSION}",
+                "{} is a spool of format version {version}; this library reads versions \
+                 {VERSION_1} and {VERSION}",
                 shown.display()
             ),
         ));
@@ -67,6 +71,7 @@ pub fn scan(r: impl Read, len: u64, live: &mut Live, shown: &Path) -> Result<Sca
         records: 0,
         valid_len: HEADER_LEN,
         skipped: 0,
+        version,
     };
     let mut payload = Vec::new();
     loop {
@@ -74,7 +79,7 @@ pub fn scan(r: impl Read, len: u64, live: &mut Live, shown: &Path) -> Result<Sca
         if left == 0 || !read_frame(&mut r, left, &mut payload).map_err(read_err)? {
             break;
         }
-        let Ok(rec) = Record::decode(&payload) else {
+        let Ok(rec) = Record::decode_version(&payload, version) else {
             break;
         };
         live.apply(&rec);
@@ -149,6 +154,7 @@ impl Log {
                         records: 0,
                         valid_len: HEADER_LEN,
                         skipped: 0,
+                        version: VERSION,
                     },
                 ));
             }
@@ -163,6 +169,11 @@ impl Log {
             // torn while the header was written: nothing in it to keep
             drop(file);
             return Ok((Log::create(dir, &[])?, scan));
+        }
+        if scan.version != VERSION {
+            // an older layout: rewritten (atomically) as this one before anything is appended
+            drop(file);
+            return Ok((Log::create(dir, &live.records())?, scan));
         }
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -325,6 +336,9 @@ mod tests {
             secret,
             id: Some("abcd1234".into()),
             url: None,
+            created: 0,
+            service: None,
+            protocol: None,
         })
     }
 
@@ -417,7 +431,8 @@ mod tests {
                 Scan {
                     records: k as u64,
                     valid_len: valid,
-                    skipped: cut as u64 - valid
+                    skipped: cut as u64 - valid,
+                    version: VERSION,
                 },
                 "cut {cut}"
             );
@@ -488,17 +503,18 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::NotASpool);
         assert!(e.message.contains("test.log"), "{e}");
         assert_eq!(scan_bytes(b"OCX").unwrap_err().kind, ErrorKind::NotASpool);
-        let mut v2 = record::header();
-        v2[8] = 2;
-        let e = scan_bytes(&v2).unwrap_err();
-        assert!(e.message.contains("version 2"), "{e}");
+        let mut v3 = record::header();
+        v3[8] = 3;
+        let e = scan_bytes(&v3).unwrap_err();
+        assert!(e.message.contains("version 3"), "{e}");
         // a torn header of ours is an empty log
         assert_eq!(
             scan_bytes(&record::header()[..9]).unwrap().1,
             Scan {
                 records: 0,
                 valid_len: 0,
-                skipped: 9
+                skipped: 9,
+                version: VERSION,
             }
         );
     }

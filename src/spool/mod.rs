@@ -21,6 +21,7 @@ mod store;
 use std::fmt;
 
 pub use crate::registry::Secret;
+pub use live::Entry;
 pub use record::{Content, MAX_PAYLOAD, Record, Share};
 pub use store::{Appended, Options, Recovery, Spool, SpoolStats};
 

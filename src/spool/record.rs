@@ -1,23 +1,35 @@
 //! The spool's records and their byte layout. Both protocols need the same thing kept: each
 //! live share, and the newest content of each of its keys until the service has it.
 //!
-//! # On-disk format (version 1)
+//! The spool is also the ledger of shares (SPEC "Durability", issue 19): every share stays in
+//! it, with its secret, until the service confirmed its deletion, so a removal survives a crash
+//! and a host that forgot a session can still take its share down.
+//!
+//! # On-disk format (version 2; version 1 is read too)
 //!
 //! The log file `spool.log` is a 12-byte header followed by frames, all integers little-endian:
 //!
 //! ```text
-//! header   magic b"OCSPOOL\n" (8 bytes) | version u32 (= 1)
+//! header   magic b"OCSPOOL\n" (8 bytes) | version u32 (= 2)
 //! frame    len u32 | crc u32 | payload (len bytes)
 //!            len: 1..=MAX_PAYLOAD; crc: CRC-32 (IEEE) of the 4 len bytes, then the payload
 //! payload  tag u8, then the record's fields, and nothing after them
 //!   1 Share    session str | secret str | id opt | url opt
+//!              | created u64 | service opt | protocol opt          (these three: version 2)
 //!   2 Content  seq u64 | key str | session str | text str
 //!   3 Ack      seq u64 | key str
 //!   4 Dropped  seq u64 | key str
-//!   5 Remove   session str
+//!   5 Remove   session str       (its removal was asked for; v2 keeps the share until Deleted)
+//!   6 Deleted  session str       (version 2: the service confirmed it: 2xx, 404 or 410)
+//!   7 Synced   session str | at u64   (version 2: the service last accepted a content then)
 //! str      u32 byte length, then that many bytes of UTF-8
 //! opt      u8 0 (none), or u8 1 then a str
+//! times    milliseconds since the Unix epoch; 0 = unknown
 //! ```
+//!
+//! Version 1 (before the ledger) has the short `Share` and no tags 6 and 7. A version 1 log is
+//! read with its meaning (a `Remove` not followed by a deletion is a removal to send again) and
+//! rewritten as version 2 at open, before anything is appended to it.
 //!
 //! A reader stops at the first frame that is short, too long, fails its checksum or does not
 //! decode, and reports the bytes from there to the end as skipped: the log is append-only, so a
@@ -33,8 +45,10 @@ use crate::registry::Secret;
 
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"OCSPOOL\n";
-/// The layout this code writes and reads.
-pub const VERSION: u32 = 1;
+/// The layout this code writes.
+pub const VERSION: u32 = 2;
+/// The older layout this code reads (and rewrites as [`VERSION`] at open).
+pub const VERSION_1: u32 = 1;
 /// Bytes of magic and version at the start of the file.
 pub const HEADER_LEN: u64 = 12;
 /// Bytes of `len` and `crc` before each payload.
@@ -48,6 +62,8 @@ const TAG_CONTENT: u8 = 2;
 const TAG_ACK: u8 = 3;
 const TAG_DROPPED: u8 = 4;
 const TAG_REMOVE: u8 = 5;
+const TAG_DELETED: u8 = 6;
+const TAG_SYNCED: u8 = 7;
 
 /// A session's share: what the runtime needs to send its contents again after a restart. The
 /// secret is a credential: it is written to the spool file and nowhere else (`Debug` redacts it).
@@ -58,6 +74,12 @@ pub struct Share {
     /// The share id under "next" (`None`: the last 8 characters of the session id).
     pub id: Option<Arc<str>>,
     pub url: Option<Arc<str>>,
+    /// When the library first knew the share (ms since the epoch; 0: unknown, a version 1 record).
+    pub created: u64,
+    /// The base URL of the service it lives on (None: a version 1 record).
+    pub service: Option<Arc<str>>,
+    /// The protocol it was made with, `"v1"` or `"next"` (None: a version 1 record).
+    pub protocol: Option<Arc<str>>,
 }
 
 /// One content the host wrote. `seq` is the runtime's number for this write, increasing across
@@ -96,8 +118,15 @@ pub enum Record {
     /// `key`'s content numbered `seq` was given up for good (e.g. refused by the service): it and
     /// older contents are forgotten, like an `Ack`.
     Dropped { key: Arc<str>, seq: u64 },
-    /// The session was removed: its share and all its contents so far are forgotten.
+    /// The session's removal was asked for: all its contents so far are forgotten, its share
+    /// stays in the ledger (with its secret) until `Deleted`, and its delete is sent again after a
+    /// restart.
     Remove { session: Arc<str> },
+    /// The service confirmed the session's share deleted (2xx, 404 or 410): the share leaves the
+    /// ledger (if it was being removed; a share made again since stays).
+    Deleted { session: Arc<str> },
+    /// The service accepted a content of the session at `at` (ms since the epoch).
+    Synced { session: Arc<str>, at: u64 },
 }
 
 /// A payload whose checksum held but whose fields do not decode (a bug, or a future layout
@@ -120,7 +149,10 @@ impl Share {
             + str_len(&self.session)
             + str_len(self.secret.expose())
             + opt_len(&self.id)
-            + opt_len(&self.url);
+            + opt_len(&self.url)
+            + 8
+            + opt_len(&self.service)
+            + opt_len(&self.protocol);
         (FRAME_LEN + payload) as u64
     }
 }
@@ -140,7 +172,8 @@ impl Record {
             Record::Share(s) => s.framed_len() as usize - FRAME_LEN,
             Record::Content(c) => c.framed_len() as usize - FRAME_LEN,
             Record::Ack { key, .. } | Record::Dropped { key, .. } => 1 + 8 + str_len(key),
-            Record::Remove { session } => 1 + str_len(session),
+            Record::Remove { session } | Record::Deleted { session } => 1 + str_len(session),
+            Record::Synced { session, .. } => 1 + str_len(session) + 8,
         }
     }
 
@@ -186,6 +219,9 @@ impl Record {
                 put_str(out, s.secret.expose());
                 put_opt(out, &s.id);
                 put_opt(out, &s.url);
+                out.extend_from_slice(&s.created.to_le_bytes());
+                put_opt(out, &s.service);
+                put_opt(out, &s.protocol);
             }
             Record::Content(c) => {
                 out.push(TAG_CONTENT);
@@ -208,11 +244,26 @@ impl Record {
                 out.push(TAG_REMOVE);
                 put_str(out, session);
             }
+            Record::Deleted { session } => {
+                out.push(TAG_DELETED);
+                put_str(out, session);
+            }
+            Record::Synced { session, at } => {
+                out.push(TAG_SYNCED);
+                put_str(out, session);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
         }
     }
 
-    /// Reads a payload whose checksum held.
+    /// Reads a payload (of this code's [`VERSION`]) whose checksum held.
     pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
+        Record::decode_version(payload, VERSION)
+    }
+
+    /// Reads a payload of a log of `version` (1 or 2) whose checksum held.
+    pub fn decode_version(payload: &[u8], version: u32) -> Result<Record, Malformed> {
+        let v2 = version >= VERSION;
         let mut r = Reader(payload);
         let record = match r.u8()? {
             TAG_SHARE => Record::Share(Share {
@@ -220,6 +271,9 @@ impl Record {
                 secret: Secret::new(&r.str()?),
                 id: r.opt()?,
                 url: r.opt()?,
+                created: if v2 { r.u64()? } else { 0 },
+                service: if v2 { r.opt()? } else { None },
+                protocol: if v2 { r.opt()? } else { None },
             }),
             TAG_CONTENT => Record::Content(Content {
                 seq: r.u64()?,
@@ -236,6 +290,11 @@ impl Record {
                 key: r.str()?,
             },
             TAG_REMOVE => Record::Remove { session: r.str()? },
+            TAG_DELETED if v2 => Record::Deleted { session: r.str()? },
+            TAG_SYNCED if v2 => Record::Synced {
+                session: r.str()?,
+                at: r.u64()?,
+            },
             _ => return Err(Malformed),
         };
         if r.0.is_empty() {
@@ -317,14 +376,21 @@ pub(super) mod tests {
                 text(),
                 text(),
                 proptest::option::of(text()),
-                proptest::option::of(text())
+                proptest::option::of(text()),
+                any::<u64>(),
+                proptest::option::of(text()),
             )
-                .prop_map(|(session, secret, id, url)| Record::Share(Share {
-                    session,
-                    secret: Secret::new(&secret),
-                    id,
-                    url,
-                })),
+                .prop_map(
+                    |(session, secret, id, url, created, service)| Record::Share(Share {
+                        session,
+                        secret: Secret::new(&secret),
+                        id,
+                        url,
+                        created,
+                        protocol: service.as_ref().map(|_| Arc::from("v1")),
+                        service,
+                    })
+                ),
             (any::<u64>(), text(), text(), text()).prop_map(|(seq, key, session, text)| {
                 Record::Content(Content {
                     seq,
@@ -336,6 +402,8 @@ pub(super) mod tests {
             (text(), any::<u64>()).prop_map(|(key, seq)| Record::Ack { key, seq }),
             (text(), any::<u64>()).prop_map(|(key, seq)| Record::Dropped { key, seq }),
             text().prop_map(|session| Record::Remove { session }),
+            text().prop_map(|session| Record::Deleted { session }),
+            (text(), any::<u64>()).prop_map(|(session, at)| Record::Synced { session, at }),
         ]
     }
 
@@ -383,7 +451,18 @@ pub(super) mod tests {
         assert_eq!(Record::decode(&share), Err(Malformed));
         share[11] = 0;
         share.push(0);
-        assert!(Record::decode(&share).is_ok());
+        // a version 1 share ends here; a version 2 one has created, service and protocol
+        assert!(Record::decode_version(&share, VERSION_1).is_ok());
+        assert_eq!(Record::decode(&share), Err(Malformed));
+        share.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let Ok(Record::Share(s)) = Record::decode(&share) else {
+            panic!("a version 2 share")
+        };
+        assert_eq!((s.created, s.service, s.protocol), (7, None, None));
+        // the ledger's records are version 2 only
+        let deleted = [TAG_DELETED, 1, 0, 0, 0, b's'];
+        assert!(Record::decode(&deleted).is_ok());
+        assert_eq!(Record::decode_version(&deleted, VERSION_1), Err(Malformed));
     }
 
     #[test]
@@ -406,6 +485,9 @@ pub(super) mod tests {
             secret: Secret::new("9c1f-secret"),
             id: None,
             url: Some("https://x/s/1".into()),
+            created: 1,
+            service: None,
+            protocol: None,
         });
         let content = Record::Content(Content {
             seq: 3,

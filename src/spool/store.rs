@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::live::Live;
+use super::live::{Entry, Live};
 use super::lock::{self, Lock};
 use super::log::Log;
 use super::record::{Content, Record, Share};
@@ -32,8 +32,10 @@ impl Default for Options {
 /// re-queue before it takes new writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
-    /// The live shares, by session id.
+    /// The live shares (not being removed), by session id.
     pub shares: Vec<Share>,
+    /// The ledger: every share whose deletion the service has not confirmed, by session id.
+    pub ledger: Vec<Entry>,
     /// The newest unsettled content of each key of a live share, in write order (sequence
     /// number); one per key, so re-queueing them cannot put an older content after a newer.
     pub contents: Vec<Content>,
@@ -101,6 +103,7 @@ impl Spool {
         let (log, scan) = Log::open(dir, &mut live)?;
         let recovery = Recovery {
             shares: live.shares(),
+            ledger: live.ledger(),
             contents: live.contents(),
             next_seq: live.next_seq(),
             records: scan.records,
@@ -202,6 +205,9 @@ mod tests {
             secret: Secret::new(&format!("{SECRET}-{session}")),
             id: None,
             url: Some(format!("https://share.example/s/{session}").into()),
+            created: 1_700_000_000_000,
+            service: Some("https://share.example".into()),
+            protocol: Some("v1".into()),
         })
     }
 
@@ -338,7 +344,8 @@ mod tests {
         // bound: the floor, or twice the live set, plus one batch
         assert!(max_log <= 2048 + 2 * 300, "log reached {max_log} bytes");
         assert!(stats.compactions > 50, "{stats:?}");
-        assert_eq!((stats.shares, stats.contents), (1, 1));
+        // b's share stays in the ledger, being removed, until the service confirms its deletion
+        assert_eq!((stats.shares, stats.contents), (2, 1));
         spool.compact().unwrap();
         let log_len = std::fs::metadata(t.path().join(LOG_NAME)).unwrap().len();
         assert_eq!(
@@ -442,6 +449,78 @@ mod tests {
             );
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    /// `tests/fixtures/spool-v1.log` was written by the version 1 code (before the ledger): two
+    /// shares, a content of each, the second acknowledged, then the second session removed.
+    #[test]
+    fn a_version_1_spool_is_read_with_its_meaning_and_rewritten_as_version_2() {
+        let t = private_tempdir();
+        let fixture = include_bytes!("../../tests/fixtures/spool-v1.log");
+        assert_eq!(fixture[8..12], 1u32.to_le_bytes(), "a version 1 file");
+        std::fs::write(t.path().join(LOG_NAME), fixture).unwrap();
+        let check = |r: &Recovery| {
+            let ledger: Vec<_> = r
+                .ledger
+                .iter()
+                .map(|e| {
+                    let s = &e.share;
+                    (
+                        &*s.session,
+                        s.secret.expose(),
+                        s.url.as_deref(),
+                        e.removing,
+                        s.created,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                ledger,
+                [
+                    (
+                        "ses_v1kept0000000000000000aaaa",
+                        "secret-v1-kept",
+                        None,
+                        false,
+                        0
+                    ),
+                    (
+                        "ses_v1removed00000000000000bbbb",
+                        "secret-v1-removed",
+                        Some("http://127.0.0.1:9/s/0000bbbb"),
+                        true,
+                        0
+                    ),
+                ]
+            );
+            assert_eq!(r.shares.len(), 1);
+            assert_eq!(
+                texts(r),
+                [(
+                    "session/info/ses_v1kept0000000000000000aaaa",
+                    r#"{"id":"ses_v1kept0000000000000000aaaa","title":"kept"}"#
+                )]
+            );
+            assert_eq!((r.next_seq, r.skipped_bytes), (3, 0));
+        };
+        let (mut spool, r) = Spool::open(t.path()).unwrap();
+        check(&r);
+        let bytes = std::fs::read(t.path().join(LOG_NAME)).unwrap();
+        assert_eq!(bytes[8..12], 2u32.to_le_bytes(), "rewritten as version 2");
+        assert_eq!(mode(&t.path().join(LOG_NAME)), 0o600);
+        // appended to as version 2, and read back the same
+        spool
+            .append(&[Record::Deleted {
+                session: "ses_v1removed00000000000000bbbb".into(),
+            }])
+            .unwrap();
+        drop(spool);
+        let (_spool, r) = Spool::open(t.path()).unwrap();
+        assert_eq!(r.ledger.len(), 1);
+        assert_eq!(
+            &*r.ledger[0].share.session,
+            "ses_v1kept0000000000000000aaaa"
+        );
     }
 
     #[test]

@@ -177,3 +177,12 @@ pub fn wait_for_outage() -> bool {
 }
 
 pub const LONG: Duration = Duration::from_secs(20);
+
+/// A private temporary folder (0700) with a spool folder's path inside it.
+pub fn spool_folder() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = t.path().join("spool");
+    (t, dir)
+}

@@ -45,3 +45,32 @@ def test_a_spool_folder_others_may_read_is_refused(service, tmp_path):
         opencode_share.init(f'{{"url": "{service.url}"}}', spool_dir=folder)
     assert e.value.code == "SHARE_ERR_INVALID_ARGUMENT"
     assert "mode 755" in e.value.message and str(folder) in e.value.message
+
+
+LEDGER_SID = "ses_python00000000000000000009"
+
+
+def test_the_ledger_lists_a_forgotten_share_and_removes_it_without_its_secret(service, tmp_path):
+    folder = tmp_path / "ledger"
+    opencode_share.init({"url": service.url}, spool_dir=folder)
+    try:
+        secret = opencode_share.create(LEDGER_SID)["secret"]
+        opencode_share.sync(f"session/info/{LEDGER_SID}", {"title": "ledger"})
+        opencode_share.flush(5000)
+    finally:
+        opencode_share.shutdown(5000)
+    # a new run that kept nothing of the last
+    opencode_share.init({"url": service.url}, spool_dir=folder)
+    try:
+        [entry] = opencode_share.list_shares()
+        assert entry["session"] == LEDGER_SID and entry["state"] == "shared"
+        assert entry["created"] > 0 and secret not in repr(entry)
+        opencode_share.remove_known(LEDGER_SID)
+        assert service.data(LEDGER_SID) is None
+        assert opencode_share.list_shares() == []
+        with pytest.raises(ShareError) as e:
+            opencode_share.remove_known(LEDGER_SID)
+        assert e.value.code == "SHARE_ERR_INVALID_ARGUMENT"
+        assert "ledger has no share" in e.value.message
+    finally:
+        opencode_share.shutdown(5000)

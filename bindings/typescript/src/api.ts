@@ -20,16 +20,16 @@
 import { off, on } from "./events.js";
 import { sync } from "./handover.js";
 import { library } from "./library.js";
-import { init, shutdown, stats, url } from "./lifecycle.js";
-import { create, flush, flushSync, remove } from "./ops.js";
+import { init, list, shutdown, stats, url } from "./lifecycle.js";
+import { create, flush, flushSync, remove, removeKnown } from "./ops.js";
 import type { ShareError } from "./status.js";
 import type { ShareEvent, ShareEventMap } from "./event-types.js";
-import type { InitOptions, LibraryInfo, ShareConfig, ShareInfo, ShareStats } from "./types.js";
+import type { InitOptions, LedgerEntry, LibraryInfo, ShareConfig, ShareInfo, ShareStats } from "./types.js";
 
 export { install, library } from "./library.js";
-export { init, shutdown, stats, url } from "./lifecycle.js";
+export { init, list, shutdown, stats, url } from "./lifecycle.js";
 export { sync } from "./handover.js";
-export { create, remove, flush, flushSync } from "./ops.js";
+export { create, remove, removeKnown, flush, flushSync } from "./ops.js";
 export { on, off } from "./events.js";
 export { STATUS, ShareError } from "./status.js";
 export { ShareNext } from "./share-next.js";
@@ -44,7 +44,7 @@ export type {
   SubscribeBus,
 } from "./next-types.js";
 export type { ShareErrorCode, StatusName } from "./status.js";
-export type { InitOptions, LibraryInfo, ShareConfig, ShareInfo, ShareStats, Subscribe } from "./types.js";
+export type { InitOptions, LedgerEntry, LibraryInfo, ShareConfig, ShareInfo, ShareStats, Subscribe } from "./types.js";
 export type {
   DroppedEvent,
   FailedEvent,
@@ -66,10 +66,12 @@ export const Share = {
   sync,
   create,
   remove,
+  removeKnown,
   flush,
   flushSync,
   shutdown,
   stats,
+  list,
   on,
   off,
   /** The share service's base URL (read from the running or last library); undefined before init. */
@@ -89,6 +91,7 @@ export declare namespace Share {
   export type Options = InitOptions;
   export type Info = ShareInfo;
   export type Stats = ShareStats;
+  export type Ledger = LedgerEntry;
   export type Event = ShareEvent;
   export type EventMap = ShareEventMap;
   export type Error = ShareError;

@@ -13,6 +13,8 @@ export const SYMBOLS = {
   share_flush: { args: ["u32"], returns: "i32" },
   share_shutdown: { args: ["u32"], returns: "i32" },
   share_stats: { args: ["ptr"], returns: "i32" },
+  share_list: { args: ["ptr"], returns: "i32" },
+  share_remove_known_async: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   share_events_take: { args: ["ptr"], returns: "i32" },
   share_set_event_callback: { args: ["ptr", "ptr"], returns: "i32" },
   share_last_error: { args: [], returns: "ptr" },

@@ -111,6 +111,8 @@ const load: Loader = (path, hooks) => {
       return { status, message: status === OK ? "" : read(c.share_last_error()) };
     },
     stats: () => taking((out) => c.share_stats(out)),
+    list: () => taking((out) => c.share_list(out)),
+    removeKnownAsync: (sessionID) => starting((out) => c.share_remove_known_async(cstr(sessionID), op.ptr, null, out)),
     eventsTake: () => taking((out) => c.share_events_take(out)),
     setEventSink: (on) => c.share_set_event_callback(on ? notify.ptr : null, null),
   };

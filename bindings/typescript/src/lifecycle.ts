@@ -8,7 +8,7 @@ import { DEFAULT_TIMEOUT_MS, noCreatesOrRemoves, pendingCreatesAndRemoves, start
 import { updateSink } from "./sink.js";
 import { state } from "./state.js";
 import { ALREADY_INITIALIZED, OK, STATUS, ShareError, TIMEOUT, failure, notInitialized } from "./status.js";
-import type { InitOptions, ShareStats } from "./types.js";
+import type { InitOptions, LedgerEntry, ShareStats } from "./types.js";
 
 /**
  * Starts the library. `options` are share_init's configuration keys plus `libraryPath` and
@@ -114,6 +114,18 @@ export function stats(): ShareStats {
   stats.ignored += state.skipped;
   stats.held = held.size;
   return stats;
+}
+
+/**
+ * The ledger: every share the library created or was told of whose deletion the service has
+ * not confirmed (with `spool_dir`, across runs), by session id, without secrets.
+ */
+export function list(): LedgerEntry[] {
+  const n = state.native;
+  if (!n) throw notInitialized();
+  const out = n.list();
+  if (out.status !== OK) throw failure(n, out.status);
+  return JSON.parse(out.json ?? "[]") as LedgerEntry[];
 }
 
 /** The share service's base URL in use (or last used); undefined before `init`. */

@@ -42,6 +42,10 @@ export interface Native {
    */
   shutdown(timeoutMs: number): Promise<{ status: number; message: string }>;
   stats(): NativeOut;
+  /** share_list: the ledger's JSON. */
+  list(): NativeOut;
+  /** share_remove_known_async: remove with the secret the ledger holds. */
+  removeKnownAsync(sessionID: string): NativeStart;
   eventsTake(): NativeOut;
   /** share_set_event_callback with the loader's notify callback (on) or NULL (off). */
   setEventSink(on: boolean): number;

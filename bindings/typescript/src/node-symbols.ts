@@ -20,6 +20,9 @@ export const FUNCTIONS = {
   share_flush: "int32_t share_flush(uint32_t timeout_ms)",
   share_shutdown: "int32_t share_shutdown(uint32_t timeout_ms)",
   share_stats: "int32_t share_stats(_Out_ void **out_json)",
+  share_list: "int32_t share_list(_Out_ void **out_json)",
+  share_remove_known_async:
+    "int32_t share_remove_known_async(const char *session_id, share_op_callback *callback, void *user_data, _Out_ uint32_t *out_op_id)",
   share_events_take: "int32_t share_events_take(_Out_ void **out_json)",
   share_set_event_callback: "int32_t share_set_event_callback(share_event_notify *notify, void *user_data)",
   share_last_error: "const char *share_last_error(void)",

@@ -29,6 +29,8 @@ interface Bound {
     async(timeoutMs: number, done: (err: unknown, status: number) => void): void;
   };
   share_stats(out: unknown[]): number;
+  share_list(out: unknown[]): number;
+  share_remove_known_async(session: string, cb: unknown, userData: null, out: number[]): number;
   share_events_take(out: unknown[]): number;
   share_set_event_callback(notify: unknown, userData: null): number;
   share_last_error(): string;
@@ -112,6 +114,8 @@ const load: Loader = (path, hooks) => {
         });
       }),
     stats: () => taking((out) => c.share_stats(out)),
+    list: () => taking((out) => c.share_list(out)),
+    removeKnownAsync: (sessionID) => starting((out) => c.share_remove_known_async(sessionID, op, null, out)),
     eventsTake: () => taking((out) => c.share_events_take(out)),
     setEventSink: (on) => c.share_set_event_callback(on ? notify : null, null),
   };

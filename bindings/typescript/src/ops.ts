@@ -66,6 +66,16 @@ export async function remove(sessionID: string, secret: string): Promise<void> {
 }
 
 /**
+ * Removes the share of `sessionID` with the secret the ledger holds (see `list`), for a host
+ * that no longer has the session (after a restart on the same `spool_dir`, say). Rejects with
+ * SHARE_ERR_INVALID_ARGUMENT if the ledger has no share of it. The share leaves the ledger once
+ * the service confirms (2xx, 404 or 410); otherwise the next init on the folder sends it again.
+ */
+export async function removeKnown(sessionID: string): Promise<void> {
+  await start((n) => n.removeKnownAsync(textArg("sessionID", sessionID)));
+}
+
+/**
  * Resolves when every write accepted before the call has been sent or dropped (retries
  * included); rejects with SHARE_ERR_TIMEOUT after `timeoutMs`. Completes through
  * share_flush_async's callback: nothing polls, and writes made meanwhile do not move the goal.

@@ -27,6 +27,24 @@ export interface ShareConfig {
   spool_dir?: string;
   spool_interval_ms?: number;
   spool_fsync_ms?: number;
+  /**
+   * Redaction before upload (docs/redaction.md), on unless false: on the library's worker,
+   * credentials of well-known formats in any string of a content (cloud keys, GitHub/GitLab/npm/
+   * PyPI tokens, OpenAI/Anthropic/OpenRouter/Google keys, Slack, Stripe and other service
+   * tokens, private-key blocks, JWTs, passwords in URLs, `Authorization:` headers, `API_KEY=…`
+   * assignments) become `[redacted: RULE-ID]`; stats count them (`redacted`) and one `redacted`
+   * event per content names the rules, never the values. NOT redacted: paths, user and host
+   * names, e-mail addresses and other personal data, and credentials of no known format or
+   * context (a bare random password in prose).
+   */
+  redact?: boolean;
+  /**
+   * Extra rules, id (1 to 64 of a-z 0-9 - _) to a regex in Rust `regex` syntax; group 1, if
+   * any, is what is replaced. For every user instead: a rule in src/redact/ours.toml.
+   */
+  redact_patterns?: Record<string, string>;
+  /** Values never redacted (compared with what a rule would replace), e.g. documented examples. */
+  redact_allow?: string[];
 }
 
 /** Hands `sync` to the host's storage events; may return a function that unsubscribes. */
@@ -56,6 +74,28 @@ export interface ShareInfo {
   id?: string;
   url: string;
   secret: string;
+}
+
+/**
+ * One share of the ledger (`list()`, share_list): every share the library created or was told
+ * of, kept (with `spool_dir`, across runs) until the service confirmed its deletion. Never its
+ * secret: the ledger keeps that in the spool file only, and `removeKnown` uses it there.
+ */
+export interface LedgerEntry {
+  session: string;
+  /** The share's id on the service (under v1 the last 8 characters of the session id). */
+  id: string;
+  /** The share's page; null if never known. */
+  url: string | null;
+  /** When the library first knew the share, ms since the Unix epoch; null if unknown. */
+  created: number | null;
+  /** When the service last accepted a content of it, ms since the Unix epoch; null if never. */
+  synced: number | null;
+  /** "removing": its removal was asked for and the service has not confirmed it (it is sent again at the next init). */
+  state: "shared" | "removing";
+  /** Where it lives; null for a share an older spool kept. */
+  service: string | null;
+  protocol: "v1" | "next" | null;
 }
 
 /** `stats()`: the library's counters; after shutdown, the last run's final figures. */

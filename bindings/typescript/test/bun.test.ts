@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 
 import { defineHeaderChecks } from "./header.mjs";
+import { defineLedgerSuite } from "./ledger-suite.mjs";
 import { defineNextSuite } from "./next-suite.mjs";
 import { defineSuite } from "./suite.mjs";
 
@@ -24,3 +25,7 @@ defineNextSuite({
 });
 
 defineHeaderChecks({ test: (name: string, fn: () => unknown) => test(name, fn as () => Promise<void>) });
+
+defineLedgerSuite({
+  test: (name: string, fn: () => unknown, timeoutMs = 10_000) => test(name, fn as () => Promise<void>, timeoutMs),
+});

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { defineHeaderChecks } from "./header.mjs";
+import { defineLedgerSuite } from "./ledger-suite.mjs";
 import { defineNextSuite } from "./next-suite.mjs";
 import { defineSuite } from "./suite.mjs";
 
@@ -25,3 +26,5 @@ defineSuite({
 defineNextSuite({ test: (name, fn, timeoutMs = 10_000) => test(name, { timeout: timeoutMs }, fn) });
 
 defineHeaderChecks({ test: (name, fn) => test(name, fn) });
+
+defineLedgerSuite({ test: (name, fn, timeoutMs = 10_000) => test(name, { timeout: timeoutMs }, fn) });

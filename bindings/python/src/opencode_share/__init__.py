@@ -31,6 +31,8 @@ __all__ = [
     "flush",
     "shutdown",
     "stats",
+    "list_shares",
+    "remove_known",
     "version",
     "take_events",
     "set_event_handler",
@@ -96,7 +98,16 @@ def init(config=None, *, spool_dir=None):
     """Starts the library. ``config`` is a dict (see docs/c-api.md, Configuration), a JSON
     text, or None for every default. ``spool_dir`` (a path; the same as the config key) names the
     durable spool's folder: what a crash or an exit without shutdown left unsent is sent by the
-    next init on it."""
+    next init on it, and the ledger of shares (:func:`list_shares`) lives there.
+
+    Redaction (docs/redaction.md) is on unless ``"redact": False``: before upload, credentials of
+    well-known formats in any string of a content (cloud keys, VCS and package tokens, model
+    provider keys, chat and payment tokens, private-key blocks, JWTs, passwords in URLs,
+    ``Authorization:`` headers, ``API_KEY=...`` assignments) become ``[redacted: RULE-ID]``.
+    Not redacted: paths, user and host names, e-mail addresses and other personal data, and
+    credentials of no known format or context. Extend it with ``"redact_patterns"`` (id to a
+    Rust ``regex``; group 1, if any, is replaced) and ``"redact_allow"`` (values kept), or for
+    every user with a rule in src/redact/ours.toml."""
     if spool_dir is not None:
         if isinstance(config, (str, bytes)):
             config = json.loads(config) if config.strip() else {}
@@ -133,6 +144,15 @@ def remove(session_id, secret):
     _check(_lib.share_remove(_text(session_id, "session_id"), _text(secret, "secret")))
 
 
+def remove_known(session_id):
+    """Removes the share of ``session_id`` with the secret the ledger holds (see
+    :func:`list_shares`), for a host that no longer has the session, e.g. after a restart on the
+    same ``spool_dir``. Raises ``ShareError`` (``SHARE_ERR_INVALID_ARGUMENT``) if the ledger has
+    no share of it. The share leaves the ledger once the service confirms (2xx, 404 or 410);
+    otherwise the next init on the folder sends the delete again."""
+    _check(_lib.share_remove_known(_text(session_id, "session_id")))
+
+
 def flush(timeout_ms=5000):
     """Waits until everything accepted before the call was sent or dropped; raises
     ``ShareError`` with code ``SHARE_ERR_TIMEOUT`` if the deadline came first."""
@@ -147,6 +167,15 @@ def shutdown(timeout_ms=5000):
 def stats():
     """The counters as a dict (after shutdown: the last run's final figures)."""
     return json.loads(_take_string(_lib.share_stats))
+
+
+def list_shares():
+    """The ledger: every share the library created or was told of whose deletion the service
+    has not confirmed (with ``spool_dir``, across runs), by session id, as a list of dicts with
+    ``session``, ``id``, ``url`` (None if never known), ``created`` and ``synced`` (ms since the
+    Unix epoch, None if unknown), ``state`` (``"shared"`` or ``"removing"``), ``service`` and
+    ``protocol``. Never the secret: the ledger keeps it in the spool file only."""
+    return json.loads(_take_string(_lib.share_list))
 
 
 # --- events -------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ SIGNATURES = {
     "share_flush": (c_int32, [c_uint32]),
     "share_shutdown": (c_int32, [c_uint32]),
     "share_stats": (c_int32, [_OUT]),
+    "share_list": (c_int32, [_OUT]),
+    "share_remove_known": (c_int32, [c_char_p]),
     "share_last_error": (c_char_p, []),
     "share_version": (c_char_p, []),
     "share_string_free": (None, [c_void_p]),
