@@ -5,6 +5,7 @@
 mod api_next;
 mod api_v1;
 mod app;
+pub mod append;
 mod client;
 pub mod config;
 mod conn;

@@ -1,0 +1,151 @@
+//! The append extension (docs/append-protocol.md) over loopback HTTP, under both protocols, on
+//! SQLite and (with OPENCODE_SHARE_TEST_POSTGRES) PostgreSQL: the server advertises it, an append
+//! grows the stored text in place, a gap or a missing key is refused with 409 and nothing of the
+//! request is applied, a malformed append is 400, and a gzip body is decoded within the limits.
+
+mod support;
+
+use opencode_share_server::Config;
+use serde_json::{Value, json};
+use support::{Server, session_id};
+
+fn servers() -> Vec<Server> {
+    let mut servers = vec![Server::start()];
+    if let Ok(url) = std::env::var("OPENCODE_SHARE_TEST_POSTGRES") {
+        servers.push(Server::with(|c: &mut Config| c.database = url.clone()));
+    } else {
+        eprintln!("PostgreSQL skipped: OPENCODE_SHARE_TEST_POSTGRES is not set");
+    }
+    servers
+}
+
+/// POSTs `body` as JSON; (status, extensions header, body).
+fn post(s: &Server, path: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let r = s
+        .http
+        .post(s.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let ext = r
+        .headers()
+        .get("x-share-extensions")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, ext, r.json().unwrap_or(Value::Null))
+}
+
+fn grow(path: &str, at: usize, text: &str) -> Value {
+    json!({ "path": path, "at": at, "text": text })
+}
+
+#[test]
+fn v1_appends_grow_the_stored_part_and_gaps_are_refused() {
+    for s in servers() {
+        let sid = session_id();
+        let short = &sid[sid.len() - 8..];
+        let (status, ext, created) = post(&s, "/share_create", &json!({ "sessionID": sid }));
+        assert_eq!((status, ext.as_deref()), (200, Some("append, gzip")));
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        let key = format!("session/part/{sid}/msg_1/prt_1");
+        let sync = |body: Value| {
+            let mut body = body;
+            body["sessionID"] = json!(sid);
+            body["secret"] = json!(secret);
+            body["key"] = json!(key);
+            post(&s, "/share_sync", &body)
+        };
+        // appending to a key the share does not hold: refused, the client sends it whole
+        let (status, _, answer) = sync(json!({ "append": [grow("/text", 0, "x")] }));
+        assert_eq!(status, 409, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("append refused"));
+        let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": "héllo" });
+        let (status, ext, _) = sync(json!({ "content": part }));
+        assert_eq!((status, ext.as_deref()), (200, Some("append, gzip")));
+        let (status, _, _) = sync(json!({ "append": [grow("/text", 6, ", wörld")] }));
+        assert_eq!(status, 200);
+        assert_eq!(s.items(short)[0]["data"]["text"], "héllo, wörld");
+        // a gap (the length is not the stored one) changes nothing
+        let (status, _, answer) = sync(json!({ "append": [grow("/text", 6, "!")] }));
+        assert_eq!(status, 409);
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("/text is 14 bytes"),
+            "{answer}"
+        );
+        let (status, _, _) = sync(json!({ "append": [grow("/id", 5, "!")] }));
+        assert_eq!(status, 200, "any string member may grow");
+        let data = &s.items(short)[0]["data"];
+        assert_eq!(
+            (data["text"].as_str(), data["id"].as_str()),
+            (Some("héllo, wörld"), Some("prt_1!"))
+        );
+        // malformed: both content and append, no grow, a grow without its length
+        for bad in [
+            json!({ "content": {}, "append": [grow("/text", 1, "a")] }),
+            json!({ "append": [] }),
+            json!({ "append": [{ "path": "/text", "text": "a" }] }),
+            json!({}),
+        ] {
+            assert_eq!(sync(bad.clone()).0, 400, "{bad}");
+        }
+    }
+}
+
+#[test]
+fn next_appends_apply_in_order_and_a_refused_one_applies_nothing_of_its_request() {
+    for s in servers() {
+        let sid = session_id();
+        let (status, ext, created) = post(&s, "/api/share", &json!({ "sessionID": sid }));
+        assert_eq!((status, ext.as_deref()), (200, Some("append, gzip")));
+        let (id, secret) = (
+            created["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        );
+        let sync = |items: Value| {
+            post(
+                &s,
+                &format!("/api/share/{id}/sync"),
+                &json!({ "secret": secret, "data": items }),
+            )
+        };
+        let names = json!({ "id": "prt_1", "messageID": "msg_1" });
+        let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "tool",
+                           "state": { "output": "line 1\n", "status": "running" }, "text": "" });
+        // a whole item and appends to it in one request: applied in order
+        let (status, ext, answer) = sync(json!([
+            { "type": "part", "data": part },
+            { "type": "part", "key": names, "append": [grow("/state/output", 7, "line 2\n"), grow("/text", 0, "t")] },
+        ]));
+        assert_eq!(
+            (status, ext.as_deref()),
+            (200, Some("append, gzip")),
+            "{answer}"
+        );
+        let data = s.items(&id)[0]["data"].clone();
+        assert_eq!(data["state"]["output"], "line 1\nline 2\n");
+        assert_eq!(data["text"], "t");
+        // one gap refuses the whole request: the message in it is not stored either
+        let (status, _, _) = sync(json!([
+            { "type": "message", "data": { "id": "msg_1", "role": "assistant" } },
+            { "type": "part", "key": names, "append": [grow("/text", 0, "x")] },
+        ]));
+        assert_eq!(status, 409);
+        assert_eq!(
+            s.items(&id).len(),
+            1,
+            "nothing of a refused request is applied"
+        );
+        // an item with both data and append, or append without key: 400
+        for bad in [
+            json!([{ "type": "part", "data": part, "key": names, "append": [grow("/text", 1, "a")] }]),
+            json!([{ "type": "part", "append": [grow("/text", 1, "a")] }]),
+            json!([{ "type": "part", "key": { "id": "prt_1" }, "append": [grow("/text", 1, "a")] }]),
+        ] {
+            assert_eq!(sync(bad.clone()).0, 400, "{bad}");
+        }
+    }
+}
