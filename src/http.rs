@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::Client;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER,
+};
 
 use crate::config::Config;
 use crate::protocol::{Method, Request};
@@ -125,10 +127,14 @@ impl Http {
             Method::Delete => self.client.delete(url),
         };
         let verb = method.as_str();
-        let response = builder
+        let mut builder = builder
             .header(CONTENT_TYPE, "application/json")
-            .timeout(timeout.min(self.timeout))
-            .body(body)
+            .timeout(timeout.min(self.timeout));
+        builder = match gzipped(&body, self.extensions().gzip) {
+            Some(packed) => builder.header(CONTENT_ENCODING, "gzip").body(packed),
+            None => builder.body(body),
+        };
+        let response = builder
             .send()
             .map_err(|e| Attempt::Network(describe(verb, path, &e)))?;
         let status = response.status().as_u16();
@@ -161,6 +167,24 @@ impl Http {
             body,
         })
     }
+}
+
+/// Request bodies from this size on go gzip-compressed to a service that advertises it.
+pub const GZIP_FROM_BYTES: usize = 4096;
+
+/// `body` gzip-compressed, if the service takes that and it is worth it.
+fn gzipped(body: &str, accepted: bool) -> Option<Vec<u8>> {
+    use std::io::Write;
+    if !accepted || body.len() < GZIP_FROM_BYTES {
+        return None;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body.as_bytes()).ok()?;
+    let packed = encoder.finish().ok()?;
+    (packed.len() < body.len()).then_some(packed)
 }
 
 /// The most characters of a service's reason an error message quotes.
@@ -275,6 +299,20 @@ mod tests {
         assert_eq!(Extensions::from_bits(both.bits()), both);
         assert_eq!(Extensions::parse("appendix"), Extensions::default());
         assert!(!Extensions::parse("gzip").append);
+    }
+
+    #[test]
+    fn large_bodies_are_gzipped_only_where_the_service_takes_it() {
+        let body = r#"{"text":"a streamed answer"}"#.repeat(200);
+        assert_eq!(gzipped(&body, false), None);
+        assert_eq!(gzipped(&body[..GZIP_FROM_BYTES - 1], true), None);
+        let packed = gzipped(&body, true).expect("compressed");
+        assert!(packed.len() < body.len() / 10);
+        let mut unpacked = String::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_string(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, body);
     }
 
     #[test]

@@ -26,6 +26,13 @@ fn appends(p: &Passed) -> bool {
             .is_some_and(|items| items.iter().any(|i| i.get("append").is_some()))
 }
 
+/// Writes a part of 8 KB (whole: it is new) and sends it; the request it went in.
+fn big_part(rig: &testkit::Service, protocol: Protocol, s: &mut Session) -> Passed {
+    s.part("msg_1", "prt_big", &"a long tool output line\n".repeat(350));
+    api::flush(FLUSH).unwrap();
+    rig.syncs_of(protocol, &s.sid).pop().expect("a sync")
+}
+
 /// Streams `revisions` growing revisions of one part, each sent before the next is written.
 fn stream_part(s: &mut Session, revisions: usize) -> String {
     api::flush(FLUSH).unwrap(); // what came before goes first, on its own
@@ -52,11 +59,11 @@ fn a_streamed_part_goes_as_appends_and_lands_exactly() {
         // the first revision goes whole (nothing acknowledged yet), every later one as an append
         let appended = syncs.iter().filter(|p| appends(p)).count();
         assert_eq!(appended, 19, "{protocol:?}");
-        let s = stats();
+        let st = stats();
         assert_eq!(
             (
-                s["appends"]["sent"].as_u64(),
-                s["appends"]["refused"].as_u64()
+                st["appends"]["sent"].as_u64(),
+                st["appends"]["refused"].as_u64()
             ),
             (Some(19), Some(0))
         );
@@ -67,6 +74,16 @@ fn a_streamed_part_goes_as_appends_and_lands_exactly() {
             "{}",
             last.body
         );
+        assert_eq!(
+            last.header("content-encoding"),
+            None,
+            "a small body goes as it is"
+        );
+        // a body of several KB goes gzip-compressed (the proxy logs it decoded)
+        let big = big_part(&rig, protocol, &mut s);
+        assert_eq!(big.header("content-encoding"), Some("gzip"));
+        assert!(big.body.contains("a long tool output line") && big.status == Some(200));
+        assert_exactly(&rig.data_of(protocol, &s.sid), &s.expected);
     }
 }
 
@@ -87,7 +104,12 @@ fn a_service_that_never_advertised_appends_never_gets_one() {
             !syncs.iter().any(appends),
             "{protocol:?}: an append reached a service without the extension"
         );
-        assert!(syncs.iter().all(|p| p.header("content-encoding").is_none()));
+        let big = big_part(&rig, protocol, &mut s);
+        assert_eq!(
+            big.header("content-encoding"),
+            None,
+            "gzip only where advertised"
+        );
         assert_eq!(stats()["appends"]["sent"], 0);
         assert_exactly(&rig.data_of(protocol, &s.sid), &s.expected);
     }

@@ -9,6 +9,7 @@ pub mod append;
 mod client;
 pub mod config;
 mod conn;
+mod encoding;
 mod error;
 mod http;
 mod hub;

@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::io::Write;
+
 use opencode_share_server::Config;
 use serde_json::{Value, json};
 use support::{Server, session_id};
@@ -148,4 +150,42 @@ fn next_appends_apply_in_order_and_a_refused_one_applies_nothing_of_its_request(
             assert_eq!(sync(bad.clone()).0, 400, "{bad}");
         }
     }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_bodies_are_decoded_within_the_body_limit() {
+    let s = Server::with(|c: &mut Config| c.limits.max_body_bytes = 1 << 20);
+    let (id, secret) = s.create_next(&session_id());
+    let send = |encoding: &str, body: Vec<u8>| {
+        let r = s
+            .http
+            .post(s.url(&format!("/api/share/{id}/sync")))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    };
+    let text = "a streamed answer, ".repeat(2000);
+    let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": text });
+    let body = json!({ "secret": secret, "data": [{ "type": "part", "data": part }] }).to_string();
+    let (status, answer) = send("gzip", gzip(body.as_bytes()));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(s.items(&id)[0]["data"]["text"], text.as_str());
+    // 64 MiB of spaces in a few KB: refused once the decoded body passes the limit
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    assert!(bomb.len() < 128 << 10);
+    let (status, answer) = send("gzip", bomb);
+    assert_eq!(status, 413, "{answer}");
+    let (status, answer) = send("br", body.clone().into_bytes());
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(send("gzip", body.into_bytes()).0, 400, "not gzip at all");
 }
