@@ -24,7 +24,7 @@ fn post(path: &str, body: String, learns: bool) -> Request {
 pub fn sync(session: &str, secret: &Secret, item: &Item<'_>) -> Request {
     let body = match item.grown {
         None => sync_body(session, secret, item.key, item.content),
-        Some(grown) => append_body(session, secret, item.key, &grown.grows),
+        Some(grown) => append_body(secret, item.key, &grown.grows),
     };
     post(SYNC, body, true)
 }
@@ -39,30 +39,33 @@ pub fn delete(session: &str, secret: &Secret) -> Request {
     post(DELETE, delete_body(session, secret), false)
 }
 
-/// `{"sessionID","secret","key"` without its end.
-fn sync_head(session: &str, secret: &Secret, key: &str, room: usize) -> String {
-    let mut body = String::with_capacity(room + key.len() + session.len() + 96);
-    body.push_str("{\"sessionID\":");
-    push_json_string(&mut body, session);
-    body.push_str(",\"secret\":");
-    push_json_string(&mut body, secret.expose());
+/// `"secret":…,"key":…`.
+fn push_secret_and_key(body: &mut String, secret: &Secret, key: &str) {
+    body.push_str("\"secret\":");
+    push_json_string(body, secret.expose());
     body.push_str(",\"key\":");
-    push_json_string(&mut body, key);
-    body
+    push_json_string(body, key);
 }
 
 /// `{"sessionID","secret","key","content"}` with `content` embedded as the JSON text it is.
 pub fn sync_body(session: &str, secret: &Secret, key: &str, content: &str) -> String {
-    let mut body = sync_head(session, secret, key, content.len());
+    let mut body = String::with_capacity(content.len() + key.len() + session.len() + 96);
+    body.push_str("{\"sessionID\":");
+    push_json_string(&mut body, session);
+    body.push(',');
+    push_secret_and_key(&mut body, secret, key);
     body.push_str(",\"content\":");
     body.push_str(content);
     body.push('}');
     body
 }
 
-/// `{"sessionID","secret","key","append":[grows]}` (docs/append-protocol.md).
-pub fn append_body(session: &str, secret: &Secret, key: &str, grows: &[append::Grow]) -> String {
-    let mut body = sync_head(session, secret, key, 64);
+/// `{"secret","key","append":[grows]}` (docs/append-protocol.md: the key names the session,
+/// so an append leaves `sessionID` out).
+pub fn append_body(secret: &Secret, key: &str, grows: &[append::Grow]) -> String {
+    let mut body = String::with_capacity(key.len() + 160);
+    body.push('{');
+    push_secret_and_key(&mut body, secret, key);
     body.push_str(",\"append\":");
     append::push_grows(&mut body, grows);
     body.push('}');
@@ -135,16 +138,11 @@ mod tests {
             at: 2,
             text: "é".into(),
         }];
-        let body = append_body(
-            "ses_1",
-            &Secret::new("s3"),
-            "session/part/ses_1/m/p",
-            &grows,
-        );
+        let body = append_body(&Secret::new("s3"), "session/part/ses_1/m/p", &grows);
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             v,
-            json!({"sessionID": "ses_1", "secret": "s3", "key": "session/part/ses_1/m/p",
+            json!({"secret": "s3", "key": "session/part/ses_1/m/p",
                    "append": [{"path": "/text", "at": 2, "text": "é"}]})
         );
     }

@@ -64,8 +64,9 @@ pub async fn create(
 
 #[derive(Deserialize)]
 struct SyncBody<'a> {
+    /// Left out by an append: its key names the session.
     #[serde(rename = "sessionID")]
-    session_id: String,
+    session_id: Option<String>,
     secret: String,
     key: String,
     #[serde(borrow)]
@@ -81,7 +82,12 @@ pub async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: SyncBody = json_body(&body, "{sessionID, secret, key, content}")?;
-    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
+    let session_id = match (&req.session_id, &req.append) {
+        (Some(sid), _) => sid.clone(),
+        (None, Some(_)) => req.key.split('/').nth(2).unwrap_or_default().to_owned(),
+        (None, None) => return Err(ApiError::BadRequest("body must hold a sessionID".into())),
+    };
+    let id = item::share_id(&session_id).map_err(ApiError::BadRequest)?;
     let (data, append) = match (req.content, req.append) {
         (Some(content), None) => (content.get().to_owned(), None),
         (None, Some(grows)) => (
@@ -94,7 +100,7 @@ pub async fn sync(
             ));
         }
     };
-    let items = match item::legacy_key(&req.key, &req.session_id).map_err(ApiError::BadRequest)? {
+    let items = match item::legacy_key(&req.key, &session_id).map_err(ApiError::BadRequest)? {
         LegacyKey::Item(key, kind) => vec![Item {
             key,
             kind,

@@ -67,6 +67,15 @@ fn v1_appends_grow_the_stored_part_and_gaps_are_refused() {
         assert_eq!((status, ext.as_deref()), (200, Some("append, gzip")));
         let (status, _, _) = sync(json!({ "append": [grow("/text", 6, ", wörld")] }));
         assert_eq!(status, 200);
+        // the key names the session: an append may leave sessionID out, not a whole write
+        let bare = |body: Value| {
+            let mut body = body;
+            body["secret"] = json!(secret);
+            body["key"] = json!(key);
+            post(&s, "/share_sync", &body).0
+        };
+        assert_eq!(bare(json!({ "append": [grow("/text", 14, "")] })), 200);
+        assert_eq!(bare(json!({ "content": part })), 400);
         assert_eq!(s.items(short)[0]["data"]["text"], "héllo, wörld");
         // a gap (the length is not the stored one) changes nothing
         let (status, _, answer) = sync(json!({ "append": [grow("/text", 6, "!")] }));
