@@ -25,6 +25,7 @@ mod service;
 mod state;
 pub mod store;
 mod streams;
+mod tail;
 mod viewer;
 
 pub use config::{Cli, Config, Limits, LogFormat};

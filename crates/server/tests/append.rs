@@ -9,7 +9,7 @@ use std::io::Write;
 
 use opencode_share_server::Config;
 use serde_json::{Value, json};
-use support::{Server, session_id};
+use support::{Events, Server, session_id};
 
 fn servers() -> Vec<Server> {
     let mut servers = vec![Server::start()];
@@ -197,4 +197,59 @@ fn gzip_bodies_are_decoded_within_the_body_limit() {
     let (status, answer) = send("br", body.clone().into_bytes());
     assert_eq!(status, 400, "{answer}");
     assert_eq!(send("gzip", body.into_bytes()).0, 400, "not gzip at all");
+}
+
+#[test]
+fn live_viewers_get_a_streamed_parts_new_text_only() {
+    let s = Server::start();
+    let (id, secret) = s.create_next(&session_id());
+    let names = json!({ "id": "prt_1", "messageID": "msg_1" });
+    let part =
+        |text: &str| json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": text });
+    let sync = |items: Value| assert_eq!(s.sync_next(&id, &secret, items), 200);
+    sync(json!([{ "type": "part", "data": part("hello") }]));
+    let mut a = Events::open(&s.http, &s.running.url, &id, 0);
+    let (kind, first) = a.next();
+    assert_eq!(
+        (kind.as_str(), first["pid"].as_str()),
+        ("item", Some("prt_1"))
+    );
+    // the share's pump had not seen the part before: whole
+    sync(json!([{ "type": "part", "key": names, "append": [grow("/text", 5, " world")] }]));
+    let (kind, second) = a.next();
+    assert_eq!(kind, "item");
+    assert!(second["html"].as_str().unwrap().contains("hello world"));
+    // now only the new text, whether the writer sent an append or the whole part
+    sync(json!([{ "type": "part", "key": names, "append": [grow("/text", 11, " <b>&")] }]));
+    sync(json!([{ "type": "part", "data": part("hello world <b>&!") }]));
+    // (the pump may have read both writes at once: the new text comes in one or two appends)
+    let mut added = String::new();
+    while added.len() < " <b>&!".len() {
+        let (kind, event) = a.next();
+        assert_eq!(kind, "append", "{event}");
+        assert_eq!(
+            (event["mid"].as_str(), event["pid"].as_str()),
+            (Some("msg_1"), Some("prt_1"))
+        );
+        added.push_str(event["text"].as_str().unwrap());
+    }
+    assert_eq!(added, " <b>&!");
+    // a viewer that came later got the part whole first, then its appends too
+    let mut b = Events::open(&s.http, &s.running.url, &id, 0);
+    assert_eq!(b.next().0, "item");
+    sync(json!([{ "type": "part", "data": part("hello world <b>&!?") }]));
+    for events in [&mut a, &mut b] {
+        let (kind, event) = events.next();
+        assert_eq!(
+            (kind.as_str(), event["text"].as_str()),
+            ("append", Some("?"))
+        );
+    }
+    // anything else than a grown text is whole again
+    let mut done = part("hello world <b>&!?");
+    done["time"] = json!({ "end": 1 });
+    sync(json!([{ "type": "part", "data": done }]));
+    for events in [&mut a, &mut b] {
+        assert_eq!(events.next().0, "item");
+    }
 }
