@@ -33,6 +33,13 @@ struct Figures {
     appends: u64,
     exact: bool,
     took: Duration,
+    /// What a live viewer of the page got: its stream's bytes and the median of write → shown.
+    viewer: Option<Viewed>,
+}
+
+struct Viewed {
+    bytes: u64,
+    staleness_p50: Duration,
 }
 
 fn main() {
@@ -51,9 +58,11 @@ fn main() {
         "one text part streamed in {chunks} chunks of 16 bytes over {seconds} s; then 200 new parts at once\n"
     );
     println!(
-        "| protocol | extension | workload | sync requests | bytes sent | final text | bytes / final text | target (1.5 × text + 200 B/request) | appends | exact | took |"
+        "| protocol | extension | workload | sync requests | bytes sent | final text | bytes / final text | target (1.5 × text + 200 B/request) | appends | exact | viewer's stream | viewer's staleness p50 | took |"
     );
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |");
+    println!(
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"
+    );
     for protocol in Protocol::ALL {
         for extension in [false, true] {
             let service = if extension {
@@ -122,17 +131,21 @@ fn appends() -> u64 {
 fn stream(service: &Service, protocol: Protocol, chunks: usize, over: Duration) -> Figures {
     let before = sent(service, protocol, 0).0;
     let appends_before = appends();
+    let viewer = Viewer::open(&service.server.url, short_id(SID), 16 * chunks, over);
     let mut text = String::new();
+    let mut written = Vec::with_capacity(chunks);
     let started = Instant::now();
     for n in 0..chunks {
         text.push_str(&format!("w{:04} é \"q\" ok. ", n % 10_000)[..16]);
         let content = part("prt_stream", &text).to_string();
+        written.push((Instant::now(), text.len()));
         api::sync(&part_key("prt_stream"), &content).expect("sync");
         let due = started + over.mul_f64((n + 1) as f64 / chunks as f64);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
     api::flush(Duration::from_secs(60)).expect("flush");
     let took = started.elapsed();
+    let viewer = viewer.finish(&written);
     let (requests, bytes, _) = sent(service, protocol, before);
     Figures {
         requests,
@@ -141,6 +154,7 @@ fn stream(service: &Service, protocol: Protocol, chunks: usize, over: Duration) 
         appends: appends() - appends_before,
         exact: stored(service, "prt_stream") == Some(part("prt_stream", &text)),
         took,
+        viewer,
     }
 }
 
@@ -167,6 +181,7 @@ fn burst(service: &Service, protocol: Protocol) -> Figures {
         appends: appends() - appends_before,
         exact: stored(service, "prt_burst199") == Some(last),
         took,
+        viewer: None,
     }
 }
 
@@ -181,8 +196,15 @@ fn row(protocol: Protocol, extension: bool, workload: &str, f: &Figures) {
     } else {
         "MISS"
     };
+    let (viewed, stale) = match &f.viewer {
+        Some(v) => (
+            format!("{:.1} KB", v.bytes as f64 / 1000.0),
+            format!("{} ms", v.staleness_p50.as_millis()),
+        ),
+        None => ("".into(), "".into()),
+    };
     println!(
-        "| {name} | {} | {workload} | {} | {:.1} KB | {:.1} KB | {:.2}× | {verdict} ({:.1} KB) | {} | {} | {:.2} s |",
+        "| {name} | {} | {workload} | {} | {:.1} KB | {:.1} KB | {:.2}× | {verdict} ({:.1} KB) | {} | {} | {viewed} | {stale} | {:.2} s |",
         if extension { "on" } else { "off" },
         f.requests,
         f.bytes as f64 / 1000.0,
@@ -193,4 +215,86 @@ fn row(protocol: Protocol, extension: bool, workload: &str, f: &Figures) {
         if f.exact { "yes" } else { "NO" },
         f.took.as_secs_f64(),
     );
+}
+
+/// A live viewer of the share's page: its event stream read on a thread until the part's text
+/// is whole, each event's time and the text length it brings the viewer to.
+struct Viewer(std::thread::JoinHandle<(u64, Vec<(Instant, usize)>)>);
+
+impl Viewer {
+    fn open(base: &str, id: &str, final_len: usize, over: Duration) -> Viewer {
+        use std::io::BufRead;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(over + Duration::from_secs(60))
+            .build()
+            .expect("a client");
+        // a fresh share holds only the message before the stream: the viewer starts from 0
+        let response = http
+            .get(format!("{base}/share/{id}/events?after=0"))
+            .send()
+            .expect("the viewer's stream");
+        Viewer(std::thread::spawn(move || {
+            let (mut bytes, mut shown, mut len) = (0u64, Vec::new(), 0usize);
+            let mut kind = String::new();
+            for line in std::io::BufReader::new(response).lines() {
+                let Ok(line) = line else { break };
+                bytes += line.len() as u64 + 1;
+                if let Some(k) = line.strip_prefix("event: ") {
+                    kind = k.to_owned();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    let event: Value = serde_json::from_str(data).unwrap_or_default();
+                    match kind.as_str() {
+                        "append" => len += event["text"].as_str().map_or(0, str::len),
+                        "item" if event["pid"] == "prt_stream" => {
+                            len = shown_text(event["html"].as_str().unwrap_or("")).len()
+                        }
+                        _ => continue,
+                    }
+                    shown.push((Instant::now(), len));
+                    if len >= final_len {
+                        break;
+                    }
+                }
+            }
+            (bytes, shown)
+        }))
+    }
+
+    /// The stream's bytes and the median time from each write to the first event showing it.
+    fn finish(self, written: &[(Instant, usize)]) -> Option<Viewed> {
+        let (bytes, shown) = self.0.join().ok()?;
+        let mut stale: Vec<Duration> = written
+            .iter()
+            .filter_map(|(at, len)| {
+                let (seen, _) = shown.iter().find(|(_, l)| l >= len)?;
+                Some(seen.saturating_duration_since(*at))
+            })
+            .collect();
+        stale.sort();
+        Some(Viewed {
+            bytes,
+            staleness_p50: *stale.get(stale.len() / 2)?,
+        })
+    }
+}
+
+/// The text a rendered text part shows: its tags left out, the page's escapes undone.
+fn shown_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
 }
