@@ -253,3 +253,50 @@ fn live_viewers_get_a_streamed_parts_new_text_only() {
         assert_eq!(events.next().0, "item");
     }
 }
+
+#[test]
+fn of_racing_appends_to_one_length_exactly_one_lands_each_round() {
+    for s in servers() {
+        racing_appends(std::sync::Arc::new(s));
+    }
+}
+
+fn racing_appends(s: std::sync::Arc<Server>) {
+    let (id, secret) = s.create_next(&session_id());
+    let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": "start" });
+    assert_eq!(
+        s.sync_next(&id, &secret, json!([{ "type": "part", "data": part }])),
+        200
+    );
+    let mut text = "start".to_owned();
+    for round in 0..10 {
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                let (s, id, secret, at) = (s.clone(), id.clone(), secret.clone(), text.len());
+                std::thread::spawn(move || {
+                    let key = json!({ "id": "prt_1", "messageID": "msg_1" });
+                    let suffix = format!(" r{round}w{w}");
+                    let item = json!({ "type": "part", "key": key, "append": [grow("/text", at, &suffix)] });
+                    (s.sync_next(&id, &secret, json!([item])), suffix)
+                })
+            })
+            .collect();
+        let answers: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let won: Vec<&String> = answers
+            .iter()
+            .filter(|a| a.0 == 200)
+            .map(|a| &a.1)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {answers:?}");
+        assert!(
+            answers.iter().all(|a| a.0 == 200 || a.0 == 409),
+            "{answers:?}"
+        );
+        text.push_str(won[0]);
+        assert_eq!(
+            s.items(&id)[0]["data"]["text"],
+            text.as_str(),
+            "round {round}"
+        );
+    }
+}
