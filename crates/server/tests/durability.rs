@@ -134,7 +134,7 @@ fn every_acknowledged_write_survives_kill_9() {
         );
     }
     assert!(
-        acked.iter().filter(|(p, _)| p == "prt_stream").count() > 5,
+        acked.iter().filter(|(p, _)| p == "prt_stream").count() >= 3,
         "few appends were acknowledged before the kill"
     );
     if let Some((_, text)) = acked.iter().rev().find(|(p, _)| p == "prt_stream") {
