@@ -1,6 +1,7 @@
 //! A streamed answer's cost on the wire, with and without the append extension
 //! (docs/append-protocol.md), side by side in one run under both protocols: one text part
-//! streamed in 1 000 chunks over 10 s to 16 KB (issue 23's workload), then 200 new parts at once.
+//! streamed in 1 000 chunks over 10 s to 16 KB (issue 23's workload), then 200 new parts at once,
+//! then the sample session (examples/fixtures/session.jsonl, its 108 writes 20 ms apart).
 //! The library runs against the real server behind the fault proxy, which counts every sync
 //! request and its bytes on the wire; "without" is the same server played as opencode's hosted
 //! service (the testkit's `hosted` semantics), which advertises no extension, so the library
@@ -55,7 +56,7 @@ fn main() {
     };
     let (chunks, seconds) = (option("--chunks", 1000) as usize, option("--seconds", 10));
     println!(
-        "one text part streamed in {chunks} chunks of 16 bytes over {seconds} s; then 200 new parts at once\n"
+        "one text part streamed in {chunks} chunks of 16 bytes over {seconds} s; then 200 new parts at once; then the sample session's 108 writes 20 ms apart\n"
     );
     println!(
         "| protocol | extension | workload | sync requests | bytes sent | final text | bytes / final text | target (1.5 × text + 200 B/request) | appends | exact | viewer's stream | viewer's staleness p50 | took |"
@@ -75,6 +76,8 @@ fn main() {
             row(protocol, extension, "stream", &stream);
             let burst = burst(&service, protocol);
             row(protocol, extension, "200-part burst", &burst);
+            let session = sample_session(&service, protocol);
+            row(protocol, extension, "sample session", &session);
             api::shutdown(Duration::from_secs(10)).expect("shutdown");
         }
     }
@@ -180,6 +183,54 @@ fn burst(service: &Service, protocol: Protocol) -> Figures {
         text,
         appends: appends() - appends_before,
         exact: stored(service, "prt_burst199") == Some(last),
+        took,
+        viewer: None,
+    }
+}
+
+/// The sample session's writes, 20 ms apart, to a share of its own; "final text" is the size of
+/// its keys' final contents.
+fn sample_session(service: &Service, protocol: Protocol) -> Figures {
+    const FIXTURE: &str = include_str!("../../examples/fixtures/session.jsonl");
+    let writes: Vec<(String, Value)> = FIXTURE
+        .lines()
+        .map(|line| {
+            let mut v: Value = serde_json::from_str(line).expect("a fixture line");
+            (
+                v["key"].as_str().expect("a key").to_owned(),
+                v["content"].take(),
+            )
+        })
+        .collect();
+    let sid = writes[0]
+        .0
+        .rsplit('/')
+        .next()
+        .expect("the session")
+        .to_owned();
+    api::create(&sid).expect("create");
+    let appends_before = appends();
+    let started = Instant::now();
+    let mut newest = std::collections::BTreeMap::new();
+    for (key, content) in &writes {
+        api::sync(key, &content.to_string()).expect("sync");
+        newest.insert(key.clone(), content.clone());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    api::flush(Duration::from_secs(60)).expect("flush");
+    let took = started.elapsed();
+    let syncs = service.syncs_of(protocol, &sid);
+    let wire = |p: &Passed| {
+        p.header("content-length")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(p.body.len() as u64)
+    };
+    Figures {
+        requests: syncs.len(),
+        bytes: syncs.iter().map(wire).sum(),
+        text: newest.values().map(|v| v.to_string().len()).sum(),
+        appends: appends() - appends_before,
+        exact: service.data(&sid) == Some(newest),
         took,
         viewer: None,
     }
