@@ -2,6 +2,8 @@
 //! string members that grew. Here the grows are read from a request and applied to the stored
 //! JSON text by inserting each suffix before its string's closing quote, so the text stays as a
 //! whole write of the new content would have stored it (spelling and member order kept).
+//! Refusals quote the client's paths (`{:?}`), so the access log elides them as it does any
+//! quoted input.
 
 use std::collections::HashMap;
 
@@ -103,17 +105,17 @@ pub fn apply(text: &str, grows: &[Grow]) -> Result<String, String> {
     for grow in grows {
         let (open, close) = string_at(text, &grow.path)?;
         let current: String = serde_json::from_str(&text[open..=close])
-            .map_err(|e| format!("{} is not a string ({e})", grow.path))?;
+            .map_err(|e| format!("{:?} is not a string ({e})", grow.path))?;
         if current.len() as u64 != grow.at {
             return Err(format!(
-                "{} is {} bytes long here, the append extends {}",
+                "{:?} is {} bytes long here, the append extends {}",
                 grow.path,
                 current.len(),
                 grow.at
             ));
         }
         if inserts.iter().any(|(at, _)| *at == close) {
-            return Err(format!("{} is appended to twice", grow.path));
+            return Err(format!("{:?} is appended to twice", grow.path));
         }
         let quoted = serde_json::to_string(&grow.text).expect("a string serialises");
         inserts.push((close, quoted[1..quoted.len() - 1].to_owned()));
@@ -150,11 +152,11 @@ fn string_at(text: &str, path: &str) -> Result<(usize, usize), String> {
             None
         };
         at = child
-            .ok_or_else(|| format!("{path} names nothing in the stored content"))?
+            .ok_or_else(|| format!("{path:?} names nothing in the stored content"))?
             .get();
     }
     if !at.starts_with('"') || !at.ends_with('"') || at.len() < 2 {
-        return Err(format!("{path} is not a string in the stored content"));
+        return Err(format!("{path:?} is not a string in the stored content"));
     }
     // `at` borrows from `text`: its place is an offset in `text`
     let offset = at.as_ptr() as usize - text.as_ptr() as usize;

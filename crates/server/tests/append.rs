@@ -84,7 +84,7 @@ fn v1_appends_grow_the_stored_part_and_gaps_are_refused() {
             answer["error"]
                 .as_str()
                 .unwrap()
-                .contains("/text is 14 bytes"),
+                .contains("\"/text\" is 14 bytes"),
             "{answer}"
         );
         let (status, _, _) = sync(json!({ "append": [grow("/id", 5, "!")] }));
