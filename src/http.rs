@@ -3,10 +3,14 @@
 //! account's headers are the client's own, so they go to the configured service only.
 
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::Client;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER,
+};
 
 use crate::config::Config;
 use crate::protocol::{Method, Request};
@@ -25,12 +29,52 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// The header a service advertises its extensions in (docs/append-protocol.md).
+pub const EXTENSIONS_HEADER: &str = "x-share-extensions";
+
+/// What the service's newest create or sync answer advertised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// Appends of grown strings instead of whole contents.
+    pub append: bool,
+    /// `content-encoding: gzip` request bodies.
+    pub gzip: bool,
+}
+
+impl Extensions {
+    /// Reads an `x-share-extensions` value: comma-separated tokens, unknown ones ignored.
+    pub fn parse(value: &str) -> Extensions {
+        let mut found = Extensions::default();
+        for token in value.split(',').map(|t| t.trim().to_ascii_lowercase()) {
+            match token.as_str() {
+                "append" => found.append = true,
+                "gzip" => found.gzip = true,
+                _ => {}
+            }
+        }
+        found
+    }
+
+    fn bits(self) -> u8 {
+        u8::from(self.append) | (u8::from(self.gzip) << 1)
+    }
+
+    fn from_bits(bits: u8) -> Extensions {
+        Extensions {
+            append: bits & 1 != 0,
+            gzip: bits & 2 != 0,
+        }
+    }
+}
+
 /// The service at one base URL.
 #[derive(Debug, Clone)]
 pub struct Http {
     client: Client,
     base: String,
     timeout: Duration,
+    /// [`Extensions`] as bits, set by each 2xx answer to a create or a sync.
+    extensions: Arc<AtomicU8>,
 }
 
 impl Http {
@@ -59,12 +103,23 @@ impl Http {
             client,
             base: config.url.clone(),
             timeout: config.timeout,
+            extensions: Arc::default(),
         })
+    }
+
+    /// What the service's newest create or sync answer advertised (nothing before one came).
+    pub fn extensions(&self) -> Extensions {
+        Extensions::from_bits(self.extensions.load(Ordering::Relaxed))
     }
 
     /// Sends `request` (its body JSON), giving up after `timeout` (at most the configured one).
     pub fn send(&self, request: Request, timeout: Duration) -> Result<Answer, Attempt> {
-        let Request { method, path, body } = request;
+        let Request {
+            method,
+            path,
+            body,
+            learns,
+        } = request;
         let path = path.as_str();
         let url = format!("{}{}", self.base, path);
         let builder = match method {
@@ -72,13 +127,26 @@ impl Http {
             Method::Delete => self.client.delete(url),
         };
         let verb = method.as_str();
-        let response = builder
+        let mut builder = builder
             .header(CONTENT_TYPE, "application/json")
-            .timeout(timeout.min(self.timeout))
-            .body(body)
+            .timeout(timeout.min(self.timeout));
+        builder = match gzipped(&body, self.extensions().gzip) {
+            Some(packed) => builder.header(CONTENT_ENCODING, "gzip").body(packed),
+            None => builder.body(body),
+        };
+        let response = builder
             .send()
             .map_err(|e| Attempt::Network(describe(verb, path, &e)))?;
         let status = response.status().as_u16();
+        if learns && response.status().is_success() {
+            let advertised = response
+                .headers()
+                .get(EXTENSIONS_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(Extensions::parse)
+                .unwrap_or_default();
+            self.extensions.store(advertised.bits(), Ordering::Relaxed);
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
@@ -99,6 +167,24 @@ impl Http {
             body,
         })
     }
+}
+
+/// Request bodies from this size on go gzip-compressed to a service that advertises it.
+pub const GZIP_FROM_BYTES: usize = 4096;
+
+/// `body` gzip-compressed, if the service takes that and it is worth it.
+fn gzipped(body: &str, accepted: bool) -> Option<Vec<u8>> {
+    use std::io::Write;
+    if !accepted || body.len() < GZIP_FROM_BYTES {
+        return None;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body.as_bytes()).ok()?;
+    let packed = encoder.finish().ok()?;
+    (packed.len() < body.len()).then_some(packed)
 }
 
 /// The most characters of a service's reason an error message quotes.
@@ -199,6 +285,35 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_are_tokens_and_unknown_ones_are_ignored() {
+        let both = Extensions::parse(" Append ,gzip, zstd;q=1, future");
+        assert_eq!(
+            both,
+            Extensions {
+                append: true,
+                gzip: true
+            }
+        );
+        assert_eq!(Extensions::from_bits(both.bits()), both);
+        assert_eq!(Extensions::parse("appendix"), Extensions::default());
+        assert!(!Extensions::parse("gzip").append);
+    }
+
+    #[test]
+    fn large_bodies_are_gzipped_only_where_the_service_takes_it() {
+        let body = r#"{"text":"a streamed answer"}"#.repeat(200);
+        assert_eq!(gzipped(&body, false), None);
+        assert_eq!(gzipped(&body[..GZIP_FROM_BYTES - 1], true), None);
+        let packed = gzipped(&body, true).expect("compressed");
+        assert!(packed.len() < body.len() / 10);
+        let mut unpacked = String::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_string(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, body);
+    }
 
     #[test]
     fn bodies_past_the_cap_are_refused_after_reading_one_byte_more() {

@@ -209,12 +209,13 @@ fn streamed_sessions_land_exactly(protocol: Protocol) {
             s.message(&mid);
         }
         for p in 0..3 {
-            // a part streamed: 30 revisions, each longer than the one before
+            // a part streamed: 30 revisions, each longer than the one before (appends where
+            // the server advertises them)
             let mut text = String::new();
             for n in 0..30 {
                 text.push_str(&format!("w{n} "));
                 for s in &mut sessions {
-                    s.part(&mid, &format!("prt_{m}_{p}"), &text);
+                    s.stream(&mid, &format!("prt_{m}_{p}"), &text);
                 }
             }
         }
@@ -295,8 +296,11 @@ fn injected_failures_are_retried(protocol: Protocol) {
     let mut text = String::new();
     for n in 0..30 {
         text.push_str(&format!("t{n} "));
-        s.part("msg_1", "prt_1", &text);
+        s.stream("msg_1", "prt_1", &text);
         s.part("msg_1", &format!("prt_new_{n}"), "new");
+        if n % 3 == 2 {
+            api::flush(FLUSH).unwrap(); // so the streamed part's revisions meet the faults as appends
+        }
     }
     s.info("faults, final");
     api::flush(FLUSH).unwrap();
@@ -304,6 +308,8 @@ fn injected_failures_are_retried(protocol: Protocol) {
     assert_met_each_fault(&rig.syncs_of(protocol, &s.sid));
     assert!(rig.overlaps().is_empty(), "{:?}", rig.overlaps());
     let stats: Value = serde_json::from_str(&api::stats().unwrap()).unwrap();
+    // after each flush the streamed part's next revision went as an append
+    assert!(stats["appends"]["sent"].as_u64() >= Some(9), "{stats}");
     assert_eq!(
         (stats["dropped"].as_u64(), stats["refused_shares"].as_u64()),
         (Some(0), Some(0)),

@@ -117,6 +117,7 @@ impl Engine {
     ) -> bool {
         let record = self.ledger.shared(session, &share, url, now);
         self.journal.push(record);
+        self.acked.forget_session(session); // what the service holds is not known any more
         self.registry.insert(session, share);
         self.queue.probe_now(session, now)
     }
@@ -145,6 +146,7 @@ impl Engine {
         }
         let refused = self.queue.is_refused(session);
         let dropped = self.queue.purge_session(session, false);
+        self.acked.forget_session(session);
         let id = self.registry.remove(session).and_then(|share| share.id);
         if dropped > 0 {
             fx.emit([Event::Dropped {

@@ -10,6 +10,7 @@
 //! service confirms a deletion); `replay_tests.rs` the property that replaying the
 //! journal gives back the pending set.
 
+mod acked;
 mod flushes;
 mod intake;
 mod journal;
@@ -30,6 +31,7 @@ use crate::spool::Recovery;
 
 pub use journal::Journal;
 pub use ledger::Ledger;
+pub use settle::Next;
 
 /// The state the runtime keeps behind its one mutex. See the module documentation.
 pub struct Engine {
@@ -54,6 +56,8 @@ pub struct Engine {
     event_buffer: Vec<Event>,
     concurrency: usize,
     policy: RetryPolicy,
+    /// The contents the service acknowledged, the bases of appends.
+    acked: acked::Acked,
 }
 
 /// Counters for stats, besides the queue's.
@@ -69,6 +73,10 @@ pub struct Counters {
     pub panics: u64,
     /// Credentials replaced by markers in contents sent (again at each upload of a content).
     pub redacted: u64,
+    /// Contents sent as appends of the acknowledged one (docs/append-protocol.md).
+    pub appends: u64,
+    /// Requests of appends the service refused (409), sent again whole at once.
+    pub append_refusals: u64,
 }
 
 /// What a decision requires once the lock is released.
@@ -125,6 +133,12 @@ pub struct Outcome {
     pub not_sent: Vec<(usize, Reason, String)>,
     /// Items sent with credentials redacted: the rules that matched and how many.
     pub redacted: Vec<(usize, Vec<Arc<str>>, usize)>,
+    /// The contents as sent, kept as the bases of appends if the answer is a 2xx (only while
+    /// the service advertises appends).
+    pub texts: Vec<(usize, Arc<str>)>,
+    /// Items sent as appends, and whether the service refused them (they then went whole).
+    pub appended: usize,
+    pub append_refused: bool,
 }
 
 /// What shutdown found left.
@@ -152,6 +166,7 @@ impl Engine {
             event_buffer: Vec::new(),
             concurrency: limits.concurrency,
             policy,
+            acked: acked::Acked::default(),
         }
     }
 
@@ -190,6 +205,11 @@ impl Engine {
     pub fn return_event_buffer(&mut self, mut events: Vec<Event>) {
         events.clear();
         self.event_buffer = events;
+    }
+
+    /// Bytes of acknowledged contents kept as the bases of appends.
+    pub fn acked_bytes(&self) -> usize {
+        self.acked.bytes()
     }
 
     pub fn journal(&self) -> &Journal {
@@ -290,6 +310,7 @@ impl Engine {
     /// queue (a spool keeps it: nothing is journaled as given up).
     pub fn close(&mut self, fx: &mut Effects) -> Left {
         self.closed = true;
+        self.acked.clear();
         let refused = self.queue.refused_shares();
         let (contents, keys) = self.queue.drain();
         fx.notify_waiters = true;

@@ -137,7 +137,7 @@ impl Run {
             }
             Op::Dispatch => {
                 if let Some(d) = self.engine.next_dispatch(now) {
-                    self.flying.push(d);
+                    self.flying.push((d.dispatch, d.share));
                 }
             }
             Op::Answer { n, answer } if !self.flying.is_empty() => {

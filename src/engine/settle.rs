@@ -23,6 +23,14 @@ use crate::registry::Share;
 use crate::retry::{self, Attempt, Verdict};
 use crate::spool::Record;
 
+/// A request for a worker: its items, its share as it is now, and per item the base of an
+/// append (the content the service last acknowledged), if one is kept.
+pub struct Next {
+    pub dispatch: Dispatch,
+    pub share: Option<Share>,
+    pub bases: Vec<Option<Arc<str>>>,
+}
+
 /// What kind of failure an answer is, for the queue's per-key and per-share bookkeeping.
 fn failure_kind(attempt: &Attempt, after: Option<Duration>) -> Failure {
     if retry::refusal_evidence(attempt) {
@@ -63,15 +71,25 @@ impl Told<'_> {
 }
 
 impl Engine {
-    /// The next request for a worker holding a sync token, with its share as it is now; None
+    /// The next request for a worker holding a sync token, with its share as it is now and,
+    /// per item, the content the service last acknowledged (taken out: see `acked.rs`); None
     /// (and the token given back) if no request can start.
-    pub fn next_dispatch(&mut self, now: Instant) -> Option<(Dispatch, Option<Share>)> {
+    pub fn next_dispatch(&mut self, now: Instant) -> Option<Next> {
         let Some(dispatch) = self.queue.next_dispatch(now) else {
             self.sync_workers = self.sync_workers.saturating_sub(1);
             return None;
         };
         let share = self.registry.get(&dispatch.session).cloned();
-        Some((dispatch, share))
+        let bases = dispatch
+            .items
+            .iter()
+            .map(|i| self.acked.take(&i.key))
+            .collect();
+        Some(Next {
+            dispatch,
+            share,
+            bases,
+        })
     }
 
     /// Settles one request's outcome; `share` is the one the request was made with.
@@ -95,8 +113,19 @@ impl Engine {
         for (n, reason, why) in outcome.not_sent {
             self.drop_unsent(dispatch, n, reason, why, now, fx);
         }
+        self.counters.appends += outcome.appended as u64;
+        if outcome.append_refused {
+            self.counters.append_refusals += 1;
+            self.counters.requests += 1; // the refused one; the whole one is counted below
+        }
         if let Some(attempt) = outcome.answer {
             self.counters.requests += 1;
+            let unchanged = share.is_some() && self.registry.get(&dispatch.session) == share;
+            if unchanged && retry::classify(&attempt) == Verdict::Success {
+                for (n, text) in outcome.texts {
+                    self.acked.record(dispatch.items[n].key.clone(), text);
+                }
+            }
             let keys: Vec<&str> = outcome
                 .sent
                 .iter()
@@ -267,6 +296,7 @@ impl Engine {
         self.queue
             .failed_batch(keys, now, Failure::Final, |_| Default::default());
         let mut count = keys.len() as u64;
+        self.acked.forget_session(session);
         if let Some(share) = share.filter(|s| self.registry.get(session) == Some(*s)) {
             count += self.queue.purge_session(session, true);
             self.registry.remove(session);

@@ -3,6 +3,7 @@
 //! and how create and delete look on the wire; the machinery does the rest the same way for
 //! both. v1 is the batch-of-one case: its batches never hold more than one item.
 
+pub mod append;
 mod json;
 pub mod next;
 pub mod v1;
@@ -35,6 +36,9 @@ pub struct Request {
     pub method: Method,
     pub path: String,
     pub body: String,
+    /// A create or a sync: its 2xx answer tells which extensions the service speaks
+    /// (docs/append-protocol.md).
+    pub learns: bool,
 }
 
 /// One content of a batch, already made safe (its share's secret removed).
@@ -42,6 +46,8 @@ pub struct Request {
 pub struct Item<'a> {
     pub key: &'a str,
     pub content: &'a str,
+    /// Sent as these grows of the acknowledged content instead (the append extension).
+    pub grown: Option<&'a append::Grown>,
 }
 
 /// A share as a create answers it.
@@ -135,8 +141,7 @@ impl Protocol {
         match self {
             Protocol::V1 => {
                 debug_assert_eq!(items.len(), 1, "v1 sends one key per request");
-                let item = items[0];
-                v1::sync(session, &share.secret, item.key, item.content)
+                v1::sync(session, &share.secret, &items[0])
             }
             Protocol::Next { org } => {
                 next::sync(org, &next::share_id(session, share), &share.secret, items)

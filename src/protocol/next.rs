@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::json::push_string;
-use super::{Created, Item, Method, Request};
+use super::{Created, Item, Method, Request, append};
 use crate::error::{Error, Result, Status};
 use crate::registry::{Secret, Share};
 
@@ -69,11 +69,12 @@ pub fn create(org: bool, session: &str) -> Request {
         method: Method::Post,
         path: resource(org).to_owned(),
         body: serde_json::json!({ "sessionID": session }).to_string(),
+        learns: true,
     }
 }
 
 /// `POST /api/share/<id>/sync` `{"secret","data":[{"type","data"}...]}`, each content embedded
-/// as the JSON text it is.
+/// as the JSON text it is; an item sent as its grows is `{"type","key","append"}`.
 pub fn sync(org: bool, id: &str, secret: &Secret, items: &[Item<'_>]) -> Request {
     let size: usize = items.iter().map(|i| i.content.len() + 32).sum();
     let mut body = String::with_capacity(size + 64);
@@ -86,8 +87,18 @@ pub fn sync(org: bool, id: &str, secret: &Secret, items: &[Item<'_>]) -> Request
         }
         body.push_str("{\"type\":\"");
         body.push_str(item_type(item.key).unwrap_or("part"));
-        body.push_str("\",\"data\":");
-        body.push_str(item.content);
+        match item.grown {
+            None => {
+                body.push_str("\",\"data\":");
+                body.push_str(item.content);
+            }
+            Some(grown) => {
+                body.push_str("\",\"key\":");
+                body.push_str(&grown.names);
+                body.push_str(",\"append\":");
+                append::push_grows(&mut body, &grown.grows);
+            }
+        }
         body.push('}');
     }
     body.push_str("]}");
@@ -95,6 +106,7 @@ pub fn sync(org: bool, id: &str, secret: &Secret, items: &[Item<'_>]) -> Request
         method: Method::Post,
         path: format!("{}/{id}/sync", resource(org)),
         body,
+        learns: true,
     }
 }
 
@@ -104,6 +116,7 @@ pub fn delete(org: bool, id: &str, secret: &Secret) -> Request {
         method: Method::Delete,
         path: format!("{}/{id}", resource(org)),
         body: serde_json::json!({ "secret": secret.expose() }).to_string(),
+        learns: false,
     }
 }
 
@@ -189,10 +202,12 @@ mod tests {
             Item {
                 key: "session/info/ses_1",
                 content: r#"{"id":"ses_1"}"#,
+                grown: None,
             },
             Item {
                 key: "session/part/ses_1/m/p",
                 content: r#"{"id":"p", "n": [1, 2]}"#,
+                grown: None,
             },
         ];
         let r = sync(false, "abc", &Secret::new("s\"1"), &items);
@@ -213,6 +228,30 @@ mod tests {
         assert_eq!(
             sync(true, "abc", &Secret::new("s"), &items).path,
             "/api/shares/abc/sync"
+        );
+    }
+
+    #[test]
+    fn an_item_sent_as_its_grows_is_named_by_its_key() {
+        let grown = append::Grown {
+            grows: vec![append::Grow {
+                path: "/text".into(),
+                at: 3,
+                text: "d\"".into(),
+            }],
+            names: r#"{"id":"p","messageID":"m"}"#.into(),
+        };
+        let items = [Item {
+            key: "session/part/ses_1/m/p",
+            content: r#"{"id":"p","messageID":"m","text":"abcd\""}"#,
+            grown: Some(&grown),
+        }];
+        let v: Value =
+            serde_json::from_str(&sync(false, "abc", &Secret::new("s"), &items).body).unwrap();
+        assert_eq!(
+            v,
+            json!({"secret": "s", "data": [{"type": "part", "key": {"id": "p", "messageID": "m"},
+                   "append": [{"path": "/text", "at": 3, "text": "d\""}]}]})
         );
     }
 

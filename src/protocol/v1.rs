@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::json::push_string as push_json_string;
-use super::{Created, Method, Request};
+use super::{Created, Item, Method, Request, append};
 use crate::error::{Error, Result, Status};
 use crate::registry::Secret;
 
@@ -11,27 +11,40 @@ pub const CREATE: &str = "/share_create";
 pub const SYNC: &str = "/share_sync";
 pub const DELETE: &str = "/share_delete";
 
-fn post(path: &str, body: String) -> Request {
+fn post(path: &str, body: String, learns: bool) -> Request {
     Request {
         method: Method::Post,
         path: path.to_owned(),
         body,
+        learns,
     }
 }
 
-/// `POST /share_sync` of one key.
-pub fn sync(session: &str, secret: &Secret, key: &str, content: &str) -> Request {
-    post(SYNC, sync_body(session, secret, key, content))
+/// `POST /share_sync` of one key, whole or as its grows.
+pub fn sync(session: &str, secret: &Secret, item: &Item<'_>) -> Request {
+    let body = match item.grown {
+        None => sync_body(session, secret, item.key, item.content),
+        Some(grown) => append_body(secret, item.key, &grown.grows),
+    };
+    post(SYNC, body, true)
 }
 
 /// `POST /share_create`.
 pub fn create(session: &str) -> Request {
-    post(CREATE, create_body(session))
+    post(CREATE, create_body(session), true)
 }
 
 /// `POST /share_delete`.
 pub fn delete(session: &str, secret: &Secret) -> Request {
-    post(DELETE, delete_body(session, secret))
+    post(DELETE, delete_body(session, secret), false)
+}
+
+/// `"secret":…,"key":…`.
+fn push_secret_and_key(body: &mut String, secret: &Secret, key: &str) {
+    body.push_str("\"secret\":");
+    push_json_string(body, secret.expose());
+    body.push_str(",\"key\":");
+    push_json_string(body, key);
 }
 
 /// `{"sessionID","secret","key","content"}` with `content` embedded as the JSON text it is.
@@ -39,12 +52,22 @@ pub fn sync_body(session: &str, secret: &Secret, key: &str, content: &str) -> St
     let mut body = String::with_capacity(content.len() + key.len() + session.len() + 96);
     body.push_str("{\"sessionID\":");
     push_json_string(&mut body, session);
-    body.push_str(",\"secret\":");
-    push_json_string(&mut body, secret.expose());
-    body.push_str(",\"key\":");
-    push_json_string(&mut body, key);
+    body.push(',');
+    push_secret_and_key(&mut body, secret, key);
     body.push_str(",\"content\":");
     body.push_str(content);
+    body.push('}');
+    body
+}
+
+/// `{"secret","key","append":[grows]}` (docs/append-protocol.md: the key names the session,
+/// so an append leaves `sessionID` out).
+pub fn append_body(secret: &Secret, key: &str, grows: &[append::Grow]) -> String {
+    let mut body = String::with_capacity(key.len() + 160);
+    body.push('{');
+    push_secret_and_key(&mut body, secret, key);
+    body.push_str(",\"append\":");
+    append::push_grows(&mut body, grows);
     body.push('}');
     body
 }
@@ -105,6 +128,22 @@ mod tests {
         assert!(
             body.ends_with(r#""content":{"a": [1, 2]}}"#),
             "content kept as it came: {body}"
+        );
+    }
+
+    #[test]
+    fn an_append_takes_the_place_of_content() {
+        let grows = [super::append::Grow {
+            path: "/text".into(),
+            at: 2,
+            text: "é".into(),
+        }];
+        let body = append_body(&Secret::new("s3"), "session/part/ses_1/m/p", &grows);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"secret": "s3", "key": "session/part/ses_1/m/p",
+                   "append": [{"path": "/text", "at": 2, "text": "é"}]})
         );
     }
 

@@ -42,6 +42,11 @@ impl Instance {
             "unsafe": n.unsafe_contents,
             "panics": n.panics,
             "redacted": n.redacted,
+            "appends": {
+                "sent": n.appends,
+                "refused": n.append_refusals,
+                "acked_bytes": engine.acked_bytes(),
+            },
             "pending_keys": queue.pending_keys(),
             "pending_bytes": queue.pending_bytes(),
             "in_flight": queue.in_flight(),

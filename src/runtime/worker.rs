@@ -14,9 +14,10 @@ use super::instance::Instance;
 use super::messages::Job;
 use super::spool_writer;
 use crate::content;
-use crate::engine::Outcome;
+use crate::engine::{Next, Outcome};
 use crate::events::Reason;
 use crate::protocol::Item;
+use crate::protocol::append::{self, Grown};
 use crate::queue::Dispatch;
 use crate::registry::Share;
 use crate::retry::Attempt;
@@ -37,7 +38,12 @@ pub fn run(instance: Arc<Instance>, jobs: Receiver<Job>, done: Sender<()>) {
 /// then gives the sync token back.
 fn send_ready(instance: &Instance) {
     loop {
-        let Some((dispatch, share)) = instance.lock().next_dispatch(Instant::now()) else {
+        let Some(Next {
+            dispatch,
+            share,
+            bases,
+        }) = instance.lock().next_dispatch(Instant::now())
+        else {
             return;
         };
         // its records are in the log first; a shutdown may have come meanwhile, and a request
@@ -48,7 +54,7 @@ fn send_ready(instance: &Instance) {
             continue;
         }
         let outcome = match &share {
-            Some(share) => post(instance, &dispatch, share),
+            Some(share) => post(instance, &dispatch, share, &bases),
             // a purge removes the session's pending keys with its share; kept for safety
             None => Outcome {
                 sent: (0..dispatch.items.len()).collect(),
@@ -69,7 +75,14 @@ fn send_ready(instance: &Instance) {
 /// credentials redacted (under `redact`). An item
 /// that cannot be made safe, or that is over `max_content_bytes` once made safe, is not sent. A
 /// panic in here is a bug: the items are dropped with a `panic` event, never retried.
-fn post(instance: &Instance, dispatch: &Dispatch, share: &Share) -> Outcome {
+/// With a service that advertises appends, an item whose content grew from its base (the
+/// content acknowledged last) goes as its grows; a refusal (409) sends the items again whole.
+fn post(
+    instance: &Instance,
+    dispatch: &Dispatch,
+    share: &Share,
+    bases: &[Option<Arc<str>>],
+) -> Outcome {
     guarded(dispatch.items.len(), || {
         let mut safe = Vec::with_capacity(dispatch.items.len());
         let (mut not_sent, mut redacted) = (Vec::new(), Vec::new());
@@ -103,20 +116,49 @@ fn post(instance: &Instance, dispatch: &Dispatch, share: &Share) -> Outcome {
                 ..Default::default()
             };
         }
-        let items: Vec<Item<'_>> = safe
+        let appends = instance.http.extensions().append;
+        let grown: Vec<Option<Grown>> = safe
             .iter()
-            .map(|(n, text)| Item {
-                key: &dispatch.items[*n].key,
-                content: text,
+            .map(|(n, text)| match &bases[*n] {
+                Some(base) if appends => append::grown(base, text),
+                _ => None,
             })
             .collect();
-        let request = instance.protocol.sync(&dispatch.session, share, &items);
-        let answer = instance.http.send(request, instance.config.timeout);
+        let mut items: Vec<Item<'_>> = safe
+            .iter()
+            .zip(&grown)
+            .map(|((n, text), grown)| Item {
+                key: &dispatch.items[*n].key,
+                content: text,
+                grown: grown.as_ref(),
+            })
+            .collect();
+        let appended = grown.iter().flatten().count();
+        let send = |items: &[Item<'_>]| {
+            let request = instance.protocol.sync(&dispatch.session, share, items);
+            instance.http.send(request, instance.config.timeout)
+        };
+        let mut answer = send(&items);
+        let append_refused = appended > 0 && matches!(&answer, Ok(a) if a.status == 409);
+        if append_refused {
+            items.iter_mut().for_each(|item| item.grown = None);
+            answer = send(&items);
+        }
+        let texts = if appends {
+            safe.iter()
+                .map(|(n, text)| (*n, Arc::from(&text[..])))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Outcome {
             sent: safe.into_iter().map(|(n, _)| n).collect(),
             answer: Some(answer.map_or_else(|attempt| attempt, |answer| answer.attempt())),
             not_sent,
             redacted,
+            texts,
+            appended,
+            append_refused,
         }
     })
 }

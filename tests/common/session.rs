@@ -51,6 +51,16 @@ impl Session {
         self.write(key, "part", format!("part/{mid}/{pid}"), data);
     }
 
+    /// Writes `session/part/<sid>/<mid>/<pid>` as a streamed text part: only its text changes
+    /// from one write to the next (its `v` stays), so a growing text is an append of the last.
+    pub fn stream(&mut self, mid: &str, pid: &str, text: &str) {
+        let data = json!({"id": pid, "messageID": mid, "sessionID": self.sid, "type": "text", "text": text});
+        let key = format!("session/part/{}/{mid}/{pid}", self.sid);
+        let item = format!("part/{mid}/{pid}");
+        self.versions.entry(item.clone()).or_insert(0);
+        self.put(key, "part", item, data, false);
+    }
+
     /// Writes `session/diff/<sid>` (a JSON array).
     pub fn diff(&mut self, files: &[&str]) {
         let data: Vec<Value> = files
@@ -81,10 +91,15 @@ impl Session {
         self.versions.get(item).copied().unwrap_or(0)
     }
 
-    fn write(&mut self, key: String, kind: &str, item: String, mut data: Value) {
+    fn write(&mut self, key: String, kind: &str, item: String, data: Value) {
+        self.put(key, kind, item, data, true);
+    }
+
+    /// Writes `data` with the item's version `v`, counted up first if `bump`.
+    fn put(&mut self, key: String, kind: &str, item: String, mut data: Value, bump: bool) {
         if let Some(obj) = data.as_object_mut() {
             let v = self.versions.entry(item.clone()).or_insert(0);
-            *v += 1;
+            *v += u64::from(bump || *v == 0);
             obj.insert("v".into(), json!(*v));
         }
         api::sync(&key, &data.to_string()).unwrap_or_else(|e| panic!("sync {key}: {e}"));

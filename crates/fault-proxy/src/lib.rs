@@ -437,7 +437,8 @@ async fn handle(
                 (n.as_str().to_ascii_lowercase(), v)
             })
             .collect(),
-        body: body.clone(),
+        // a gzip body (the append extension's) is seen decoded; it is forwarded as it came
+        body: gunzipped(&parts.headers, &body).unwrap_or_else(|| body.clone()),
     };
     let flow = shared.semantics.flow(&seen);
     let (_in_flight, overlapped) = InFlight::enter(&shared, flow.clone());
@@ -561,4 +562,19 @@ async fn forward(req: Request<Body>, upstream: SocketAddr) -> Result<Response<By
     parts.headers.remove(hyper::header::CONNECTION);
     parts.headers.remove(hyper::header::TRANSFER_ENCODING);
     Ok(Response::from_parts(parts, body))
+}
+
+/// A `content-encoding: gzip` body decoded (at most 256 MiB), for the log, the rules and the
+/// semantics.
+fn gunzipped(headers: &hyper::HeaderMap, body: &Bytes) -> Option<Bytes> {
+    use std::io::Read;
+    if headers.get(hyper::header::CONTENT_ENCODING)?.as_bytes() != b"gzip" {
+        return None;
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(&body[..])
+        .take(256 << 20)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(Bytes::from(out))
 }

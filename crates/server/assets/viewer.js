@@ -113,6 +113,7 @@
         const t = document.createElement("template");
         t.innerHTML = chunk.html;
         for (const el of [...t.content.children]) {
+          el.dataset.seq = String(chunk.seq); // what it holds already (appends up to it are in)
           const existing = document.getElementById(el.id);
           if (existing) existing.replaceWith(el); else messages.append(el);
         }
@@ -249,6 +250,7 @@
         replaceKeepingView(el, u.html, () => {
           el.querySelectorAll("details").forEach((d, i) => { if (i < open.length) d.open = open[i]; });
           applyDiffMode(el);
+          if (u.tail) tail(el).append(u.tail); // text appended while it waited
         });
         navigate(u.mid);
         break;
@@ -264,11 +266,47 @@
     }
   }
 
+  // A streamed text part's new text (the server sends an `append` only to a stream that got
+  // the version it extends): added in place as plain text after the rendered text, until the
+  // part's next whole item renders it all. A part still waiting in `pending` keeps it as its tail.
+  const BLOCKS = new Set(["P", "UL", "OL", "LI", "PRE", "CODE", "BLOCKQUOTE", "H1", "H2", "H3", "H4", "H5", "H6"]);
+  function tail(el) {
+    let t = el.querySelector(".live-tail");
+    if (!t) {
+      t = document.createElement("span");
+      t.className = "live-tail";
+      // at the end of the text's last block, so it reads on as the same paragraph
+      const texts = el.querySelectorAll(".markdown");
+      let at = texts[texts.length - 1] ?? el;
+      while (at.lastElementChild && BLOCKS.has(at.lastElementChild.tagName)) at = at.lastElementChild;
+      at.append(t);
+    }
+    return t;
+  }
+
+  function appendText(u) {
+    main.dataset.seq = String(Math.max(Number(main.dataset.seq || "0"), u.seq));
+    const key = `p/${u.mid}/${u.pid}`;
+    const waiting = pending.get(key);
+    if (waiting) {
+      waiting.tail = (waiting.tail ?? "") + u.text;
+      waiting.seq = u.seq;
+      return;
+    }
+    const el = document.getElementById(key);
+    const held = Number(document.getElementById(`m/${u.mid}`)?.dataset.seq ?? "0");
+    if (!el || held >= u.seq) return;
+    const atBottom = innerHeight + scrollY >= document.documentElement.scrollHeight - 4;
+    tail(el).append(u.text);
+    if (atBottom) scrollTo(0, document.documentElement.scrollHeight);
+  }
+
   if (typeof EventSource === "undefined") return;
   const source = new EventSource(`/share/${encodeURIComponent(main.dataset.id)}/events?after=${Number(main.dataset.seq || "0")}`);
   source.addEventListener("open", () => say("live"));
   source.addEventListener("error", () => say("reconnecting…"));
   source.addEventListener("item", (e) => apply(JSON.parse(e.data)));
+  source.addEventListener("append", (e) => appendText(JSON.parse(e.data)));
   source.addEventListener("deleted", () => {
     source.close();
     messages.replaceChildren();

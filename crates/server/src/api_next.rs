@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::append;
 use crate::client::ClientIp;
 use crate::error::ApiError;
 use crate::http::{bearer, json_body, no_store, ok_json};
@@ -61,7 +62,7 @@ pub async fn create(
         .create(bearer(&headers), &req.session_id, client)
         .await?;
     let url = format!("{}/share/{id}", state.public_url);
-    Ok(ok_json(
+    Ok(append::advertised(
         json!({ "id": id, "secret": secret, "url": url }).to_string(),
     ))
 }
@@ -71,7 +72,41 @@ struct SyncItem<'a> {
     #[serde(rename = "type")]
     kind: String,
     #[serde(borrow)]
-    data: &'a RawValue,
+    data: Option<&'a RawValue>,
+    /// The append extension: the members naming the item, and its grows (instead of `data`).
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    append: Option<&'a RawValue>,
+}
+
+impl SyncItem<'_> {
+    /// The item to write: whole, or its grows.
+    fn item(&self) -> Result<Item, String> {
+        match (self.data, self.key, self.append) {
+            (Some(data), None, None) => {
+                let (key, kind) = item::next_key(&self.kind, data)?;
+                let data = data.get().to_owned();
+                Ok(Item {
+                    key,
+                    kind,
+                    data,
+                    append: None,
+                })
+            }
+            (None, Some(names), Some(grows)) => {
+                let (key, kind) = item::next_key(&self.kind, names)?;
+                let append = Some(append::parse(grows)?);
+                Ok(Item {
+                    key,
+                    kind,
+                    data: String::new(),
+                    append,
+                })
+            }
+            _ => Err("an item holds either data, or key and append".into()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,17 +127,10 @@ pub async fn sync(
     let items = req
         .data
         .iter()
-        .map(|i| {
-            let (key, kind) = item::next_key(&i.kind, i.data).map_err(ApiError::BadRequest)?;
-            Ok(Item {
-                key,
-                kind,
-                data: i.data.get().to_owned(),
-            })
-        })
+        .map(|i| i.item().map_err(ApiError::BadRequest))
         .collect::<Result<Vec<_>, ApiError>>()?;
     state.shares.write(&id, req.secret, items, client).await?;
-    Ok(ok_json("{}".into()))
+    Ok(append::advertised("{}".into()))
 }
 
 /// Items one page of `/data` holds: the answer is streamed a page at a time, each read only

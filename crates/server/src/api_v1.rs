@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::append;
 use crate::client::ClientIp;
 use crate::error::ApiError;
 use crate::http::{bearer, json_body, no_store, ok_json};
@@ -56,19 +57,23 @@ pub async fn create(
         .shares
         .create(bearer(&headers), &req.session_id, client)
         .await?;
-    Ok(ok_json(
+    Ok(append::advertised(
         json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }).to_string(),
     ))
 }
 
 #[derive(Deserialize)]
 struct SyncBody<'a> {
+    /// Left out by an append: its key names the session.
     #[serde(rename = "sessionID")]
-    session_id: String,
+    session_id: Option<String>,
     secret: String,
     key: String,
     #[serde(borrow)]
-    content: &'a RawValue,
+    content: Option<&'a RawValue>,
+    /// The append extension: the grows that take the place of `content`.
+    #[serde(borrow)]
+    append: Option<&'a RawValue>,
 }
 
 pub async fn sync(
@@ -77,18 +82,36 @@ pub async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: SyncBody = json_body(&body, "{sessionID, secret, key, content}")?;
-    let id = item::share_id(&req.session_id).map_err(ApiError::BadRequest)?;
-    let items = match item::legacy_key(&req.key, &req.session_id).map_err(ApiError::BadRequest)? {
+    let session_id = match (&req.session_id, &req.append) {
+        (Some(sid), _) => sid.clone(),
+        (None, Some(_)) => req.key.split('/').nth(2).unwrap_or_default().to_owned(),
+        (None, None) => return Err(ApiError::BadRequest("body must hold a sessionID".into())),
+    };
+    let id = item::share_id(&session_id).map_err(ApiError::BadRequest)?;
+    let (data, append) = match (req.content, req.append) {
+        (Some(content), None) => (content.get().to_owned(), None),
+        (None, Some(grows)) => (
+            String::new(),
+            Some(append::parse(grows).map_err(ApiError::BadRequest)?),
+        ),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "body must hold one of content and append".into(),
+            ));
+        }
+    };
+    let items = match item::legacy_key(&req.key, &session_id).map_err(ApiError::BadRequest)? {
         LegacyKey::Item(key, kind) => vec![Item {
             key,
             kind,
-            data: req.content.get().to_owned(),
+            data,
+            append,
         }],
         LegacyKey::Ignored => vec![],
     };
     // an ignored key still needs the right secret: a wrong one is told, as for any other key
     state.shares.write(&id, req.secret, items, client).await?;
-    Ok(ok_json("{}".into()))
+    Ok(append::advertised("{}".into()))
 }
 
 #[derive(Deserialize)]

@@ -16,15 +16,14 @@ use futures_util::StreamExt;
 use crate::conn::Deadline;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{api_next, api_v1, observe, viewer};
+use crate::{api_next, api_v1, encoding, observe, viewer};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.shares.limits.max_body_bytes;
     Router::new()
         .route("/", get(|| async { "opencode-share-server\n" }))
-        .merge(api_v1::router())
-        .merge(api_next::router())
+        .merge(api_routes(&state))
         .merge(viewer_routes(&state))
         .merge(observe::routes())
         .fallback(|| async { ApiError::NotFound })
@@ -35,6 +34,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             observe::access_log,
         ))
         .with_state(state)
+}
+
+/// Both protocols' routes, their gzip request bodies decoded first (`encoding`).
+fn api_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let decode = middleware::from_fn_with_state(state.clone(), encoding::decode_request);
+    api_v1::router().merge(api_next::router()).layer(decode)
 }
 
 /// The viewer's page, its live stream and its files (handlers in `viewer`).

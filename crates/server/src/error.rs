@@ -14,6 +14,9 @@ pub enum ApiError {
     NotFound,
     /// 409: a share with this id exists already; its secret is never handed out again.
     Conflict,
+    /// 409: an append does not apply to the stored content (docs/append-protocol.md); the
+    /// client sends the whole content instead.
+    AppendRefused(String),
     /// 413: a body, an item or the share passes its configured limit.
     TooLarge(String),
     /// 429: more requests for one share than `--rate-limit` per second.
@@ -38,6 +41,7 @@ impl ApiError {
             ApiError::Forbidden => "wrong secret for this share".into(),
             ApiError::NotFound => "no such share".into(),
             ApiError::Conflict => "a share with this id exists already".into(),
+            ApiError::AppendRefused(m) => format!("append refused: {m}; send the whole content"),
             ApiError::TooLarge(m) => m.clone(),
             ApiError::TooMany { .. } => "too many requests; retry later".into(),
             ApiError::Timeout => "the request body did not arrive in time".into(),
@@ -61,6 +65,7 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::ShareTooLarge { limit } => {
                 ApiError::TooLarge(format!("the share would pass its limit of {limit} bytes"))
             }
+            StoreError::AppendRefused(m) => ApiError::AppendRefused(m),
             StoreError::Full => ApiError::StorageFull { retry_after_s: 30 },
             StoreError::Backend(m) => ApiError::Internal(m),
         }

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, OnceCell, broadcast};
 
 use crate::item::StoredItem;
 use crate::store::{Change, Store, StoreError, StoreResult};
+use crate::tail::{Appended, Tails};
 
 /// Broadcast backlog per share; a viewer further behind catches up from the store.
 const BACKLOG: usize = 1024;
@@ -19,11 +20,13 @@ const BACKLOG: usize = 1024;
 /// Items one store read of the pump (or of a viewer catching up) holds at most.
 pub const PAGE: usize = 64;
 
-/// One committed item as viewers get it, with its viewer fragment rendered once for all of them.
+/// One committed item as viewers get it, with its viewer fragment rendered once for all of them
+/// and, for a streamed text part, what it appended to the version before (`tail.rs`).
 #[derive(Debug)]
 pub struct LiveItem {
     pub item: StoredItem,
     pub fragment: OnceCell<String>,
+    pub appended: Option<Appended>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +174,7 @@ async fn pump(
     wake: Arc<Notify>,
     mut last: i64,
 ) {
+    let mut tails = Tails::default();
     loop {
         wake.notified().await;
         if !hub.is_current(&id, &tx) {
@@ -179,7 +183,7 @@ async fn pump(
         let Some(store) = hub.store.upgrade() else {
             return;
         };
-        match broadcast_past(&*store, &id, &tx, &mut last).await {
+        match broadcast_past(&*store, &id, &tx, &mut last, &mut tails).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => {
                 hub.close(&id);
@@ -196,15 +200,18 @@ async fn broadcast_past(
     id: &str,
     tx: &broadcast::Sender<Update>,
     last: &mut i64,
+    tails: &mut Tails,
 ) -> StoreResult<()> {
     loop {
         let items = store.changes(id.to_owned(), *last, PAGE).await?;
         let full = items.len() == PAGE;
         for item in items {
             *last = (*last).max(item.seq);
+            let appended = tails.next(&item);
             let _ = tx.send(Update::Item(Arc::new(LiveItem {
                 item,
                 fragment: OnceCell::new(),
+                appended,
             })));
         }
         if !full {

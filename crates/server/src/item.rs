@@ -7,12 +7,14 @@ use serde_json::value::RawValue;
 /// The item types of ShareNext (`Share.Data`'s discriminant).
 pub const KINDS: [&str; 5] = ["session", "message", "part", "session_diff", "model"];
 
-/// One item to upsert: its key in the share, its type, and its JSON exactly as the client sent it.
+/// One item to upsert: its key in the share, its type, and its JSON exactly as the client sent it
+/// (or, for an append, the grows the store applies to the stored text, `data` then empty).
 #[derive(Debug, Clone)]
 pub struct Item {
     pub key: String,
     pub kind: &'static str,
     pub data: String,
+    pub append: Option<crate::append::Append>,
 }
 
 /// One stored item as readers get it, with the sequence number of the write that stored it.

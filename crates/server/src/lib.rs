@@ -5,9 +5,11 @@
 mod api_next;
 mod api_v1;
 mod app;
+pub mod append;
 mod client;
 pub mod config;
 mod conn;
+mod encoding;
 mod error;
 mod http;
 mod hub;
@@ -23,6 +25,7 @@ mod service;
 mod state;
 pub mod store;
 mod streams;
+mod tail;
 mod viewer;
 
 pub use config::{Cli, Config, Limits, LogFormat};

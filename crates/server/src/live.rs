@@ -95,6 +95,7 @@ async fn catch_up(state: &AppState, id: &str, last: &mut i64, tx: &mpsc::Sender<
             let live = Arc::new(LiveItem {
                 item,
                 fragment: OnceCell::new(),
+                appended: None, // read from the store: sent whole
             });
             if tx.send(Feed::Item(live)).await.is_err() {
                 return false;

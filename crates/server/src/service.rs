@@ -139,15 +139,19 @@ impl Shares {
         Ok((id, secret_text))
     }
 
-    /// Upserts items into share `id` (secret, rate, limits, one transaction), then wakes its viewers.
+    /// Upserts items into share `id` (secret, rate, limits, one transaction; append items
+    /// applied to the stored content there), then wakes its viewers.
     pub async fn write(
         &self,
         id: &str,
         secret_text: String,
-        items: Vec<Item>,
+        mut items: Vec<Item>,
         client: IpAddr,
     ) -> Result<(), ApiError> {
         self.authorize(id, &secret_text, client).await?;
+        for append in items.iter_mut().filter_map(|i| i.append.as_mut()) {
+            append.max_item_bytes = self.limits.max_item_bytes; // checked once grown, in the store
+        }
         if let Some(big) = items
             .iter()
             .find(|i| i.data.len() > self.limits.max_item_bytes)

@@ -31,7 +31,9 @@ fn every_acknowledged_write_survives_kill_9() {
 
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
+    // writers 0 to 3 rewrite 50 parts each whole; writer 4 streams one part by appends
+    // (docs/append-protocol.md), so appends are in the mix when the kill comes
+    let writers: Vec<_> = (0..5)
         .map(|w| {
             let (http, url, id, secret, acked, stop) = (
                 http.clone(),
@@ -47,8 +49,27 @@ fn every_acknowledged_write_survives_kill_9() {
                     if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
                         break;
                     }
-                    let (pid, text) = (format!("prt_{w}_{}", n % 50), format!("w{w} n{n}"));
-                    let body = json!({ "secret": secret, "data": [part("msg_1", &pid, &text)] });
+                    let (pid, text, body) = if w == 4 {
+                        let acked = acked.lock().unwrap();
+                        let last = acked.iter().rev().find(|(p, _)| p == "prt_stream");
+                        match last {
+                            Some((pid, before)) => {
+                                let grow = json!({ "path": "/text", "at": before.len(), "text": format!(" n{n}") });
+                                let key = json!({ "id": pid, "messageID": "msg_1" });
+                                let item = json!({ "type": "part", "key": key, "append": [grow] });
+                                (pid.clone(), format!("{before} n{n}"), json!({ "secret": secret, "data": [item] }))
+                            }
+                            None => {
+                                let (pid, text) = ("prt_stream".to_owned(), format!("w4 n{n}"));
+                                let body = json!({ "secret": secret, "data": [part("msg_1", &pid, &text)] });
+                                (pid, text, body)
+                            }
+                        }
+                    } else {
+                        let (pid, text) = (format!("prt_{w}_{}", n % 50), format!("w{w} n{n}"));
+                        let body = json!({ "secret": secret, "data": [part("msg_1", &pid, &text)] });
+                        (pid, text, body)
+                    };
                     match http
                         .post(format!("{url}/api/share/{id}/sync"))
                         .body(body.to_string())
@@ -105,6 +126,23 @@ fn every_acknowledged_write_survives_kill_9() {
         assert!(
             n_of(held) >= n_of(text),
             "{pid}: holds {held:?}, {text:?} was acknowledged"
+        );
+        // the streamed part holds every acknowledged append, each once
+        assert!(
+            pid != "prt_stream" || held.starts_with(text.as_str()),
+            "{pid}: holds {held:?}, {text:?} was acknowledged"
+        );
+    }
+    assert!(
+        acked.iter().filter(|(p, _)| p == "prt_stream").count() >= 3,
+        "few appends were acknowledged before the kill"
+    );
+    if let Some((_, text)) = acked.iter().rev().find(|(p, _)| p == "prt_stream") {
+        let held = &stored["prt_stream"];
+        let rest = &held[text.len()..];
+        assert!(
+            rest.is_empty() || rest.matches(" n").count() == 1,
+            "{held:?} after {text:?}"
         );
     }
 }

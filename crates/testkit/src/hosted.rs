@@ -121,7 +121,22 @@ impl Semantics for Hosted {
         }
     }
 
+    /// Also answers every 2xx itself: opencode's services advertise no extension, so the
+    /// server's `x-share-extensions` never reaches the client (docs/append-protocol.md).
     fn rewrite(&self, req: &Seen, status: u16, body: &[u8]) -> Option<Reply> {
+        let replaced = self.rewrite_status(req, status, body);
+        replaced.or_else(|| {
+            (200..300).contains(&status).then(|| Reply {
+                status,
+                body: String::from_utf8_lossy(body).into_owned(),
+                content_type: "application/json",
+            })
+        })
+    }
+}
+
+impl Hosted {
+    fn rewrite_status(&self, req: &Seen, status: u16, body: &[u8]) -> Option<Reply> {
         let session = req
             .json()
             .and_then(|j| field(&j, "sessionID").map(str::to_owned));

@@ -75,8 +75,8 @@ pub(crate) fn flow(req: &Seen) -> Option<String> {
     }
     if req.path == "/share_sync" {
         let json = req.json()?;
-        let (sid, key) = (json["sessionID"].as_str()?, json["key"].as_str()?);
-        return Some(format!("v1 {sid} {key}"));
+        let key = json["key"].as_str()?;
+        return Some(format!("v1 {} {key}", v1_session(&json)?));
     }
     let rest = req
         .path
@@ -84,6 +84,13 @@ pub(crate) fn flow(req: &Seen) -> Option<String> {
         .or_else(|| req.path.strip_prefix("/api/shares/"))?;
     let id = rest.strip_suffix("/sync")?;
     Some(next_flow(id))
+}
+
+/// The session of a v1 sync body: its `sessionID`, or (an append leaves it out) its key's.
+pub fn v1_session(json: &Value) -> Option<&str> {
+    json["sessionID"]
+        .as_str()
+        .or_else(|| json["key"].as_str()?.split('/').nth(2))
 }
 
 /// The flow of share `id`'s syncs under "next".
@@ -180,7 +187,7 @@ impl Service {
     pub fn syncs_of(&self, protocol: Protocol, session: &str) -> Vec<Passed> {
         let syncs = self.requests_to(&protocol.sync_path(short_id(session)));
         let of_session = |p: &Passed| match protocol {
-            Protocol::V1 => p.json().is_some_and(|j| j["sessionID"] == session),
+            Protocol::V1 => p.json().is_some_and(|j| v1_session(&j) == Some(session)),
             Protocol::Next => true,
         };
         syncs.into_iter().filter(of_session).collect()

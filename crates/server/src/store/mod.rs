@@ -35,6 +35,9 @@ pub enum StoreError {
     ShareTooLarge {
         limit: u64,
     },
+    /// An append does not apply to what the share holds (docs/append-protocol.md): nothing of
+    /// the write was applied; the reason names the key.
+    AppendRefused(String),
     /// The disk is full: nothing was written; retry once space is freed.
     Full,
     Backend(String),
@@ -73,6 +76,8 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: Vec<u8>,
     ) -> BoxFuture<'_, StoreResult<()>>;
     /// Upserts `items` in one transaction if `secret` is the share's; returns them as stored.
+    /// Append items are applied to the stored text of their key (`append::resolve`) in the same
+    /// transaction, or the whole write is refused with `AppendRefused`.
     fn write(
         &self,
         id: String,

@@ -148,6 +148,28 @@ async fn authorize(
     Ok((row.get(1), row.get(2)))
 }
 
+/// The write's append items made whole against the stored texts they extend (read under the
+/// share's row lock that `authorize` took, so no other write of the share comes between).
+async fn resolve_appends(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+    items: Vec<Item>,
+) -> StoreResult<Vec<Item>> {
+    if items.iter().all(|i| i.append.is_none()) {
+        return Ok(items);
+    }
+    let needed = crate::append::bases_needed(&items);
+    let rows = tx
+        .query(
+            "SELECT key, data FROM items WHERE share_id = $1 AND key = ANY($2)",
+            &[&id, &needed],
+        )
+        .await
+        .map_err(backend)?;
+    let stored: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    crate::append::resolve(items, &stored).map_err(StoreError::AppendRefused)
+}
+
 /// A read-only transaction that sees one committed state throughout.
 async fn snapshot_transaction(
     client: &mut deadpool_postgres::Object,
@@ -206,6 +228,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(backend)?;
             let (bytes, seq) = authorize(&tx, &id, &secret_text).await?;
+            let items = resolve_appends(&tx, &id, items).await?;
             // one row per key (the newest of the batch wins), in the batch's order
             let mut last_of: HashMap<&str, usize> = HashMap::new();
             for (n, item) in items.iter().enumerate() {

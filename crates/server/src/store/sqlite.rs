@@ -369,6 +369,29 @@ fn share_field<T: rusqlite::types::FromSql>(
         .ok_or(StoreError::NotFound)
 }
 
+/// The write's append items made whole against the stored texts they extend (read in the
+/// write's transaction).
+fn resolve_appends(conn: &Connection, id: &str, items: Vec<Item>) -> StoreResult<Vec<Item>> {
+    let needed = crate::append::bases_needed(&items);
+    if needed.is_empty() && items.iter().all(|i| i.append.is_none()) {
+        return Ok(items);
+    }
+    let mut read = conn
+        .prepare_cached("SELECT data FROM items WHERE share_id = ?1 AND key = ?2")
+        .map_err(backend)?;
+    let mut stored = std::collections::HashMap::new();
+    for key in needed {
+        let data: Option<String> = read
+            .query_row(params![id, key], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        if let Some(data) = data {
+            stored.insert(key, data);
+        }
+    }
+    crate::append::resolve(items, &stored).map_err(StoreError::AppendRefused)
+}
+
 fn exists(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
     conn.prepare_cached("SELECT session_id FROM shares WHERE id = ?1")
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -407,6 +430,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.exec(move |conn| {
             let (mut bytes, mut seq) = authorize(conn, &id, &secret_text)?;
+            let items = resolve_appends(conn, &id, items)?;
             let mut size_of = conn
                 .prepare_cached("SELECT size FROM items WHERE share_id = ?1 AND key = ?2")
                 .map_err(backend)?;

@@ -9,6 +9,7 @@ mod model;
 mod parts;
 mod render;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,30 +137,52 @@ pub async fn events(
         .and_then(|v| v.parse::<i64>().ok());
     let after = q.after.unwrap_or(0).max(resumed.unwrap_or(0)).max(0);
     let feed = live::follow(state.0.clone(), id, after);
-    let events = stream::unfold((feed, false), |(mut feed, done)| async move {
-        if done {
-            return None;
-        }
-        match feed.recv().await {
-            Some(Feed::Item(live)) => {
-                let data = fragment(live.clone()).await;
-                let event = Event::default()
-                    .event("item")
-                    .id(live.item.seq.to_string())
-                    .data(data.as_str());
-                Some((Ok::<_, Infallible>(event), (feed, false)))
+    // the version of each part this stream sent last: an append of exactly that one goes as
+    // its new text (an `append` event), anything else whole
+    let sent: HashMap<String, i64> = HashMap::new();
+    let events = stream::unfold(
+        (feed, sent, false),
+        |(mut feed, mut sent, done)| async move {
+            if done {
+                return None;
             }
-            Some(Feed::Deleted) | None => Some((
-                Ok(Event::default().event("deleted").data("{}")),
-                (feed, true),
-            )),
-        }
-    });
+            match feed.recv().await {
+                Some(Feed::Item(live)) => {
+                    let event = live_event(&live, &mut sent).await;
+                    Some((Ok::<_, Infallible>(event), (feed, sent, false)))
+                }
+                Some(Feed::Deleted) | None => Some((
+                    Ok(Event::default().event("deleted").data("{}")),
+                    (feed, sent, true),
+                )),
+            }
+        },
+    );
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
     secure(response.headers_mut());
     Ok(response)
+}
+
+/// A live item as this stream's event: `append` `{kind, mid, pid, seq, text}` when it grew
+/// the text of the version of its part this stream sent last, else `item` with its fragment.
+async fn live_event(live: &Arc<LiveItem>, sent: &mut HashMap<String, i64>) -> Event {
+    let item = &live.item;
+    let before = (item.kind == "part")
+        .then(|| sent.insert(item.key.clone(), item.seq))
+        .flatten();
+    let event = Event::default().id(item.seq.to_string());
+    if let Some(appended) = live.appended.as_ref().filter(|a| before == Some(a.after)) {
+        let mut ids = item.key.splitn(3, '/').skip(1);
+        let data = serde_json::json!({
+            "kind": "append", "mid": ids.next(), "pid": ids.next(),
+            "seq": item.seq, "text": appended.text,
+        });
+        return event.event("append").data(data.to_string());
+    }
+    let data = fragment(live.clone()).await;
+    event.event("item").data(data.as_str())
 }
 
 /// An item's live fragment, rendered once for all viewers (the others wait for it), off the

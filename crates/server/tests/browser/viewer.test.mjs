@@ -40,12 +40,19 @@ test("a page open while a client streams a part shows each stage, live", async (
   await page.goto(`${server.url}/s/${short}`);
   await shows(page, "#status", "live");
   await page.evaluate(() => { window.__sameDocument = true; });
-  const text = (t) => ({ id: "prt_1", messageID: "msg_1", sessionID: sid, type: "text", text: t });
-  for (const stage of ["Hel", "Hello wor", "Hello world, **streamed**"]) {
+  const text = (t, extra = {}) => ({ id: "prt_1", messageID: "msg_1", sessionID: sid, type: "text", text: t, ...extra });
+  // while the text grows the server sends only what it appended, shown in place as it came
+  // (docs/append-protocol.md); the finished part (its end time set) is rendered whole
+  for (const stage of ["Hel", "Hello wor", "Hello world, **streamed** <b>x</b>"]) {
     await sync(`session/part/${sid}/msg_1/prt_1`, text(stage));
-    await shows(page, '[id="p/msg_1/prt_1"]', stage.replace(/\*/g, ""));
+    await shows(page, '[id="p/msg_1/prt_1"]', stage);
   }
+  assert.equal(await page.locator('[id="p/msg_1/prt_1"] .live-tail').count(), 1, "appended in place");
+  assert.equal(await page.locator('[id="p/msg_1/prt_1"] b').count(), 0, "appended text is text, never markup");
+  await sync(`session/part/${sid}/msg_1/prt_1`, text("Hello world, **streamed** <b>x</b>", { time: { start: 1, end: 2 } }));
+  await shows(page, '[id="p/msg_1/prt_1"]', "Hello world, streamed");
   assert.equal(await page.locator('[id="p/msg_1/prt_1"] strong').textContent(), "streamed");
+  assert.equal(await page.locator('[id="p/msg_1/prt_1"] .live-tail').count(), 0);
   const tool = (status, extra = {}) => ({ id: "prt_2", messageID: "msg_1", sessionID: sid, type: "tool", tool: "read", callID: "c1", state: { status, ...extra } });
   await sync(`session/part/${sid}/msg_1/prt_2`, tool("pending"));
   await shows(page, '[id="p/msg_1/prt_2"] .status', "pending");
