@@ -3,6 +3,7 @@
 //! share's next sequence numbers and upserts each item, so the last committed write of an item
 //! wins and its sequence number is the highest.
 
+pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 

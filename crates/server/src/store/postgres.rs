@@ -19,27 +19,6 @@ use crate::secret;
 
 const CHANNEL: &str = "opencode_share";
 
-const SCHEMA: &str = "
-SELECT pg_advisory_xact_lock(7215993401);
-CREATE TABLE IF NOT EXISTS shares (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    secret_hash BYTEA NOT NULL,
-    seq BIGINT NOT NULL DEFAULT 0,
-    bytes BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS items (
-    share_id TEXT NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    size BIGINT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (share_id, key)
-);
-CREATE INDEX IF NOT EXISTS items_by_seq ON items (share_id, seq);
-";
-
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
@@ -87,9 +66,7 @@ impl PgStore {
             .await
             .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         let tx = client.transaction().await.map_err(|e| e.to_string())?;
-        tx.batch_execute(SCHEMA)
-            .await
-            .map_err(|e| format!("cannot prepare the schema: {e}"))?;
+        super::migrations::postgres(&tx).await?;
         tx.commit().await.map_err(|e| e.to_string())?;
         Ok(PgStore { pool, config })
     }
@@ -183,7 +160,7 @@ impl Store for PgStore {
             let client = self.client().await?;
             match client
                 .execute(
-                    "INSERT INTO shares (id, session_id, secret_hash) VALUES ($1, $2, $3)",
+                    "INSERT INTO shares (id, session_id, secret_hash, created_at, updated_at) VALUES ($1, $2, $3, EXTRACT(EPOCH FROM now())::BIGINT, EXTRACT(EPOCH FROM now())::BIGINT)",
                     &[&id, &session_id, &secret_hash],
                 )
                 .await
@@ -255,7 +232,7 @@ impl Store for PgStore {
             .map_err(backend)?;
             let head = seq + out.len() as i64;
             tx.execute(
-                "UPDATE shares SET bytes = $2, seq = $3 WHERE id = $1",
+                "UPDATE shares SET bytes = $2, seq = $3, updated_at = EXTRACT(EPOCH FROM now())::BIGINT WHERE id = $1",
                 &[&id, &total, &head],
             )
             .await

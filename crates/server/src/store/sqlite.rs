@@ -20,26 +20,6 @@ use super::{Head, OnChange, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS shares (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    secret_hash BLOB NOT NULL,
-    seq INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS items (
-    share_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (share_id, key)
-);
-CREATE INDEX IF NOT EXISTS items_by_seq ON items (share_id, seq);
-";
-
 /// Most jobs one transaction commits (bounds the latency one commit adds to the first job).
 const GROUP_MAX: usize = 256;
 
@@ -86,14 +66,14 @@ impl SqliteStore {
                 );
             }
         };
-        let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let mut conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         // the writer never checkpoints inside a commit (a latency spike for every job of that
         // group); a thread of its own copies the WAL back into the database every second
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;",
         )
-            .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare {path}: {e}"))?;
+        super::migrations::sqlite(&mut conn).map_err(|e| format!("{path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<Job>();
         let syncs = if durable {
             let (sync_tx, sync_rx) = mpsc::channel::<Vec<Completion>>();
@@ -384,7 +364,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, StoreResult<()>> {
         self.exec(move |conn| {
             match conn.execute(
-                "INSERT INTO shares (id, session_id, secret_hash) VALUES (?1, ?2, ?3)",
+                "INSERT INTO shares (id, session_id, secret_hash, created_at, updated_at) VALUES (?1, ?2, ?3, CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER))",
                 params![id, session_id, secret_hash],
             ) {
                 Ok(_) => Ok(()),
@@ -429,7 +409,7 @@ impl Store for SqliteStore {
                 upsert.execute(params![id, item.key, item.kind, seq, size, item.data]).map_err(backend)?;
                 stored.push(StoredItem { key: item.key, kind: item.kind.to_owned(), seq, data: item.data });
             }
-            conn.prepare_cached("UPDATE shares SET bytes = ?2, seq = ?3 WHERE id = ?1")
+            conn.prepare_cached("UPDATE shares SET bytes = ?2, seq = ?3, updated_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![id, bytes, seq]))
                 .map_err(backend)?;
             Ok(stored)
