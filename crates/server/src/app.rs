@@ -16,17 +16,22 @@ use futures_util::StreamExt;
 use crate::conn::Deadline;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{api_next, api_v1, observe, viewer};
+use crate::{admin, api_next, api_v1, observe, viewer};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.shares.limits.max_body_bytes;
+    let admin = match &state.admin_token {
+        Some(token) => admin::api::routes(token.clone()),
+        None => Router::new(),
+    };
     Router::new()
         .route("/", get(|| async { "opencode-share-server\n" }))
         .merge(api_v1::router())
         .merge(api_next::router())
         .merge(viewer_routes(&state))
         .merge(observe::routes())
+        .merge(admin)
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), body_deadline))

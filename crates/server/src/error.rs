@@ -8,6 +8,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: `--create-token` is set and the request lacks it.
     Unauthorized,
+    /// 401: an admin route without the server's `--admin-token`.
+    NotAdmin,
     /// 403: the share exists and the secret is wrong.
     Forbidden,
     /// 404: no such share (never created, or deleted).
@@ -34,6 +36,9 @@ impl ApiError {
             ApiError::BadRequest(m) => m.clone(),
             ApiError::Unauthorized => {
                 "creating a share needs the server's create token (authorization: Bearer)".into()
+            }
+            ApiError::NotAdmin => {
+                "the admin API needs the server's admin token (authorization: Bearer)".into()
             }
             ApiError::Forbidden => "wrong secret for this share".into(),
             ApiError::NotFound => "no such share".into(),

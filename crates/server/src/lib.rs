@@ -2,6 +2,7 @@
 //! opencode's share protocols (legacy `/share_*`, ShareNext `/api/share...`), stores shares in
 //! SQLite (embedded, default) or PostgreSQL (several processes), and serves a live viewer page.
 
+mod admin;
 mod api_next;
 mod api_v1;
 mod app;
@@ -25,5 +26,6 @@ pub mod store;
 mod streams;
 mod viewer;
 
-pub use config::{Cli, Config, Limits, LogFormat};
+pub use admin::cli::run as run_admin;
+pub use config::{AdminCommand, Cli, Command, Config, Limits, LogFormat};
 pub use server::{Running, router, serve, spawn};

@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::item::{Item, StoredItem};
-use crate::store::{Head, OnChange, Snapshot, Store, StoreResult};
+use crate::store::{Head, OnChange, ShareInfo, Snapshot, Store, StoreResult};
 
 /// One request's route template, method and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -252,6 +252,38 @@ impl Store for Metered {
 
     fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
         self.inner.secret_hash(id)
+    }
+
+    fn list(&self, after_id: String, limit: usize) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>> {
+        self.inner.list(after_id, limit)
+    }
+
+    fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>> {
+        self.inner.info(id)
+    }
+
+    fn remove(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let result = self.inner.remove(id).await;
+            if result.is_ok() {
+                self.metrics.shares_deleted.inc();
+            }
+            result
+        })
+    }
+
+    fn expire(&self, idle_secs: i64, limit: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let result = self.inner.expire(idle_secs, limit).await;
+            if let Ok(gone) = &result {
+                self.metrics.shares_deleted.inc_by(gone.len() as u64);
+            }
+            result
+        })
+    }
+
+    fn backup(&self, to: String) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.backup(to)
     }
 
     fn relay(self: Arc<Self>, on_change: OnChange) {

@@ -14,7 +14,7 @@ use crate::metrics::{Metered, Metrics};
 use crate::service::Shares;
 use crate::state::AppState;
 use crate::store;
-use crate::{app, listen};
+use crate::{admin, app, listen};
 
 /// Opens the store, wires the hub to it, and builds the shared state; `url` is where it is served.
 async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
@@ -30,12 +30,13 @@ async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
         .relay(Arc::new(move |change| relay_to.apply(change)));
     let shares = Shares::new(store, hub, config.limits, config.create_token);
     let public_url = config.public_url.unwrap_or_else(|| url.to_owned());
-    Ok(Arc::new(AppState::new(
-        shares,
-        public_url,
-        config.trusted_proxies,
-        metrics,
-    )))
+    let mut state = AppState::new(shares, public_url, config.trusted_proxies, metrics);
+    state.admin_token = config.admin_token;
+    let state = Arc::new(state);
+    if let Some(idle) = config.expire_after {
+        admin::retention::spawn(state.clone(), idle, config.expire_sweep);
+    }
+    Ok(state)
 }
 
 /// The server's routes over the store `config` names, without a socket (for in-process calls,

@@ -20,6 +20,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpAddr>,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// `--admin-token`: the admin API is mounted when set.
+    pub admin_token: Option<String>,
 }
 
 /// The extractor handlers take the state with.
@@ -41,6 +43,7 @@ impl AppState {
             hub: shares.hub.clone(),
             shares,
             public_url,
+            admin_token: None,
         }
     }
 }

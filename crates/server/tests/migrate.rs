@@ -145,28 +145,12 @@ fn a_sqlite_database_of_the_release_before_versioning_is_upgraded_in_place() {
 
 #[test]
 fn a_postgres_database_of_the_release_before_versioning_is_upgraded_in_place() {
-    let Ok(url) = std::env::var("OPENCODE_SHARE_TEST_POSTGRES") else {
-        assert!(std::env::var("CI").is_err(), "CI must start PostgreSQL");
-        eprintln!("skipped: OPENCODE_SHARE_TEST_POSTGRES is not set (scripts/test sets it)");
+    let Some(url) = support::test_postgres() else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // a database of its own, so the shared one's schema is left alone
     let name = format!("upgrade_{}", std::process::id());
-    let sql = |url: String, statements: String| {
-        runtime.block_on(async move {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            let driver = tokio::spawn(conn);
-            client.batch_execute(&statements).await.unwrap();
-            drop(client);
-            let _ = driver.await;
-        })
-    };
+    let sql = |url: String, statements: String| support::pg_execute(&url, &statements);
     sql(url.clone(), format!("DROP DATABASE IF EXISTS {name}"));
     sql(url.clone(), format!("CREATE DATABASE {name}"));
     let own = format!("{}/{name}", url.rsplit_once('/').unwrap().0);

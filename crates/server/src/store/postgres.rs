@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
-use super::{Change, Head, OnChange, Snapshot, Store, StoreError, StoreResult};
+use super::{Change, Head, OnChange, ShareInfo, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -102,6 +102,38 @@ impl PgStore {
         let row = client.query_opt(sql, &[&id]).await.map_err(backend)?;
         Ok(row.ok_or(StoreError::NotFound)?.get(0))
     }
+}
+
+/// The columns of a `ShareInfo`, in `info_row`'s order.
+const INFO: &str = "SELECT id, session_id, seq, bytes, (SELECT COUNT(*) FROM items WHERE share_id = shares.id), created_at, updated_at FROM shares";
+
+fn info_row(r: &tokio_postgres::Row) -> ShareInfo {
+    ShareInfo {
+        id: r.get(0),
+        session_id: r.get(1),
+        seq: r.get(2),
+        bytes: r.get(3),
+        items: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+    }
+}
+
+/// Deletes share `id` and its items in `tx` and tells every process at commit; whether there was one.
+async fn remove_share(tx: &deadpool_postgres::Transaction<'_>, id: &str) -> StoreResult<bool> {
+    tx.execute("DELETE FROM items WHERE share_id = $1", &[&id])
+        .await
+        .map_err(backend)?;
+    let gone = tx
+        .execute("DELETE FROM shares WHERE id = $1", &[&id])
+        .await
+        .map_err(backend)?;
+    if gone > 0 {
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")])
+            .await
+            .map_err(backend)?;
+    }
+    Ok(gone > 0)
 }
 
 /// Locks the share's row and checks the secret; returns its byte total and sequence.
@@ -250,15 +282,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(backend)?;
             authorize(&tx, &id, &secret_text).await?;
-            tx.execute("DELETE FROM items WHERE share_id = $1", &[&id])
-                .await
-                .map_err(backend)?;
-            tx.execute("DELETE FROM shares WHERE id = $1", &[&id])
-                .await
-                .map_err(backend)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")])
-                .await
-                .map_err(backend)?;
+            remove_share(&tx, &id).await?;
             tx.commit().await.map_err(backend)
         })
     }
@@ -330,6 +354,75 @@ impl Store for PgStore {
         Box::pin(async move {
             self.share_field("SELECT secret_hash FROM shares WHERE id = $1", &id)
                 .await
+        })
+    }
+
+    fn list(&self, after_id: String, limit: usize) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let limit = limit.min(super::ADMIN_PAGE_MAX) as i64;
+            let sql =
+                format!("{INFO} WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2");
+            let rows = client
+                .query(&sql, &[&after_id, &limit])
+                .await
+                .map_err(backend)?;
+            Ok(rows.iter().map(info_row).collect())
+        })
+    }
+
+    fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(&format!("{INFO} WHERE id = $1"), &[&id])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(info_row(&row))
+        })
+    }
+
+    fn remove(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            if !remove_share(&tx, &id).await? {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await.map_err(backend)
+        })
+    }
+
+    fn expire(&self, idle_secs: i64, limit: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let limit = limit.min(super::ADMIN_PAGE_MAX) as i64;
+            // SKIP LOCKED: a share being written now is not idle, and another process's sweep
+            // takes the rows this one skips
+            let rows = tx
+                .query(
+                    "SELECT id FROM shares WHERE updated_at < EXTRACT(EPOCH FROM now())::BIGINT - $1
+                     ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    &[&idle_secs, &limit],
+                )
+                .await
+                .map_err(backend)?;
+            let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            for id in &ids {
+                remove_share(&tx, id).await?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(ids)
+        })
+    }
+
+    fn backup(&self, _to: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "a PostgreSQL database is backed up with pg_dump (docs/server.md)".into(),
+            ))
         })
     }
 
