@@ -173,7 +173,8 @@ pub async fn data(state: State, Path(id): Path<String>) -> Result<Response, ApiE
     });
     let mut response = (
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(chunks),
+        // fused: the compression layer may poll a body again after its end
+        Body::from_stream(futures_util::StreamExt::fuse(chunks)),
     )
         .into_response();
     no_store(response.headers_mut());

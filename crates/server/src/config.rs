@@ -25,6 +25,11 @@ pub struct Config {
     pub expire_after: Option<Duration>,
     /// How often the retention sweep runs.
     pub expire_sweep: Duration,
+    /// Leave out `noindex` (pages, `X-Robots-Tag`, `/robots.txt`).
+    pub allow_indexing: bool,
+    /// Serve every route under this path (`/share-server`), for a reverse proxy that forwards a
+    /// sub-path unchanged; "" = at the root.
+    pub base_path: String,
 }
 
 /// What one client may ask of the server; each has a flag and a default (docs/server.md).
@@ -71,6 +76,8 @@ impl Default for Config {
             admin_token: None,
             expire_after: None,
             expire_sweep: Duration::from_secs(600),
+            allow_indexing: false,
+            base_path: String::new(),
         }
     }
 }
@@ -251,6 +258,14 @@ pub struct Cli {
     /// Delete shares nobody wrote to for DAYS days (swept every 10 minutes); unset keeps them.
     #[arg(long, env = "OPENCODE_SHARE_EXPIRE_AFTER", value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub expire_after: Option<u64>,
+    /// Let search engines index shares (by default pages and answers say noindex and
+    /// /robots.txt disallows everything).
+    #[arg(long, env = "OPENCODE_SHARE_ALLOW_INDEXING")]
+    pub allow_indexing: bool,
+    /// Serve every route under PATH (e.g. /share-server), for a reverse proxy that forwards
+    /// that sub-path unchanged; set --public-url to the proxy's URL with the same path.
+    #[arg(long, env = "OPENCODE_SHARE_BASE_PATH", value_name = "PATH", default_value = "", value_parser = crate::web::check_base_path)]
+    pub base_path: String,
 }
 
 /// What the binary does besides serving.
@@ -332,6 +347,8 @@ impl Cli {
             trusted_proxies: self.trusted_proxies.clone(),
             admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
             expire_after: self.expire_after.map(|d| Duration::from_secs(d * 86_400)),
+            allow_indexing: self.allow_indexing,
+            base_path: self.base_path.clone(),
             ..Config::default()
         }
     }

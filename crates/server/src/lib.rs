@@ -25,6 +25,7 @@ mod state;
 pub mod store;
 mod streams;
 mod viewer;
+mod web;
 
 pub use admin::cli::run as run_admin;
 pub use config::{AdminCommand, Cli, Command, Config, Limits, LogFormat};

@@ -18,6 +18,7 @@ use crate::{admin, app, listen};
 
 /// Opens the store, wires the hub to it, and builds the shared state; `url` is where it is served.
 async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
+    let base_path = crate::web::check_base_path(&config.base_path)?;
     let metrics = Metrics::new();
     let store: Arc<dyn store::Store> = Arc::new(Metered {
         inner: store::open(&config.database).await?,
@@ -29,9 +30,13 @@ async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
         .clone()
         .relay(Arc::new(move |change| relay_to.apply(change)));
     let shares = Shares::new(store, hub, config.limits, config.create_token);
-    let public_url = config.public_url.unwrap_or_else(|| url.to_owned());
+    let public_url = config
+        .public_url
+        .unwrap_or_else(|| format!("{url}{base_path}"));
     let mut state = AppState::new(shares, public_url, config.trusted_proxies, metrics);
     state.admin_token = config.admin_token;
+    state.allow_indexing = config.allow_indexing;
+    state.base_path = base_path;
     let state = Arc::new(state);
     if let Some(idle) = config.expire_after {
         admin::retention::spawn(state.clone(), idle, config.expire_sweep);

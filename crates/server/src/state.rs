@@ -22,6 +22,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `--admin-token`: the admin API is mounted when set.
     pub admin_token: Option<String>,
+    /// `--allow-indexing`: no `noindex` on pages and answers.
+    pub allow_indexing: bool,
+    /// `--base-path`: every route is served under it ("" = at the root).
+    pub base_path: String,
 }
 
 /// The extractor handlers take the state with.
@@ -44,6 +48,8 @@ impl AppState {
             shares,
             public_url,
             admin_token: None,
+            allow_indexing: false,
+            base_path: String::new(),
         }
     }
 }
