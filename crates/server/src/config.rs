@@ -27,6 +27,8 @@ pub struct Config {
     pub expire_sweep: Duration,
     /// Leave out `noindex` (pages, `X-Robots-Tag`, `/robots.txt`).
     pub allow_indexing: bool,
+    /// Replace credentials in what clients write by a marker, before it is stored (`--redact`).
+    pub redact: bool,
     /// Serve every route under this path (`/share-server`), for a reverse proxy that forwards a
     /// sub-path unchanged; "" = at the root.
     pub base_path: String,
@@ -78,6 +80,7 @@ impl Default for Config {
             expire_sweep: Duration::from_secs(600),
             allow_indexing: false,
             base_path: String::new(),
+            redact: false,
         }
     }
 }
@@ -266,6 +269,11 @@ pub struct Cli {
     /// that sub-path unchanged; set --public-url to the proxy's URL with the same path.
     #[arg(long, env = "OPENCODE_SHARE_BASE_PATH", value_name = "PATH", default_value = "", value_parser = crate::web::check_base_path)]
     pub base_path: String,
+    /// Replace credentials (API keys, tokens, private keys, passwords in URLs...) in everything
+    /// clients write by a marker naming the rule, before it is stored: the client library's
+    /// rule set, for clients that do not redact themselves.
+    #[arg(long, env = "OPENCODE_SHARE_REDACT")]
+    pub redact: bool,
 }
 
 /// What the binary does besides serving.
@@ -349,6 +357,7 @@ impl Cli {
             expire_after: self.expire_after.map(|d| Duration::from_secs(d * 86_400)),
             allow_indexing: self.allow_indexing,
             base_path: self.base_path.clone(),
+            redact: self.redact,
             ..Config::default()
         }
     }
@@ -441,6 +450,9 @@ mod tests {
             "OPENCODE_SHARE_LOG_FORMAT",
             "OPENCODE_SHARE_ADMIN_TOKEN",
             "OPENCODE_SHARE_EXPIRE_AFTER",
+            "OPENCODE_SHARE_ALLOW_INDEXING",
+            "OPENCODE_SHARE_BASE_PATH",
+            "OPENCODE_SHARE_REDACT",
         ] {
             assert!(help.contains(name), "{name} missing from\n{help}");
         }

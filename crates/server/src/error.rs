@@ -67,6 +67,7 @@ impl From<crate::store::StoreError> for ApiError {
                 ApiError::TooLarge(format!("the share would pass its limit of {limit} bytes"))
             }
             StoreError::Full => ApiError::StorageFull { retry_after_s: 30 },
+            StoreError::Refused(m) => ApiError::BadRequest(m),
             StoreError::Backend(m) => ApiError::Internal(m),
         }
     }

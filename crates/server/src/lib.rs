@@ -18,6 +18,7 @@ mod listen;
 mod live;
 mod metrics;
 mod observe;
+mod redact;
 mod secret;
 mod server;
 mod service;

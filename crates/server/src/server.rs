@@ -20,10 +20,14 @@ use crate::{admin, app, listen};
 async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
     let base_path = crate::web::check_base_path(&config.base_path)?;
     let metrics = Metrics::new();
-    let store: Arc<dyn store::Store> = Arc::new(Metered {
+    let mut store: Arc<dyn store::Store> = Arc::new(Metered {
         inner: store::open(&config.database).await?,
         metrics: metrics.clone(),
     });
+    if config.redact {
+        // outside the metered store: its commit timings stay the database's
+        store = Arc::new(crate::redact::Redacting::new(store, metrics.clone())?);
+    }
     let hub = Hub::new(&store);
     let relay_to = hub.clone();
     store

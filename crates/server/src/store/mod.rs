@@ -38,6 +38,8 @@ pub enum StoreError {
     },
     /// The disk is full: nothing was written; retry once space is freed.
     Full,
+    /// The write cannot be stored as it is (`--redact` could not read an item): 400.
+    Refused(String),
     Backend(String),
 }
 
@@ -141,6 +143,63 @@ pub trait Store: Send + Sync + 'static {
     /// Starts relaying other processes' writes to `on_change` (PostgreSQL's LISTEN); SQLite has none.
     fn relay(self: Arc<Self>, on_change: OnChange);
 }
+
+/// Inside `impl Store for` a wrapper with an `inner: Arc<dyn Store>` field: the methods that
+/// only read (and `backup`, `relay`) as the inner store's, for wrappers that change writes.
+macro_rules! forward_reads {
+    () => {
+        fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>> {
+            self.inner.read(id)
+        }
+
+        fn changes(
+            &self,
+            id: String,
+            after: i64,
+            limit: usize,
+        ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+            self.inner.changes(id, after, limit)
+        }
+
+        fn page(
+            &self,
+            id: String,
+            after_key: String,
+            limit: usize,
+        ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+            self.inner.page(id, after_key, limit)
+        }
+
+        fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
+            self.inner.head(id)
+        }
+
+        fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+            self.inner.secret_hash(id)
+        }
+
+        fn list(
+            &self,
+            after_id: String,
+            limit: usize,
+        ) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>> {
+            self.inner.list(after_id, limit)
+        }
+
+        fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>> {
+            self.inner.info(id)
+        }
+
+        fn backup(&self, to: String) -> BoxFuture<'_, StoreResult<()>> {
+            self.inner.backup(to)
+        }
+
+        fn relay(self: Arc<Self>, on_change: OnChange) {
+            self.inner.clone().relay(on_change)
+        }
+    };
+}
+pub(crate) use forward_reads;
 
 /// Opens the store a `--database` URL names.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
