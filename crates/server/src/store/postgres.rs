@@ -11,7 +11,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
+use tokio_postgres::{AsyncMessage, IsolationLevel};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Change, Head, OnChange, ShareInfo, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
@@ -22,6 +23,8 @@ const CHANNEL: &str = "opencode_share";
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// The URL's sslmode, for the pool's and the LISTEN connection's handshakes.
+    tls: MakeRustlsConnect,
 }
 
 fn backend(e: impl std::fmt::Display + AsDbError) -> StoreError {
@@ -49,10 +52,10 @@ impl AsDbError for deadpool_postgres::PoolError {}
 
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self, String> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| format!("--database: {e}"))?;
+        let (config, tls) = super::tls::config(url)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -64,11 +67,11 @@ impl PgStore {
         let mut client = pool
             .get()
             .await
-            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+            .map_err(|e| format!("cannot connect to PostgreSQL: {}", with_causes(&e)))?;
         let tx = client.transaction().await.map_err(|e| e.to_string())?;
         super::migrations::postgres(&tx).await?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(PgStore { pool, config })
+        Ok(PgStore { pool, config, tls })
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
@@ -102,6 +105,18 @@ impl PgStore {
         let row = client.query_opt(sql, &[&id]).await.map_err(backend)?;
         Ok(row.ok_or(StoreError::NotFound)?.get(0))
     }
+}
+
+/// `e` and the errors under it (a TLS failure's reason is a few levels down).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The columns of a `ShareInfo`, in `info_row`'s order.
@@ -429,7 +444,7 @@ impl Store for PgStore {
     fn relay(self: Arc<Self>, on_change: OnChange) {
         tokio::spawn(async move {
             loop {
-                listen(&self.config, &*on_change).await;
+                listen(&self.config, &self.tls, &*on_change).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
@@ -437,8 +452,12 @@ impl Store for PgStore {
 }
 
 /// One LISTEN connection's life: hand every notification on until the connection ends.
-async fn listen(config: &tokio_postgres::Config, on_change: &(dyn Fn(Change<'_>) + Send + Sync)) {
-    let (client, mut connection) = match config.connect(NoTls).await {
+async fn listen(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+    on_change: &(dyn Fn(Change<'_>) + Send + Sync),
+) {
+    let (client, mut connection) = match config.connect(tls.clone()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "LISTEN connection failed");

@@ -149,6 +149,11 @@ pub fn test_postgres() -> Option<String> {
 
 /// Runs `statements` on the PostgreSQL at `url`, from outside the server.
 pub fn pg_execute(url: &str, statements: &str) {
+    pg_query(url, statements);
+}
+
+/// Runs `sql` on the PostgreSQL at `url` (plain TCP); the first column of its first row, as text.
+pub fn pg_query(url: &str, sql: &str) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -158,9 +163,16 @@ pub fn pg_execute(url: &str, statements: &str) {
             .await
             .unwrap();
         let driver = tokio::spawn(conn);
-        client.batch_execute(statements).await.unwrap();
+        let messages = client.simple_query(sql).await.unwrap();
         drop(client);
         let _ = driver.await;
+        messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap_or_default()
     })
 }
 
