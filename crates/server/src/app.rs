@@ -22,7 +22,7 @@ use crate::{admin, api_next, api_v1, observe, viewer, web};
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.shares.limits.max_body_bytes;
     let admin = match &state.admin_token {
-        Some(token) => admin::api::routes(token.clone()),
+        Some(token) => admin::api::routes(token.clone(), &state),
         None => Router::new(),
     };
     let app = Router::new()

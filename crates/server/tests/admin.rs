@@ -107,7 +107,13 @@ impl Logged {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_opencode-share-server"))
-            .args(["--listen", "127.0.0.1:0", "--database"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--wrong-secret-limit",
+                "7",
+                "--database",
+            ])
             .arg(format!("sqlite://{}", dir.path().join("s.db").display()))
             .env("OPENCODE_SHARE_ADMIN_TOKEN", token)
             .stdout(std::process::Stdio::piped())
@@ -240,6 +246,16 @@ fn the_admin_api_needs_its_token_lists_and_takes_a_share_down_closing_its_viewer
     assert_eq!(
         call(Method::GET, "/admin/shares/bad%20id", Some(token)).0,
         400
+    );
+
+    // wrong tokens spend the client's budget (7 a minute here, 6 spent above): then 429
+    assert_eq!(call(Method::GET, "/admin/shares", Some("guess")).0, 401);
+    let (status, body) = call(Method::GET, "/admin/shares", Some("guess"));
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        call(Method::GET, "/admin/shares", Some(token)).0,
+        200,
+        "the right token still works"
     );
 
     let log = std::fs::read_to_string(&server.log).unwrap();

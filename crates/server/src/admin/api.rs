@@ -1,11 +1,14 @@
 //! The admin HTTP API of a running server, mounted only with `--admin-token`: list shares, show
 //! one, export one, take one down (its live viewers are closed). Every route needs
 //! `authorization: Bearer <admin token>`, compared in constant time; the token is never logged.
+//! Wrong tokens spend a budget per client address (`--wrong-secret-limit` a minute, as wrong
+//! share secrets do): 429 once it is spent.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, Request};
+use axum::extract::{ConnectInfo, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,27 +16,41 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::client::client_ip;
 use crate::error::ApiError;
 use crate::http::{bearer, ok_json};
 use crate::item::valid_id;
+use crate::limiter::Limiter;
 use crate::state::{AppState, State};
 use crate::store::ADMIN_PAGE_MAX;
 
 /// The admin routes, each behind `token`.
-pub fn routes(token: String) -> Router<Arc<AppState>> {
+pub fn routes(token: String, state: &AppState) -> Router<Arc<AppState>> {
     let token: Arc<str> = token.into();
+    let wrong = Arc::new(Limiter::per_minute(
+        state.shares.limits.wrong_secrets_per_minute,
+    ));
+    let trusted: Arc<[IpAddr]> = state.trusted_proxies.clone().into();
     Router::new()
         .route("/admin/shares", get(list))
         .route("/admin/shares/{id}", get(show).delete(delete))
         .route("/admin/shares/{id}/export", get(export))
         .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            let token = token.clone();
+            let (token, wrong, trusted) = (token.clone(), wrong.clone(), trusted.clone());
             async move {
                 let given = bearer(request.headers()).unwrap_or("");
                 if crate::secret::token_matches(given, &token) {
-                    next.run(request).await
-                } else {
-                    ApiError::NotAdmin.into_response()
+                    return next.run(request).await;
+                }
+                let peer = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                let client = client_ip(peer, request.headers(), &trusted);
+                match wrong.check(&client.to_string()) {
+                    Ok(()) => ApiError::NotAdmin.into_response(),
+                    Err(retry_after_s) => ApiError::TooMany { retry_after_s }.into_response(),
                 }
             }
         }))
