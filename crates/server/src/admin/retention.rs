@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::state::AppState;
-use crate::store::ADMIN_PAGE_MAX;
 
-/// Most shares one transaction of the sweep deletes.
-const BATCH: usize = ADMIN_PAGE_MAX;
+/// Most shares one transaction of the sweep deletes (each with all its items: on SQLite the
+/// writer's other jobs wait for that transaction, so it stays small).
+const BATCH: usize = 100;
 
 /// Sweeps every `every` (the first at once) while the runtime lives.
 pub fn spawn(state: Arc<AppState>, idle: Duration, every: Duration) {
