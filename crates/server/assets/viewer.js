@@ -302,7 +302,8 @@
   }
 
   if (typeof EventSource === "undefined") return;
-  const source = new EventSource(`/share/${encodeURIComponent(main.dataset.id)}/events?after=${Number(main.dataset.seq || "0")}`);
+  // under the server's --base-path (data-base), the sub-path a reverse proxy serves it at
+  const source = new EventSource(`${main.dataset.base || ""}/share/${encodeURIComponent(main.dataset.id)}/events?after=${Number(main.dataset.seq || "0")}`);
   source.addEventListener("open", () => say("live"));
   source.addEventListener("error", () => say("reconnecting…"));
   source.addEventListener("item", (e) => apply(JSON.parse(e.data)));

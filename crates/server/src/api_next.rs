@@ -63,6 +63,7 @@ pub async fn create(
         .await?;
     let url = format!("{}/share/{id}", state.public_url);
     Ok(append::advertised(
+        state.extensions,
         json!({ "id": id, "secret": secret, "url": url }).to_string(),
     ))
 }
@@ -130,7 +131,7 @@ pub async fn sync(
         .map(|i| i.item().map_err(ApiError::BadRequest))
         .collect::<Result<Vec<_>, ApiError>>()?;
     state.shares.write(&id, req.secret, items, client).await?;
-    Ok(append::advertised("{}".into()))
+    Ok(append::advertised(state.extensions, "{}".into()))
 }
 
 /// Items one page of `/data` holds: the answer is streamed a page at a time, each read only
@@ -201,7 +202,8 @@ pub async fn data(state: State, Path(id): Path<String>) -> Result<Response, ApiE
     });
     let mut response = (
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(chunks),
+        // fused: the compression layer may poll a body again after its end
+        Body::from_stream(futures_util::StreamExt::fuse(chunks)),
     )
         .into_response();
     no_store(response.headers_mut());

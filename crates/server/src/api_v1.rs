@@ -58,6 +58,7 @@ pub async fn create(
         .create(bearer(&headers), &req.session_id, client)
         .await?;
     Ok(append::advertised(
+        state.extensions,
         json!({ "url": format!("{}/s/{id}", state.public_url), "secret": secret }).to_string(),
     ))
 }
@@ -111,7 +112,7 @@ pub async fn sync(
     };
     // an ignored key still needs the right secret: a wrong one is told, as for any other key
     state.shares.write(&id, req.secret, items, client).await?;
-    Ok(append::advertised("{}".into()))
+    Ok(append::advertised(state.extensions, "{}".into()))
 }
 
 #[derive(Deserialize)]

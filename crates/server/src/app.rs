@@ -16,24 +16,46 @@ use futures_util::StreamExt;
 use crate::conn::Deadline;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{api_next, api_v1, encoding, observe, viewer};
+use crate::{admin, api_next, api_v1, encoding, observe, viewer, web};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.shares.limits.max_body_bytes;
-    Router::new()
+    let admin = match &state.admin_token {
+        Some(token) => admin::api::routes(token.clone(), &state),
+        None => Router::new(),
+    };
+    let app = Router::new()
         .route("/", get(|| async { "opencode-share-server\n" }))
         .merge(api_routes(&state))
         .merge(viewer_routes(&state))
         .merge(observe::routes())
+        .merge(admin)
+        .merge(web::robots(state.allow_indexing))
         .fallback(|| async { ApiError::NotFound })
+        .layer(web::compression())
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::access_log,
-        ))
-        .with_state(state)
+        ));
+    let app = if state.allow_indexing {
+        app
+    } else {
+        app.layer(middleware::from_fn(web::no_index))
+    };
+    let base_path = state.base_path.clone();
+    let app = app.with_state(state);
+    if base_path.is_empty() {
+        app
+    } else {
+        // under the base path for a proxy that forwards it unchanged, and at the root for one
+        // that strips it; the pages name everything under it, as the browser sees it
+        Router::new()
+            .nest(&base_path, app.clone())
+            .fallback_service(app)
+    }
 }
 
 /// Both protocols' routes, their gzip request bodies decoded first (`encoding`).

@@ -16,13 +16,15 @@ use crate::item::Item;
 pub const EXTENSIONS_HEADER: &str = "x-share-extensions";
 /// Its value: appends, and gzip-encoded request bodies.
 pub const EXTENSIONS: &str = "append, gzip";
+/// Its value under `--redact`, which takes whole contents only.
+pub const EXTENSIONS_WITHOUT_APPEND: &str = "gzip";
 
-/// A 200 JSON answer of a create or a sync, with the extensions advertised.
-pub fn advertised(body: String) -> axum::response::Response {
+/// A 200 JSON answer of a create or a sync, with `extensions` advertised.
+pub fn advertised(extensions: &'static str, body: String) -> axum::response::Response {
     let mut response = crate::http::ok_json(body);
     response.headers_mut().insert(
         EXTENSIONS_HEADER,
-        axum::http::HeaderValue::from_static(EXTENSIONS),
+        axum::http::HeaderValue::from_static(extensions),
     );
     response
 }

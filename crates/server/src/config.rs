@@ -19,6 +19,19 @@ pub struct Config {
     pub create_token: Option<String>,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies); others' is ignored.
     pub trusted_proxies: Vec<IpAddr>,
+    /// When set, the admin HTTP API (`/admin/...`) answers requests bearing this token.
+    pub admin_token: Option<String>,
+    /// Shares not written for this long are deleted (`--expire-after DAYS`); None keeps them.
+    pub expire_after: Option<Duration>,
+    /// How often the retention sweep runs.
+    pub expire_sweep: Duration,
+    /// Leave out `noindex` (pages, `X-Robots-Tag`, `/robots.txt`).
+    pub allow_indexing: bool,
+    /// Replace credentials in what clients write by a marker, before it is stored (`--redact`).
+    pub redact: bool,
+    /// Serve every route under this path (`/share-server`), for a reverse proxy that forwards a
+    /// sub-path unchanged; "" = at the root.
+    pub base_path: String,
 }
 
 /// What one client may ask of the server; each has a flag and a default (docs/server.md).
@@ -62,6 +75,12 @@ impl Default for Config {
             limits: Limits::default(),
             create_token: None,
             trusted_proxies: Vec::new(),
+            admin_token: None,
+            expire_after: None,
+            expire_sweep: Duration::from_secs(600),
+            allow_indexing: false,
+            base_path: String::new(),
+            redact: false,
         }
     }
 }
@@ -101,6 +120,9 @@ pub enum LogFormat {
     about = "Self-hosted share service for opencode sessions (both share protocols, a live viewer)"
 )]
 pub struct Cli {
+    /// Without a command, the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Where to listen, HOST:PORT (port 0 picks a free port). On 0.0.0.0 or :: the server needs
     /// --public-url, or it refuses to start rather than hand out http://0.0.0.0 links.
     #[arg(
@@ -116,7 +138,8 @@ pub struct Cli {
         env = "OPENCODE_SHARE_DATABASE",
         value_name = "URL",
         default_value = "sqlite://opencode-share.db",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub database: String,
     /// What share URLs start with [default: http://<listen address>]
@@ -226,6 +249,60 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub create_token: Option<String>,
+    /// Turn on the admin HTTP API (/admin/shares...) for requests with `authorization: Bearer
+    /// TOKEN` (prefer the environment variable).
+    #[arg(
+        long,
+        env = "OPENCODE_SHARE_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// Delete shares nobody wrote to for DAYS days (swept every 10 minutes); unset keeps them.
+    #[arg(long, env = "OPENCODE_SHARE_EXPIRE_AFTER", value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub expire_after: Option<u64>,
+    /// Let search engines index shares (by default pages and answers say noindex and
+    /// /robots.txt disallows everything).
+    #[arg(long, env = "OPENCODE_SHARE_ALLOW_INDEXING")]
+    pub allow_indexing: bool,
+    /// Serve every route under PATH (e.g. /share-server), for a reverse proxy that forwards
+    /// that sub-path unchanged; set --public-url to the proxy's URL with the same path.
+    #[arg(long, env = "OPENCODE_SHARE_BASE_PATH", value_name = "PATH", default_value = "", value_parser = crate::web::check_base_path)]
+    pub base_path: String,
+    /// Replace credentials (API keys, tokens, private keys, passwords in URLs...) in everything
+    /// clients write by a marker naming the rule, before it is stored: the client library's
+    /// rule set, for clients that do not redact themselves.
+    #[arg(long, env = "OPENCODE_SHARE_REDACT")]
+    pub redact: bool,
+}
+
+/// What the binary does besides serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Administer the database directly (a server may be running on it): list, show, export,
+    /// delete shares, back it up
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// The administrator's commands (docs/server.md, "Admin").
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Every share, one JSON object a line: id, sessionID, items, bytes, created, updated (Unix seconds)
+    List {
+        /// At most N shares, 0 = all
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        limit: usize,
+    },
+    /// One share's row as JSON
+    Show { id: String },
+    /// One share with all its items, as JSON
+    Export { id: String },
+    /// Delete a share and its items, without its secret (a takedown)
+    Delete { id: String },
+    /// Copy the SQLite database, consistent, to a new file PATH while the server runs (for
+    /// PostgreSQL use pg_dump)
+    Backup { path: String },
 }
 
 /// An IP address, spaces around it allowed (`10.0.0.1, ::1`).
@@ -276,6 +353,12 @@ impl Cli {
             },
             create_token: self.create_token.clone().filter(|t| !t.is_empty()),
             trusted_proxies: self.trusted_proxies.clone(),
+            admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
+            expire_after: self.expire_after.map(|d| Duration::from_secs(d * 86_400)),
+            allow_indexing: self.allow_indexing,
+            base_path: self.base_path.clone(),
+            redact: self.redact,
+            ..Config::default()
         }
     }
 }
@@ -365,9 +448,49 @@ mod tests {
             "OPENCODE_SHARE_CREATE_TOKEN",
             "OPENCODE_SHARE_TRUSTED_PROXIES",
             "OPENCODE_SHARE_LOG_FORMAT",
+            "OPENCODE_SHARE_ADMIN_TOKEN",
+            "OPENCODE_SHARE_EXPIRE_AFTER",
+            "OPENCODE_SHARE_ALLOW_INDEXING",
+            "OPENCODE_SHARE_BASE_PATH",
+            "OPENCODE_SHARE_REDACT",
         ] {
             assert!(help.contains(name), "{name} missing from\n{help}");
         }
+    }
+
+    #[test]
+    fn admin_commands_take_the_database_before_or_after_them() {
+        let c = parse(&["admin", "show", "abc12345", "--database", "sqlite:///x.db"]).unwrap();
+        assert_eq!(c.database, "sqlite:///x.db");
+        assert!(
+            matches!(c.command, Some(Command::Admin(AdminCommand::Show { ref id })) if id == "abc12345")
+        );
+        let c = parse(&[
+            "--database=postgres://h/db",
+            "admin",
+            "list",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.database, "postgres://h/db");
+        assert!(matches!(
+            c.command,
+            Some(Command::Admin(AdminCommand::List { limit: 5 }))
+        ));
+        assert_eq!(
+            parse(&["admin", "drop"]).unwrap_err().kind(),
+            ErrorKind::InvalidSubcommand
+        );
+        let c = parse(&["--expire-after", "30", "--admin-token=t"])
+            .unwrap()
+            .config();
+        assert_eq!(c.expire_after, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.admin_token.as_deref(), Some("t"));
+        assert_eq!(
+            parse(&["--expire-after", "0"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
     }
 
     #[test]

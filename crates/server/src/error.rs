@@ -8,6 +8,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: `--create-token` is set and the request lacks it.
     Unauthorized,
+    /// 401: an admin route without the server's `--admin-token`.
+    NotAdmin,
     /// 403: the share exists and the secret is wrong.
     Forbidden,
     /// 404: no such share (never created, or deleted).
@@ -38,6 +40,9 @@ impl ApiError {
             ApiError::Unauthorized => {
                 "creating a share needs the server's create token (authorization: Bearer)".into()
             }
+            ApiError::NotAdmin => {
+                "the admin API needs the server's admin token (authorization: Bearer)".into()
+            }
             ApiError::Forbidden => "wrong secret for this share".into(),
             ApiError::NotFound => "no such share".into(),
             ApiError::Conflict => "a share with this id exists already".into(),
@@ -67,6 +72,7 @@ impl From<crate::store::StoreError> for ApiError {
             }
             StoreError::AppendRefused(m) => ApiError::AppendRefused(m),
             StoreError::Full => ApiError::StorageFull { retry_after_s: 30 },
+            StoreError::Refused(m) => ApiError::BadRequest(m),
             StoreError::Backend(m) => ApiError::Internal(m),
         }
     }

@@ -2,6 +2,7 @@
 //! opencode's share protocols (legacy `/share_*`, ShareNext `/api/share...`), stores shares in
 //! SQLite (embedded, default) or PostgreSQL (several processes), and serves a live viewer page.
 
+mod admin;
 mod api_next;
 mod api_v1;
 mod app;
@@ -19,6 +20,7 @@ mod listen;
 mod live;
 mod metrics;
 mod observe;
+mod redact;
 mod secret;
 mod server;
 mod service;
@@ -27,6 +29,8 @@ pub mod store;
 mod streams;
 mod tail;
 mod viewer;
+mod web;
 
-pub use config::{Cli, Config, Limits, LogFormat};
+pub use admin::cli::run as run_admin;
+pub use config::{AdminCommand, Cli, Command, Config, Limits, LogFormat};
 pub use server::{Running, router, serve, spawn};

@@ -7,6 +7,9 @@ fn main() -> ExitCode {
     // --help and --version print to stdout and exit 0; a mistake is explained on stderr, exit 2
     let cli = <opencode_share_server::Cli as clap::Parser>::parse();
     init_logs(cli.log_format);
+    if let Some(opencode_share_server::Command::Admin(command)) = cli.command {
+        return admin(&cli.database, command);
+    }
     let config = cli.config();
     raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -37,6 +40,30 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `opencode-share-server admin ...`: one command on the database, its answer on stdout.
+fn admin(database: &str, command: opencode_share_server::AdminCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match runtime.block_on(opencode_share_server::run_admin(
+        database, command, &mut out,
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("opencode-share-server admin: {message}");
             ExitCode::FAILURE
         }
     }

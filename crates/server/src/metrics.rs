@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::item::{Item, StoredItem};
-use crate::store::{Head, OnChange, Snapshot, Store, StoreResult};
+use crate::store::{Head, OnChange, ShareInfo, Snapshot, Store, StoreResult};
 
 /// One request's route template, method and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +56,7 @@ pub struct Metrics {
     shares_deleted: Counter,
     items_written: Counter,
     item_bytes_written: Counter,
+    credentials_redacted: Counter,
 }
 
 impl Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
             shares_deleted: Counter::default(),
             items_written: Counter::default(),
             item_bytes_written: Counter::default(),
+            credentials_redacted: Counter::default(),
         };
         let mut registry = Registry::with_prefix("opencode_share");
         let (m, r) = (&metrics, &mut registry);
@@ -113,6 +115,11 @@ impl Metrics {
             "Bytes of item JSON committed since the process started",
             m.item_bytes_written.clone(),
         );
+        r.register(
+            "credentials_redacted",
+            "Credentials replaced by a marker on write (--redact) since the process started",
+            m.credentials_redacted.clone(),
+        );
         Arc::new(Metrics {
             registry,
             ..metrics
@@ -154,6 +161,11 @@ impl Metrics {
         out
     }
 
+    /// `--redact` replaced `count` credentials.
+    pub fn redacted(&self, count: usize) {
+        self.credentials_redacted.inc_by(count as u64);
+    }
+
     fn store_op<T>(&self, op: &str, started: Instant, result: &StoreResult<T>) {
         self.store_latency
             .get_or_create(&StoreLabels {
@@ -172,6 +184,8 @@ pub struct Metered {
 }
 
 impl Store for Metered {
+    crate::store::forward_reads!();
+
     fn create(
         &self,
         id: String,
@@ -224,38 +238,24 @@ impl Store for Metered {
         })
     }
 
-    fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>> {
-        self.inner.read(id)
+    fn remove(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let result = self.inner.remove(id).await;
+            if result.is_ok() {
+                self.metrics.shares_deleted.inc();
+            }
+            result
+        })
     }
 
-    fn changes(
-        &self,
-        id: String,
-        after: i64,
-        limit: usize,
-    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
-        self.inner.changes(id, after, limit)
-    }
-
-    fn page(
-        &self,
-        id: String,
-        after_key: String,
-        limit: usize,
-    ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
-        self.inner.page(id, after_key, limit)
-    }
-
-    fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
-        self.inner.head(id)
-    }
-
-    fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
-        self.inner.secret_hash(id)
-    }
-
-    fn relay(self: Arc<Self>, on_change: OnChange) {
-        self.inner.clone().relay(on_change)
+    fn expire(&self, idle_secs: i64, limit: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let result = self.inner.expire(idle_secs, limit).await;
+            if let Ok(gone) = &result {
+                self.metrics.shares_deleted.inc_by(gone.len() as u64);
+            }
+            result
+        })
     }
 }
 

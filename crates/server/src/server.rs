@@ -14,28 +14,43 @@ use crate::metrics::{Metered, Metrics};
 use crate::service::Shares;
 use crate::state::AppState;
 use crate::store;
-use crate::{app, listen};
+use crate::{admin, app, listen};
 
 /// Opens the store, wires the hub to it, and builds the shared state; `url` is where it is served.
 async fn open(config: Config, url: &str) -> Result<Arc<AppState>, String> {
+    let base_path = crate::web::check_base_path(&config.base_path)?;
     let metrics = Metrics::new();
-    let store: Arc<dyn store::Store> = Arc::new(Metered {
+    let mut store: Arc<dyn store::Store> = Arc::new(Metered {
         inner: store::open(&config.database).await?,
         metrics: metrics.clone(),
     });
+    if config.redact {
+        // outside the metered store: its commit timings stay the database's
+        store = Arc::new(crate::redact::Redacting::new(store, metrics.clone())?);
+    }
     let hub = Hub::new(&store);
     let relay_to = hub.clone();
     store
         .clone()
         .relay(Arc::new(move |change| relay_to.apply(change)));
     let shares = Shares::new(store, hub, config.limits, config.create_token);
-    let public_url = config.public_url.unwrap_or_else(|| url.to_owned());
-    Ok(Arc::new(AppState::new(
-        shares,
-        public_url,
-        config.trusted_proxies,
-        metrics,
-    )))
+    let public_url = config
+        .public_url
+        .unwrap_or_else(|| format!("{url}{base_path}"));
+    let mut state = AppState::new(shares, public_url, config.trusted_proxies, metrics);
+    state.admin_token = config.admin_token;
+    state.allow_indexing = config.allow_indexing;
+    state.base_path = base_path;
+    if config.redact {
+        // an append's suffix alone cannot be redacted (a credential may span it and the stored
+        // text): with --redact, clients send whole contents
+        state.extensions = crate::append::EXTENSIONS_WITHOUT_APPEND;
+    }
+    let state = Arc::new(state);
+    if let Some(idle) = config.expire_after {
+        admin::retention::spawn(state.clone(), idle, config.expire_sweep);
+    }
+    Ok(state)
 }
 
 /// The server's routes over the store `config` names, without a socket (for in-process calls,

@@ -20,6 +20,14 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpAddr>,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// `--admin-token`: the admin API is mounted when set.
+    pub admin_token: Option<String>,
+    /// `--allow-indexing`: no `noindex` on pages and answers.
+    pub allow_indexing: bool,
+    /// `--base-path`: every route is served under it ("" = at the root).
+    pub base_path: String,
+    /// The protocol extensions create and sync answers advertise (`x-share-extensions`).
+    pub extensions: &'static str,
 }
 
 /// The extractor handlers take the state with.
@@ -41,6 +49,10 @@ impl AppState {
             hub: shares.hub.clone(),
             shares,
             public_url,
+            admin_token: None,
+            allow_indexing: false,
+            base_path: String::new(),
+            extensions: crate::append::EXTENSIONS,
         }
     }
 }

@@ -300,3 +300,29 @@ fn racing_appends(s: std::sync::Arc<Server>) {
         );
     }
 }
+
+#[test]
+fn with_redact_appends_are_not_advertised_and_refused_so_clients_send_whole_contents() {
+    // a suffix alone cannot be redacted: a credential may begin in the stored text
+    let s = Server::with(|c: &mut Config| c.redact = true);
+    let sid = session_id();
+    let (status, ext, created) = post(&s, "/share_create", &json!({ "sessionID": sid }));
+    assert_eq!((status, ext.as_deref()), (200, Some("gzip")));
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let key = format!("session/part/{sid}/msg_1/prt_1");
+    let part = json!({ "id": "prt_1", "messageID": "msg_1", "sessionID": sid, "type": "text", "text": "token ghp_" });
+    let whole = json!({ "sessionID": sid, "secret": secret, "key": key, "content": part });
+    let (status, ext, _) = post(&s, "/share_sync", &whole);
+    assert_eq!((status, ext.as_deref()), (200, Some("gzip")));
+    let suffix = format!("{}{}", "aB3dE5fG7hJ9kLmN2pQ4", "rS6tU8vWxYz1234a");
+    let append = json!({ "sessionID": sid, "secret": secret, "key": key, "append": [grow("/text", 10, &suffix)] });
+    let (status, _, answer) = post(&s, "/share_sync", &append);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("append refused"));
+    let short = &sid[sid.len() - 8..];
+    let data = s.get(&format!("/api/share/{short}/data")).1.to_string();
+    assert!(
+        !data.contains(&suffix),
+        "nothing of the refused append stored: {data}"
+    );
+}

@@ -3,8 +3,10 @@
 //! share's next sequence numbers and upserts each item, so the last committed write of an item
 //! wins and its sequence number is the highest.
 
+pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+mod tls;
 
 use std::sync::Arc;
 
@@ -40,6 +42,8 @@ pub enum StoreError {
     AppendRefused(String),
     /// The disk is full: nothing was written; retry once space is freed.
     Full,
+    /// The write cannot be stored as it is (`--redact` could not read an item): 400.
+    Refused(String),
     Backend(String),
 }
 
@@ -63,6 +67,25 @@ pub struct Head {
     pub session_id: String,
     pub seq: i64,
 }
+
+/// A share as an administrator lists it: its row and item count, never its items or secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareInfo {
+    pub id: String,
+    pub session_id: String,
+    /// Its last write's sequence number.
+    pub seq: i64,
+    /// Its items' bytes together.
+    pub bytes: i64,
+    pub items: i64,
+    /// When it was created and last written, Unix seconds (a share older than the schema's
+    /// version 2 counts from the upgrade).
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Most shares one `list` or `expire` call handles (each is one short query).
+pub const ADMIN_PAGE_MAX: usize = 1000;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -110,9 +133,79 @@ pub trait Store: Send + Sync + 'static {
     /// The SHA-256 of the share's secret, or `NotFound` (to refuse a wrong secret before the
     /// share's rate budget is charged).
     fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>>;
+    /// At most `limit` shares with an id after `after_id` ("" = from the first), in id order.
+    fn list(&self, after_id: String, limit: usize) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>>;
+    /// One share's row, or `NotFound`.
+    fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>>;
+    /// Deletes share `id` and its items without its secret (an administrator's takedown), telling
+    /// other processes as `delete` does; `NotFound` if there is none.
+    fn remove(&self, id: String) -> BoxFuture<'_, StoreResult<()>>;
+    /// Deletes at most `limit` shares not written for `idle_secs` seconds (the database's clock);
+    /// returns their ids.
+    fn expire(&self, idle_secs: i64, limit: usize) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Writes a consistent copy of the whole database to the file `to` (SQLite's `VACUUM INTO`,
+    /// while the server runs); PostgreSQL answers that `pg_dump` does this.
+    fn backup(&self, to: String) -> BoxFuture<'_, StoreResult<()>>;
     /// Starts relaying other processes' writes to `on_change` (PostgreSQL's LISTEN); SQLite has none.
     fn relay(self: Arc<Self>, on_change: OnChange);
 }
+
+/// Inside `impl Store for` a wrapper with an `inner: Arc<dyn Store>` field: the methods that
+/// only read (and `backup`, `relay`) as the inner store's, for wrappers that change writes.
+macro_rules! forward_reads {
+    () => {
+        fn read(&self, id: String) -> BoxFuture<'_, StoreResult<Snapshot>> {
+            self.inner.read(id)
+        }
+
+        fn changes(
+            &self,
+            id: String,
+            after: i64,
+            limit: usize,
+        ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+            self.inner.changes(id, after, limit)
+        }
+
+        fn page(
+            &self,
+            id: String,
+            after_key: String,
+            limit: usize,
+        ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
+            self.inner.page(id, after_key, limit)
+        }
+
+        fn head(&self, id: String) -> BoxFuture<'_, StoreResult<Head>> {
+            self.inner.head(id)
+        }
+
+        fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+            self.inner.secret_hash(id)
+        }
+
+        fn list(
+            &self,
+            after_id: String,
+            limit: usize,
+        ) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>> {
+            self.inner.list(after_id, limit)
+        }
+
+        fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>> {
+            self.inner.info(id)
+        }
+
+        fn backup(&self, to: String) -> BoxFuture<'_, StoreResult<()>> {
+            self.inner.backup(to)
+        }
+
+        fn relay(self: Arc<Self>, on_change: OnChange) {
+            self.inner.clone().relay(on_change)
+        }
+    };
+}
+pub(crate) use forward_reads;
 
 /// Opens the store a `--database` URL names.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {

@@ -11,38 +11,20 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
+use tokio_postgres::{AsyncMessage, IsolationLevel};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Change, Head, OnChange, Snapshot, Store, StoreError, StoreResult};
+use super::{Change, Head, OnChange, ShareInfo, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
 const CHANNEL: &str = "opencode_share";
 
-const SCHEMA: &str = "
-SELECT pg_advisory_xact_lock(7215993401);
-CREATE TABLE IF NOT EXISTS shares (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    secret_hash BYTEA NOT NULL,
-    seq BIGINT NOT NULL DEFAULT 0,
-    bytes BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS items (
-    share_id TEXT NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    size BIGINT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (share_id, key)
-);
-CREATE INDEX IF NOT EXISTS items_by_seq ON items (share_id, seq);
-";
-
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// The URL's sslmode, for the pool's and the LISTEN connection's handshakes.
+    tls: MakeRustlsConnect,
 }
 
 fn backend(e: impl std::fmt::Display + AsDbError) -> StoreError {
@@ -70,10 +52,10 @@ impl AsDbError for deadpool_postgres::PoolError {}
 
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self, String> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| format!("--database: {e}"))?;
+        let (config, tls) = super::tls::config(url)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -85,13 +67,11 @@ impl PgStore {
         let mut client = pool
             .get()
             .await
-            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+            .map_err(|e| format!("cannot connect to PostgreSQL: {}", with_causes(&e)))?;
         let tx = client.transaction().await.map_err(|e| e.to_string())?;
-        tx.batch_execute(SCHEMA)
-            .await
-            .map_err(|e| format!("cannot prepare the schema: {e}"))?;
+        super::migrations::postgres(&tx).await?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(PgStore { pool, config })
+        Ok(PgStore { pool, config, tls })
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
@@ -125,6 +105,50 @@ impl PgStore {
         let row = client.query_opt(sql, &[&id]).await.map_err(backend)?;
         Ok(row.ok_or(StoreError::NotFound)?.get(0))
     }
+}
+
+/// `e` and the errors under it (a TLS failure's reason is a few levels down).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The columns of a `ShareInfo`, in `info_row`'s order.
+const INFO: &str = "SELECT id, session_id, seq, bytes, (SELECT COUNT(*) FROM items WHERE share_id = shares.id), created_at, updated_at FROM shares";
+
+fn info_row(r: &tokio_postgres::Row) -> ShareInfo {
+    ShareInfo {
+        id: r.get(0),
+        session_id: r.get(1),
+        seq: r.get(2),
+        bytes: r.get(3),
+        items: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+    }
+}
+
+/// Deletes share `id` and its items in `tx` and tells every process at commit; whether there was one.
+async fn remove_share(tx: &deadpool_postgres::Transaction<'_>, id: &str) -> StoreResult<bool> {
+    tx.execute("DELETE FROM items WHERE share_id = $1", &[&id])
+        .await
+        .map_err(backend)?;
+    let gone = tx
+        .execute("DELETE FROM shares WHERE id = $1", &[&id])
+        .await
+        .map_err(backend)?;
+    if gone > 0 {
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")])
+            .await
+            .map_err(backend)?;
+    }
+    Ok(gone > 0)
 }
 
 /// Locks the share's row and checks the secret; returns its byte total and sequence.
@@ -205,7 +229,7 @@ impl Store for PgStore {
             let client = self.client().await?;
             match client
                 .execute(
-                    "INSERT INTO shares (id, session_id, secret_hash) VALUES ($1, $2, $3)",
+                    "INSERT INTO shares (id, session_id, secret_hash, created_at, updated_at) VALUES ($1, $2, $3, EXTRACT(EPOCH FROM now())::BIGINT, EXTRACT(EPOCH FROM now())::BIGINT)",
                     &[&id, &session_id, &secret_hash],
                 )
                 .await
@@ -278,7 +302,7 @@ impl Store for PgStore {
             .map_err(backend)?;
             let head = seq + out.len() as i64;
             tx.execute(
-                "UPDATE shares SET bytes = $2, seq = $3 WHERE id = $1",
+                "UPDATE shares SET bytes = $2, seq = $3, updated_at = EXTRACT(EPOCH FROM now())::BIGINT WHERE id = $1",
                 &[&id, &total, &head],
             )
             .await
@@ -296,15 +320,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(backend)?;
             authorize(&tx, &id, &secret_text).await?;
-            tx.execute("DELETE FROM items WHERE share_id = $1", &[&id])
-                .await
-                .map_err(backend)?;
-            tx.execute("DELETE FROM shares WHERE id = $1", &[&id])
-                .await
-                .map_err(backend)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("d:{id}")])
-                .await
-                .map_err(backend)?;
+            remove_share(&tx, &id).await?;
             tx.commit().await.map_err(backend)
         })
     }
@@ -379,10 +395,79 @@ impl Store for PgStore {
         })
     }
 
+    fn list(&self, after_id: String, limit: usize) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let limit = limit.min(super::ADMIN_PAGE_MAX) as i64;
+            let sql =
+                format!("{INFO} WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2");
+            let rows = client
+                .query(&sql, &[&after_id, &limit])
+                .await
+                .map_err(backend)?;
+            Ok(rows.iter().map(info_row).collect())
+        })
+    }
+
+    fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(&format!("{INFO} WHERE id = $1"), &[&id])
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(info_row(&row))
+        })
+    }
+
+    fn remove(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            if !remove_share(&tx, &id).await? {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await.map_err(backend)
+        })
+    }
+
+    fn expire(&self, idle_secs: i64, limit: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let limit = limit.min(super::ADMIN_PAGE_MAX) as i64;
+            // SKIP LOCKED: a share being written now is not idle, and another process's sweep
+            // takes the rows this one skips
+            let rows = tx
+                .query(
+                    "SELECT id FROM shares WHERE updated_at < EXTRACT(EPOCH FROM now())::BIGINT - $1
+                     ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    &[&idle_secs, &limit],
+                )
+                .await
+                .map_err(backend)?;
+            let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            for id in &ids {
+                remove_share(&tx, id).await?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(ids)
+        })
+    }
+
+    fn backup(&self, _to: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "a PostgreSQL database is backed up with pg_dump (docs/server.md)".into(),
+            ))
+        })
+    }
+
     fn relay(self: Arc<Self>, on_change: OnChange) {
         tokio::spawn(async move {
             loop {
-                listen(&self.config, &*on_change).await;
+                listen(&self.config, &self.tls, &*on_change).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
@@ -390,8 +475,12 @@ impl Store for PgStore {
 }
 
 /// One LISTEN connection's life: hand every notification on until the connection ends.
-async fn listen(config: &tokio_postgres::Config, on_change: &(dyn Fn(Change<'_>) + Send + Sync)) {
-    let (client, mut connection) = match config.connect(NoTls).await {
+async fn listen(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+    on_change: &(dyn Fn(Change<'_>) + Send + Sync),
+) {
+    let (client, mut connection) = match config.connect(tls.clone()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "LISTEN connection failed");

@@ -16,29 +16,9 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Head, OnChange, Snapshot, Store, StoreError, StoreResult};
+use super::{Head, OnChange, ShareInfo, Snapshot, Store, StoreError, StoreResult};
 use crate::item::{Item, StoredItem};
 use crate::secret;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS shares (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    secret_hash BLOB NOT NULL,
-    seq INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS items (
-    share_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (share_id, key)
-);
-CREATE INDEX IF NOT EXISTS items_by_seq ON items (share_id, seq);
-";
 
 /// Most jobs one transaction commits (bounds the latency one commit adds to the first job).
 const GROUP_MAX: usize = 256;
@@ -86,14 +66,14 @@ impl SqliteStore {
                 );
             }
         };
-        let conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let mut conn = Connection::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         // the writer never checkpoints inside a commit (a latency spike for every job of that
         // group); a thread of its own copies the WAL back into the database every second
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;",
         )
-            .and_then(|_| conn.execute_batch(SCHEMA))
             .map_err(|e| format!("cannot prepare {path}: {e}"))?;
+        super::migrations::sqlite(&mut conn).map_err(|e| format!("{path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<Job>();
         let syncs = if durable {
             let (sync_tx, sync_rx) = mpsc::channel::<Vec<Completion>>();
@@ -392,6 +372,33 @@ fn resolve_appends(conn: &Connection, id: &str, items: Vec<Item>) -> StoreResult
     crate::append::resolve(items, &stored).map_err(StoreError::AppendRefused)
 }
 
+/// The columns of a `ShareInfo`, in `info_row`'s order.
+const INFO: &str = "SELECT id, session_id, seq, bytes, (SELECT COUNT(*) FROM items WHERE share_id = shares.id), created_at, updated_at FROM shares";
+
+fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShareInfo> {
+    Ok(ShareInfo {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        seq: r.get(2)?,
+        bytes: r.get(3)?,
+        items: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+/// Deletes share `id` and its items; whether there was one.
+fn remove_share(conn: &Connection, id: &str) -> StoreResult<bool> {
+    conn.prepare_cached("DELETE FROM items WHERE share_id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(backend)?;
+    let gone = conn
+        .prepare_cached("DELETE FROM shares WHERE id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(backend)?;
+    Ok(gone > 0)
+}
+
 fn exists(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
     conn.prepare_cached("SELECT session_id FROM shares WHERE id = ?1")
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -407,7 +414,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, StoreResult<()>> {
         self.exec(move |conn| {
             match conn.execute(
-                "INSERT INTO shares (id, session_id, secret_hash) VALUES (?1, ?2, ?3)",
+                "INSERT INTO shares (id, session_id, secret_hash, created_at, updated_at) VALUES (?1, ?2, ?3, CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER))",
                 params![id, session_id, secret_hash],
             ) {
                 Ok(_) => Ok(()),
@@ -453,7 +460,7 @@ impl Store for SqliteStore {
                 upsert.execute(params![id, item.key, item.kind, seq, size, item.data]).map_err(backend)?;
                 stored.push(StoredItem { key: item.key, kind: item.kind.to_owned(), seq, data: item.data });
             }
-            conn.prepare_cached("UPDATE shares SET bytes = ?2, seq = ?3 WHERE id = ?1")
+            conn.prepare_cached("UPDATE shares SET bytes = ?2, seq = ?3, updated_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![id, bytes, seq]))
                 .map_err(backend)?;
             Ok(stored)
@@ -463,11 +470,7 @@ impl Store for SqliteStore {
     fn delete(&self, id: String, secret_text: String) -> BoxFuture<'_, StoreResult<()>> {
         self.exec(move |conn| {
             authorize(conn, &id, &secret_text)?;
-            conn.execute("DELETE FROM items WHERE share_id = ?1", [&id])
-                .map_err(backend)?;
-            conn.execute("DELETE FROM shares WHERE id = ?1", [&id])
-                .map_err(backend)?;
-            Ok(())
+            remove_share(conn, &id).map(|_| ())
         })
     }
 
@@ -543,6 +546,69 @@ impl Store for SqliteStore {
     fn secret_hash(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
         self.query(move |conn| {
             share_field(conn, "SELECT secret_hash FROM shares WHERE id = ?1", &id)
+        })
+    }
+
+    fn list(&self, after_id: String, limit: usize) -> BoxFuture<'_, StoreResult<Vec<ShareInfo>>> {
+        self.query(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!("{INFO} WHERE id > ?1 ORDER BY id LIMIT ?2"))
+                .map_err(backend)?;
+            let limit = limit.min(super::ADMIN_PAGE_MAX) as i64;
+            stmt.query_map(params![after_id, limit], info_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(backend)
+        })
+    }
+
+    fn info(&self, id: String) -> BoxFuture<'_, StoreResult<ShareInfo>> {
+        self.query(move |conn| {
+            conn.prepare_cached(&format!("{INFO} WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([&id], info_row).optional())
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn remove(&self, id: String) -> BoxFuture<'_, StoreResult<()>> {
+        self.exec(move |conn| match remove_share(conn, &id)? {
+            true => Ok(()),
+            false => Err(StoreError::NotFound),
+        })
+    }
+
+    fn expire(&self, idle_secs: i64, limit: usize) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.exec(move |conn| {
+            let limit = limit.min(super::ADMIN_PAGE_MAX) as i64;
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM shares WHERE updated_at < CAST(strftime('%s', 'now') AS INTEGER) - ?1 ORDER BY updated_at LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![idle_secs, limit], |r| r.get(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(backend)?;
+            for id in &ids {
+                remove_share(conn, id)?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn backup(&self, to: String) -> BoxFuture<'_, StoreResult<()>> {
+        // a connection of its own (the pooled readers are query_only, which VACUUM INTO
+        // refuses); it reads one snapshot, so writes go on while the copy is made
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                Connection::open(&path)
+                    .and_then(|conn| conn.execute("VACUUM INTO ?1", [&to]))
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Backend(format!("cannot back up to {to}: {e}")))
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("backup task failed: {e}"))))
         })
     }
 

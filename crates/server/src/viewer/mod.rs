@@ -85,6 +85,8 @@ pub async fn page(state: State, Path(id): Path<String>, Query(q): Query<PageQuer
         Err(StoreError::NotFound)
     };
     let public_url = state.public_url.clone();
+    let indexable = state.allow_indexing;
+    let base = state.base_path.clone();
     let mut response = match found {
         Ok(snapshot) => {
             let rendered = off_workers(&PAGES, move || {
@@ -93,7 +95,7 @@ pub async fn page(state: State, Path(id): Path<String>, Query(q): Query<PageQuer
                     Some(from) => (true, render::more(&share, &from)),
                     None => (
                         false,
-                        render::page(&id, &share, &public_url, q.all.is_some()),
+                        render::page(&id, &share, &public_url, &base, q.all.is_some(), indexable),
                     ),
                 }
             })
@@ -106,9 +108,11 @@ pub async fn page(state: State, Path(id): Path<String>, Query(q): Query<PageQuer
                 Err(e) => e.into_response(),
             }
         }
-        Err(StoreError::NotFound) => {
-            (StatusCode::NOT_FOUND, Html(render::not_found(&id))).into_response()
-        }
+        Err(StoreError::NotFound) => (
+            StatusCode::NOT_FOUND,
+            Html(render::not_found(&id, &state.base_path)),
+        )
+            .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     };
     secure(response.headers_mut());

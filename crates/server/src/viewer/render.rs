@@ -198,8 +198,17 @@ fn navigation(share: &Share, loaded: usize) -> Markup {
     }
 }
 
-/// The whole page of share `id` (`all`: every message; else the first ones).
-pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
+/// The whole page of share `id` (`all`: every message; else the first ones; `indexable`: no
+/// robots `noindex`). Its files and live stream are named under `base` (`--base-path`, the
+/// sub-path a reverse proxy serves the server at; "" at the root).
+pub fn page(
+    id: &str,
+    share: &Share,
+    public_url: &str,
+    base: &str,
+    all: bool,
+    indexable: bool,
+) -> String {
     let (messages, loaded) = if all {
         render_messages(share, 0, usize::MAX, usize::MAX)
     } else {
@@ -225,7 +234,9 @@ pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="robots" content="noindex, nofollow";
+                @if !indexable {
+                    meta name="robots" content="noindex, nofollow";
+                }
                 meta name="color-scheme" content="light dark";
                 title { (title) " · opencode share" }
                 meta name="description" content=(description);
@@ -235,8 +246,8 @@ pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
                 meta property="og:description" content=(description);
                 meta property="og:url" content={ (public_url) "/share/" (id) };
                 meta name="twitter:card" content="summary";
-                link rel="stylesheet" href="/assets/viewer.css";
-                script src="/assets/viewer.js" defer {}
+                link rel="stylesheet" href={ (base) "/assets/viewer.css" };
+                script src={ (base) "/assets/viewer.js" } defer {}
             }
             body {
                 a class="skip" href="#messages" { "Skip to the conversation" }
@@ -249,7 +260,7 @@ pub fn page(id: &str, share: &Share, public_url: &str, all: bool) -> String {
                 }
                 div class="layout" {
                     (navigation(share, loaded))
-                    main id="share" data-id=(id) data-seq=(share.seq) data-next=[next] {
+                    main id="share" data-id=(id) data-base=(base) data-seq=(share.seq) data-next=[next] {
                         header id="session" { (session_header(share.session.as_ref())) }
                         (summary(share))
                         p id="models" class="meta" { (models(share.models.as_ref())) }
@@ -282,7 +293,7 @@ pub fn more(share: &Share, from: &str) -> String {
 }
 
 /// A page for a share that does not exist (or was deleted).
-pub fn not_found(id: &str) -> String {
+pub fn not_found(id: &str, base: &str) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -290,7 +301,7 @@ pub fn not_found(id: &str) -> String {
                 meta charset="utf-8";
                 meta name="robots" content="noindex, nofollow";
                 title { "Not found · opencode share" }
-                link rel="stylesheet" href="/assets/viewer.css";
+                link rel="stylesheet" href={ (base) "/assets/viewer.css" };
             }
             body { main { h1 { "Not found" } p { "There is no share " code { (id) } " on this server." } } }
         }

@@ -107,7 +107,6 @@ impl Server {
 
 /// The server binary as a child process on a free port: (child, base URL from its first line).
 pub fn start_binary(database: &str) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opencode-share-server"))
         .args([
             "--listen",
@@ -120,16 +119,61 @@ pub fn start_binary(database: &str) -> (std::process::Child, String) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let url = listening_on(&mut child);
+    (child, url)
+}
+
+/// The base URL a started binary names in its first line of stdout (piped).
+pub fn listening_on(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = line
-        .trim()
+    line.trim()
         .strip_prefix("listening on ")
         .expect("the first line names the address")
-        .to_owned();
-    (child, url)
+        .to_owned()
+}
+
+/// The test cluster's URL (OPENCODE_SHARE_TEST_POSTGRES), or None: the test then says it skipped
+/// (under CI a missing cluster fails it).
+pub fn test_postgres() -> Option<String> {
+    let url = std::env::var("OPENCODE_SHARE_TEST_POSTGRES").ok();
+    if url.is_none() {
+        assert!(std::env::var("CI").is_err(), "CI must start PostgreSQL");
+        eprintln!("skipped: OPENCODE_SHARE_TEST_POSTGRES is not set (scripts/test sets it)");
+    }
+    url
+}
+
+/// Runs `statements` on the PostgreSQL at `url`, from outside the server.
+pub fn pg_execute(url: &str, statements: &str) {
+    pg_query(url, statements);
+}
+
+/// Runs `sql` on the PostgreSQL at `url` (plain TCP); the first column of its first row, as text.
+pub fn pg_query(url: &str, sql: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(conn);
+        let messages = client.simple_query(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+        messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap_or_default()
+    })
 }
 
 fn answer(r: reqwest::blocking::Response) -> (u16, Value) {
