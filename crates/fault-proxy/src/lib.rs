@@ -104,12 +104,16 @@ struct Shared {
     latency: Mutex<Duration>,
     /// every connection closed unanswered while set
     down: std::sync::atomic::AtomicBool,
+    /// requests are logged while set (a long run's log would grow without bound)
+    logging: std::sync::atomic::AtomicBool,
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Passed>>,
     /// requests in flight per flow
     flows: Mutex<HashMap<String, usize>>,
     /// body bytes written by endless answers
     endless_sent: std::sync::atomic::AtomicU64,
+    /// requests that arrived while another of their flow was in flight
+    overlapped: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -144,10 +148,12 @@ impl FaultProxy {
             semantics,
             latency: Mutex::new(Duration::ZERO),
             down: Default::default(),
+            logging: std::sync::atomic::AtomicBool::new(true),
             rules: Mutex::default(),
             log: Mutex::default(),
             flows: Mutex::default(),
             endless_sent: Default::default(),
+            overlapped: Default::default(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -200,6 +206,21 @@ impl FaultProxy {
         self.shared
             .down
             .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether requests are logged from now on (on by default; the overlap count goes on either
+    /// way through [`FaultProxy::overlap_count`]).
+    pub fn set_logging(&self, on: bool) {
+        self.shared
+            .logging
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests that arrived while another of their flow was in flight, logged or not.
+    pub fn overlap_count(&self) -> u64 {
+        self.shared
+            .overlapped
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds a rule; rules are tried in the order added, the first that matches and has uses left
@@ -457,7 +478,15 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    if overlapped {
+        shared
+            .overlapped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let record = |outcome: Outcome, status: Option<u16>, answer: &[u8]| {
+        if !shared.logging.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         lock(&shared.log).push(Passed {
             method: seen.method.clone(),
             path: seen.path.clone(),
@@ -487,6 +516,10 @@ async fn handle(
             }
             record(Outcome::Injected, Some(status), body.as_bytes());
             return r;
+        }
+        Some(Action::Reply { status, body }) => {
+            record(Outcome::Injected, Some(status), body.as_bytes());
+            return Reply::json_text(status, body).into_response();
         }
         Some(Action::Reset | Action::Close | Action::HugeBody(_) | Action::EndlessBody) => {
             let (kind, outcome, status) = match action {
