@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 use serde_json::{Value, json};
 use testkit::{Passed, Service, item_key, next_flow};
 
@@ -362,7 +362,7 @@ fn org_accounts_use_api_shares_with_the_bearer_token_and_org_id() {
 fn without_the_org_token_an_org_service_refuses_and_nothing_is_sent_elsewhere() {
     let run = start_next_org(TOKEN, ORG, "");
     let e = api::create(&session(71)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
+    assert_eq!(e.kind, ErrorKind::HttpStatus, "{}", e.message);
     let log = run.service.requests();
     assert!(!log.is_empty());
     assert!(

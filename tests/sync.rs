@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 use serde_json::json;
 
 #[test]
@@ -266,16 +266,16 @@ fn key_rules_and_bad_content() {
         "session/info/ses_1/",
     ] {
         let e = api::sync(bad, "{}").unwrap_err();
-        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{bad}");
         assert!(e.message.contains(bad), "{}", e.message);
     }
     let key = part_key(&sid, 1);
     for bad in ["", "{", "{} {}", "nope", "{\"a\":1,}"] {
         let e = api::sync(&key, bad).unwrap_err();
-        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad:?}");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{bad:?}");
     }
     let e = api::sync(&format!("session/share/{sid}"), "not json").unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
     // not ours, or of a session without a share: ignored, and the content is not even parsed
     api::sync("storage/migration", "not json").unwrap();
     api::sync(&part_key(&session(99), 1), "not json").unwrap();
@@ -401,8 +401,8 @@ fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
     assert!(!api::sync_pending(&part_key(&sid, 2)).unwrap());
     assert!(!api::sync_pending("not even a key").unwrap());
     assert_eq!(
-        api::sync_queued(&key, "{").unwrap_err().status,
-        Status::SHARE_ERR_INVALID_ARGUMENT
+        api::sync_queued(&key, "{").unwrap_err().kind,
+        ErrorKind::InvalidArgument
     );
     gate.release();
     api::flush(LONG).unwrap();
@@ -415,12 +415,12 @@ fn sync_queued_and_sync_pending_say_which_keys_an_event_will_name() {
     assert_eq!(named[0]["type"], "synced");
     api::shutdown(LONG).unwrap();
     assert_eq!(
-        api::sync_queued(&key, &part(2)).unwrap_err().status,
-        Status::SHARE_ERR_NOT_INITIALIZED
+        api::sync_queued(&key, &part(2)).unwrap_err().kind,
+        ErrorKind::NotInitialized
     );
     assert_eq!(
-        api::sync_pending(&key).unwrap_err().status,
-        Status::SHARE_ERR_NOT_INITIALIZED
+        api::sync_pending(&key).unwrap_err().kind,
+        ErrorKind::NotInitialized
     );
 }
 
