@@ -117,6 +117,12 @@ export async function startService(options = {}) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+  // a test runner that exits without closing the service takes both processes with it
+  const reap = () => {
+    proxy.proc.kill("SIGKILL");
+    server.proc.kill("SIGKILL");
+  };
+  process.once("exit", reap);
   const times = (n) => (n === Infinity ? undefined : n);
 
   return {
@@ -170,6 +176,7 @@ export async function startService(options = {}) {
       return { status: res.status, items: res.ok ? await res.json() : await res.text() };
     },
     async close() {
+      process.off("exit", reap);
       proxy.proc.stdin.end();
       server.proc.kill("SIGTERM");
       const timer = setTimeout(() => {
