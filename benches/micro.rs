@@ -4,6 +4,7 @@
 //!     cargo bench --bench micro
 
 #[path = "compare/service.rs"]
+#[allow(dead_code)] // micro uses the v1 service and its latency only
 mod service;
 
 use std::ffi::CString;

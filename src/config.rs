@@ -359,11 +359,11 @@ fn check_url(url: &str, allow_insecure: bool, from_env: bool) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Status;
+    use crate::error::ErrorKind;
 
     fn err(json: &str) -> String {
         let e = Config::parse(Some(json), None).unwrap_err();
-        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
         e.message
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 
 /// What a `share_*` call reports. `SHARE_OK` (0) is success; every other value comes with a
 /// message in `share_last_error()` on the calling thread.
@@ -50,22 +50,26 @@ pub enum share_status {
     SHARE_ERR_PANIC = 9,
 }
 
-/// The one place a [`Status`] becomes a C status code.
-impl From<Status> for share_status {
-    fn from(status: Status) -> share_status {
-        match status {
-            Status::SHARE_OK => share_status::SHARE_OK,
-            Status::SHARE_ERR_INVALID_ARGUMENT => share_status::SHARE_ERR_INVALID_ARGUMENT,
-            Status::SHARE_ERR_NOT_INITIALIZED => share_status::SHARE_ERR_NOT_INITIALIZED,
-            Status::SHARE_ERR_ALREADY_INITIALIZED => share_status::SHARE_ERR_ALREADY_INITIALIZED,
-            Status::SHARE_ERR_NETWORK => share_status::SHARE_ERR_NETWORK,
-            Status::SHARE_ERR_HTTP_STATUS => share_status::SHARE_ERR_HTTP_STATUS,
-            Status::SHARE_ERR_BAD_RESPONSE => share_status::SHARE_ERR_BAD_RESPONSE,
-            Status::SHARE_ERR_TIMEOUT => share_status::SHARE_ERR_TIMEOUT,
-            Status::SHARE_ERR_QUEUE_FULL => share_status::SHARE_ERR_QUEUE_FULL,
-            Status::SHARE_ERR_PANIC => share_status::SHARE_ERR_PANIC,
+/// The one place an [`ErrorKind`] becomes a C status code.
+impl From<ErrorKind> for share_status {
+    fn from(kind: ErrorKind) -> share_status {
+        match kind {
+            ErrorKind::InvalidArgument => share_status::SHARE_ERR_INVALID_ARGUMENT,
+            ErrorKind::NotInitialized => share_status::SHARE_ERR_NOT_INITIALIZED,
+            ErrorKind::AlreadyInitialized => share_status::SHARE_ERR_ALREADY_INITIALIZED,
+            ErrorKind::Network => share_status::SHARE_ERR_NETWORK,
+            ErrorKind::HttpStatus => share_status::SHARE_ERR_HTTP_STATUS,
+            ErrorKind::BadResponse => share_status::SHARE_ERR_BAD_RESPONSE,
+            ErrorKind::Timeout => share_status::SHARE_ERR_TIMEOUT,
+            ErrorKind::QueueFull => share_status::SHARE_ERR_QUEUE_FULL,
+            ErrorKind::Panic => share_status::SHARE_ERR_PANIC,
         }
     }
+}
+
+/// An operation's outcome as the C status its completion callback gets.
+fn status_of(outcome: std::result::Result<(), ErrorKind>) -> share_status {
+    outcome.map_or_else(share_status::from, |()| share_status::SHARE_OK)
 }
 
 thread_local! {
@@ -91,7 +95,7 @@ fn guarded<T>(on_panic: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
 /// SHARE_ERR_PANIC, with its message.
 fn panicked() -> share_status {
     fail(Error::new(
-        Status::SHARE_ERR_PANIC,
+        ErrorKind::Panic,
         "the library panicked (a bug; please report it); the call was abandoned and the library still works",
     ))
 }
@@ -99,7 +103,7 @@ fn panicked() -> share_status {
 fn fail(error: Error) -> share_status {
     let text = CString::new(error.message.replace('\0', "\\0")).unwrap_or_default();
     let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some(text));
-    error.status.into()
+    error.kind.into()
 }
 
 /// Reads a NUL-terminated UTF-8 argument; `name` is for the message.
@@ -513,10 +517,10 @@ pub unsafe extern "C" fn share_events_take(out_json: *mut *mut c_char) -> share_
 fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api::Completion> {
     let callback = callback.ok_or_else(|| Error::invalid("callback is NULL"))?;
     let user_data = UserData(user_data);
-    Ok(Box::new(move |id, status| {
+    Ok(Box::new(move |id, outcome| {
         let user_data = user_data;
         // SAFETY: the host gave this function and pointer for exactly this call.
-        unsafe { callback(user_data.0, id, status.into()) }
+        unsafe { callback(user_data.0, id, status_of(outcome)) }
     }))
 }
 

@@ -58,7 +58,7 @@ fn malformed(key: &str, why: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Status;
+    use crate::error::ErrorKind;
 
     #[test]
     fn keys_outside_session_are_foreign() {
@@ -115,7 +115,7 @@ mod tests {
             "session/part/ses_1/msg/",
         ] {
             let err = classify(key).unwrap_err();
-            assert_eq!(err.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{key}");
+            assert_eq!(err.kind, ErrorKind::InvalidArgument, "{key}");
             assert!(err.message.contains("malformed key"), "{}", err.message);
         }
     }

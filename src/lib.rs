@@ -27,4 +27,4 @@ pub mod retry;
 pub mod runtime;
 pub mod spool;
 
-pub use error::{Error, Status};
+pub use error::{Error, ErrorKind};

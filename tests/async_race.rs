@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 
 const ROUNDS: u32 = 60;
 const CALLS: u32 = 400;
@@ -56,12 +56,7 @@ fn every_async_call_fails_at_once_or_completes_exactly_once_while_shutdown_races
                         match result {
                             Ok(id) => started.lock().unwrap().push(id),
                             Err(e) => {
-                                assert_eq!(
-                                    e.status,
-                                    Status::SHARE_ERR_NOT_INITIALIZED,
-                                    "{}",
-                                    e.message
-                                );
+                                assert_eq!(e.kind, ErrorKind::NotInitialized, "{}", e.message);
                                 if stop.load(Ordering::SeqCst) {
                                     break;
                                 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 
 /// A rule for the next `times` syncs of `key`.
 fn key_rule(key: &str, times: usize) -> Rule {
@@ -212,7 +212,7 @@ fn pending_bytes_are_bounded() {
     api::sync(&part_key(&sid, 1), &big).unwrap();
     api::sync(&part_key(&sid, 2), &big).unwrap();
     let e = api::sync(&part_key(&sid, 3), &big).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_QUEUE_FULL);
+    assert_eq!(e.kind, ErrorKind::QueueFull);
     assert!(e.message.contains("max_pending_bytes"), "{}", e.message);
     // replacing a waiting content counts only the difference
     api::sync(&part_key(&sid, 2), &part(2)).unwrap();
@@ -233,7 +233,7 @@ fn answers_past_the_cap_fail_the_attempt_without_being_read() {
     run.service
         .inject(Rule::path("/share_create").times(2).endless_body());
     let e = api::create(&session(40)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE, "{}", e.message);
+    assert_eq!(e.kind, ErrorKind::BadResponse, "{}", e.message);
     assert!(e.message.contains("over 65536 bytes"), "{}", e.message);
     assert_eq!(run.service.requests_to("/share_create").len(), 3);
     // the library stopped reading each endless body soon after the cap

@@ -9,11 +9,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 
 /// What the child checks; its exit code is the number of the first failed check (0: all held).
 fn in_child(key: &str) -> i32 {
-    let refused = |r: Result<(), opencode_share::Error>| matches!(r, Err(e) if e.status == Status::SHARE_ERR_NOT_INITIALIZED && e.message.contains("fork"));
+    let refused = |r: Result<(), opencode_share::Error>| matches!(r, Err(e) if e.kind == ErrorKind::NotInitialized && e.message.contains("fork"));
     if !refused(api::sync(key, "{}")) {
         return 1;
     }

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 use serde_json::Value;
 
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -34,8 +34,8 @@ fn an_outage_far_longer_than_the_retry_budget_loses_nothing() {
     // every key fails far more often than max_retries (2) while the service is down
     assert!(wait_for_stat("retried", |n| n >= 11 * 8) >= 11 * 8);
     assert_eq!(
-        api::flush(Duration::ZERO).unwrap_err().status,
-        Status::SHARE_ERR_TIMEOUT
+        api::flush(Duration::ZERO).unwrap_err().kind,
+        ErrorKind::Timeout
     );
     run.service.come_up();
     api::flush(LONG).unwrap();
@@ -131,7 +131,7 @@ fn refused_share_is_probed_then_resumes(protocol: Protocol) {
     }
     // the flush stops waiting for the refused share and says so
     let e = api::flush(LONG).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
+    assert_eq!(e.kind, ErrorKind::HttpStatus, "{}", e.message);
     assert!(
         e.message
             .contains("10 contents wait for 1 shares the service refuses"),
@@ -207,7 +207,7 @@ fn removing_a_refused_share_sends_one_delete_and_returns() {
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     assert_eq!(wait_for_stat("refused_shares", |n| n == 1), 1);
     let e = api::remove(&sid, stale).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
+    assert_eq!(e.kind, ErrorKind::HttpStatus);
     assert_eq!(
         run.service.requests_to("/share_delete").len(),
         1,
@@ -334,7 +334,7 @@ fn a_content_that_cannot_be_made_safe_is_dropped_with_an_event_never_sent() {
     api::sync(&format!("session/share/{sid}"), r#"{"secret":"31415926"}"#).unwrap();
     api::sync(&part_key(&sid, 1), r#"{"pi":314159265}"#).unwrap();
     let e = api::flush(LONG).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
+    assert_eq!(e.kind, ErrorKind::HttpStatus);
     assert!(syncs_of(&run, &sid).is_empty(), "never sent");
     let events = api::events_take();
     assert!(!events.contains("31415926"), "{events}");
@@ -350,7 +350,7 @@ fn a_share_whose_short_id_another_session_holds_is_not_reported_as_created() {
     assert_eq!(first[first.len() - 8..], second[second.len() - 8..]);
     share(&first);
     let e = api::create(&second).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE);
+    assert_eq!(e.kind, ErrorKind::BadResponse);
     assert!(
         e.message.contains(&first) && e.message.contains("last 8 characters"),
         "{}",

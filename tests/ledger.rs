@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 use serde_json::Value;
 
 /// The environment variable that makes a test of this binary act as the crashing host.
@@ -121,7 +121,7 @@ fn a_host_that_forgot_the_session_removes_its_share_from_the_ledger() {
     restart(&run, &dir);
     assert_eq!(list().len(), 0);
     let e = api::remove_known(&sid).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert!(e.message.contains("ledger has no share"), "{}", e.message);
 }
 
@@ -135,7 +135,7 @@ fn a_removal_the_service_never_confirmed_is_sent_again_by_the_next_init() {
     run.service
         .inject(Rule::path("/share_delete").times(1000).status(503));
     let e = api::remove(&sid, &secret).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
+    assert_eq!(e.kind, ErrorKind::HttpStatus, "{}", e.message);
     assert!(run.service.v1_data(&sid).is_some());
     assert_eq!(list()[0]["state"], "removing");
 
@@ -174,7 +174,7 @@ fn a_share_the_service_no_longer_has_leaves_the_ledger_at_its_removal() {
     let body = serde_json::json!({ "sessionID": sid, "secret": secret }).to_string();
     assert_eq!(run.service.post("/share_delete", &body).0, 200);
     let e = api::remove(&sid, &secret).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS, "{}", e.message);
+    assert_eq!(e.kind, ErrorKind::HttpStatus, "{}", e.message);
     assert!(e.message.contains("404"), "{}", e.message);
     assert!(list().is_empty());
 }

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 use serde_json::json;
 
 #[test]
@@ -26,12 +26,12 @@ fn create_returns_the_share_and_remembers_it() {
     assert_eq!(json["secret"], answered["secret"], "the server's secret");
     assert_eq!(stats()["shares"], 1);
     assert_eq!(
-        api::create("").unwrap_err().status,
-        Status::SHARE_ERR_INVALID_ARGUMENT
+        api::create("").unwrap_err().kind,
+        ErrorKind::InvalidArgument
     );
     assert_eq!(
-        api::create("ses/1").unwrap_err().status,
-        Status::SHARE_ERR_INVALID_ARGUMENT
+        api::create("ses/1").unwrap_err().kind,
+        ErrorKind::InvalidArgument
     );
 }
 
@@ -43,13 +43,13 @@ fn create_retries_then_reports_the_last_failure() {
     api::create(&session(21)).expect("two 502s are retried");
     run.service.inject(rule(3).status(503));
     let e = api::create(&session(22)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
+    assert_eq!(e.kind, ErrorKind::HttpStatus);
     assert!(e.message.contains("503"), "{}", e.message);
     // a 200 whose body is not the create's JSON
     run.service.inject(rule(1).status(200));
     assert_eq!(
-        api::create(&session(23)).unwrap_err().status,
-        Status::SHARE_ERR_BAD_RESPONSE
+        api::create(&session(23)).unwrap_err().kind,
+        ErrorKind::BadResponse
     );
     assert_eq!(
         run.service.requests_to("/share_create").len(),
@@ -76,7 +76,7 @@ fn create_against_nothing_is_a_network_error() {
     let _run = start(Protocol::V1, "");
     restart_against_nothing("");
     let e = api::create(&session(24)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
+    assert_eq!(e.kind, ErrorKind::Network);
     assert!(e.message.contains("/share_create"), "{}", e.message);
 }
 
@@ -169,12 +169,12 @@ fn remove_forgets_locally_even_when_the_delete_fails() {
     let secret = share(&sid);
     run.service.inject(Rule::path("/share_delete").status(500));
     let e = api::remove(&sid, &secret).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_HTTP_STATUS);
+    assert_eq!(e.kind, ErrorKind::HttpStatus);
     assert!(!e.message.contains(&secret));
     assert_eq!(stats()["shares"], 0);
     assert_eq!(
-        api::remove(&sid, "").unwrap_err().status,
-        Status::SHARE_ERR_INVALID_ARGUMENT
+        api::remove(&sid, "").unwrap_err().kind,
+        ErrorKind::InvalidArgument
     );
 }
 
@@ -196,21 +196,21 @@ fn async_create_and_remove_complete_on_a_library_thread() {
         "create_async returned before the service answered"
     );
     assert_eq!(
-        api::op_take(id).unwrap_err().status,
-        Status::SHARE_ERR_INVALID_ARGUMENT,
+        api::op_take(id).unwrap_err().kind,
+        ErrorKind::InvalidArgument,
         "not finished yet"
     );
     assert!(gate.wait_arrived(1, LONG));
     assert!(rx.try_recv().is_err(), "the create is held at the gate");
     gate.release();
     let (done_id, status, thread) = rx.recv_timeout(LONG).unwrap();
-    assert_eq!((done_id, status), (id, Status::SHARE_OK));
+    assert_eq!((done_id, status), (id, Ok(())));
     assert_ne!(thread, caller);
     let json: serde_json::Value = serde_json::from_str(&api::op_take(id).unwrap()).unwrap();
     let secret = json["secret"].as_str().unwrap().to_owned();
     assert_eq!(
-        api::op_take(id).unwrap_err().status,
-        Status::SHARE_ERR_INVALID_ARGUMENT,
+        api::op_take(id).unwrap_err().kind,
+        ErrorKind::InvalidArgument,
         "taken once"
     );
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
@@ -228,7 +228,7 @@ fn async_create_and_remove_complete_on_a_library_thread() {
         "the local part is done before remove_async returns"
     );
     let (done_id, status, _) = rx.recv_timeout(LONG).unwrap();
-    assert_eq!((done_id, status), (id, Status::SHARE_OK));
+    assert_eq!((done_id, status), (id, Ok(())));
     assert_eq!(api::op_take(id).unwrap(), "{}");
     assert!(run.service.data(&sid).is_none());
     // a failure travels with the operation, not in a thread-local
@@ -239,10 +239,7 @@ fn async_create_and_remove_complete_on_a_library_thread() {
         Box::new(move |id, status| done.send((id, status, thread::current().id())).unwrap()),
     )
     .unwrap();
-    assert_eq!(
-        rx.recv_timeout(LONG).unwrap().1,
-        Status::SHARE_ERR_HTTP_STATUS
-    );
+    assert_eq!(rx.recv_timeout(LONG).unwrap().1, Err(ErrorKind::HttpStatus));
     assert!(api::op_take(id).unwrap_err().message.contains("404"));
 }
 
@@ -254,12 +251,12 @@ fn flush_reports_a_timeout_and_finishes_later() {
     let gate = run.service.hold_syncs(Protocol::V1, &sid);
     api::sync(&part_key(&sid, 1), &part(1)).unwrap();
     assert_eq!(
-        api::flush(Duration::ZERO).unwrap_err().status,
-        Status::SHARE_ERR_TIMEOUT
+        api::flush(Duration::ZERO).unwrap_err().kind,
+        ErrorKind::Timeout
     );
     assert_eq!(
-        api::flush(Duration::from_millis(50)).unwrap_err().status,
-        Status::SHARE_ERR_TIMEOUT
+        api::flush(Duration::from_millis(50)).unwrap_err().kind,
+        ErrorKind::Timeout
     );
     gate.release();
     api::flush(LONG).unwrap();
@@ -278,7 +275,7 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
     let began = Instant::now();
     let e = api::shutdown(Duration::from_millis(200)).unwrap_err();
     let took = began.elapsed();
-    assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
+    assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(
         took < Duration::from_millis(1200),
         "shutdown(200 ms) took {took:?}"
@@ -309,8 +306,8 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
     named.sort();
     assert_eq!(named, (0..5).map(|p| part_key(&sid, p)).collect::<Vec<_>>());
     assert_eq!(
-        api::sync(&part_key(&sid, 1), "{}").unwrap_err().status,
-        Status::SHARE_ERR_NOT_INITIALIZED
+        api::sync(&part_key(&sid, 1), "{}").unwrap_err().kind,
+        ErrorKind::NotInitialized
     );
     gate.release();
     drop(run);
@@ -320,25 +317,25 @@ fn shutdown_keeps_its_deadline_and_counts_what_it_dropped() {
 fn the_runtime_starts_stops_and_starts_again() {
     let run = start(Protocol::V1, "");
     let e = api::init(None).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_ALREADY_INITIALIZED);
+    assert_eq!(e.kind, ErrorKind::AlreadyInitialized);
     let config = format!(r#"{{"url":"{}"}}"#, run.service.url());
     for round in 0..5u32 {
         api::shutdown(Duration::from_secs(5)).unwrap();
         assert_eq!(
-            api::shutdown(Duration::ZERO).unwrap_err().status,
-            Status::SHARE_ERR_NOT_INITIALIZED
+            api::shutdown(Duration::ZERO).unwrap_err().kind,
+            ErrorKind::NotInitialized
         );
         assert_eq!(
-            api::flush(Duration::ZERO).unwrap_err().status,
-            Status::SHARE_ERR_NOT_INITIALIZED
+            api::flush(Duration::ZERO).unwrap_err().kind,
+            ErrorKind::NotInitialized
         );
         assert_eq!(
-            api::create("ses_x").unwrap_err().status,
-            Status::SHARE_ERR_NOT_INITIALIZED
+            api::create("ses_x").unwrap_err().kind,
+            ErrorKind::NotInitialized
         );
         assert_eq!(
-            api::sync("x", "{").unwrap_err().status,
-            Status::SHARE_ERR_NOT_INITIALIZED,
+            api::sync("x", "{").unwrap_err().kind,
+            ErrorKind::NotInitialized,
             "init is checked before the key"
         );
         api::init(Some(&config)).unwrap();
@@ -356,7 +353,7 @@ fn the_runtime_starts_stops_and_starts_again() {
     ] {
         api::shutdown(Duration::from_secs(5)).ok();
         let e = api::init(Some(bad)).unwrap_err();
-        assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT, "{bad}");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{bad}");
     }
 }
 
@@ -409,7 +406,7 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
     )
     .unwrap();
     api::shutdown(Duration::from_secs(5)).expect("the create finishes within the deadline");
-    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_OK));
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Ok(())));
     assert!(api::op_take(id).unwrap().contains("secret"));
 
     // one that cannot finish in time is abandoned, and shutdown says so
@@ -421,7 +418,7 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
     )
     .unwrap();
     let e = api::shutdown(Duration::from_millis(200)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
+    assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(
         e.message
             .contains("1 asynchronous operations were abandoned"),
@@ -430,7 +427,7 @@ fn shutdown_lets_async_operations_finish_within_its_deadline() {
     );
     assert_eq!(
         rx.recv_timeout(LONG).unwrap(),
-        (id, Status::SHARE_ERR_TIMEOUT)
+        (id, Err(ErrorKind::Timeout))
     );
     gate.release();
     drop(run);
@@ -459,8 +456,8 @@ fn a_flush_mark_is_not_moved_by_later_writes() {
         "reached before the later writes went out"
     );
     assert_eq!(
-        api::flush(Duration::ZERO).unwrap_err().status,
-        Status::SHARE_ERR_TIMEOUT
+        api::flush(Duration::ZERO).unwrap_err().kind,
+        ErrorKind::Timeout
     );
     later.release();
     api::flush(LONG).unwrap();
@@ -470,12 +467,13 @@ fn a_flush_mark_is_not_moved_by_later_writes() {
 fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
     let run = start(Protocol::V1, r#""concurrency":1"#);
     let (tx, rx) = mpsc::channel();
-    let done = move |tx: mpsc::Sender<(u32, Status)>| -> opencode_share::api::Completion {
-        Box::new(move |id, status| tx.send((id, status)).unwrap())
-    };
+    let done =
+        move |tx: mpsc::Sender<(u32, Result<(), ErrorKind>)>| -> opencode_share::api::Completion {
+            Box::new(move |id, status| tx.send((id, status)).unwrap())
+        };
     // nothing pending: completes at once
     let id = api::flush_async(LONG, done(tx.clone())).unwrap();
-    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Status::SHARE_OK));
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (id, Ok(())));
     assert_eq!(api::op_take(id).unwrap(), "{}");
 
     let sid = session(80);
@@ -490,7 +488,7 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
     api::sync(&part_key(&sid, 2), &part(2)).unwrap(); // after both: neither waits for it
     assert_eq!(
         rx.recv_timeout(LONG).unwrap(),
-        (short, Status::SHARE_ERR_TIMEOUT)
+        (short, Err(ErrorKind::Timeout))
     );
     assert!(
         api::op_take(short)
@@ -499,7 +497,7 @@ fn an_async_flush_completes_when_its_writes_settle_or_its_deadline_passes() {
             .contains("deadline")
     );
     first.release();
-    assert_eq!(rx.recv_timeout(LONG).unwrap(), (long, Status::SHARE_OK));
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), (long, Ok(())));
     let held = run.service.data(&sid).unwrap();
     assert!(held.contains_key(&part_key(&sid, 1)) && !held.contains_key(&part_key(&sid, 2)));
     second.release();
@@ -511,7 +509,7 @@ fn credentials_in_the_service_url_appear_in_no_stats_error_or_event() {
     let _run = start(Protocol::V1, "");
     let port = restart_against_nothing("opencode:hunter2@");
     let e = api::create(&session(25)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_NETWORK);
+    assert_eq!(e.kind, ErrorKind::Network);
     assert!(!e.message.contains("hunter2"), "{}", e.message);
     let sid = session(26);
     api::sync(&format!("session/share/{sid}"), r#"{"secret":"s"}"#).unwrap();

@@ -22,7 +22,7 @@ fn wait_for_service(state: &str) -> bool {
     false
 }
 
-fn an_outage_gets_one_probe_at_a_time_and_everything_lands_after(protocol: Protocol) {
+fn outage_then_recovery(protocol: Protocol) {
     let run = start(
         protocol,
         r#""concurrency":4,"retry_initial_ms":10,"retry_max_ms":60"#,
@@ -90,11 +90,8 @@ fn an_outage_gets_one_probe_at_a_time_and_everything_lands_after(protocol: Proto
 }
 
 #[test]
-fn an_outage_gets_one_probe_at_a_time_and_everything_lands_after_v1() {
-    an_outage_gets_one_probe_at_a_time_and_everything_lands_after(Protocol::V1);
-}
-
-#[test]
-fn an_outage_gets_one_probe_at_a_time_and_everything_lands_after_next() {
-    an_outage_gets_one_probe_at_a_time_and_everything_lands_after(Protocol::Next);
+fn an_outage_gets_one_probe_at_a_time_and_everything_lands_after() {
+    for protocol in Protocol::ALL {
+        outage_then_recovery(protocol);
+    }
 }

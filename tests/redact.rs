@@ -123,15 +123,11 @@ fn check_redacted(rig: &Rig, sid: &str, next: bool) {
 }
 
 #[test]
-fn v1_contents_arrive_with_markers_in_place_of_credentials() {
-    let rig = start_with("");
-    check_redacted(&rig, "ses_redact_v1_0001", false);
-}
-
-#[test]
-fn next_contents_arrive_with_markers_in_place_of_credentials() {
-    let rig = start(Protocol::Next, "");
-    check_redacted(&rig, "ses_redact_next_001", true);
+fn contents_arrive_with_markers_in_place_of_credentials() {
+    for protocol in Protocol::ALL {
+        let rig = start(protocol, "");
+        check_redacted(&rig, "ses_redact_all_0001", protocol == Protocol::Next);
+    }
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn a_refused_create_or_remove_names_the_servers_reason_without_the_secret() {
     let sid = "ses_srvlib_reason01";
     let (_, secret) = share(sid);
     let again = api::create(sid).expect_err("a second create of one id is refused");
-    assert_eq!(again.status, opencode_share::Status::SHARE_ERR_HTTP_STATUS);
+    assert_eq!(again.kind, opencode_share::ErrorKind::HttpStatus);
     assert_eq!(
         again.message,
         "POST /share_create answered HTTP 409: a share with this id exists already"
@@ -84,10 +84,7 @@ fn a_refused_create_or_remove_names_the_servers_reason_without_the_secret() {
     // a secret the server does not know: its 403 says why, and the message holds no secret
     let wrong = format!("{secret}-stale");
     let refused = api::remove(sid, &wrong).expect_err("a wrong secret is refused");
-    assert_eq!(
-        refused.status,
-        opencode_share::Status::SHARE_ERR_HTTP_STATUS
-    );
+    assert_eq!(refused.kind, opencode_share::ErrorKind::HttpStatus);
     assert_eq!(
         refused.message,
         "POST /share_delete answered HTTP 403: wrong secret for this share"

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use opencode_share::spool::Spool;
-use opencode_share::{Status, api};
+use opencode_share::{ErrorKind, api};
 
 fn spool_config(dir: &Path) -> String {
     format!(r#""spool_dir":"{}""#, dir.display())
@@ -52,7 +52,7 @@ fn contents_left_at_shutdown_are_sent_by_the_next_init_on_the_spool() {
     // and the answer and the events say so
     events();
     let e = api::shutdown(Duration::from_millis(100)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_TIMEOUT);
+    assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(e.message.contains("left in the spool"), "{}", e.message);
     let left: Vec<_> = events()
         .into_iter()
@@ -184,7 +184,7 @@ fn a_spool_in_use_or_open_to_others_is_refused_with_a_clear_message() {
     );
     let held = Spool::open(&dir).unwrap();
     let e = api::init(Some(&config)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert!(
         e.message.contains("spool_dir") && e.message.contains("in use"),
         "{}",
@@ -193,7 +193,7 @@ fn a_spool_in_use_or_open_to_others_is_refused_with_a_clear_message() {
     drop(held);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     let e = api::init(Some(&config)).unwrap_err();
-    assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert!(e.message.contains("mode 755"), "{}", e.message);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
     api::init(Some(&config)).unwrap();

@@ -601,39 +601,24 @@ fn killed_during_remove(name: &str, protocol: &str) {
 
 #[test]
 fn killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
-    killed_at_20_random_moments(
-        "killed_at_20_random_moments_a_fresh_process_finishes_the_upload",
-        "v1",
-    );
+    let name = "killed_at_20_random_moments_a_fresh_process_finishes_the_upload";
+    for protocol in ["v1", "next"] {
+        killed_at_20_random_moments(name, protocol);
+    }
 }
 
 #[test]
 fn exit_without_shutdown_loses_nothing_that_reached_the_spool() {
-    exit_without_shutdown(
-        "exit_without_shutdown_loses_nothing_that_reached_the_spool",
-        "v1",
-    );
+    let name = "exit_without_shutdown_loses_nothing_that_reached_the_spool";
+    for protocol in ["v1", "next"] {
+        exit_without_shutdown(name, protocol);
+    }
 }
 
 #[test]
 fn killed_during_share_remove_the_removed_share_is_not_sent_again() {
-    killed_during_remove(
-        "killed_during_share_remove_the_removed_share_is_not_sent_again",
-        "v1",
-    );
-}
-
-#[test]
-fn under_next_killed_at_20_random_moments_a_fresh_process_finishes_the_upload() {
-    killed_at_20_random_moments(
-        "under_next_killed_at_20_random_moments_a_fresh_process_finishes_the_upload",
-        "next",
-    );
-}
-
-#[test]
-fn under_next_exit_without_shutdown_or_a_kill_during_remove_loses_nothing() {
-    let name = "under_next_exit_without_shutdown_or_a_kill_during_remove_loses_nothing";
-    exit_without_shutdown(name, "next");
-    killed_during_remove(name, "next");
+    let name = "killed_during_share_remove_the_removed_share_is_not_sent_again";
+    for protocol in ["v1", "next"] {
+        killed_during_remove(name, protocol);
+    }
 }

@@ -5,8 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use opencode_share::Status;
-use opencode_share::spool::{Content, ErrorKind, Record, Secret, Share, Spool};
+use opencode_share::spool::{self, Content, Record, Secret, Share, Spool};
 
 fn part(seq: u64, part: u32, text: &str) -> Record {
     Record::Content(Content {
@@ -53,9 +52,9 @@ fn a_run_dropped_without_shutdown_is_recovered_by_the_next() {
         .unwrap();
 
     let e = Spool::open(&dir).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Locked);
+    assert_eq!(e.kind, spool::ErrorKind::Locked);
     let e = opencode_share::Error::from(e);
-    assert_eq!(e.status, Status::SHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(e.kind, opencode_share::ErrorKind::InvalidArgument);
     assert!(e.message.contains(&*dir.to_string_lossy()), "{}", e.message);
     drop(spool); // no sync: a killed process loses nothing that append wrote
 

@@ -1,21 +1,19 @@
 //! The successor protocol ("next") as the real server speaks it (research/sharenext.md, section 2),
-//! on loopback, for the library's tests and the `next-*` benchmark scenarios:
+//! on loopback, for the `next-*` benchmark scenarios (the tests use the real server, crates/testkit):
 //! `POST /api/share` (id = last 8 characters of the session id, a taken id answers 500),
 //! `POST /api/share/<id>/sync` merged per item key last-write-wins, `GET /api/share/<id>/data`
 //! (the items sorted by key; `[]` for an unknown id), `DELETE /api/share/<id>`. POST and DELETE
 //! need `content-type: application/json` (400 otherwise); an unknown share or a wrong secret
-//! answers 500. Org mode ([`NextService::start_org`]) serves the same under `/api/shares` only, and
-//! answers 401 unless a request carries `authorization: Bearer <token>` and `x-org-id: <org>`.
+//! answers 500.
 //! Unlike the real server, a DELETE removes the share's data too (its /data leak is not modelled).
 //!
-//! Beside it: latency, fault rules bounded in count (500s or any status, resets, delays), seeded
-//! random faults on syncs, a record per request (headers, body, items, bytes, times), the first
+//! Beside it: latency, fault rules bounded in count (500s or any status, resets), seeded
+//! random faults on syncs, a record per request (items, bytes, times), the first
 //! time each item version was stored (for staleness), and an overlap detector: a sync of a share
 //! arriving while another sync of that share is being handled (the real server then loses one).
 //!
 //! std-only plus `serde_json` and `socket2` (SO_LINGER 0 resets). One thread accepts, one thread
 //! serves each connection; the lock is never held while sleeping or doing socket I/O.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -37,8 +35,6 @@ pub enum Fault {
     Status(u16),
     /// Reset the connection (SO_LINGER 0) instead of answering.
     Reset,
-    /// Wait this long beyond the latency, then handle the request normally.
-    Delay(Duration),
 }
 
 /// Injects `fault` into the next `times` requests whose path starts with `prefix`.
@@ -58,9 +54,6 @@ pub struct NextRecord {
     /// The share id of a sync, create, data read or delete ("" when not known).
     pub share: String,
     pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub json: Option<Value>,
     /// Request line, headers and body as received.
     pub wire_bytes: u64,
     pub body_bytes: u64,
@@ -73,23 +66,6 @@ pub struct NextRecord {
 impl NextRecord {
     pub fn is_sync(&self) -> bool {
         self.method == "POST" && self.path.ends_with("/sync")
-    }
-
-    /// The value of a header (names are stored lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, &name.to_ascii_lowercase())
-    }
-
-    /// The item keys of a sync's `data`, in the order sent ("?" for an item without one).
-    pub fn item_keys(&self) -> Vec<String> {
-        let data = self.json.as_ref().and_then(|j| j.get("data"));
-        data.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|i| item_key(i).unwrap_or_else(|| "?".into()))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }
 
@@ -133,10 +109,8 @@ struct State {
 
 struct Inner {
     base: String,
-    /// `/api/share`, or `/api/shares` in org mode
+    /// `/api/share`
     resource: &'static str,
-    /// org mode: the `authorization` and `x-org-id` values every request must carry
-    org: Option<(String, String)>,
     state: Mutex<State>,
     conns: Mutex<HashMap<u64, TcpStream>>,
     conn_seq: AtomicU64,
@@ -163,26 +137,11 @@ impl Drop for NextService {
 impl NextService {
     /// The public protocol under `/api/share`.
     pub fn start() -> NextService {
-        NextService::start_with(None)
-    }
-
-    /// Org mode: `/api/shares` only, and every request needs `authorization: Bearer <token>`
-    /// and `x-org-id: <org_id>` (401 otherwise).
-    pub fn start_org(token: &str, org_id: &str) -> NextService {
-        NextService::start_with(Some((format!("Bearer {token}"), org_id.to_string())))
-    }
-
-    fn start_with(org: Option<(String, String)>) -> NextService {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback listener");
         let port = listener.local_addr().expect("listener address").port();
         let inner = Arc::new(Inner {
             base: format!("http://127.0.0.1:{port}"),
-            resource: if org.is_some() {
-                "/api/shares"
-            } else {
-                "/api/share"
-            },
-            org,
+            resource: "/api/share",
             state: Mutex::new(State {
                 shares: HashMap::new(),
                 latency: Duration::ZERO,
@@ -226,21 +185,9 @@ impl NextService {
         self.inner.base.clone()
     }
 
-    /// `/api/share`, or `/api/shares` in org mode.
-    pub fn resource(&self) -> &'static str {
-        self.inner.resource
-    }
-
     /// Delays every answer by `latency` (slept without holding any lock).
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.inner.state).latency = latency;
-    }
-
-    /// Queues a fault rule; rules are tried in the order pushed, before any other fault.
-    pub fn push_fault(&self, rule: FaultRule) {
-        if rule.times > 0 {
-            lock(&self.inner.state).rules.push(rule);
-        }
     }
 
     /// Seeded random faults on syncs: `reset_pct`% resets, then `status_500_pct`% answers 500.
@@ -270,35 +217,11 @@ impl NextService {
         lock(&self.inner.state).first_500s = n;
     }
 
-    /// Drops the fault rules, the random faults and the pending 500s.
-    pub fn clear_faults(&self) {
-        let mut st = lock(&self.inner.state);
-        st.rules.clear();
-        st.random = None;
-        st.first_500s = 0;
-    }
-
     /// Every request, in arrival order.
     pub fn requests(&self) -> Vec<NextRecord> {
         let mut all = lock(&self.inner.state).requests.clone();
         all.sort_by_key(|r| r.seq);
         all
-    }
-
-    /// The sync requests of every share, in arrival order.
-    pub fn all_syncs(&self) -> Vec<NextRecord> {
-        self.requests()
-            .into_iter()
-            .filter(NextRecord::is_sync)
-            .collect()
-    }
-
-    /// The sync requests of `share`, in arrival order.
-    pub fn syncs(&self, share: &str) -> Vec<NextRecord> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.is_sync() && r.share == share)
-            .collect()
     }
 
     pub fn stored(&self) -> Vec<Stored> {
@@ -313,26 +236,6 @@ impl NextService {
             .map(|s| s.items.clone())
     }
 
-    /// The secret of a share (None: no such share).
-    pub fn secret(&self, share: &str) -> Option<String> {
-        lock(&self.inner.state)
-            .shares
-            .get(share)
-            .map(|s| s.secret.clone())
-    }
-
-    /// Creates share `id` directly (replacing one of that id, data and all); returns its secret.
-    pub fn create_share(&self, id: &str) -> String {
-        let mut st = lock(&self.inner.state);
-        let secret = uuid_v4(&mut st.rng);
-        let share = Share {
-            secret: secret.clone(),
-            items: BTreeMap::new(),
-        };
-        st.shares.insert(id.to_string(), share);
-        secret
-    }
-
     /// Syncs of `share` that arrived while another sync of it was being handled.
     pub fn overlaps(&self, share: &str) -> usize {
         lock(&self.inner.state)
@@ -340,41 +243,6 @@ impl NextService {
             .get(share)
             .copied()
             .unwrap_or(0)
-    }
-
-    /// [`Self::overlaps`] summed over all shares.
-    pub fn overlaps_total(&self) -> usize {
-        lock(&self.inner.state).overlaps.values().sum()
-    }
-
-    /// Syncs of `share` that have arrived, including those still being handled.
-    pub fn arrived_syncs(&self, share: &str) -> usize {
-        lock(&self.inner.state)
-            .arrived
-            .get(share)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Syncs of `share` being handled now.
-    pub fn in_flight(&self, share: &str) -> usize {
-        lock(&self.inner.state)
-            .active
-            .get(share)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Polls `pred` every 5 ms until it holds (true) or `timeout` passes (false).
-    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&NextService) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !pred(self) {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        true
     }
 }
 
@@ -475,17 +343,13 @@ fn serve(inner: &Inner, stream: TcpStream) {
             let fault = take_fault(&mut st, &req.path, sync_share.is_some());
             (st.latency, fault)
         };
-        let delay = match &fault {
-            Some(Fault::Delay(d)) => *d,
-            _ => Duration::ZERO,
-        };
-        if !(latency + delay).is_zero() {
-            thread::sleep(latency + delay);
+        if !latency.is_zero() {
+            thread::sleep(latency);
         }
         let verdict = match fault {
             Some(Fault::Status(s)) => Verdict::Answer(s, fault_body(s)),
             Some(Fault::Reset) => Verdict::Reset,
-            Some(Fault::Delay(_)) | None => route(inner, &req, tgt, json.as_ref()),
+            None => route(inner, &req, tgt, json.as_ref()),
         };
         let status = match &verdict {
             Verdict::Answer(s, _) => *s,
@@ -510,8 +374,6 @@ fn serve(inner: &Inner, stream: TcpStream) {
                 seq,
                 share,
                 status,
-                body: String::from_utf8_lossy(&req.body).into_owned(),
-                json,
                 wire_bytes: req.wire,
                 body_bytes: req.body.len() as u64,
                 items: if sync_share.is_some() { items } else { 0 },
@@ -519,7 +381,6 @@ fn serve(inner: &Inner, stream: TcpStream) {
                 finished: Instant::now(),
                 method: req.method,
                 path: req.path,
-                headers: req.headers,
             });
         }
         let written = match &verdict {
@@ -585,13 +446,6 @@ fn route(inner: &Inner, req: &Request, tgt: Option<Target>, body: Option<&Value>
     let Some(tgt) = tgt else {
         return Verdict::Answer(404, json!({"error": "not found"}));
     };
-    if let Some((auth, org)) = &inner.org {
-        let ok = header(&req.headers, "authorization") == Some(auth.as_str())
-            && header(&req.headers, "x-org-id") == Some(org.as_str());
-        if !ok {
-            return Verdict::Answer(401, json!({"error": "unauthorized"}));
-        }
-    }
     let server_error = Verdict::Answer(500, json!("Internal Server Error"));
     if let (Target::Data(id), "GET") = (&tgt, req.method.as_str()) {
         let st = lock(&inner.state);

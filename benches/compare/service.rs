@@ -1,9 +1,11 @@
-//! A loopback HTTP/1.1 stand-in for opencode's share service, for integration tests and examples.
+//! A loopback HTTP/1.1 stand-in for opencode's legacy share service, for the side-by-side
+//! benchmark and the micro-benchmarks (the tests use the real server: crates/testkit). Its own
+//! cost per request is a tenth of the real server's behind the proxy (docs/benchmarks.md), so
+//! the clients' figures are not the service's. A wrong secret answers 500, as the hosted service.
 //!
 //! std-only apart from `serde_json` and `socket2` (for SO_LINGER 0 resets). One thread accepts, one
 //! thread serves each connection; shared state sits behind short-lived locks, never held while
 //! sleeping or doing socket I/O.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -25,18 +27,8 @@ const MAX_HEADERS: usize = 100;
 pub enum Fault {
     /// Answer with this status and a small JSON error body.
     Status(u16),
-    /// Answer with this status and a `retry-after` header carrying this value.
-    StatusRetryAfter(u16, String),
     /// Abort the connection with SO_LINGER 0, so the client sees a reset.
     Reset,
-    /// Read the request, then close the connection without answering.
-    Close,
-    /// Wait this much longer than the latency, then handle the request normally.
-    Delay(Duration),
-    /// Answer 200 announcing a body of this many bytes, send a little of it, then close.
-    HugeBody(u64),
-    /// Answer 200 with a chunked body that never ends (until the client goes, or 256 MiB).
-    EndlessBody,
 }
 
 /// Injects `fault` into the next `times` requests matching `path` (and the sync `key`, if given).
@@ -62,12 +54,7 @@ pub struct Recorded {
     pub finished: Instant,
 }
 
-impl Recorded {
-    /// The value of a header (name matched case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, name)
-    }
-}
+impl Recorded {}
 
 /// A running share service; clones share it, and dropping the last clone stops it.
 #[derive(Clone)]
@@ -85,16 +72,11 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// One session's share: its secret and its stored keys (in hosted mode, keyed by short id, with
-/// the session id of the create that made it).
+/// One session's share: its secret and its stored keys.
 struct Share {
     secret: String,
     data: BTreeMap<String, Value>,
-    sid: String,
 }
-
-/// The largest value the hosted service stores (its Durable Object storage cap).
-pub const HOSTED_MAX_VALUE: usize = 131_072;
 
 /// Random faults on `/share_sync`, drawn from a seeded xorshift generator.
 struct RandomFaults {
@@ -108,9 +90,6 @@ struct State {
     shares: HashMap<String, Share>,
     faults: Vec<FaultRule>,
     random: Option<RandomFaults>,
-    wrong_secret_status: u16,
-    /// The hosted service's semantics (see [`ShareService::start_hosted`]).
-    hosted: bool,
     latency: Duration,
     requests: Vec<Recorded>,
     rng: u64,
@@ -129,9 +108,6 @@ struct Inner {
     active_syncs: AtomicUsize,
     max_syncs: AtomicUsize,
     overlaps: AtomicUsize,
-    /// Bytes of endless bodies written (see [`Fault::EndlessBody`]).
-    endless_sent: AtomicU64,
-    down: AtomicBool,
     stopped: AtomicBool,
 }
 
@@ -151,9 +127,6 @@ struct Request {
 struct Answer {
     status: u16,
     body: Value,
-    retry_after: Option<String>,
-    /// A plain-text body instead of `body` (the hosted service's "Not Found").
-    text: Option<&'static str>,
 }
 
 /// What the connection does after a request.
@@ -178,8 +151,6 @@ impl ShareService {
                 shares: HashMap::new(),
                 faults: Vec::new(),
                 random: None,
-                wrong_secret_status: 500,
-                hosted: false,
                 latency: Duration::ZERO,
                 requests: Vec::new(),
                 rng: (seed ^ (u64::from(port) << 40)) | 1,
@@ -192,8 +163,6 @@ impl ShareService {
             active_syncs: AtomicUsize::new(0),
             max_syncs: AtomicUsize::new(0),
             overlaps: AtomicUsize::new(0),
-            endless_sent: AtomicU64::new(0),
-            down: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
         *lock(&inner.accept) = Some(spawn_accept(inner.clone(), listener));
@@ -208,45 +177,9 @@ impl ShareService {
         self.inner.base.clone()
     }
 
-    /// The listening port (kept across `go_down` / `come_up`).
-    pub fn port(&self) -> u16 {
-        self.inner.port
-    }
-
     /// Delays every answer by `latency` (slept per request, without holding any lock).
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.inner.state).latency = latency;
-    }
-
-    /// Starts the service with the semantics of opencode's hosted legacy service (its Cloudflare
-    /// worker): shares keyed by the last 8 characters of the session id; `share_create`
-    /// idempotent per short id, returning the existing secret to anyone; 500 for a wrong secret,
-    /// a deleted or unknown share, and a value over 131 072 bytes; 200 for keys outside the
-    /// stored session's `info`, `message` and `part` prefixes (not stored); 200 "Not Found" for
-    /// unknown routes. `data`, `secret` and `create_share` then look shares up by short id.
-    pub fn start_hosted() -> ShareService {
-        let service = ShareService::start();
-        lock(&service.inner.state).hosted = true;
-        service
-    }
-
-    /// The status answered to a wrong secret or unknown share (500 by default, like opencode's).
-    pub fn set_wrong_secret_status(&self, status: u16) {
-        lock(&self.inner.state).wrong_secret_status = status;
-    }
-
-    /// Queues a fault rule; rules are tried in the order pushed.
-    pub fn push_fault(&self, rule: FaultRule) {
-        if rule.times > 0 {
-            lock(&self.inner.state).faults.push(rule);
-        }
-    }
-
-    /// Drops all queued fault rules and random faults.
-    pub fn clear_faults(&self) {
-        let mut state = lock(&self.inner.state);
-        state.faults.clear();
-        state.random = None;
     }
 
     /// Random resets / 500s on `/share_sync` (percentages of requests; seeded, deterministic draws).
@@ -259,30 +192,6 @@ impl ShareService {
         });
     }
 
-    /// Closes the listener; open connections are closed after reading their next request, unanswered.
-    pub fn go_down(&self) {
-        let mut slot = lock(&self.inner.accept);
-        self.inner.down.store(true, Ordering::SeqCst);
-        self.inner.halt_accept(&mut slot);
-    }
-
-    /// Re-binds the same port (retrying for about 2 s) and accepts again.
-    pub fn come_up(&self) {
-        let mut slot = lock(&self.inner.accept);
-        if self.inner.stopped.load(Ordering::SeqCst) || slot.is_some() {
-            return;
-        }
-        let listener = bind_retry(self.inner.port, Duration::from_secs(2))
-            .unwrap_or_else(|e| panic!("re-bind 127.0.0.1:{}: {e}", self.inner.port));
-        self.inner.down.store(false, Ordering::SeqCst);
-        *slot = Some(spawn_accept(self.inner.clone(), listener));
-    }
-
-    /// Stops accepting and shuts every open connection down (also done when the last clone drops).
-    pub fn stop(&self) {
-        self.inner.stop();
-    }
-
     /// All recorded requests, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         let mut all = lock(&self.inner.state).requests.clone();
@@ -290,76 +199,10 @@ impl ShareService {
         all
     }
 
-    /// Recorded requests to `path` (with or without the leading slash), in arrival order.
-    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
-        let path = normalize(path);
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn clear_requests(&self) {
-        lock(&self.inner.state).requests.clear();
-    }
-
     /// The stored keys and contents of `sid`'s share, or None when it has no share.
     pub fn data(&self, sid: &str) -> Option<BTreeMap<String, Value>> {
         let state = lock(&self.inner.state);
-        state
-            .shares
-            .get(&state.share_id(sid))
-            .map(|s| s.data.clone())
-    }
-
-    /// The secret of `sid`'s share, or None when it has no share.
-    pub fn secret(&self, sid: &str) -> Option<String> {
-        let state = lock(&self.inner.state);
-        state
-            .shares
-            .get(&state.share_id(sid))
-            .map(|s| s.secret.clone())
-    }
-
-    /// Creates (or re-creates with a fresh secret) `sid`'s share directly; returns (url, secret).
-    pub fn create_share(&self, sid: &str) -> (String, String) {
-        self.inner.create_share(sid)
-    }
-
-    /// The most `/share_sync` requests ever handled at once (since the last reset).
-    pub fn max_concurrent_syncs(&self) -> usize {
-        self.inner.max_syncs.load(Ordering::SeqCst)
-    }
-
-    /// Forgets the maximum; the next sync sets it again (counting those still being handled).
-    pub fn reset_max_concurrent(&self) {
-        self.inner.max_syncs.store(0, Ordering::SeqCst);
-    }
-
-    /// Bytes of endless bodies written before the clients went away.
-    pub fn endless_bytes_sent(&self) -> u64 {
-        self.inner.endless_sent.load(Ordering::SeqCst)
-    }
-
-    /// How often a sync for a (session, key) arrived while another for it was still being handled.
-    pub fn key_overlaps(&self) -> usize {
-        self.inner.overlaps.load(Ordering::SeqCst)
-    }
-
-    /// Polls `pred` every 5 ms until it holds (true) or `timeout` passes (false).
-    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&ShareService) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if pred(self) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            thread::sleep((deadline - now).min(Duration::from_millis(5)));
-        }
+        state.shares.get(sid).map(|s| s.data.clone())
     }
 }
 
@@ -392,17 +235,11 @@ impl Inner {
         }
     }
 
-    /// Creates or re-creates a share (stored data is kept); returns (url, secret). In hosted
-    /// mode an existing share of the short id is returned as it is, whoever asks.
+    /// Creates or re-creates a share (stored data is kept); returns (url, secret).
     fn create_share(&self, sid: &str) -> (String, String) {
         let mut state = lock(&self.state);
         let url = format!("{}/s/{}", self.base, short_id(sid));
-        let id = state.share_id(sid);
-        if state.hosted {
-            if let Some(share) = state.shares.get(&id) {
-                return (url, share.secret.clone());
-            }
-        }
+        let id = sid.to_string();
         let secret = uuid_v4(&mut state.rng);
         match state.shares.get_mut(&id) {
             Some(share) => share.secret = secret.clone(),
@@ -410,68 +247,11 @@ impl Inner {
                 let share = Share {
                     secret: secret.clone(),
                     data: BTreeMap::new(),
-                    sid: sid.to_string(),
                 };
                 state.shares.insert(id, share);
             }
         }
         (url, secret)
-    }
-
-    /// The hosted service's protocol (see [`ShareService::start_hosted`]).
-    fn route_hosted(&self, method: &str, path: &str, json: Option<&Value>) -> Answer {
-        let answer = |status: u16, text: Option<&'static str>| Answer {
-            status,
-            body: json!({}),
-            retry_after: None,
-            text,
-        };
-        let fault = || answer(500, Some("Internal Server Error"));
-        if method != "POST" || !matches!(path, "/share_create" | "/share_sync" | "/share_delete") {
-            return answer(200, Some("Not Found"));
-        }
-        let obj = json.and_then(Value::as_object);
-        let field = |name: &str| obj.and_then(|o| o.get(name)).and_then(Value::as_str);
-        let Some(sid) = field("sessionID") else {
-            return fault();
-        };
-        if path == "/share_create" {
-            let (url, secret) = self.create_share(sid);
-            return Answer {
-                status: 200,
-                body: json!({"secret": secret, "url": url}),
-                retry_after: None,
-                text: None,
-            };
-        }
-        let mut state = lock(&self.state);
-        let id = short_id(sid);
-        if state
-            .shares
-            .get(&id)
-            .is_none_or(|s| Some(s.secret.as_str()) != field("secret"))
-        {
-            return fault(); // "Invalid secret" thrown in the Durable Object
-        }
-        if path == "/share_delete" {
-            state.shares.remove(&id);
-            return answer(200, None);
-        }
-        let (Some(key), Some(content)) = (field("key"), obj.and_then(|o| o.get("content"))) else {
-            return fault();
-        };
-        if content.to_string().len() > HOSTED_MAX_VALUE {
-            return fault(); // the storage refuses the value
-        }
-        let share = state.shares.get_mut(&id).expect("checked above");
-        let stored = &share.sid;
-        let allowed = key == format!("session/info/{stored}")
-            || key.starts_with(&format!("session/message/{stored}/"))
-            || key.starts_with(&format!("session/part/{stored}/"));
-        if allowed {
-            share.data.insert(key.to_string(), content.clone());
-        }
-        answer(200, None) // a refused key's 400 is discarded by the worker
     }
 
     /// Handles one request on connection `conn` and says what the connection does next.
@@ -497,8 +277,6 @@ impl Inner {
             let answer = Answer {
                 status,
                 body: json!({"error": "unsupported body"}),
-                retry_after: None,
-                text: None,
             };
             self.record_then_write(rec, None, stream, &answer, true);
             return Next::Close;
@@ -513,63 +291,23 @@ impl Inner {
         let sync = rec.path == "/share_sync";
         let guard = sync.then(|| SyncGuard::enter(self, field("sessionID").zip(key.clone())));
         let (fault, latency) = self.take_fault(&rec.path, key.as_deref(), sync);
-        let extra = match &fault {
-            Some(Fault::Delay(d)) => *d,
-            _ => Duration::ZERO,
-        };
-        thread::sleep(latency + extra);
+        thread::sleep(latency);
         if self.is_down() {
             drop(guard);
             self.record(rec, 0);
             return Next::Close;
         }
         let answer = match fault {
-            Some(Fault::HugeBody(len)) => {
-                drop(guard);
-                self.record(rec, 200);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
-                );
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&[b' '; 4096]);
-                return Next::Close;
-            }
-            Some(Fault::EndlessBody) => {
-                drop(guard);
-                self.record(rec, 200);
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
-                let chunk = format!("{:x}\r\n{}\r\n", 16384, " ".repeat(16384));
-                let mut ok = stream.write_all(head.as_bytes()).is_ok();
-                let mut sent = 0u64;
-                while ok && sent < 256 << 20 {
-                    ok = stream.write_all(chunk.as_bytes()).is_ok();
-                    sent += 16384;
-                }
-                self.note_endless_sent(sent);
-                return Next::Close;
-            }
-            Some(Fault::Reset) | Some(Fault::Close) => {
+            Some(Fault::Reset) => {
                 drop(guard);
                 self.record(rec, 0);
-                return if fault == Some(Fault::Reset) {
-                    Next::Reset
-                } else {
-                    Next::Close
-                };
+                return Next::Reset;
             }
             Some(Fault::Status(status)) => Answer {
                 status,
                 body: json!({"error": "injected fault"}),
-                retry_after: None,
-                text: None,
             },
-            Some(Fault::StatusRetryAfter(status, value)) => Answer {
-                status,
-                body: json!({"error": "injected fault"}),
-                retry_after: Some(value),
-                text: None,
-            },
-            Some(Fault::Delay(_)) | None => self.route(&req.method, &rec.path, rec.json.as_ref()),
+            None => self.route(&req.method, &rec.path, rec.json.as_ref()),
         };
         let sent = self.record_then_write(rec, guard, stream, &answer, close);
         if !sent || close {
@@ -602,14 +340,9 @@ impl Inner {
         sent
     }
 
-    /// Remembers how much of an endless body was written before the client went.
-    fn note_endless_sent(&self, bytes: u64) {
-        self.endless_sent.fetch_add(bytes, Ordering::SeqCst);
-    }
-
-    /// Whether the service is down or stopped.
+    /// Whether the service is stopped.
     fn is_down(&self) -> bool {
-        self.down.load(Ordering::SeqCst) || self.stopped.load(Ordering::SeqCst)
+        self.stopped.load(Ordering::SeqCst)
     }
 
     /// Stores `rec` with its final status and finish time (taken just before the answer is written).
@@ -654,15 +387,7 @@ impl Inner {
 
     /// The normal protocol: share_create, share_sync, share_delete.
     fn route(&self, method: &str, path: &str, json: Option<&Value>) -> Answer {
-        let answer = |status: u16, body: Value| Answer {
-            status,
-            body,
-            retry_after: None,
-            text: None,
-        };
-        if lock(&self.state).hosted {
-            return self.route_hosted(method, path, json);
-        }
+        let answer = |status: u16, body: Value| Answer { status, body };
         if !matches!(path, "/share_create" | "/share_sync" | "/share_delete") {
             return answer(404, json!({"error": "not found"}));
         }
@@ -693,10 +418,7 @@ impl Inner {
         };
         let mut state = lock(&self.state);
         if state.shares.get(sid).is_none_or(|s| s.secret != secret) {
-            return answer(
-                state.wrong_secret_status,
-                json!({"error": "invalid secret"}),
-            );
+            return answer(500, json!({"error": "invalid secret"})); // as the hosted service
         }
         match sync {
             Some((key, content)) => {
@@ -888,19 +610,13 @@ fn wants_close(req: &Request) -> bool {
 
 /// Writes a JSON (or plain-text) answer with a Content-Length.
 fn write_response(stream: &mut TcpStream, answer: &Answer, close: bool) -> io::Result<()> {
-    let (body, kind) = match answer.text {
-        Some(text) => (text.to_string(), "text/plain;charset=UTF-8"),
-        None => (answer.body.to_string(), "application/json"),
-    };
+    let body = answer.body.to_string();
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
         answer.status,
         reason(answer.status),
         body.len()
     );
-    if let Some(value) = &answer.retry_after {
-        out.push_str(&format!("retry-after: {value}\r\n"));
-    }
     if close {
         out.push_str("connection: close\r\n");
     }
@@ -930,18 +646,6 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Binds 127.0.0.1:`port`, retrying until `within` has passed (std sets SO_REUSEADDR on Unix).
-fn bind_retry(port: u16, within: Duration) -> io::Result<TcpListener> {
-    let deadline = Instant::now() + within;
-    loop {
-        match TcpListener::bind(("127.0.0.1", port)) {
-            Ok(listener) => return Ok(listener),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
 /// The first value of header `name` (names are stored lowercase).
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -961,17 +665,6 @@ fn has_token(value: &str, token: &str) -> bool {
 pub fn short_id(sid: &str) -> String {
     let chars: Vec<char> = sid.chars().collect();
     chars[chars.len().saturating_sub(8)..].iter().collect()
-}
-
-impl State {
-    /// The key of `sid`'s share in `shares`: the session id, or its short id in hosted mode.
-    fn share_id(&self, sid: &str) -> String {
-        if self.hosted {
-            short_id(sid)
-        } else {
-            sid.to_string()
-        }
-    }
 }
 
 /// `path` with a leading slash.

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::{Effects, Engine};
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::Event;
 use crate::queue::ServiceChange;
 
@@ -72,7 +72,7 @@ impl Engine {
             fx.completions.push((
                 id,
                 Err(Error::new(
-                    Status::SHARE_ERR_TIMEOUT,
+                    ErrorKind::Timeout,
                     format!(
                         "flush: the deadline passed with {} keys still pending and {} contents in flight",
                         queue.pending_keys(),
@@ -116,6 +116,6 @@ impl Engine {
                 " {held} contents wait for {shares} shares the service refuses (see the refused events)"
             ));
         }
-        Err(Error::new(Status::SHARE_ERR_HTTP_STATUS, message))
+        Err(Error::new(ErrorKind::HttpStatus, message))
     }
 }

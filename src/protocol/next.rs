@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::json::push_string;
 use super::{Created, Item, Method, Request, append};
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::registry::{Secret, Share};
 
 /// Longest share id taken from a service or a share record.
@@ -130,7 +130,7 @@ pub fn parse_created(body: &[u8]) -> Result<Created> {
     }
     let bad = |why: String| {
         Error::new(
-            Status::SHARE_ERR_BAD_RESPONSE,
+            ErrorKind::BadResponse,
             format!("POST /api/share answered {why}"),
         )
     };
@@ -292,10 +292,7 @@ mod tests {
             br#"{"id":"a","secret":"","url":"u"}"#,
             b"[]",
         ] {
-            assert_eq!(
-                parse_created(bad).unwrap_err().status,
-                Status::SHARE_ERR_BAD_RESPONSE
-            );
+            assert_eq!(parse_created(bad).unwrap_err().kind, ErrorKind::BadResponse);
         }
     }
 }

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::json::push_string as push_json_string;
 use super::{Created, Item, Method, Request, append};
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::registry::Secret;
 
 pub const CREATE: &str = "/share_create";
@@ -89,12 +89,7 @@ pub fn parse_created(body: &[u8]) -> Result<Created> {
         url: String,
         secret: String,
     }
-    let bad = |why: String| {
-        Error::new(
-            Status::SHARE_ERR_BAD_RESPONSE,
-            format!("{CREATE} answered {why}"),
-        )
-    };
+    let bad = |why: String| Error::new(ErrorKind::BadResponse, format!("{CREATE} answered {why}"));
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| bad(format!("a body that is not {{\"url\",\"secret\"}} ({e})")))?;
     if answer.secret.is_empty() || answer.url.is_empty() {
@@ -174,7 +169,7 @@ mod tests {
             b"",
         ] {
             let e = parse_created(bad).unwrap_err();
-            assert_eq!(e.status, Status::SHARE_ERR_BAD_RESPONSE);
+            assert_eq!(e.kind, ErrorKind::BadResponse);
         }
     }
 }

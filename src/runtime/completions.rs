@@ -10,11 +10,12 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 
 use super::messages::Notice;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::locks::{lock, wait_until};
 
-/// Called once with an asynchronous operation's id and status, on the notifier thread.
-pub type Completion = Box<dyn FnOnce(u32, Status) + Send>;
+/// Called once with an asynchronous operation's id and outcome (Ok, or what went wrong), on
+/// the notifier thread.
+pub type Completion = Box<dyn FnOnce(u32, std::result::Result<(), ErrorKind>) + Send>;
 
 enum Slot {
     /// Running for the runtime of this generation; the completion is still to be called.
@@ -88,9 +89,7 @@ impl Slots {
     /// Records an operation's result and has its completion called on the notifier (unless
     /// shutdown already completed it). Call with no lock held.
     pub fn finish(&self, notices: &Sender<Notice>, id: u32, result: Result<String>) {
-        let status = result
-            .as_ref()
-            .map_or_else(|e| e.status, |_| Status::SHARE_OK);
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.kind);
         let completion = {
             let mut slots = lock(&self.slots);
             let slots = slots.get_or_insert_with(HashMap::new);
@@ -105,7 +104,7 @@ impl Slots {
             self.settled.notify_all();
             completion
         };
-        let _ = notices.send(Notice::Call(Box::new(move || completion(id, status))));
+        let _ = notices.send(Notice::Call(Box::new(move || completion(id, outcome))));
         self.in_transit.fetch_sub(1, Ordering::SeqCst);
     }
 
@@ -139,7 +138,7 @@ impl Slots {
         for id in ids {
             if let Some(Slot::Pending { completion, .. }) = slots.remove(&id) {
                 slots.insert(id, Slot::Done(Err(stopped())));
-                calls.push(Box::new(move || completion(id, Status::SHARE_ERR_TIMEOUT)));
+                calls.push(Box::new(move || completion(id, Err(ErrorKind::Timeout))));
             }
         }
         calls
@@ -175,7 +174,7 @@ impl Slots {
 /// The result of an operation that shutdown overtook.
 pub fn stopped() -> Error {
     Error::new(
-        Status::SHARE_ERR_TIMEOUT,
+        ErrorKind::Timeout,
         "share_shutdown stopped the library before the operation finished",
     )
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::completions::Completion;
 use super::instance::Instance;
 use super::spool_writer;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::locks::wait_until;
 
 impl Instance {
@@ -50,7 +50,7 @@ impl Instance {
             return engine.delivered(mark);
         }
         Err(Error::new(
-            Status::SHARE_ERR_TIMEOUT,
+            ErrorKind::Timeout,
             format!(
                 "flush: {} ms passed with {} keys still pending and {} contents in flight",
                 timeout.as_millis(),

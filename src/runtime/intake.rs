@@ -25,7 +25,7 @@ use super::instance::Instance;
 use super::messages::Tick;
 use crate::content;
 use crate::engine::Refusal;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, Reason, hub};
 use crate::key::{self, Key};
 
@@ -112,7 +112,7 @@ impl Instance {
             error: None,
         }]);
         Error::new(
-            Status::SHARE_ERR_QUEUE_FULL,
+            ErrorKind::QueueFull,
             format!(
                 "{key:?} not queued: {pending} bytes are pending and max_pending_bytes is {limit}"
             ),

@@ -25,7 +25,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::config::Config;
 use crate::engine::Left;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, Reason, hub};
 use crate::http::Http;
 use crate::locks::lock;
@@ -62,7 +62,7 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
     let mut lifecycle = lock(&global().lifecycle);
     if read_current().is_some() {
         return Err(Error::new(
-            Status::SHARE_ERR_ALREADY_INITIALIZED,
+            ErrorKind::AlreadyInitialized,
             "the library is already running; nothing changed (call share_shutdown first to reconfigure)",
         ));
     }
@@ -75,11 +75,11 @@ pub fn init(config_json: Option<&str>) -> Result<()> {
         .join()
         .map_err(|_| {
             Error::new(
-                Status::SHARE_ERR_PANIC,
+                ErrorKind::Panic,
                 "building the HTTP client panicked (a bug)",
             )
         })?
-        .map_err(|e| Error::new(Status::SHARE_ERR_NOT_INITIALIZED, cannot_start(&e)))?;
+        .map_err(|e| Error::new(ErrorKind::NotInitialized, cannot_start(&e)))?;
 
     let (jobs_tx, jobs_rx) = unbounded();
     let (ticks_tx, ticks_rx) = unbounded();
@@ -210,7 +210,7 @@ fn spawn_with<T: Send + 'static>(
 ) -> Result<JoinHandle<T>> {
     builder.spawn(body).map_err(|e| {
         Error::new(
-            Status::SHARE_ERR_NOT_INITIALIZED,
+            ErrorKind::NotInitialized,
             cannot_start(&format!("cannot start a library thread: {e}")),
         )
     })
@@ -304,7 +304,7 @@ fn shutdown_result(
         "were dropped"
     };
     match flushed {
-        Err(e) if e.status == Status::SHARE_ERR_TIMEOUT => {}
+        Err(e) if e.kind == ErrorKind::Timeout => {}
         _ if !ops_done => {}
         Ok(()) if left == 0 => return Ok(()),
         flushed => {
@@ -317,11 +317,11 @@ fn shutdown_result(
                     " {left} contents of {refused} refused shares {fate} (see the dropped events)"
                 ));
             }
-            return Err(Error::new(Status::SHARE_ERR_HTTP_STATUS, message));
+            return Err(Error::new(ErrorKind::HttpStatus, message));
         }
     }
     Err(Error::new(
-        Status::SHARE_ERR_TIMEOUT,
+        ErrorKind::Timeout,
         format!(
             "shutdown: the deadline came first; {left} contents {fate} (see stats and the \
              dropped events naming their keys) and {abandoned_ops} asynchronous operations were abandoned"
@@ -382,7 +382,7 @@ mod tests {
     fn a_thread_that_cannot_start_is_not_a_network_error() {
         // no system gives a thread a stack this large
         let e = spawn_with(thread::Builder::new().stack_size(1 << 60), || ()).unwrap_err();
-        assert_eq!(e.status, Status::SHARE_ERR_NOT_INITIALIZED);
+        assert_eq!(e.kind, ErrorKind::NotInitialized);
         assert!(
             e.message.contains("cannot start a library thread")
                 && e.message.contains("did not start"),

@@ -11,7 +11,7 @@ use super::instance::Instance;
 use super::messages::{Job, Tick};
 use super::spool_writer;
 use crate::engine::Forgotten;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::http::Answer;
 use crate::locks::wait_until;
 use crate::protocol::Request;
@@ -43,7 +43,7 @@ pub fn create(instance: &Instance, session: &str) -> Result<String> {
             // hands the existing share of that short id to anyone: this session's syncs would
             // vanish
             Error::new(
-                Status::SHARE_ERR_BAD_RESPONSE,
+                ErrorKind::BadResponse,
                 format!(
                     "{path} answered for {session:?} the share that session {other:?} already holds (the \
                      service keys shares by the last 8 characters of the session id): not created"
@@ -113,7 +113,7 @@ fn send_delete(
         if !idle {
             return Err((
                 Error::new(
-                    Status::SHARE_ERR_TIMEOUT,
+                    ErrorKind::Timeout,
                     format!(
                         "remove {session:?}: its sync requests were still in flight at the deadline; delete not sent"
                     ),
@@ -180,7 +180,7 @@ fn request(
         if left.is_zero() {
             return Err((
                 Error::new(
-                    Status::SHARE_ERR_TIMEOUT,
+                    ErrorKind::Timeout,
                     format!("{what}: no time left for an attempt"),
                 ),
                 None,
@@ -223,12 +223,12 @@ fn request(
 
 fn failure(what: &str, attempt: &Attempt, said: Option<String>) -> Error {
     match attempt {
-        Attempt::Network(e) => Error::new(Status::SHARE_ERR_NETWORK, e.clone()),
+        Attempt::Network(e) => Error::new(ErrorKind::Network, e.clone()),
         Attempt::Refused(e) => Error::invalid(e.clone()),
-        Attempt::BadAnswer(e) => Error::new(Status::SHARE_ERR_BAD_RESPONSE, e.clone()),
-        Attempt::Panicked(e) => Error::new(Status::SHARE_ERR_PANIC, e.clone()),
+        Attempt::BadAnswer(e) => Error::new(ErrorKind::BadResponse, e.clone()),
+        Attempt::Panicked(e) => Error::new(ErrorKind::Panic, e.clone()),
         Attempt::Answered { status, .. } => Error::new(
-            Status::SHARE_ERR_HTTP_STATUS,
+            ErrorKind::HttpStatus,
             match said {
                 Some(said) => format!("{what} answered HTTP {status}: {said}"),
                 None => format!("{what} answered HTTP {status}"),
@@ -252,7 +252,7 @@ pub fn start(
         } else {
             catch_unwind(AssertUnwindSafe(|| work(&runner))).unwrap_or_else(|_| {
                 Err(Error::new(
-                    Status::SHARE_ERR_PANIC,
+                    ErrorKind::Panic,
                     "the library panicked during the operation (a bug)",
                 ))
             })

@@ -23,10 +23,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use foldhash::HashMap;
 
 use crate::config::Config;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, hub};
 use crate::locks::lock;
-use crate::spool::{ErrorKind, Record, Recovery, Spool};
+use crate::spool::{self, Record, Recovery, Spool};
 
 /// What wakes the spool thread before its tick.
 enum Wake {
@@ -204,7 +204,7 @@ pub fn request_sync(h: &Handle) {
 /// The error of a flush or remove whose records were not synced by its deadline.
 pub fn not_durable(what: &str) -> Error {
     Error::new(
-        Status::SHARE_ERR_TIMEOUT,
+        ErrorKind::Timeout,
         format!(
             "{what}: the spool was not written and synced by the deadline (see the spool events \
              and stats)"
@@ -373,10 +373,10 @@ fn woken(wakes: &Receiver<Wake>, tick: Duration) -> (bool, bool) {
 /// event: its content is still sent, it only is not durable) so it cannot block the rest.
 fn append(h: &Handle, spool: &mut Spool, batch: &[Record]) -> crate::spool::Result<()> {
     let appended = match spool.append(batch) {
-        Err(e) if e.kind == ErrorKind::TooLarge => {
+        Err(e) if e.kind == spool::ErrorKind::TooLarge => {
             for record in batch {
                 match spool.append(std::slice::from_ref(record)) {
-                    Err(e) if e.kind == ErrorKind::TooLarge => {
+                    Err(e) if e.kind == spool::ErrorKind::TooLarge => {
                         h.figures.errors.fetch_add(1, Ordering::Relaxed);
                         hub().emit([Event::Spool {
                             skipped_bytes: None,

@@ -293,8 +293,8 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Locked);
         assert!(e.message.contains(&*dir.to_string_lossy()), "{e}");
         assert_eq!(
-            crate::Error::from(e).status,
-            crate::Status::SHARE_ERR_INVALID_ARGUMENT
+            crate::Error::from(e).kind,
+            crate::ErrorKind::InvalidArgument
         );
         spool.append(&[share("a")]).unwrap();
         for seq in 0..200 {

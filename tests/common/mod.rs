@@ -141,8 +141,8 @@ pub fn accepted_ns(service: &Service, key: &str) -> Vec<u64> {
 pub fn flush_reports_given_up(n: u64) {
     let e = api::flush(LONG).unwrap_err();
     assert_eq!(
-        e.status,
-        opencode_share::Status::SHARE_ERR_HTTP_STATUS,
+        e.kind,
+        opencode_share::ErrorKind::HttpStatus,
         "{}",
         e.message
     );

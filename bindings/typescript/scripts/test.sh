@@ -2,7 +2,8 @@
 # Tests the TypeScript bindings in real Bun (bun test, bun:ffi) and real Node (node --test,
 # koffi): builds the release library and the share server, installs the npm dev dependencies if
 # missing, compiles dist/ with tsc, runs the same behaviour suites (Share under "v1", ShareNext
-# under "next") in both runtimes against share services on loopback, and ends with one line:
+# under "next") in both runtimes against the real share server behind the testkit's fault proxy
+# on loopback, and ends with one line:
 # "N passed, N failed" (both runtimes added up).
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,10 +32,10 @@ else
     step "cargo build --release (the optimised libopencode_share the bindings load: a few minutes the first time, then reused)"
     (cd "$root" && cargo build --release --locked --quiet) || give_up "the release library did not build"
 fi
-# the real server ShareNext's final states are checked against: the debug build that scripts/test's
-# cargo test already made (a release build would add minutes to CI)
-step "cargo build -p opencode-share-server (target/debug)"
-(cd "$root" && cargo build --locked --quiet -p opencode-share-server) || give_up "the share server did not build"
+# the real server every test talks to, and the testkit's fault proxy in front of it: the debug
+# builds that scripts/test's cargo test already made (a release build would add minutes to CI)
+step "cargo build -p opencode-share-server -p testkit --bins (target/debug)"
+(cd "$root" && cargo build --locked --quiet -p opencode-share-server -p testkit --bins) || give_up "the share server or the testkit's proxy did not build"
 
 if [ ! -d node_modules ]; then
     step "npm ci"

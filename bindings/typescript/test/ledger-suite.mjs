@@ -10,14 +10,14 @@ import { join } from "node:path";
 import { Share, ShareError } from "opencode-share";
 
 import { config } from "./support/checks.mjs";
-import { startServer } from "./support/server.mjs";
+import { startService } from "./support/testkit.mjs";
 
 const SID = "ses_tsledger0000000000000007";
 
 /** @param {{ test: (name: string, fn: () => Promise<void> | void, timeoutMs?: number) => void }} t */
 export function defineLedgerSuite({ test }) {
   test("ledger: list() shows a share of an earlier run without its secret; removeKnown() takes it down", async () => {
-    const server = await startServer();
+    const server = await startService({ hosted: false });
     const dir = mkdtempSync(join(tmpdir(), "share-ledger-"));
     const spoolDir = join(dir, "spool");
     try {

@@ -1,12 +1,13 @@
 // Measures how long `sync` holds a key's newer content in JS (not yet in the library, so not in
 // a spool) while the key's previous content is in flight: at service latency L, and through an
-// outage of N failed answers. Prints one JSON line. Run: node test/measure-handover.mjs [spoolDir]
+// outage of N failed answers, against the real server behind the testkit's proxy. Prints one
+// JSON line. Run: node test/measure-handover.mjs [spoolDir]
 import { mkdtempSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Share } from "opencode-share";
-import { startService } from "./support/service.mjs";
+import { startService } from "./support/testkit.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const library = process.env.OPENCODE_SHARE_LIB || join(here, "..", "..", "..", "target", "release", "libopencode_share.so");
@@ -26,7 +27,7 @@ for (const [name, latencyMs, failures] of [["latency_100ms", 100, 0], ["latency_
   const key = `session/part/${sid}/msg_1/prt_1`;
   const runs = [];
   for (let i = 0; i < 10; i++) {
-    if (failures) service.fail("/share_sync", 503, failures);
+    if (failures) await service.fail("/share_sync", 503, failures);
     Share.sync(key, { n: 2 * i });
     Share.sync(key, { n: 2 * i + 1 }); // the first is in flight: this one may be held
     const t0 = performance.now();

@@ -1,9 +1,9 @@
 // The behaviour suite of ShareNext (protocol "next"), the same for Bun and Node (bun.test.ts,
-// node.test.mjs). Final states are checked against the real server, opencode-share-server
-// (support/server.mjs); batching, the overlap detector and the fault cases against a JS service
-// that answers as opencode's real server does (support/next-service.mjs). Every test against
-// the JS service fails if two syncs of one share were ever in flight at once, or if a request
-// lacked content-type: application/json.
+// node.test.mjs), against the real server, opencode-share-server, behind the testkit's fault
+// proxy (support/testkit.mjs): as it is ("real server" tests), or playing opencode's hosted
+// ShareNext service (a wrong secret, an unknown share, a taken id: 500) for the batching, the
+// overlap detector and the fault cases. Every test against the hosted service fails if two syncs
+// of one share were ever in flight at once, or if a request lacked content-type: application/json.
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -13,23 +13,32 @@ import { Share, ShareNext } from "opencode-share";
 import { config, failsWith, until } from "./support/checks.mjs";
 import { createBus, createSessions, createStorage, forwardWrites } from "./support/host.mjs";
 import { MODEL, createNextHost, sessionId } from "./support/next-host.mjs";
-import { itemKey, startNextService } from "./support/next-service.mjs";
-import { startServer } from "./support/server.mjs";
+import { byKey, itemKey, startService } from "./support/testkit.mjs";
 
-/** Items by item key, as the server merges them. */
-const byKey = (items) => Object.fromEntries(items.map((item) => [itemKey(item), item]));
+/** The sync requests in `log` (of share `id`, if given), in the order answered. */
+const syncsIn = (log, id) =>
+  log.filter((r) => r.method === "POST" && r.path.endsWith("/sync") && (id === undefined || r.path.includes(`/${id}/`)));
+
+/** The next `count` syncs (of share `id`, if given) answer `status` ("reset": the connection is reset). */
+const failSyncs = (service, status, count = 1, id = undefined) =>
+  id === undefined ? service.fail("/api/share/", status, count, { method: "POST" }) : service.fail(`/api/share/${id}/sync`, status, count);
+
+/** The next `count` syncs wait at the returned gate. */
+const holdSyncs = (service, count) => service.hold("/api/share/", count, { method: "POST" });
 
 /**
  * What every test against the JS service checks at its end: no two syncs of one share
  * overlapped, every request was JSON, and each batch put the session first and a message
  * before its parts.
  */
-function checkRequests(service) {
-  assert.equal(service.overlaps, 0, `${service.overlaps} sync requests arrived while another of their share was in flight`);
-  for (const r of service.requests) {
+async function checkRequests(service) {
+  const overlaps = await service.overlaps();
+  assert.equal(overlaps, 0, `${overlaps} sync requests arrived while another of their share was in flight`);
+  const log = await service.log();
+  for (const r of log) {
     assert.match(r.headers["content-type"] ?? "", /^application\/json\b/, `${r.method} ${r.path} without content-type: application/json`);
   }
-  for (const r of service.syncs()) {
+  for (const r of syncsIn(log)) {
     const types = r.body.data.map((item) => item.type);
     if (types.includes("session")) assert.equal(types.indexOf("session"), 0, `a batch puts the session item first: ${types}`);
     const at = new Map(r.body.data.map((item, i) => [item.type === "message" ? item.data.id : undefined, i]));
@@ -39,17 +48,19 @@ function checkRequests(service) {
   }
 }
 
-/** Runs `body` with a fresh JS service and ShareNext running; checks its requests at the end. */
+/** Runs `body` with a fresh hosted service and ShareNext running; checks its requests at the end. */
 async function withNext(extra, body, serviceOptions = {}) {
-  const service = await startNextService(serviceOptions);
+  const service = await startService(serviceOptions);
   try {
     ShareNext.init(config(service, typeof extra === "function" ? extra(service) : extra));
     await body(service);
+    // every request answered before the log is read (a test may have shut down already)
+    await ShareNext.shutdown(3000).catch(() => {});
+    await checkRequests(service);
   } finally {
     await ShareNext.shutdown(3000).catch(() => {});
     await service.close();
   }
-  checkRequests(service);
 }
 
 /** withNext with a simulated host (support/next-host.mjs) wired in through ShareNext.init's hooks. */
@@ -59,9 +70,9 @@ async function withHost(body, serviceOptions = {}) {
   await withNext(hooks(host), (service) => body(service, host, Bus), serviceOptions);
 }
 
-/** Runs `body` with a fresh real server; always stops it and ShareNext. */
+/** Runs `body` with a fresh real server (behind a proxy that only forwards); always stops it and ShareNext. */
 async function withServer(serverOptions, body) {
-  const server = await startServer(serverOptions);
+  const server = await startService({ ...serverOptions, hosted: false });
   try {
     await body(server);
   } finally {
@@ -213,18 +224,18 @@ export function defineNextSuite({ test }) {
         const records = [await host.share(a.id, ShareNext), await host.share(b.id, ShareNext)];
         const tokens = Array.from({ length: 200 }, (_, i) => `t${i} `);
         // each share's next sync is held while the stream is written: the rest has to batch
-        const gate = service.hold("sync", 2);
+        const gate = await holdSyncs(service, 2);
         await Promise.all([host.userMessage(a.id, "go"), host.userMessage(b.id, "go")]);
         await Promise.all([host.streamAnswer(a.id, tokens), host.streamAnswer(b.id, tokens), host.manyParts(a.id, 100)]);
-        gate.release();
+        await gate.release();
         await ShareNext.flush(10_000);
         for (const [session, record] of [
           [a, records[0]],
           [b, records[1]],
         ]) {
-          assert.deepEqual(service.items(record.id), host.expected(session.id), `share ${record.id}`);
+          assert.deepEqual(await service.items(record.id), host.expected(session.id), `share ${record.id}`);
         }
-        const syncs = service.syncs();
+        const syncs = syncsIn(await service.log());
         const writes = 2 * (tokens.length + 12) + 101;
         assert.ok(syncs.length < writes / 4, `${syncs.length} sync requests for ${writes} writes`);
         const biggest = Math.max(...syncs.map((r) => r.body.data.length));
@@ -251,16 +262,16 @@ export function defineNextSuite({ test }) {
       });
       // the first request is held at the service until the held item was handed over (how soon
       // is measured by test/measure-handover.mjs, not asserted here)
-      const gate = service.hold("sync", 1);
+      const gate = await holdSyncs(service, 1);
       ShareNext.sync(sid, [{ type: "part", data: part(1) }]); // queued, then in flight (held)
       await gate.arrived(1);
       ShareNext.sync(sid, [{ type: "part", data: part(2) }]); // held
       assert.deepEqual(serialised, [1]);
       await until(() => serialised.length === 2, 5000, "the held item handed over by its deadline");
       assert.equal(ShareNext.stats().held, 0, "nothing held any more");
-      gate.release();
+      await gate.release();
       await ShareNext.flush(5000);
-      const stored = service.items(record.id)["part/msg_1/prt_1"];
+      const stored = (await service.items(record.id))["part/msg_1/prt_1"];
       assert.equal(stored?.data.text, "v2");
     });
   }, 30_000);
@@ -273,16 +284,16 @@ export function defineNextSuite({ test }) {
         async (service, host) => {
           const s = await host.create("faulty");
           await host.userMessage(s.id, "hello");
-          service.fail("sync", 500, 1);
-          service.fail("sync", "reset", 1);
-          service.fail("sync", 503, 1);
-          service.fail("sync", 429, 1);
+          await failSyncs(service, 500);
+          await failSyncs(service, "reset");
+          await failSyncs(service, 503);
+          await failSyncs(service, 429);
           const record = await host.share(s.id, ShareNext);
           await host.streamAnswer(s.id, ["a ", "b ", "c "]);
           await ShareNext.flush(10_000);
-          assert.deepEqual(service.items(record.id), host.expected(s.id));
+          assert.deepEqual(await service.items(record.id), host.expected(s.id));
           assert.deepEqual(
-            service.syncs().map((r) => r.status).slice(0, 4),
+            syncsIn(await service.log()).map((r) => r.status).slice(0, 4),
             [500, 0, 503, 429],
           );
           assert.ok(retries.length >= 4, `${retries.length} retry events`);
@@ -311,16 +322,16 @@ export function defineNextSuite({ test }) {
         ShareNext.sync(wrong, threeItems(wrong));
         await flushed();
         await until(() => all.some((e) => e.type === "refused" && e.session === wrong), 5000, "refused");
-        assert.deepEqual(service.items(table.get(wrong).id), {});
+        assert.deepEqual(await service.items(table.get(wrong).id), {});
 
-        service.fail("sync", 403, 1, table.get(gone).id); // not the refused share's probes
+        await failSyncs(service, 403, 1, table.get(gone).id); // not the refused share's probes
         ShareNext.sync(gone, threeItems(gone));
         await flushed();
         await until(() => all.some((e) => e.type === "unshared" && e.session === gone && e.status === 403), 5000, "unshared");
-        const before = service.syncs(table.get(gone).id).length;
+        const before = syncsIn(await service.log(), table.get(gone).id).length;
         ShareNext.sync(gone, threeItems(gone, { title: "after the 403" }));
         await flushed();
-        assert.equal(service.syncs(table.get(gone).id).length, before);
+        assert.equal(syncsIn(await service.log(), table.get(gone).id).length, before);
         for (const e of all) assert.equal(JSON.stringify(e).includes(table.get(gone).secret), false);
       });
     } finally {
@@ -335,35 +346,38 @@ export function defineNextSuite({ test }) {
       { shares: store },
       async (service) => {
         const sid = sessionId();
+        // the service answers the create with a share of its own id (made for another session)
+        const own = await createdElsewhere(service, sessionId());
+        await service.reply("/api/share", 200, own, 1, { method: "POST" });
         const record = await ShareNext.create(sid);
+        assert.deepEqual(record, own);
         assert.notEqual(record.id, sid.slice(-8), "the service's own id");
         assert.deepEqual(table.get(sid), record);
         ShareNext.sync(sid, threeItems(sid));
         await ShareNext.flush(5000);
-        assert.equal(Object.keys(service.items(record.id)).length, 3);
+        assert.equal(Object.keys(await service.items(record.id)).length, 3);
 
-        service.fail("delete", 500, 2); // the attempt and its one retry of a 500
+        await service.fail("/api/share/", 500, 2, { method: "DELETE" }); // the attempt and its one retry of a 500
         const failed = await failsWith("SHARE_ERR_HTTP_STATUS", () => ShareNext.remove(sid));
         assert.match(failed.message, /500/);
         assert.deepEqual(table.get(sid), record, "the record stays until the DELETE succeeded");
         await ShareNext.remove(sid);
         assert.equal(table.has(sid), false);
-        assert.equal(service.shares.has(record.id), false);
-        const deletes = service.requests.filter((r) => r.kind === "delete");
+        assert.equal(await service.has(record.id), false);
+        const deletes = (await service.log()).filter((r) => r.method === "DELETE");
         assert.equal(deletes.length, 3);
         for (const r of deletes) {
           assert.equal(r.method, "DELETE");
           assert.equal(r.path, `/api/share/${record.id}`);
           assert.deepEqual(r.body, { secret: record.secret });
         }
-        const before = service.requests.length;
+        const before = (await service.log()).length;
         ShareNext.sync(sid, threeItems(sid, { title: "after remove" }));
         await ShareNext.remove(sid);
         await ShareNext.remove(sessionId());
         await ShareNext.flush(5000);
-        assert.equal(service.requests.length, before, "nothing sent for sessions without a share");
+        assert.equal((await service.log()).length, before, "nothing sent for sessions without a share");
       },
-      { randomIds: true },
     );
   }, 20_000);
 
@@ -374,14 +388,15 @@ export function defineNextSuite({ test }) {
         await host.userMessage(s.id, "a one-shot prompt");
         await host.streamAnswer(s.id, ["done"]);
         // the first sync is held until create resolved: everything queued meanwhile batches
-        const gate = service.hold("sync", 1);
+        const gate = await holdSyncs(service, 1);
         const record = await ShareNext.create(s.id);
-        gate.release();
+        await gate.release();
         await ShareNext.shutdown(5000);
-        assert.deepEqual(service.items(record.id), host.expected(s.id));
+        assert.deepEqual(await service.items(record.id), host.expected(s.id));
         // the first item may go out alone (the share was idle); everything queued while it is in
         // flight goes in the next request
-        assert.ok(service.syncs().length <= 2, `${service.syncs().length} requests for one snapshot`);
+        const syncs = syncsIn(await service.log()).length;
+        assert.ok(syncs <= 2, `${syncs} requests for one snapshot`);
       },
     );
   }, 20_000);
@@ -393,15 +408,17 @@ export function defineNextSuite({ test }) {
       async (service) => {
         const sid = sessionId();
         // the create is held at the service until shutdown has begun
-        const gate = service.hold("create", 1);
+        const gate = await service.hold("/api/share", 1, { method: "POST" });
         const creating = ShareNext.create(sid);
         await gate.arrived(1);
         const stopping = ShareNext.shutdown(3000);
-        gate.release();
+        await gate.release();
         await stopping;
         const record = await creating;
         assert.deepEqual(table.get(sid), record);
-        assert.equal(service.shares.get(record.id).secret, record.secret);
+        assert.equal(await service.has(record.id), true);
+        const [created] = await service.log("/api/share");
+        assert.equal(created.answer.secret, record.secret);
       },
     );
   });
@@ -418,10 +435,11 @@ export function defineNextSuite({ test }) {
           const record = await ShareNext.create(sid);
           ShareNext.sync(sid, threeItems(sid));
           await ShareNext.flush(5000);
-          assert.equal(Object.keys(service.items(record.id)).length, 3);
+          assert.equal(Object.keys(await service.items(record.id)).length, 3);
           const told = JSON.stringify([all, ShareNext.stats()]);
           await ShareNext.remove(sid);
-          const seen = service.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+          const log = await service.log();
+          const seen = log.map((r) => `${r.method} ${r.path} ${r.status}`);
           // the first item may go alone (the share was idle); the other two then go together
           const syncs = seen.length - 2;
           assert.ok(syncs === 1 || syncs === 2, seen.join("; "));
@@ -430,7 +448,7 @@ export function defineNextSuite({ test }) {
             ...Array(syncs).fill(`POST /api/shares/${record.id}/sync 200`),
             `DELETE /api/shares/${record.id} 200`,
           ]);
-          for (const r of service.requests) {
+          for (const r of log) {
             assert.equal(r.headers.authorization, `Bearer ${token}`);
             assert.equal(r.headers["x-org-id"], "org_1");
             assert.equal(JSON.stringify(r.body).includes(token), false);
@@ -445,21 +463,23 @@ export function defineNextSuite({ test }) {
   });
 
   test("ShareNext: ids from create's answer and from the host's store are used, not the session id's end", async () => {
-    await withNext(
-      (service) => ({ shares: { get: (s) => service.stored?.get(s) } }),
-      async (service) => {
-        const made = sessionId();
-        const record = await ShareNext.create(made);
-        const learnt = sessionId();
-        service.stored = new Map([[learnt, await createdElsewhere(service, learnt)]]);
-        ShareNext.sync(made, threeItems(made));
-        ShareNext.sync(learnt, threeItems(learnt));
-        await ShareNext.flush(5000);
-        assert.equal(Object.keys(service.items(record.id)).length, 3);
-        assert.equal(Object.keys(service.items(service.stored.get(learnt).id)).length, 3);
-      },
-      { randomIds: true },
-    );
+    const table = new Map();
+    await withNext({ shares: { get: (s) => table.get(s) } }, async (service) => {
+      // shares made for other sessions: ids that are not the session id's end
+      const made = sessionId();
+      await service.reply("/api/share", 200, await createdElsewhere(service, sessionId()), 1, { method: "POST" });
+      const record = await ShareNext.create(made);
+      assert.notEqual(record.id, made.slice(-8));
+      const learnt = sessionId();
+      table.set(learnt, await createdElsewhere(service, sessionId()));
+      ShareNext.sync(made, threeItems(made));
+      ShareNext.sync(learnt, threeItems(learnt));
+      await ShareNext.flush(5000);
+      assert.equal(Object.keys(await service.items(record.id)).length, 3);
+      assert.equal(Object.keys(await service.items(table.get(learnt).id)).length, 3);
+      assert.deepEqual(await service.items(made.slice(-8)), {}, "nothing under the session id's end");
+      assert.deepEqual(await service.items(learnt.slice(-8)), {});
+    });
   });
 
   test("ShareNext: bad items, ids and bus events are refused with clear messages and queue nothing; unknown events are ignored", async () => {
@@ -515,7 +535,7 @@ export function defineNextSuite({ test }) {
   });
 
   test("ShareNext's run: protocol next only; Share's run is not ShareNext's; not running after shutdown", async () => {
-    const service = await startNextService();
+    const service = await startService();
     try {
       await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.sync(sessionId(), []));
       await failsWith("SHARE_ERR_NOT_INITIALIZED", () => ShareNext.create(sessionId()));
@@ -577,7 +597,7 @@ export function defineNextSuite({ test }) {
   }, 30_000);
 
   test("Share under protocol next: storage keys become items, other session keys are ignored, create's answer has the id", async () => {
-    const service = await startNextService();
+    const service = await startService();
     try {
       Share.init(config(service, { protocol: "next" }));
       const sid = sessionId();
@@ -588,15 +608,16 @@ export function defineNextSuite({ test }) {
       Share.sync(`session/diff/${sid}`, [{ file: "a", additions: 1 }]);
       Share.sync(`session/todo/${sid}`, [{ content: "ignored" }]);
       await Share.flush(5000);
-      assert.deepEqual(service.items(record.id), {
+      assert.deepEqual(await service.items(record.id), {
         session: { type: "session", data: info },
         session_diff: { type: "session_diff", data: [{ file: "a", additions: 1 }] },
       });
       assert.ok(Share.stats().ignored >= 1);
+      await Share.shutdown(3000);
+      await checkRequests(service);
     } finally {
       await Share.shutdown(3000).catch(() => {});
       await service.close();
     }
-    checkRequests(service);
   });
 }

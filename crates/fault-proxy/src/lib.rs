@@ -104,12 +104,16 @@ struct Shared {
     latency: Mutex<Duration>,
     /// every connection closed unanswered while set
     down: std::sync::atomic::AtomicBool,
+    /// requests are logged while set (a long run's log would grow without bound)
+    logging: std::sync::atomic::AtomicBool,
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Passed>>,
     /// requests in flight per flow
     flows: Mutex<HashMap<String, usize>>,
     /// body bytes written by endless answers
     endless_sent: std::sync::atomic::AtomicU64,
+    /// requests that arrived while another of their flow was in flight
+    overlapped: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -144,10 +148,12 @@ impl FaultProxy {
             semantics,
             latency: Mutex::new(Duration::ZERO),
             down: Default::default(),
+            logging: std::sync::atomic::AtomicBool::new(true),
             rules: Mutex::default(),
             log: Mutex::default(),
             flows: Mutex::default(),
             endless_sent: Default::default(),
+            overlapped: Default::default(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -200,6 +206,21 @@ impl FaultProxy {
         self.shared
             .down
             .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether requests are logged from now on (on by default; the overlap count goes on either
+    /// way through [`FaultProxy::overlap_count`]).
+    pub fn set_logging(&self, on: bool) {
+        self.shared
+            .logging
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests that arrived while another of their flow was in flight, logged or not.
+    pub fn overlap_count(&self) -> u64 {
+        self.shared
+            .overlapped
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds a rule; rules are tried in the order added, the first that matches and has uses left
@@ -458,7 +479,15 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    if overlapped {
+        shared
+            .overlapped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let record = |outcome: Outcome, status: Option<u16>, answer: &[u8]| {
+        if !shared.logging.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         lock(&shared.log).push(Passed {
             method: seen.method.clone(),
             path: seen.path.clone(),
@@ -489,6 +518,10 @@ async fn handle(
             record(Outcome::Injected, Some(status), body.as_bytes());
             return r;
         }
+        Some(Action::Reply { status, body }) => {
+            record(Outcome::Injected, Some(status), body.as_bytes());
+            return Reply::json_text(status, body).into_response();
+        }
         Some(Action::Reset | Action::Close | Action::HugeBody(_) | Action::EndlessBody) => {
             let (kind, outcome, status) = match action {
                 Some(Action::Reset) => (Abort::Reset, Outcome::Reset, None),
@@ -516,7 +549,10 @@ async fn handle(
         Ok(response) => {
             let status = response.status().as_u16();
             let (parts, answer) = response.into_parts();
-            if let Some(reply) = shared.semantics.rewrite(&seen, status, &answer) {
+            // the semantics and the log read a compressed answer decoded; a rewritten answer
+            // goes out plain, an untouched one as the server sent it
+            let plain = gunzipped(&parts.headers, &answer).unwrap_or_else(|| answer.clone());
+            if let Some(reply) = shared.semantics.rewrite(&seen, status, &plain) {
                 record(
                     Outcome::Forwarded,
                     Some(reply.status),
@@ -524,7 +560,7 @@ async fn handle(
                 );
                 return reply.into_response();
             }
-            record(Outcome::Forwarded, Some(status), &answer);
+            record(Outcome::Forwarded, Some(status), &plain);
             Response::from_parts(parts, Full::new(answer))
         }
         Err(message) => {
@@ -542,6 +578,19 @@ async fn forward(req: Request<Body>, upstream: SocketAddr) -> Result<Response<By
         hyper::header::CONNECTION,
         hyper::header::HeaderValue::from_static("close"),
     );
+    // answers this proxy can read: gzip (decoded for the log and the semantics) or none
+    let gzip = out
+        .headers()
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("gzip")));
+    out.headers_mut().remove(hyper::header::ACCEPT_ENCODING);
+    if gzip {
+        out.headers_mut().insert(
+            hyper::header::ACCEPT_ENCODING,
+            hyper::header::HeaderValue::from_static("gzip"),
+        );
+    }
     let stream = TcpStream::connect(upstream)
         .await
         .map_err(|e| format!("connecting to {upstream}: {e}"))?;

@@ -18,6 +18,8 @@ pub enum Action {
     Reset,
     /// Close the connection (FIN) without an answer.
     Close,
+    /// Answer with `status` and this JSON body, never reaching the server.
+    Reply { status: u16, body: String },
     /// Answer 200 announcing this many body bytes, send a few, then close.
     HugeBody(u64),
     /// Answer 200 with a chunked body that never ends (until the client goes, or 256 MiB).
@@ -88,6 +90,13 @@ impl Rule {
         self.action(Action::Status {
             status,
             retry_after: Some(seconds),
+        })
+    }
+    /// Answers `status` with the JSON `body` (an answer the server would not give).
+    pub fn reply(self, status: u16, body: &str) -> Rule {
+        self.action(Action::Reply {
+            status,
+            body: body.to_owned(),
         })
     }
     pub fn reset(self) -> Rule {
@@ -180,6 +189,11 @@ impl Gate {
     /// Requests waiting at the gate now.
     pub fn waiting(&self) -> usize {
         self.0.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Requests that arrived at the gate so far (held or passed).
+    pub fn arrived(&self) -> usize {
+        self.0.arrived.load(Ordering::SeqCst)
     }
 
     /// Waits until `n` requests have arrived at the gate (held or passed), at most `timeout`.

@@ -50,6 +50,15 @@ impl Reply {
         }
     }
 
+    /// A JSON answer from text already JSON.
+    pub fn json_text(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            body,
+            content_type: "application/json",
+        }
+    }
+
     pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
         let mut r = Response::new(Full::new(Bytes::from(self.body)));
         *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -7,6 +7,7 @@
 //! ([`hosted`]). Tests in one binary that drive the library's global runtime take [`turn`]s.
 
 pub mod hosted;
+pub mod stored;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -288,41 +289,13 @@ impl Service {
     /// from (`session/info/<sid>`, `session/part/<sid>/<mid>/<pid>`...) → its content; None if
     /// there is no such share.
     pub fn data(&self, session: &str) -> Option<BTreeMap<String, Value>> {
-        let items = self.stored(short_id(session))?;
-        let legacy = |key: &str| match key.split_once('/') {
-            None if key == "session" => format!("session/info/{session}"),
-            None if key == "session_diff" => format!("session/diff/{session}"),
-            None => format!("session/{key}/{session}"),
-            Some((kind, rest)) => format!("session/{kind}/{session}/{rest}"),
-        };
-        let entries = items.into_iter();
-        Some(entries.map(|(k, data)| (legacy(&k), data)).collect())
+        stored::legacy_data(&self.database, session).expect("the server's database reads")
     }
 
     /// What the server stored for share `id`: item key → its data, read from the server's
     /// SQLite file (committed before any answer); None if there is no such share.
     pub fn stored(&self, id: &str) -> Option<BTreeMap<String, Value>> {
-        use rusqlite::{Connection, OpenFlags};
-        let db = Connection::open_with_flags(&self.database, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("the server's database opens");
-        let exists = db
-            .query_row("SELECT count(*) FROM shares WHERE id = ?1", [id], |r| {
-                r.get::<_, i64>(0)
-            })
-            .expect("a count of shares");
-        if exists == 0 {
-            return None;
-        }
-        let mut items = db
-            .prepare("SELECT key, data FROM items WHERE share_id = ?1")
-            .expect("a query of items");
-        let rows = items
-            .query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .expect("the items");
-        let parse = |(k, d): (String, String)| (k, serde_json::from_str(&d).unwrap_or(Value::Null));
-        Some(rows.map(|r| parse(r.expect("an item"))).collect())
+        stored::items(&self.database, id).expect("the server's database reads")
     }
 
     /// The server's own address (reads here bypass the proxy and its log).

@@ -171,3 +171,52 @@ fn two_syncs_of_one_share_in_flight_at_once_are_an_overlap() {
     assert_eq!(service.max_concurrent(&path), 2);
     assert_eq!(service.in_flight(&next_flow(id)), 0);
 }
+
+#[test]
+fn a_reply_rule_answers_for_the_server_and_an_unlogged_proxy_still_counts_overlaps() {
+    let service = Service::start();
+    let made = json!({ "id": "abcd1234", "secret": "s", "url": "u" });
+    service.inject(
+        Rule::path("/api/share")
+            .method("POST")
+            .reply(201, &made.to_string()),
+    );
+    let (status, body) = post(
+        &service,
+        "/api/share",
+        &json!({ "sessionID": "ses_x1234567" }),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), made);
+    assert_eq!(service.requests()[0].outcome, Outcome::Injected);
+    assert!(
+        service.stored("x1234567").is_none(),
+        "the server never saw it"
+    );
+    // with the log off, nothing is logged, yet two syncs of one share in flight are an overlap
+    service.proxy.set_logging(false);
+    let gate = service.hold("/api/share/abcd1234/sync", 1);
+    let sync = || {
+        let body = json!({ "secret": "s", "data": [] }).to_string();
+        request(
+            service.proxy.addr(),
+            "POST",
+            "/api/share/abcd1234/sync",
+            &body,
+        )
+    };
+    thread::scope(|s| {
+        let held = s.spawn(sync);
+        assert!(gate.wait_arrived(1, WAIT));
+        assert_eq!(gate.arrived(), 1);
+        sync();
+        gate.release();
+        held.join().unwrap();
+    });
+    assert_eq!(service.proxy.overlap_count(), 1);
+    assert_eq!(
+        service.requests().len(),
+        1,
+        "only the request before the log was off"
+    );
+}

@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 
 import { ShareError } from "opencode-share";
 
-/** Waits until `condition()` is true, polling every 5 ms; fails after `ms`. */
+/** Waits until `condition()` is true (or resolves true), polling every 5 ms; fails after `ms`. */
 export async function until(condition, ms = 3000, what = "condition") {
   const deadline = Date.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }

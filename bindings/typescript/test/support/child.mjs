@@ -3,8 +3,6 @@
 
 import { Share } from "opencode-share";
 
-import { startService } from "./service.mjs";
-
 const scenario = process.argv[2];
 
 function report(value) {
@@ -37,10 +35,9 @@ switch (scenario) {
     await load({});
     break;
   case "keep-alive": {
-    // Nothing but the pending create holds this process: the service and its timers are
-    // unref'd, and nothing awaits at the top level.
-    const service = await startService({ latencyMs: 300, unref: true });
-    Share.init({ url: service.url, timeout_ms: 5000 });
+    // Nothing but the pending create holds this process: the service (CHILD_URL, answering
+    // after 300 ms) runs in other processes, and nothing awaits at the top level.
+    Share.init({ url: process.env.CHILD_URL, timeout_ms: 5000 });
     Share.create("ses_keepalive0000000000000001").then(
       () => {
         report({ created: true, backend: Share.library.backend });

@@ -4,6 +4,7 @@
 // a user message, and a streamed assistant answer that rewrites one text part many times and
 // walks a tool part through pending, running and completed.
 
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -85,16 +86,18 @@ export function forwardWrites(Bus, Storage) {
 }
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz";
-let counter = 0;
-/** An id like opencode's: prefix + 26 characters. */
+/**
+ * An id like opencode's: prefix + 26 characters, time first, random last (the hosted service keys
+ * a share by the last 8, so those must differ between sessions).
+ */
 export function id(prefix) {
-  counter += 1;
   let tail = "";
-  let n = Date.now() * 1000 + counter;
-  for (let i = 0; i < 26; i++) {
-    tail += ALPHABET[n % ALPHABET.length];
-    n = Math.floor(n / ALPHABET.length) + i * 7919 + counter;
+  let n = Date.now();
+  for (let i = 0; i < 10; i++) {
+    tail = ALPHABET[n % ALPHABET.length] + tail;
+    n = Math.floor(n / ALPHABET.length);
   }
+  for (const byte of randomBytes(16)) tail += ALPHABET[byte % ALPHABET.length];
   return `${prefix}_${tail}`;
 }
 

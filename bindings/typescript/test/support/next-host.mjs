@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 
 import { id } from "./host.mjs";
-import { itemKey } from "./next-service.mjs";
+import { itemKey } from "./testkit.mjs";
 
 /**
  * A session id like opencode's (ses_ + 26 characters) whose last 8 characters, the share id of

@@ -164,11 +164,30 @@ fn tool(p: &Value) -> Markup {
     let status = text(state, &["status"]).unwrap_or("pending");
     let status_class = class_word(Some(status), &["pending", "running", "completed", "error"]);
     let name = text(p, &["tool"]).unwrap_or("tool");
+    let (label, target) = tool_label(name, state);
+    let body = tool_body(name, state);
+    html! {
+        div class="tool-head" {
+            span class="tool-name" data-tool=(class_word(Some(name), TOOLS)) { (label) }
+            @if let Some(t) = target { " " span class="tool-title" { (t) } }
+            @if status != "completed" { " " span class={ "status status-" (status_class) } { (status) } }
+            @else { " " span class="status status-completed sr-only" { (status) } }
+            @if let (Some(start), Some(end)) = (number(state, &["time", "start"]), number(state, &["time", "end"])) {
+                @if end - start >= 2000.0 && end - start < 1e10 { " " span class="duration" { (format!("{:.1}", (end - start) / 1000.0)) " s" } }
+            }
+        }
+        (body)
+        @if let Some(error) = state.get("error").filter(|e| !e.is_null()) {
+            pre class="error" { (pretty(error)) }
+        }
+    }
+}
+
+/// A tool call's label and what it acted on (a file, a pattern, a command's description).
+fn tool_label<'a>(name: &'a str, state: &'a Value) -> (&'a str, Option<&'a str>) {
     let input = state.get("input").unwrap_or(&Value::Null);
-    let meta = state.get("metadata").unwrap_or(&Value::Null);
-    let output = state.get("output").filter(|o| !o.is_null());
     let s = |k: &str| text(input, &[k]);
-    let (label, target): (&str, Option<&str>) = match name {
+    match name {
         "bash" => ("Shell", s("description")),
         "read" => ("Read", s("filePath")),
         "write" => ("Write", s("filePath")),
@@ -183,8 +202,17 @@ fn tool(p: &Value) -> Markup {
         "websearch" | "codesearch" => ("Search", s("query")),
         "task" => ("Task", s("description")),
         _ => (name, text(state, &["title"])),
-    };
-    let body = match name {
+    }
+}
+
+/// What a tool call shows below its head: its command and output, the file read or written, the
+/// edit's diff, the plan, the results.
+fn tool_body(name: &str, state: &Value) -> Markup {
+    let input = state.get("input").unwrap_or(&Value::Null);
+    let meta = state.get("metadata").unwrap_or(&Value::Null);
+    let output = state.get("output").filter(|o| !o.is_null());
+    let s = |k: &str| text(input, &[k]);
+    match name {
         "bash" => html! {
             pre class="terminal" {
                 span class="prompt" aria-hidden="true" { "$ " } (s("command").unwrap_or(""))
@@ -249,21 +277,6 @@ fn tool(p: &Value) -> Markup {
             @if !input.is_null() { (folded_open("tool-input", "Input", html! { pre { (pretty(input)) } })) }
             @if let Some(out) = output { (folded("tool-output", "Output", html! { pre { (pretty(out)) } })) }
         },
-    };
-    html! {
-        div class="tool-head" {
-            span class="tool-name" data-tool=(class_word(Some(name), TOOLS)) { (label) }
-            @if let Some(t) = target { " " span class="tool-title" { (t) } }
-            @if status != "completed" { " " span class={ "status status-" (status_class) } { (status) } }
-            @else { " " span class="status status-completed sr-only" { (status) } }
-            @if let (Some(start), Some(end)) = (number(state, &["time", "start"]), number(state, &["time", "end"])) {
-                @if end - start >= 2000.0 && end - start < 1e10 { " " span class="duration" { (format!("{:.1}", (end - start) / 1000.0)) " s" } }
-            }
-        }
-        (body)
-        @if let Some(error) = state.get("error").filter(|e| !e.is_null()) {
-            pre class="error" { (pretty(error)) }
-        }
     }
 }
 
@@ -352,5 +365,33 @@ fn todos(list: Option<&Value>) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::part_body;
+
+    #[test]
+    fn a_tool_call_shows_its_label_target_status_and_body() {
+        let bash = json!({"type": "tool", "tool": "bash", "state": {
+            "status": "running", "input": {"description": "list files", "command": "ls -a"},
+            "output": "a\nb"}});
+        let html = part_body(&bash).into_string();
+        assert!(html.contains(r#"data-tool="bash">Shell</span>"#), "{html}");
+        assert!(
+            html.contains(r#"<span class="tool-title">list files</span>"#),
+            "{html}"
+        );
+        assert!(html.contains("status-running"), "{html}");
+        assert!(html.contains("ls -a\na\nb</pre>"), "{html}");
+        let unknown = json!({"type": "tool", "tool": "mcp_x", "state": {
+            "status": "completed", "title": "did x", "input": {"k": 1}}});
+        let html = part_body(&unknown).into_string();
+        assert!(html.contains(">mcp_x</span>"), "{html}");
+        assert!(html.contains("did x"), "{html}");
+        assert!(html.contains("Input"), "{html}");
     }
 }
