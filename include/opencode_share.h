@@ -268,8 +268,8 @@ enum share_status share_shutdown(uint32_t timeout_ms);
  * `*out_json` receives the stats as a JSON object (running, url, protocol, requests, queued, sent, coalesced, retried,
  * failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
  * redacted (credentials replaced, at each upload of a content), pending_keys, pending_bytes, in_flight, shares, events_lost,
- * service {state "up" or "down", for_ms: how long in that state, null if up since share_init};
- * README explains each); after
+ * service {state "up" or "down", for_ms: how long in that state, null if up since share_init},
+ * appends {sent, refused, acked_bytes} (docs/append-protocol.md); docs/c-api.md explains each); after
  * shutdown, the last run's final figures. Free it with share_string_free.
  */
 enum share_status share_stats(char **out_json);

@@ -415,8 +415,8 @@ pub extern "C" fn share_shutdown(timeout_ms: u32) -> share_status {
 /// `*out_json` receives the stats as a JSON object (running, url, protocol, requests, queued, sent, coalesced, retried,
 /// failed, dropped, rejected, ignored, refused_shares, refused_contents, too_large, unsafe, panics,
 /// redacted (credentials replaced, at each upload of a content), pending_keys, pending_bytes, in_flight, shares, events_lost,
-/// service {state "up" or "down", for_ms: how long in that state, null if up since share_init};
-/// README explains each); after
+/// service {state "up" or "down", for_ms: how long in that state, null if up since share_init},
+/// appends {sent, refused, acked_bytes} (docs/append-protocol.md); docs/c-api.md explains each); after
 /// shutdown, the last run's final figures. Free it with share_string_free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn share_stats(out_json: *mut *mut c_char) -> share_status {

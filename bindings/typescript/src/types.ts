@@ -123,6 +123,12 @@ export interface ShareStats {
   held: number;
   /** The durable spool's figures (README: Durability); null without a spool. */
   spool?: Record<string, number> | null;
+  /** Credentials replaced by a marker (each upload of a content counts its own). */
+  redacted: number;
+  /** The service as the library sees it: "down" while its outage gate is closed. */
+  service: { state: "up" | "down"; for_ms: number | null };
+  /** The append extension: appends sent, refused (sent again whole), bytes of acknowledged contents kept as their base. */
+  appends: { sent: number; refused: number; acked_bytes: number };
 }
 
 /** Which copy of the library is in use. */
