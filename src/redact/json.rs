@@ -5,11 +5,12 @@
 use std::borrow::Cow;
 
 /// Copies `text` (one JSON value, as `share_sync` validated it) with every string passed
-/// through `rewrite`, which answers the new text of a string or None to keep it. Fails on a
-/// string that cannot be read (unterminated, a bad escape): the content must then not be sent.
+/// through `rewrite` with its raw inside's place in `text`, which answers the new text of a
+/// string or None to keep it. Fails on a string that cannot be read (unterminated, a bad
+/// escape): the content must then not be sent.
 pub fn map_strings<'a>(
     text: &'a str,
-    mut rewrite: impl FnMut(&str) -> Option<String>,
+    mut rewrite: impl FnMut(std::ops::Range<usize>, &str) -> Option<String>,
 ) -> Result<Cow<'a, str>, String> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;
@@ -20,7 +21,7 @@ pub fn map_strings<'a>(
         let end = string_end(bytes, start)?;
         let raw = &text[start + 1..end];
         let decoded = decode(raw)?;
-        if let Some(new) = rewrite(&decoded) {
+        if let Some(new) = rewrite(start + 1..end, &decoded) {
             let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
             out.push_str(&text[copied..start]);
             out.push_str(&serde_json::to_string(&new).expect("a string serialises"));
@@ -109,7 +110,7 @@ fn hex4(s: &str) -> Result<u32, String> {
 mod tests {
     use super::*;
 
-    fn upper(s: &str) -> Option<String> {
+    fn upper(_: std::ops::Range<usize>, s: &str) -> Option<String> {
         s.contains('x').then(|| s.to_uppercase())
     }
 

@@ -1,9 +1,9 @@
 //! Redaction of credentials before upload: every JSON string of a content (keys and values,
 //! escapes decoded) is searched for credentials of well-known formats, and each one found is
 //! replaced by `[redacted: RULE-ID]`, never echoing the value. The rules are data
-//! (nosecrets-rules' TOML plus ours, [`rules`]), compiled once per process: a keyword
-//! prefilter (Aho-Corasick) over the whole content decides in one pass whether any rule could
-//! match; only then are the strings decoded and the rules whose keywords they hold run.
+//! (nosecrets-rules' TOML plus ours, [`rules`]), compiled once per process: one keyword pass
+//! (Aho-Corasick) over the whole content finds every rule's keywords; only then are the
+//! strings decoded and, in each, the rules whose keywords it holds run.
 //! docs/redaction.md says what is covered and what is not.
 
 mod json;
@@ -13,6 +13,7 @@ pub mod synth;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::AhoCorasick;
@@ -27,33 +28,31 @@ const MIN_LEN: usize = 8;
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// The rules' keywords in lower case, matched in any ASCII case; then those with an
-    /// upper-case letter, matched as written.
-    keywords: [Keywords; 2],
-    /// The same keywords for the whole content's first pass: a DFA (the fastest automaton for
-    /// many keywords in any case), and a leftmost one (SIMD for a few keywords as written).
-    gate: [AhoCorasick; 2],
+    /// The rules' keywords: one pass over a content finds every keyword of every string in it
+    /// (when no `\u` escape hides one).
+    keywords: Keywords,
     /// Rules without keywords: they run on every string.
     always: Vec<usize>,
 }
 
-/// One keyword automaton and, for each of its keywords, the rules it lets run.
+/// The keywords' automaton and, for each keyword, the rules it lets run. Keywords in lower
+/// case match in any ASCII case, those with an upper-case letter only as written: one DFA (the
+/// fastest automaton for many keywords) finds all of them in any case, overlapping ones too,
+/// and the latter are checked where it finds them; one pass instead of one per kind.
 #[derive(Debug)]
 struct Keywords {
     automaton: AhoCorasick,
+    /// Each keyword, when it must match as written.
+    exact: Vec<Option<String>>,
     rules: Vec<Vec<usize>>,
 }
 
 impl Keywords {
-    fn new(rules: &[Rule], folded: bool) -> std::result::Result<Keywords, String> {
+    fn new(rules: &[Rule]) -> std::result::Result<Keywords, String> {
         let mut words: Vec<&str> = Vec::new();
         let mut by_word: Vec<Vec<usize>> = Vec::new();
         for (n, rule) in rules.iter().enumerate() {
-            let mine = rule
-                .keywords
-                .iter()
-                .filter(|k| folded != k.bytes().any(|b| b.is_ascii_uppercase()));
-            for k in mine {
+            for k in &rule.keywords {
                 match words.iter().position(|w| w == k) {
                     Some(i) => by_word[i].push(n),
                     None => {
@@ -63,16 +62,36 @@ impl Keywords {
                 }
             }
         }
+        // no prefilter: for many short keywords in any case it mostly finds candidates the
+        // DFA then rejects (in the benchmark it made redacting prose about a third slower)
         let automaton = AhoCorasick::builder()
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .ascii_case_insensitive(folded)
+            .ascii_case_insensitive(true)
+            .prefilter(false)
             .build(&words)
             .map_err(|e| e.to_string())?;
+        let exact = words
+            .iter()
+            .map(|w| {
+                w.bytes()
+                    .any(|b| b.is_ascii_uppercase())
+                    .then(|| w.to_string())
+            })
+            .collect();
         Ok(Keywords {
             automaton,
+            exact,
             rules: by_word,
         })
     }
+}
+
+/// A keyword found in a text: its place, and which keyword.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: usize,
+    end: usize,
+    word: usize,
 }
 
 impl RuleSet {
@@ -81,32 +100,8 @@ impl RuleSet {
         let always = (0..rules.len())
             .filter(|&n| rules[n].keywords.is_empty())
             .collect();
-        let words = |upper: bool| -> Vec<&str> {
-            let mut w: Vec<&str> = rules
-                .iter()
-                .flat_map(|r| r.keywords.iter().map(String::as_str))
-                .filter(|w| upper == w.bytes().any(|b| b.is_ascii_uppercase()))
-                .collect();
-            w.sort();
-            w.dedup();
-            w
-        };
-        // many keywords in any case: a DFA, the fastest automaton for them; a few as written:
-        // a leftmost automaton, which gets a SIMD prefilter
-        let folded = AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .ascii_case_insensitive(true)
-            .build(words(false));
-        let exact = AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(words(true));
-        let gate = [
-            folded.map_err(|e| e.to_string())?,
-            exact.map_err(|e| e.to_string())?,
-        ];
         Ok(RuleSet {
-            gate,
-            keywords: [Keywords::new(&rules, true)?, Keywords::new(&rules, false)?],
+            keywords: Keywords::new(&rules)?,
             rules,
             always,
         })
@@ -130,30 +125,79 @@ impl RuleSet {
     /// decoded string).
     #[doc(hidden)]
     pub fn may_match(&self, text: &str) -> bool {
-        !self.always.is_empty() || self.gate.iter().any(|g| g.is_match(text))
+        let mut hits = Vec::new();
+        self.hits(text, &mut hits);
+        !self.always.is_empty() || !hits.is_empty()
     }
 
-    /// Adds the credentials found in `s` to `found`, skipping allowed values.
-    fn find<'r>(&'r self, s: &str, allow: &HashSet<String>, found: &mut Vec<Span<'r>>) {
+    /// Every keyword in `text` (overlapping ones too) into `hits`, by start.
+    fn hits(&self, text: &str, hits: &mut Vec<Hit>) {
+        hits.clear();
+        if self.rules.len() == self.always.len() {
+            return; // no keywords (a host's patterns only)
+        }
+        let k = &self.keywords;
+        let found = k.automaton.find_overlapping_iter(text).filter_map(|m| {
+            let word = m.pattern().as_usize();
+            let written = k.exact[word]
+                .as_ref()
+                .is_none_or(|w| text.as_bytes()[m.range()] == *w.as_bytes());
+            written.then_some(Hit {
+                start: m.start(),
+                end: m.end(),
+                word,
+            })
+        });
+        hits.extend(found);
+        hits.sort_unstable_by_key(|h| h.start);
+    }
+
+    /// Adds the credentials found in the string `s` to `found`, skipping allowed values.
+    /// `span` is the place of its raw inside in the content, and `content` the keywords of the
+    /// whole content; None when they must be looked for in `s` itself (a `\u` escape may
+    /// hide one in the raw text). Only the rules whose keywords are in `s` run.
+    fn find<'r>(
+        &'r self,
+        s: &str,
+        span: Range<usize>,
+        content: Option<&[Hit]>,
+        scratch: &mut Vec<Hit>,
+        allow: &HashSet<String>,
+        found: &mut Vec<Span<'r>>,
+    ) {
         // the shortest credential any rule finds is longer; most strings are keys and ids
-        if s.len() < MIN_LEN || (self.always.is_empty() && !self.may_match(s)) {
+        if s.len() < MIN_LEN {
+            return;
+        }
+        // a keyword holds no character JSON escapes but `\u`, so without those it is in the
+        // raw inside wherever it is in the decoded string
+        let mine = match content {
+            Some(hits) => {
+                let first = hits.partition_point(|h| h.start < span.start);
+                let within = hits[first..]
+                    .iter()
+                    .take_while(|h| h.start < span.end)
+                    .filter(|h| h.end <= span.end);
+                scratch.clear();
+                scratch.extend(within);
+                &scratch[..]
+            }
+            None => {
+                self.hits(s, scratch);
+                &scratch[..]
+            }
+        };
+        if mine.is_empty() && self.always.is_empty() {
             return;
         }
         let mut run = vec![false; self.rules.len()];
         for &n in &self.always {
             run[n] = true;
         }
-        let mut any = !self.always.is_empty();
-        for k in &self.keywords {
-            for m in k.automaton.find_overlapping_iter(s) {
-                for &n in &k.rules[m.pattern().as_usize()] {
-                    run[n] = true;
-                    any = true;
-                }
+        for h in mine {
+            for &n in &self.keywords.rules[h.word] {
+                run[n] = true;
             }
-        }
-        if !any {
-            return;
         }
         for (_, rule) in self.rules.iter().enumerate().filter(|(n, _)| run[*n]) {
             for caps in rule.regex.captures_iter(s) {
@@ -161,10 +205,7 @@ impl RuleSet {
                     continue;
                 };
                 let value = m.as_str();
-                if value.is_empty()
-                    || allow.contains(value)
-                    || rule.allow.iter().any(|a| a.is_match(value))
-                {
+                if value.is_empty() || allow.contains(value) || rule.allows(value) {
                     continue;
                 }
                 found.push(Span {
@@ -262,10 +303,15 @@ impl Policy {
     /// For the benchmark: the strings read and searched, nothing replaced (which rules ran).
     pub fn scan_only(&self, text: &str, find: bool) -> usize {
         let builtin = RuleSet::builtin().unwrap();
-        let mut found = Vec::new();
-        let _ = json::map_strings(text, |s| {
+        let (mut found, mut hits, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        let escaped = text.contains("\\u");
+        if find && !escaped {
+            builtin.hits(text, &mut hits);
+        }
+        let _ = json::map_strings(text, |span, s| {
             if find {
-                builtin.find(s, &self.allow, &mut found);
+                let content = (!escaped).then_some(&hits[..]);
+                builtin.find(s, span, content, &mut scratch, &self.allow, &mut found);
             }
             None
         });
@@ -281,21 +327,36 @@ impl Policy {
             rules: Vec::new(),
             count: 0,
         };
-        // one pass over the raw text: without a keyword (and no `\u` escape that could hide
-        // one) no rule can match any of its strings
-        let escaped =
-            text.contains("\\u") || (!self.extra.always.is_empty() && text.contains('\\'));
-        if !escaped && !builtin.may_match(text) && !self.extra.may_match(text) {
-            return Ok(unchanged);
+        // one pass over the raw text finds the keywords of all its strings: without one (and
+        // no `\u` escape that could hide one) no rule can match any of its strings
+        let escaped = text.contains("\\u");
+        let (mut hits, mut extra_hits, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        if !escaped {
+            builtin.hits(text, &mut hits);
+            self.extra.hits(text, &mut extra_hits);
+            let always = !builtin.always.is_empty() || !self.extra.always.is_empty();
+            if hits.is_empty() && extra_hits.is_empty() && !always {
+                return Ok(unchanged);
+            }
         }
         let mut names: Vec<Arc<str>> = Vec::new();
         let mut count = 0;
         let mut found = Vec::new();
-        let out = json::map_strings(text, |s| {
+        let out = json::map_strings(text, |span, s| {
             found.clear();
-            builtin.find(s, &self.allow, &mut found);
+            let content = (!escaped).then_some(&hits[..]);
+            builtin.find(
+                s,
+                span.clone(),
+                content,
+                &mut scratch,
+                &self.allow,
+                &mut found,
+            );
             if !self.extra.rules.is_empty() {
-                self.extra.find(s, &self.allow, &mut found);
+                let content = (!escaped).then_some(&extra_hits[..]);
+                self.extra
+                    .find(s, span, content, &mut scratch, &self.allow, &mut found);
             }
             if found.is_empty() {
                 return None;

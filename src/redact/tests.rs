@@ -196,7 +196,7 @@ fn every_rule_redacts_synthetic_samples_of_its_own_format() {
                 panic!("{}: its sample {sample:?} does not match", rule.id)
             };
             let secret = caps.get(rule.capture).unwrap().as_str();
-            if rule.allow.iter().any(|a| a.is_match(secret)) {
+            if rule.allows(secret) {
                 continue;
             }
             let text = serde_json::to_string(&line).unwrap();
@@ -369,4 +369,87 @@ fn every_built_in_rule_has_keywords() {
         .map(|r| &r.id)
         .collect();
     assert!(bare.is_empty(), "{bare:?}");
+}
+
+#[test]
+fn replaced_keywords_are_in_every_match() {
+    // a rule runs only where one of its keywords is: every match of its pattern must hold one
+    let mut rng = fastrand::Rng::with_seed(19);
+    for (id, words) in rules::KEYWORDS {
+        let rule = rule(id);
+        assert_eq!(rule.keywords, words.to_vec(), "{id}");
+        for _ in 0..100 {
+            let sample = synth::sample(rule.regex.as_str(), &mut rng).unwrap();
+            let m = rule
+                .regex
+                .find(&sample)
+                .unwrap()
+                .as_str()
+                .to_ascii_lowercase();
+            assert!(words.iter().any(|w| m.contains(w)), "{id}: {sample:?}");
+        }
+    }
+}
+
+#[test]
+fn a_context_rule_keeps_placeholders_and_a_format_rule_does_not() {
+    // placeholders by their words (any case) or by looking made up: context rules keep them
+    let fake = format!("Fake{}", chars(ALNUM, 12, 3));
+    let flat = format!("{}{}", "0".repeat(20), chars(HEX, 4, 5));
+    let text = serde_json::json!([
+        format!("DEPLOY_TOKEN={fake}"),
+        format!("client_secret: {flat}"),
+    ])
+    .to_string();
+    let out = policy().redact(&text).unwrap();
+    assert_eq!(out.count, 0, "{}", out.text);
+    // the same contexts with random values are credentials
+    let random = chars(ALNUM, 24, 6);
+    let text = serde_json::json!([
+        format!("DEPLOY_TOKEN={random}"),
+        format!("client_secret: {random}")
+    ])
+    .to_string();
+    let out = policy().redact(&text).unwrap();
+    assert_eq!(out.count, 2, "{}", out.text);
+    assert!(!out.text.contains(&random));
+    // a format's rule ignores the words: `ghp_` and 36 letters are a token, whatever they say
+    let token = format!("ghp_Test{}", chars(ALNUM, 32, 7));
+    let text = serde_json::to_string(&format!("GITHUB_TOKEN={token}")).unwrap();
+    let out = policy().redact(&text).unwrap();
+    assert_eq!(out.text, "\"GITHUB_TOKEN=[redacted: github-pat]\"");
+}
+
+#[test]
+fn an_authorization_value_that_repeats_the_header_name_is_redacted() {
+    let token = chars(ALNUM, 32, 8);
+    let text =
+        serde_json::json!({"authorization": format!("Authorization: Bearer {token}")}).to_string();
+    let out = policy().redact(&text).unwrap();
+    assert!(out.count > 0 && !out.text.contains(&token), "{}", out.text);
+    // the header's name alone is not a credential
+    let text = serde_json::json!({"authorization": "Authorization: ..."}).to_string();
+    assert_eq!(policy().redact(&text).unwrap().count, 0);
+}
+
+#[test]
+fn a_rule_runs_on_the_strings_holding_its_keyword_not_on_their_neighbours() {
+    // one pass finds the keywords of the whole content; each string still runs only the rules
+    // whose keywords it holds (`discord` is context, not part of the token's format)
+    let token = format!(
+        "M{}.{}.{}",
+        chars(ALNUM, 23, 1),
+        chars(ALNUM, 6, 2),
+        chars(ALNUM, 27, 3)
+    );
+    let apart = serde_json::json!(["discord", format!("token {token}")]).to_string();
+    assert_eq!(policy().redact(&apart).unwrap().count, 0);
+    let together = serde_json::json!(["x", format!("discord token {token}")]).to_string();
+    let out = policy().redact(&together).unwrap();
+    assert_eq!(
+        out.rules,
+        vec![Arc::<str>::from("discord-token")],
+        "{}",
+        out.text
+    );
 }
