@@ -34,6 +34,9 @@ else
     echo "auditwheel does not agree with the tag $tag" >&2
 fi
 
+echo "== cargo build -p opencode-share-server -p testkit --bins (the real server and the testkit's proxy the tests talk to)"
+(cd "$root" && cargo build --locked --quiet -p opencode-share-server -p testkit --bins) || give_up "the server or the testkit's proxy did not build"
+
 echo "== pytest ($("$venv/bin/python" --version))"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -1,95 +1,109 @@
-"""A share service on loopback (the legacy "v1" protocol: /share_create, /share_sync,
-/share_delete) built on http.server, and fixtures that start the library against it.
-
-It answers like opencode's hosted service: a wrong secret or an unknown share gets 500.
+"""The real share server on loopback behind the testkit's proxy playing opencode's hosted
+service (a wrong secret or an unknown share gets 500), and fixtures that start the library
+against it. Both are the debug builds `cargo test` makes (`opencode-share-server`,
+`testkit-proxy`); bindings/python/scripts/test.sh builds them when missing.
 """
 
 import json
+import os
+import subprocess
+import tempfile
 import threading
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 import opencode_share
 
+ROOT = Path(__file__).resolve().parents[3]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+if not TARGET.is_absolute():
+    TARGET = ROOT / TARGET
+SERVER = TARGET / "debug" / "opencode-share-server"
+PROXY = TARGET / "debug" / "testkit-proxy"
+
+
+def _start(args, env=None):
+    """Starts a binary that prints "listening on URL" first; returns (process, url)."""
+    if not Path(args[0]).exists():
+        raise RuntimeError(f"no {args[0]}: cargo build -p opencode-share-server -p testkit --bins")
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    first = [None]
+    reader = threading.Thread(target=lambda: first.__setitem__(0, proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(10)
+    line = first[0] or ""
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"{args[0]} did not start: {line!r}")
+    return proc, line.split()[-1]
+
 
 class Service:
+    """The server behind the proxy; commands to the proxy go as JSON lines on its stdin."""
+
     def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="opencode-share-py-")
+        database = os.path.join(self.dir.name, "share.db")
+        self.proxy, self.url = _start([str(PROXY), "--hosted", "--database", database])
         self.lock = threading.Lock()
-        self.shares = {}  # session id -> {"secret": str, "data": {key: content}}
-        self.requests = []  # (path, body)
-        self.down = False  # answer 503 to everything (an outage the library retries through)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, server_url = _start(
+            [str(SERVER), "--listen", "127.0.0.1:0", "--database", f"sqlite://{database}?synchronous=normal",
+             "--public-url", self.url, "--create-limit", "0", "--wrong-secret-limit", "0", "--rate-limit", "0"],
+            # no create token (the variable would be read if set in the environment)
+            {"OPENCODE_SHARE_CREATE_TOKEN": ""},
+        )
+        self.server.stdin.close()
+        self._ask({"cmd": "upstream", "addr": server_url[len("http://"):]})
+        self._down = False
+
+    def _ask(self, command):
+        with self.lock:
+            self.proxy.stdin.write(json.dumps(command) + "\n")
+            self.proxy.stdin.flush()
+            answer = json.loads(self.proxy.stdout.readline())
+        if "error" in answer:
+            raise RuntimeError(f"testkit-proxy: {answer['error']}")
+        return answer
 
     @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def down(self):
+        return self._down
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    @down.setter
+    def down(self, value):
+        """True: 503 to everything (an outage the library retries through); False: answered again."""
+        self._ask({"cmd": "rule", "path": "/", "status": 503, "times": 10**9} if value else {"cmd": "clear"})
+        self._down = value
 
     def data(self, session_id):
-        with self.lock:
-            share = self.shares.get(session_id)
-            return None if share is None else dict(share["data"])
+        """What the server holds for the session's share, by storage key; None without a share."""
+        return self._ask({"cmd": "data", "session": session_id})["data"]
 
     def secret(self, session_id):
-        with self.lock:
-            share = self.shares.get(session_id)
-            return None if share is None else share["secret"]
+        """The secret the service answered to the session's create (the server keeps only a hash)."""
+        for entry in reversed(self._ask({"cmd": "log"})["log"]):
+            body, answer = entry.get("body"), entry.get("answer")
+            if entry["path"] == "/share_create" and isinstance(body, dict) and body.get("sessionID") == session_id:
+                return answer.get("secret") if isinstance(answer, dict) else None
+        return None
 
-    def answer(self, path, body):
-        with self.lock:
-            self.requests.append((path, body))
-            if self.down:
-                return 503, {"error": "down"}
-            if path == "/share_create":
-                sid = body["sessionID"]
-                share = self.shares.setdefault(sid, {"secret": str(uuid.uuid4()), "data": {}})
-                return 200, {"url": f"{self.url}/s/{sid[-8:]}", "secret": share["secret"]}
-            share = self.shares.get(body.get("sessionID"))
-            if share is None or share["secret"] != body.get("secret"):
-                return 500, {"error": "no such share"}
-            if path == "/share_sync":
-                share["data"][body["key"]] = body["content"]
-                return 200, {}
-            if path == "/share_delete":
-                del self.shares[body["sessionID"]]
-                return 200, {}
-            return 404, {"error": "no such path"}
-
-    def _handler(self):
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length", "0"))
-                if length > 1 << 20:
-                    status, answer = 413, {"error": "too large"}
-                else:
-                    try:
-                        body = json.loads(self.rfile.read(length))
-                        status, answer = service.answer(self.path, body)
-                    except (ValueError, KeyError, TypeError):
-                        status, answer = 400, {"error": "bad body"}
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
+    def stop(self):
+        self.proxy.stdin.close()
+        self.server.terminate()
+        for proc in (self.proxy, self.server):
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.dir.cleanup()
 
 
 @pytest.fixture
