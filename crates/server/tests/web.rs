@@ -31,7 +31,13 @@ fn fetch(
     path: &str,
     encoding: &str,
 ) -> (u16, Option<String>, Vec<u8>, reqwest::header::HeaderMap) {
-    let mut request = server.http.get(server.url(path));
+    // a client that leaves the body as sent (the library turns on reqwest's gzip decoding, and
+    // features are unified across the workspace)
+    let raw = reqwest::blocking::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap();
+    let mut request = raw.get(server.url(path));
     if !encoding.is_empty() {
         request = request.header("accept-encoding", encoding);
     }
