@@ -27,6 +27,8 @@
  *   --no-warmup    skip the warm-up batch
  *   --spool DIR    with the durable spool in DIR (share_init's spool_dir; scripts/bench-sync
  *                  --spool-side-by-side compares runs with and without it)
+ *   --no-redact    with credential redaction off ("redact": false; scripts/bench-sync
+ *                  --redact-side-by-side compares runs with it on, the default, and off)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -384,7 +386,7 @@ static const char *size_label(size_t size, char *buf, size_t cap) {
 
 int main(int argc, char **argv) {
   size_t n = 100000, n_large = 5000;
-  int reps = 7, warmup = 1;
+  int reps = 7, warmup = 1, redact = 1;
   const char *only = NULL, *spool = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--n") && i + 1 < argc) n = strtoull(argv[++i], NULL, 10);
@@ -393,8 +395,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "--no-warmup")) warmup = 0;
     else if (!strcmp(argv[i], "--spool") && i + 1 < argc) spool = argv[++i];
+    else if (!strcmp(argv[i], "--no-redact")) redact = 0;
     else {
-      fprintf(stderr, "usage: %s [--n N] [--n-large N] [--reps R] [--case same-100|same-1k|same-100k|distinct|ignored] [--no-warmup] [--spool DIR]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--n N] [--n-large N] [--reps R] [--case same-100|same-1k|same-100k|distinct|ignored] [--no-warmup] [--spool DIR] [--no-redact]\n", argv[0]);
       return 64;
     }
   }
@@ -415,8 +418,8 @@ int main(int argc, char **argv) {
     snprintf(spool_member, sizeof spool_member, ",\"spool_dir\":\"%s\"", spool);
   }
   /* 2^40 bytes: max_pending_bytes must never be reached here. */
-  snprintf(config, sizeof config, "{\"url\":\"http://127.0.0.1:%d\",\"max_pending_bytes\":1099511627776%s}", port,
-           spool_member);
+  snprintf(config, sizeof config, "{\"url\":\"http://127.0.0.1:%d\",\"max_pending_bytes\":1099511627776%s%s}", port,
+           spool_member, redact ? "" : ",\"redact\":false");
   check(share_init(config), "share_init");
   char *created = NULL;
   check(share_create(SESSION, &created), "share_create");
