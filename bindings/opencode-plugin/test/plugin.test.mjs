@@ -120,10 +120,12 @@ test("SIGKILL mid-answer: the next start sends what the spool holds", async () =
   const second = model.held;
   model.release();
   await second; // wa0..wa8 written, the answer not finished: opencode is killed mid-answer
-  // the plugin has had every chunk (the first one comes with the part's start), plus twice the
-  // spool's interval (20 ms)
+  // the plugin has had every chunk (the first one comes with the part's start), and the spool's
+  // log on disk holds the last one: the kill comes after the moment the library made it durable
   assert.ok(await until(async () => textDeltas() >= 8, 30_000), `the plugin saw the chunks (${textDeltas()} text deltas)`);
-  await new Promise((r) => setTimeout(r, 100));
+  const log = join(p.root, "home", ".local", "state", "opencode-share", "spool", "spool.log");
+  const spooled = () => existsSync(log) && readFileSync(log).includes("wa8");
+  assert.ok(await until(async () => spooled(), 30_000), "the spool's log holds the answer's last chunk");
   proc.kill("SIGKILL");
   const r = await running;
   server.resume();
