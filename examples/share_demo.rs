@@ -131,8 +131,18 @@ fn run() -> Result<(), String> {
         std::env::temp_dir().join(format!("opencode-share-demo-{}", std::process::id()))
     }));
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+    // the run after a crash serves where the killed run's server did: the spool's shares belong
+    // to that service (the library sends a share only to the service it was made on)
+    let listen = match &crash {
+        crash::Mode::Resume { created, .. } if args.listen == "127.0.0.1:0" => created["url"]
+            .as_str()
+            .and_then(|url| url.strip_prefix("http://"))
+            .and_then(|rest| rest.split('/').next())
+            .map_or_else(|| args.listen.clone(), str::to_owned),
+        _ => args.listen.clone(),
+    };
     let server = opencode_share_server::spawn(opencode_share_server::Config {
-        listen: args.listen.clone(),
+        listen,
         database: format!("sqlite://{}", dir.0.join("share.db").display()),
         ..Default::default()
     })?;
