@@ -93,3 +93,13 @@ function withTotals(info: Fields, row: Row): Fields {
   const tokens = { input: row.input, output: row.output, reasoning: row.reasoning, cache: { read: row.cacheRead, write: row.cacheWrite } };
   return { ...info, cost: row.cost, tokens, time: { ...(info.time as Fields), updated: row.updated } };
 }
+
+/**
+ * Whether `item` is a text or reasoning part still streaming when it was stored: opencode stores
+ * no deltas, so the spool's grown copy of such a part is newer than the database's.
+ */
+export function streaming(item: ShareNext.Data): boolean {
+  if (item.type !== "part") return false;
+  const part = item.data as Fields & { time?: { end?: unknown } };
+  return (part.type === "text" || part.type === "reasoning") && part.time?.end === undefined;
+}

@@ -17,7 +17,8 @@ import { join } from "node:path";
 
 import { Share, ShareNext } from "opencode-share";
 
-import { databaseFile, newerItems } from "./catchup.js";
+import { databaseFile, newerItems, streaming } from "./catchup.js";
+import { RunMarker, orphanedSessions } from "./crashes.js";
 import { serve } from "./endpoint.js";
 import { Feed, toItems, type SessionItems } from "./feed.js";
 import { blockingFlush } from "./flush.js";
@@ -34,6 +35,9 @@ interface Runtime {
   settings: Settings;
   feed: Feed;
   store: ShareFile;
+  /** This process's marker of the sessions it fed (crashes.ts); its folder. */
+  marker: RunMarker;
+  markerDir: string;
   endpoint: { url: string; stop: () => void };
   client: PluginInput["client"];
   /** ShareNext's bus handler (set when the library started). */
@@ -143,8 +147,28 @@ function start(rt: Runtime, enterpriseUrl: string | undefined): void {
     }
   }
   process.once("exit", () => atExit(rt));
+  catchUpKilled(rt);
   ShareNext.on("error", (e) => rt.warn(`${e.key ?? ""}: ${e.error?.message}`));
   ShareNext.on("dropped", (e) => rt.warn(`dropped ${e.count ?? ""} (${e.reason}) ${e.key ?? e.session ?? ""}`));
+}
+
+/** Sessions fed by processes that were killed: their newest items stored in opencode's database. */
+function catchUpKilled(rt: Runtime): void {
+  const sessions = orphanedSessions(rt.markerDir);
+  const file = sessions.length > 0 ? databaseFile() : undefined;
+  let count = 0;
+  for (const sessionID of sessions) {
+    if (!file || !rt.store.get(sessionID)) continue;
+    // a part that was still streaming: the spool holds its deltas, the database does not
+    const items = newerItems(file, sessionID, undefined).filter((item) => !streaming(item));
+    count += items.length;
+    try {
+      if (items.length > 0) syncItems(rt, sessionID, items);
+    } catch (e) {
+      rt.warn(`catching up ${sessionID} after a killed process: ${(e as Error).message}`);
+    }
+  }
+  if (sessions.length > 0) trace(`start: ${sessions.length} sessions of killed processes, ${count} items from opencode's database`);
 }
 
 /** At exit (after opencode's last writes, which no hook sees): the newest stored items, then a blocking flush. */
@@ -166,6 +190,8 @@ function atExit(rt: Runtime): void {
   }
   const status = blockingFlush(rt.settings.flushTimeoutMs);
   trace(`exit: ${late} late items, flushed ${status}`);
+  // what the flush did not send stays in the spool; without one, the next start catches it up
+  if (status === 0 || rt.spoolDir) rt.marker.clear();
 }
 
 /** Hands items of a session to the library (ShareNext's, or the v1 driver's storage keys). */
@@ -225,6 +251,8 @@ function runtime(input: PluginInput, options: PluginOptions | undefined): Runtim
     settings: s,
     feed: new Feed(),
     store: new ShareFile(join(s.stateDir, "shares.json")),
+    marker: new RunMarker(join(s.stateDir, "running")),
+    markerDir: join(s.stateDir, "running"),
     client: input.client,
     started: false,
     removing: new Map(),
@@ -262,6 +290,7 @@ export const server: Plugin = async (input, options) => {
       const e = event as { type: string; properties?: unknown };
       if (TRACE) trace(`event ${e.type}${e.type === "message.part.delta" ? ` ${(e.properties as { field?: string }).field}` : ""}`);
       const grown = rt.feed.take(e);
+      rt.marker.note(rt.feed.sessions());
       try {
         if (e.type === "session.deleted") {
           const id = (e.properties as { info?: { id?: string } })?.info?.id;

@@ -143,6 +143,9 @@ test("SIGKILL mid-answer: the next start sends what the spool holds", async () =
   }, 10_000);
   assert.ok(after, `the share holds the export's items after the restart: ${JSON.stringify(differences(exported, (await server.data(shareID)).items, { streamed: true }))}`);
   assert.match(after.items.filter((i) => i.type === "part" && i.data.type === "text").map((i) => i.data.text).join(" "), /wa8/);
+  // and what opencode stored that the plugin never had (a title generated in the last moment) came
+  // from opencode's database: the killed process's marker named the session
+  assert.match(readFileSync(trace, "utf8"), /start: 1 sessions of killed processes, [1-9]\d* items/);
 });
 
 test("opencode serve: share, a live prompt seen in Chromium, unshare, share again, import, delete", async () => {

@@ -1,7 +1,14 @@
 // The plugin's parts that need no opencode, in real Bun: the loopback endpoint's answers to bad
-// and good requests (over HTTP), the feed's deltas, the options' checks.
+// and good requests (over HTTP), the feed's deltas, the options' checks, the markers of killed
+// processes and the catch-up from a database shaped like opencode's.
 import { afterAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
+import { newerItems, streaming } from "../src/catchup.ts";
+import { RunMarker, orphanedSessions } from "../src/crashes.ts";
 import { serve } from "../src/endpoint.ts";
 import { Feed } from "../src/feed.ts";
 import { settings } from "../src/options.ts";
@@ -118,5 +125,89 @@ describe("the options", () => {
     expect(() => settings({ protocol: "v2" } as never, {})).toThrow(/protocol must be "next" or "v1"/);
     expect(() => settings({ url: "ftp://x" }, {})).toThrow(/url must be an http/);
     expect(() => settings({ minIntervalMs: -1 }, {})).toThrow(/minIntervalMs/);
+  });
+});
+
+describe("the markers of killed processes", () => {
+  /** The pid of a process that has ended. */
+  const deadPid = () => {
+    const child = Bun.spawnSync(["true"]);
+    return child.pid;
+  };
+
+  test("a dead process's marker names its sessions once; a clean exit leaves none", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ocp-markers-"));
+    const killed = new RunMarker(dir, deadPid());
+    killed.note(["ses_a"]);
+    killed.note(["ses_a", "ses_b"]);
+    const clean = new RunMarker(dir, deadPid());
+    clean.note(["ses_c"]);
+    clean.clear();
+    expect(orphanedSessions(dir).sort()).toEqual(["ses_a", "ses_b"]);
+    expect(orphanedSessions(dir)).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("a live process's marker stays; one whose pid now belongs to another process is claimed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ocp-markers-"));
+    const sleeper = Bun.spawn(["sleep", "30"]);
+    try {
+      new RunMarker(dir, sleeper.pid).note(["ses_live"]);
+      expect(orphanedSessions(dir)).toEqual([]);
+      expect(existsSync(join(dir, `${sleeper.pid}.json`))).toBe(true);
+      // the same pid, started at another time: the process that wrote it is gone
+      writeFileSync(join(dir, `${sleeper.pid}.json`), JSON.stringify({ pid: sleeper.pid, started: "1", sessions: ["ses_reused"] }));
+      expect(orphanedSessions(dir)).toEqual(["ses_reused"]);
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  test("damaged markers are skipped, never thrown", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ocp-markers-"));
+    writeFileSync(join(dir, "12.json"), "{not json");
+    writeFileSync(join(dir, "13.json"), JSON.stringify({ pid: "x" }));
+    expect(orphanedSessions(dir)).toEqual([]);
+    expect(orphanedSessions(join(dir, "missing"))).toEqual([]);
+  });
+});
+
+describe("the catch-up from opencode's database", () => {
+  test("every item's newest stored version, the session with the row's totals", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ocp-db-"));
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "opencode.db");
+    const db = new Database(file);
+    db.run("CREATE TABLE event (aggregate_id TEXT, seq INTEGER, type TEXT, data TEXT)");
+    db.run(`CREATE TABLE session (id TEXT, cost REAL, tokens_input INTEGER, tokens_output INTEGER, tokens_reasoning INTEGER,
+            tokens_cache_read INTEGER, tokens_cache_write INTEGER, time_updated INTEGER)`);
+    const events: [string, unknown][] = [
+      ["session.updated.1", { info: { id: "ses_1", title: "New session", time: { created: 1, updated: 1 } } }],
+      ["message.updated.1", { info: { id: "msg_1", sessionID: "ses_1", role: "assistant" } }],
+      ["message.part.updated.1", { part: { id: "prt_1", messageID: "msg_1", sessionID: "ses_1", type: "text", text: "wa0" } }],
+      ["session.updated.1", { info: { id: "ses_1", title: "Fake title", time: { created: 1, updated: 2 } } }],
+      ["message.part.updated.1", { part: { id: "prt_1", messageID: "msg_1", sessionID: "ses_1", type: "text", text: "wa0 wa1" } }],
+    ];
+    events.forEach(([type, data], seq) => db.run("INSERT INTO event VALUES ('ses_1', ?, ?, ?)", [seq, type, JSON.stringify(data)]));
+    db.run("INSERT INTO event VALUES ('ses_2', 9, 'session.updated.1', ?)", [JSON.stringify({ info: { id: "ses_2", title: "other" } })]);
+    db.run("INSERT INTO session VALUES ('ses_1', 0.5, 10, 20, 0, 1, 2, 3)");
+    db.close();
+
+    const items = newerItems(file, "ses_1", undefined);
+    expect(items.map((i) => i.type)).toEqual(["message", "session", "part"]);
+    const session = items.find((i) => i.type === "session")!.data as Record<string, unknown>;
+    expect(session.title).toBe("Fake title");
+    expect(session.cost).toBe(0.5);
+    expect(session.tokens).toEqual({ input: 10, output: 20, reasoning: 0, cache: { read: 1, write: 2 } });
+    expect((session.time as Record<string, number>).updated).toBe(3);
+    expect((items.find((i) => i.type === "part")!.data as Record<string, unknown>).text).toBe("wa0 wa1");
+    // a text part without an end was still streaming (the spool's copy is newer); with one, it is final
+    const part = items.find((i) => i.type === "part")!;
+    expect(streaming(part)).toBe(true);
+    expect(streaming({ ...part, data: { ...part.data, time: { start: 1, end: 2 } } } as typeof part)).toBe(false);
+    expect(streaming({ type: "part", data: { id: "prt_t", type: "tool", state: {} } } as never)).toBe(false);
+    expect(items.filter((i) => !streaming(i)).map((i) => i.type)).toEqual(["message", "session"]);
+    // no database: nothing, no throw
+    expect(newerItems(join(dir, "missing.db"), "ses_1", undefined)).toEqual([]);
   });
 });
