@@ -299,6 +299,13 @@ void share_string_free(char *s);
 enum share_status share_set_event_callback(share_event_notify notify, void *user_data);
 
 /**
+ * Keeps events for share_events_take with no callback, replacing any set before: for hosts
+ * that poll, such as Bun, whose threadsafe callbacks are not safe to call from a library
+ * thread. share_set_event_callback(NULL, NULL) stops keeping them.
+ */
+enum share_status share_set_event_polling(void);
+
+/**
  * `*out_json` receives the waiting events, oldest first, as a JSON array (possibly `[]`),
  * each an object with a "type": `synced` {key, status}, `retry` {key, retry, delay_ms, status
  * or error}, `failed` {key, status or error}, `dropped` {reason, key and/or session, count,
@@ -323,6 +330,7 @@ enum share_status share_events_take(char **out_json);
  * share_create without blocking: returns at once with the operation's id in `*out_op_id`
  * (never 0); later `callback(user_data, op_id, status)` runs exactly once on a library thread,
  * and share_op_take hands over the result. If this call fails, the callback is never called.
+ * A NULL `callback` is never called: the host polls share_op_pending instead.
  * This holds for share_create_async, share_remove_async and share_flush_async even while
  * another thread calls share_shutdown: a call that starts before shutdown abandons the
  * operations gets its callback (SHARE_ERR_TIMEOUT if shutdown overtook it); a later one fails
@@ -362,6 +370,14 @@ enum share_status share_flush_async(uint32_t timeout_ms,
                                     share_op_callback callback,
                                     void *user_data,
                                     uint32_t *out_op_id);
+
+/**
+ * Whether the asynchronous operation `op_id` is still running: `*out_pending` is true until it
+ * ends, then false (take its result with share_op_take). For hosts that poll instead of
+ * passing a callback (NULL), such as Bun, whose threadsafe callbacks are not safe to call
+ * from a library thread. An unknown or already taken id gives SHARE_ERR_INVALID_ARGUMENT.
+ */
+enum share_status share_op_pending(uint32_t op_id, bool *out_pending);
 
 /**
  * Takes the result of a completed asynchronous operation, once. Returns the operation's

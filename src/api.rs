@@ -136,6 +136,12 @@ pub fn op_take(id: u32) -> Result<String> {
     runtime::take_op(id)
 }
 
+/// Whether an asynchronous operation is still running (for hosts that poll instead of a callback).
+pub fn op_pending(id: u32) -> Result<bool> {
+    fork::check()?;
+    runtime::op_pending(id)
+}
+
 /// Waits up to `timeout` until everything accepted before the call has been sent or dropped.
 pub fn flush(timeout: Duration) -> Result<()> {
     fork::check()?;

@@ -487,6 +487,17 @@ pub extern "C" fn share_set_event_callback(
     })
 }
 
+/// Keeps events for share_events_take with no callback, replacing any set before: for hosts
+/// that poll, such as Bun, whose threadsafe callbacks are not safe to call from a library
+/// thread. share_set_event_callback(NULL, NULL) stops keeping them.
+#[unsafe(no_mangle)]
+pub extern "C" fn share_set_event_polling() -> share_status {
+    guard(|| {
+        api::set_event_sink(Some(Arc::new(|| ())));
+        Ok(())
+    })
+}
+
 /// `*out_json` receives the waiting events, oldest first, as a JSON array (possibly `[]`),
 /// each an object with a "type": `synced` {key, status}, `retry` {key, retry, delay_ms, status
 /// or error}, `failed` {key, status or error}, `dropped` {reason, key and/or session, count,
@@ -514,14 +525,17 @@ pub unsafe extern "C" fn share_events_take(out_json: *mut *mut c_char) -> share_
     })
 }
 
-fn completion(callback: share_op_callback, user_data: *mut c_void) -> Result<api::Completion> {
-    let callback = callback.ok_or_else(|| Error::invalid("callback is NULL"))?;
+/// The operation's completion: the host's callback, or nothing when the host polls (NULL).
+fn completion(callback: share_op_callback, user_data: *mut c_void) -> api::Completion {
+    let Some(callback) = callback else {
+        return Box::new(|_, _| ());
+    };
     let user_data = UserData(user_data);
-    Ok(Box::new(move |id, outcome| {
+    Box::new(move |id, outcome| {
         let user_data = user_data;
         // SAFETY: the host gave this function and pointer for exactly this call.
         unsafe { callback(user_data.0, id, status_of(outcome)) }
-    }))
+    })
 }
 
 /// Starts an asynchronous operation with `start` and writes its id to `out_op_id`, which is
@@ -538,7 +552,7 @@ unsafe fn start_op(
     if out_op_id.is_null() {
         return Err(Error::invalid("out_op_id is NULL"));
     }
-    let id = start(completion(callback, user_data)?)?;
+    let id = start(completion(callback, user_data))?;
     // SAFETY: checked non-NULL; the caller promises it is writable.
     unsafe { *out_op_id = id };
     Ok(())
@@ -547,6 +561,7 @@ unsafe fn start_op(
 /// share_create without blocking: returns at once with the operation's id in `*out_op_id`
 /// (never 0); later `callback(user_data, op_id, status)` runs exactly once on a library thread,
 /// and share_op_take hands over the result. If this call fails, the callback is never called.
+/// A NULL `callback` is never called: the host polls share_op_pending instead.
 /// This holds for share_create_async, share_remove_async and share_flush_async even while
 /// another thread calls share_shutdown: a call that starts before shutdown abandons the
 /// operations gets its callback (SHARE_ERR_TIMEOUT if shutdown overtook it); a later one fails
@@ -632,6 +647,20 @@ pub unsafe extern "C" fn share_flush_async(
     })
 }
 
+/// Whether the asynchronous operation `op_id` is still running: `*out_pending` is true until it
+/// ends, then false (take its result with share_op_take). For hosts that poll instead of
+/// passing a callback (NULL), such as Bun, whose threadsafe callbacks are not safe to call
+/// from a library thread. An unknown or already taken id gives SHARE_ERR_INVALID_ARGUMENT.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn share_op_pending(op_id: u32, out_pending: *mut bool) -> share_status {
+    guard(|| {
+        // SAFETY: as documented.
+        let pending = unsafe { flag("out_pending", out_pending)? };
+        *pending = api::op_pending(op_id)?;
+        Ok(())
+    })
+}
+
 /// Takes the result of a completed asynchronous operation, once. Returns the operation's
 /// status; on SHARE_OK `*out_json` receives create's JSON (as share_create gives it) or `{}` (remove, flush), to free
 /// with share_string_free; otherwise it is NULL and share_last_error() on this thread has the
@@ -710,7 +739,7 @@ mod tests {
                 &item[..item.find('{').unwrap()]
             );
         }
-        assert_eq!(exports, 23, "every export was seen");
+        assert_eq!(exports, 25, "every export was seen");
     }
 
     #[test]

@@ -52,6 +52,7 @@ const NEVER: &str = "ses_ctest_never_shared0004";
 const UNKNOWN: &str = "ses_ctest_unknown000000005";
 const THREADS: &str = "ses_ctest_threads000000007";
 const LEDGER: &str = "ses_ctest_ledger0000000008";
+const POLLED: &str = "ses_ctest_polled0000000009";
 
 #[test]
 fn the_header_compiles_alone_as_c_and_as_cpp() {
@@ -248,7 +249,7 @@ fn check_api_test(service: &ShareService) {
 
     // removed shares are gone, and no sync of theirs came after the delete
     let deletes = service.requests_to("/share_delete");
-    for sid in [ASYNC, BLOCKING] {
+    for sid in [ASYNC, BLOCKING, POLLED] {
         assert!(service.data(sid).is_none(), "{sid} was removed");
         let delete = deletes
             .iter()

@@ -152,6 +152,18 @@ impl Slots {
         }
     }
 
+    /// Whether an operation is still running (false once its result waits for take).
+    pub fn pending(&self, id: u32) -> Result<bool> {
+        let slots = lock(&self.slots);
+        match slots.as_ref().and_then(|slots| slots.get(&id)) {
+            Some(Slot::Pending { .. }) => Ok(true),
+            Some(Slot::Done(_)) => Ok(false),
+            None => Err(Error::invalid(format!(
+                "no operation {id} (unknown, or already taken)"
+            ))),
+        }
+    }
+
     /// Takes a finished operation's result (once).
     pub fn take(&self, id: u32) -> Result<String> {
         let mut slots = lock(&self.slots);

@@ -362,6 +362,11 @@ pub fn take_op(id: u32) -> Result<String> {
     global().ops.take(id)
 }
 
+/// `share_op_pending`: whether an asynchronous operation is still running.
+pub fn op_pending(id: u32) -> Result<bool> {
+    global().ops.pending(id)
+}
+
 /// `share_stats`: the running runtime's figures, or the last one's after shutdown.
 pub fn stats() -> Result<String> {
     if let Some(instance) = read_current().as_deref() {

@@ -18,6 +18,7 @@ const COMPATIBLE = "0.2";
 const hooks: NativeHooks = {
   opDone,
   events: drainEvents,
+  hurried: () => state.held.size > 0,
 };
 
 /** Called once by the entry module (bun.ts or node.ts) with its loader. */

@@ -51,12 +51,14 @@ export interface Native {
   setEventSink(on: boolean): number;
 }
 
-/** What a loader calls on the JS thread when the library's notifier announces something. */
+/** What a loader calls on the JS thread when the library's notifier announces something (or its poller finds it). */
 export interface NativeHooks {
   /** An asynchronous operation ended: take its result with opTake(opId). */
   opDone(opId: number, status: number): void;
   /** Events are waiting: take them with eventsTake(). */
   events(): void;
+  /** Whether a content is held for its key's event (a polling loader then polls soon). */
+  hurried(): boolean;
 }
 
 /** Loads the library at `path` (dlopen and bind every symbol) or throws with the reason. */

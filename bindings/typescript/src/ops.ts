@@ -1,5 +1,6 @@
 // The asynchronous operations: create, remove and flush start on the library's _async entry
-// points and settle from its op callback (opDone); nothing polls, nothing blocks the event loop.
+// points and settle in opDone (from the op callback under Node, from bun.ts's poller under Bun);
+// nothing blocks the event loop.
 
 import { textArg, timeoutArg } from "./args.js";
 import { drainEvents } from "./drain.js";
