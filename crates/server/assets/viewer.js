@@ -277,8 +277,11 @@
       t.className = "live-tail";
       // at the end of the text's last block, so it reads on as the same paragraph
       const texts = el.querySelectorAll(".markdown");
-      let at = texts[texts.length - 1] ?? el;
+      const last = texts[texts.length - 1];
+      let at = last ?? el;
       while (at.lastElementChild && BLOCKS.has(at.lastElementChild.tagName)) at = at.lastElementChild;
+      // the rendered text ended in whitespace that markdown dropped: keep one space
+      if (last?.dataset.trail) t.textContent = " ";
       at.append(t);
     }
     return t;

@@ -137,8 +137,11 @@ pub fn part_body(p: &Value) -> Markup {
     }
 }
 
+/// A text's markdown. Markdown drops a text's trailing whitespace, so `data-trail` keeps the fact
+/// for the page's live tail: the next streamed words then start after a space, not glued on.
 fn markdown_div(source: &str) -> Markup {
-    html! { div class="markdown" { (PreEscaped(markdown::to_html(source))) } }
+    let trail = source.ends_with(char::is_whitespace).then_some("1");
+    html! { div class="markdown" data-trail=[trail] { (PreEscaped(markdown::to_html(source))) } }
 }
 
 fn file(p: &Value) -> Markup {

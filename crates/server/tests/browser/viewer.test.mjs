@@ -25,6 +25,30 @@ const sessionID = () => `ses_browser${process.pid}x${String(++n).padStart(4, "0"
 const shows = (page, selector, text) =>
   page.waitForFunction(([s, t]) => document.querySelector(s)?.textContent.includes(t), [selector, text], { timeout: 10_000 });
 
+test("streamed words after a text that ended in a space are not glued to it", async () => {
+  const sid = sessionID();
+  const created = await legacy(server.url, "/share_create", { sessionID: sid });
+  const sync = async (key, content) => {
+    const r = await legacy(server.url, "/share_sync", { sessionID: sid, secret: created.body.secret, key, content });
+    assert.equal(r.status, 200);
+  };
+  await sync(`session/info/${sid}`, { id: sid, title: "Spaces" });
+  await sync(`session/message/${sid}/msg_1`, { id: "msg_1", sessionID: sid, role: "assistant", modelID: "m" });
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/s/${sid.slice(-8)}`);
+  await shows(page, "#status", "live");
+  const text = (t) => ({ id: "prt_1", messageID: "msg_1", sessionID: sid, type: "text", text: t });
+  // the first version comes whole (rendered as markdown, which drops the trailing space), the
+  // next as an append of "world" in the page's live tail
+  await sync(`session/part/${sid}/msg_1/prt_1`, text("Hello "));
+  await shows(page, '[id="p/msg_1/prt_1"]', "Hello");
+  await sync(`session/part/${sid}/msg_1/prt_1`, text("Hello world"));
+  await shows(page, '[id="p/msg_1/prt_1"]', "world");
+  assert.equal(await page.locator('[id="p/msg_1/prt_1"] .live-tail').count(), 1, "appended in place");
+  assert.match(await page.locator('[id="p/msg_1/prt_1"]').textContent(), /Hello\s+world/);
+  await page.close();
+});
+
 test("a page open while a client streams a part shows each stage, live", async () => {
   const sid = sessionID();
   const short = sid.slice(-8);
