@@ -46,7 +46,7 @@ pub fn write_report(
     for case in plan.iter().filter(|(sc, ..)| !scenarios::is_next(sc)) {
         scenario(&mut md, sizes, res, case);
     }
-    crate::report::next::next_section(&mut md, sizes, res, plan);
+    next::next_section(&mut md, sizes, res, plan);
     if !skipped.is_empty() {
         let _ = writeln!(md, "### Skipped\n");
         for s in skipped {
