@@ -24,8 +24,8 @@ fn writes(w: &mut Workload, texts: &Texts, z: &Sizes, _: At) {
 /// Drained at 20 ms in at most a quarter of the original's time, in each runtime.
 pub fn target(res: &Results) -> Option<Target> {
     let mut t = Tally::new();
-    for (c, l, b) in pairs(res, "burst", &LIBS) {
-        let r = res.ratio("burst", LAT, c.id, c.versus, ttf);
+    for (c, l, b) in pairs(res, SCENARIO.name, &LIBS) {
+        let r = res.ratio(SCENARIO.name, LAT, c.id, c.versus, ttf);
         let figure = format!(
             "{}: {} ms vs {} ms ({}, ratio {})",
             c.label,

@@ -43,7 +43,7 @@ pub fn target(res: &Results) -> Option<Target> {
     let mut t = Tally::new();
     for lat in [0, 20, 100] {
         for c in compared() {
-            let Some(cell) = res.cell("faults", lat, c.id) else {
+            let Some(cell) = res.cell(SCENARIO.name, lat, c.id) else {
                 continue;
             };
             let got: Vec<String> = cell
@@ -68,7 +68,7 @@ pub fn target(res: &Results) -> Option<Target> {
 pub fn details(md: &mut String, res: &Results, lat: u64, cs: &[&Contender]) {
     let _ = writeln!(md);
     for c in cs {
-        let Some(cell) = res.cell("faults", lat, c.id) else {
+        let Some(cell) = res.cell(SCENARIO.name, lat, c.id) else {
             continue;
         };
         let r = cell.runs[0];

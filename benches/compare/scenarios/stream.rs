@@ -50,7 +50,7 @@ fn writes(w: &mut Workload, texts: &Texts, z: &Sizes, at: At) {
 pub fn target(res: &Results) -> Option<Target> {
     let mut t = Tally::new();
     let bound = 2.0 * (LAT as f64 + 5.0);
-    for (c, l, b) in pairs(res, "stream", &LIBS) {
+    for (c, l, b) in pairs(res, SCENARIO.name, &LIBS) {
         let lr = l.median(reqs, false).unwrap_or(f64::INFINITY);
         let br = b.median(reqs, false).unwrap_or(0.0);
         let lag = l.median(|r| r.lag_ms, true);
