@@ -3,7 +3,7 @@
 //!
 //!     cargo bench --bench micro
 
-#[path = "compare/service.rs"]
+#[path = "compare/services/legacy.rs"]
 #[allow(dead_code)] // micro uses the v1 service and its latency only
 mod service;
 

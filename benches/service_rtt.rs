@@ -1,5 +1,5 @@
 //! One sync's round trip on a kept-alive connection, side by side: the benchmarks' own v1 service
-//! (benches/compare/service.rs), the real server alone, and the real server behind the testkit's
+//! (benches/compare/services/legacy.rs), the real server alone, and the real server behind the testkit's
 //! proxy (what the tests use). Why the side-by-side benchmark keeps its own service: its clients'
 //! figures must not carry the service's cost (docs/benchmarks.md).
 //!
@@ -8,7 +8,7 @@
 //! Six rounds, each 500 syncs (400-character parts, 16 keys) to each service in turn; prints the
 //! medians in µs and their ratios to the bench service's.
 
-#[path = "compare/service.rs"]
+#[path = "compare/services/legacy.rs"]
 #[allow(dead_code)] // the v1 service and its URL only
 mod service;
 

@@ -9,37 +9,29 @@
 //! (scripts/bench builds the drivers, then runs `cargo bench --bench compare -- ARGS`.) The method
 //! is in benches/compare/README.md. Under `cargo test` (no `--bench` argument) it does nothing.
 //!
-//! This file runs the whole; the jobs are its modules beside it: `workload` (every write of every
-//! scenario, handed to the drivers as a file), `contenders`, `plan` (cases and skips), `run`
-//! (one run and its measures), `stats`, `targets`, `report`, `chart`, `format`, `env`, `output`;
-//! for the successor protocol's next-* scenarios `next_service` (its loopback service),
-//! `next_run` (one run and its figures) and `next_report` (its section of report.md).
+//! This file runs the whole; the jobs are its modules beside it: `scenarios/` (one file each: its
+//! writes, faults, targets and headings), `workload` (the file of writes handed to the drivers),
+//! `services/` (the bench's own loopback services, v1 and "next": they measure the clients, not a
+//! server), `contenders`, `plan` (cases and skips), `run/` (one run of a scenario, the driver
+//! process, the run's record), `report/` (targets, medians,
+//! report.md, chart.svg, results.json), `env` (the circumstances), `opts` (the command line).
 
-/// The bench's own loopback v1 service (no storage, so it measures the clients, not a server).
-mod service;
-
-mod chart;
 mod contenders;
 mod env;
-mod format;
-mod next_report;
-mod next_run;
-mod next_service;
 mod opts;
-mod output;
 mod plan;
 mod report;
 mod run;
-mod stats;
-mod targets;
+mod scenarios;
+mod services;
 mod workload;
 
 use std::time::{Duration, Instant};
 
 use contenders::Paths;
 use env::{Before, Env, Made};
-use output::{Outcome, emit, render};
 use plan::{plan, run_cases, run_soak};
+use report::output::{Outcome, emit};
 use run::Ctx;
 use workload::{Sizes, Texts};
 
@@ -50,9 +42,6 @@ fn main() {
         return;
     }
     let opts = opts::parse_opts(&args).unwrap_or_else(|e| fail(&e, 2));
-    if let Some(file) = &opts.render {
-        return render(file, &opts.out).unwrap_or_else(|e| fail(&e, 1));
-    }
     let paths = Paths::new();
     if let Err(e) = paths.check() {
         // a plain `cargo bench` (every bench target) should not fail for want of the drivers

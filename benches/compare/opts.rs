@@ -11,7 +11,6 @@ pub struct Opts {
     pub cap_s: Option<u64>,
     pub soak: bool,
     pub out: PathBuf,
-    pub render: Option<PathBuf>,
 }
 
 pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -24,7 +23,6 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
         cap_s: None,
         soak: true,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/report"),
-        render: None,
     };
     let list = |v: &str| {
         v.split(',')
@@ -52,7 +50,6 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--contenders" => o.contenders = Some(list(&value()?)),
             "--cap-s" => o.cap_s = Some(value()?.parse().map_err(|_| "--cap-s needs a number")?),
             "--out" => o.out = PathBuf::from(value()?),
-            "--render" => o.render = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown option {other}")),
         }
     }

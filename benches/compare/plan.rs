@@ -5,9 +5,8 @@ use std::time::Duration;
 use crate::contenders::{CONTENDERS, Contender, Kind, contender};
 use crate::opts::Opts;
 use crate::run::{Ctx, RunResult, progress, run_one};
-use crate::workload::{NEXT_SCENARIOS, Sizes};
-
-pub const SCENARIOS: [&str; 5] = ["burst", "stream", "initial", "many", "faults"];
+use crate::scenarios::{self, Scenario};
+use crate::workload::Sizes;
 
 /// The successor protocol's scenarios run at this latency unless `--latencies` says otherwise
 /// (their targets and ShareNext's measured figures are stated at 20 ms).
@@ -33,7 +32,10 @@ pub fn plan(opts: &Opts, sizes: &Sizes, cap: Duration) -> (Vec<Case<'static>>, V
     let mut skipped = Vec::new();
     let mut cases = Vec::new();
     for &lat in &latencies {
-        for sc in SCENARIOS.into_iter().filter(|s| asked(&opts.only, s)) {
+        for sc in scenarios::LEGACY
+            .into_iter()
+            .filter(|s| asked(&opts.only, s.name))
+        {
             if let Some(case) = case(sc, lat, &contenders, sizes, cap, &mut skipped) {
                 cases.push(case);
             }
@@ -41,14 +43,17 @@ pub fn plan(opts: &Opts, sizes: &Sizes, cap: Duration) -> (Vec<Case<'static>>, V
     }
     let next_latencies = opts.latencies.clone().unwrap_or(vec![NEXT_LATENCY]);
     for &lat in &next_latencies {
-        for sc in NEXT_SCENARIOS.into_iter().filter(|s| asked(&opts.only, s)) {
+        for sc in scenarios::NEXT
+            .into_iter()
+            .filter(|s| asked(&opts.only, s.name))
+        {
             let cs: Vec<&'static Contender> = contenders
                 .iter()
                 .copied()
-                .filter(|c| next_runs(sc, c))
+                .filter(|c| next_runs(sc.name, c))
                 .collect();
             if !cs.is_empty() {
-                cases.push((sc, lat, cs));
+                cases.push((sc.name, lat, cs));
             }
         }
     }
@@ -68,19 +73,21 @@ fn next_runs(sc: &str, c: &Contender) -> bool {
 
 /// A scenario at a latency: the contenders that run it (None: skipped for every contender).
 fn case(
-    sc: &'static str,
+    scenario: &'static Scenario,
     lat: u64,
     contenders: &[&'static Contender],
     sizes: &Sizes,
     cap: Duration,
     skipped: &mut Vec<String>,
 ) -> Option<Case<'static>> {
-    let need = sizes.baseline_requests(sc) as f64 * (lat as f64 + 1.0) / 1000.0;
+    let sc = scenario.name;
+    let baseline_requests = (scenario.baseline_requests)(sizes);
+    let need = baseline_requests as f64 * (lat as f64 + 1.0) / 1000.0;
     let baseline_fits = need <= cap.as_secs_f64() * 0.9;
     if lat >= 100 && !baseline_fits {
         skipped.push(format!(
             "{sc} at {lat} ms: skipped for every contender — the original sends one request at a time, so it would need about {} requests × {lat} ms ≈ {:.0} s per run, over the {} s cap",
-            sizes.baseline_requests(sc), need, cap.as_secs()
+            baseline_requests, need, cap.as_secs()
         ));
         return None;
     }

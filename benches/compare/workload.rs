@@ -1,6 +1,7 @@
-//! The workloads, defined once: every id, key and content of every scenario is generated here and
-//! handed to the drivers (C and JS) as a workload file, so the drivers only replay it and the
-//! orchestrator knows each key's final content from the same list.
+//! The workload file: every id, key and content of a run, generated once (by its scenario, in
+//! scenarios/) and handed to the drivers (C and JS), so the drivers only replay it and the
+//! orchestrator knows each key's final content from the same list. This file holds the format,
+//! the ids and texts the scenarios build with, and the warm-ups.
 //!
 //! The file is text, one record per line, fields separated by tabs (keys and compact JSON never
 //! hold a tab):
@@ -23,8 +24,7 @@
 //! stamp           1        (only in next-* workloads) report each write's time since START
 //! ```
 //!
-//! The `next-*` scenarios (the successor protocol) use full sizes also under `--quick` (their
-//! targets and ShareNext's figures are stated for them), a warm-up session of their own (the
+//! The `next-*` scenarios (the successor protocol) use a warm-up session of their own (the
 //! service keys shares by the last 8 characters of the session id, and the bench session's end as
 //! the legacy warm-up's does), and part contents that carry `messageID` (a "next" part item needs
 //! it for its item key).
@@ -34,30 +34,19 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
+
+use crate::scenarios::{At, Scenario};
 
 const ALPHA: &[u8] = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod ";
 const MASTER_LEN: usize = 1000 + 70000;
 
-/// The warm-up's session: its requests are not counted (see run.rs).
+/// The warm-up's session: its requests are not counted (see run/mod.rs).
 pub const WARMUP_SID: &str = "ses_warmup00000000000000000000";
 
 /// The next-* scenarios' warm-up session (its share id, `0warmup1`, is its own).
 pub const NEXT_WARMUP_SID: &str = "ses_warmup0000000000000warmup1";
-/// next-burst, next-faults, next-exit: new parts written at once.
-pub const NEXT_PARTS: u64 = 200;
-/// next-stream: rewrites of one part, 1 ms apart.
-pub const NEXT_REWRITES: u64 = 2000;
-/// next-faults: resets and 500s, % of syncs.
-pub const NEXT_RESET_PCT: u32 = 10;
-pub const NEXT_500_PCT: u32 = 20;
-pub const NEXT_SCENARIOS: [&str; 4] = ["next-burst", "next-stream", "next-faults", "next-exit"];
-
-pub fn is_next(scenario: &str) -> bool {
-    scenario.starts_with("next-")
-}
-
 /// A storage key's item key under "next" (`session/part/<sid>/<mid>/<pid>` → `part/<mid>/<pid>`).
 pub fn next_item_key(key: &str) -> Option<String> {
     let seg: Vec<&str> = key.split('/').collect();
@@ -91,7 +80,14 @@ impl Texts {
     }
 
     /// A content around its version: `{"id","sessionID","type","v":` and `,"text"}`.
-    fn content(&self, id: &str, sid: &str, kind: &str, seed: u64, len: u64) -> (String, String) {
+    pub fn content(
+        &self,
+        id: &str,
+        sid: &str,
+        kind: &str,
+        seed: u64,
+        len: u64,
+    ) -> (String, String) {
         self.content_in(id, None, sid, kind, seed, len)
     }
 
@@ -117,33 +113,33 @@ impl Texts {
     }
 }
 
-fn len_part(x: u64) -> u64 {
+pub fn len_part(x: u64) -> u64 {
     200 + (x * 97) % 1600
 }
-fn len_msg(x: u64) -> u64 {
+pub fn len_msg(x: u64) -> u64 {
     100 + (x * 37) % 300
 }
-fn len_soak(x: u64) -> u64 {
+pub fn len_soak(x: u64) -> u64 {
     100 + (x * 97) % 400
 }
-fn len_stream(v: u64) -> u64 {
+pub fn len_stream(v: u64) -> u64 {
     16 + 4 * v
 }
 pub fn ses_id(s: u64) -> String {
     format!("ses_bench{s:021}")
 }
-fn msg_id(m: u64) -> String {
+pub fn msg_id(m: u64) -> String {
     format!("msg_bench{m:021}")
 }
-fn prt_id(p: u64) -> String {
+pub fn prt_id(p: u64) -> String {
     format!("prt_bench{p:021}")
 }
-fn part_key(s: u64, m: u64, p: u64) -> String {
+pub fn part_key(s: u64, m: u64, p: u64) -> String {
     format!("session/part/{}/{}/{}", ses_id(s), msg_id(m), prt_id(p))
 }
 
 /// Scenario sizes (the full run's, or --quick's smaller ones).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize)]
 pub struct Sizes {
     pub burst_keys: u64,
     pub stream_writes: u64,
@@ -196,45 +192,19 @@ impl Sizes {
             ..Sizes::full()
         }
     }
-
-    /// The sizes of one run. The stream gets a third of a round trip more writes (1 ms apart) per
-    /// run index, modulo 3, so that its last write falls at different points of the request in
-    /// flight from run to run: otherwise, with a steady round trip, every run would end at the
-    /// same phase and the time from the last write to its arrival would say more about that
-    /// phase than about the client.
-    pub fn for_run(&self, scenario: &str, latency: u64, run: usize) -> Sizes {
-        let mut s = self.clone();
-        if scenario == "stream" && self.stream_interval_us > 0 {
-            let third_ms = (latency + 1).div_ceil(3);
-            s.stream_writes += (run as u64 % 3) * third_ms * 1000 / self.stream_interval_us;
-        }
-        s
-    }
-
-    /// How many sync requests the original needs at least (one per key, one at a time).
-    pub fn baseline_requests(&self, scenario: &str) -> u64 {
-        match scenario {
-            "burst" => self.burst_keys,
-            "faults" => 0, // it stops at the first reset
-            "stream" => 0, // paced by the writes
-            "initial" => 1 + self.initial_messages + self.initial_parts,
-            "many" => self.many_sessions * self.many_keys,
-            _ => 0,
-        }
-    }
 }
 
 /// One storage write: which C writer thread makes it, its key, its content around the version.
 pub struct Write {
-    thread: u64,
-    key: String,
-    v: u64,
-    head: String,
-    tail: String,
+    pub thread: u64,
+    pub key: String,
+    pub v: u64,
+    pub head: String,
+    pub tail: String,
 }
 
 impl Write {
-    fn part(texts: &Texts, s: u64, m: u64, p: u64, v: u64, seed: u64, len: u64) -> Write {
+    pub fn part(texts: &Texts, s: u64, m: u64, p: u64, v: u64, seed: u64, len: u64) -> Write {
         let (head, tail) = texts.content(&prt_id(p), &ses_id(s), "part", seed, len);
         Write {
             thread: 0,
@@ -246,7 +216,7 @@ impl Write {
     }
 
     /// A part of the successor protocol: its content carries `messageID`.
-    fn next_part(texts: &Texts, m: u64, p: u64, v: u64, seed: u64, len: u64) -> Write {
+    pub fn next_part(texts: &Texts, m: u64, p: u64, v: u64, seed: u64, len: u64) -> Write {
         let mid = msg_id(m);
         let (head, tail) = texts.content_in(&prt_id(p), Some(&mid), &ses_id(0), "part", seed, len);
         Write {
@@ -258,7 +228,7 @@ impl Write {
         }
     }
 
-    fn other(texts: &Texts, key: String, id: &str, kind: &str, seed: u64, len: u64) -> Write {
+    pub fn other(texts: &Texts, key: String, id: &str, kind: &str, seed: u64, len: u64) -> Write {
         let (head, tail) = texts.content(id, &ses_id(0), kind, seed, len);
         Write {
             thread: 0,
@@ -274,29 +244,29 @@ impl Write {
     }
 }
 
-/// One scenario's writes and how the drivers make them.
+/// One scenario's writes and how the drivers make them (its scenario fills them in).
 pub struct Workload {
     scenario: String,
-    interval_us: u64,
-    threads: u64,
-    await_each: bool,
+    pub interval_us: u64,
+    pub threads: u64,
+    pub await_each: bool,
     /// Writes to make: `writes` replayed in order (only the soak makes more than one pass).
-    total: u64,
-    sample_every: u64,
-    creates: Vec<String>,
-    timed_creates: Vec<String>,
+    pub total: u64,
+    pub sample_every: u64,
+    pub creates: Vec<String>,
+    pub timed_creates: Vec<String>,
     warmup_sid: &'static str,
     warmup: Vec<Write>,
-    writes: Vec<Write>,
+    pub writes: Vec<Write>,
     /// next-*: Some(exit right after the writes?); the writes are time-stamped
     next: Option<bool>,
 }
 
 impl Workload {
-    /// The workload of `scenario` at `sizes` (already `for_run`).
-    pub fn new(scenario: &str, z: &Sizes, texts: &Texts) -> Workload {
+    /// The workload of `sc` at `sizes`, for run `run` at `latency` ms.
+    pub fn new(sc: &Scenario, z: &Sizes, texts: &Texts, latency: u64, run: usize) -> Workload {
         let mut w = Workload {
-            scenario: scenario.to_string(),
+            scenario: sc.name.to_string(),
             interval_us: 0,
             threads: 1,
             await_each: false,
@@ -309,88 +279,18 @@ impl Workload {
             writes: Vec::new(),
             next: None,
         };
-        match scenario {
-            "burst" => w.writes = distinct_parts(texts, z.burst_keys),
-            "faults" => w.writes = distinct_parts(texts, z.faults_keys),
-            "stream" => w.stream(texts, z),
-            "initial" => w.initial(texts, z),
-            "many" => w.many(texts, z),
-            "soak" => w.soak(texts, z),
-            s if is_next(s) => w.next(texts),
-            _ => {}
-        }
+        (sc.writes)(&mut w, texts, z, At { latency, run });
         if w.total == 0 {
             w.total = w.writes.len() as u64;
         }
         w
     }
 
-    /// The successor protocol's scenarios (sizes fixed: see the module's comment).
-    fn next(&mut self, texts: &Texts) {
+    /// A successor protocol's workload: its own warm-up, time stamps, and how it ends.
+    pub fn next(&mut self, texts: &Texts, exit: bool) {
         self.warmup_sid = NEXT_WARMUP_SID;
         self.warmup = warmup_of(texts, NEXT_WARMUP_SID, true);
-        if self.scenario == "next-stream" {
-            self.interval_us = 1000;
-            self.writes = (0..NEXT_REWRITES)
-                .map(|v| Write::next_part(texts, 0, 0, v, 0, len_stream(v)))
-                .collect();
-        } else {
-            self.writes = (0..NEXT_PARTS)
-                .map(|k| Write::next_part(texts, k / 4, k, 0, k, len_part(k)))
-                .collect();
-        }
-        self.next = Some(self.scenario == "next-exit");
-    }
-
-    fn stream(&mut self, texts: &Texts, z: &Sizes) {
-        self.interval_us = z.stream_interval_us;
-        self.writes = (0..z.stream_writes)
-            .map(|v| Write::part(texts, 0, 0, 0, v, 0, len_stream(v)))
-            .collect();
-    }
-
-    /// The create, then the session's info, and each message followed by its parts.
-    fn initial(&mut self, texts: &Texts, z: &Sizes) {
-        let sid = ses_id(0);
-        self.timed_creates = std::mem::take(&mut self.creates);
-        self.await_each = true;
-        let info = Write::other(texts, format!("session/info/{sid}"), &sid, "info", 0, 200);
-        self.writes.push(info);
-        let (m_n, p_n) = (z.initial_messages, z.initial_parts);
-        let mut p = 0;
-        for m in 0..m_n {
-            let (mid, key) = (msg_id(m), format!("session/message/{sid}/{}", msg_id(m)));
-            self.writes
-                .push(Write::other(texts, key, &mid, "message", m, len_msg(m)));
-            while p < p_n && p * m_n / p_n == m {
-                self.writes
-                    .push(Write::part(texts, 0, m, p, 0, p, len_part(p)));
-                p += 1;
-            }
-        }
-    }
-
-    /// Key k of every session, then key k + 1; from C, session s is written by thread s mod T.
-    fn many(&mut self, texts: &Texts, z: &Sizes) {
-        self.threads = z.many_threads.max(1);
-        self.creates = (0..z.many_sessions).map(ses_id).collect();
-        for k in 0..z.many_keys {
-            for s in 0..z.many_sessions {
-                let seed = s * z.many_keys + k;
-                let mut w = Write::part(texts, s, k / 4, k, 0, seed, len_part(seed));
-                w.thread = s % self.threads;
-                self.writes.push(w);
-            }
-        }
-    }
-
-    /// Round-robin over the keys, a new version each pass.
-    fn soak(&mut self, texts: &Texts, z: &Sizes) {
-        self.total = z.soak_writes;
-        self.sample_every = z.soak_sample;
-        self.writes = (0..z.soak_keys)
-            .map(|k| Write::part(texts, 0, k / 4, k, 0, k, len_soak(k)))
-            .collect();
+        self.next = Some(exit);
     }
 
     /// Each write's key and version, in file order (what the drivers' time stamps refer to).
@@ -467,7 +367,7 @@ impl Workload {
 }
 
 /// Part k of session 0 (message k / 4), written once each.
-fn distinct_parts(texts: &Texts, n: u64) -> Vec<Write> {
+pub fn distinct_parts(texts: &Texts, n: u64) -> Vec<Write> {
     (0..n)
         .map(|k| Write::part(texts, 0, k / 4, k, 0, k, len_part(k)))
         .collect()

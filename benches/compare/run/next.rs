@@ -1,4 +1,4 @@
-//! One run of a next-* scenario (the successor protocol): the "next" service (next_service.rs), or
+//! One run of a next-* scenario (the successor protocol): the "next" service (services/next.rs), or
 //! the v1 service for the library's v1 comparison row, the driver's handshake, and the figures:
 //! time to final state, requests, bytes, items per request, staleness, lost items, overlaps.
 //!
@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::contenders::Contender;
-use crate::next_service::{NextService, share_id};
+use crate::report::stats::median;
 use crate::run::{Ctx, Driver, NextFigures, RunResult, measured, ms_since, wire_len};
-use crate::service::ShareService;
-use crate::stats::median;
-use crate::workload::{NEXT_500_PCT, NEXT_RESET_PCT, Workload, next_item_key};
+use crate::scenarios::Scenario;
+use crate::services::legacy::ShareService;
+use crate::services::next::{NextService, share_id};
+use crate::workload::{Workload, next_item_key};
 
 /// What one service saw, in the terms both protocols share.
 #[derive(Default)]
@@ -40,9 +41,10 @@ enum Service {
     V1(ShareService),
 }
 
-pub fn run_next(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usize) -> RunResult {
+pub fn run_next(ctx: &Ctx, sc: &Scenario, latency: u64, c: &Contender, run: usize) -> RunResult {
     let began = Instant::now();
-    let workload = Workload::new(scenario, &ctx.sizes, &ctx.texts);
+    let scenario = sc.name;
+    let workload = Workload::new(sc, &ctx.sizes, &ctx.texts, latency, run);
     let finals = workload.finals();
     let mut result = RunResult::new(scenario, latency, c, run, finals.len());
     let service = if c.protocol == "next" {
@@ -63,20 +65,20 @@ pub fn run_next(ctx: &Ctx, scenario: &str, latency: u64, c: &Contender, run: usi
         }
     };
     let configure = || {
-        let seed = 0x4e78 + run as u64;
+        let faults = (sc.faults)(&ctx.sizes, run);
         match &service {
             Service::Next(s) => {
                 s.set_latency(Duration::from_millis(latency));
-                if scenario == "next-faults" {
-                    // the research's case first (one 500 on the first sync), then the draws
-                    s.fail_next_syncs(1);
-                    s.set_random_faults(NEXT_RESET_PCT, NEXT_500_PCT, seed);
+                if let Some(f) = faults {
+                    // the first syncs' 500s, then the draws
+                    s.fail_next_syncs(f.first_syncs_500);
+                    s.set_random_faults(f.reset_pct, f.status_500_pct, f.seed);
                 }
             }
             Service::V1(s) => {
                 s.set_latency(Duration::from_millis(latency));
-                if scenario == "next-faults" {
-                    s.set_random_faults(NEXT_RESET_PCT, NEXT_500_PCT, seed);
+                if let Some(f) = faults {
+                    s.set_random_faults(f.reset_pct, f.status_500_pct, f.seed);
                 }
             }
         }

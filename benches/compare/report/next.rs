@@ -5,12 +5,13 @@
 use std::fmt::Write as _;
 
 use crate::contenders::contender;
-use crate::format::{fmt_bytes, fmt_count, fmt_num, opt};
 use crate::plan::Case;
+use crate::report::format::{fmt_bytes, fmt_count, fmt_num, opt};
+use crate::report::stats::{Cell, Results, bytes, reqs, ttf};
+use crate::report::targets::next_targets;
 use crate::run::{NextFigures, RunResult};
-use crate::stats::{Cell, Results, bytes, reqs, ttf};
-use crate::targets::next_targets;
-use crate::workload::{NEXT_500_PCT, NEXT_PARTS, NEXT_RESET_PCT, NEXT_REWRITES, is_next};
+use crate::scenarios::{self, is_next};
+use crate::workload::Sizes;
 
 const COLUMNS: &str = "Columns (medians over runs): **time to final** — from `START` until the service held the final \
      content of every item (DNF: some never did); **requests**, **bytes** — sync requests of the share the service \
@@ -21,7 +22,7 @@ const COLUMNS: &str = "Columns (medians over runs): **time to final** — from `
      (the real server then loses one; — under v1, which has no per-share request); **in call** — per write, inside \
      the write call (C: thread CPU; JS: wall).";
 
-pub fn next_section(md: &mut String, res: &Results, plan: &[Case]) {
+pub fn next_section(md: &mut String, sizes: &Sizes, res: &Results, plan: &[Case]) {
     let cases: Vec<&Case> = plan.iter().filter(|(sc, ..)| is_next(sc)).collect();
     if cases.is_empty() {
         return;
@@ -44,7 +45,8 @@ pub fn next_section(md: &mut String, res: &Results, plan: &[Case]) {
     }
     let _ = writeln!(md, "\n{COLUMNS}\n");
     for (sc, lat, cs) in cases {
-        let _ = writeln!(md, "### {} — {lat} ms\n", title(sc));
+        let title = (scenarios::get(sc).title)(sizes);
+        let _ = writeln!(md, "### {title} — {lat} ms\n");
         let _ = writeln!(
             md,
             "| contender | time to final, ms | requests | bytes | items/request | staleness median / max, ms | lost | overlaps | in call, µs | host CPU/write, µs |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -80,22 +82,6 @@ pub fn next_section(md: &mut String, res: &Results, plan: &[Case]) {
             let _ = writeln!(md, "\nNot clean: {}", odd.join("; "));
         }
         let _ = writeln!(md);
-    }
-}
-
-fn title(sc: &str) -> String {
-    match sc {
-        "next-burst" => format!("next-burst: {NEXT_PARTS} new parts written at once"),
-        "next-stream" => {
-            format!("next-stream: one part rewritten {NEXT_REWRITES} times, 1 ms apart")
-        }
-        "next-faults" => format!(
-            "next-faults: {NEXT_PARTS} new parts; the service answers 500 to the first sync, then resets {NEXT_RESET_PCT}% and answers 500 to {NEXT_500_PCT}% of syncs"
-        ),
-        "next-exit" => format!(
-            "next-exit: {NEXT_PARTS} new parts, then shutdown (the library) or exit (ShareNext) at once"
-        ),
-        s => s.to_string(),
     }
 }
 

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use crate::contenders::{Contender, compared};
-use crate::format::{fmt_count, fmt_num, fmt_short, opt};
 use crate::plan::Case;
-use crate::stats::{Cell, Results, reqs, ttf};
+use crate::report::format::{fmt_count, fmt_num, fmt_short, opt};
+use crate::report::stats::{Cell, Results, reqs, ttf};
 use crate::workload::Sizes;
 
 const LEFT: f64 = 70.0;
@@ -124,23 +124,9 @@ fn groups(
         .iter()
         .map(|(sc, lat, cs)| {
             let bars = compared().map(|c| bar(sc, *lat, cs, c)).collect();
-            (group_label(sc, sizes), bars)
+            ((crate::scenarios::get(sc).label)(sizes), bars)
         })
         .collect()
-}
-
-fn group_label(sc: &str, z: &Sizes) -> String {
-    match sc {
-        "stream" => format!("stream ({} writes)", z.stream_writes),
-        "initial" => format!(
-            "initial ({} keys)",
-            1 + z.initial_messages + z.initial_parts
-        ),
-        "many" => format!("many ({}×{})", z.many_sessions, z.many_keys),
-        "burst" => format!("burst ({} keys)", z.burst_keys),
-        "faults" => format!("faults ({} keys)", z.faults_keys),
-        s => s.to_string(),
-    }
 }
 
 /// The SVG around the panels: size, patterns, styles, title, legend.

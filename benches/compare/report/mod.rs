@@ -1,17 +1,25 @@
-//! report.md: the circumstances, the targets, a table per case, what was skipped, the soak.
+//! What a run reports: report.md (this file: the circumstances, the targets, a table per case,
+//! what was skipped, the soak), its section for the successor protocol, chart.svg, results.json,
+//! the targets and the medians they are judged on.
+
+pub mod chart;
+pub mod format;
+pub mod next;
+pub mod output;
+pub mod stats;
+pub mod targets;
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use crate::contenders::{Contender, Kind, contender};
 use crate::env::Env;
-use crate::format::{fmt_bytes, fmt_count, fmt_num, fmt_ratio, opt};
 use crate::plan::Case;
 use crate::run::RunResult;
-use crate::stats::{Cell, Results, bytes, reqs, ttf};
-use crate::targets::{soak_series, targets};
+use crate::scenarios::{self, faults, soak, stream};
 use crate::workload::Sizes;
+use format::{fmt_bytes, fmt_count, fmt_num, fmt_ratio, opt};
+use stats::{Cell, Results, bytes, reqs, ttf};
+use targets::targets;
 
 pub fn write_report(
     sizes: &Sizes,
@@ -35,10 +43,10 @@ pub fn write_report(
     let _ = writeln!(md);
     let _ = writeln!(md, "## Scenarios\n");
     let _ = writeln!(md, "{COLUMNS}\n");
-    for case in plan.iter().filter(|(sc, ..)| !crate::workload::is_next(sc)) {
+    for case in plan.iter().filter(|(sc, ..)| !scenarios::is_next(sc)) {
         scenario(&mut md, sizes, res, case);
     }
-    crate::next_report::next_section(&mut md, res, plan);
+    next::next_section(&mut md, sizes, res, plan);
     if !skipped.is_empty() {
         let _ = writeln!(md, "### Skipped\n");
         for s in skipped {
@@ -47,7 +55,7 @@ pub fn write_report(
         let _ = writeln!(md);
     }
     if let Some(s) = soak {
-        soak_section(&mut md, sizes, s);
+        soak::section(&mut md, sizes, s);
     }
     md
 }
@@ -114,42 +122,12 @@ fn circumstances(md: &mut String, env: &Env) {
     let _ = writeln!(md, "![time to final content at 20 ms](chart.svg)\n");
 }
 
-pub fn scenario_title(s: &str, z: &Sizes) -> String {
-    match s {
-        "burst" => format!("burst: {} distinct keys written once", z.burst_keys),
-        "stream" => format!(
-            "stream: one part rewritten {} times (+⅓ round trip of writes per run index), {} ms apart, its text growing",
-            z.stream_writes,
-            z.stream_interval_us as f64 / 1000.0
-        ),
-        "initial" => format!(
-            "initial share: create, then a {}-message session with {} parts (and its info) synced",
-            z.initial_messages, z.initial_parts
-        ),
-        "many" => format!(
-            "many sessions: {} shared sessions × {} keys, from {} threads (C) or interleaved (JS)",
-            z.many_sessions, z.many_keys, z.many_threads
-        ),
-        "faults" => format!(
-            "faults: {} distinct keys written once; the service resets {}% and answers 500 to {}% of syncs",
-            z.faults_keys, z.faults_reset_pct, z.faults_500_pct
-        ),
-        _ => s.to_string(),
-    }
-}
-
 /// One case's table, the faults' details, and the runs that were not clean.
 fn scenario(md: &mut String, sizes: &Sizes, res: &Results, (sc, lat, cs): &Case) {
-    let _ = writeln!(md, "### {} — {} ms\n", scenario_title(sc, sizes), lat);
-    let stream = *sc == "stream";
-    let (extra, extra_rule) = if stream {
-        (
-            " last write → final, ms | turnaround, ms |",
-            " ---: | ---: |",
-        )
-    } else {
-        ("", "")
-    };
+    let title = (scenarios::get(sc).title)(sizes);
+    let _ = writeln!(md, "### {title} — {lat} ms\n");
+    let stream = *sc == stream::SCENARIO.name;
+    let (extra, extra_rule) = if stream { stream::COLUMNS } else { ("", "") };
     let _ = writeln!(
         md,
         "| contender | time to final, ms | requests | bytes | final | host CPU/write, µs | in call, µs | process CPU, ms | peak RSS, MiB |{extra}"
@@ -168,8 +146,8 @@ fn scenario(md: &mut String, sizes: &Sizes, res: &Results, (sc, lat, cs): &Case)
             row(md, res, (sc, *lat, cs), c, &cell, stream);
         }
     }
-    if *sc == "faults" {
-        faults_details(md, res, sc, *lat, cs);
+    if *sc == faults::SCENARIO.name {
+        faults::details(md, res, *lat, cs);
     }
     let odd: Vec<String> = cs
         .iter()
@@ -211,7 +189,10 @@ fn reference_row(md: &mut String, c: &Contender, cell: &Cell, stream: bool) {
         opt(cell.median(|r| r.process_cpu_ms(), false), fmt_num),
         rss(cell),
     );
-    let _ = writeln!(md, "{}", if stream { " — | — |" } else { "" });
+    if stream {
+        stream::cells(md, None);
+    }
+    let _ = writeln!(md);
 }
 
 /// A contender's row, with the ratios to its original where that ran too.
@@ -253,13 +234,7 @@ fn row(
         rss(cell),
     );
     if stream {
-        let _ = write!(
-            md,
-            " {} (waiting {}) | {} |",
-            opt(cell.median(|r| r.lag_ms, true), fmt_num),
-            opt(cell.median(|r| r.final_wait_ms, true), fmt_num),
-            opt(cell.median(|r| r.turnaround_ms, false), fmt_num)
-        );
+        stream::cells(md, Some(cell));
     }
     let _ = writeln!(md);
 }
@@ -290,74 +265,4 @@ fn time_to_final(cell: &Cell) -> String {
             format!("DNF ({} of {} runs){last}", dnf, cell.runs.len())
         }
     }
-}
-
-/// Run 1 of each contender under faults: answers, resets, connections, how it drained.
-fn faults_details(md: &mut String, res: &Results, sc: &str, lat: u64, cs: &[&Contender]) {
-    let _ = writeln!(md);
-    for c in cs {
-        let Some(cell) = res.cell(sc, lat, c.id) else {
-            continue;
-        };
-        let r = cell.runs[0];
-        let drain = r
-            .driver
-            .as_ref()
-            .and_then(|d| d.get("drain"))
-            .and_then(Value::as_str);
-        let _ = writeln!(
-            md,
-            "- {} (run 1): {} requests: {} answered 200, {} answered 500, {} reset; {} connections; {}",
-            c.label,
-            r.requests,
-            r.answered_200,
-            r.answered_500,
-            r.reset_or_unanswered,
-            r.connections,
-            drain.unwrap_or(&r.outcome)
-        );
-    }
-}
-
-/// The memory soak: RSS per sample, and how it ended.
-fn soak_section(md: &mut String, z: &Sizes, s: &RunResult) {
-    let _ = writeln!(md, "## Memory soak (library from C)\n");
-    let _ = writeln!(
-        md,
-        "{} writes round-robin over {} keys of one shared session (contents 100–500 B, each write a new version), \
-         as fast as the thread can call `share_sync`, service at 0 ms; resident memory (VmRSS) sampled every {} writes \
-         and after the final `share_flush`.\n",
-        fmt_num(z.soak_writes as f64),
-        fmt_num(z.soak_keys as f64),
-        fmt_num(z.soak_sample as f64)
-    );
-    let series = soak_series(s);
-    let after: Vec<String> = series
-        .iter()
-        .map(|(w, _)| w.map_or("flushed".into(), |w| fmt_num(w as f64)))
-        .collect();
-    let mib: Vec<String> = series
-        .iter()
-        .map(|(_, kb)| format!("{:.1}", kb / 1024.0))
-        .collect();
-    let _ = writeln!(md, "| after writes | {} |", after.join(" | "));
-    let _ = writeln!(md, "| --- |{}", " ---: |".repeat(series.len()));
-    let _ = writeln!(md, "| RSS, MiB | {} |\n", mib.join(" | "));
-    let writes = s.drv("writes").unwrap_or(0.0);
-    let stats = s.driver.as_ref().and_then(|d| d.get("stats"));
-    let _ = writeln!(
-        md,
-        "Drained {} ms after `START`; {} of {} keys hold their final content; {} requests ({}); {} per `share_sync` (thread CPU); peak RSS {} MiB; stats: `{}`.\n",
-        opt(s.drv("drained_ns").map(|n| n / 1e6), fmt_num),
-        s.keys_final,
-        s.keys_expected,
-        fmt_num(s.requests as f64),
-        fmt_bytes(s.wire_bytes as f64),
-        opt(
-            s.drv("cpu_in_sync_ns").map(|n| n / writes.max(1.0)),
-            |x| format!("{x:.0} ns")
-        ),
-        opt(s.peak_rss_mib(), |x| format!("{x:.1}")),
-        stats.map(|v| v.to_string()).unwrap_or_default()
-    );
 }
