@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::item::Item;
@@ -30,7 +30,7 @@ pub fn advertised(extensions: &'static str, body: String) -> axum::response::Res
 }
 
 /// One string that grew: its JSON Pointer, its length (UTF-8 bytes) before, and the suffix.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grow {
     pub path: String,
@@ -58,16 +58,29 @@ pub fn parse(raw: &RawValue) -> Result<Append, String> {
     })
 }
 
+/// An item of a write made whole, and its grows when it extends the key's stored text (the
+/// store may then keep the grows beside the stored base instead of rewriting it).
+#[derive(Debug)]
+pub struct Resolved {
+    pub item: Item,
+    pub grows: Option<Vec<Grow>>,
+}
+
 /// Turns every append item of a write into a whole item, in order: an append applies to the
-/// item written earlier in the same write, else to `stored` (the key's stored text). An
-/// `Err` is the 409's reason: nothing of the write may be applied.
-pub fn resolve(items: Vec<Item>, stored: &HashMap<String, String>) -> Result<Vec<Item>, String> {
+/// item written earlier in the same write, else to `stored` (the key's stored text), and keeps
+/// its grows when it extends `stored`. An `Err` is the 409's reason: nothing of the write may be
+/// applied.
+pub fn resolve(
+    items: Vec<Item>,
+    stored: &HashMap<String, String>,
+) -> Result<Vec<Resolved>, String> {
     let mut latest: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for mut item in items {
+        let mut grows = None;
         if let Some(append) = item.append.take() {
-            let base = latest
-                .get(&item.key)
+            let in_write = latest.get(&item.key);
+            let base = in_write
                 .or_else(|| stored.get(&item.key))
                 .ok_or_else(|| format!("{} holds no content to append to", item.key))?;
             item.data = apply(base, &append.grows).map_err(|e| format!("{}: {e}", item.key))?;
@@ -79,11 +92,37 @@ pub fn resolve(items: Vec<Item>, stored: &HashMap<String, String>) -> Result<Vec
                     append.max_item_bytes
                 ));
             }
+            if in_write.is_none() {
+                grows = Some(append.grows);
+            }
         }
         latest.insert(item.key.clone(), item.data.clone());
-        out.push(item);
+        out.push(Resolved { item, grows });
     }
     Ok(out)
+}
+
+/// `base` with a key's pending appends applied in order (each was checked against the text
+/// before it when it was stored): one string's suffixes are joined, then inserted in one pass,
+/// so a fold costs the text's length once, however many appends wait.
+pub fn fold<'a>(
+    base: &str,
+    pending: impl IntoIterator<Item = &'a [Grow]>,
+) -> Result<String, String> {
+    let mut merged: Vec<Grow> = Vec::new();
+    for grow in pending.into_iter().flatten() {
+        match merged.iter_mut().find(|m| m.path == grow.path) {
+            Some(m) if m.at + m.text.len() as u64 == grow.at => m.text.push_str(&grow.text),
+            Some(_) => {
+                return Err(format!(
+                    "the pending appends to {:?} leave a gap",
+                    grow.path
+                ));
+            }
+            None => merged.push(grow.clone()),
+        }
+    }
+    apply(base, &merged)
 }
 
 /// The keys of `items` that are appended to before a whole write of theirs in the same write:
@@ -234,8 +273,10 @@ mod tests {
         ];
         assert_eq!(bases_needed(&items), vec!["k".to_owned()]);
         let out = resolve(items, &stored).unwrap();
-        assert_eq!(out[0].data, r#"{"text":"ab"}"#);
-        assert_eq!(out[2].data, r#"{"text":"xy"}"#);
+        assert_eq!(out[0].item.data, r#"{"text":"ab"}"#);
+        assert_eq!(out[2].item.data, r#"{"text":"xy"}"#);
+        assert_eq!(out[0].grows, Some(vec![grow("/text", 1, "b")]));
+        assert_eq!(out[2].grows, None, "j's append extends the write's own j");
         let missing = vec![item("z", "", Some(vec![grow("/text", 0, "b")]))];
         assert!(
             resolve(missing, &stored)

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use opencode_share_server::Config;
 use serde_json::{Value, json};
-use support::{Events, Server, session_id};
+use support::{Events, Server, pg_query, session_id};
 
 fn servers() -> Vec<Server> {
     let mut servers = vec![Server::start()];
@@ -38,6 +38,15 @@ fn post(s: &Server, path: &str, body: &Value) -> (u16, Option<String>, Value) {
     (status, ext, r.json().unwrap_or(Value::Null))
 }
 
+/// A v1 `share_sync` of `body` to the key of session and secret `[session, secret, key]`.
+fn v1_sync(s: &Server, [sid, secret, key]: [&str; 3], body: Value) -> (u16, Option<String>, Value) {
+    let mut body = body;
+    body["sessionID"] = json!(sid);
+    body["secret"] = json!(secret);
+    body["key"] = json!(key);
+    post(s, "/share_sync", &body)
+}
+
 fn grow(path: &str, at: usize, text: &str) -> Value {
     json!({ "path": path, "at": at, "text": text })
 }
@@ -51,13 +60,7 @@ fn v1_appends_grow_the_stored_part_and_gaps_are_refused() {
         assert_eq!((status, ext.as_deref()), (200, Some("append, gzip")));
         let secret = created["secret"].as_str().unwrap().to_owned();
         let key = format!("session/part/{sid}/msg_1/prt_1");
-        let sync = |body: Value| {
-            let mut body = body;
-            body["sessionID"] = json!(sid);
-            body["secret"] = json!(secret);
-            body["key"] = json!(key);
-            post(&s, "/share_sync", &body)
-        };
+        let sync = |body: Value| v1_sync(&s, [&sid, &secret, &key], body);
         // appending to a key the share does not hold: refused, the client sends it whole
         let (status, _, answer) = sync(json!({ "append": [grow("/text", 0, "x")] }));
         assert_eq!(status, 409, "{answer}");
@@ -325,4 +328,132 @@ fn with_redact_appends_are_not_advertised_and_refused_so_clients_send_whole_cont
         !data.contains(&suffix),
         "nothing of the refused append stored: {data}"
     );
+}
+
+/// Bytes of `n` pseudo-random hex digits: text that neither SQLite nor PostgreSQL's TOAST
+/// compression shrinks, so a rewrite costs its whole length.
+fn hex_text(n: usize) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_digit((x % 16) as u32, 16).unwrap()
+        })
+        .collect()
+}
+
+/// The frames of the SQLite write-ahead log at `wal` that belong to its current generation
+/// (their salts are the header's), times their page size: the bytes written to it since it last
+/// restarted.
+fn wal_bytes(wal: &std::path::Path) -> u64 {
+    let log = std::fs::read(wal).unwrap_or_default();
+    if log.len() < 32 {
+        return 0;
+    }
+    let word = |at: usize| u32::from_be_bytes(log[at..at + 4].try_into().unwrap());
+    let page = word(8) as usize;
+    let (salt1, salt2) = (word(16), word(20));
+    let mut frames = 0u64;
+    let mut at = 32;
+    while at + 24 + page <= log.len() && word(at + 8) == salt1 && word(at + 12) == salt2 {
+        frames += 1;
+        at += 24 + page;
+    }
+    frames * (24 + page) as u64
+}
+
+#[test]
+fn a_streamed_part_costs_the_database_its_suffixes_not_rewrites_of_it() {
+    const BASE: usize = 256 << 10;
+    const APPENDS: usize = 40;
+    for s in servers() {
+        let sid = session_id();
+        let short = sid[sid.len() - 8..].to_owned();
+        let (_, _, created) = post(&s, "/share_create", &json!({ "sessionID": sid }));
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        let key = format!("session/part/{sid}/msg_1/prt_1");
+        let sync = |body: Value| {
+            let (status, _, answer) = v1_sync(&s, [&sid, &secret, &key], body);
+            assert_eq!(status, 200, "{answer}");
+        };
+        let mut text = hex_text(BASE);
+        let part = |text: &str| json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": text });
+        sync(json!({ "content": part(&text) }));
+        // the server's database: its SQLite file, or (if it has none) the test's PostgreSQL
+        let sqlite = s.dir.path().join("share.db");
+        let wal = s.dir.path().join("share.db-wal");
+        let pg = std::env::var("OPENCODE_SHARE_TEST_POSTGRES")
+            .ok()
+            .filter(|_| !sqlite.exists());
+        let number = |sql: &str| -> i64 {
+            match &pg {
+                Some(url) => pg_query(url, &sql.replace("?1", &format!("'{short}'")))
+                    .parse()
+                    .unwrap(),
+                None => rusqlite::Connection::open(&sqlite)
+                    .unwrap()
+                    .query_row(sql, [&short], |r| r.get(0))
+                    .unwrap(),
+            }
+        };
+        let base_len = number("SELECT length(data) FROM items WHERE share_id = ?1");
+        // what the database writes while the part grows by APPENDS suffixes: SQLite's log
+        // frames (a read transaction held open keeps the log from restarting), or PostgreSQL's
+        // WAL (its whole cluster's: other tests' small writes count too)
+        let reader = rusqlite::Connection::open(&sqlite).unwrap();
+        let written = || match &pg {
+            Some(url) => pg_query(url, "SELECT pg_current_wal_lsn()::TEXT"),
+            None => wal_bytes(&wal).to_string(),
+        };
+        reader.execute_batch("BEGIN").unwrap();
+        if pg.is_none() {
+            let _: i64 = reader
+                .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+                .unwrap();
+        }
+        let before = written();
+        for n in 0..APPENDS {
+            let suffix = format!("chunk {n:03} é \"q\"!");
+            sync(json!({ "append": [grow("/text", text.len(), &suffix)] }));
+            text.push_str(&suffix);
+        }
+        let after = written();
+        let bytes: f64 = match &pg {
+            Some(url) => pg_query(
+                url,
+                &format!("SELECT pg_wal_lsn_diff('{after}', '{before}')::BIGINT"),
+            )
+            .parse()
+            .unwrap(),
+            None => (after.parse::<u64>().unwrap() - before.parse::<u64>().unwrap()) as f64,
+        };
+        reader.execute_batch("COMMIT").unwrap();
+        // a rewrite per append would write APPENDS × BASE at least
+        assert!(
+            bytes < (APPENDS * BASE / 8) as f64,
+            "{bytes} bytes written for {APPENDS} appends to a part of {BASE}"
+        );
+        // the stored base is the text first written; the suffixes wait beside it
+        assert_eq!(
+            number("SELECT length(data) FROM items WHERE share_id = ?1"),
+            base_len
+        );
+        assert_eq!(
+            number("SELECT count(*) FROM item_appends WHERE share_id = ?1"),
+            APPENDS as i64
+        );
+        // readers see the whole text, as a whole write would have stored it
+        let items = s.items(&short);
+        assert_eq!(items[0]["data"], part(&text));
+        // a whole write of the key replaces its pending appends
+        text.push('.');
+        sync(json!({ "content": part(&text) }));
+        assert_eq!(
+            number("SELECT count(*) FROM item_appends WHERE share_id = ?1"),
+            0
+        );
+        assert_eq!(s.items(&short)[0]["data"], part(&text));
+    }
 }
