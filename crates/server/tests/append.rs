@@ -4,6 +4,8 @@
 //! request is applied, a malformed append is 400, and a gzip body is decoded within the limits.
 
 mod support;
+#[path = "../../testkit/src/wal.rs"]
+mod wal;
 
 use std::io::Write;
 
@@ -266,12 +268,13 @@ fn of_racing_appends_to_one_length_exactly_one_lands_each_round() {
 
 fn racing_appends(s: std::sync::Arc<Server>) {
     let (id, secret) = s.create_next(&session_id());
-    let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": "start" });
+    // past a database page, so the winners wait beside it as pending appends (store/pending.rs)
+    let mut text = format!("start {}", hex_text(5000));
+    let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": text });
     assert_eq!(
         s.sync_next(&id, &secret, json!([{ "type": "part", "data": part }])),
         200
     );
-    let mut text = "start".to_owned();
     for round in 0..10 {
         let threads: Vec<_> = (0..8)
             .map(|w| {
@@ -344,26 +347,6 @@ fn hex_text(n: usize) -> String {
         .collect()
 }
 
-/// The frames of the SQLite write-ahead log at `wal` that belong to its current generation
-/// (their salts are the header's), times their page size: the bytes written to it since it last
-/// restarted.
-fn wal_bytes(wal: &std::path::Path) -> u64 {
-    let log = std::fs::read(wal).unwrap_or_default();
-    if log.len() < 32 {
-        return 0;
-    }
-    let word = |at: usize| u32::from_be_bytes(log[at..at + 4].try_into().unwrap());
-    let page = word(8) as usize;
-    let (salt1, salt2) = (word(16), word(20));
-    let mut frames = 0u64;
-    let mut at = 32;
-    while at + 24 + page <= log.len() && word(at + 8) == salt1 && word(at + 12) == salt2 {
-        frames += 1;
-        at += 24 + page;
-    }
-    frames * (24 + page) as u64
-}
-
 #[test]
 fn a_streamed_part_costs_the_database_its_suffixes_not_rewrites_of_it() {
     const BASE: usize = 256 << 10;
@@ -383,7 +366,6 @@ fn a_streamed_part_costs_the_database_its_suffixes_not_rewrites_of_it() {
         sync(json!({ "content": part(&text) }));
         // the server's database: its SQLite file, or (if it has none) the test's PostgreSQL
         let sqlite = s.dir.path().join("share.db");
-        let wal = s.dir.path().join("share.db-wal");
         let pg = std::env::var("OPENCODE_SHARE_TEST_POSTGRES")
             .ok()
             .filter(|_| !sqlite.exists());
@@ -402,17 +384,11 @@ fn a_streamed_part_costs_the_database_its_suffixes_not_rewrites_of_it() {
         // what the database writes while the part grows by APPENDS suffixes: SQLite's log
         // frames (a read transaction held open keeps the log from restarting), or PostgreSQL's
         // WAL (its whole cluster's: other tests' small writes count too)
-        let reader = rusqlite::Connection::open(&sqlite).unwrap();
+        let hold = pg.is_none().then(|| wal::Hold::begin(&sqlite).unwrap());
         let written = || match &pg {
             Some(url) => pg_query(url, "SELECT pg_current_wal_lsn()::TEXT"),
-            None => wal_bytes(&wal).to_string(),
+            None => hold.as_ref().map_or(0, wal::Hold::written).to_string(),
         };
-        reader.execute_batch("BEGIN").unwrap();
-        if pg.is_none() {
-            let _: i64 = reader
-                .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
-                .unwrap();
-        }
         let before = written();
         for n in 0..APPENDS {
             let suffix = format!("chunk {n:03} é \"q\"!");
@@ -429,7 +405,7 @@ fn a_streamed_part_costs_the_database_its_suffixes_not_rewrites_of_it() {
             .unwrap(),
             None => (after.parse::<u64>().unwrap() - before.parse::<u64>().unwrap()) as f64,
         };
-        reader.execute_batch("COMMIT").unwrap();
+        drop(hold);
         // a rewrite per append would write APPENDS × BASE at least
         assert!(
             bytes < (APPENDS * BASE / 8) as f64,

@@ -45,7 +45,7 @@ CREATE TABLE item_appends (
     seq INTEGER NOT NULL,
     grows TEXT NOT NULL,
     PRIMARY KEY (share_id, key, seq)
-);
+) WITHOUT ROWID;
 ",
 ];
 

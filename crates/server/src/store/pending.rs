@@ -15,6 +15,11 @@ use crate::item::{Item, StoredItem};
 /// Most appends a key keeps pending before they are folded into its base.
 pub const MAX: i64 = 64;
 
+/// The smallest base that keeps appends pending: a smaller item lives in one database page
+/// (SQLite's 4 KB; PostgreSQL keeps a row under 2 KB inline, so an update rewrites it anyway),
+/// and rewriting that page costs less than writing the pending table's pages beside it.
+pub const MIN_BASE: i64 = 4096;
+
 /// A key's pending appends as its write sees them: how many, their grows' stored bytes, and its
 /// base's bytes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,7 +33,7 @@ impl Pending {
     /// Whether one more append of `bytes` is stored as pending (else the item is written whole,
     /// which folds the others).
     pub fn keeps(&self, bytes: usize) -> bool {
-        self.count < MAX && self.bytes + bytes as i64 <= self.base
+        self.base >= MIN_BASE && self.count < MAX && self.bytes + bytes as i64 <= self.base
     }
 }
 
@@ -140,17 +145,23 @@ mod tests {
     }
 
     #[test]
-    fn appends_wait_until_they_outnumber_the_bound_or_outgrow_the_base() {
+    fn appends_wait_beside_a_base_past_one_page_until_they_outnumber_the_bound_or_outgrow_it() {
         let p = Pending {
             count: 3,
             bytes: 100,
-            base: 1000,
+            base: 5000,
         };
-        assert!(p.keeps(900));
-        assert!(!p.keeps(901), "past the base's size: folded");
+        assert!(p.keeps(4900));
+        assert!(!p.keeps(4901), "past the base's size: folded");
         assert!(
             !Pending { count: MAX, ..p }.keeps(1),
             "past the count: folded"
         );
+        let small = Pending {
+            count: 0,
+            bytes: 0,
+            base: MIN_BASE - 1,
+        };
+        assert!(!small.keeps(1), "a base within one page: rewritten");
     }
 }
