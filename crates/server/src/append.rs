@@ -66,24 +66,36 @@ pub struct Resolved {
     pub grows: Option<Vec<Grow>>,
 }
 
+/// A key's text as a store holds it: its base and the grows waiting beside it, merged (one per
+/// string, its suffixes joined in order).
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub base: String,
+    pub pending: Vec<Grow>,
+}
+
 /// Turns every append item of a write into a whole item, in order: an append applies to the
-/// item written earlier in the same write, else to `stored` (the key's stored text), and keeps
-/// its grows when it extends `stored`. An `Err` is the 409's reason: nothing of the write may be
-/// applied.
+/// item written earlier in the same write, else to `stored` (the key's stored text, its pending
+/// grows and the new ones applied in one pass), and keeps its grows when it extends `stored`.
+/// An `Err` is the 409's reason: nothing of the write may be applied.
 pub fn resolve(
     items: Vec<Item>,
-    stored: &HashMap<String, String>,
+    stored: &HashMap<String, Stored>,
 ) -> Result<Vec<Resolved>, String> {
     let mut latest: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for mut item in items {
         let mut grows = None;
         if let Some(append) = item.append.take() {
-            let in_write = latest.get(&item.key);
-            let base = in_write
-                .or_else(|| stored.get(&item.key))
-                .ok_or_else(|| format!("{} holds no content to append to", item.key))?;
-            item.data = apply(base, &append.grows).map_err(|e| format!("{}: {e}", item.key))?;
+            let grown = match (latest.get(&item.key), stored.get(&item.key)) {
+                (Some(text), _) => apply(text, &append.grows),
+                (None, Some(s)) => {
+                    let mut merged = s.pending.clone();
+                    merge(&mut merged, &append.grows).and_then(|_| apply(&s.base, &merged))
+                }
+                (None, None) => return Err(format!("{} holds no content to append to", item.key)),
+            };
+            item.data = grown.map_err(|e| format!("{}: {e}", item.key))?;
             if item.data.len() > append.max_item_bytes {
                 return Err(format!(
                     "{} would be {} bytes, more than the item limit of {}",
@@ -92,7 +104,7 @@ pub fn resolve(
                     append.max_item_bytes
                 ));
             }
-            if in_write.is_none() {
+            if !latest.contains_key(&item.key) {
                 grows = Some(append.grows);
             }
         }
@@ -102,27 +114,27 @@ pub fn resolve(
     Ok(out)
 }
 
-/// `base` with a key's pending appends applied in order (each was checked against the text
-/// before it when it was stored): one string's suffixes are joined, then inserted in one pass,
-/// so a fold costs the text's length once, however many appends wait.
-pub fn fold<'a>(
-    base: &str,
-    pending: impl IntoIterator<Item = &'a [Grow]>,
-) -> Result<String, String> {
-    let mut merged: Vec<Grow> = Vec::new();
-    for grow in pending.into_iter().flatten() {
+/// Adds `grows` (one append's) to `merged`: a string already there gets the suffix joined to
+/// its own, if it extends exactly its length so far; a new one is added, checked by [`apply`].
+pub fn merge(merged: &mut Vec<Grow>, grows: &[Grow]) -> Result<(), String> {
+    for (n, grow) in grows.iter().enumerate() {
+        if grows[..n].iter().any(|g| g.path == grow.path) {
+            return Err(format!("{:?} is appended to twice", grow.path));
+        }
         match merged.iter_mut().find(|m| m.path == grow.path) {
             Some(m) if m.at + m.text.len() as u64 == grow.at => m.text.push_str(&grow.text),
-            Some(_) => {
+            Some(m) => {
                 return Err(format!(
-                    "the pending appends to {:?} leave a gap",
-                    grow.path
+                    "{:?} is {} bytes long here, the append extends {}",
+                    grow.path,
+                    m.at + m.text.len() as u64,
+                    grow.at
                 ));
             }
             None => merged.push(grow.clone()),
         }
     }
-    apply(base, &merged)
+    Ok(())
 }
 
 /// The keys of `items` that are appended to before a whole write of theirs in the same write:
@@ -265,7 +277,11 @@ mod tests {
                 max_item_bytes: 100,
             }),
         };
-        let stored = HashMap::from([("k".to_owned(), r#"{"text":"a"}"#.to_owned())]);
+        let base = |text: &str| Stored {
+            base: text.into(),
+            pending: vec![],
+        };
+        let stored = HashMap::from([("k".to_owned(), base(r#"{"text":"a"}"#))]);
         let items = vec![
             item("k", "", Some(vec![grow("/text", 1, "b")])),
             item("j", r#"{"text":"x"}"#, None),
@@ -289,5 +305,35 @@ mod tests {
             Some(vec![grow("/text", 1, &"b".repeat(100))]),
         )];
         assert!(resolve(big, &stored).unwrap_err().contains("item limit"));
+    }
+
+    #[test]
+    fn an_append_extends_the_pending_grows_and_a_gap_after_them_is_refused() {
+        let item = |grows: Vec<Grow>| Item {
+            key: "k".into(),
+            kind: "part",
+            data: String::new(),
+            append: Some(Append {
+                grows,
+                max_item_bytes: 100,
+            }),
+        };
+        let stored = HashMap::from([(
+            "k".to_owned(),
+            Stored {
+                base: r#"{"text":"a","id":"p"}"#.into(),
+                pending: vec![grow("/text", 1, "bc")],
+            },
+        )]);
+        let grown = resolve(
+            vec![item(vec![grow("/text", 3, "d"), grow("/id", 1, "q")])],
+            &stored,
+        )
+        .unwrap();
+        assert_eq!(grown[0].item.data, r#"{"text":"abcd","id":"pq"}"#);
+        let gap = resolve(vec![item(vec![grow("/text", 1, "d")])], &stored).unwrap_err();
+        assert!(gap.contains("\"/text\" is 3 bytes long here"), "{gap}");
+        let twice = vec![item(vec![grow("/text", 3, "d"), grow("/text", 4, "e")])];
+        assert!(resolve(twice, &stored).unwrap_err().contains("twice"));
     }
 }

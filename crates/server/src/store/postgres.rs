@@ -197,7 +197,7 @@ async fn resolve_appends(
         for row in rows {
             let (key, base): (String, String) = (row.get(0), row.get(1));
             let rows = grows.remove(&key).unwrap_or_default();
-            bases.add(key, &base, &rows)?;
+            bases.add(key, base, &rows)?;
         }
     }
     bases.resolve(items)

@@ -371,7 +371,7 @@ fn resolve_appends(
             .map_err(backend)?;
         if let Some(base) = data {
             let rows = pending_rows(conn, id, Some(&key))?.remove(&key);
-            bases.add(key, &base, &rows.unwrap_or_default())?;
+            bases.add(key, base, &rows.unwrap_or_default())?;
         }
     }
     bases.resolve(items)
