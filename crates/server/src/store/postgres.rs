@@ -186,34 +186,33 @@ async fn resolve_appends(
     let needed = crate::append::bases_needed(&items);
     let mut bases = Bases::default();
     if !needed.is_empty() {
+        // each base with its pending appends' grows, in one round trip
         let rows = tx
             .query(
-                "SELECT key, data FROM items WHERE share_id = $1 AND key = ANY($2)",
+                "SELECT key, data, ARRAY(SELECT grows FROM item_appends a
+                   WHERE a.share_id = items.share_id AND a.key = items.key ORDER BY seq)
+                 FROM items WHERE share_id = $1 AND key = ANY($2)",
                 &[&id, &needed],
             )
             .await
             .map_err(backend)?;
-        let mut grows = pending_rows(tx, id, Some(&needed)).await?;
         for row in rows {
-            let (key, base): (String, String) = (row.get(0), row.get(1));
-            let rows = grows.remove(&key).unwrap_or_default();
-            bases.add(key, base, &rows)?;
+            let rows: Vec<String> = row.get(2);
+            bases.add(row.get(0), row.get(1), &rows)?;
         }
     }
     bases.resolve(items)
 }
 
-/// The stored grows of share `id`'s pending appends (of `keys` only, if given), by key, each
-/// key's in sequence order.
+/// The stored grows of share `id`'s pending appends, by key, each key's in sequence order.
 async fn pending_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     id: &str,
-    keys: Option<&[String]>,
 ) -> StoreResult<HashMap<String, Vec<String>>> {
     let rows = tx
         .query(
-            "SELECT key, grows FROM item_appends WHERE share_id = $1 AND ($2::TEXT[] IS NULL OR key = ANY($2)) ORDER BY key, seq",
-            &[&id, &keys],
+            "SELECT key, grows FROM item_appends WHERE share_id = $1 ORDER BY key, seq",
+            &[&id],
         )
         .await
         .map_err(backend)?;
@@ -231,7 +230,7 @@ async fn folded(
     items: Vec<tokio_postgres::Row>,
 ) -> StoreResult<Vec<StoredItem>> {
     let mut items = stored(items);
-    pending::fold_into(&mut items, &pending_rows(tx, id, None).await?)?;
+    pending::fold_into(&mut items, &pending_rows(tx, id).await?)?;
     Ok(items)
 }
 
@@ -369,8 +368,10 @@ impl Store for PgStore {
             if !whole.items.is_empty() {
                 let kinds: Vec<&str> = whole.items.iter().map(|i| i.kind.as_str()).collect();
                 let datas: Vec<&str> = whole.items.iter().map(|i| i.data.as_str()).collect();
+                // a whole write replaces the key's pending appends
                 tx.execute(
-                    "INSERT INTO items (share_id, key, kind, seq, size, data)
+                    "WITH replaced AS (DELETE FROM item_appends WHERE share_id = $1 AND key = ANY($2))
+                     INSERT INTO items (share_id, key, kind, seq, size, data)
                      SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])
                      ON CONFLICT (share_id, key) DO UPDATE SET
                        kind = excluded.kind, seq = excluded.seq, size = excluded.size, data = excluded.data",
@@ -378,27 +379,23 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(backend)?;
-                tx.execute(
-                    "DELETE FROM item_appends WHERE share_id = $1 AND key = ANY($2)",
-                    &[&id, &whole.keys()],
-                )
-                .await
-                .map_err(backend)?;
             }
             if !appended.items.is_empty() {
+                // the grows beside the row, and the row's other columns only: its text,
+                // TOASTed past 2 KB, is not rewritten
                 tx.execute(
-                    "INSERT INTO item_appends (share_id, key, seq, grows)
-                     SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[])",
-                    &[&id, &appended.keys(), &appended.seqs(), &appended.grows],
-                )
-                .await
-                .map_err(backend)?;
-                // the row's other columns only: its text, TOASTed past 2 KB, is not rewritten
-                tx.execute(
-                    "UPDATE items SET seq = u.seq, size = u.size
-                     FROM unnest($2::TEXT[], $3::BIGINT[], $4::BIGINT[]) AS u (key, seq, size)
+                    "WITH kept AS (INSERT INTO item_appends (share_id, key, seq, grows)
+                       SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[]))
+                     UPDATE items SET seq = u.seq, size = u.size
+                     FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[]) AS u (key, seq, size)
                      WHERE items.share_id = $1 AND items.key = u.key",
-                    &[&id, &appended.keys(), &appended.seqs(), &appended.sizes()],
+                    &[
+                        &id,
+                        &appended.keys(),
+                        &appended.seqs(),
+                        &appended.grows,
+                        &appended.sizes(),
+                    ],
                 )
                 .await
                 .map_err(backend)?;
