@@ -15,7 +15,7 @@
 //!   && cp target/debug/opencode-share-server /tmp/server-main && git checkout HEAD -- crates/server
 //! cargo build -p opencode-share-server
 //! cargo bench --profile dev --bench stream -- --store --before /tmp/server-main \
-//!   --after target/debug/opencode-share-server [--postgres postgres://...]
+//!   --after target/debug/opencode-share-server [--postgres postgres://...] [--runs 3]
 //! ```
 
 use std::process::{Child, Command, Stdio};
@@ -39,7 +39,8 @@ struct Spent {
     exact: bool,
 }
 
-/// Runs the table: `args` names the binaries (`--before`, `--after`) and `--postgres`.
+/// Runs the table: `args` names the binaries (`--before`, `--after`), `--postgres` and
+/// `--runs` (rounds; each figure is the median of its rounds).
 pub fn run(args: &[String], chunks: usize, seconds: u64) {
     let value = |name: &str| {
         args.iter()
@@ -62,22 +63,54 @@ pub fn run(args: &[String], chunks: usize, seconds: u64) {
     if postgres.is_some() {
         databases.push("postgres");
     }
-    let mut n = 0;
+    let mut configs = Vec::new();
     for database in &databases {
         for protocol in Protocol::ALL {
             for extension in [false, true] {
                 for (label, binary) in &builds {
-                    n += 1;
-                    let dir = tempfile::tempdir().expect("a temporary folder");
-                    let db = match *database {
-                        "sqlite" => Db::Sqlite(dir.path().join("share.db")),
-                        _ => Db::postgres(postgres.as_deref().expect("--postgres"), n),
-                    };
-                    let spent = stream(binary, &db, protocol, extension, chunks, seconds);
-                    row(label, database, protocol, extension, &spent);
+                    configs.push((*database, protocol, extension, *label, binary.as_str()));
                 }
             }
         }
+    }
+    // rounds of every configuration in turn, so a slow minute of the machine hits all alike
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(1usize);
+    let mut spent: Vec<Vec<Spent>> = configs.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs {
+        for (n, &(database, protocol, extension, _, binary)) in configs.iter().enumerate() {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let db = match database {
+                "sqlite" => Db::Sqlite(dir.path().join("share.db")),
+                _ => Db::postgres(
+                    postgres.as_deref().expect("--postgres"),
+                    round * configs.len() + n,
+                ),
+            };
+            spent[n].push(stream(binary, &db, protocol, extension, chunks, seconds));
+        }
+    }
+    for (&(database, protocol, extension, label, _), runs) in configs.iter().zip(&spent) {
+        row(label, database, protocol, extension, &median(runs));
+    }
+}
+
+/// Each figure's median over `runs` (exact only if every run was).
+fn median(runs: &[Spent]) -> Spent {
+    fn mid<T: Ord + Copy>(mut v: Vec<T>) -> T {
+        v.sort();
+        v[v.len() / 2]
+    }
+    Spent {
+        requests: mid(runs.iter().map(|r| r.requests).collect()),
+        db_bytes: mid(runs.iter().map(|r| r.db_bytes).collect()),
+        wchar: mid(runs.iter().map(|r| r.wchar).collect()),
+        cpu: mid(runs.iter().map(|r| r.cpu).collect()),
+        text: runs[0].text,
+        exact: runs.iter().all(|r| r.exact),
     }
 }
 
