@@ -56,9 +56,9 @@ pub fn run(args: &[String], chunks: usize, seconds: u64) {
         "the server's side: one text part streamed in {chunks} chunks of 16 bytes over {seconds} s\n"
     );
     println!(
-        "| server | database | protocol | appends | sync requests | DB bytes written | DB bytes / streamed KB | process write() bytes | server CPU | CPU / streamed KB | exact |"
+        "| server | database | protocol | appends | sync requests | DB bytes written | DB bytes / streamed KB | process write() bytes | server CPU | CPU / streamed KB | CPU / request | exact |"
     );
-    println!("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     let mut databases = vec!["sqlite"];
     if postgres.is_some() {
         databases.push("postgres");
@@ -297,7 +297,7 @@ fn stored(addr: &std::net::SocketAddr, text: &str) -> bool {
 fn row(label: &str, database: &str, protocol: Protocol, extension: bool, s: &Spent) {
     let kb = s.text as f64 / 1000.0;
     println!(
-        "| {label} | {database} | {} | {} | {} | {:.1} KB | {:.0} B | {:.1} KB | {} ms | {:.1} ms | {} |",
+        "| {label} | {database} | {} | {} | {} | {:.1} KB | {:.0} B | {:.1} KB | {} ms | {:.1} ms | {:.2} ms | {} |",
         match protocol {
             Protocol::V1 => "v1",
             Protocol::Next => "next",
@@ -309,6 +309,7 @@ fn row(label: &str, database: &str, protocol: Protocol, extension: bool, s: &Spe
         s.wchar as f64 / 1000.0,
         s.cpu.as_millis(),
         s.cpu.as_secs_f64() * 1000.0 / kb,
+        s.cpu.as_secs_f64() * 1000.0 / s.requests.max(1) as f64,
         if s.exact { "yes" } else { "NO" },
     );
 }
