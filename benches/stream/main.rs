@@ -11,7 +11,11 @@
 //! cargo bench --profile dev --bench stream                       # the whole run, about 50 s
 //! cargo bench --profile dev --bench stream -- --chunks 200 --seconds 2   # quicker
 //! ```
+//! With `--store --before BINARY --after BINARY` it measures the server's side instead: its
+//! database writes and CPU per streamed KB, two server builds side by side (store.rs).
 //! Under `cargo test` it does nothing.
+
+mod store;
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +59,10 @@ fn main() {
             .unwrap_or(default)
     };
     let (chunks, seconds) = (option("--chunks", 1000) as usize, option("--seconds", 10));
+    if args.iter().any(|a| a == "--store") {
+        store::run(&args, chunks, seconds);
+        return;
+    }
     println!(
         "one text part streamed in {chunks} chunks of 16 bytes over {seconds} s; then 200 new parts at once; then the sample session's 108 writes 20 ms apart\n"
     );
@@ -71,7 +79,7 @@ fn main() {
             } else {
                 Service::start_hosted()
             };
-            start(&service, protocol);
+            start(&service.url(), protocol);
             let stream = stream(&service, protocol, chunks, Duration::from_secs(seconds));
             row(protocol, extension, "stream", &stream);
             let burst = burst(&service, protocol);
@@ -83,8 +91,9 @@ fn main() {
     }
 }
 
-fn start(service: &Service, protocol: Protocol) {
-    let mut config = json!({ "url": service.url() });
+/// Inits the library on the service at `url` and makes the share with the stream's message.
+fn start(url: &str, protocol: Protocol) {
+    let mut config = json!({ "url": url });
     if protocol == Protocol::Next {
         config["protocol"] = json!("next");
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::item::Item;
@@ -30,7 +30,7 @@ pub fn advertised(extensions: &'static str, body: String) -> axum::response::Res
 }
 
 /// One string that grew: its JSON Pointer, its length (UTF-8 bytes) before, and the suffix.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grow {
     pub path: String,
@@ -58,19 +58,44 @@ pub fn parse(raw: &RawValue) -> Result<Append, String> {
     })
 }
 
+/// An item of a write made whole, and its grows when it extends the key's stored text (the
+/// store may then keep the grows beside the stored base instead of rewriting it).
+#[derive(Debug)]
+pub struct Resolved {
+    pub item: Item,
+    pub grows: Option<Vec<Grow>>,
+}
+
+/// A key's text as a store holds it: its base and the grows waiting beside it, merged (one per
+/// string, its suffixes joined in order).
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub base: String,
+    pub pending: Vec<Grow>,
+}
+
 /// Turns every append item of a write into a whole item, in order: an append applies to the
-/// item written earlier in the same write, else to `stored` (the key's stored text). An
-/// `Err` is the 409's reason: nothing of the write may be applied.
-pub fn resolve(items: Vec<Item>, stored: &HashMap<String, String>) -> Result<Vec<Item>, String> {
+/// item written earlier in the same write, else to `stored` (the key's stored text, its pending
+/// grows and the new ones applied in one pass), and keeps its grows when it extends `stored`.
+/// An `Err` is the 409's reason: nothing of the write may be applied.
+pub fn resolve(
+    items: Vec<Item>,
+    stored: &HashMap<String, Stored>,
+) -> Result<Vec<Resolved>, String> {
     let mut latest: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for mut item in items {
+        let mut grows = None;
         if let Some(append) = item.append.take() {
-            let base = latest
-                .get(&item.key)
-                .or_else(|| stored.get(&item.key))
-                .ok_or_else(|| format!("{} holds no content to append to", item.key))?;
-            item.data = apply(base, &append.grows).map_err(|e| format!("{}: {e}", item.key))?;
+            let grown = match (latest.get(&item.key), stored.get(&item.key)) {
+                (Some(text), _) => apply(text, &append.grows),
+                (None, Some(s)) => {
+                    let mut merged = s.pending.clone();
+                    merge(&mut merged, &append.grows).and_then(|_| apply(&s.base, &merged))
+                }
+                (None, None) => return Err(format!("{} holds no content to append to", item.key)),
+            };
+            item.data = grown.map_err(|e| format!("{}: {e}", item.key))?;
             if item.data.len() > append.max_item_bytes {
                 return Err(format!(
                     "{} would be {} bytes, more than the item limit of {}",
@@ -79,11 +104,37 @@ pub fn resolve(items: Vec<Item>, stored: &HashMap<String, String>) -> Result<Vec
                     append.max_item_bytes
                 ));
             }
+            if !latest.contains_key(&item.key) {
+                grows = Some(append.grows);
+            }
         }
         latest.insert(item.key.clone(), item.data.clone());
-        out.push(item);
+        out.push(Resolved { item, grows });
     }
     Ok(out)
+}
+
+/// Adds `grows` (one append's) to `merged`: a string already there gets the suffix joined to
+/// its own, if it extends exactly its length so far; a new one is added, checked by [`apply`].
+pub fn merge(merged: &mut Vec<Grow>, grows: &[Grow]) -> Result<(), String> {
+    for (n, grow) in grows.iter().enumerate() {
+        if grows[..n].iter().any(|g| g.path == grow.path) {
+            return Err(format!("{:?} is appended to twice", grow.path));
+        }
+        match merged.iter_mut().find(|m| m.path == grow.path) {
+            Some(m) if m.at + m.text.len() as u64 == grow.at => m.text.push_str(&grow.text),
+            Some(m) => {
+                return Err(format!(
+                    "{:?} is {} bytes long here, the append extends {}",
+                    grow.path,
+                    m.at + m.text.len() as u64,
+                    grow.at
+                ));
+            }
+            None => merged.push(grow.clone()),
+        }
+    }
+    Ok(())
 }
 
 /// The keys of `items` that are appended to before a whole write of theirs in the same write:
@@ -226,7 +277,11 @@ mod tests {
                 max_item_bytes: 100,
             }),
         };
-        let stored = HashMap::from([("k".to_owned(), r#"{"text":"a"}"#.to_owned())]);
+        let base = |text: &str| Stored {
+            base: text.into(),
+            pending: vec![],
+        };
+        let stored = HashMap::from([("k".to_owned(), base(r#"{"text":"a"}"#))]);
         let items = vec![
             item("k", "", Some(vec![grow("/text", 1, "b")])),
             item("j", r#"{"text":"x"}"#, None),
@@ -234,8 +289,10 @@ mod tests {
         ];
         assert_eq!(bases_needed(&items), vec!["k".to_owned()]);
         let out = resolve(items, &stored).unwrap();
-        assert_eq!(out[0].data, r#"{"text":"ab"}"#);
-        assert_eq!(out[2].data, r#"{"text":"xy"}"#);
+        assert_eq!(out[0].item.data, r#"{"text":"ab"}"#);
+        assert_eq!(out[2].item.data, r#"{"text":"xy"}"#);
+        assert_eq!(out[0].grows, Some(vec![grow("/text", 1, "b")]));
+        assert_eq!(out[2].grows, None, "j's append extends the write's own j");
         let missing = vec![item("z", "", Some(vec![grow("/text", 0, "b")]))];
         assert!(
             resolve(missing, &stored)
@@ -248,5 +305,35 @@ mod tests {
             Some(vec![grow("/text", 1, &"b".repeat(100))]),
         )];
         assert!(resolve(big, &stored).unwrap_err().contains("item limit"));
+    }
+
+    #[test]
+    fn an_append_extends_the_pending_grows_and_a_gap_after_them_is_refused() {
+        let item = |grows: Vec<Grow>| Item {
+            key: "k".into(),
+            kind: "part",
+            data: String::new(),
+            append: Some(Append {
+                grows,
+                max_item_bytes: 100,
+            }),
+        };
+        let stored = HashMap::from([(
+            "k".to_owned(),
+            Stored {
+                base: r#"{"text":"a","id":"p"}"#.into(),
+                pending: vec![grow("/text", 1, "bc")],
+            },
+        )]);
+        let grown = resolve(
+            vec![item(vec![grow("/text", 3, "d"), grow("/id", 1, "q")])],
+            &stored,
+        )
+        .unwrap();
+        assert_eq!(grown[0].item.data, r#"{"text":"abcd","id":"pq"}"#);
+        let gap = resolve(vec![item(vec![grow("/text", 1, "d")])], &stored).unwrap_err();
+        assert!(gap.contains("\"/text\" is 3 bytes long here"), "{gap}");
+        let twice = vec![item(vec![grow("/text", 3, "d"), grow("/text", 4, "e")])];
+        assert!(resolve(twice, &stored).unwrap_err().contains("twice"));
     }
 }

@@ -4,12 +4,14 @@
 //! request is applied, a malformed append is 400, and a gzip body is decoded within the limits.
 
 mod support;
+#[path = "../../testkit/src/wal.rs"]
+mod wal;
 
 use std::io::Write;
 
 use opencode_share_server::Config;
 use serde_json::{Value, json};
-use support::{Events, Server, session_id};
+use support::{Events, Server, pg_query, session_id};
 
 fn servers() -> Vec<Server> {
     let mut servers = vec![Server::start()];
@@ -38,6 +40,15 @@ fn post(s: &Server, path: &str, body: &Value) -> (u16, Option<String>, Value) {
     (status, ext, r.json().unwrap_or(Value::Null))
 }
 
+/// A v1 `share_sync` of `body` to the key of session and secret `[session, secret, key]`.
+fn v1_sync(s: &Server, [sid, secret, key]: [&str; 3], body: Value) -> (u16, Option<String>, Value) {
+    let mut body = body;
+    body["sessionID"] = json!(sid);
+    body["secret"] = json!(secret);
+    body["key"] = json!(key);
+    post(s, "/share_sync", &body)
+}
+
 fn grow(path: &str, at: usize, text: &str) -> Value {
     json!({ "path": path, "at": at, "text": text })
 }
@@ -51,13 +62,7 @@ fn v1_appends_grow_the_stored_part_and_gaps_are_refused() {
         assert_eq!((status, ext.as_deref()), (200, Some("append, gzip")));
         let secret = created["secret"].as_str().unwrap().to_owned();
         let key = format!("session/part/{sid}/msg_1/prt_1");
-        let sync = |body: Value| {
-            let mut body = body;
-            body["sessionID"] = json!(sid);
-            body["secret"] = json!(secret);
-            body["key"] = json!(key);
-            post(&s, "/share_sync", &body)
-        };
+        let sync = |body: Value| v1_sync(&s, [&sid, &secret, &key], body);
         // appending to a key the share does not hold: refused, the client sends it whole
         let (status, _, answer) = sync(json!({ "append": [grow("/text", 0, "x")] }));
         assert_eq!(status, 409, "{answer}");
@@ -263,12 +268,13 @@ fn of_racing_appends_to_one_length_exactly_one_lands_each_round() {
 
 fn racing_appends(s: std::sync::Arc<Server>) {
     let (id, secret) = s.create_next(&session_id());
-    let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": "start" });
+    // past a database page, so the winners wait beside it as pending appends (store/pending.rs)
+    let mut text = format!("start {}", hex_text(5000));
+    let part = json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": text });
     assert_eq!(
         s.sync_next(&id, &secret, json!([{ "type": "part", "data": part }])),
         200
     );
-    let mut text = "start".to_owned();
     for round in 0..10 {
         let threads: Vec<_> = (0..8)
             .map(|w| {
@@ -325,4 +331,105 @@ fn with_redact_appends_are_not_advertised_and_refused_so_clients_send_whole_cont
         !data.contains(&suffix),
         "nothing of the refused append stored: {data}"
     );
+}
+
+/// Bytes of `n` pseudo-random hex digits: text that neither SQLite nor PostgreSQL's TOAST
+/// compression shrinks, so a rewrite costs its whole length.
+fn hex_text(n: usize) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_digit((x % 16) as u32, 16).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_part_costs_the_database_its_suffixes_not_rewrites_of_it() {
+    const BASE: usize = 256 << 10;
+    const APPENDS: usize = 40;
+    for s in servers() {
+        let sid = session_id();
+        let short = sid[sid.len() - 8..].to_owned();
+        let (_, _, created) = post(&s, "/share_create", &json!({ "sessionID": sid }));
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        let key = format!("session/part/{sid}/msg_1/prt_1");
+        let sync = |body: Value| {
+            let (status, _, answer) = v1_sync(&s, [&sid, &secret, &key], body);
+            assert_eq!(status, 200, "{answer}");
+        };
+        let mut text = hex_text(BASE);
+        let part = |text: &str| json!({ "id": "prt_1", "messageID": "msg_1", "type": "text", "text": text });
+        sync(json!({ "content": part(&text) }));
+        // the server's database: its SQLite file, or (if it has none) the test's PostgreSQL
+        let sqlite = s.dir.path().join("share.db");
+        let pg = std::env::var("OPENCODE_SHARE_TEST_POSTGRES")
+            .ok()
+            .filter(|_| !sqlite.exists());
+        let number = |sql: &str| -> i64 {
+            match &pg {
+                Some(url) => pg_query(url, &sql.replace("?1", &format!("'{short}'")))
+                    .parse()
+                    .unwrap(),
+                None => rusqlite::Connection::open(&sqlite)
+                    .unwrap()
+                    .query_row(sql, [&short], |r| r.get(0))
+                    .unwrap(),
+            }
+        };
+        let base_len = number("SELECT length(data) FROM items WHERE share_id = ?1");
+        // what the database writes while the part grows by APPENDS suffixes: SQLite's log
+        // frames (a read transaction held open keeps the log from restarting), or PostgreSQL's
+        // WAL (its whole cluster's: other tests' small writes count too)
+        let hold = pg.is_none().then(|| wal::Hold::begin(&sqlite).unwrap());
+        let written = || match &pg {
+            Some(url) => pg_query(url, "SELECT pg_current_wal_lsn()::TEXT"),
+            None => hold.as_ref().map_or(0, wal::Hold::written).to_string(),
+        };
+        let before = written();
+        for n in 0..APPENDS {
+            let suffix = format!("chunk {n:03} é \"q\"!");
+            sync(json!({ "append": [grow("/text", text.len(), &suffix)] }));
+            text.push_str(&suffix);
+        }
+        let after = written();
+        let bytes: f64 = match &pg {
+            Some(url) => pg_query(
+                url,
+                &format!("SELECT pg_wal_lsn_diff('{after}', '{before}')::BIGINT"),
+            )
+            .parse()
+            .unwrap(),
+            None => (after.parse::<u64>().unwrap() - before.parse::<u64>().unwrap()) as f64,
+        };
+        drop(hold);
+        // a rewrite per append would write APPENDS × BASE at least
+        assert!(
+            bytes < (APPENDS * BASE / 8) as f64,
+            "{bytes} bytes written for {APPENDS} appends to a part of {BASE}"
+        );
+        // the stored base is the text first written; the suffixes wait beside it
+        assert_eq!(
+            number("SELECT length(data) FROM items WHERE share_id = ?1"),
+            base_len
+        );
+        assert_eq!(
+            number("SELECT count(*) FROM item_appends WHERE share_id = ?1"),
+            APPENDS as i64
+        );
+        // readers see the whole text, as a whole write would have stored it
+        let items = s.items(&short);
+        assert_eq!(items[0]["data"], part(&text));
+        // a whole write of the key replaces its pending appends
+        text.push('.');
+        sync(json!({ "content": part(&text) }));
+        assert_eq!(
+            number("SELECT count(*) FROM item_appends WHERE share_id = ?1"),
+            0
+        );
+        assert_eq!(s.items(&short)[0]["data"], part(&text));
+    }
 }

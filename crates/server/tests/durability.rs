@@ -32,7 +32,8 @@ fn every_acknowledged_write_survives_kill_9() {
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     // writers 0 to 3 rewrite 50 parts each whole; writer 4 streams one part by appends
-    // (docs/append-protocol.md), so appends are in the mix when the kill comes
+    // (docs/append-protocol.md), so appends (pending beside the part, and folded into it) are in
+    // the mix when the kill comes
     let writers: Vec<_> = (0..5)
         .map(|w| {
             let (http, url, id, secret, acked, stop) = (
@@ -60,7 +61,9 @@ fn every_acknowledged_write_survives_kill_9() {
                                 (pid.clone(), format!("{before} n{n}"), json!({ "secret": secret, "data": [item] }))
                             }
                             None => {
-                                let (pid, text) = ("prt_stream".to_owned(), format!("w4 n{n}"));
+                                // past a database page, so the server keeps its appends
+                                // beside it (store/pending.rs) until it folds them in
+                                let (pid, text) = ("prt_stream".to_owned(), format!("w4 {} n{n}", "p".repeat(5000)));
                                 let body = json!({ "secret": secret, "data": [part("msg_1", &pid, &text)] });
                                 (pid, text, body)
                             }

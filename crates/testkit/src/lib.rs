@@ -8,6 +8,7 @@
 
 pub mod hosted;
 pub mod stored;
+pub mod wal;
 mod wire;
 
 use std::collections::BTreeMap;

@@ -31,9 +31,28 @@ pub fn items(database: &Path, id: &str) -> Result<Option<BTreeMap<String, Value>
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })
         .map_err(failed)?;
+    // appends the server keeps beside an item's stored text are part of it
+    let mut pending: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut grows = db
+        .prepare("SELECT key, grows FROM item_appends WHERE share_id = ?1 ORDER BY key, seq")
+        .map_err(failed)?;
+    for row in grows
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(failed)?
+    {
+        let (key, grows) = row.map_err(failed)?;
+        pending.entry(key).or_default().push(grows);
+    }
     let mut found = BTreeMap::new();
     for row in rows {
         let (key, data) = row.map_err(failed)?;
+        let data = match pending.get(&key) {
+            Some(rows) => opencode_share_server::store::pending::fold(&key, &data, rows)
+                .map_err(|e| format!("{e:?}"))?,
+            None => data,
+        };
         found.insert(key, serde_json::from_str(&data).unwrap_or(Value::Null));
     }
     Ok(Some(found))

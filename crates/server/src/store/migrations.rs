@@ -36,6 +36,17 @@ ALTER TABLE shares ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
 UPDATE shares SET created_at = CAST(strftime('%s', 'now') AS INTEGER), updated_at = CAST(strftime('%s', 'now') AS INTEGER);
 CREATE INDEX shares_by_update ON shares (updated_at);
 ",
+    // 3: appends kept beside their item's stored base until folded into it (store/pending.rs),
+    // so a streamed text costs its suffix per write, not its whole length
+    "
+CREATE TABLE item_appends (
+    share_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    grows TEXT NOT NULL,
+    PRIMARY KEY (share_id, key, seq)
+) WITHOUT ROWID;
+",
 ];
 
 /// PostgreSQL's steps, the same versions as SQLite's.
@@ -66,6 +77,16 @@ ALTER TABLE shares ADD COLUMN created_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE shares ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
 UPDATE shares SET created_at = EXTRACT(EPOCH FROM now())::BIGINT, updated_at = EXTRACT(EPOCH FROM now())::BIGINT;
 CREATE INDEX shares_by_update ON shares (updated_at);
+",
+    // 3: appends kept beside their item's stored base until folded into it
+    "
+CREATE TABLE item_appends (
+    share_id TEXT NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    grows TEXT NOT NULL,
+    PRIMARY KEY (share_id, key, seq)
+);
 ",
 ];
 

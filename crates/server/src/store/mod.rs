@@ -4,6 +4,7 @@
 //! wins and its sequence number is the highest.
 
 pub mod migrations;
+pub mod pending;
 pub mod postgres;
 pub mod sqlite;
 mod tls;

@@ -14,7 +14,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::pending::{self, Bases, Pending};
 use super::{Change, Head, OnChange, ShareInfo, Snapshot, Store, StoreError, StoreResult};
+use crate::append::Resolved;
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -92,8 +94,9 @@ impl PgStore {
             .map_err(backend)?
             .ok_or(StoreError::NotFound)?;
         let rows = tx.query(sql, args).await.map_err(backend)?;
+        let items = folded(&tx, id, rows).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(stored(rows))
+        Ok(items)
     }
 
     /// One column of share `id`'s row, or `NotFound`.
@@ -172,26 +175,63 @@ async fn authorize(
     Ok((row.get(1), row.get(2)))
 }
 
-/// The write's append items made whole against the stored texts they extend (read under the
-/// share's row lock that `authorize` took, so no other write of the share comes between).
+/// The write's append items made whole against the texts they extend (base and pending
+/// appends, read under the share's row lock that `authorize` took, so no other write of the
+/// share comes between), and the pending appends of each key read.
 async fn resolve_appends(
     tx: &deadpool_postgres::Transaction<'_>,
     id: &str,
     items: Vec<Item>,
-) -> StoreResult<Vec<Item>> {
-    if items.iter().all(|i| i.append.is_none()) {
-        return Ok(items);
-    }
+) -> StoreResult<(Vec<Resolved>, HashMap<String, Pending>)> {
     let needed = crate::append::bases_needed(&items);
+    let mut bases = Bases::default();
+    if !needed.is_empty() {
+        // each base with its pending appends' grows, in one round trip
+        let rows = tx
+            .query(
+                "SELECT key, data, ARRAY(SELECT grows FROM item_appends a
+                   WHERE a.share_id = items.share_id AND a.key = items.key ORDER BY seq)
+                 FROM items WHERE share_id = $1 AND key = ANY($2)",
+                &[&id, &needed],
+            )
+            .await
+            .map_err(backend)?;
+        for row in rows {
+            let rows: Vec<String> = row.get(2);
+            bases.add(row.get(0), row.get(1), &rows)?;
+        }
+    }
+    bases.resolve(items)
+}
+
+/// The stored grows of share `id`'s pending appends, by key, each key's in sequence order.
+async fn pending_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+) -> StoreResult<HashMap<String, Vec<String>>> {
     let rows = tx
         .query(
-            "SELECT key, data FROM items WHERE share_id = $1 AND key = ANY($2)",
-            &[&id, &needed],
+            "SELECT key, grows FROM item_appends WHERE share_id = $1 ORDER BY key, seq",
+            &[&id],
         )
         .await
         .map_err(backend)?;
-    let stored: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    crate::append::resolve(items, &stored).map_err(StoreError::AppendRefused)
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows {
+        out.entry(row.get(0)).or_default().push(row.get(1));
+    }
+    Ok(out)
+}
+
+/// `items` of share `id` with their pending appends folded in (read in the same transaction).
+async fn folded(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+    items: Vec<tokio_postgres::Row>,
+) -> StoreResult<Vec<StoredItem>> {
+    let mut items = stored(items);
+    pending::fold_into(&mut items, &pending_rows(tx, id).await?)?;
+    Ok(items)
 }
 
 /// A read-only transaction that sees one committed state throughout.
@@ -205,6 +245,33 @@ async fn snapshot_transaction(
         .start()
         .await
         .map_err(backend)
+}
+
+/// A write's rows of one kind (whole, or appended) as the columns `unnest` takes.
+#[derive(Default)]
+struct Rows {
+    items: Vec<StoredItem>,
+    /// The stored grows of each appended row.
+    grows: Vec<String>,
+}
+
+impl Rows {
+    fn push(&mut self, item: StoredItem, grows: String) {
+        self.items.push(item);
+        self.grows.push(grows);
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.items.iter().map(|i| i.key.as_str()).collect()
+    }
+
+    fn seqs(&self) -> Vec<i64> {
+        self.items.iter().map(|i| i.seq).collect()
+    }
+
+    fn sizes(&self) -> Vec<i64> {
+        self.items.iter().map(|i| i.data.len() as i64).collect()
+    }
 }
 
 fn stored(rows: Vec<tokio_postgres::Row>) -> Vec<StoredItem> {
@@ -252,54 +319,89 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(backend)?;
             let (bytes, seq) = authorize(&tx, &id, &secret_text).await?;
-            let items = resolve_appends(&tx, &id, items).await?;
+            let (resolved, pending) = resolve_appends(&tx, &id, items).await?;
             // one row per key (the newest of the batch wins), in the batch's order
             let mut last_of: HashMap<&str, usize> = HashMap::new();
-            for (n, item) in items.iter().enumerate() {
-                last_of.insert(&item.key, n);
+            for (n, r) in resolved.iter().enumerate() {
+                last_of.insert(&r.item.key, n);
             }
-            let kept: Vec<&Item> = items
+            let kept: Vec<&Resolved> = resolved
                 .iter()
                 .enumerate()
-                .filter(|(n, i)| last_of[i.key.as_str()] == *n)
-                .map(|(_, i)| i)
+                .filter(|(n, r)| last_of[r.item.key.as_str()] == *n)
+                .map(|(_, r)| r)
                 .collect();
-            let keys: Vec<&str> = kept.iter().map(|i| i.key.as_str()).collect();
+            let keys: Vec<&str> = kept.iter().map(|r| r.item.key.as_str()).collect();
             let old: i64 = tx
                 .query_one("SELECT COALESCE(SUM(size), 0)::BIGINT FROM items WHERE share_id = $1 AND key = ANY($2)", &[&id, &keys])
                 .await
                 .map_err(backend)?
                 .get(0);
-            let new: i64 = kept.iter().map(|i| i.data.len() as i64).sum();
+            let new: i64 = kept.iter().map(|r| r.item.data.len() as i64).sum();
             let total = bytes - old + new;
             if total as u64 > max_share_bytes {
                 return Err(StoreError::ShareTooLarge {
                     limit: max_share_bytes,
                 });
             }
-            let out: Vec<StoredItem> = kept
-                .iter()
-                .enumerate()
-                .map(|(n, i)| StoredItem {
-                    key: i.key.clone(),
-                    kind: i.kind.to_owned(),
+            // an append that extends the stored text is kept beside it (its grows, the row's
+            // sequence number and size); anything else is written whole
+            let mut whole = Rows::default();
+            let mut appended = Rows::default();
+            for (n, r) in kept.iter().enumerate() {
+                let item = StoredItem {
+                    key: r.item.key.clone(),
+                    kind: r.item.kind.to_owned(),
                     seq: seq + 1 + n as i64,
-                    data: i.data.clone(),
-                })
-                .collect();
-            let kinds: Vec<&str> = out.iter().map(|i| i.kind.as_str()).collect();
-            let seqs: Vec<i64> = out.iter().map(|i| i.seq).collect();
-            let sizes: Vec<i64> = out.iter().map(|i| i.data.len() as i64).collect();
-            let datas: Vec<&str> = out.iter().map(|i| i.data.as_str()).collect();
-            tx.execute(
-                "INSERT INTO items (share_id, key, kind, seq, size, data)
-                 SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])
-                 ON CONFLICT (share_id, key) DO UPDATE SET
-                   kind = excluded.kind, seq = excluded.seq, size = excluded.size, data = excluded.data",
-                &[&id, &keys, &kinds, &seqs, &sizes, &datas],
-            )
-            .await
-            .map_err(backend)?;
+                    data: r.item.data.clone(),
+                };
+                let grows = r
+                    .grows
+                    .as_deref()
+                    .map(pending::encode)
+                    .filter(|g| pending.get(&item.key).is_some_and(|p| p.keeps(g.len())));
+                match grows {
+                    Some(g) => appended.push(item, g),
+                    None => whole.push(item, String::new()),
+                }
+            }
+            if !whole.items.is_empty() {
+                let kinds: Vec<&str> = whole.items.iter().map(|i| i.kind.as_str()).collect();
+                let datas: Vec<&str> = whole.items.iter().map(|i| i.data.as_str()).collect();
+                // a whole write replaces the key's pending appends
+                tx.execute(
+                    "WITH replaced AS (DELETE FROM item_appends WHERE share_id = $1 AND key = ANY($2))
+                     INSERT INTO items (share_id, key, kind, seq, size, data)
+                     SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[])
+                     ON CONFLICT (share_id, key) DO UPDATE SET
+                       kind = excluded.kind, seq = excluded.seq, size = excluded.size, data = excluded.data",
+                    &[&id, &whole.keys(), &kinds, &whole.seqs(), &whole.sizes(), &datas],
+                )
+                .await
+                .map_err(backend)?;
+            }
+            if !appended.items.is_empty() {
+                // the grows beside the row, and the row's other columns only: its text,
+                // TOASTed past 2 KB, is not rewritten
+                tx.execute(
+                    "WITH kept AS (INSERT INTO item_appends (share_id, key, seq, grows)
+                       SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[]))
+                     UPDATE items SET seq = u.seq, size = u.size
+                     FROM unnest($2::TEXT[], $3::BIGINT[], $5::BIGINT[]) AS u (key, seq, size)
+                     WHERE items.share_id = $1 AND items.key = u.key",
+                    &[
+                        &id,
+                        &appended.keys(),
+                        &appended.seqs(),
+                        &appended.grows,
+                        &appended.sizes(),
+                    ],
+                )
+                .await
+                .map_err(backend)?;
+            }
+            let mut out: Vec<StoredItem> = whole.items.into_iter().chain(appended.items).collect();
+            out.sort_by_key(|i| i.seq);
             let head = seq + out.len() as i64;
             tx.execute(
                 "UPDATE shares SET bytes = $2, seq = $3, updated_at = EXTRACT(EPOCH FROM now())::BIGINT WHERE id = $1",
@@ -339,11 +441,9 @@ impl Store for PgStore {
                 .query("SELECT key, kind, seq, data FROM items WHERE share_id = $1 ORDER BY key COLLATE \"C\"", &[&id])
                 .await
                 .map_err(backend)?;
+            let items = folded(&tx, &id, rows).await?;
             tx.commit().await.map_err(backend)?;
-            Ok(Snapshot {
-                session_id,
-                items: stored(rows),
-            })
+            Ok(Snapshot { session_id, items })
         })
     }
 

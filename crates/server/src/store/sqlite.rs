@@ -7,6 +7,7 @@
 //! `synchronous=FULL`'s guarantee (the WAL is on disk before the answer) with the fsync off the
 //! writer's path. Reads run on blocking threads over a pool of read-only connections and never
 //! wait for the writer.
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,9 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::pending::{self, Bases, Pending};
 use super::{Head, OnChange, ShareInfo, Snapshot, Store, StoreError, StoreResult};
+use crate::append::Resolved;
 use crate::item::{Item, StoredItem};
 use crate::secret;
 
@@ -349,27 +352,67 @@ fn share_field<T: rusqlite::types::FromSql>(
         .ok_or(StoreError::NotFound)
 }
 
-/// The write's append items made whole against the stored texts they extend (read in the
-/// write's transaction).
-fn resolve_appends(conn: &Connection, id: &str, items: Vec<Item>) -> StoreResult<Vec<Item>> {
+/// The write's append items made whole against the texts they extend (read in the write's
+/// transaction: base and pending appends), and the pending appends of each key read.
+fn resolve_appends(
+    conn: &Connection,
+    id: &str,
+    items: Vec<Item>,
+) -> StoreResult<(Vec<Resolved>, HashMap<String, Pending>)> {
     let needed = crate::append::bases_needed(&items);
-    if needed.is_empty() && items.iter().all(|i| i.append.is_none()) {
-        return Ok(items);
-    }
     let mut read = conn
         .prepare_cached("SELECT data FROM items WHERE share_id = ?1 AND key = ?2")
         .map_err(backend)?;
-    let mut stored = std::collections::HashMap::new();
+    let mut bases = Bases::default();
     for key in needed {
         let data: Option<String> = read
             .query_row(params![id, key], |r| r.get(0))
             .optional()
             .map_err(backend)?;
-        if let Some(data) = data {
-            stored.insert(key, data);
+        if let Some(base) = data {
+            let rows = pending_rows(conn, id, Some(&key))?.remove(&key);
+            bases.add(key, base, &rows.unwrap_or_default())?;
         }
     }
-    crate::append::resolve(items, &stored).map_err(StoreError::AppendRefused)
+    bases.resolve(items)
+}
+
+/// The stored grows of share `id`'s pending appends (of `key` only, if given), by key, each
+/// key's in sequence order.
+fn pending_rows(
+    conn: &Connection,
+    id: &str,
+    key: Option<&str>,
+) -> StoreResult<HashMap<String, Vec<String>>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT key, grows FROM item_appends WHERE share_id = ?1 AND (?2 IS NULL OR key = ?2) ORDER BY key, seq",
+        )
+        .map_err(backend)?;
+    let mut rows: HashMap<String, Vec<String>> = HashMap::new();
+    let found = stmt
+        .query_map(params![id, key], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(backend)?;
+    for row in found {
+        let (key, grows) = row.map_err(backend)?;
+        rows.entry(key).or_default().push(grows);
+    }
+    Ok(rows)
+}
+
+/// Items of share `id` read by `sql` with their pending appends folded in (in the caller's read
+/// transaction).
+fn folded_rows(
+    conn: &Connection,
+    id: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<Vec<StoredItem>> {
+    let mut items = rows(conn, sql, args)?;
+    pending::fold_into(&mut items, &pending_rows(conn, id, None)?)?;
+    Ok(items)
 }
 
 /// The columns of a `ShareInfo`, in `info_row`'s order.
@@ -389,6 +432,9 @@ fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShareInfo> {
 
 /// Deletes share `id` and its items; whether there was one.
 fn remove_share(conn: &Connection, id: &str) -> StoreResult<bool> {
+    conn.prepare_cached("DELETE FROM item_appends WHERE share_id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(backend)?;
     conn.prepare_cached("DELETE FROM items WHERE share_id = ?1")
         .and_then(|mut s| s.execute([id]))
         .map_err(backend)?;
@@ -437,7 +483,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.exec(move |conn| {
             let (mut bytes, mut seq) = authorize(conn, &id, &secret_text)?;
-            let items = resolve_appends(conn, &id, items)?;
+            let (items, mut pending) = resolve_appends(conn, &id, items)?;
             let mut size_of = conn
                 .prepare_cached("SELECT size FROM items WHERE share_id = ?1 AND key = ?2")
                 .map_err(backend)?;
@@ -448,8 +494,19 @@ impl Store for SqliteStore {
                        kind = excluded.kind, seq = excluded.seq, size = excluded.size, data = excluded.data",
                 )
                 .map_err(backend)?;
+            let mut unpend = conn
+                .prepare_cached("DELETE FROM item_appends WHERE share_id = ?1 AND key = ?2")
+                .map_err(backend)?;
+            let mut pend = conn
+                .prepare_cached("INSERT INTO item_appends (share_id, key, seq, grows) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(backend)?;
+            // the row's other columns only: SQLite overwrites a same-sized record in place and
+            // leaves the unchanged text's overflow pages alone
+            let mut touch = conn
+                .prepare_cached("UPDATE items SET seq = ?3, size = ?4 WHERE share_id = ?1 AND key = ?2")
+                .map_err(backend)?;
             let mut stored = Vec::with_capacity(items.len());
-            for item in items {
+            for Resolved { item, grows } in items {
                 let old: i64 = size_of.query_row(params![id, item.key], |r| r.get(0)).optional().map_err(backend)?.unwrap_or(0);
                 let size = item.data.len() as i64;
                 bytes += size - old;
@@ -457,7 +514,24 @@ impl Store for SqliteStore {
                     return Err(StoreError::ShareTooLarge { limit: max_share_bytes });
                 }
                 seq += 1;
-                upsert.execute(params![id, item.key, item.kind, seq, size, item.data]).map_err(backend)?;
+                let kept = grows.map(|g| pending::encode(&g)).filter(|g| {
+                    pending.get(&item.key).is_some_and(|p| p.keeps(g.len()))
+                });
+                match kept {
+                    Some(grows) => {
+                        pend.execute(params![id, item.key, seq, grows]).map_err(backend)?;
+                        touch.execute(params![id, item.key, seq, size]).map_err(backend)?;
+                        if let Some(p) = pending.get_mut(&item.key) {
+                            p.count += 1;
+                            p.bytes += grows.len() as i64;
+                        }
+                    }
+                    None => {
+                        upsert.execute(params![id, item.key, item.kind, seq, size, item.data]).map_err(backend)?;
+                        unpend.execute(params![id, item.key]).map_err(backend)?;
+                        pending.remove(&item.key);
+                    }
+                }
                 stored.push(StoredItem { key: item.key, kind: item.kind.to_owned(), seq, data: item.data });
             }
             conn.prepare_cached("UPDATE shares SET bytes = ?2, seq = ?3, updated_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE id = ?1")
@@ -480,8 +554,9 @@ impl Store for SqliteStore {
             conn.execute_batch("BEGIN").map_err(backend)?;
             let result = (|| {
                 let session_id = exists(conn, &id)?.ok_or(StoreError::NotFound)?;
-                let items = rows(
+                let items = folded_rows(
                     conn,
+                    &id,
                     "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 ORDER BY key",
                     [&id],
                 )?;
@@ -500,8 +575,9 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.query(move |conn| {
             in_share(conn, &id, |conn| {
-                rows(
+                folded_rows(
                     conn,
+                    &id,
                     "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                     params![id, after, limit as i64],
                 )
@@ -517,8 +593,9 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, StoreResult<Vec<StoredItem>>> {
         self.query(move |conn| {
             in_share(conn, &id, |conn| {
-                rows(
+                folded_rows(
                     conn,
+                    &id,
                     "SELECT key, kind, seq, data FROM items WHERE share_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
                     params![id, after_key, limit as i64],
                 )
