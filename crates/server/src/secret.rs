@@ -1,13 +1,16 @@
 //! Share secrets: 256 random bits from the OS, stored only as their SHA-256, compared in constant time.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// A fresh secret, 64 hex characters; handed out once, in the create answer.
+/// A fresh secret, handed out once, in the create answer: its 256 bits as 43 characters of
+/// URL-safe base64 (a v1 client sends it with every sync: hex would be 21 bytes longer).
 pub fn generate() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source failed");
-    hex(&bytes)
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// What the store keeps: the SHA-256 of the secret (a random secret needs no slow hash).
@@ -25,10 +28,6 @@ pub fn token_matches(given: &str, expected: &str) -> bool {
     hash(given).ct_eq(&hash(expected)).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,7 +35,8 @@ mod tests {
     #[test]
     fn secrets_are_random_and_verify_only_themselves() {
         let (a, b) = (generate(), generate());
-        assert_eq!(a.len(), 64);
+        assert_eq!(a.len(), 43);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(a, b);
         assert!(matches(&a, &hash(&a)));
         assert!(!matches(&b, &hash(&a)));
