@@ -36,7 +36,10 @@ mod tests {
     fn secrets_are_random_and_verify_only_themselves() {
         let (a, b) = (generate(), generate());
         assert_eq!(a.len(), 43);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         assert_ne!(a, b);
         assert!(matches(&a, &hash(&a)));
         assert!(!matches(&b, &hash(&a)));
